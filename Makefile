@@ -1,0 +1,45 @@
+# The two commands: `make demo` and `make test`. Both do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HORUS := $(BIN)/horus
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-unit stack-up stack-down bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(HORUS) demo $(DEMO_ARGS)
+
+# the whole suite against the real broker, database and EVM node; the stack is stopped afterwards
+test: setup
+	$(HORUS) stack up
+	$(HORUS) topics create
+	$(HORUS) db upgrade
+	set -o pipefail; status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	  $(HORUS) stack down; exit $$status
+
+test-unit: setup
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+stack-up: setup
+	$(HORUS) stack up
+
+stack-down:
+	$(HORUS) stack down
+
+bench: setup
+	$(HORUS) stack up
+	$(BIN)/python bench/kafka_passthrough.py
+
+clean:
+	-$(HORUS) stack down
+	rm -rf $(VENV) .horus

@@ -1,0 +1,1 @@
+"""Horus: copy-trading engine for Polymarket."""

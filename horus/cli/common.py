@@ -1,0 +1,44 @@
+"""What every command shares: settings, the console, and turning known errors into clear messages."""
+from __future__ import annotations
+
+import functools
+import sys
+
+import typer
+from rich.console import Console
+
+from horus.settings import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def friendly_errors(func):
+    """Known failures (stack, Kafka, database) end the command with one clear line, not a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from confluent_kafka import KafkaException
+
+        from horus.stack import StackError
+
+        try:
+            return func(*args, **kwargs)
+        except StackError as exc:
+            fail(str(exc))
+        except KafkaException as exc:
+            fail(f"Kafka: {exc}. Is the broker up? Try `horus stack status`.")
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+
+    return wrapper

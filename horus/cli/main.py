@@ -1,0 +1,16 @@
+"""`horus`: the command line. Each command group lives in its own module; this file wires them."""
+from __future__ import annotations
+
+import typer
+
+from horus.cli import db, stack, topics
+
+app = typer.Typer(help="Horus: copy-trading engine for Polymarket on Apache Kafka.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
+app.add_typer(stack.app, name="stack")
+app.add_typer(topics.app, name="topics")
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

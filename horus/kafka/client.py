@@ -1,0 +1,106 @@
+"""confluent-kafka producers, consumers and admin, configured the one way Horus needs them."""
+from __future__ import annotations
+
+import socket
+import uuid
+from typing import Any, Callable, Iterable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from horus.settings import Settings
+
+# librdkafka's default (consistent_random, CRC32) puts keys on other partitions than Java,
+# aiokafka and Faust (murmur2); every producer must use this so one follower stays on one partition.
+PARTITIONER = "murmur2_random"
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    config = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "client.id": f"horus-{socket.gethostname()}",
+        "enable.idempotence": True,
+        "acks": "all",
+        "partitioner": PARTITIONER,
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": 200_000,
+    }
+    config.update(overrides)
+    return config
+
+
+def make_producer(settings: Settings, **overrides: Any) -> Producer:
+    return Producer(producer_config(settings, **overrides))
+
+
+def consumer_config(settings: Settings, group_id: str | None, **overrides: Any) -> dict[str, Any]:
+    config = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        # a group-less reader (tap, replay) still needs an id; it never commits
+        "group.id": group_id or f"horus-reader-{uuid.uuid4().hex[:12]}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "enable.partition.eof": False,
+    }
+    config.update(overrides)
+    return config
+
+
+def make_consumer(settings: Settings, group_id: str | None = None, **overrides: Any) -> Consumer:
+    return Consumer(consumer_config(settings, group_id, **overrides))
+
+
+def make_admin(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+
+
+def produce_reliably(producer: Producer, topic: str, value: bytes, key: bytes | str | None = None,
+                     on_delivery: Callable | None = None, headers: list | None = None) -> None:
+    """produce(), waiting for room in the local queue instead of failing when it is full."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, on_delivery=on_delivery, headers=headers)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+def flush_or_raise(producer: Producer, timeout: float = 30.0) -> None:
+    remaining = producer.flush(timeout)
+    if remaining:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{remaining} messages not delivered in {timeout}s"))
+
+
+def poll_batch(consumer: Consumer, max_messages: int = 1000, timeout: float = 0.5) -> list[Message]:
+    """consume() that drops partition-EOF markers and raises real errors."""
+    messages = consumer.consume(max_messages, timeout)
+    batch = []
+    for message in messages:
+        error = message.error()
+        if error is None:
+            batch.append(message)
+        elif error.code() != KafkaError._PARTITION_EOF:
+            raise KafkaException(error)
+    return batch
+
+
+def end_offsets(consumer: Consumer, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """partition -> high watermark for every partition of the topic."""
+    metadata = consumer.list_topics(topic, timeout=timeout)
+    partitions = metadata.topics[topic].partitions
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in partitions}
+
+
+def assign_from_beginning(consumer: Consumer, topics: Iterable[str], timeout: float = 10.0) -> list[TopicPartition]:
+    """Group-less assignment of every partition of the topics at offset 0 (tap, replay)."""
+    assignment = []
+    for topic in topics:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+        for p in metadata.topics[topic].partitions:
+            low, _ = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            assignment.append(TopicPartition(topic, p, low))
+    consumer.assign(assignment)
+    return assignment
