@@ -4,13 +4,19 @@ from __future__ import annotations
 import typer
 
 from horus.cli import db, stack, topics
+from horus.cli.tap import tap_command
 
 app = typer.Typer(help="Horus: copy-trading engine for Polymarket on Apache Kafka.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
 app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(db.app, name="db")
+app.command("tap")(tap_command)
 
 
 def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # `python -m horus.cli.main`
     app()

@@ -23,9 +23,21 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
 def create_topics(settings: Settings, partitions: int | None = None, timeout: float = 30.0) -> dict[str, str]:
     """Create every catalogue topic; returns name -> 'created' | 'exists'. Never changes partition counts."""
     count = partitions or settings.partitions
-    admin = make_admin(settings)
     new = [NewTopic(settings.topic(spec.name), num_partitions=count, replication_factor=1, config=topic_config(spec))
            for spec in ALL_TOPICS]
+    return _create(settings, new, timeout)
+
+
+def create_topics_named(settings: Settings, names: list[str], partitions: int | None = None,
+                        timeout: float = 30.0) -> dict[str, str]:
+    """Create ad-hoc topics (benchmarks, tests) with the retention of event topics."""
+    count = partitions or settings.partitions
+    new = [NewTopic(name, num_partitions=count, replication_factor=1, config=dict(RETAIN_FOREVER)) for name in names]
+    return _create(settings, new, timeout)
+
+
+def _create(settings: Settings, new: list[NewTopic], timeout: float) -> dict[str, str]:
+    admin = make_admin(settings)
     outcome = {}
     for name, future in admin.create_topics(new, request_timeout=timeout).items():
         try:

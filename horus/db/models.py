@@ -1,0 +1,267 @@
+"""Postgres tables (SQLAlchemy 2 declarative, typed).
+
+Two kinds of table live here:
+
+- the **ledger** (`copy_trades`): written by the executor itself (prewrite-before-execute,
+  DESIGN section 3), never rebuilt from topics;
+- **projections** (`leader_fills`, `copy_decisions`, `execution_results`, `settlement_events`,
+  `dead_letters`) plus their bookkeeping (`projection_offsets`): folded from Kafka topics by
+  `projections/`, and rebuilt from offset 0 by `projections/replay.py`. Projection rows carry the
+  event's own timestamps and Kafka coordinates, never `now()`, so a replay rebuilds them exactly.
+
+Amounts are integers in 1e-6 units (`*_e6`, BIGINT) and prices are NUMERIC; nothing is a float.
+The schema itself is created by the Alembic revision in `migrations/versions/`; these models
+describe the same tables (a test checks the two never drift apart).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so migrations and models agree and downgrades can drop by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SIDES = ("BUY", "SELL")
+COPY_TRADE_STATUSES = ("PENDING", "SENT", "FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "UNKNOWN")
+DECISION_ACTIONS = ("COPY", "SKIP")
+EXECUTION_STATUSES = ("FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "UNKNOWN", "DRY_RUN")
+FILL_ROLES = ("MAKER", "TAKER")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+TZ = DateTime(timezone=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Ledger
+# --------------------------------------------------------------------------------------------
+class CopyTrade(Base):
+    """One row per (follow, leader fill): the prewrite the executor commits before any POST."""
+
+    __tablename__ = "copy_trades"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        UniqueConstraint("follow_id", "leader_fill_id"),
+        CheckConstraint(_in("side", SIDES), name="side"),
+        CheckConstraint(_in("status", COPY_TRADE_STATUSES), name="status"),
+        CheckConstraint("size_e6 >= 0", name="size_nonneg"),
+        CheckConstraint("filled_shares_e6 >= 0 AND filled_collateral_e6 >= 0", name="filled_nonneg"),
+        CheckConstraint("attempts >= 0", name="attempts_nonneg"),
+        Index("ix_copy_trades_order_hash", "order_hash"),
+        Index("ix_copy_trades_status_updated_at", "status", "updated_at"),
+        Index("ix_copy_trades_follower", "follower"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(Text)
+    follow_id: Mapped[str] = mapped_column(Text)
+    leader_fill_id: Mapped[str] = mapped_column(Text)
+    follower: Mapped[str] = mapped_column(Text)
+    token_id: Mapped[str] = mapped_column(Text)
+    side: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default=text("'PENDING'"))
+    order_hash: Mapped[str | None] = mapped_column(Text)
+    signed_order: Mapped[dict | None] = mapped_column(JSONB)
+    size_e6: Mapped[int] = mapped_column(BigInteger)
+    price: Mapped[Decimal | None] = mapped_column(Numeric)
+    filled_shares_e6: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    filled_collateral_e6: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    locked_at: Mapped[datetime | None] = mapped_column(TZ)
+    locked_by: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------------------------
+# Projection bookkeeping
+# --------------------------------------------------------------------------------------------
+class ProjectionOffset(Base):
+    """Next offset to read per (projection, topic, partition), written in the same transaction as
+    the rows it covers. Only ever moves forward (the runner's guard)."""
+
+    __tablename__ = "projection_offsets"
+    __table_args__ = (
+        PrimaryKeyConstraint("projection", "topic", "partition"),
+        CheckConstraint("next_offset >= 0", name="next_offset_nonneg"),
+    )
+
+    projection: Mapped[str] = mapped_column(Text)
+    topic: Mapped[str] = mapped_column(Text)
+    partition: Mapped[int] = mapped_column(Integer)
+    next_offset: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+
+class DeadLetterRow(Base):
+    """A message some stage could not process, with its exact original bytes.
+
+    Filled from two places: DeadLetter events on `dead.letters`, and messages the projection
+    runner itself could not decode (stage `projections`, no event id, broker timestamp)."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        PrimaryKeyConstraint("source_topic", "source_partition", "source_offset"),
+        Index("ix_dead_letters_stage", "stage"),
+    )
+
+    source_topic: Mapped[str] = mapped_column(Text)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+    key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    original: Mapped[bytes] = mapped_column(LargeBinary)
+    error: Mapped[str] = mapped_column(Text)
+    stage: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+# --------------------------------------------------------------------------------------------
+# Event projections: one row per event, keyed by its event id
+# --------------------------------------------------------------------------------------------
+class _EventColumns:
+    """Envelope and Kafka coordinates every event projection row carries."""
+
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(TZ)
+    produced_at: Mapped[datetime] = mapped_column(TZ)
+    source: Mapped[str] = mapped_column(Text)
+    causation_id: Mapped[str | None] = mapped_column(Text)
+    kafka_partition: Mapped[int] = mapped_column(Integer)
+    kafka_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class LeaderFillRow(_EventColumns, Base):
+    __tablename__ = "leader_fills"
+    __table_args__ = (
+        CheckConstraint(_in("side", SIDES), name="side"),
+        CheckConstraint(_in("role", FILL_ROLES), name="role"),
+        Index("ix_leader_fills_leader_occurred_at", "leader", "occurred_at"),
+        Index("ix_leader_fills_token_id", "token_id"),
+        Index("ix_leader_fills_tx_hash", "tx_hash"),
+    )
+
+    leader: Mapped[str] = mapped_column(Text)
+    exchange: Mapped[str] = mapped_column(Text)
+    tx_hash: Mapped[str] = mapped_column(Text)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    log_index: Mapped[int] = mapped_column(Integer)
+    token_id: Mapped[str] = mapped_column(Text)
+    condition_id: Mapped[str] = mapped_column(Text)
+    side: Mapped[str] = mapped_column(Text)
+    shares_e6: Mapped[int] = mapped_column(BigInteger)
+    collateral_e6: Mapped[int] = mapped_column(BigInteger)
+    price: Mapped[Decimal] = mapped_column(Numeric)
+    fee_e6: Mapped[int] = mapped_column(BigInteger)
+    role: Mapped[str] = mapped_column(Text)
+    order_hashes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+
+
+class CopyDecisionRow(_EventColumns, Base):
+    __tablename__ = "copy_decisions"
+    __table_args__ = (
+        UniqueConstraint("candidate_id"),
+        CheckConstraint(_in("action", DECISION_ACTIONS), name="action"),
+        CheckConstraint(_in("side", SIDES), name="side"),
+        Index("ix_copy_decisions_follower_occurred_at", "follower", "occurred_at"),
+        Index("ix_copy_decisions_leader_fill_id", "leader_fill_id"),
+        Index("ix_copy_decisions_intent_id", "intent_id"),
+        Index("ix_copy_decisions_reason_code", "reason_code"),
+    )
+
+    candidate_id: Mapped[str] = mapped_column(Text)
+    follow_id: Mapped[str] = mapped_column(Text)
+    follower: Mapped[str] = mapped_column(Text)
+    leader_fill_id: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    intent_id: Mapped[str | None] = mapped_column(Text)
+    token_id: Mapped[str] = mapped_column(Text)
+    side: Mapped[str] = mapped_column(Text)
+    size_e6: Mapped[int] = mapped_column(BigInteger)
+    worst_price: Mapped[Decimal | None] = mapped_column(Numeric)
+    order_type: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(TZ)
+    reason_code: Mapped[str | None] = mapped_column(Text)
+    reason_detail: Mapped[str | None] = mapped_column(Text)
+
+
+class ExecutionResultRow(_EventColumns, Base):
+    __tablename__ = "execution_results"
+    __table_args__ = (
+        CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
+        Index("ix_execution_results_intent_id", "intent_id"),
+        Index("ix_execution_results_follower_occurred_at", "follower", "occurred_at"),
+        Index("ix_execution_results_order_hash", "order_hash"),
+    )
+
+    intent_id: Mapped[str] = mapped_column(Text)
+    follow_id: Mapped[str] = mapped_column(Text)
+    follower: Mapped[str] = mapped_column(Text)
+    leader_fill_id: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    order_hash: Mapped[str | None] = mapped_column(Text)
+    filled_shares_e6: Mapped[int] = mapped_column(BigInteger)
+    filled_collateral_e6: Mapped[int] = mapped_column(BigInteger)
+    avg_price: Mapped[Decimal | None] = mapped_column(Numeric)
+    fee_e6: Mapped[int] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+
+
+class SettlementEventRow(_EventColumns, Base):
+    __tablename__ = "settlement_events"
+    __table_args__ = (
+        Index("ix_settlement_events_follower_occurred_at", "follower", "occurred_at"),
+        Index("ix_settlement_events_intent_id", "intent_id"),
+        Index("ix_settlement_events_debt_id", "debt_id"),
+    )
+
+    follower: Mapped[str] = mapped_column(Text)
+    intent_id: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    amount_e6: Mapped[int] = mapped_column(BigInteger)
+    token_id: Mapped[str | None] = mapped_column(Text)
+    tx_hash: Mapped[str | None] = mapped_column(Text)
+    debt_id: Mapped[str | None] = mapped_column(Text)
+
+
+# Tables rebuilt from topics by replay (everything except the ledger and the offsets themselves).
+PROJECTION_TABLES: tuple[str, ...] = (
+    "leader_fills",
+    "copy_decisions",
+    "execution_results",
+    "settlement_events",
+    "dead_letters",
+)
