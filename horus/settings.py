@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as HORUS_* variables, to hand to a child process."""
+        return {f"HORUS_{name.upper()}": str(value) for name, value in self.model_dump().items()}
+
     @property
     def stack_env_path(self) -> Path:
         return self.state_dir / STACK_ENV_FILE

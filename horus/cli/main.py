@@ -4,6 +4,7 @@ from __future__ import annotations
 import typer
 
 from horus.cli import db, stack, topics
+from horus.cli.demo import demo_command
 from horus.cli.tap import tap_command
 
 app = typer.Typer(help="Horus: copy-trading engine for Polymarket on Apache Kafka.", no_args_is_help=True,
@@ -12,6 +13,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(db.app, name="db")
 app.command("tap")(tap_command)
+app.command("demo")(demo_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

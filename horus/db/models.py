@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -83,7 +84,7 @@ class CopyTrade(Base):
         Index("ix_copy_trades_follower", "follower"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(Text)
     follow_id: Mapped[str] = mapped_column(Text)
     leader_fill_id: Mapped[str] = mapped_column(Text)
@@ -179,7 +180,7 @@ class LeaderFillRow(_EventColumns, Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
     log_index: Mapped[int] = mapped_column(Integer)
     token_id: Mapped[str] = mapped_column(Text)
-    condition_id: Mapped[str] = mapped_column(Text)
+    condition_id: Mapped[str | None] = mapped_column(Text)
     side: Mapped[str] = mapped_column(Text)
     shares_e6: Mapped[int] = mapped_column(BigInteger)
     collateral_e6: Mapped[int] = mapped_column(BigInteger)

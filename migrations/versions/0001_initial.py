@@ -111,7 +111,7 @@ def upgrade() -> None:
         sa.Column("block_number", sa.BigInteger(), nullable=False),
         sa.Column("log_index", sa.Integer(), nullable=False),
         sa.Column("token_id", sa.Text(), nullable=False),
-        sa.Column("condition_id", sa.Text(), nullable=False),
+        sa.Column("condition_id", sa.Text(), nullable=True),
         sa.Column("side", sa.Text(), nullable=False),
         sa.Column("shares_e6", sa.BigInteger(), nullable=False),
         sa.Column("collateral_e6", sa.BigInteger(), nullable=False),

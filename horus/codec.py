@@ -1,0 +1,924 @@
+"""Avro codec for Horus events: single-object encoding on fastavro.
+
+Wire format (Avro spec, "Single-object encoding")::
+
+    C3 01 | 8-byte CRC-64-AVRO fingerprint of the writer schema's Parsing
+            Canonical Form (little-endian) | schemaless Avro binary body
+
+A :class:`SchemaRegistry` maps fingerprints to writer schemas and names to the
+newest (reader) schema; a :class:`Codec` encodes records with the newest schema
+of a name and decodes any registered writer schema through the newest schema of
+the same name (Avro schema resolution), so old data stays readable.
+
+Schemas live in ``schemas/`` (one ``.avsc`` per event, namespace
+``horus.events``; ``Envelope.avsc`` is loaded first because the others refer to
+it by name). Writer schemas that are no longer current but may still be found
+in topics can be kept, self-contained, in ``schemas/history/*.avsc``; they are
+registered for decoding only (see :meth:`SchemaRegistry.self_contained`).
+
+Every failure is a :class:`CodecError` subclass with a message that says what
+is wrong and how to fix it. This module imports no Kafka or database library.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import io
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Callable
+
+import fastavro
+from fastavro.read import SchemaResolutionError as _FastavroResolutionError
+from fastavro.schema import fingerprint as _fastavro_fingerprint
+from fastavro.schema import to_parsing_canonical_form
+
+__all__ = [
+    "SCHEMA_DIR",
+    "MAGIC",
+    "CodecError",
+    "SchemaDefinitionError",
+    "UnknownSchemaError",
+    "FramingError",
+    "MalformedBodyError",
+    "IncompatibleSchemaError",
+    "RecordMismatchError",
+    "SchemaRegistry",
+    "Codec",
+    "default_codec",
+    "envelope",
+    "fingerprint_hex",
+    "check_compatible",
+]
+
+SCHEMA_DIR: Path = Path(__file__).resolve().parent.parent / "schemas"
+ENVELOPE_FILE = "Envelope.avsc"
+HISTORY_DIR = "history"
+
+MAGIC = b"\xc3\x01"
+_FP_LEN = 8
+_HEADER_LEN = len(MAGIC) + _FP_LEN
+
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+_NAMED_KINDS = frozenset({"record", "error", "enum", "fixed"})
+_COMPLEX_KINDS = _NAMED_KINDS | {"array", "map"}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class CodecError(ValueError):
+    """Base class of every codec failure."""
+
+
+class SchemaDefinitionError(CodecError):
+    """A schema given to the registry is invalid or refers to an unknown type."""
+
+
+class UnknownSchemaError(CodecError):
+    """A fingerprint (or a name) is not in the registry."""
+
+    def __init__(self, message: str, *, fingerprint: str | None = None, name: str | None = None):
+        super().__init__(message)
+        self.fingerprint = fingerprint
+        self.name = name
+
+
+class FramingError(CodecError):
+    """The bytes are not an Avro single-object message (too short or wrong magic)."""
+
+
+class MalformedBodyError(CodecError):
+    """The header is valid but the body does not parse with the writer schema."""
+
+
+class IncompatibleSchemaError(CodecError):
+    """Data written with one schema cannot be resolved into the reader schema."""
+
+
+class RecordMismatchError(CodecError):
+    """A record given to encode does not match its schema."""
+
+
+# --------------------------------------------------------------------------- schema helpers
+
+
+def _fingerprint_of_pcf(pcf: str) -> bytes:
+    # fastavro returns the CRC-64-AVRO fingerprint as hex of its little-endian bytes,
+    # which is exactly the byte order single-object encoding puts on the wire.
+    return bytes.fromhex(_fastavro_fingerprint(pcf, "CRC-64-AVRO"))
+
+
+def _self_contained(schema: Any, named: Mapping[str, Any], seen: set[str] | None = None) -> Any:
+    """Copy of a fastavro-parsed schema in which every named type is defined inline at
+    its first occurrence and referred to by full name afterwards (as the Parsing
+    Canonical Form requires), so the schema needs no outside context."""
+    if seen is None:
+        seen = set()
+    if isinstance(schema, str):
+        if schema in _PRIMITIVES or schema in seen:
+            return schema
+        try:
+            definition = named[schema]
+        except KeyError:
+            raise SchemaDefinitionError(
+                f"unknown type {schema!r}: register the schema that defines it first "
+                f"(e.g. {ENVELOPE_FILE} before the event schemas)"
+            ) from None
+        return _self_contained(definition, named, seen)
+    if isinstance(schema, list):
+        return [_self_contained(s, named, seen) for s in schema]
+    if not isinstance(schema, dict):
+        raise SchemaDefinitionError(f"not a schema: {schema!r}")
+    out = {k: v for k, v in schema.items() if not k.startswith("__")}
+    kind = out.get("type")
+    if kind in _NAMED_KINDS:
+        seen.add(out["name"])
+    if kind in ("record", "error"):
+        out["fields"] = [
+            {**f, "type": _self_contained(f["type"], named, seen)} for f in out["fields"]
+        ]
+    elif kind == "array":
+        out["items"] = _self_contained(out["items"], named, seen)
+    elif kind == "map":
+        out["values"] = _self_contained(out["values"], named, seen)
+    elif isinstance(kind, (dict, list)) or (
+        isinstance(kind, str) and kind not in _PRIMITIVES and kind not in _COMPLEX_KINDS
+    ):
+        out["type"] = _self_contained(kind, named, seen)
+    return out
+
+
+def _load_json(schema: dict | str) -> dict:
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except json.JSONDecodeError as e:
+            raise SchemaDefinitionError(f"schema is not valid JSON: {e}") from None
+    if not isinstance(schema, dict) or schema.get("type") not in ("record", "error"):
+        raise SchemaDefinitionError(
+            "a registered schema must be a JSON object with \"type\": \"record\" and a \"name\""
+        )
+    if not schema.get("name"):
+        raise SchemaDefinitionError("a registered record schema needs a \"name\"")
+    return schema
+
+
+def _short(fullname: str) -> str:
+    return fullname.rsplit(".", 1)[-1]
+
+
+# --------------------------------------------------------------------------- encode-side checks
+#
+# fastavro's writer is lenient (it truncates 1.5 to 1 in a long field and reports enum
+# errors without the field), and its validator is slow, so each schema is compiled once
+# into closures that check a record exactly and report the path of the first bad field.
+
+
+class _Mismatch(Exception):
+    __slots__ = ("path", "msg")
+
+    def __init__(self, msg: str, path: list[str] | None = None):
+        super().__init__(msg)
+        self.msg = msg
+        self.path = path if path is not None else []
+
+
+def _describe(v: Any) -> str:
+    r = repr(v)
+    if len(r) > 60:
+        r = r[:57] + "..."
+    return f"{type(v).__name__} {r}"
+
+
+def _integer_checker(kind: str, lo: int, hi: int) -> Callable[[Any], None]:
+    def check(v: Any) -> None:
+        if (type(v) is int or (isinstance(v, int) and not isinstance(v, bool))) and lo <= v <= hi:
+            return
+        if isinstance(v, int) and not isinstance(v, bool):
+            raise _Mismatch(f"{kind} out of range [{lo}, {hi}]: {v}")
+        hint = ""
+        if isinstance(v, float) or type(v).__name__ == "Decimal":
+            hint = (
+                "; amounts are integers in base units (6 decimals for *_e6): convert exactly, "
+                "e.g. int(Decimal(x) * 10**6), never through float"
+            )
+        elif isinstance(v, str):
+            hint = "; pass an int, not a string"
+        raise _Mismatch(f"expected {kind} (an int), got {_describe(v)}{hint}")
+
+    return check
+
+
+def _compile_checker(schema: Any, named: Mapping[str, Any], cache: dict[str, Callable]) -> Callable:
+    if isinstance(schema, str):
+        if schema in _PRIMITIVES:
+            return _compile_primitive(schema)
+        if schema in cache:
+            return cache[schema]
+        return _compile_checker(named[schema], named, cache)
+    if isinstance(schema, list):
+        return _compile_union(schema, named, cache)
+    kind = schema["type"]
+    if isinstance(kind, (dict, list)):
+        return _compile_checker(kind, named, cache)
+    if kind in _PRIMITIVES:
+        return _compile_primitive(kind)
+    if kind in ("record", "error"):
+        return _compile_record(schema, named, cache)
+    if kind == "enum":
+        symbols = frozenset(schema["symbols"])
+        ename = _short(schema["name"])
+        shown = ", ".join(schema["symbols"])
+
+        def check_enum(v: Any) -> None:
+            if isinstance(v, str) and v in symbols:
+                return
+            raise _Mismatch(f"expected a symbol of enum {ename} ({shown}), got {_describe(v)}")
+
+        cache[schema["name"]] = check_enum
+        return check_enum
+    if kind == "fixed":
+        size = schema["size"]
+
+        def check_fixed(v: Any) -> None:
+            if isinstance(v, (bytes, bytearray)) and len(v) == size:
+                return
+            raise _Mismatch(f"expected {size} bytes (fixed), got {_describe(v)}")
+
+        cache[schema["name"]] = check_fixed
+        return check_fixed
+    if kind == "array":
+        item = _compile_checker(schema["items"], named, cache)
+
+        def check_array(v: Any) -> None:
+            if not isinstance(v, (list, tuple)):
+                raise _Mismatch(f"expected a list (array), got {_describe(v)}")
+            for i, x in enumerate(v):
+                try:
+                    item(x)
+                except _Mismatch as e:
+                    e.path.append(f"[{i}]")
+                    raise
+
+        return check_array
+    if kind == "map":
+        value = _compile_checker(schema["values"], named, cache)
+
+        def check_map(v: Any) -> None:
+            if not isinstance(v, Mapping):
+                raise _Mismatch(f"expected a dict (map), got {_describe(v)}")
+            for k, x in v.items():
+                if not isinstance(k, str):
+                    raise _Mismatch(f"map keys must be str, got {_describe(k)}")
+                try:
+                    value(x)
+                except _Mismatch as e:
+                    e.path.append(f"[{k!r}]")
+                    raise
+
+        return check_map
+    if isinstance(kind, str) and kind in cache:
+        return cache[kind]
+    if isinstance(kind, str) and kind in named:
+        return _compile_checker(named[kind], named, cache)
+    raise SchemaDefinitionError(f"unsupported schema for encoding: {schema!r}")
+
+
+def _compile_primitive(kind: str) -> Callable[[Any], None]:
+    if kind == "long":
+        return _integer_checker("long", _LONG_MIN, _LONG_MAX)
+    if kind == "int":
+        return _integer_checker("int", _INT_MIN, _INT_MAX)
+    if kind == "string":
+
+        def check_string(v: Any) -> None:
+            if not isinstance(v, str):
+                raise _Mismatch(f"expected a str, got {_describe(v)}")
+
+        return check_string
+    if kind == "bytes":
+
+        def check_bytes(v: Any) -> None:
+            if not isinstance(v, (bytes, bytearray, memoryview)):
+                raise _Mismatch(f"expected bytes, got {_describe(v)}")
+
+        return check_bytes
+    if kind == "null":
+
+        def check_null(v: Any) -> None:
+            if v is not None:
+                raise _Mismatch(f"expected None, got {_describe(v)}")
+
+        return check_null
+    if kind == "boolean":
+
+        def check_bool(v: Any) -> None:
+            if type(v) is not bool:
+                raise _Mismatch(f"expected a bool, got {_describe(v)}")
+
+        return check_bool
+
+    # float / double: not used by Horus schemas (amounts are exact), supported for completeness.
+    def check_float(v: Any) -> None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _Mismatch(f"expected a number ({kind}), got {_describe(v)}")
+
+    return check_float
+
+
+def _branch_label(s: Any) -> str:
+    if isinstance(s, str):
+        return _short(s)
+    if isinstance(s, dict):
+        return _short(s.get("name") or str(s.get("type")))
+    return "union"
+
+
+def _compile_union(branches: list, named: Mapping[str, Any], cache: dict[str, Callable]) -> Callable:
+    checks = [_compile_checker(b, named, cache) for b in branches]
+    labels = ", ".join(_branch_label(b) for b in branches)
+    nullable = "null" in branches
+    others = [c for b, c in zip(branches, checks) if b != "null"]
+
+    if nullable and len(others) == 1:
+        inner = others[0]
+
+        def check_optional(v: Any) -> None:
+            if v is None:
+                return
+            try:
+                inner(v)
+            except _Mismatch as e:
+                if e.path or not e.msg.startswith("expected "):
+                    raise
+                raise _Mismatch("expected None or " + e.msg[len("expected ") :]) from None
+
+        return check_optional
+
+    def check_union(v: Any) -> None:
+        for c in checks:
+            try:
+                c(v)
+                return
+            except _Mismatch:
+                continue
+        raise _Mismatch(f"expected one of {labels}, got {_describe(v)}")
+
+    return check_union
+
+
+_MISSING = object()
+
+
+def _compile_record(schema: dict, named: Mapping[str, Any], cache: dict[str, Callable]) -> Callable:
+    name = schema["name"]
+    cell: list[Callable] = []
+
+    def check_ref(v: Any) -> None:  # supports recursive records
+        cell[0](v)
+
+    cache[name] = check_ref
+    fields = []
+    for f in schema["fields"]:
+        ftype = f["type"]
+        optional = "default" in f or ftype == "null" or (isinstance(ftype, list) and "null" in ftype)
+        fields.append((f["name"], _compile_checker(ftype, named, cache), optional))
+    fields_t = tuple(fields)
+    names = frozenset(f[0] for f in fields)
+    rname = _short(name)
+    missing = _MISSING
+
+    def check_record(v: Any) -> None:
+        if type(v) is not dict and not isinstance(v, Mapping):
+            raise _Mismatch(f"expected a dict (record {rname}), got {_describe(v)}")
+        get = v.get
+        for fname, check, optional in fields_t:
+            x = get(fname, missing)
+            if x is missing:
+                if optional:
+                    continue
+                raise _Mismatch("required field is missing (it has no default)", [fname])
+            try:
+                check(x)
+            except _Mismatch as e:
+                e.path.append(fname)
+                raise
+        if not names.issuperset(v):
+            extra = ", ".join(sorted(map(str, set(v) - names)))
+            raise _Mismatch(
+                f"record {rname} has fields its schema does not define: {extra} "
+                "(remove them, or add them to the schema with a default)"
+            )
+
+    cell.append(check_record)
+    cache[name] = check_record
+    return check_record
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class _Entry:
+    __slots__ = ("fullname", "short", "fp", "header", "schema", "parsed", "pcf")
+
+    def __init__(self, fullname: str, fp: bytes, schema: dict, parsed: dict, pcf: str):
+        self.fullname = fullname
+        self.short = _short(fullname)
+        self.fp = fp
+        self.header = MAGIC + fp
+        self.schema = schema  # self-contained JSON form (keeps docs, defaults, aliases)
+        self.parsed = parsed  # fastavro-parsed, self-contained
+        self.pcf = pcf
+
+
+class SchemaRegistry:
+    """Writer schemas by fingerprint, and the newest schema of each record name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._named: dict[str, Any] = {}  # full name -> parsed definition, for name references
+        self._by_fp: dict[bytes, _Entry] = {}
+        self._latest: dict[str, _Entry] = {}  # full name -> newest entry
+        self._short: dict[str, set[str]] = {}  # short name -> full names
+        # plans cached for the codec; cleared whenever the registry changes
+        self._enc_plans: dict[str, tuple] = {}
+        self._dec_plans: dict[bytes, tuple] = {}
+
+    # ---- registration
+
+    def _prepare(self, schema: dict | str) -> tuple[str, dict, dict[str, Any]]:
+        """Parse a schema against the registry's named types. Returns (full name,
+        self-contained schema, named types known while parsing)."""
+        raw = copy.deepcopy(_load_json(schema))
+        named = dict(self._named)
+        try:
+            parsed = fastavro.parse_schema(raw, named)
+        except CodecError:
+            raise
+        except Exception as e:
+            raise SchemaDefinitionError(
+                f"invalid schema {raw.get('name')!r}: {e}. Referenced named types must be "
+                f"registered first (known: {', '.join(sorted(self._named)) or 'none'})"
+            ) from None
+        return parsed["name"], _self_contained(parsed, named), named
+
+    def register(self, schema: dict | str, *, latest: bool = True) -> bytes:
+        """Register a record schema (dict or JSON text); return its 8-byte fingerprint.
+
+        Named types it refers to must already be registered. With ``latest`` (the
+        default) the schema becomes the newest of its name: encode writes it and decode
+        reads every older version of the name through it. ``latest=False`` registers a
+        writer schema for decoding only (e.g. a historical version); it must then be
+        self-contained. Registering a known fingerprint again is idempotent, except that
+        ``latest=True`` makes it the newest again.
+        """
+        with self._lock:
+            fullname, selfc, named = self._prepare(schema)
+            pcf = to_parsing_canonical_form(selfc)
+            fp = _fingerprint_of_pcf(pcf)
+            known = self._by_fp.get(fp)
+            if known is not None and known.fullname != fullname:  # pragma: no cover - 2**-64
+                raise SchemaDefinitionError(
+                    f"fingerprint {fp.hex()} of {fullname} collides with {known.fullname}"
+                )
+            if known is not None and not latest:
+                return fp
+            try:
+                parsed = fastavro.parse_schema(copy.deepcopy(selfc), {})
+            except Exception as e:  # pragma: no cover - _prepare already parsed it
+                raise SchemaDefinitionError(f"invalid schema {fullname!r}: {e}") from None
+            entry = _Entry(fullname, fp, selfc, parsed, pcf)
+            self._by_fp[fp] = entry
+            if latest:
+                self._latest[fullname] = entry
+                self._short.setdefault(entry.short, set()).add(fullname)
+                # later schemas referring to these names get the newest definitions
+                for name, definition in parsed.get("__named_schemas", {}).items():
+                    self._named[name] = named.get(name, definition)
+            elif fullname not in self._latest:
+                self._short.setdefault(entry.short, set()).add(fullname)
+            self._enc_plans = {}
+            self._dec_plans = {}
+            return fp
+
+    def load_dir(self, path: Path) -> None:
+        """Register ``history/*.avsc`` (decode-only, self-contained), then ``Envelope.avsc``,
+        then every other ``*.avsc`` in ``path`` as the newest schemas."""
+        path = Path(path)
+        if not path.is_dir():
+            raise SchemaDefinitionError(f"schema directory {path} does not exist")
+        history = path / HISTORY_DIR
+        if history.is_dir():
+            for f in sorted(history.glob("*.avsc")):
+                try:
+                    self.register(f.read_text(encoding="utf-8"), latest=False)
+                except CodecError as e:
+                    raise SchemaDefinitionError(
+                        f"{f}: {e} (history schemas must be self-contained; write them from "
+                        "SchemaRegistry.self_contained(name))"
+                    ) from None
+        files = sorted(path.glob("*.avsc"), key=lambda p: (p.name != ENVELOPE_FILE, p.name))
+        pending = files
+        while pending:  # a file referring to a type defined by a later file is retried
+            failed: list[tuple[Path, CodecError]] = []
+            for f in pending:
+                try:
+                    self.register(f.read_text(encoding="utf-8"))
+                except CodecError as e:
+                    failed.append((f, e))
+            if len(failed) == len(pending):
+                f, e = failed[0]
+                raise SchemaDefinitionError(f"{f}: {e}") from None
+            pending = [f for f, _ in failed]
+
+    # ---- lookup
+
+    def _entry(self, name: str) -> _Entry:
+        entry = self._latest.get(name)
+        if entry is not None:
+            return entry
+        fulls = self._short.get(name, ())
+        candidates = [self._latest[n] for n in fulls if n in self._latest]
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            raise UnknownSchemaError(
+                f"schema name {name!r} is ambiguous ({', '.join(sorted(fulls))}); use the full name",
+                name=name,
+            )
+        known = ", ".join(sorted(e.short for e in self._latest.values())) or "none"
+        raise UnknownSchemaError(
+            f"no schema named {name!r} is registered (known: {known}); add schemas/{name}.avsc "
+            "or register it",
+            name=name,
+        )
+
+    def writer_for(self, name: str) -> dict:
+        """The newest registered schema of a name (short or full), fastavro-parsed."""
+        return self._entry(name).parsed
+
+    def fingerprint_of(self, name: str) -> bytes:
+        """8-byte fingerprint of the newest schema of a name (short or full)."""
+        return self._entry(name).fp
+
+    def self_contained(self, name: str) -> dict:
+        """The newest schema of a name as self-contained JSON-able dict (named types
+        inlined); the form to keep in ``schemas/history/`` when changing a schema."""
+        return copy.deepcopy(self._entry(name).schema)
+
+    def names(self) -> list[str]:
+        """Full names of the schemas that have a newest version."""
+        return sorted(self._latest)
+
+    def __contains__(self, fp: object) -> bool:
+        return fp in self._by_fp
+
+    # ---- plans for the codec
+
+    def _encode_plan(self, name: str) -> tuple:
+        with self._lock:
+            entry = self._entry(name)
+            check = _compile_checker(entry.parsed, entry.parsed.get("__named_schemas", {}), {})
+            plan = (entry.header, entry.parsed, check, entry.short)
+            self._enc_plans[name] = plan
+            return plan
+
+    def _decode_plan(self, fp: bytes) -> tuple:
+        with self._lock:
+            writer = self._by_fp.get(fp)
+            if writer is None:
+                hexfp = fp.hex()
+                raise UnknownSchemaError(
+                    f"unknown writer schema fingerprint {hexfp}: the message was written with a "
+                    "schema this process has not registered; deploy the schema (or keep the old "
+                    "version in schemas/history/) and retry",
+                    fingerprint=hexfp,
+                )
+            reader = self._latest.get(writer.fullname, writer)
+            plan = (
+                writer.short,
+                writer.parsed,
+                None if reader is writer or reader.fp == writer.fp else reader.parsed,
+                writer.fullname,
+            )
+            self._dec_plans[fp] = plan
+            return plan
+
+
+# --------------------------------------------------------------------------- codec
+
+
+class Codec:
+    """Encode/decode Horus events as Avro single-object messages."""
+
+    def __init__(self, registry: SchemaRegistry | None = None) -> None:
+        if registry is None:
+            registry = SchemaRegistry()
+            registry.load_dir(SCHEMA_DIR)
+        self.registry = registry
+
+    def encode(self, name: str, record: dict) -> bytes:
+        """Encode ``record`` with the newest schema named ``name`` (short or full)."""
+        reg = self.registry
+        plan = reg._enc_plans.get(name)
+        if plan is None:
+            plan = reg._encode_plan(name)
+        header, parsed, check, short = plan
+        try:
+            check(record)
+        except _Mismatch as e:
+            path = ".".join(reversed(e.path)).replace(".[", "[")
+            where = f"field {path!r}: " if path else ""
+            raise RecordMismatchError(
+                f"cannot encode {short}: {where}{e.msg}. Fix the value to match the "
+                f"{short} schema."
+            ) from None
+        buf = io.BytesIO()
+        buf.write(header)
+        try:
+            fastavro.schemaless_writer(buf, parsed, record)
+        except Exception as e:  # checker passed, so this is unexpected; keep it typed
+            raise RecordMismatchError(f"cannot encode {short}: {e}") from e
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> tuple[str, dict]:
+        """Decode a single-object message; returns (short name, record) read through the
+        newest registered schema of the writer schema's name."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise FramingError(f"expected bytes to decode, got {type(data).__name__}")
+        n = len(data)
+        if n >= 2 and (data[0] != 0xC3 or data[1] != 0x01):
+            raise FramingError(
+                f"wrong magic {bytes(data[:2]).hex()} (expected c301): not an Avro single-object "
+                "message; it was produced by something other than horus.codec"
+            )
+        if n < _HEADER_LEN:
+            raise FramingError(
+                f"message too short ({n} bytes): an Avro single-object message needs at "
+                f"least {_HEADER_LEN} bytes (C3 01 + 8-byte fingerprint); it was truncated "
+                "or is not a Horus event"
+            )
+        fp = bytes(data[2:_HEADER_LEN])
+        plan = self.registry._dec_plans.get(fp)
+        if plan is None:
+            plan = self.registry._decode_plan(fp)
+        short, writer, reader, fullname = plan
+        fo = io.BytesIO(data)
+        fo.seek(_HEADER_LEN)
+        try:
+            record = fastavro.schemaless_reader(fo, writer, reader)
+        except _FastavroResolutionError as e:
+            raise IncompatibleSchemaError(
+                f"cannot read {short} written with schema {fp.hex()} through the newest "
+                f"{short} schema: {e}. A field the reader needs is missing from the writer "
+                "schema and has no default; give it a default"
+            ) from None
+        except Exception as e:
+            raise MalformedBodyError(
+                f"{short} body ({n - _HEADER_LEN} bytes, schema {fp.hex()}) does not parse: "
+                f"{type(e).__name__}: {str(e) or 'unexpected end of data'}; the message is truncated "
+                "or corrupt"
+            ) from None
+        if fo.tell() != n:
+            raise MalformedBodyError(
+                f"{short} body has {n - fo.tell()} trailing bytes after the record (schema "
+                f"{fp.hex()}); the message is corrupt or was framed with the wrong fingerprint"
+            )
+        return short, record
+
+    def encode_many(self, name: str, records: Iterable[dict]) -> list[bytes]:
+        encode = self.encode
+        return [encode(name, r) for r in records]
+
+    def decode_many(self, datas: Iterable[bytes]) -> list[tuple[str, dict]]:
+        decode = self.decode
+        return [decode(d) for d in datas]
+
+
+@functools.cache
+def default_codec() -> Codec:
+    """A process-wide codec over the schemas in :data:`SCHEMA_DIR`."""
+    return Codec()
+
+
+def envelope(
+    event_id: str,
+    source: str,
+    occurred_at_us: int,
+    causation_id: str | None = None,
+    produced_at_us: int | None = None,
+) -> dict:
+    """An Envelope record; ``produced_at_us`` defaults to now (epoch microseconds)."""
+    if produced_at_us is None:
+        produced_at_us = time.time_ns() // 1000
+    return {
+        "event_id": event_id,
+        "occurred_at_us": occurred_at_us,
+        "produced_at_us": produced_at_us,
+        "source": source,
+        "causation_id": causation_id,
+    }
+
+
+def fingerprint_hex(data: bytes) -> str | None:
+    """Hex writer-schema fingerprint of an encoded message (wire byte order, as
+    UnknownSchemaError reports it), or None if ``data`` is not single-object framed."""
+    if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) < _HEADER_LEN:
+        return None
+    if data[0] != 0xC3 or data[1] != 0x01:
+        return None
+    return bytes(data[2:_HEADER_LEN]).hex()
+
+
+# --------------------------------------------------------------------------- compatibility
+
+_PROMOTIONS = frozenset(
+    {
+        ("int", "long"),
+        ("int", "float"),
+        ("int", "double"),
+        ("long", "float"),
+        ("long", "double"),
+        ("float", "double"),
+        ("string", "bytes"),
+        ("bytes", "string"),
+    }
+)  # (writer, reader)
+
+
+def _collect_defs(schema: Any, defs: dict[str, dict]) -> dict[str, dict]:
+    if isinstance(schema, list):
+        for s in schema:
+            _collect_defs(s, defs)
+    elif isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in _NAMED_KINDS:
+            defs.setdefault(schema["name"], schema)
+        if kind in ("record", "error"):
+            for f in schema["fields"]:
+                _collect_defs(f["type"], defs)
+        elif kind == "array":
+            _collect_defs(schema["items"], defs)
+        elif kind == "map":
+            _collect_defs(schema["values"], defs)
+        elif isinstance(kind, (dict, list)):
+            _collect_defs(kind, defs)
+    return defs
+
+
+def _deref(s: Any, defs: Mapping[str, dict]) -> Any:
+    while True:
+        if isinstance(s, str):
+            if s in _PRIMITIVES:
+                return s
+            return defs[s]
+        if isinstance(s, dict):
+            kind = s.get("type")
+            if isinstance(kind, (dict, list)) or (
+                isinstance(kind, str) and kind not in _PRIMITIVES and kind not in _COMPLEX_KINDS
+            ):
+                s = kind
+                continue
+            if kind in _PRIMITIVES:
+                return kind
+        return s
+
+
+def _kind(s: Any) -> str:
+    if isinstance(s, str):
+        return s
+    if isinstance(s, list):
+        return "union"
+    return "record" if s["type"] == "error" else s["type"]
+
+
+def _label(s: Any) -> str:
+    k = _kind(s)
+    if k in ("record", "enum", "fixed"):
+        return f"{k} {_short(s['name'])}"
+    return k
+
+
+def _names_match(r: dict, w: dict) -> bool:
+    if r["name"] == w["name"] or _short(r["name"]) == _short(w["name"]):
+        return True
+    aliases = r.get("aliases") or ()
+    return w["name"] in aliases or _short(w["name"]) in {_short(a) for a in aliases}
+
+
+def _shallow_match(r: Any, w: Any) -> bool:
+    rk, wk = _kind(r), _kind(w)
+    if rk != wk:
+        return (wk, rk) in _PROMOTIONS
+    if rk in ("record", "enum", "fixed"):
+        return _names_match(r, w)
+    return True
+
+
+def _reader_problems(
+    reader: Any,
+    writer: Any,
+    rdefs: Mapping[str, dict],
+    wdefs: Mapping[str, dict],
+    path: str,
+    seen: set[tuple[int, int]],
+    out: list[str],
+) -> None:
+    r = _deref(reader, rdefs)
+    w = _deref(writer, wdefs)
+    if isinstance(w, list):
+        for wb in w:
+            _reader_problems(r, wb, rdefs, wdefs, path, seen, out)
+        return
+    if isinstance(r, list):
+        for rb in r:
+            rbd = _deref(rb, rdefs)
+            if _shallow_match(rbd, w):
+                _reader_problems(rbd, w, rdefs, wdefs, path, seen, out)
+                return
+        out.append(
+            f"{path}: writer type {_label(w)} matches no branch of the reader union "
+            f"({', '.join(_label(_deref(b, rdefs)) for b in r)})"
+        )
+        return
+    rk, wk = _kind(r), _kind(w)
+    if rk != wk:
+        if (wk, rk) not in _PROMOTIONS:
+            out.append(f"{path}: writer type {_label(w)} cannot be read as {_label(r)}")
+        return
+    if rk in ("record", "enum", "fixed") and not _names_match(r, w):
+        out.append(f"{path}: writer {_label(w)} and reader {_label(r)} have different names")
+        return
+    if rk == "record":
+        key = (id(r), id(w))
+        if key in seen:
+            return
+        seen.add(key)
+        wfields = {f["name"]: f for f in w["fields"]}
+        for rf in r["fields"]:
+            wf = wfields.get(rf["name"])
+            if wf is None:
+                for alias in rf.get("aliases") or ():
+                    wf = wfields.get(alias)
+                    if wf is not None:
+                        break
+            fpath = f"{path}.{rf['name']}"
+            if wf is None:
+                if "default" not in rf:
+                    out.append(
+                        f"{fpath}: the reader requires this field, the writer does not have it "
+                        "and the reader gives no default (add a default)"
+                    )
+            else:
+                _reader_problems(rf["type"], wf["type"], rdefs, wdefs, fpath, seen, out)
+    elif rk == "enum":
+        missing = [s for s in w["symbols"] if s not in r["symbols"]]
+        if missing and "default" not in r:
+            out.append(
+                f"{path}: writer enum symbols {missing} are unknown to the reader enum "
+                f"{_short(r['name'])}, which has no default symbol"
+            )
+    elif rk == "fixed":
+        if r["size"] != w["size"]:
+            out.append(f"{path}: fixed size {w['size']} cannot be read as size {r['size']}")
+    elif rk == "array":
+        _reader_problems(r["items"], w["items"], rdefs, wdefs, f"{path}[]", seen, out)
+    elif rk == "map":
+        _reader_problems(r["values"], w["values"], rdefs, wdefs, f"{path}{{}}", seen, out)
+
+
+def reader_problems(reader: dict, writer: dict) -> list[str]:
+    """Problems reading data written with ``writer`` through ``reader`` (both
+    self-contained, as :meth:`SchemaRegistry.self_contained` returns); empty = readable."""
+    out: list[str] = []
+    rdefs = _collect_defs(reader, {})
+    wdefs = _collect_defs(writer, {})
+    root = _short(reader["name"]) if isinstance(reader, dict) and "name" in reader else "<root>"
+    _reader_problems(reader, writer, rdefs, wdefs, root, set(), out)
+    return out
+
+
+def check_compatible(
+    old: dict | str, new: dict | str, *, registry: SchemaRegistry | None = None
+) -> list[str]:
+    """Full (backward and forward) compatibility of two versions of a record schema.
+
+    Returns the problems found; an empty list means data written with ``old`` is
+    readable through ``new`` and data written with ``new`` is readable through ``old``.
+    Named types that the schemas refer to (e.g. ``horus.events.Envelope``) are resolved
+    against ``registry``, by default the registry of :func:`default_codec`.
+    """
+    reg = registry if registry is not None else default_codec().registry
+    _, old_sc, _ = reg._prepare(old)
+    _, new_sc, _ = reg._prepare(new)
+    problems = [f"new reader cannot read old data: {p}" for p in reader_problems(new_sc, old_sc)]
+    problems += [f"old reader cannot read new data: {p}" for p in reader_problems(old_sc, new_sc)]
+    return problems

@@ -1,0 +1,33 @@
+"""Exact amounts: 6-decimal base units as ints, decimal strings at the edges, never floats."""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+SCALE = 6
+UNIT = 10**SCALE
+
+
+class AmountError(ValueError):
+    pass
+
+
+def to_e6(value: str | int | Decimal) -> int:
+    """'12.5' -> 12_500_000. Refuses floats and anything finer than 6 decimals (it would be lost)."""
+    if isinstance(value, float):
+        raise AmountError(f"amount {value!r} is a float; pass a decimal string so nothing is rounded")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise AmountError(f"amount {value!r} is not a decimal number") from exc
+    if not number.is_finite():
+        raise AmountError(f"amount {value!r} is not finite")
+    scaled = number.scaleb(SCALE)
+    if scaled != scaled.to_integral_value():
+        raise AmountError(f"amount {value!r} has more than {SCALE} decimals")
+    return int(scaled)
+
+
+def from_e6(units: int) -> str:
+    """12_500_000 -> '12.5' (no exponent, no trailing zeros)."""
+    text = format(Decimal(units).scaleb(-SCALE), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text

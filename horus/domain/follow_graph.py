@@ -1,0 +1,152 @@
+"""The follow graph: which follows each leader has, folded from FOLLOW config changes.
+
+`plan` needs every follow of a leader (leader fills are partitioned by leader, follows are not),
+so each plan instance folds the whole compacted `config.changes` topic into one graph.
+
+Body of a FOLLOW UPSERT (JSON): {"follow_id", "follower", "leader", "enabled"}; `follow_id`
+defaults to the change's entity_id and must equal it when given; `enabled` defaults to true.
+DELETE (or a Kafka tombstone keyed by the follow id) removes the follow. FOLLOWER changes are not
+part of the graph and are ignored here.
+
+`apply_config_change` updates the graph in place and returns it (copying a graph of 100k follows
+per change would dominate the cost); everything else here is pure.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
+
+
+class ConfigError(ValueError):
+    """A config change that cannot be applied (malformed body, bad address, id mismatch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    follow_id: str
+    follower: str  # trading address (proxy or wallet), lowercase 0x hex
+    leader: str  # lowercase 0x hex
+    enabled: bool = True
+
+
+def normalize_address(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a 0x address string, got {value!r:.80}")
+    address = value.strip().lower()
+    if not _ADDRESS.match(address):
+        raise ConfigError(f"{what} is not a 20-byte 0x hex address: {value!r:.80}")
+    return address
+
+
+def parse_follow(entity_id: str, body: str | None) -> Follow:
+    """The Follow an UPSERT describes; raises ConfigError with what is wrong."""
+    if not entity_id:
+        raise ConfigError("FOLLOW change without entity_id")
+    if body is None:
+        raise ConfigError(f"FOLLOW UPSERT {entity_id} has no body")
+    try:
+        data = json.loads(body)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"FOLLOW UPSERT {entity_id}: body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"FOLLOW UPSERT {entity_id}: body must be a JSON object, got {type(data).__name__}")
+    follow_id = data.get("follow_id", entity_id)
+    if follow_id != entity_id:
+        raise ConfigError(f"FOLLOW UPSERT {entity_id}: body follow_id {follow_id!r} differs from entity_id")
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"FOLLOW UPSERT {entity_id}: enabled must be true or false, got {enabled!r:.40}")
+    return Follow(
+        follow_id=entity_id,
+        follower=normalize_address(data.get("follower"), f"FOLLOW {entity_id} follower"),
+        leader=normalize_address(data.get("leader"), f"FOLLOW {entity_id} leader"),
+        enabled=enabled,
+    )
+
+
+class FollowGraph:
+    """leader -> follows, plus follow_id -> follow (a follow may move to another leader on upsert)."""
+
+    __slots__ = ("_by_id", "_by_leader", "_enabled_cache")
+
+    def __init__(self, follows: tuple[Follow, ...] | list[Follow] = ()) -> None:
+        self._by_id: dict[str, Follow] = {}
+        self._by_leader: dict[str, dict[str, Follow]] = {}
+        self._enabled_cache: dict[str, tuple[Follow, ...]] = {}
+        for follow in follows:
+            self.upsert(follow)
+
+    def upsert(self, follow: Follow) -> None:
+        old = self._by_id.get(follow.follow_id)
+        if old is not None and old.leader != follow.leader:
+            self._drop_from_leader(old)
+        self._by_id[follow.follow_id] = follow
+        self._by_leader.setdefault(follow.leader, {})[follow.follow_id] = follow
+        self._enabled_cache.pop(follow.leader, None)
+
+    def remove(self, follow_id: str) -> Follow | None:
+        old = self._by_id.pop(follow_id, None)
+        if old is not None:
+            self._drop_from_leader(old)
+        return old
+
+    def _drop_from_leader(self, follow: Follow) -> None:
+        follows = self._by_leader.get(follow.leader)
+        if follows is not None:
+            follows.pop(follow.follow_id, None)
+            if not follows:
+                del self._by_leader[follow.leader]
+        self._enabled_cache.pop(follow.leader, None)
+
+    def get(self, follow_id: str) -> Follow | None:
+        return self._by_id.get(follow_id)
+
+    def follows_of(self, leader: str) -> tuple[Follow, ...]:
+        """Every follow of the leader, enabled or not, ordered by follow_id."""
+        follows = self._by_leader.get(leader.lower(), {})
+        return tuple(sorted(follows.values(), key=lambda f: f.follow_id))
+
+    def enabled_follows_of(self, leader: str) -> tuple[Follow, ...]:
+        """The enabled follows of the leader, ordered by follow_id (cached until the leader changes)."""
+        leader = leader.lower()
+        cached = self._enabled_cache.get(leader)
+        if cached is None:
+            cached = tuple(f for f in self.follows_of(leader) if f.enabled)
+            self._enabled_cache[leader] = cached
+        return cached
+
+    def leaders(self) -> list[str]:
+        return sorted(self._by_leader)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, follow_id: object) -> bool:
+        return follow_id in self._by_id
+
+
+def apply_config_change(change: dict, graph: FollowGraph) -> tuple[list, FollowGraph]:
+    """Fold one ConfigChange record into the graph; (no new events, the graph). Raises ConfigError."""
+    if change.get("entity") != "FOLLOW":
+        return [], graph
+    entity_id = change.get("entity_id") or ""
+    op = change.get("op")
+    if op == "DELETE":
+        if not entity_id:
+            raise ConfigError("FOLLOW DELETE without entity_id")
+        graph.remove(entity_id)
+    elif op == "UPSERT":
+        graph.upsert(parse_follow(entity_id, change.get("body")))
+    else:
+        raise ConfigError(f"FOLLOW change {entity_id}: unknown op {op!r}")
+    return [], graph
+
+
+def apply_tombstone(key: bytes | str | None, graph: FollowGraph) -> FollowGraph:
+    """A compaction tombstone (null value) for a follow id removes that follow; other keys are no-ops."""
+    if key:
+        graph.remove(key.decode("utf-8", "replace") if isinstance(key, bytes) else key)
+    return graph

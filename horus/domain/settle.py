@@ -1,0 +1,29 @@
+"""settle: one ExecutionResult -> its SettlementEvent(s).
+
+Pass-through for now: every result is NOT_REQUIRED (direct mode, or nothing filled). The proxy-mode
+issue adds reimburse / push / pull / debt steps behind this shape.
+"""
+from __future__ import annotations
+
+from horus.codec import envelope
+from horus.domain.ids import settlement_id
+
+STAGE = "settle"
+
+
+def settle(result: dict, state: object = None, *, now_us: int) -> tuple[list[dict], object]:
+    """(ExecutionResult, state) -> ([SettlementEvent], state)."""
+    env = result["envelope"]
+    kind = "NOT_REQUIRED"
+    event = {
+        "envelope": envelope(settlement_id(env["event_id"], kind), STAGE, env["occurred_at_us"],
+                             causation_id=env["event_id"], produced_at_us=now_us),
+        "follower": result["follower"],
+        "intent_id": result["intent_id"],
+        "kind": kind,
+        "amount_e6": 0,
+        "token_id": None,
+        "tx_hash": None,
+        "debt_id": None,
+    }
+    return [event], state
