@@ -53,6 +53,7 @@ __all__ = [
     "envelope",
     "fingerprint_hex",
     "check_compatible",
+    "reader_problems",
 ]
 
 SCHEMA_DIR: Path = Path(__file__).resolve().parent.parent / "schemas"

@@ -97,11 +97,10 @@ class Counter:
         with self.engine.connect() as conn:
             return {t: conn.execute(self.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in PROJECTION_TABLES}
 
-    def projected_offsets(self) -> int:
-        prefix = self.settings.topic("")
-        with self.engine.connect() as conn:
-            return conn.execute(self.text("SELECT coalesce(sum(next_offset), 0) FROM projection_offsets "
-                                          "WHERE topic LIKE :p"), {"p": prefix + "%"}).scalar_one()
+    def projections_caught_up(self) -> bool:
+        from projections import projection_lag
+
+        return all(row["lag"] == 0 for row in projection_lag(self.settings))
 
     def close(self) -> None:
         self.consumer.close()
@@ -174,7 +173,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
 
 def _drive(settings, options, console, children, counter, follows, fills, expected) -> int:
     codec = default_codec()
-    producer = make_producer(settings)
+    producer = make_producer(settings, log_level=3)  # a fresh broker's 'coordinator loading' is not news
     for follow in follows:
         change = follow_change(follow, source="demo")
         produce_reliably(producer, settings.topic(CONFIG_CHANGES.name), codec.encode("ConfigChange", change),
@@ -185,8 +184,9 @@ def _drive(settings, options, console, children, counter, follows, fills, expect
     progress.add_task("copy candidates", total=expected)
     started = time.monotonic()
     produced, quiet_since, last_seen = 0, None, None
+    outcome = None
     with Live(console=console, refresh_per_second=8, transient=False) as live:
-        while True:
+        while outcome is None:
             # send fills at the chosen rate, then watch
             due = len(fills) if options.rate <= 0 else min(len(fills), int((time.monotonic() - started) * options.rate) + 1)
             while produced < due:
@@ -200,32 +200,33 @@ def _drive(settings, options, console, children, counter, follows, fills, expect
             children.check_alive()
             counts = {spec.name: counter.topic_count(spec.name) for _, spec in STAGE_TOPICS}
             tables = counter.table_counts()
-            total_events = sum(counter.topic_count(spec.name) for spec in
-                               (LEADER_FILLS, COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS, SETTLEMENT_EVENTS,
-                                DEAD_LETTERS))
-            caught_up = counter.projected_offsets() >= total_events
             done = (produced == len(fills) and counts[COPY_CANDIDATES.name] >= expected
-                    and counts[COPY_DECISIONS.name] >= counts[COPY_CANDIDATES.name] and caught_up)
+                    and counts[COPY_DECISIONS.name] >= counts[COPY_CANDIDATES.name]
+                    and counter.projections_caught_up())
             snapshot = (tuple(counts.values()), tuple(tables.values()))
-            if done and snapshot == last_seen:
-                quiet_since = quiet_since or time.monotonic()
-            else:
-                quiet_since = None
+            quiet_since = (quiet_since or time.monotonic()) if done and snapshot == last_seen else None
             last_seen = snapshot
             finished = quiet_since is not None and time.monotonic() - quiet_since > 2.0
-            state = ("every fill went through every stage into Postgres" if finished else "running...")
+            state = "every fill went through every stage into Postgres" if finished else "running..."
             if options.follow and finished:
                 state += " (--follow: waiting for more; Ctrl-C to stop)"
             live.update(view(counts, tables, expected, produced, len(fills), progress, state))
             if finished and not options.follow:
-                console.print(f"[green]done[/] in {time.monotonic() - started:.1f}s: {len(fills)} leader fills, "
-                              f"{counts[COPY_CANDIDATES.name]} candidates, {counts[COPY_DECISIONS.name]} decisions, "
-                              f"{counts[EXECUTION_RESULTS.name]} execution results, "
-                              f"{counts[SETTLEMENT_EVENTS.name]} settlement events; "
-                              f"tap them with `HORUS_TOPIC_PREFIX={settings.topic_prefix} horus tap copy.decisions "
-                              f"--from-beginning`")
-                return 0
-            if not options.follow and time.monotonic() - started > options.timeout:
-                console.print(f"[red]timed out[/] after {options.timeout:.0f}s; logs in .horus/logs/demo-*.log")
-                return 1
-            time.sleep(0.25)
+                outcome = 0
+            elif not options.follow and time.monotonic() - started > options.timeout:
+                outcome = 1
+            else:
+                time.sleep(0.25)
+    if not console.is_terminal:
+        console.print()  # Live leaves its last frame without a newline when output is not a terminal
+    if outcome == 1:
+        console.print(f"[red]timed out[/] after {options.timeout:.0f}s; logs in .horus/logs/demo-*.log")
+        return 1
+    console.print(f"[green]done[/] in {time.monotonic() - started:.1f}s: {len(fills)} leader fills, "
+                  f"{counts[COPY_CANDIDATES.name]} candidates, {counts[COPY_DECISIONS.name]} decisions, "
+                  f"{counts[EXECUTION_RESULTS.name]} execution results, "
+                  f"{counts[SETTLEMENT_EVENTS.name]} settlement events, all folded into Postgres")
+    if options.keep_stack:
+        console.print(f"inspect them: HORUS_TOPIC_PREFIX={settings.topic_prefix} horus tap copy.decisions "
+                      "--from-beginning")
+    return 0

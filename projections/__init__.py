@@ -1,0 +1,37 @@
+"""Projections: topics folded into Postgres tables (pure folds + a thin confluent-kafka runner).
+
+- `projections.folds`: the pure folds (`Projection.fold`, `fold_batch`), no I/O, no clock;
+- `projections.runner`: `run_projections`, `ProjectionRunner`, offsets in the same transaction
+  with a forward-only guard;
+- `projections.replay`: `replay_all` (rebuild from offset 0) and `table_checksums`.
+
+Run live: `run_projections(settings, stop_event)`; the demo uses `until_caught_up=True`.
+"""
+from projections.folds import ALL_PROJECTIONS, FoldResult, Projection, SourceMessage, fold_batch
+from projections.replay import TableChecksum, replay_all, table_checksums, truncate_projections
+from projections.runner import (
+    BatchResult,
+    ProjectionRunner,
+    ProjectionStats,
+    projection_lag,
+    run_projections,
+    topic_end_offsets,
+)
+
+__all__ = [
+    "ALL_PROJECTIONS",
+    "BatchResult",
+    "FoldResult",
+    "Projection",
+    "ProjectionRunner",
+    "ProjectionStats",
+    "SourceMessage",
+    "TableChecksum",
+    "fold_batch",
+    "projection_lag",
+    "replay_all",
+    "run_projections",
+    "table_checksums",
+    "topic_end_offsets",
+    "truncate_projections",
+]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from horus.db.models import DECISION_ACTIONS, EXECUTION_STATUSES, FILL_ROLES, SIDES
 from horus.topics import COPY_DECISIONS, DEAD_LETTERS, EXECUTION_RESULTS, LEADER_FILLS, SETTLEMENT_EVENTS
@@ -29,9 +29,9 @@ class BadRecord(ValueError):
     """A decoded record holds a value its table cannot store."""
 
 
-@dataclass(frozen=True, slots=True)
-class SourceMessage:
-    """One Kafka message as a fold sees it: coordinates, raw bytes and the codec's verdict."""
+class SourceMessage(NamedTuple):
+    """One Kafka message as a fold sees it: coordinates, raw bytes and the codec's verdict.
+    (A NamedTuple: immutable and cheap to build, one per message.)"""
 
     topic: str  # the real topic name (with any test prefix)
     partition: int
@@ -50,32 +50,32 @@ class FoldResult:
 
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     sources: dict[str, list[SourceMessage]] = field(default_factory=dict)
+    parked: int = 0  # messages this fold turned into dead letters (bad input)
 
-    def add(self, table: str, row: dict[str, Any], source: SourceMessage) -> None:
+    def add(self, table: str, row: dict[str, Any], source: SourceMessage, parked: bool = False) -> None:
         self.rows.setdefault(table, []).append(row)
         self.sources.setdefault(table, []).append(source)
-
-    def merge(self, other: "FoldResult") -> None:
-        for table, rows in other.rows.items():
-            self.rows.setdefault(table, []).extend(rows)
-            self.sources.setdefault(table, []).extend(other.sources[table])
-
-    @property
-    def dead_letters(self) -> int:
-        return len(self.rows.get(DEAD_LETTERS_TABLE, ()))
+        self.parked += parked
 
     def counts(self) -> dict[str, int]:
         return {table: len(rows) for table, rows in self.rows.items()}
 
 
 # ---------------------------------------------------------------------------------------------
-# value checks: everything Postgres would refuse is refused here, so a batch never fails in SQL
+# value readers: everything Postgres would refuse is refused here, so a batch never fails in SQL.
+# Each reader is compiled once per column; the fast path is one type check and a range/NUL check.
 # ---------------------------------------------------------------------------------------------
-def _text(record: Mapping[str, Any], name: str, *, required: bool = True, nonempty: bool = False) -> str | None:
-    value = record.get(name)
+Reader = Callable[[Mapping[str, Any]], Any]
+
+
+def _missing(name: str) -> BadRecord:
+    return BadRecord(f"{name} is missing")
+
+
+def _check_text(name: str, value: Any, required: bool, nonempty: bool) -> str | None:
     if value is None:
         if required:
-            raise BadRecord(f"{name} is missing")
+            raise _missing(name)
         return None
     if not isinstance(value, str):
         raise BadRecord(f"{name} is {type(value).__name__}, not a string")
@@ -83,49 +83,73 @@ def _text(record: Mapping[str, Any], name: str, *, required: bool = True, nonemp
         raise BadRecord(f"{name} contains a NUL character")
     if nonempty and not value:
         raise BadRecord(f"{name} is empty")
-    return value
+    return str(value)
 
 
-def _int(record: Mapping[str, Any], name: str, bounds: tuple[int, int] = INT64, *, required: bool = True,
-         minimum: int | None = None) -> int | None:
-    value = record.get(name)
+def text(name: str, *, required: bool = True, nonempty: bool = False) -> Reader:
+    def read(record: Mapping[str, Any]) -> str | None:
+        value = record.get(name)
+        if value.__class__ is str and "\x00" not in value and (value or not nonempty):
+            return value
+        return _check_text(name, value, required, nonempty)
+    return read
+
+
+def _check_int(name: str, value: Any, low: int, high: int, required: bool) -> int | None:
     if value is None:
         if required:
-            raise BadRecord(f"{name} is missing")
+            raise _missing(name)
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadRecord(f"{name} is {type(value).__name__}, not an integer")
-    low = bounds[0] if minimum is None else max(bounds[0], minimum)
-    if not low <= value <= bounds[1]:
-        raise BadRecord(f"{name}={value} is out of range")
-    return value
+    if not low <= value <= high:
+        raise BadRecord(f"{name}={value} is out of range [{low}, {high}]")
+    return int(value)
 
 
-def _enum(record: Mapping[str, Any], name: str, allowed: Sequence[str], *, required: bool = True) -> str | None:
-    value = _text(record, name, required=required)
-    if value is not None and value not in allowed:
-        raise BadRecord(f"{name}={value!r} is not one of {', '.join(allowed)}")
-    return value
+def integer(name: str, bounds: tuple[int, int] = INT64, *, minimum: int | None = None, required: bool = True) -> Reader:
+    low, high = (bounds[0] if minimum is None else max(bounds[0], minimum)), bounds[1]
+
+    def read(record: Mapping[str, Any]) -> int | None:
+        value = record.get(name)
+        if value.__class__ is int and low <= value <= high:
+            return value
+        return _check_int(name, value, low, high, required)
+    return read
 
 
-def _decimal(record: Mapping[str, Any], name: str, *, required: bool = True) -> Decimal | None:
-    value = _text(record, name, required=required)
-    if value is None:
+def enum(name: str, allowed: Sequence[str], *, required: bool = True) -> Reader:
+    allowed_set = frozenset(allowed)
+
+    def read(record: Mapping[str, Any]) -> str | None:
+        value = record.get(name)
+        if value.__class__ is str and value in allowed_set:
+            return value
+        value = _check_text(name, value, required, False)
+        if value is not None:
+            raise BadRecord(f"{name}={value!r} is not one of {', '.join(allowed)}")
         return None
-    try:
-        number = Decimal(value.strip())
-    except InvalidOperation:
-        raise BadRecord(f"{name}={value!r} is not a decimal number") from None
-    if not number.is_finite():
-        raise BadRecord(f"{name}={value!r} is not finite")
-    return number
+    return read
 
 
-def _strings(record: Mapping[str, Any], name: str) -> list[str]:
-    value = record.get(name)
-    if not isinstance(value, (list, tuple)):
-        raise BadRecord(f"{name} is not a list")
-    return [_text({name: item}, name) for item in value]  # type: ignore[misc]
+def decimal(name: str, *, required: bool = True) -> Reader:
+    as_text = text(name, required=required)
+
+    def read(record: Mapping[str, Any]) -> Decimal | None:
+        value = as_text(record)
+        if value is None:
+            return None
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise BadRecord(f"{name}={value!r} is not a decimal number") from None
+        if not number.is_finite():
+            raise BadRecord(f"{name}={value!r} is not finite")
+        exponent = number.as_tuple().exponent
+        if number.adjusted() >= 131072 or (isinstance(exponent, int) and exponent < -16383):
+            raise BadRecord(f"{name}={value[:40]!r} does not fit a NUMERIC")
+        return number
+    return read
 
 
 def timestamp(us: int) -> datetime:
@@ -136,125 +160,155 @@ def timestamp(us: int) -> datetime:
         raise BadRecord(f"timestamp {us} us is out of range") from None
 
 
-def _time(record: Mapping[str, Any], name: str, *, required: bool = True) -> datetime | None:
-    us = _int(record, name, required=required)
-    return None if us is None else timestamp(us)
+def instant(name: str, *, required: bool = True) -> Reader:
+    """An epoch-microseconds field as a timestamptz value."""
+    as_int = integer(name, required=required)
+
+    def read(record: Mapping[str, Any]) -> datetime | None:
+        us = as_int(record)
+        return None if us is None else timestamp(us)
+    return read
 
 
-def envelope_columns(record: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
+def strings(name: str) -> Reader:
+    def read(record: Mapping[str, Any]) -> list[str]:
+        value = record.get(name)
+        if not isinstance(value, (list, tuple)):
+            raise BadRecord(f"{name} is not a list") if value is not None else _missing(name)
+        return [_check_text(name, item, True, False) for item in value]  # type: ignore[misc]
+    return read
+
+
+def blob(name: str, *, required: bool = True) -> Reader:
+    def read(record: Mapping[str, Any]) -> bytes | None:
+        value = record.get(name)
+        if value.__class__ is bytes:
+            return value
+        if value is None:
+            if required:
+                raise _missing(name)
+            return None
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise BadRecord(f"{name} is {type(value).__name__}, not bytes")
+        return bytes(value)
+    return read
+
+
+ENVELOPE: tuple[tuple[str, Reader], ...] = (
+    ("event_id", text("event_id", nonempty=True)),
+    ("occurred_at", instant("occurred_at_us")),
+    ("produced_at", instant("produced_at_us")),
+    ("source", text("source")),
+    ("causation_id", text("causation_id", required=False)),
+)
+
+
+def _envelope(record: Mapping[str, Any]) -> Mapping[str, Any]:
     envelope = record.get("envelope")
-    if not isinstance(envelope, Mapping):
-        raise BadRecord("envelope is missing")
-    return {
-        "event_id": _text(envelope, "event_id", nonempty=True),
-        "occurred_at": _time(envelope, "occurred_at_us"),
-        "produced_at": _time(envelope, "produced_at_us"),
-        "source": _text(envelope, "source"),
-        "causation_id": _text(envelope, "causation_id", required=False),
-        "kafka_partition": message.partition,
-        "kafka_offset": message.offset,
-    }
+    if envelope.__class__ is dict or isinstance(envelope, Mapping):
+        return envelope
+    raise _missing("envelope")
+
+
+def event_row(fields: Sequence[tuple[str, Reader]]) -> "RowMapper":
+    """A row mapper for an event table: envelope columns, Kafka coordinates, then `fields`
+    (column name, reader), in the table's column order."""
+    fields = tuple(fields)
+
+    def to_row(record: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
+        envelope = _envelope(record)
+        row = {column: read(envelope) for column, read in ENVELOPE}
+        row["kafka_partition"] = message.partition
+        row["kafka_offset"] = message.offset
+        for column, read in fields:
+            row[column] = read(record)
+        return row
+    return to_row
 
 
 # ---------------------------------------------------------------------------------------------
-# one mapping per event type
+# one mapping per event type (columns in the order of the table)
 # ---------------------------------------------------------------------------------------------
-def leader_fill_row(r: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
-    return {
-        **envelope_columns(r, message),
-        "leader": _text(r, "leader", nonempty=True),
-        "exchange": _text(r, "exchange"),
-        "tx_hash": _text(r, "tx_hash", nonempty=True),
-        "block_number": _int(r, "block_number", minimum=0),
-        "log_index": _int(r, "log_index", INT32, minimum=0),
-        "token_id": _text(r, "token_id", nonempty=True),
-        "condition_id": _text(r, "condition_id", required=False),
-        "side": _enum(r, "side", SIDES),
-        "shares_e6": _int(r, "shares_e6"),
-        "collateral_e6": _int(r, "collateral_e6"),
-        "price": _decimal(r, "price"),
-        "fee_e6": _int(r, "fee_e6"),
-        "role": _enum(r, "role", FILL_ROLES),
-        "order_hashes": _strings(r, "order_hashes"),
-    }
+leader_fill_row = event_row([
+    ("leader", text("leader", nonempty=True)),
+    ("exchange", text("exchange")),
+    ("tx_hash", text("tx_hash", nonempty=True)),
+    ("block_number", integer("block_number", minimum=0)),
+    ("log_index", integer("log_index", INT32, minimum=0)),
+    ("token_id", text("token_id", nonempty=True)),
+    ("condition_id", text("condition_id", required=False)),
+    ("side", enum("side", SIDES)),
+    ("shares_e6", integer("shares_e6")),
+    ("collateral_e6", integer("collateral_e6")),
+    ("price", decimal("price")),
+    ("fee_e6", integer("fee_e6")),
+    ("role", enum("role", FILL_ROLES)),
+    ("order_hashes", strings("order_hashes")),
+])
+
+copy_decision_row = event_row([
+    ("candidate_id", text("candidate_id", nonempty=True)),
+    ("follow_id", text("follow_id", nonempty=True)),
+    ("follower", text("follower", nonempty=True)),
+    ("leader_fill_id", text("leader_fill_id", nonempty=True)),
+    ("action", enum("action", DECISION_ACTIONS)),
+    ("intent_id", text("intent_id", required=False)),
+    ("token_id", text("token_id")),
+    ("side", enum("side", SIDES)),
+    ("size_e6", integer("size_e6")),
+    ("worst_price", decimal("worst_price", required=False)),
+    ("order_type", text("order_type", required=False)),
+    ("expires_at", instant("expires_at_us", required=False)),
+    ("reason_code", text("reason_code", required=False)),
+    ("reason_detail", text("reason_detail", required=False)),
+])
+
+execution_result_row = event_row([
+    ("intent_id", text("intent_id", nonempty=True)),
+    ("follow_id", text("follow_id")),
+    ("follower", text("follower", nonempty=True)),
+    ("leader_fill_id", text("leader_fill_id")),
+    ("status", enum("status", EXECUTION_STATUSES)),
+    ("order_hash", text("order_hash", required=False)),
+    ("filled_shares_e6", integer("filled_shares_e6")),
+    ("filled_collateral_e6", integer("filled_collateral_e6")),
+    ("avg_price", decimal("avg_price", required=False)),
+    ("fee_e6", integer("fee_e6")),
+    ("error", text("error", required=False)),
+    ("attempts", integer("attempts", INT32)),
+])
+
+settlement_event_row = event_row([
+    ("follower", text("follower", nonempty=True)),
+    ("intent_id", text("intent_id", required=False)),
+    ("kind", text("kind", nonempty=True)),
+    ("amount_e6", integer("amount_e6")),
+    ("token_id", text("token_id", required=False)),
+    ("tx_hash", text("tx_hash", required=False)),
+    ("debt_id", text("debt_id", required=False)),
+])
+
+_DEAD_LETTER_FIELDS = (
+    ("source_topic", text("source_topic", nonempty=True)),
+    ("source_partition", integer("source_partition", INT32, minimum=0)),
+    ("source_offset", integer("source_offset", minimum=0)),
+    ("key", blob("key", required=False)),
+    ("original", blob("original")),
+    ("error", text("error")),
+    ("stage", text("stage")),
+)
+_EVENT_ID, _OCCURRED_AT = ENVELOPE[0][1], ENVELOPE[1][1]
 
 
-def copy_decision_row(r: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
-    return {
-        **envelope_columns(r, message),
-        "candidate_id": _text(r, "candidate_id", nonempty=True),
-        "follow_id": _text(r, "follow_id", nonempty=True),
-        "follower": _text(r, "follower", nonempty=True),
-        "leader_fill_id": _text(r, "leader_fill_id", nonempty=True),
-        "action": _enum(r, "action", DECISION_ACTIONS),
-        "intent_id": _text(r, "intent_id", required=False),
-        "token_id": _text(r, "token_id"),
-        "side": _enum(r, "side", SIDES),
-        "size_e6": _int(r, "size_e6"),
-        "worst_price": _decimal(r, "worst_price", required=False),
-        "order_type": _text(r, "order_type", required=False),
-        "expires_at": _time(r, "expires_at_us", required=False),
-        "reason_code": _text(r, "reason_code", required=False),
-        "reason_detail": _text(r, "reason_detail", required=False),
-    }
-
-
-def execution_result_row(r: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
-    return {
-        **envelope_columns(r, message),
-        "intent_id": _text(r, "intent_id", nonempty=True),
-        "follow_id": _text(r, "follow_id"),
-        "follower": _text(r, "follower", nonempty=True),
-        "leader_fill_id": _text(r, "leader_fill_id"),
-        "status": _enum(r, "status", EXECUTION_STATUSES),
-        "order_hash": _text(r, "order_hash", required=False),
-        "filled_shares_e6": _int(r, "filled_shares_e6"),
-        "filled_collateral_e6": _int(r, "filled_collateral_e6"),
-        "avg_price": _decimal(r, "avg_price", required=False),
-        "fee_e6": _int(r, "fee_e6"),
-        "error": _text(r, "error", required=False),
-        "attempts": _int(r, "attempts", INT32),
-    }
-
-
-def settlement_event_row(r: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
-    return {
-        **envelope_columns(r, message),
-        "follower": _text(r, "follower", nonempty=True),
-        "intent_id": _text(r, "intent_id", required=False),
-        "kind": _text(r, "kind", nonempty=True),
-        "amount_e6": _int(r, "amount_e6"),
-        "token_id": _text(r, "token_id", required=False),
-        "tx_hash": _text(r, "tx_hash", required=False),
-        "debt_id": _text(r, "debt_id", required=False),
-    }
-
-
-def _bytes(record: Mapping[str, Any], name: str, *, required: bool = True) -> bytes | None:
-    value = record.get(name)
-    if value is None:
-        if required:
-            raise BadRecord(f"{name} is missing")
-        return None
-    if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise BadRecord(f"{name} is {type(value).__name__}, not bytes")
-    return bytes(value)
-
-
-def dead_letter_event_row(r: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
+def dead_letter_event_row(record: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
     """A DeadLetter event from `dead.letters`: the row describes the message it parks."""
-    envelope = envelope_columns(r, message)
-    return {
-        "source_topic": _text(r, "source_topic", nonempty=True),
-        "source_partition": _int(r, "source_partition", INT32, minimum=0),
-        "source_offset": _int(r, "source_offset", minimum=0),
-        "key": _bytes(r, "key", required=False),
-        "original": _bytes(r, "original"),
-        "error": _text(r, "error"),
-        "stage": _text(r, "stage"),
-        "event_id": envelope["event_id"],
-        "occurred_at": envelope["occurred_at"],
-    }
+    envelope = _envelope(record)
+    row = {column: read(record) for column, read in _DEAD_LETTER_FIELDS}
+    row["event_id"] = _EVENT_ID(envelope)
+    row["occurred_at"] = _OCCURRED_AT(envelope)
+    for _, read in ENVELOPE[2:]:
+        read(envelope)  # a broken envelope parks the event like any other bad record
+    return row
 
 
 def parked_row(message: SourceMessage, error: str) -> dict[str, Any]:
@@ -307,24 +361,25 @@ class Projection:
         """Rows for `messages`, in order; bad messages become dead_letters rows. Pure."""
         result = FoldResult()
         for message in messages:
-            table, row = self.fold_one(message)
-            result.add(table, row, message)
+            table, row, parked = self.fold_one(message)
+            result.add(table, row, message, parked)
         return result
 
-    def fold_one(self, message: SourceMessage) -> tuple[str, dict[str, Any]]:
+    def fold_one(self, message: SourceMessage) -> tuple[str, dict[str, Any], bool]:
+        """(table, row, parked): the row for one message; parked when it became a dead letter."""
         if message.error is not None:
-            return DEAD_LETTERS_TABLE, parked_row(message, f"undecodable: {message.error}")
+            return DEAD_LETTERS_TABLE, parked_row(message, f"undecodable: {message.error}"), True
         if message.value is None:
-            return DEAD_LETTERS_TABLE, parked_row(message, "empty message (null value)")
+            return DEAD_LETTERS_TABLE, parked_row(message, "empty message (null value)"), True
         if message.record is None or message.record_type != self.record_type:
             return DEAD_LETTERS_TABLE, parked_row(
-                message, f"unexpected record type {message.record_type!r} on {self.topic} (want {self.record_type})")
+                message, f"unexpected record type {message.record_type!r} on {self.topic} (want {self.record_type})"), True
         try:
-            return self.table, self.to_row(message.record, message)
+            return self.table, self.to_row(message.record, message), False
         except BadRecord as exc:
-            return DEAD_LETTERS_TABLE, parked_row(message, f"bad {self.record_type}: {exc}")
+            return DEAD_LETTERS_TABLE, parked_row(message, f"bad {self.record_type}: {exc}"), True
         except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
-            return DEAD_LETTERS_TABLE, parked_row(message, f"bad {self.record_type}: {type(exc).__name__}: {exc}")
+            return DEAD_LETTERS_TABLE, parked_row(message, f"bad {self.record_type}: {type(exc).__name__}: {exc}"), True
 
 
 LEADER_FILLS_PROJECTION = Projection("leader_fills", LEADER_FILLS.name, "LeaderFill", "leader_fills", leader_fill_row)
@@ -350,6 +405,6 @@ def fold_batch(by_topic: Mapping[str, Projection], messages: Iterable[SourceMess
     """Fold a mixed batch: each message by the projection that owns its (real) topic name. Pure."""
     result = FoldResult()
     for message in messages:
-        table, row = by_topic[message.topic].fold_one(message)
-        result.add(table, row, message)
+        table, row, parked = by_topic[message.topic].fold_one(message)
+        result.add(table, row, message, parked)
     return result

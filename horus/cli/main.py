@@ -3,17 +3,21 @@ from __future__ import annotations
 
 import typer
 
-from horus.cli import db, stack, topics
+from horus.cli import db, projections, stack, topics
 from horus.cli.demo import demo_command
 from horus.cli.tap import tap_command
+from horus.cli.worker import worker as worker_command
 
 app = typer.Typer(help="Horus: copy-trading engine for Polymarket on Apache Kafka.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
 app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(db.app, name="db")
+app.add_typer(projections.app, name="projections")
+app.add_typer(projections.replay_app, name="replay")
 app.command("tap")(tap_command)
 app.command("demo")(demo_command)
+app.command("worker")(worker_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -70,7 +70,8 @@ def wait_for_leaders(settings: Settings, names: list[str], timeout: float = 30.0
 def delete_topics(settings: Settings, names: list[str], timeout: float = 30.0) -> None:
     if not names:
         return
-    for future in make_admin(settings).delete_topics(names, request_timeout=timeout).values():
+    admin = make_admin(settings)  # keep a reference: a collected client fails its futures
+    for future in admin.delete_topics(names, request_timeout=timeout).values():
         future.result(timeout)
 
 

@@ -34,7 +34,7 @@ class PartStatus:
 class LocalStack:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.state_dir = settings.state_dir
+        self.state_dir = settings.state_dir.resolve()  # child processes must not depend on our cwd
         self.procs = ProcessTable(self.state_dir)
         self.kafka = KafkaBroker(self.state_dir, settings.cache_dir, settings.kafka_version, settings.partitions, self.procs)
         self.postgres = PostgresServer(self.state_dir, self.procs)

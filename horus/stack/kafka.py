@@ -106,7 +106,8 @@ class KafkaBroker:
     def healthy(self, port: int) -> tuple[bool, str]:
         from confluent_kafka.admin import AdminClient  # imported late: `stack` commands start fast
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap(port), "socket.timeout.ms": 2000})
+        # log_level 0: "connection refused" while the broker boots is expected, not worth printing
+        admin = AdminClient({"bootstrap.servers": self.bootstrap(port), "socket.timeout.ms": 2000, "log_level": 0})
         try:
             cluster = admin.describe_cluster(request_timeout=3).result(timeout=4)
         except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", reported as detail

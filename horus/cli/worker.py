@@ -1,0 +1,64 @@
+"""`horus worker [--stages plan,decide,execute,settle] [--loglevel info]`: run pipeline stages.
+
+Wire into horus/cli/main.py with `app.command("worker")(worker.worker)`.
+"""
+from __future__ import annotations
+
+import typer
+
+from horus.cli.common import fail, friendly_errors, settings
+
+LOGLEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@friendly_errors
+def worker(
+    stages: str = typer.Option("plan,decide,execute,settle", "--stages", "-s",
+                               help="comma-separated stages to run in this process: plan, decide, execute, settle"),
+    loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning, error or critical"),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, help="max messages per batch and stage"),
+    batch_within: float = typer.Option(0.01, "--batch-within", min=0.0,
+                                       help="seconds a batch waits to fill (the latency a lone message pays)"),
+    metrics_port: int = typer.Option(0, "--metrics-port", min=0,
+                                     help="serve Prometheus metrics on this port (0: off)"),
+) -> None:
+    """Run the selected pipeline stages as one Faust worker (Ctrl-C or SIGTERM stops it cleanly).
+
+    Stages can run in separate processes: all processes share the consumer group HORUS_APP_ID and
+    each stage's partitions are spread over the processes that run it. Topics must exist
+    (`horus topics create`)."""
+    from streams.app import StageError, WorkerSetupError, check_topics, create_app, parse_stages, require_lz4
+    from streams.runtime import Batching
+
+    try:
+        selected = parse_stages(stages)
+    except StageError as exc:
+        fail(str(exc), code=2)
+    if loglevel.lower() not in LOGLEVELS:
+        fail(f"unknown log level {loglevel!r}; choose from {', '.join(LOGLEVELS)}", code=2)
+    config = settings()
+    try:
+        require_lz4()
+        check_topics(config, selected)
+    except WorkerSetupError as exc:
+        fail(str(exc))
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
+    import faust
+
+    app = create_app(config, selected, batching=Batching(size=batch_size, within=batch_within))
+    faust_worker = faust.Worker(app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False)
+    try:
+        faust_worker.execute_from_commandline()  # exits the process when the worker stops
+    finally:
+        app.horus_runtime.close()
+
+
+def main() -> None:  # `python -m horus.cli.worker ...`, same as `horus worker ...`
+    typer.run(worker)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

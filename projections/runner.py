@@ -1,0 +1,780 @@
+"""The projection runner: topics -> pure folds -> Postgres, offsets in the same transaction.
+
+One loop on confluent-kafka (via horus.kafka.client):
+
+1. consume a batch (up to `batch_size` messages or `batch_timeout` seconds);
+2. decode every message with the codec (a message it refuses is kept, with the reason);
+3. fold the batch with the pure folds in `projections.folds` (bad messages become dead_letters
+   rows with their exact bytes);
+4. in ONE transaction: move `projection_offsets` forward with a guard, then upsert every row
+   (event tables: binary COPY into a temp staging table + one INSERT ... SELECT ... ON CONFLICT;
+   dead letters: `executemany`), then commit. The guard is
+   `ON CONFLICT ... DO UPDATE SET next_offset = excluded.next_offset
+    WHERE projection_offsets.next_offset < excluded.next_offset RETURNING ...`;
+   a partition whose row does not come back was already folded past this batch (a duplicate
+   delivery, or a zombie runner after a rebalance), so the whole transaction is rolled back and
+   the consumer is re-positioned at the stored offsets.
+
+The conflict rules make the result independent of batch boundaries and arrival order (the copy
+of a fact with the lowest Kafka coordinates wins), so live folding and replay give identical
+tables. The connection commits with synchronous_commit=off: rows and offsets are lost or kept
+together, and anything lost in a server crash is folded again from Kafka.
+
+Where to start reading comes from Postgres, never from Kafka: `on_assign` seeks each partition to
+its stored `next_offset` (or the beginning). Kafka-side commits are made after the database commit
+only so that lag dashboards see the group's progress.
+
+Bad input never stops the runner: undecodable messages, wrong record types and values Postgres
+would refuse all become dead_letters rows. If the database still rejects a row, the batch is
+re-written row by row under savepoints and the offending rows are parked as dead letters.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from operator import itemgetter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import psycopg
+from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+from psycopg import sql
+
+from horus.codec import default_codec
+from horus.db.engine import psycopg_conninfo
+from horus.db.models import Base
+from horus.kafka.client import make_admin, make_consumer, poll_batch
+from horus.settings import Settings
+from projections.folds import (
+    ALL_PROJECTIONS,
+    DEAD_LETTERS_TABLE,
+    FoldResult,
+    Projection,
+    SourceMessage,
+    fold_batch,
+    parked_row,
+)
+
+log = logging.getLogger("horus.projections")
+
+# Session-level advisory lock: live runners hold it shared, a replay holds it exclusively, so a
+# replay never truncates tables under a running runner.
+ADVISORY_LOCK_KEY = 0x686F7275_7350524A  # "horusPRJ"
+
+TopicPartitionKey = tuple[str, int]  # (real topic name, partition)
+
+
+def group_id(settings: Settings) -> str:
+    return f"{settings.app_id}-projections"
+
+
+# ---------------------------------------------------------------------------------------------
+# counters
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ProjectionStats:
+    """Running totals for status views (`horus status`, the demo, benchmarks)."""
+
+    batches: int = 0
+    messages: int = 0
+    rows_folded: Counter = field(default_factory=Counter)  # rows the folds produced, per table
+    rows_written: Counter = field(default_factory=Counter)  # rows that changed a table, per table
+    dead_letters: int = 0  # messages parked in dead_letters by this runner (bad input)
+    undecodable: int = 0  # of which the codec could not decode
+    batches_rejected: int = 0  # duplicate/zombie batches refused by the offset guard
+    db_errors: int = 0  # transient database failures survived (reconnects)
+    slow_path_batches: int = 0  # batches re-written row by row after the database refused a row
+    started_at: float = field(default_factory=time.monotonic)
+    busy_seconds: float = 0.0  # time spent decoding, folding and writing (not waiting for Kafka)
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows folded per second of busy time (decode + fold + write + commit)."""
+        total = sum(self.rows_folded.values())
+        return total / self.busy_seconds if self.busy_seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "messages": self.messages,
+            "rows_folded": dict(self.rows_folded),
+            "rows_written": dict(self.rows_written),
+            "dead_letters": self.dead_letters,
+            "undecodable": self.undecodable,
+            "batches_rejected": self.batches_rejected,
+            "db_errors": self.db_errors,
+            "slow_path_batches": self.slow_path_batches,
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "busy_s": round(self.busy_seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+        }
+
+
+@dataclass
+class BatchResult:
+    """What one step did; passed to `on_batch`."""
+
+    messages: int
+    rows: dict[str, int]  # rows folded per table
+    written: dict[str, int]  # rows that changed each table
+    dead_letters: int  # messages parked as dead letters (bad input)
+    offsets: dict[TopicPartitionKey, int]  # next offsets committed (empty when rejected)
+    rejected: bool
+    seconds: float
+    stats: ProjectionStats
+
+
+class StaleBatch(Exception):
+    """The offset guard refused the batch: some partition was already folded past it."""
+
+    def __init__(self, stale: list[TopicPartitionKey]):
+        super().__init__(f"batch already folded for {stale}")
+        self.stale = stale
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL
+# ---------------------------------------------------------------------------------------------
+def table_columns(table: str) -> tuple[str, ...]:
+    return tuple(column.name for column in Base.metadata.tables[table].columns)
+
+
+# The column that identifies "the same fact" in each event table. copy_decisions is keyed by
+# candidate: exactly one decision per candidate, whatever its event id.
+CONFLICT_KEYS = {"copy_decisions": "candidate_id"}
+DEAD_LETTER_PK = ("source_topic", "source_partition", "source_offset")
+
+
+def conflict_key(table: str) -> str:
+    return CONFLICT_KEYS.get(table, "event_id")
+
+
+def _conflict_clause(table: str) -> sql.Composed:
+    """What happens when a row for the same fact exists already. The outcome never depends on
+    the order in which batches arrive, so live folding and replay give the same tables:
+
+    - event tables: the copy with the lowest (kafka_partition, kafka_offset) wins (normally the
+      first one produced: one key, one partition);
+    - dead letters: a stage's own DeadLetter event beats a row the projection parked itself, and
+      between two stage events the lower event id wins."""
+    columns = table_columns(table)
+    t = sql.Identifier(table)
+    if table == DEAD_LETTERS_TABLE:
+        key, updates = DEAD_LETTER_PK, [c for c in columns if c not in DEAD_LETTER_PK]
+        condition = sql.SQL(
+            "(excluded.stage <> {own} AND ({t}.stage = {own}"
+            ' OR excluded.event_id COLLATE "C" < {t}.event_id COLLATE "C"))'
+        ).format(t=t, own=sql.Literal("projections"))
+    else:
+        key = (conflict_key(table),)
+        updates = [c for c in columns if c not in key]
+        condition = sql.SQL("(excluded.kafka_partition, excluded.kafka_offset) < ({t}.kafka_partition, {t}.kafka_offset)"
+                            ).format(t=t)
+    return sql.SQL(" ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {condition}").format(
+        key=sql.SQL(", ").join(map(sql.Identifier, key)),
+        sets=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in updates),
+        condition=condition,
+    )
+
+
+def upsert_statement(table: str) -> sql.Composed:
+    """INSERT of one row of `table` (executemany, and the row-by-row slow path)."""
+    columns = table_columns(table)
+    return sql.SQL("INSERT INTO {table} ({columns}) VALUES ({values})").format(
+        table=sql.Identifier(table),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+    ) + _conflict_clause(table)
+
+
+def staged_insert_statement(table: str, stage: str) -> sql.Composed:
+    """INSERT ... SELECT from the staging table: one row per fact (lowest coordinates first)."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, table_columns(table)))
+    key = sql.Identifier(conflict_key(table))
+    return sql.SQL(
+        "INSERT INTO {table} ({columns}) SELECT DISTINCT ON ({key}) {columns} FROM {stage}"
+        " ORDER BY {key}, kafka_partition, kafka_offset"
+    ).format(table=sql.Identifier(table), columns=columns, key=key, stage=sql.Identifier(stage)) \
+        + _conflict_clause(table)
+
+
+def guard_statement(n: int) -> sql.Composed:
+    """Forward-only offset upsert for n partitions; returns the rows it wrote."""
+    values = sql.SQL(", ").join(sql.SQL("(%s, %s, %s, %s, now())") for _ in range(n))
+    return sql.SQL(
+        "INSERT INTO projection_offsets AS o (projection, topic, partition, next_offset, updated_at) VALUES "
+    ) + values + sql.SQL(
+        " ON CONFLICT (projection, topic, partition) DO UPDATE"
+        " SET next_offset = excluded.next_offset, updated_at = excluded.updated_at"
+        " WHERE o.next_offset < excluded.next_offset"
+        " RETURNING projection, topic, partition"
+    )
+
+
+def read_offsets(conn: psycopg.Connection, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], int]:
+    """Stored next offsets for (projection, topic, partition) keys that have one."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = conn.execute(
+        "SELECT o.projection, o.topic, o.partition, o.next_offset FROM projection_offsets o"
+        " JOIN unnest(%s::text[], %s::text[], %s::int[]) AS k(projection, topic, partition)"
+        " USING (projection, topic, partition)",
+        ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+    ).fetchall()
+    return {(p, t, part): offset for p, t, part, offset in rows}
+
+
+class _Writer:
+    """Writes one folded batch and its offsets in one transaction.
+
+    Event tables take binary COPY into a per-connection temp staging table, then one
+    `INSERT ... SELECT DISTINCT ON (key) ... ON CONFLICT (key) DO UPDATE ... WHERE <lower
+    coordinates>`; dead letters (rare) go through `executemany`."""
+
+    def __init__(self, conn: psycopg.Connection, tables: Sequence[str]):
+        self.conn = conn
+        self.tables = list(tables)
+        self.columns = {table: table_columns(table) for table in self.tables}
+        self.getters = {table: itemgetter(*columns) for table, columns in self.columns.items()}
+        self.statements = {table: upsert_statement(table).as_string(conn) for table in self.tables}
+        self._guards: dict[int, str] = {}
+        self.staged: dict[str, tuple[str, str, list[str]]] = {}
+        for table in self.tables:
+            if table != DEAD_LETTERS_TABLE:
+                self.staged[table] = self._stage(table)
+
+    def _stage(self, table: str) -> tuple[str, str, list[str]]:
+        columns = self.columns[table]
+        stage = f"_stage_{table}"
+        self.conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS")
+                          .format(stage=sql.Identifier(stage), table=sql.Identifier(table)))
+        types = dict(self.conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped", (table,)).fetchall())
+        copy = sql.SQL("COPY {stage} ({columns}) FROM STDIN (FORMAT BINARY)").format(
+            stage=sql.Identifier(stage), columns=sql.SQL(", ").join(map(sql.Identifier, columns)))
+        insert = staged_insert_statement(table, stage)
+        return copy.as_string(self.conn), insert.as_string(self.conn), [types[c] for c in columns]
+
+    def _guard(self, offsets: Mapping[tuple[str, str, int], int]) -> None:
+        n = len(offsets)
+        statement = self._guards.get(n)
+        if statement is None:
+            statement = self._guards[n] = guard_statement(n).as_string(self.conn)
+        params: list[Any] = []
+        for (projection, topic, partition), next_offset in offsets.items():
+            params += (projection, topic, partition, next_offset)
+        returned = {(p, t, part) for p, t, part in self.conn.execute(statement, params).fetchall()}
+        stale = [(t, part) for (p, t, part) in offsets if (p, t, part) not in returned]
+        if stale:
+            raise StaleBatch(stale)
+
+    def _rows(self, table: str, rows: list[dict[str, Any]]) -> int:
+        get = self.getters[table]
+        with self.conn.cursor() as cur:
+            staged = self.staged.get(table)
+            if staged is None:
+                cur.executemany(self.statements[table], [get(row) for row in rows])
+                return max(cur.rowcount, 0)
+            copy_sql, insert_sql, types = staged
+            with cur.copy(copy_sql) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(get(row))
+            cur.execute(insert_sql)
+            return max(cur.rowcount, 0)
+
+    def write(self, folded: FoldResult, offsets: Mapping[tuple[str, str, int], int]) -> dict[str, int]:
+        """Fast path: guard, then every table, one commit. Raises StaleBatch."""
+        written: dict[str, int] = {}
+        with self.conn.transaction():
+            if offsets:
+                self._guard(offsets)
+            for table in self.tables:
+                rows = folded.rows.get(table)
+                if rows:
+                    written[table] = self._rows(table, rows)
+        return written
+
+    def write_row_by_row(self, folded: FoldResult, offsets: Mapping[tuple[str, str, int], int]) -> tuple[dict[str, int], int]:
+        """Slow path after the database refused a row: every row under its own savepoint; a row
+        Postgres refuses is parked in dead_letters instead. Returns (written, rows parked)."""
+        written: Counter = Counter()
+        parked: list[tuple[dict[str, Any], SourceMessage]] = []
+        with self.conn.transaction():
+            if offsets:
+                self._guard(offsets)
+            for table in self.tables:
+                for row, source in zip(folded.rows.get(table, ()), folded.sources.get(table, ())):
+                    try:
+                        written[table] += self._one(table, row)
+                    except psycopg.OperationalError:
+                        raise
+                    except psycopg.DatabaseError as exc:
+                        if table == DEAD_LETTERS_TABLE and row.get("stage") == "projections":
+                            raise  # a parked row of our own was refused: nothing safer to fall back to
+                        parked.append((parked_row(source, f"rejected by the database: {exc}".strip()), source))
+            for row, _source in parked:
+                written[DEAD_LETTERS_TABLE] += self._one(DEAD_LETTERS_TABLE, row)
+        return dict(written), len(parked)
+
+    def _one(self, table: str, row: dict[str, Any]) -> int:
+        with self.conn.transaction():  # a savepoint
+            cur = self.conn.execute(self.statements[table], self.getters[table](row))
+            return max(cur.rowcount, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the runner
+# ---------------------------------------------------------------------------------------------
+def to_source_message(message: Message, decode: Callable[[bytes], tuple[str, dict]]) -> SourceMessage:
+    value = message.value()
+    ts_type, ts_ms = message.timestamp()
+    timestamp_us = ts_ms * 1000 if ts_type != 0 and ts_ms is not None and ts_ms >= 0 else None  # 0: not available
+    record_type = record = error = None
+    if value is not None:
+        try:
+            record_type, record = decode(value)
+        except Exception as exc:  # noqa: BLE001 - any refusal of the codec parks the message
+            error = f"{type(exc).__name__}: {exc}"
+    return SourceMessage(
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        value=value,
+        key=message.key(),
+        timestamp_us=timestamp_us,
+        record_type=record_type,
+        record=record,
+        error=error,
+    )
+
+
+def topic_end_offsets(settings: Settings, topics: Sequence[str], admin: AdminClient | None = None,
+                      ) -> dict[TopicPartitionKey, int]:
+    """Last stable offset (the read_committed end) of every partition of `topics` (real names).
+
+    Asked through an AdminClient in one request: a consumer's own watermark queries queue behind
+    its long-poll fetches (~fetch.wait.max.ms each)."""
+    admin = admin or make_admin(settings)
+    metadata = admin.list_topics(timeout=10)
+    specs = {}
+    for topic in topics:
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            raise KafkaException(info.error if info is not None else
+                                 KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic {topic} does not exist"))
+        for p in info.partitions:
+            specs[TopicPartition(topic, p)] = OffsetSpec.latest()
+    futures = admin.list_offsets(specs, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=10)
+    return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+
+
+@dataclass
+class _Outcome:
+    """What the writer thread did with one batch."""
+
+    status: str  # "ok" | "rejected" | "db_error"
+    written: dict[str, int] = field(default_factory=dict)
+    parked_by_db: int = 0
+    slow_path: bool = False
+    error: BaseException | None = None
+
+
+@dataclass
+class _Prepared:
+    """A decoded and folded batch, ready to write."""
+
+    folded: FoldResult
+    messages: int
+    undecodable: int
+    offsets: dict[TopicPartitionKey, int]
+
+
+class ProjectionRunner:
+    """Folds the projections' topics into Postgres. Use `run()`, or `start()` + `step()` + `close()`.
+
+    `group=True` joins the consumer group `<app_id>-projections` (live use: several runners share
+    the partitions); `group=False` assigns every partition itself without a group (replay).
+
+    Each batch is committed before the next consume(), so nothing is ever in flight during a
+    rebalance. (Overlapping the write of batch k with folding batch k+1 on a writer thread was
+    measured: no gain on these 2-core machines, where Python, Postgres and the broker already
+    share the CPU, so the runner stays single-threaded.)
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        projections: Sequence[Projection] = ALL_PROJECTIONS,
+        *,
+        group: bool = True,
+        batch_size: int = 1000,
+        batch_timeout: float = 0.2,
+        take_lock: bool = True,
+        durable_commits: bool = False,
+        consumer_overrides: Mapping[str, Any] | None = None,
+    ):
+        self.settings = settings
+        self.durable_commits = durable_commits
+        self.projections = list(projections)
+        self.by_topic: dict[str, Projection] = {settings.topic(p.topic): p for p in self.projections}
+        if len(self.by_topic) != len(self.projections):
+            raise ValueError("each topic can belong to one projection only")
+        self.tables = [p.table for p in self.projections if p.table != DEAD_LETTERS_TABLE] + [DEAD_LETTERS_TABLE]
+        self.group = group
+        self.batch_size = batch_size
+        self.batch_timeout = batch_timeout
+        self.take_lock = take_lock
+        self.consumer_overrides = dict(consumer_overrides or {})
+        self.stats = ProjectionStats()
+        self.decode = default_codec().decode
+        self.consumer: Consumer | None = None
+        self.conn: psycopg.Connection | None = None
+        self._writer: _Writer | None = None
+        self._assigned: set[TopicPartitionKey] = set()
+        self._next: dict[TopicPartitionKey, int] = {}  # next offset stored in Postgres, per assigned partition
+        self._admin_client: AdminClient | None = None
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self, stop_event: threading.Event | None = None) -> "ProjectionRunner":
+        self._connect(stop_event)
+        if self.group:
+            self.consumer = make_consumer(self.settings, group_id(self.settings), **self.consumer_overrides)
+            self.consumer.subscribe(list(self.by_topic), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                    on_lost=self._on_revoke)
+        else:
+            self.consumer = make_consumer(self.settings, None, **self.consumer_overrides)
+            partitions = [TopicPartition(topic, p) for topic in self.by_topic for p in self._partitions(topic)]
+            self._on_assign(self.consumer, partitions)
+        return self
+
+    def close(self) -> None:
+        """Leave the group and disconnect (every batch is already committed or rolled back)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.consumer is not None:
+            try:
+                self.consumer.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                log.exception("closing the projection consumer failed")
+        self._disconnect()
+        if self._admin_client is not None:
+            self._admin_client = None
+
+    def __enter__(self) -> "ProjectionRunner":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connect(self, stop_event: threading.Event | None = None) -> None:
+        self.conn = psycopg.connect(psycopg_conninfo(self.settings.database_url), autocommit=True,
+                                    application_name="horus-projections")
+        if not self.durable_commits:
+            # Safe for projections only: rows and offsets commit together, so a server crash can
+            # lose the last few batches *together* and they are simply folded again from Kafka.
+            # Saves the WAL flush per batch. (The executor's ledger must never do this.)
+            self.conn.execute("SET synchronous_commit = off")
+        if self.take_lock:
+            waited = 0.0
+            while not self.conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (ADVISORY_LOCK_KEY,)).fetchone()[0]:
+                if stop_event is not None and stop_event.is_set():
+                    raise RuntimeError("stopped while waiting for a projection replay to finish")
+                if waited == 0.0:
+                    log.warning("a projection replay holds the lock; waiting for it to finish")
+                time.sleep(0.5)
+                waited += 0.5
+        self._writer = _Writer(self.conn, self.tables)
+
+    def _disconnect(self) -> None:
+        if self.conn is not None:
+            try:
+                if self.take_lock and not self.conn.closed:
+                    # explicit: a closed connection's backend may linger a moment holding the lock
+                    self.conn.execute("SELECT pg_advisory_unlock_shared(%s)", (ADVISORY_LOCK_KEY,))
+            except Exception:  # noqa: BLE001 - closing below releases it anyway
+                pass
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.conn = None
+            self._writer = None
+
+    def _partitions(self, topic: str) -> list[int]:
+        metadata = self._admin().list_topics(topic, timeout=10)
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            raise KafkaException(info.error if info is not None else
+                                 KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic {topic} does not exist"))
+        return sorted(info.partitions)
+
+    # -- rebalance callbacks: where to start comes from Postgres -------------------------------
+    def _stored(self, partitions: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+        assert self.conn is not None
+        keys = [(self.by_topic[t].name, t, p) for t, p in partitions]
+        return {(t, p): offset for (_, t, p), offset in read_offsets(self.conn, keys).items()}
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        stored = self._stored((tp.topic, tp.partition) for tp in partitions)
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            tp.offset = stored.get(key, OFFSET_BEGINNING)
+            self._assigned.add(key)
+            self._next.pop(key, None)
+            if key in stored:
+                self._next[key] = stored[key]
+        consumer.assign(partitions)
+        log.info("projections assigned %d partitions (%d with stored offsets)", len(partitions), len(stored))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # every batch is committed before the next consume(), so nothing is in flight here
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            self._assigned.discard(key)
+            self._next.pop(key, None)
+        if self.group:
+            consumer.unassign()
+
+    def _reposition(self) -> None:
+        """Seek every assigned partition to its stored offset (or the beginning)."""
+        assert self.consumer is not None
+        stored = self._stored(self._assigned)
+        for key in sorted(self._assigned):
+            self._next.pop(key, None)
+            if key in stored:
+                self._next[key] = stored[key]
+            self._seek(TopicPartition(key[0], key[1], stored.get(key, OFFSET_BEGINNING)))
+
+    def _seek(self, tp: TopicPartition) -> None:
+        assert self.consumer is not None
+        for attempt in range(50):
+            try:
+                self.consumer.seek(tp)
+                return
+            except KafkaException as exc:  # the fetcher may not have started the partition yet
+                if attempt == 49:
+                    raise
+                log.debug("seek %s retry: %s", tp, exc)
+                time.sleep(0.1)
+
+    # -- batches ----------------------------------------------------------------------------------
+    def poll(self) -> list[Message]:
+        assert self.consumer is not None
+        try:
+            return poll_batch(self.consumer, self.batch_size, self.batch_timeout)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and (error.retriable() or error.code() in (
+                    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)):
+                log.warning("kafka: %s (retrying)", error)
+                time.sleep(0.5)
+                return []
+            raise
+
+    def step(self) -> BatchResult | None:
+        """Consume one batch, fold it and commit it. None when nothing moved."""
+        started = time.perf_counter()
+        messages = self.poll()
+        polled = time.perf_counter()
+        offsets = self._offsets_for(messages)
+        if not messages and not offsets:
+            return None
+        sources = [to_source_message(m, self.decode) for m in messages]
+        prepared = _Prepared(fold_batch(self.by_topic, sources), len(messages),
+                             sum(1 for s in sources if s.error is not None), offsets)
+        keyed = {(self.by_topic[t].name, t, p): n for (t, p), n in offsets.items()}
+        outcome = self._write_job(prepared.folded, keyed)
+        result = self._account(prepared, outcome)
+        # busy time: everything but waiting in consume() for messages that were not there
+        self.stats.busy_seconds += time.perf_counter() - (started if messages else polled)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _write_job(self, folded: FoldResult, offsets: Mapping[tuple[str, str, int], int]) -> _Outcome:
+        assert self._writer is not None
+        try:
+            return _Outcome("ok", self._writer.write(folded, offsets))
+        except StaleBatch as exc:
+            return _Outcome("rejected", error=exc)
+        except psycopg.OperationalError as exc:
+            return _Outcome("db_error", error=exc)
+        except psycopg.DatabaseError as exc:
+            log.warning("the database refused a row (%s); re-writing the batch row by row", exc)
+        try:
+            written, parked = self._writer.write_row_by_row(folded, offsets)
+            return _Outcome("ok", written, parked, slow_path=True)
+        except StaleBatch as exc:
+            return _Outcome("rejected", error=exc)
+        except psycopg.OperationalError as exc:
+            return _Outcome("db_error", error=exc)
+
+    def _account(self, batch: _Prepared, outcome: _Outcome) -> BatchResult:
+        """Update counters and positions after a write; recover if it failed."""
+        folded = batch.folded
+        if outcome.status == "ok":
+            self._next.update((key, n) for key, n in batch.offsets.items() if key in self._assigned)
+            self.stats.batches += 1
+            self.stats.messages += batch.messages
+            self.stats.rows_folded.update(folded.counts())
+            self.stats.rows_written.update(outcome.written)
+            self.stats.dead_letters += folded.parked + outcome.parked_by_db
+            self.stats.undecodable += batch.undecodable
+            self.stats.slow_path_batches += outcome.slow_path
+            if self.group and batch.offsets:
+                try:  # informational only (lag dashboards): Postgres holds the real offsets
+                    self.consumer.commit(offsets=[TopicPartition(t, p, n) for (t, p), n in batch.offsets.items()],
+                                         asynchronous=True)
+                except KafkaException as exc:
+                    log.debug("kafka offset commit failed: %s", exc)
+        elif outcome.status == "rejected":
+            self.stats.batches_rejected += 1
+            log.warning("projection batch rejected by the offset guard (%s); re-reading stored offsets", outcome.error)
+            self._reposition()
+        else:
+            self.stats.db_errors += 1
+            log.warning("database unavailable (%s); reconnecting, then re-reading stored offsets", outcome.error)
+            self._reconnect()
+            self._reposition()
+        ok = outcome.status == "ok"
+        return BatchResult(
+            messages=batch.messages,
+            rows=folded.counts(),
+            written=outcome.written,
+            dead_letters=folded.parked + outcome.parked_by_db if ok else 0,
+            offsets=dict(batch.offsets) if ok else {},
+            rejected=not ok,
+            seconds=0.0,
+            stats=self.stats,
+        )
+
+    def _offsets_for(self, messages: list[Message]) -> dict[TopicPartitionKey, int]:
+        """Next offset per partition after this batch.
+
+        Partitions with messages always go through the guard (a re-delivered batch must be
+        refused). The consumer's position is used when it is past the last message, and alone
+        for partitions that only moved past transaction markers or aborted records."""
+        assert self.consumer is not None
+        last: dict[TopicPartitionKey, int] = {}
+        for m in messages:
+            last[(m.topic(), m.partition())] = m.offset() + 1
+        offsets = dict(last)
+        if self._assigned:
+            for tp in self.consumer.position([TopicPartition(t, p) for t, p in self._assigned]):
+                key = (tp.topic, tp.partition)
+                if tp.error is not None or tp.offset < 0:
+                    continue
+                if key in last:
+                    if tp.offset > last[key]:
+                        offsets[key] = tp.offset
+                elif tp.offset > self._next.get(key, 0):
+                    offsets[key] = tp.offset
+        return offsets
+
+    def _reconnect(self) -> None:
+        self._disconnect()
+        delay = 0.5
+        while True:
+            try:
+                self._connect()
+                break
+            except psycopg.OperationalError as exc:
+                log.warning("reconnect failed (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    # -- progress ---------------------------------------------------------------------------------
+    def end_offsets(self) -> dict[TopicPartitionKey, int]:
+        """Last stable offset (read_committed end) of every partition of every topic, now."""
+        return topic_end_offsets(self.settings, list(self.by_topic), self._admin())
+
+    def _admin(self) -> AdminClient:
+        if self._admin_client is None:
+            self._admin_client = make_admin(self.settings)
+        return self._admin_client
+
+    def progress(self, partitions: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+        """Next offset committed to Postgres per partition (ours from memory, others from Postgres)."""
+        partitions = list(partitions)
+        result = {key: self._next.get(key, 0) for key in partitions if key in self._assigned}
+        others = [key for key in partitions if key not in self._assigned]
+        if others:
+            stored = self._stored(others)
+            result.update({key: stored.get(key, 0) for key in others})
+        return result
+
+    def caught_up(self, targets: Mapping[TopicPartitionKey, int]) -> bool:
+        pending = {key: end for key, end in targets.items() if end > 0}
+        if not pending:
+            return True
+        progress = self.progress(pending)
+        return all(progress[key] >= end for key, end in pending.items())
+
+    def run(
+        self,
+        stop_event: threading.Event | None = None,
+        until_caught_up: bool = False,
+        on_batch: Callable[[BatchResult], None] | None = None,
+    ) -> ProjectionStats:
+        """Fold until `stop_event` is set, or (until_caught_up) every partition reached the end
+        offset it had when the run started."""
+        stop_event = stop_event or threading.Event()
+        if self.consumer is None:
+            self.start(stop_event)
+        targets = self.end_offsets() if until_caught_up else None
+        last_check = 0.0
+        while not stop_event.is_set():
+            result = self.step()
+            if result is not None and on_batch is not None:
+                on_batch(result)
+            if targets is not None:
+                now = time.monotonic()
+                # cheap when every partition is ours; otherwise ask Postgres at most once a second
+                if result is not None or now - last_check >= 1.0:
+                    last_check = now
+                    if self.caught_up(targets):
+                        break
+        return self.stats
+
+
+def run_projections(
+    settings: Settings,
+    stop_event: threading.Event | None = None,
+    until_caught_up: bool = False,
+    on_batch: Callable[[BatchResult], None] | None = None,
+    *,
+    projections: Sequence[Projection] = ALL_PROJECTIONS,
+    batch_size: int = 1000,
+    batch_timeout: float = 0.2,
+    consumer_overrides: Mapping[str, Any] | None = None,
+) -> ProjectionStats:
+    """Run the projections in the consumer group `<app_id>-projections` until `stop_event` is set
+    or, with `until_caught_up`, until every partition reached its end offset at start. Returns the
+    counters (also passed to `on_batch` with each batch as `result.stats`)."""
+    runner = ProjectionRunner(settings, projections, batch_size=batch_size, batch_timeout=batch_timeout,
+                              consumer_overrides=consumer_overrides)
+    try:
+        return runner.run(stop_event, until_caught_up=until_caught_up, on_batch=on_batch)
+    finally:
+        runner.close()
+
+
+def projection_lag(settings: Settings, projections: Sequence[Projection] = ALL_PROJECTIONS) -> list[dict[str, Any]]:
+    """Per partition: stored next offset, end offset and lag (for status views)."""
+    owner = {settings.topic(p.topic): p.name for p in projections}
+    ends = topic_end_offsets(settings, list(owner))
+    with psycopg.connect(psycopg_conninfo(settings.database_url), autocommit=True) as conn:
+        stored = read_offsets(conn, [(owner[t], t, p) for t, p in ends])
+    rows = []
+    for (t, p), end in sorted(ends.items()):
+        next_offset = stored.get((owner[t], t, p), 0)
+        rows.append({"projection": owner[t], "topic": t, "partition": p, "next_offset": next_offset,
+                     "end_offset": end, "lag": max(end - next_offset, 0)})
+    return rows

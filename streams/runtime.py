@@ -1,0 +1,244 @@
+"""The thin runner around the pure stage functions: decode, call, encode, produce, park failures.
+
+One `Runtime` per worker process holds the ONE confluent-kafka producer every stage writes through
+(murmur2_random, idempotent: see horus.kafka.client), a thread that serves its delivery reports, and
+the dead-letter sink. A stage hands it a batch of Faust events; the batch's outputs (and dead
+letters) are produced, and only when the broker has acknowledged every one of them does the agent
+ack the input events, so a crash never loses output (at-least-once; ids downstream are
+deterministic, so a redelivered input reproduces the same events).
+
+If the producer reports a message as undeliverable, the process cannot keep its promise: it exits
+at once (exit code 70) *without* committing, and the restarted worker reprocesses from the last
+committed offset. Raising instead would let Faust's take() machinery and the periodic committer
+move past the lost batch.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from confluent_kafka import KafkaError, Producer
+from prometheus_client import Counter, Histogram
+
+from horus.codec import Codec, default_codec
+from horus.kafka.client import make_producer, produce_reliably
+from horus.kafka.dead_letter import DeadLetters
+from horus.settings import Settings
+from horus.topics import TopicSpec
+
+log = logging.getLogger("horus.streams")
+
+EXIT_OUTPUT_LOST = 70  # EX_SOFTWARE
+
+EVENTS_IN = Counter("horus_stage_events_in_total", "Input messages handled by a stage", ["stage"])
+EVENTS_OUT = Counter("horus_stage_events_out_total", "Events produced by a stage", ["stage"])
+BATCH_SECONDS = Histogram("horus_stage_batch_seconds", "Time to process and deliver one batch", ["stage"],
+                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+StageFn = Callable[..., tuple[list[dict], Any]]
+
+
+@dataclass
+class StageSpec:
+    """How a runner feeds one pure stage function: input type, output topic and type, output key."""
+
+    name: str
+    source: TopicSpec
+    input_type: str
+    sink: TopicSpec
+    output_type: str
+    fn: StageFn  # fn(event, state, *, now_us) -> (new events, state)
+    key_field: str = "follower"  # output records are keyed by this field (DESIGN 2: follower topics)
+    state: Any = None
+    lock: threading.Lock | None = None  # held around fn when another thread changes the state
+    before_batch: Callable[[], None] | None = None
+    tail: Any = None  # plan: the ConfigTail folding config.changes into `state`
+
+
+class OutputLost(RuntimeError):
+    pass
+
+
+class _Delivery:
+    """Counts one batch's delivery reports and wakes the awaiting agent when all are in."""
+
+    __slots__ = ("pending", "errors", "sealed", "loop", "future", "_lock")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.pending = 0
+        self.errors: list[str] = []
+        self.sealed = False
+        self.loop = loop
+        self.future: asyncio.Future = loop.create_future()
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.pending += 1
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:  # delivery report (poll thread)
+        with self._lock:
+            self.pending -= 1
+            if err is not None:
+                self.errors.append(f"{msg.topic()}: {err}")
+            done = self.sealed and self.pending == 0
+        if done:
+            try:
+                self.loop.call_soon_threadsafe(self._resolve)
+            except RuntimeError:  # loop closed at shutdown: nobody is waiting any more
+                pass
+
+    def seal(self) -> None:
+        with self._lock:
+            self.sealed = True
+            done = self.pending == 0
+        if done:
+            self._resolve()
+
+    def _resolve(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+class Runtime:
+    """Per-process resources shared by the stages: producer, its poll thread, codec, dead letters."""
+
+    def __init__(self, settings: Settings, codec: Codec | None = None, producer: Producer | None = None,
+                 exit_on_output_lost: bool = True) -> None:
+        self.settings = settings
+        self.codec = codec or default_codec()
+        self.producer = producer or make_producer(
+            settings, **{"linger.ms": 2, "error_cb": self._on_producer_error, "message.timeout.ms": 120_000})
+        self.dead_letters = DeadLetters(settings, self.producer, self.codec)
+        self.exit_on_output_lost = exit_on_output_lost
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._closed = False
+        self.on_start: list[Callable[[], None]] = []
+        self.extra_stop: list[Callable[[], None]] = []
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        if self._poller is None:
+            self._poller = threading.Thread(target=self._poll_loop, name="horus-producer-poll", daemon=True)
+            self._poller.start()
+            for start in self.on_start:
+                start()
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            self.producer.poll(0.05)
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for stop in self.extra_stop:
+            try:
+                stop()
+            except Exception:  # pragma: no cover - best effort on shutdown
+                log.exception("error stopping %r", stop)
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(5)
+        remaining = self.producer.flush(timeout)
+        if remaining:
+            log.error("%d produced messages were not delivered at shutdown", remaining)
+
+    def _on_producer_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self.output_lost(f"fatal producer error: {err}")
+        else:
+            log.warning("producer: %s", err)
+
+    def output_lost(self, why: str) -> None:
+        log.critical("output could not be delivered (%s); exiting without committing so the input is "
+                     "reprocessed after restart", why)
+        if self.exit_on_output_lost:
+            logging.shutdown()
+            os._exit(EXIT_OUTPUT_LOST)
+        raise OutputLost(why)
+
+    # ---------------------------------------------------------------- batches
+    def process(self, spec: StageSpec, messages: Sequence[tuple[str, int, int, Any, Any]],
+                delivery: Callable | None = None, now_us: int | None = None) -> int:
+        """Run one batch of raw messages (topic, partition, offset, key, value) through the stage and
+        produce the outputs and dead letters; returns the number of events produced. Synchronous and
+        broker-free apart from produce(), so benchmarks and tests can drive it directly."""
+        now_us = time.time_ns() // 1000 if now_us is None else now_us
+        codec, fn, stage = self.codec, spec.fn, spec.name
+        out_topic = self.settings.topic(spec.sink.name)
+        key_field, output_type, input_type = spec.key_field, spec.output_type, spec.input_type
+        producer = self.producer
+        produced = 0
+        if spec.before_batch is not None:
+            spec.before_batch()
+        lock = spec.lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            for topic, partition, offset, key, value in messages:
+                try:
+                    if value is None:
+                        raise ValueError("message value is null (tombstone)")
+                    name, record = codec.decode(value)
+                except Exception as exc:
+                    self._park(topic, partition, offset, key, value, exc, "decode", delivery)
+                    continue
+                try:
+                    if name != input_type:
+                        raise ValueError(f"{stage} expects {input_type} on this topic, got {name}")
+                    outputs, spec.state = fn(record, spec.state, now_us=now_us)
+                    encoded = [(codec.encode(output_type, out), out[key_field]) for out in outputs]
+                except Exception as exc:
+                    self._park(topic, partition, offset, key, value, exc, stage, delivery)
+                    continue
+                for data, out_key in encoded:
+                    if delivery is not None:
+                        delivery.add()
+                    try:
+                        producer.produce(out_topic, value=data, key=out_key, on_delivery=delivery)
+                    except BufferError:
+                        produce_reliably(producer, out_topic, data, key=out_key, on_delivery=delivery)
+                produced += len(encoded)
+        finally:
+            if lock is not None:
+                lock.release()
+        EVENTS_IN.labels(stage).inc(len(messages))
+        EVENTS_OUT.labels(stage).inc(produced)
+        return produced
+
+    def _park(self, topic, partition, offset, key, value, exc, stage, delivery) -> None:
+        if delivery is not None:
+            delivery.add()
+        self.dead_letters.park(topic=topic, partition=partition, offset=offset, key=key, original=value,
+                               error=exc, stage=stage, on_delivery=delivery)
+
+    async def run_batch(self, spec: StageSpec, events: Sequence[Any]) -> None:
+        """Process a batch of Faust events and wait until every output is acknowledged by the broker."""
+        started = time.perf_counter()
+        delivery = _Delivery(asyncio.get_running_loop())
+        messages = [(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
+                    for e in events]
+        try:
+            self.process(spec, messages, delivery)
+        except Exception as exc:  # a bug in the runner itself: never ack what we may not have produced
+            log.exception("stage %s failed on a batch", spec.name)
+            self.output_lost(f"stage {spec.name} raised {exc!r}")
+        delivery.seal()
+        await delivery.future
+        if delivery.errors:
+            self.output_lost(f"{len(delivery.errors)} deliveries failed, first: {delivery.errors[0]}")
+        BATCH_SECONDS.labels(spec.name).observe(time.perf_counter() - started)
+
+
+@dataclass
+class Batching:
+    size: int = 1000
+    within: float = 0.01  # seconds to wait for a batch to fill: the latency a lone message pays
+    extra: dict = field(default_factory=dict)
