@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass
 
 from horus.codec import default_codec, envelope
-from horus.kafka.admin import create_topics_named
+from horus.kafka.admin import create_topics_named, delete_topics
 from horus.kafka.client import flush_or_raise, make_consumer, make_producer, poll_batch, produce_reliably
 from horus.settings import Settings, load_settings
 
@@ -80,8 +80,11 @@ def run_reference(settings: Settings, count: int) -> PassthroughResult:
     run = uuid.uuid4().hex[:6]
     source, sink = f"bench.{run}.in", f"bench.{run}.out"
     create_topics_named(settings, [source, sink], partitions=settings.partitions)
-    preload(settings, source, count)
-    return measure_passthrough(settings, count, source, sink)
+    try:
+        preload(settings, source, count)
+        return measure_passthrough(settings, count, source, sink)
+    finally:
+        delete_topics(settings, [source, sink])
 
 
 def main() -> None:

@@ -264,26 +264,33 @@ def test_garbage_goes_to_dead_letters_with_its_bytes_and_the_pipeline_keeps_goin
     settings, producer, reader, worker = pipeline
     garbage = b"\x00\xffnot an avro event\xc3"
     wrong_type = default_codec().encode("ConfigChange", follow_change("x", FOLLOWERS[0], LEADERS[0]))
+    # properly framed, but written with a schema this process has never seen
+    unknown = b"\xc3\x01" + bytes.fromhex("0123456789abcdef") + b"\x02body"
     producer.placed.clear()
     producer.send(LEADER_FILLS, raw=garbage, key=b"garbage-key")
     producer.send(LEADER_FILLS, raw=wrong_type, key=LEADERS[0])
+    producer.send(LEADER_FILLS, raw=unknown, key=b"unknown-key")
     producer.flush()
-    (_, g_part, g_off), (_, w_part, w_off) = producer.placed
+    (_, g_part, g_off), (_, w_part, w_off), (_, u_part, u_off) = producer.placed
     after = [leader_fill(LEADERS[0], 100 + n) for n in range(3)]
     producer.fills(after)
     want = expected_ids(FOLLOWS, after)
     want[DEAD_LETTERS.name] = {ids.dead_letter_id(settings.topic(LEADER_FILLS.name), g_part, g_off, "decode"),
-                               ids.dead_letter_id(settings.topic(LEADER_FILLS.name), w_part, w_off, "plan")}
+                               ids.dead_letter_id(settings.topic(LEADER_FILLS.name), w_part, w_off, "plan"),
+                               ids.dead_letter_id(settings.topic(LEADER_FILLS.name), u_part, u_off, "decode")}
     reader.wait_for(want, [worker])
     assert worker.alive(), worker.output()
     letters = {(r["source_partition"], r["source_offset"]): r for _, r, _ in reader.seen[DEAD_LETTERS.name]}
-    assert len(reader.seen[DEAD_LETTERS.name]) == 2
+    assert len(reader.seen[DEAD_LETTERS.name]) == 3
     bad = letters[(g_part, g_off)]
     assert bad["original"] == garbage and bad["key"] == b"garbage-key" and bad["stage"] == "decode"
     assert (bad["source_topic"], bad["source_partition"]) == (settings.topic(LEADER_FILLS.name), g_part)
     assert "magic" in bad["error"]
     assert letters[(w_part, w_off)]["original"] == wrong_type
     assert "expects LeaderFill" in letters[(w_part, w_off)]["error"]
+    unknown_letter = letters[(u_part, u_off)]
+    assert unknown_letter["original"] == unknown and unknown_letter["key"] == b"unknown-key"
+    assert "0123456789abcdef" in unknown_letter["error"]  # the fingerprint, so an operator can find the schema
     for name in (spec.name for spec in OUTPUTS):
         assert want[name] <= set(reader.ids(name)), f"{name}: the pipeline stopped after the garbage"
 

@@ -35,3 +35,10 @@ def test_amounts_are_exact():
 def test_bad_rows_name_the_problem(change, message):
     with pytest.raises(FillJsonError, match=message):
         leader_fill_from_json(demo_rows()[0] | change)
+
+
+def test_bundled_demo_fills_carry_the_canonical_leader_fill_id():
+    from horus.domain.ids import leader_fill_id
+
+    for row in demo_rows():
+        assert row["event_id"] == leader_fill_id(row["tx_hash"], row["leader"], row["token_id"], row["side"])
