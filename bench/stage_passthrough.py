@@ -1,8 +1,8 @@
-"""One Faust stage (decide, pass-through) against the raw confluent reference, in the same run.
+"""One stage (decide, pass-through) under each runner against the raw confluent reference, same run.
 
-Prints: the raw reference (bench/kafka_passthrough.py), the stage's runner alone (decode -> decide ->
-encode -> produce, no Faust), and the decide stage as a real `horus worker --stages decide` process,
-each in msg/s, and the stage's ratio to the reference (DESIGN goal: >= 25%).
+Prints the raw reference (bench/kafka_passthrough.py) and the decide stage as a real
+`horus worker --stages decide --runner R` process for R in faust and confluent, in msg/s, with each
+one's ratio to the reference (DESIGN goal: >= 25%).
 Run: `.venv/bin/python bench/stage_passthrough.py --messages 20000` with the stack up.
 """
 from __future__ import annotations
@@ -46,12 +46,12 @@ def preload_candidates(settings: Settings, count: int) -> None:
     flush_or_raise(producer, 120)
 
 
-def faust_stage_rate(settings: Settings, count: int) -> tuple[float, float]:
+def stage_rate(settings: Settings, count: int, runner: str) -> tuple[float, float]:
     """Start a decide worker on the preloaded candidates; msg/s from first to last output, and start-up s."""
     env = {**os.environ, **settings.as_env()}
     started = time.perf_counter()
     worker = subprocess.Popen([sys.executable, "-m", "horus.cli.main", "worker", "--stages", "decide",
-                               "--loglevel", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--loglevel", "warning", "--runner", runner], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     consumer = make_consumer(settings)
     assign_from_beginning(consumer, [settings.topic(COPY_DECISIONS.name)])
     seen, first = 0, None
@@ -79,20 +79,23 @@ def main() -> None:
     args = parser.parse_args()
     base = load_settings()
     reference = run_reference(base, args.messages * 5)
-    run = uuid.uuid4().hex[:6]
-    settings = base.model_copy(update={"topic_prefix": f"bench.{run}.", "app_id": f"bench-{run}"})
-    create_topics(settings)
-    try:
-        preload_candidates(settings, args.messages)
-        stage, startup = faust_stage_rate(settings, args.messages)
-    finally:
-        delete_topics(settings, [settings.topic(spec.name) for spec in ALL_TOPICS])
-    ratio = stage / reference.msgs_per_s
     print(f"reference (confluent consume -> decode -> encode -> produce): {reference.msgs_per_s:,.0f} msg/s")
-    print(f"decide stage as a Faust worker: {stage:,.0f} msg/s ({ratio:.0%} of the reference; goal >= 25%), "
-          f"first output {startup:.1f}s after start")
-    print(json.dumps({"benchmark": "stage_passthrough", "reference_msgs_per_s": reference.msgs_per_s,
-                      "faust_decide_msgs_per_s": round(stage), "ratio": round(ratio, 3)}))
+    report = {"benchmark": "stage_passthrough", "reference_msgs_per_s": reference.msgs_per_s}
+    for runner in ("faust", "confluent"):
+        run = uuid.uuid4().hex[:6]
+        settings = base.model_copy(update={"topic_prefix": f"bench.{run}.", "app_id": f"bench-{run}"})
+        create_topics(settings)
+        try:
+            preload_candidates(settings, args.messages)
+            rate, startup = stage_rate(settings, args.messages, runner)
+        finally:
+            delete_topics(settings, [settings.topic(spec.name) for spec in ALL_TOPICS])
+        ratio = rate / reference.msgs_per_s
+        print(f"decide stage, {runner} runner: {rate:,.0f} msg/s ({ratio:.0%} of the reference; goal >= 25%), "
+              f"first output {startup:.1f}s after start")
+        report[f"{runner}_msgs_per_s"] = round(rate)
+        report[f"{runner}_ratio"] = round(ratio, 3)
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

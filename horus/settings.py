@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", description="prepended to every topic name (isolates test runs)")
     kafka_version: str = Field("4.1.1", description="Apache Kafka version the local stack runs")
     app_id: str = Field("horus", description="Faust app id / consumer group prefix")
+    session_timeout_s: float = Field(30.0, ge=6.0, description="consumer-group session timeout: how long a "
+                                     "crashed worker holds its partitions before they move")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

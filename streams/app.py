@@ -27,6 +27,7 @@ from horus.settings import Settings
 from horus.topics import CONFIG_CHANGES, DEAD_LETTERS, TopicSpec
 from streams import decide, execute, plan, settle
 from streams.runtime import Batching, Runtime, StageSpec
+from streams.stage import register_stage
 
 log = logging.getLogger("horus.streams")
 
@@ -109,6 +110,11 @@ def require_lz4() -> None:
                              "which Horus's producers use")
 
 
+def build_specs(runtime: Runtime, stages: Iterable[str]) -> dict[str, StageSpec]:
+    """Each selected stage wired to its topics and pure function; any runner can drive them."""
+    return {name: _MODULES[name].build(runtime) for name in parse_stages(stages)}
+
+
 def create_app(settings: Settings, stages: str | Iterable[str] = STAGES, *, batching: Batching | None = None,
                runtime: Runtime | None = None, **faust_settings) -> faust.App:
     """A Faust app with the agents of just `stages`; its Runtime is `app.horus_runtime`."""
@@ -129,6 +135,8 @@ def create_app(settings: Settings, stages: str | Iterable[str] = STAGES, *, batc
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         datadir=str(datadir),
     )
     options.update(faust_settings)
@@ -136,7 +144,8 @@ def create_app(settings: Settings, stages: str | Iterable[str] = STAGES, *, batc
     runtime = runtime or Runtime(settings)
     app.horus_runtime = runtime
     app.horus_stages = selected
-    app.horus_specs = {name: _MODULES[name].register(app, runtime, batching) for name in selected}
+    app.horus_specs = {name: register_stage(app, runtime, batching, spec)
+                       for name, spec in build_specs(runtime, selected).items()}
 
     @app.task
     async def start_runtime() -> None:

@@ -8,20 +8,17 @@ Graph updates and planning a batch of fills take the same lock.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 
-import faust
 from confluent_kafka import KafkaError
 
 from horus.domain.follow_graph import FollowGraph, apply_config_change, apply_tombstone
 from horus.domain.plan import plan
 from horus.kafka.client import assign_from_beginning, make_consumer
 from horus.topics import CONFIG_CHANGES, COPY_CANDIDATES, LEADER_FILLS
-from streams.runtime import Batching, Runtime, StageSpec
-from streams.stage import source_topic
+from streams.runtime import Runtime, StageSpec
 
 log = logging.getLogger("horus.streams.plan")
 
@@ -107,28 +104,11 @@ class ConfigTail:
                         key=message.key(), original=value, error=exc, stage="plan-config")
 
 
-def register(app: faust.App, runtime: Runtime, batching: Batching) -> StageSpec:
+def build(runtime: Runtime) -> StageSpec:
     graph = FollowGraph()
     lock = threading.Lock()
     tail = ConfigTail(runtime, graph, lock)
     runtime.on_start.append(tail.start)
     runtime.extra_stop.append(tail.stop)
-    spec = StageSpec(name=NAME, source=LEADER_FILLS, input_type="LeaderFill", sink=COPY_CANDIDATES,
+    return StageSpec(name=NAME, source=LEADER_FILLS, input_type="LeaderFill", sink=COPY_CANDIDATES,
                      output_type="CopyCandidate", fn=plan, state=graph, lock=lock, tail=tail)
-
-    # concurrency=1: see streams.stage
-    @app.agent(source_topic(app, runtime, spec), name=f"horus.{NAME}", concurrency=1)
-    async def plan_agent(stream):
-        tail.start()  # idempotent; normally already started with the runtime
-        while not tail.ready.is_set():  # fold every config change before planning the first fill
-            await asyncio.sleep(0.02)
-        if tail.failed is not None:
-            runtime.output_lost(f"the follow graph could not be built: {tail.failed!r}")
-        async for events in stream.noack_take(batching.size, within=batching.within):
-            if tail.failed is not None:
-                runtime.output_lost(f"the follow graph stopped updating: {tail.failed!r}")
-            await runtime.run_batch(spec, events)
-            for event in events:
-                await stream.ack(event)
-
-    return spec

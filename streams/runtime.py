@@ -57,7 +57,7 @@ class StageSpec:
     state: Any = None
     lock: threading.Lock | None = None  # held around fn when another thread changes the state
     before_batch: Callable[[], None] | None = None
-    tail: Any = None  # plan: the ConfigTail folding config.changes into `state`
+    tail: Any = None  # plan: the ConfigTail folding config.changes into `state` (.ready, .failed, .start())
 
 
 class OutputLost(RuntimeError):
@@ -164,6 +164,18 @@ class Runtime:
             os._exit(EXIT_OUTPUT_LOST)
         raise OutputLost(why)
 
+    def stage_ready(self, spec: StageSpec) -> bool:
+        """True once the stage may process input; exits the process if its state cannot be built."""
+        tail = spec.tail
+        if tail is None:
+            return True
+        tail.start()  # idempotent; normally already started with the runtime
+        if not tail.ready.is_set():
+            return False
+        if tail.failed is not None:
+            self.output_lost(f"stage {spec.name}: its state could not be kept up to date: {tail.failed!r}")
+        return True
+
     # ---------------------------------------------------------------- batches
     def process(self, spec: StageSpec, messages: Sequence[tuple[str, int, int, Any, Any]],
                 delivery: Callable | None = None, now_us: int | None = None) -> int:
@@ -171,6 +183,8 @@ class Runtime:
         produce the outputs and dead letters; returns the number of events produced. Synchronous and
         broker-free apart from produce(), so benchmarks and tests can drive it directly."""
         now_us = time.time_ns() // 1000 if now_us is None else now_us
+        if spec.tail is not None and spec.tail.failed is not None:
+            self.output_lost(f"stage {spec.name}: its state stopped updating: {spec.tail.failed!r}")
         codec, fn, stage = self.codec, spec.fn, spec.name
         out_topic = self.settings.topic(spec.sink.name)
         key_field, output_type, input_type = spec.key_field, spec.output_type, spec.input_type

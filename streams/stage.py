@@ -1,5 +1,8 @@
-"""The generic Faust agent every simple stage uses: batch, run, wait for delivery, then ack."""
+"""The generic Faust agent every stage uses: wait until the stage is ready, then batch, run, wait for
+delivery, and only then ack."""
 from __future__ import annotations
+
+import asyncio
 
 import faust
 
@@ -16,6 +19,8 @@ def register_stage(app: faust.App, runtime: Runtime, batching: Batching, spec: S
     # concurrency=1: with more, Faust can commit past a message still in flight (faust-streaming#606)
     @app.agent(source_topic(app, runtime, spec), name=f"horus.{spec.name}", concurrency=1)
     async def stage_agent(stream):
+        while not runtime.stage_ready(spec):  # e.g. plan: every config change folded before the first fill
+            await asyncio.sleep(0.02)
         # noack_take: events are acked by us, after their outputs are on the broker
         async for events in stream.noack_take(batching.size, within=batching.within):
             await runtime.run_batch(spec, events)

@@ -1,6 +1,7 @@
 """anvil, the Foundry EVM node, from the npm registry's prebuilt package."""
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import urllib.request
@@ -12,20 +13,44 @@ FOUNDRY_VERSION = "1.7.1"
 PACKAGE = "@foundry-rs/anvil-linux-amd64"
 
 
-def ensure_anvil(cache_dir: Path) -> Path:
-    prefix = cache_dir / f"foundry-{FOUNDRY_VERSION}"
-    binary = prefix / "node_modules" / PACKAGE / "bin" / "anvil"
-    if binary.exists():
-        return binary
+def npm_install(prefix: Path, package: str, version: str, marker: Path) -> Path:
+    """`npm install package@version` into its own prefix (never global) unless `marker` already exists.
+
+    Each tool gets its own prefix: npm prunes packages it was not asked for from a prefix without a
+    package.json, so sharing one would uninstall the others.
+    """
+    if marker.exists():
+        return marker
     npm = require_tool("npm", "install Node.js 20+ with npm (Debian: `apt-get install -y nodejs npm`)")
     prefix.mkdir(parents=True, exist_ok=True)
+    with open(prefix / ".install.lock", "w") as lock:  # two processes installing at once wait for each other
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return marker
+        _npm_install(npm, prefix, package, version, marker)
+    return marker
+
+
+def _npm_install(npm: str, prefix: Path, package: str, version: str, marker: Path) -> None:
     result = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(prefix),
-                             f"{PACKAGE}@{FOUNDRY_VERSION}"], capture_output=True, text=True)
-    if result.returncode != 0 or not binary.exists():
-        raise StackError(f"npm could not install {PACKAGE}@{FOUNDRY_VERSION}:\n{result.stderr[-2000:]}\n"
+                             f"{package}@{version}"], capture_output=True, text=True)
+    if result.returncode != 0 or not marker.exists():
+        raise StackError(f"npm could not install {package}@{version}:\n{result.stderr[-2000:]}\n"
                          "Fix: check that the npm registry is reachable.")
-    binary.chmod(0o755)
+
+
+def foundry_binary(cache_dir: Path, tool: str) -> Path:
+    """Install (once) and return a Foundry binary (`anvil`, `forge`, `cast`) of FOUNDRY_VERSION from npm."""
+    package = f"@foundry-rs/{tool}-linux-amd64"
+    prefix = cache_dir / (f"foundry-{FOUNDRY_VERSION}" if tool == "anvil" else f"foundry-{tool}-{FOUNDRY_VERSION}")
+    binary = npm_install(prefix, package, FOUNDRY_VERSION, prefix / "node_modules" / package / "bin" / tool)
+    if not binary.stat().st_mode & 0o111:
+        binary.chmod(0o755)
     return binary
+
+
+def ensure_anvil(cache_dir: Path) -> Path:
+    return foundry_binary(cache_dir, "anvil")
 
 
 def rpc(url: str, method: str, params: list | None = None, timeout: float = 2.0):

@@ -1,0 +1,93 @@
+"""The same stages on a plain confluent-kafka consumer loop instead of Faust (`horus worker --runner confluent`).
+
+Per batch: poll up to N messages, run each through its stage (Runtime.process: decode, pure function,
+encode, produce, park failures), wait until the broker acknowledged every output, then commit the
+batch's next offsets synchronously. Nothing is in flight across a poll, so a rebalance can never
+commit past unfinished work, and a crash at any point re-delivers at most the last batch (downstream
+ids are deterministic). Ordering per partition is kept: one thread, batches processed in order.
+
+Why it exists: DESIGN section 3 keeps Faust as the stage framework but asks to move a stage that misses
+its throughput goal onto confluent-kafka behind the same pure function; the two runners share
+everything except the loop, and `bench/stage_passthrough.py` measures both (docs/decisions.md).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+
+from confluent_kafka import TopicPartition
+
+from horus.kafka.client import make_consumer, poll_batch
+from horus.settings import Settings
+from streams.runtime import Batching, Runtime, StageSpec
+
+log = logging.getLogger("horus.streams")
+
+
+class _Deliveries:
+    """Counts failed delivery reports of one batch (called from librdkafka's poll, any thread)."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def add(self) -> None:  # Runtime.process announces each output; only failures matter here
+        pass
+
+    def __call__(self, err, msg) -> None:
+        if err is not None:
+            self.errors.append(f"{msg.topic()}: {err}")
+
+
+class ConfluentStageLoop:
+    def __init__(self, settings: Settings, runtime: Runtime, specs: list[StageSpec], batching: Batching) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.batching = batching
+        self.by_topic = {settings.topic(spec.source.name): spec for spec in specs}
+        # the same group id as the Faust worker's, so tools that watch the group see either runner;
+        # do not run both runners under one HORUS_APP_ID (their group protocols differ)
+        self.consumer = make_consumer(settings, settings.app_id, **{
+            "partition.assignment.strategy": "cooperative-sticky",
+            "max.poll.interval.ms": 300_000,
+            "session.timeout.ms": int(settings.session_timeout_s * 1000),
+            "heartbeat.interval.ms": int(min(3.0, settings.session_timeout_s / 3) * 1000),
+        })
+        self.batches = 0
+
+    def run(self, stop: threading.Event) -> None:
+        self.runtime.start()
+        try:
+            while not all(self.runtime.stage_ready(spec) for spec in self.by_topic.values()):
+                if stop.wait(0.02):
+                    return
+            self.consumer.subscribe(list(self.by_topic))
+            log.info("horus worker (confluent runner): stages %s, consumer group %s",
+                     ",".join(spec.name for spec in self.by_topic.values()), self.settings.app_id)
+            while not stop.is_set():
+                messages = poll_batch(self.consumer, self.batching.size, max(self.batching.within, 0.05))
+                if messages:
+                    self.process(messages)
+        finally:
+            self.consumer.close()  # leaves the group at once, so partitions move without a session timeout
+            self.runtime.close()
+
+    def process(self, messages) -> None:
+        started = time.perf_counter()
+        per_spec: dict[str, list] = defaultdict(list)
+        next_offsets: dict[tuple[str, int], int] = {}
+        for m in messages:
+            per_spec[m.topic()].append((m.topic(), m.partition(), m.offset(), m.key(), m.value()))
+            next_offsets[(m.topic(), m.partition())] = m.offset() + 1
+        deliveries = _Deliveries()
+        for topic, batch in per_spec.items():
+            self.runtime.process(self.by_topic[topic], batch, deliveries)
+        remaining = self.runtime.producer.flush(60)
+        if remaining or deliveries.errors:
+            self.runtime.output_lost(f"{remaining} outputs undelivered, {len(deliveries.errors)} failed"
+                                     + (f", first: {deliveries.errors[0]}" if deliveries.errors else ""))
+        self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+                             asynchronous=False)
+        self.batches += 1
+        log.debug("batch of %d in %.1f ms", len(messages), (time.perf_counter() - started) * 1000)
