@@ -40,6 +40,8 @@ stack-down:
 bench: setup
 	$(HORUS) stack up
 	$(BIN)/python bench/kafka_passthrough.py
+	$(BIN)/python bench/stage_passthrough.py
+	$(BIN)/python bench/projection_fold.py
 
 clean:
 	-$(HORUS) stack down

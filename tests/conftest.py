@@ -14,12 +14,6 @@ import pytest
 from horus.settings import Settings, load_settings
 
 
-def _with_database(settings: Settings, name: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 def stack_settings() -> Settings:
     """Settings of a running stack: the local one (started if needed) unless HORUS_EXTERNAL_STACK=1."""
@@ -35,27 +29,13 @@ def stack_settings() -> Settings:
 @pytest.fixture(scope="session")
 def settings(stack_settings: Settings):
     """Stack settings with a private topic prefix and a private, migrated database."""
-    import psycopg
-    from sqlalchemy.engine import make_url
+    from horus.db.engine import dispose_engines, scratch_database
 
     run_id = uuid.uuid4().hex[:8]
-    db_name = f"horus_t{run_id}"
-    admin_url = make_url(stack_settings.database_url)
-    conninfo = dict(host=admin_url.host, port=admin_url.port, user=admin_url.username, dbname="postgres")
-    with psycopg.connect(**conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    test_settings = stack_settings.model_copy(update={
-        "topic_prefix": f"t{run_id}.",
-        "database_url": _with_database(stack_settings, db_name),
-        "app_id": f"horus-t{run_id}",
-    })
-    from horus.db.engine import dispose_engines, upgrade
-
-    upgrade(test_settings)
-    yield test_settings
-    dispose_engines()
-    with psycopg.connect(**conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    private = stack_settings.model_copy(update={"topic_prefix": f"t{run_id}.", "app_id": f"horus-t{run_id}"})
+    with scratch_database(private, f"horus_t{run_id}") as test_settings:
+        yield test_settings
+        dispose_engines()
 
 
 @pytest.fixture(scope="session")

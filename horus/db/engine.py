@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, make_url
 
@@ -75,3 +77,27 @@ def current_revision(settings: Settings) -> str | None:
 
     with make_engine(settings).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def scratch_database(settings: Settings, name: str, migrate: bool = True) -> Iterator[Settings]:
+    """A freshly created (and, with `migrate`, migrated) database `name` on the same server, dropped
+    afterwards (test sessions, benchmarks). Yields settings pointing at it."""
+    import psycopg
+
+    admin = psycopg_conninfo(make_url(settings.database_url).set(database="postgres").render_as_string(False))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    scratch = settings.model_copy(update={
+        "database_url": make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)})
+    try:
+        if migrate:
+            upgrade(scratch)
+        yield scratch
+    finally:
+        with _lock:  # close pooled connections to it, or DROP waits for them
+            engine = _engines.pop(scratch.database_url, None)
+        if engine is not None:
+            engine.dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

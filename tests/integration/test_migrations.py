@@ -7,9 +7,8 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import make_url
 
-from horus.db.engine import current_revision, dispose_engines, downgrade, make_engine, psycopg_conninfo, upgrade
+from horus.db.engine import current_revision, downgrade, make_engine, psycopg_conninfo, scratch_database, upgrade
 from horus.db.models import Base
 from horus.settings import Settings
 
@@ -22,15 +21,8 @@ TABLES = {"copy_trades", "projection_offsets", "dead_letters", "leader_fills", "
 @pytest.fixture
 def fresh(settings: Settings):
     """Settings pointing at a brand-new empty database on the stack's server (dropped afterwards)."""
-    name = f"horus_mig_{uuid.uuid4().hex[:8]}"
-    admin = psycopg_conninfo(make_url(settings.database_url).set(database="postgres").render_as_string(False))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)
-    yield settings.model_copy(update={"database_url": url})
-    dispose_engines()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(settings, f"horus_mig_{uuid.uuid4().hex[:8]}", migrate=False) as empty:
+        yield empty
 
 
 def tables(settings: Settings) -> set[str]:

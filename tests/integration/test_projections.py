@@ -382,15 +382,3 @@ def test_replay_twice_gives_the_checksums_of_the_live_tables(s):
     # the live runner resumes after a replay without folding anything twice
     after = run_projections(s, threading.Event(), until_caught_up=True)
     assert after.messages == 0 and table_checksums(s) == live
-
-
-def test_fold_rate_of_leader_fills(s):
-    """Not a timed test: measures rows/s end to end (consume, decode, fold, write, commit)."""
-    n = int(os.environ.get("HORUS_PROJECTION_BENCH_FILLS", "50000"))
-    produce(s, fills(0, n))
-    started = time.perf_counter()
-    stats = run_projections(s, threading.Event(), until_caught_up=True)
-    wall = time.perf_counter() - started
-    assert scalar(s, "SELECT count(*) FROM leader_fills") == n
-    print(f"\nprojections: {n} LeaderFills in {wall:.2f}s wall = {n / wall:,.0f} rows/s "
-          f"(incl. group join); busy {stats.busy_seconds:.2f}s = {stats.rows_per_second:,.0f} rows/s")

@@ -1,0 +1,228 @@
+"""Data API rows -> :class:`DecodedFill`, so a row and the chain log of the same fill give the same
+LeaderFill event id (same tx hash, leader = ``proxy_wallet``, token id = ``token_id``/``asset``, side).
+
+Accepted rows (platform notes 8.4): ``/v2/activity`` and ``/v2/trades`` (snake_case: ``proxy_wallet,
+transaction_hash, token_id, condition_id, side, size, usdc_size, price, timestamp, type``) and the classic
+``/activity`` and ``/trades`` (camelCase: ``proxyWallet, transactionHash, asset, conditionId, side, size,
+usdcSize, price, timestamp, type``). Trades rows have no ``type`` and are trades. Activity rows of another
+type (SPLIT, MERGE, REDEEM, CONVERSION, REWARD, ...) are not order fills: :func:`parse_row` returns a
+:class:`SkippedRow` with the reason, not an error.
+
+Numbers arrive as JSON numbers or strings. Every value goes to :class:`~decimal.Decimal` through its text
+(a Python float through ``repr``, which is the shortest text that reads back as the same float, i.e. what
+the API printed), never through float arithmetic. Then, all roundings half-even and explicit:
+
+- shares = ``size`` rounded to 6 decimals (exact for every real row: on-chain amounts have 6 decimals);
+- collateral = shares x ``price`` rounded to 6 decimals. This is the notional *before* fees, i.e. the same
+  number the chain log carries (V2 BUY ``makerAmountFilled``, SELL ``takerAmountFilled``). The row's price
+  has 10 decimals, so for fills under ~10,000 shares this recovers the chain amount exactly;
+- fee = the gap between ``usdc_size`` (rounded to 6 decimals) and that notional: BUY ``usdc_size - notional``,
+  SELL ``notional - usdc_size``, never negative; 0 when the row has no ``usdc_size``. Inferred from the
+  captured fixture (a BUY row whose ``usdc_size`` is notional + a 4%·p·(1-p) fee); not documented.
+
+Data API rows do not say maker or taker, nor carry block number, log index, exchange or order hash: the
+fill's ``role`` is whatever the caller passes (e.g. ``TAKER`` for ``/v2/trades`` with ``taker_only=true``),
+otherwise None, and :func:`~horus.venue.polymarket.fills.aggregate` writes ``exchange ""``, ``block_number 0``,
+``log_index 0``, ``order_hashes []`` and the row ``timestamp`` as the block time.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from horus.venue.polymarket.exchanges import AddressBookError, normalize_address
+from horus.venue.polymarket.fills import DecodedFill, FillDecodeError, _div_half_even
+
+__all__ = ["SOURCE", "RowDecodeError", "SkippedRow", "ParsedRows", "Page", "parse_row", "parse_rows",
+           "page_rows", "to_decimal", "to_e6_half_even"]
+
+SOURCE = "data-api"
+_E6 = 10**6
+_MS_THRESHOLD = 10**11  # a "timestamp" above this is milliseconds (seconds reach it in the year 5138)
+
+
+class RowDecodeError(FillDecodeError):
+    """A trade row that cannot become a fill (missing or malformed field); dead-letter the row."""
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A row that is fine but is not an order fill (e.g. a REDEEM)."""
+
+    reason: str
+    type: str
+    row: Mapping = field(repr=False)
+
+
+@dataclass
+class ParsedRows:
+    fills: list[DecodedFill] = field(default_factory=list)
+    skipped: list[SkippedRow] = field(default_factory=list)
+    errors: list[tuple[Any, RowDecodeError]] = field(default_factory=list)  # (row, error)
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list
+    has_more: bool
+    next_cursor: str | None
+
+
+def _get(row: Mapping, *names: str) -> Any:
+    for name in names:
+        value = row.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _where(row: Any) -> str:
+    if not isinstance(row, Mapping):
+        return "row"
+    tx = _get(row, "transaction_hash", "transactionHash")
+    return f"row tx {tx}" if isinstance(tx, str) else "row"
+
+
+def to_decimal(value: Any, what: str = "value") -> Decimal:
+    """A JSON number or string as an exact, finite Decimal (floats through ``repr``, never arithmetic)."""
+    if isinstance(value, bool) or value is None:
+        raise RowDecodeError(f"{what} must be a number, got {value!r}", "bad-field")
+    try:
+        if isinstance(value, float):
+            number = Decimal(repr(value))
+        elif isinstance(value, (int, Decimal)):
+            number = Decimal(value)
+        elif isinstance(value, str):
+            number = Decimal(value.strip())
+        else:
+            raise RowDecodeError(f"{what} must be a number, got {type(value).__name__}", "bad-field")
+    except InvalidOperation:
+        raise RowDecodeError(f"{what}={value!r:.60} is not a decimal number", "bad-field") from None
+    if not number.is_finite():
+        raise RowDecodeError(f"{what}={value!r:.60} is not finite", "bad-field")
+    if number and not -40 <= number.adjusted() <= 30:
+        raise RowDecodeError(f"{what}={value!r:.60} is out of range", "bad-field")
+    return number
+
+
+def _ratio(number: Decimal) -> tuple[int, int]:
+    return number.as_integer_ratio()
+
+
+def to_e6_half_even(value: Any, what: str = "value") -> int:
+    """``value`` in 1e-6 units, rounded half-even (exact when it has at most 6 decimals)."""
+    numerator, denominator = _ratio(to_decimal(value, what))
+    return _div_half_even(numerator * _E6, denominator)
+
+
+def _timestamp(value: Any, where: str) -> int:
+    number = to_decimal(value, f"{where}: timestamp")
+    if number != number.to_integral_value() or number <= 0:
+        raise RowDecodeError(f"{where}: timestamp {value!r} is not a positive whole number", "bad-field")
+    seconds = int(number)
+    return seconds // 1000 if seconds > _MS_THRESHOLD else seconds
+
+
+def _row_type(row: Mapping) -> str:
+    kind = row.get("type")
+    return "TRADE" if kind in (None, "") else str(kind).strip().upper()
+
+
+def parse_row(row: Mapping, *, role: str | None = None) -> DecodedFill | SkippedRow:
+    """One Data API row (v2 snake_case or classic camelCase) -> a fill, or a :class:`SkippedRow` for a
+    non-trade activity row. ``role``: "MAKER"/"TAKER" when the caller knows it (rows do not say).
+    Raises :class:`RowDecodeError` for a malformed trade row."""
+    if not isinstance(row, Mapping):
+        raise RowDecodeError(f"a Data API row must be a JSON object, got {type(row).__name__}", "bad-row")
+    if role is not None and role.upper() not in ("MAKER", "TAKER"):
+        raise ValueError(f"role must be MAKER, TAKER or None, got {role!r}")
+    kind = _row_type(row)
+    if kind != "TRADE":
+        return SkippedRow(f"{kind} activity is not an order fill", kind, row)
+    where = _where(row)
+
+    def required(*names: str) -> Any:
+        value = _get(row, *names)
+        if value is None:
+            raise RowDecodeError(f"{where}: {' / '.join(names)} is missing", "bad-field")
+        return value
+
+    wallet = required("proxy_wallet", "proxyWallet")
+    try:
+        leader = normalize_address(wallet)
+    except AddressBookError:
+        raise RowDecodeError(f"{where}: proxy wallet {wallet!r:.60} is not an address", "bad-field") from None
+
+    tx = required("transaction_hash", "transactionHash")
+    tx_text = str(tx).strip().lower()
+    if not (tx_text.startswith("0x") and len(tx_text) == 66 and all(c in "0123456789abcdef" for c in tx_text[2:])):
+        raise RowDecodeError(f"{where}: transaction hash {tx!r:.80} is not 32-byte 0x hex", "bad-field")
+
+    token = required("token_id", "asset", "asset_id", "tokenId")
+    token_text = str(token).strip() if not isinstance(token, bool) else ""
+    if not (token_text.isascii() and token_text.isdigit()) or int(token_text) == 0 or int(token_text) >= 2**256:
+        raise RowDecodeError(f"{where}: token id {token!r:.90} is not a decimal uint256", "bad-field")
+
+    side = str(required("side")).strip().upper()
+    if side not in ("BUY", "SELL"):
+        raise RowDecodeError(f"{where}: side must be BUY or SELL, got {row.get('side')!r:.20}", "bad-field")
+
+    shares = to_e6_half_even(required("size"), f"{where}: size")
+    if shares <= 0:
+        raise RowDecodeError(f"{where}: size {row.get('size')!r} is not a positive amount", "bad-field")
+    price = to_decimal(required("price"), f"{where}: price")
+    if not 0 < price <= 1:
+        raise RowDecodeError(f"{where}: price {row.get('price')!r} is outside (0, 1]", "bad-field")
+    numerator, denominator = _ratio(price)
+    collateral = _div_half_even(shares * numerator, denominator)
+
+    fee = 0
+    usdc = _get(row, "usdc_size", "usdcSize")
+    if usdc is not None:
+        paid = to_e6_half_even(usdc, f"{where}: usdc size")
+        fee = max(0, paid - collateral if side == "BUY" else collateral - paid)
+
+    condition = _get(row, "condition_id", "conditionId")
+    return DecodedFill(
+        source=SOURCE,
+        tx_hash=tx_text,
+        leader=leader,
+        token_id=str(int(token_text)),
+        side=side,
+        shares_e6=shares,
+        collateral_e6=collateral,
+        fee_e6=fee,
+        fee_raw_e6=fee,
+        role=None if role is None else role.upper(),
+        block_timestamp=_timestamp(required("timestamp"), where),
+        condition_id=str(condition).strip().lower() if condition is not None else None,
+    )
+
+
+def parse_rows(rows: Iterable[Any], *, role: str | None = None) -> ParsedRows:
+    """Parse many rows; nothing raises: fills, skipped rows and (row, error) pairs come back apart."""
+    result = ParsedRows()
+    for row in rows:
+        try:
+            parsed = parse_row(row, role=role)
+        except RowDecodeError as exc:
+            result.errors.append((row, exc))
+            continue
+        (result.skipped if isinstance(parsed, SkippedRow) else result.fills).append(parsed)
+    return result
+
+
+def page_rows(body: Any) -> Page:
+    """The rows of one response: the v2 keyset envelope ``{"data": [...], "pagination": {"has_more",
+    "next_cursor"}}`` or a classic bare list."""
+    if isinstance(body, list):
+        return Page(body, False, None)
+    if isinstance(body, Mapping) and isinstance(body.get("data"), list):
+        pagination = body.get("pagination") or {}
+        if not isinstance(pagination, Mapping):
+            raise RowDecodeError(f"pagination must be an object, got {type(pagination).__name__}", "bad-page")
+        cursor = pagination.get("next_cursor")
+        return Page(body["data"], bool(pagination.get("has_more")), None if cursor in (None, "") else str(cursor))
+    raise RowDecodeError(f"a Data API page is a list or {{'data': [...]}}, got {str(body)[:80]!r}", "bad-page")

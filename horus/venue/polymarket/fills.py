@@ -1,0 +1,513 @@
+"""Leader fills from Polymarket exchange logs: decode one `OrderFilled` log, then aggregate fills into
+LeaderFill records (one per transaction, leader, outcome token and side).
+
+Facts used (platform notes, section 7, and the exchange sources they cite):
+
+- Two layouts, told apart by topic0 (see :mod:`.exchanges`). Topics are always
+  ``[topic0, orderHash, maker, taker]``.
+- V2/V3 data ``side, tokenId, makerAmountFilled, takerAmountFilled, fee, builder, metadata``; ``side`` and
+  ``tokenId`` are the filled order's own (BUY = 0, SELL = 1). BUY: collateral = makerAmountFilled, shares =
+  takerAmountFilled; SELL: shares = makerAmountFilled, collateral = takerAmountFilled. ``fee`` is collateral
+  (BUY: paid on top, SELL: deducted from the proceeds).
+- V1 data ``makerAssetId, takerAssetId, makerAmountFilled, takerAmountFilled, fee``; asset id 0 is collateral.
+  makerAssetId 0: BUY of takerAssetId (collateral = makerAmountFilled, shares = takerAmountFilled); else SELL
+  of makerAssetId (shares = makerAmountFilled, collateral = takerAmountFilled). The V1 fee is charged in the
+  asset the order *receives* (V1 `Trading.sol`): shares for a BUY, collateral for a SELL. A V1 BUY fee is
+  converted to collateral at the fill's own price (rounded half-even to 1e-6); the raw value is kept in
+  :attr:`DecodedFill.fee_raw_e6`.
+- One `OrderFilled` per maker order (maker = that order's wallet, taker = the taker's wallet) and one for the
+  taker order itself with maker = the taker's wallet and taker = the exchange contract. So the wallet whose
+  fill a log describes is always topic 2, and role = TAKER exactly when topic 3 is the log's own address.
+  (V1 ``fillOrder`` logs taker = the operator: role MAKER, the order was filled against the operator.)
+
+Amounts are integers in 1e-6 units throughout; the price is an exact decimal string (never a float).
+Every failure is a :class:`LogDecodeError` with a ``reason`` code and a message naming the log.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
+
+from horus.codec import envelope
+from horus.domain.ids import leader_fill_id
+from horus.venue.polymarket.exchanges import (
+    LAYOUT_BY_TOPIC,
+    AddressBookError,
+    ExchangeBook,
+    Layout,
+    normalize_address,
+)
+
+__all__ = [
+    "PRICE_DECIMALS",
+    "UNKNOWN_ROLE",
+    "FillDecodeError",
+    "LogDecodeError",
+    "NotOrderFilledError",
+    "AggregationError",
+    "MissingTimestampError",
+    "DecodedFill",
+    "decode_log",
+    "is_order_filled",
+    "topic0_of",
+    "aggregate",
+    "format_price",
+]
+
+#: Decimal places of the average price string (the Data API renders prices with 10 as well).
+#: The price is collateral/shares rounded half-even at the 10th place; it is exact whenever the
+#: quotient terminates within 10 places (every tick-aligned fill does).
+PRICE_DECIMALS = 10
+#: The role written when no component fill says which it was (Data API rows): the schema's enum default.
+UNKNOWN_ROLE = "TAKER"
+
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+_V1_TYPES = ["uint256", "uint256", "uint256", "uint256", "uint256"]
+_V2_TYPES = ["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"]
+_DATA_LEN = {Layout.V1: 32 * len(_V1_TYPES), Layout.V2: 32 * len(_V2_TYPES)}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class FillDecodeError(ValueError):
+    """A log or API row that cannot become a fill. ``reason`` is a short machine-readable code."""
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class LogDecodeError(FillDecodeError):
+    """An exchange log that cannot be decoded; the caller dead-letters the raw log.
+
+    Reasons: ``not-order-filled`` (see :class:`NotOrderFilledError`), ``unknown-exchange``,
+    ``layout-mismatch``, ``bad-log`` (missing/ill-typed fields), ``bad-topics``, ``bad-data``,
+    ``invalid-value`` (decodes, but is not a fill: unknown side, no collateral leg, zero shares,
+    amount out of range)."""
+
+
+class NotOrderFilledError(LogDecodeError):
+    """topic0 is not one of the `OrderFilled` events: some other event (ignore it, or dead-letter it)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "not-order-filled")
+
+
+class AggregationError(ValueError):
+    """Fills that cannot be summed into a LeaderFill (a sum out of the schema's range, no timestamp)."""
+
+
+class MissingTimestampError(AggregationError):
+    """No block timestamp for a fill: the log had none and the ``block_time`` callback gave none."""
+
+
+# --------------------------------------------------------------------------- the fill
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedFill:
+    """One fill of one wallet's order, from a chain log or a Data API row (fields a source lacks are None).
+
+    ``leader`` is the wallet whose order filled: topic 2 (``maker``) of the log, ``proxy_wallet`` of a row.
+    Amounts are 1e-6 units; ``fee_e6`` is in collateral units.
+    """
+
+    source: str  # "chain" | "data-api"
+    tx_hash: str  # lowercase 0x hex
+    leader: str  # lowercase 0x hex
+    token_id: str  # decimal uint256
+    side: str  # "BUY" | "SELL"
+    shares_e6: int
+    collateral_e6: int
+    fee_e6: int = 0
+    role: str | None = None  # "MAKER" | "TAKER"; None when the source does not say
+    exchange: str | None = None  # lowercase address of the emitting contract
+    block_number: int | None = None
+    log_index: int | None = None
+    block_timestamp: int | None = None  # seconds
+    order_hash: str | None = None
+    counterparty: str | None = None  # topic 3 (the taker's wallet, or the exchange itself)
+    layout: str | None = None  # "v1" | "v2" for chain fills
+    fee_raw_e6: int = 0  # the fee as logged, in ``fee_asset`` units
+    fee_asset: str = "collateral"  # "collateral" | "shares" (V1 BUY)
+    condition_id: str | None = None
+    builder: str | None = None  # V2: bytes32 hex
+    metadata: str | None = None  # V2: bytes32 hex
+    block_hash: str | None = None
+    removed: bool = False  # the node reported the log as removed by a reorg
+
+    @property
+    def price(self) -> str:
+        """collateral / shares as a decimal string (see :data:`PRICE_DECIMALS`)."""
+        return format_price(self.collateral_e6, self.shares_e6)
+
+    @property
+    def group_key(self) -> tuple[str, str, str, str]:
+        """(tx hash, leader, token id, side): the LeaderFill this fill belongs to."""
+        return (self.tx_hash, self.leader, self.token_id, self.side)
+
+    @property
+    def event_id(self) -> str:
+        """The id of the LeaderFill this fill belongs to (same for every source)."""
+        return leader_fill_id(self.tx_hash, self.leader, self.token_id, self.side)
+
+
+def _div_half_even(numerator: int, denominator: int) -> int:
+    quotient, remainder = divmod(numerator, denominator)
+    if 2 * remainder > denominator or (2 * remainder == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
+def format_price(collateral_e6: int, shares_e6: int, decimals: int = PRICE_DECIMALS) -> str:
+    """Exact ``collateral / shares`` rounded half-even to ``decimals`` places, without exponent or
+    trailing zeros: (97_790_400, 135_820_000) -> "0.72"."""
+    if shares_e6 <= 0:
+        raise ValueError(f"price needs positive shares, got {shares_e6}")
+    if collateral_e6 < 0:
+        raise ValueError(f"price needs non-negative collateral, got {collateral_e6}")
+    scaled = _div_half_even(collateral_e6 * 10**decimals, shares_e6)
+    text = format(Decimal(scaled).scaleb(-decimals), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# --------------------------------------------------------------------------- log field access
+
+
+def _get(log: Mapping, *names: str) -> Any:
+    for name in names:
+        if name in log:
+            return log[name]
+    return None
+
+
+def _hex_text(value: Any) -> str | None:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _where(log: Any) -> str:
+    """'log 0xabc...:5' for messages, tolerant of any garbage."""
+    if not isinstance(log, Mapping):
+        return "log"
+    tx = _hex_text(_get(log, "transactionHash", "transaction_hash"))
+    index = _get(log, "logIndex", "log_index")
+    tx_part = tx if tx else "?"
+    if index is None:
+        return f"log tx {tx_part}"
+    if isinstance(index, (bytes, bytearray)):
+        index = "0x" + bytes(index).hex()
+    return f"log tx {tx_part} index {index}"
+
+
+def _bytes(value: Any, what: str, where: str, length: int | None = None, reason: str = "bad-log") -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text.startswith(("0x", "0X")):
+            raise LogDecodeError(f"{where}: {what} must be 0x-prefixed hex, got {value[:80]!r}", reason)
+        try:
+            raw = bytes.fromhex(text[2:])
+        except ValueError:
+            raise LogDecodeError(f"{where}: {what} is not valid hex: {value[:80]!r}", reason) from None
+    elif value is None:
+        raise LogDecodeError(f"{where}: {what} is missing", reason)
+    else:
+        raise LogDecodeError(f"{where}: {what} must be hex or bytes, got {type(value).__name__}", reason)
+    if length is not None and len(raw) != length:
+        raise LogDecodeError(f"{where}: {what} must be {length} bytes, got {len(raw)}", reason)
+    return raw
+
+
+def _uint(value: Any, what: str, where: str, maximum: int, required: bool = True) -> int | None:
+    if value is None:
+        if required:
+            raise LogDecodeError(f"{where}: {what} is missing", "bad-log")
+        return None
+    if isinstance(value, bool):
+        raise LogDecodeError(f"{where}: {what} must be an integer, got {value!r}", "bad-log")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            number = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+        except ValueError:
+            raise LogDecodeError(f"{where}: {what} is not a number: {value[:80]!r}", "bad-log") from None
+    elif isinstance(value, (bytes, bytearray)):
+        number = int.from_bytes(bytes(value), "big")
+    else:
+        raise LogDecodeError(f"{where}: {what} must be an integer or hex, got {type(value).__name__}", "bad-log")
+    if not 0 <= number <= maximum:
+        raise LogDecodeError(f"{where}: {what}={number} is out of range", "bad-log")
+    return number
+
+
+def topic0_of(log: Any) -> str | None:
+    """The log's topic0 as lowercase 0x hex, or None if the log has no readable topic0."""
+    if not isinstance(log, Mapping):
+        return None
+    topics = log.get("topics")
+    if not isinstance(topics, (list, tuple)) or not topics:
+        return None
+    text = _hex_text(topics[0])
+    return text.lower() if text else None
+
+
+def is_order_filled(log: Any) -> bool:
+    """True when topic0 is one of the `OrderFilled` events (whatever the address or the rest)."""
+    return topic0_of(log) in LAYOUT_BY_TOPIC
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
+    """Decode one `OrderFilled` log (an eth_getLogs / eth_subscribe / receipt log: a dict or web3
+    AttributeDict with hex strings or bytes) from an exchange in ``book`` (default: mainnet).
+
+    Raises :class:`NotOrderFilledError` for other events and :class:`LogDecodeError` for everything
+    that is not a well-formed fill from a known exchange."""
+    book = ExchangeBook.mainnet() if book is None else book
+    if not isinstance(log, Mapping):
+        raise LogDecodeError(f"a log must be a JSON object, got {type(log).__name__}", "bad-log")
+    where = _where(log)
+
+    topics = log.get("topics")
+    if not isinstance(topics, (list, tuple)) or not topics:
+        raise LogDecodeError(f"{where}: topics must be a non-empty list", "bad-topics")
+    topic0 = "0x" + _bytes(topics[0], "topic0", where, 32, "bad-topics").hex()
+    layout = LAYOUT_BY_TOPIC.get(topic0)
+    if layout is None:
+        raise NotOrderFilledError(f"{where}: topic0 {topic0} is not OrderFilled")
+    if len(topics) != 4:
+        raise LogDecodeError(f"{where}: OrderFilled has 4 topics (topic0, orderHash, maker, taker), "
+                             f"got {len(topics)}", "bad-topics")
+
+    try:
+        address = normalize_address(_hex_text(log.get("address")) or "")
+    except AddressBookError:
+        raise LogDecodeError(f"{where}: address {log.get('address')!r:.60} is not a 20-byte address",
+                             "bad-log") from None
+    exchange = book.get(address)
+    if exchange is None:
+        raise LogDecodeError(f"{where}: OrderFilled from {address}, which is not a known exchange "
+                             f"(pass it with --exchange / ExchangeBook.with_exchange if it is one)",
+                             "unknown-exchange")
+    if not exchange.accepts(layout):
+        raise LogDecodeError(f"{where}: {exchange.name} ({address}) emits the {exchange.layout.value} "
+                             f"OrderFilled, this log has the {layout.value} one", "layout-mismatch")
+
+    tx_hash = "0x" + _bytes(_get(log, "transactionHash", "transaction_hash"), "transactionHash", where, 32).hex()
+    block_number = _uint(_get(log, "blockNumber", "block_number"), "blockNumber", where, INT64_MAX)
+    log_index = _uint(_get(log, "logIndex", "log_index"), "logIndex", where, INT32_MAX)
+    block_timestamp = _uint(_get(log, "blockTimestamp", "block_timestamp"), "blockTimestamp", where,
+                            INT64_MAX // 1_000_000, required=False)
+    block_hash_raw = _get(log, "blockHash", "block_hash")
+    block_hash = None if block_hash_raw is None else "0x" + _bytes(block_hash_raw, "blockHash", where, 32).hex()
+    removed = log.get("removed", False)
+    if not isinstance(removed, bool):
+        raise LogDecodeError(f"{where}: removed must be true or false, got {removed!r:.40}", "bad-log")
+
+    topic_words = b"".join(_bytes(t, f"topic{i}", where, 32, "bad-topics") for i, t in enumerate(topics[1:], 1))
+    try:
+        order_hash_raw, maker, taker = abi_decode(["bytes32", "address", "address"], topic_words)
+    except DecodingError as exc:
+        raise LogDecodeError(f"{where}: topics do not decode as (bytes32, address, address): {exc}",
+                             "bad-topics") from None
+
+    data = _bytes(log.get("data"), "data", where, reason="bad-data")
+    if len(data) != _DATA_LEN[layout]:
+        raise LogDecodeError(f"{where}: {layout.value} OrderFilled data must be {_DATA_LEN[layout]} bytes, "
+                             f"got {len(data)}", "bad-data")
+    try:
+        words = abi_decode(_V1_TYPES if layout is Layout.V1 else _V2_TYPES, data)
+    except DecodingError as exc:
+        raise LogDecodeError(f"{where}: data does not decode as the {layout.value} OrderFilled: {exc}",
+                             "bad-data") from None
+
+    builder = metadata = None
+    if layout is Layout.V2:
+        side_code, token, maker_amount, taker_amount, fee, builder_raw, metadata_raw = words
+        if side_code not in (0, 1):
+            raise LogDecodeError(f"{where}: side must be 0 (BUY) or 1 (SELL), got {side_code}", "invalid-value")
+        if token == 0:
+            raise LogDecodeError(f"{where}: tokenId is 0", "invalid-value")
+        side = "BUY" if side_code == 0 else "SELL"
+        builder, metadata = "0x" + builder_raw.hex(), "0x" + metadata_raw.hex()
+    else:
+        maker_asset, taker_asset, maker_amount, taker_amount, fee = words
+        if maker_asset == 0 and taker_asset != 0:
+            side, token = "BUY", taker_asset
+        elif taker_asset == 0 and maker_asset != 0:
+            side, token = "SELL", maker_asset
+        else:
+            raise LogDecodeError(f"{where}: exactly one of makerAssetId/takerAssetId must be 0 (collateral), "
+                                 f"got {maker_asset} and {taker_asset}", "invalid-value")
+    if side == "BUY":
+        collateral, shares = maker_amount, taker_amount
+    else:
+        shares, collateral = maker_amount, taker_amount
+    for name, value in (("makerAmountFilled", maker_amount), ("takerAmountFilled", taker_amount), ("fee", fee)):
+        if value > INT64_MAX:
+            raise LogDecodeError(f"{where}: {name}={value} is beyond any real fill (> 2^63-1 units)",
+                                 "invalid-value")
+    if shares == 0:
+        raise LogDecodeError(f"{where}: zero shares filled", "invalid-value")
+
+    fee_asset = "shares" if layout is Layout.V1 and side == "BUY" else "collateral"
+    fee_collateral = _div_half_even(fee * collateral, shares) if fee_asset == "shares" else fee
+
+    return DecodedFill(
+        source="chain",
+        tx_hash=tx_hash,
+        leader=maker.lower(),
+        token_id=str(token),
+        side=side,
+        shares_e6=shares,
+        collateral_e6=collateral,
+        fee_e6=fee_collateral,
+        role="TAKER" if taker.lower() == address else "MAKER",
+        exchange=address,
+        block_number=block_number,
+        log_index=log_index,
+        block_timestamp=block_timestamp,
+        order_hash="0x" + order_hash_raw.hex(),
+        counterparty=taker.lower(),
+        layout=layout.value,
+        fee_raw_e6=fee,
+        fee_asset=fee_asset,
+        builder=builder,
+        metadata=metadata,
+        block_hash=block_hash,
+        removed=removed,
+    )
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def _order_key(fill: DecodedFill) -> tuple:
+    """A total order on fills (block, log index, then every field), so every choice below is independent
+    of input order."""
+    def part(value: Any) -> tuple:
+        return (True, "") if value is None else (False, value)
+
+    return (part(fill.block_number), part(fill.log_index),
+            *(part(getattr(fill, f.name)) for f in fields(DecodedFill)))
+
+
+def _timestamp_lookup(block_time: Callable[[int], int | None] | Mapping[int, int] | None):
+    cache: dict[int, int | None] = {}
+
+    def lookup(block_number: int | None) -> int | None:
+        if block_time is None or block_number is None:
+            return None
+        if block_number not in cache:
+            cache[block_number] = (block_time.get(block_number) if isinstance(block_time, Mapping)
+                                   else block_time(block_number))
+        return cache[block_number]
+
+    return lookup
+
+
+def aggregate(
+    fills: Iterable[DecodedFill],
+    leaders: Iterable[str] | None = None,
+    *,
+    source: str = "chain",
+    block_time: Callable[[int], int | None] | Mapping[int, int] | None = None,
+    produced_at_us: int | None = None,
+) -> list[dict]:
+    """Sum fills into LeaderFill records (Avro dicts), one per (tx hash, leader, token id, side).
+
+    - ``leaders``: keep only fills of these wallets (default: every wallet that appears).
+    - ``source``: the envelope source (``chain``, ``data-api``, ``replay``...).
+    - ``block_time``: block number -> block timestamp in seconds (callable or mapping); used for fills
+      without their own timestamp (eth_subscribe logs and receipts carry none). A group with no timestamp
+      at all raises :class:`MissingTimestampError`.
+    - ``produced_at_us``: envelope produced time (default: now, once for the whole call).
+
+    Shares, collateral and fee are summed; the price is recomputed from the sums; ``log_index`` and
+    ``block_number`` are the smallest seen; ``order_hashes`` are sorted and unique; ``role`` is TAKER if
+    any component fill was the leader's taker order, else MAKER (``UNKNOWN_ROLE`` if no fill says).
+    Removed (reorged) logs are skipped, and a log seen twice (same tx hash and log index) counts once.
+    Feed one source per call: a chain log and a Data API row for the same fill would both be summed.
+    The result is sorted by (time, block, log index, tx, leader, token, side) and is identical for any
+    order of the input.
+    """
+    wanted = None if leaders is None else {normalize_address(w) for w in leaders}
+    by_log: dict[tuple[str, int], DecodedFill] = {}
+    unindexed: list[DecodedFill] = []
+    for fill in fills:
+        if fill.removed or (wanted is not None and fill.leader not in wanted):
+            continue
+        if fill.log_index is None:
+            unindexed.append(fill)
+            continue
+        key = (fill.tx_hash, fill.log_index)
+        seen = by_log.get(key)
+        if seen is None or _order_key(fill) > _order_key(seen):
+            by_log[key] = fill
+
+    groups: dict[tuple[str, str, str, str], list[DecodedFill]] = defaultdict(list)
+    for fill in [*by_log.values(), *unindexed]:
+        groups[fill.group_key].append(fill)
+
+    produced = time.time_ns() // 1000 if produced_at_us is None else produced_at_us
+    lookup = _timestamp_lookup(block_time)
+    records = []
+    for (tx_hash, leader, token_id, side), members in groups.items():
+        members.sort(key=_order_key)
+        shares = sum(f.shares_e6 for f in members)
+        collateral = sum(f.collateral_e6 for f in members)
+        fee = sum(f.fee_e6 for f in members)
+        for name, total in (("shares", shares), ("collateral", collateral), ("fee", fee)):
+            if total > INT64_MAX:
+                raise AggregationError(f"tx {tx_hash} leader {leader}: summed {name} {total} exceeds 2^63-1")
+        blocks = [f.block_number for f in members if f.block_number is not None]
+        indexes = [f.log_index for f in members if f.log_index is not None]
+        block_number = min(blocks) if blocks else 0
+        stamps = [f.block_timestamp for f in members if f.block_timestamp is not None]
+        stamp = max(stamps) if stamps else lookup(min(blocks) if blocks else None)
+        if stamp is None:
+            raise MissingTimestampError(f"tx {tx_hash} (block {block_number or '?'}): no block timestamp; "
+                                        f"pass block_time=")
+        roles = {f.role for f in members}
+        role = "TAKER" if "TAKER" in roles else "MAKER" if "MAKER" in roles else UNKNOWN_ROLE
+        exchange = next((f.exchange for f in members if f.exchange), "")
+        condition_id = next((f.condition_id for f in members if f.condition_id), None)
+        records.append({
+            "envelope": envelope(leader_fill_id(tx_hash, leader, token_id, side), source, int(stamp) * 1_000_000,
+                                 produced_at_us=produced),
+            "leader": leader,
+            "exchange": exchange,
+            "tx_hash": tx_hash,
+            "block_number": block_number,
+            "log_index": min(indexes) if indexes else 0,
+            "token_id": token_id,
+            "condition_id": condition_id,
+            "side": side,
+            "shares_e6": shares,
+            "collateral_e6": collateral,
+            "price": format_price(collateral, shares),
+            "fee_e6": fee,
+            "role": role,
+            "order_hashes": sorted({f.order_hash for f in members if f.order_hash}),
+        })
+    records.sort(key=lambda r: (r["envelope"]["occurred_at_us"], r["block_number"], r["log_index"], r["tx_hash"],
+                                r["leader"], r["token_id"], r["side"]))
+    return records
