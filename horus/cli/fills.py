@@ -26,14 +26,14 @@ def _parse(text: str) -> list[Any]:
         return []
     try:
         return [json.loads(text)]
-    except json.JSONDecodeError as whole_error:
+    except (ValueError, RecursionError) as whole_error:  # JSONDecodeError, too-long int, too deep
         values = []
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 values.append(json.loads(line))
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 if number == 1:  # not JSON lines either: report the whole-document error
                     raise UnreadableInput(f"input is not JSON: {whole_error}") from None
                 raise UnreadableInput(f"line {number} is not JSON (input read as JSON lines)") from None

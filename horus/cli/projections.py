@@ -26,15 +26,28 @@ def _stop_on_signals() -> threading.Event:
 def run(
     until_caught_up: bool = typer.Option(False, "--until-caught-up", help="stop once the end offsets at start are folded"),
     batch_size: int = typer.Option(1000, min=1, help="messages per transaction"),
+    metrics_port: int = typer.Option(0, "--metrics-port", min=0, help="serve Prometheus metrics here (0: off)"),
 ) -> None:
     """Fold every topic into its table, offsets stored in the same transaction (SIGTERM stops cleanly)."""
+    from prometheus_client import Counter, start_http_server
+
+    from horus.logs import configure_logging
     from projections import run_projections
+
+    configure_logging()
+    rows_total = Counter("horus_projection_rows_total", "Rows written by the projections", ["table"])
+    batches_total = Counter("horus_projection_batches_total", "Batches committed by the projections")
+    if metrics_port:
+        start_http_server(metrics_port)
 
     stop = _stop_on_signals()
     started = time.monotonic()
     last_report = [started]
 
     def report(result) -> None:
+        batches_total.inc()
+        for table, rows in result.written.items():
+            rows_total.labels(table).inc(rows)
         now = time.monotonic()
         if now - last_report[0] >= 5.0:
             last_report[0] = now

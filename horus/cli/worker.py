@@ -10,15 +10,15 @@ RUNNERS = ("faust", "confluent")
 
 
 def _run_confluent(config, selected, batching, loglevel: str) -> None:
-    import logging
     import signal
     import threading
 
+    from horus.logs import configure_logging
     from streams.app import build_specs
     from streams.confluent_loop import ConfluentStageLoop
     from streams.runtime import Runtime
 
-    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(loglevel)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -22,7 +22,7 @@ def leader_fill_from_json(obj: dict, source: str = "replay") -> dict:
     side = str(obj["side"]).upper()
     if side not in ("BUY", "SELL"):
         raise FillJsonError(f"side must be BUY or SELL, got {obj['side']!r}")
-    role = str(obj.get("role", "maker")).upper()
+    role = str(obj.get("role", "taker")).upper()  # unknown role: the schema's default, as Data API rows get
     if role not in ("MAKER", "TAKER"):
         raise FillJsonError(f"role must be maker or taker, got {obj.get('role')!r}")
     occurred_us = int(obj.get("block_timestamp", 0)) * 1_000_000

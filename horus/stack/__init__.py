@@ -65,7 +65,7 @@ class LocalStack:
             if self._running_and_healthy(part, ports):
                 progress(f"{part}: already running")
                 continue
-            self.procs.stop(part) if part != "postgres" else self.postgres.stop()
+            self._stop(part)  # a dead or unhealthy leftover
             if part == "kafka":
                 old_controller = ports.get("kafka_controller")
                 port = self._reuse_or_pick(ports, "kafka")
@@ -135,11 +135,14 @@ class LocalStack:
             rows.append(PartStatus(part, proc.pid, addresses[part](port), healthy, detail))
         return rows
 
+    def _stop(self, part: str) -> bool:
+        # postgres forks its own server (pg_ctl); the others are our direct children
+        return self.postgres.stop() if part == "postgres" else self.procs.stop(part)
+
     def down(self, progress: Callable[[str], None] = lambda _: None) -> list[str]:
         stopped = []
         for part in reversed(PARTS):
-            was_running = self.postgres.stop() if part == "postgres" else self.procs.stop(part)
-            if was_running:
+            if self._stop(part):
                 stopped.append(part)
                 progress(f"{part}: stopped")
         self.settings.stack_env_path.unlink(missing_ok=True)

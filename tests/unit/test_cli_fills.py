@@ -164,7 +164,7 @@ def test_removed_logs_are_skipped_and_counted():
 
 
 def test_unreadable_input_exits_1():
-    for text in ("{not json", '{"a": 1}\n{broken\n', "\xff["):
+    for text in ("{not json", '{"a": 1}\n{broken\n', "\xff[", "[" + "1" * 5000 + "]"):
         result = run([], input=text)
         assert result.exit_code == 1, text
         assert "error:" in result.stderr and result.stdout == ""

@@ -6,6 +6,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from horus.codec import default_codec
 from horus.domain.ids import leader_fill_id
@@ -167,6 +169,8 @@ def test_millisecond_timestamps_and_token_id_canonical_form():
     ({"token_id": "0x12"}, "token id"),
     ({"token_id": "0"}, "token id"),
     ({"token_id": True}, "token id"),
+    ({"token_id": "1" * 5000}, "token id"),
+    ({"token_id": str(2**256)}, "token id"),
     ({"side": "HOLD"}, "side"),
     ({"side": None}, "side is missing"),
     ({"size": 0}, "size"),
@@ -183,6 +187,10 @@ def test_millisecond_timestamps_and_token_id_canonical_form():
     ({"timestamp": 12.5}, "timestamp"),
     ({"timestamp": -3}, "timestamp"),
     ({"usdc_size": "x"}, "usdc size"),
+    ({"usdc_size": -1}, "negative"),
+    ({"size": "1e20"}, "beyond any real fill"),
+    ({"condition_id": ["0x12"]}, "condition id"),
+    ({"condition_id": "market-1"}, "condition id"),
 ])
 def test_malformed_trade_rows_raise_row_decode_error(change, message):
     with pytest.raises(RowDecodeError, match=message):
@@ -216,3 +224,23 @@ def test_rows_of_one_tx_aggregate_like_chain_fills():
     assert record["exchange"] == "" and record["block_number"] == 0 and record["log_index"] == 0
     assert record["order_hashes"] == [] and record["role"] == "TAKER"
     assert record["condition_id"] == base["condition_id"]
+
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**300, max_value=2**300), st.text(max_size=80),
+                  st.floats(allow_nan=True, allow_infinity=True), st.decimals(allow_nan=True),
+                  st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=400)
+@given(base=st.sampled_from(TRADE_ROWS + [camel(r) for r in TRADE_ROWS]), key=st.sampled_from(
+    ["proxy_wallet", "proxyWallet", "transaction_hash", "token_id", "asset", "condition_id", "side", "size",
+     "usdc_size", "price", "timestamp", "type"]), value=_leaf)
+def test_any_field_value_gives_a_fill_a_skip_or_a_row_decode_error(base, key, value):
+    try:
+        parsed = parse_row(dict(base, **{key: value}))
+    except RowDecodeError:
+        return
+    assert isinstance(parsed, (DecodedFill, SkippedRow))
+    if isinstance(parsed, DecodedFill):
+        assert parsed.shares_e6 > 0 and parsed.collateral_e6 >= 0 and parsed.fee_e6 >= 0
+        aggregate([parsed], source=SOURCE, produced_at_us=1)

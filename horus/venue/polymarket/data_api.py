@@ -33,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from horus.venue.polymarket.exchanges import AddressBookError, normalize_address
-from horus.venue.polymarket.fills import DecodedFill, FillDecodeError, _div_half_even
+from horus.venue.polymarket.fills import INT64_MAX, DecodedFill, FillDecodeError, _div_half_even
 
 __all__ = ["SOURCE", "RowDecodeError", "SkippedRow", "ParsedRows", "Page", "parse_row", "parse_rows",
            "page_rows", "to_decimal", "to_e6_half_even"]
@@ -162,7 +162,8 @@ def parse_row(row: Mapping, *, role: str | None = None) -> DecodedFill | Skipped
 
     token = required("token_id", "asset", "asset_id", "tokenId")
     token_text = str(token).strip() if not isinstance(token, bool) else ""
-    if not (token_text.isascii() and token_text.isdigit()) or int(token_text) == 0 or int(token_text) >= 2**256:
+    if (not (token_text.isascii() and token_text.isdigit()) or len(token_text) > 80 or int(token_text) == 0
+            or int(token_text) >= 2**256):
         raise RowDecodeError(f"{where}: token id {token!r:.90} is not a decimal uint256", "bad-field")
 
     side = str(required("side")).strip().upper()
@@ -182,9 +183,19 @@ def parse_row(row: Mapping, *, role: str | None = None) -> DecodedFill | Skipped
     usdc = _get(row, "usdc_size", "usdcSize")
     if usdc is not None:
         paid = to_e6_half_even(usdc, f"{where}: usdc size")
+        if paid < 0:
+            raise RowDecodeError(f"{where}: usdc size {usdc!r} is negative", "bad-field")
         fee = max(0, paid - collateral if side == "BUY" else collateral - paid)
+    for name, value in (("size", shares), ("usdc size", fee)):
+        if value > INT64_MAX:
+            raise RowDecodeError(f"{where}: {name} is beyond any real fill (> 2^63-1 units)", "bad-field")
 
     condition = _get(row, "condition_id", "conditionId")
+    if condition is not None:
+        condition = str(condition).strip().lower() if isinstance(condition, str) else condition
+        if not (isinstance(condition, str) and condition.startswith("0x") and 2 < len(condition) <= 66
+                and all(c in "0123456789abcdef" for c in condition[2:])):
+            raise RowDecodeError(f"{where}: condition id {condition!r:.80} is not 0x hex", "bad-field")
     return DecodedFill(
         source=SOURCE,
         tx_hash=tx_text,
@@ -197,7 +208,7 @@ def parse_row(row: Mapping, *, role: str | None = None) -> DecodedFill | Skipped
         fee_raw_e6=fee,
         role=None if role is None else role.upper(),
         block_timestamp=_timestamp(required("timestamp"), where),
-        condition_id=str(condition).strip().lower() if condition is not None else None,
+        condition_id=condition,
     )
 
 
