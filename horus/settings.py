@@ -32,6 +32,28 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(30.0, ge=6.0, description="consumer-group session timeout: how long a "
                                      "crashed worker holds its partitions before they move")
 
+    confirmations: int = Field(0, ge=0, description="blocks a chain fill must be buried under before it is "
+                               "emitted (0: act on first sight)")
+    exchanges: str = Field("", description="extra exchange contract addresses (comma separated) whose "
+                           "OrderFilled logs count, on top of the Polygon mainnet ones")
+    backfill_chunk_blocks: int = Field(2000, ge=1, description="blocks per eth_getLogs call when backfilling")
+    stall_seconds: float = Field(30.0, gt=0, description="chain source: reconnect when the socket is silent "
+                                 "this long while the head moves")
+    max_head_age_seconds: float = Field(0.0, ge=0, description="chain source: reconnect when no new head "
+                                        "arrived for this long (0: off; quiet dev chains mine no blocks)")
+
+    # Polymarket read-only services (market metadata, Data API source); defaults are the real hosts
+    gamma_url: str = Field("https://gamma-api.polymarket.com", description="Gamma API base URL (markets)")
+    clob_url: str = Field("https://clob.polymarket.com", description="CLOB REST base URL")
+    data_api_url: str = Field("https://data-api.polymarket.com", description="Data API base URL")
+    market_metadata_ttl_s: float = Field(300.0, gt=0, description="how long market metadata stays cached")
+    market_unknown_ttl_s: float = Field(30.0, ge=0, description="how long an unknown token is remembered "
+                                        "as unknown before it is looked up again")
+    data_api_page_limit: int = Field(500, ge=1, le=1000, description="rows per Data API page")
+    data_api_poll_interval_s: float = Field(15.0, gt=0, description="Data API source: seconds between rounds")
+    data_api_lookback_s: int = Field(600, ge=0, description="Data API source: each round re-reads this many "
+                                     "seconds before the newest row seen (late-indexed rows; ids dedupe)")
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 

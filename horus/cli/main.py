@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from horus.cli import contracts, db, fills, projections, stack, topics
+from horus.cli import contracts, db, fills, ingest, projections, stack, topics
 from horus.cli.demo import demo_command
 from horus.cli.tap import tap_command
 from horus.cli.worker import worker as worker_command
@@ -17,6 +17,7 @@ app.add_typer(projections.app, name="projections")
 app.add_typer(projections.replay_app, name="replay")
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(fills.app, name="fills")
+app.add_typer(ingest.app, name="ingest")
 app.command("tap")(tap_command)
 app.command("demo")(demo_command)
 app.command("worker")(worker_command)

@@ -258,6 +258,46 @@ class SettlementEventRow(_EventColumns, Base):
     debt_id: Mapped[str | None] = mapped_column(Text)
 
 
+# --------------------------------------------------------------------------------------------
+# Ingest bookkeeping (written by the sources, never rebuilt from topics)
+# --------------------------------------------------------------------------------------------
+CLAIM_STATUSES = ("pending", "produced")
+
+
+class IngestCursor(Base):
+    """Last (block, log index) a source has fully emitted; it only moves after the sink returned."""
+
+    __tablename__ = "ingest_cursors"
+
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    log_index: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+
+class LeaderFillClaim(Base):
+    """One row per event a source produced to leader.fills (LeaderFill or its retraction).
+
+    Inserted `pending` (ON CONFLICT DO NOTHING: only the winner produces), then `produced` after the
+    broker acknowledged. The encoded event is kept so a crash between the two can be repaired
+    without the source seeing the fill again (FillSink.recover)."""
+
+    __tablename__ = "leader_fill_claims"
+    __table_args__ = (
+        CheckConstraint(_in("status", CLAIM_STATUSES), name="status"),
+        Index("ix_leader_fill_claims_source_status", "source", "status"),
+    )
+
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default=text("'pending'"))
+    event_type: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    claimed_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    produced_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
 # Tables rebuilt from topics by replay (everything except the ledger and the offsets themselves).
 PROJECTION_TABLES: tuple[str, ...] = (
     "leader_fills",

@@ -138,6 +138,14 @@ SAMPLES: dict[str, dict] = {
         "error": "MalformedBodyError: truncated",
         "stage": "decode",
     },
+    "LeaderFillRetracted": {
+        "envelope": env("lfr:1", causation_id="lf:0"),
+        "leader_fill_id": "lf:0",
+        "leader": LEADER,
+        "tx_hash": TX,
+        "block_number": 65_432_109,
+        "reason": "reorg: log 217 of block 65432109 (0x" + "b4" * 32 + ") removed",
+    },
 }
 
 

@@ -1,0 +1,1 @@
+"""Leader-fill sources (chain logs, ...) and the exactly-once sink they share."""

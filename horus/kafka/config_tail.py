@@ -1,0 +1,124 @@
+"""Fold the whole compacted config.changes topic into a FollowGraph in a background thread.
+
+Fills are partitioned by leader and follows are not, so every reader of the follow graph (each plan
+instance, each ingest source) folds the WHOLE topic (all partitions, outside any consumer group): at
+start it reads from the beginning to the end (partition EOF) and sets ``ready``, then it keeps tailing.
+Every graph update takes ``lock``; readers take it too.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from confluent_kafka import KafkaError
+
+from horus.codec import Codec
+from horus.domain.follow_graph import FollowGraph, apply_config_change, apply_tombstone
+from horus.kafka.client import assign_from_beginning, make_consumer
+from horus.kafka.dead_letter import DeadLetters
+from horus.settings import Settings
+from horus.topics import CONFIG_CHANGES
+
+log = logging.getLogger("horus.config_tail")
+
+
+def enabled_leaders(graph: FollowGraph) -> frozenset[str]:
+    """Leaders with at least one enabled follow (the ones worth watching)."""
+    return frozenset(leader for leader in graph.leaders() if graph.enabled_follows_of(leader))
+
+
+class ConfigTail:
+    """Folds config.changes into ``graph`` in a daemon thread (see module doc).
+
+    A change that cannot be applied is parked in ``dead_letters`` with stage ``stage`` when given
+    (every instance parks it under the same deterministic id), else logged and skipped.
+    ``on_change`` (optional) is called, under the lock, after each batch that changed something."""
+
+    def __init__(self, settings: Settings, codec: Codec, graph: FollowGraph, lock: threading.Lock, *,
+                 dead_letters: DeadLetters | None = None, stage: str = "config",
+                 on_change: Callable[[], None] | None = None) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.graph = graph
+        self.lock = lock
+        self.dead_letters = dead_letters
+        self.stage = stage
+        self.on_change = on_change
+        self.topic = settings.topic(CONFIG_CHANGES.name)
+        self.ready = threading.Event()
+        self.failed: BaseException | None = None
+        self.applied = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="horus-config-tail", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        try:
+            consumer = make_consumer(self.settings, None, **{"enable.partition.eof": True})
+            try:
+                started = time.monotonic()
+                waiting = {tp.partition for tp in assign_from_beginning(consumer, [self.topic])}
+                while waiting and not self._stop.is_set():
+                    self._apply(consumer.consume(1000, 0.2), waiting)
+                log.info("follow graph rebuilt from %s: %d follows, %d leaders, %d changes in %.2fs",
+                         self.topic, len(self.graph), len(self.graph.leaders()), self.applied,
+                         time.monotonic() - started)
+                self.ready.set()
+                while not self._stop.is_set():
+                    self._apply(consumer.consume(1000, 0.1), None)
+            finally:
+                consumer.close()
+        except BaseException as exc:  # noqa: BLE001 - surfaced through .failed to the owner, which stops
+            log.exception("config tail failed")
+            self.failed = exc
+            self.ready.set()
+
+    def _apply(self, messages: list, waiting: set | None) -> None:
+        if not messages:
+            return
+        codec = self.codec
+        changed = False
+        with self.lock:
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        if waiting is not None:
+                            waiting.discard(message.partition())
+                        continue
+                    if error.fatal():
+                        raise RuntimeError(f"config.changes consumer: {error}")
+                    log.warning("config.changes consumer: %s", error)
+                    continue
+                value = message.value()
+                try:
+                    if value is None:
+                        apply_tombstone(message.key(), self.graph)
+                    else:
+                        name, record = codec.decode(value)
+                        if name != "ConfigChange":
+                            raise ValueError(f"expected ConfigChange on {self.topic}, got {name}")
+                        apply_config_change(record, self.graph)
+                    self.applied += 1
+                    changed = True
+                except Exception as exc:
+                    if self.dead_letters is None:
+                        log.warning("config change %s[%d]@%d skipped: %s", message.topic(), message.partition(),
+                                    message.offset(), exc)
+                        continue
+                    self.dead_letters.park(
+                        topic=message.topic(), partition=message.partition(), offset=message.offset(),
+                        key=message.key(), original=value, error=exc, stage=self.stage)
+            if changed and self.on_change is not None:
+                self.on_change()

@@ -1,0 +1,398 @@
+"""`horus ingest chain` against real anvil, Kafka and Postgres: exactly once by event id, through bad logs,
+live follow changes, dropped and silent sockets, and SIGKILLs."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from horus.codec import default_codec, envelope
+from horus.db.engine import scratch_database
+from horus.domain import ids
+from horus.kafka.admin import create_topics
+from horus.kafka.client import assign_from_beginning, end_offsets, flush_or_raise, make_consumer, make_producer, poll_batch
+from horus.settings import Settings
+from horus.testchain import RawLog, V1Fill, V2Fill, deploy_emitters, emit_batch, emit_raw, emit_v1, emit_v2, v2_log
+from horus.testchain import V2_ORDER_FILLED_TOPIC0
+from horus.topics import CONFIG_CHANGES, DEAD_LETTERS, LEADER_FILLS
+from horus.venue.polymarket.exchanges import ExchangeBook
+from horus.venue.polymarket.fills import decode_log
+
+pytestmark = pytest.mark.integration
+
+HORUS = str(Path(sys.executable).with_name("horus"))
+LEADERS = ["0x" + f"{i:02x}" * 20 for i in (0xA1, 0xA2, 0xA3, 0xA4)]
+STRANGER = "0x" + "5e" * 20
+codec = default_codec()
+
+
+@pytest.fixture
+def iso(settings: Settings):
+    """Private topics (3 partitions) and a private migrated database for one test."""
+    run = uuid.uuid4().hex[:6]
+    private = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}ing{run}.", "partitions": 3})
+    with scratch_database(private, f"horus_ing{run}") as isolated:
+        create_topics(isolated)
+        yield isolated
+
+
+@pytest.fixture(scope="module")
+def emitters(settings: Settings):
+    return deploy_emitters(settings.eth_rpc_url)
+
+
+def follow(settings: Settings, follow_id: str, leader: str, delete: bool = False) -> None:
+    body = None if delete else json.dumps({"follow_id": follow_id, "follower": "0x" + "f0" * 20, "leader": leader})
+    record = {"envelope": envelope(ids.make_id("test-config", follow_id, uuid.uuid4().hex), "test", 0),
+              "entity": "FOLLOW", "entity_id": follow_id, "op": "DELETE" if delete else "UPSERT", "body": body}
+    producer = make_producer(settings)
+    producer.produce(settings.topic(CONFIG_CHANGES.name), codec.encode("ConfigChange", record), key=follow_id)
+    flush_or_raise(producer)
+
+
+def head(settings: Settings) -> int:
+    return Web3(Web3.HTTPProvider(settings.eth_rpc_url)).eth.block_number
+
+
+def read_topic(settings: Settings, spec) -> list[tuple[str, dict]]:
+    topic = settings.topic(spec.name)
+    consumer = make_consumer(settings, None)
+    try:
+        ends = {p: o for p, o in end_offsets(consumer, topic).items() if o > 0}
+        assign_from_beginning(consumer, [topic])
+        out = []
+        deadline = time.monotonic() + 20
+        while ends and time.monotonic() < deadline:
+            for message in poll_batch(consumer, 1000, 0.3):
+                out.append(codec.decode(message.value()))
+                if message.offset() + 1 >= ends.get(message.partition(), 0):
+                    ends.pop(message.partition(), None)
+        return out
+    finally:
+        consumer.close()
+
+
+def fill_ids(settings: Settings) -> Counter:
+    return Counter(r["envelope"]["event_id"] for name, r in read_topic(settings, LEADER_FILLS) if name == "LeaderFill")
+
+
+def expected_from(receipts, book: ExchangeBook, leaders) -> set[str]:
+    out = set()
+    for receipt in receipts:
+        for log in receipt["logs"]:
+            try:
+                fill = decode_log(log, book)
+            except ValueError:
+                continue
+            if fill.leader in leaders:
+                out.add(fill.event_id)
+    return out
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+class Ingest:
+    def __init__(self, settings: Settings, emitters, log_path: Path, from_block: int, *extra: str, **env) -> None:
+        self.args = [HORUS, "ingest", "chain", "--exchange", emitters.v1, "--exchange", emitters.v2,
+                     "--from-block", str(from_block), *extra]
+        self.env = {**os.environ, **settings.as_env(), **{k: str(v) for k, v in env.items()}}
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                return -9
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _v2(leader: str, n: int, token: int = 7, side: int = 0, taker=None) -> V2Fill:
+    return V2Fill(order_hash=ids.make_id("order", leader, n, uuid.uuid4().hex), maker=leader, taker=taker, side=side,
+                  token_id=token, maker_amount_filled=1_000_000 * (n % 5 + 1), taker_amount_filled=2_000_000 * (n % 5 + 1))
+
+
+def _v1(leader: str, n: int, token: int = 9) -> V1Fill:
+    return V1Fill(order_hash=ids.make_id("order1", leader, n, uuid.uuid4().hex), maker=leader, taker=None,
+                  maker_asset_id=0, taker_asset_id=token, maker_amount_filled=3_000_000, taker_amount_filled=6_000_000)
+
+
+def test_chain_source_end_to_end(iso, emitters, tmp_path):
+    """Backfill from --from-block, multi-log tx summed, strangers ignored, bad logs dead-lettered, then live:
+    a new follow, a dropped socket and a silent socket; every fill exactly once."""
+    rpc, book = iso.eth_rpc_url, ExchangeBook.of(emitters.v1, emitters.v2)
+    l1, l2, l3 = LEADERS[0], LEADERS[1], LEADERS[2]
+    follow(iso, "fa", l1)
+    follow(iso, "fb", l2)
+    first = head(iso) + 1
+    receipts = [
+        emit_v2(rpc, emitters.v2, _v2(l1, 1)),
+        emit_v1(rpc, emitters.v1, _v1(l2, 2)),
+        # one tx: two fills of l1 on token 7 BUY (one event, summed), l2 SELL on token 8, a stranger
+        emit_batch(rpc, emitters.v2, [_v2(l1, 3), _v2(l1, 4, taker=emitters.v2), _v2(l2, 5, token=8, side=1),
+                                      _v2(STRANGER, 6)]),
+        emit_v2(rpc, emitters.v2, _v2(STRANGER, 7)),
+    ]
+    short = v2_log(_v2(l1, 8), emitters.v2)
+    bad = emit_raw(rpc, emitters.v2, [RawLog(short.topics[:3], short.data),  # 3 topics
+                                      RawLog(short.topics, bytes(short.data)[:100])])  # short data
+    expected = expected_from(receipts, book, {l1, l2})
+    assert len(expected) == 4
+    port = free_port()
+    proc = Ingest(iso, emitters, tmp_path / "ingest.log", first, "--metrics-port", str(port), HORUS_STALL_SECONDS=2)
+    try:
+        wait_until(lambda: set(fill_ids(iso)) >= expected, 30, "backfilled fills")
+        fills = {r["envelope"]["event_id"]: r for n, r in read_topic(iso, LEADER_FILLS) if n == "LeaderFill"}
+        summed = fills[ids.leader_fill_id(receipts[2]["transactionHash"].to_0x_hex(), l1, "7", "BUY")]
+        assert summed["shares_e6"] == 2_000_000 * 4 + 2_000_000 * 5 and summed["role"] == "TAKER"
+        assert len(summed["order_hashes"]) == 2
+
+        dead = wait_until(lambda: [r for n, r in read_topic(iso, DEAD_LETTERS) if r["stage"] == "ingest-chain"],
+                          15, "dead letters")
+        assert len(dead) == 2
+        tx = bad["transactionHash"].to_0x_hex()
+        for letter in dead:
+            raw = json.loads(letter["original"])
+            assert raw["transactionHash"] == tx and raw["topics"][0] == V2_ORDER_FILLED_TOPIC0
+        errors = sorted(letter["error"] for letter in dead)
+        assert "OrderFilled has 4 topics" in errors[0] and "data must be" in errors[1], errors
+
+        # live: a fill of a followed leader, and a leader followed while running
+        receipts.append(emit_v2(rpc, emitters.v2, _v2(l1, 9)))
+        follow(iso, "fc", l3)
+        time.sleep(1.0)
+        sent_at_us = time.time_ns() // 1000
+        receipts.append(emit_v2(rpc, emitters.v2, _v2(l3, 10)))  # anvil mines it at once
+        expected = expected_from(receipts, book, {l1, l2, l3})
+        wait_until(lambda: set(fill_ids(iso)) >= expected, 10, "live fills incl. the new leader", 0.1)
+        new = next(r for n, r in read_topic(iso, LEADER_FILLS) if n == "LeaderFill" and r["leader"] == l3)
+        print(f"\nnew leader's fill aggregated {(new['envelope']['produced_at_us'] - sent_at_us) / 1000:.1f} ms "
+              f"after its transaction was sent")
+
+        # unfollowed: its later fills are not produced
+        follow(iso, "fc", l3, delete=True)
+        wait_until(lambda: "3 -> 2 leaders" in proc.log(), 10, "the leader set to shrink")
+        unfollowed = expected_from([emit_v2(rpc, emitters.v2, _v2(l3, 12))], book, {l3})
+
+        # drop the socket: fills mined meanwhile are backfilled
+        proc.signal(signal.SIGUSR1)
+        receipts += [emit_v2(rpc, emitters.v2, _v2(l2, 11 + i)) for i in range(3)]
+        # silence it (socket open, no subscription): the watchdog must notice the head moving
+        wait_until(lambda: "connection 2" in proc.log(), 15, "reconnect after the drop")
+        time.sleep(0.5)
+        proc.signal(signal.SIGUSR2)
+        time.sleep(0.5)
+        receipts += [emit_v1(rpc, emitters.v1, _v1(l1, 20 + i)) for i in range(2)]
+        expected = expected_from(receipts, book, {l1, l2, l3})
+        wait_until(lambda: set(fill_ids(iso)) >= expected, 20, "fills after drop and stall")
+        assert "stall:" in proc.log()
+
+        # a reorg replaces the block of a produced fill with an empty one: a retraction, and the source goes on
+        doomed = emit_v2(rpc, emitters.v2, _v2(l2, 30))
+        doomed_id = expected_from([doomed], book, {l2}).pop()
+        wait_until(lambda: doomed_id in fill_ids(iso), 10, "the fill about to be reorged out", 0.1)
+        Web3(Web3.HTTPProvider(rpc)).provider.make_request("anvil_reorg", [1, []])
+        retracted = wait_until(lambda: [r for n, r in read_topic(iso, LEADER_FILLS) if n == "LeaderFillRetracted"],
+                               10, "the retraction")
+        assert [r["leader_fill_id"] for r in retracted] == [doomed_id] and "REORG" in proc.log()
+        receipts += [doomed, emit_v2(rpc, emitters.v2, _v2(l1, 31))]
+        expected = expected_from(receipts, book, {l1, l2, l3})
+        wait_until(lambda: set(fill_ids(iso)) >= expected, 10, "a fill after the reorg")
+
+        time.sleep(1.0)
+        counts = fill_ids(iso)
+        assert set(counts) == expected and max(counts.values()) == 1, counts
+        assert not unfollowed & set(counts)
+
+        metrics = metric_values(port)
+        assert metrics['horus_ingest_fills_total{source="chain"}'] == len(expected)
+        assert metrics['horus_ingest_reconnects_total{source="chain"}'] >= 2
+        assert metrics['horus_ingest_stalls_total{source="chain"}'] >= 1
+        assert metrics['horus_ingest_retractions_total{source="chain"}'] == 1
+        assert metrics['horus_ingest_bad_logs_total{reason="bad-topics",source="chain"}'] == 1
+        assert metrics['horus_ingest_detection_lag_seconds_count{source="chain"}'] >= len(expected)
+        assert metrics['horus_ingest_cursor_block{source="chain"}'] >= doomed["blockNumber"]
+        assert proc.stop() == 0
+    finally:
+        proc.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def metric_values(port: int) -> dict[str, float]:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("horus_ingest")}
+
+
+def test_sigkill_while_fills_stream_loses_and_duplicates_nothing(iso, emitters, tmp_path):
+    rpc, book = iso.eth_rpc_url, ExchangeBook.of(emitters.v1, emitters.v2)
+    leader = LEADERS[3]
+    follow(iso, "fk", leader)
+    first = head(iso) + 1
+    receipts, stop = [], threading.Event()
+
+    def stream() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            if n % 5 == 0:
+                receipts.append(emit_batch(rpc, emitters.v2, [_v2(leader, n), _v2(leader, n + 1, token=11, side=1)]))
+            elif n % 2:
+                receipts.append(emit_v2(rpc, emitters.v2, _v2(leader, n, token=n % 3 + 1)))
+            else:
+                receipts.append(emit_v1(rpc, emitters.v1, _v1(leader, n)))
+            time.sleep(0.05)
+
+    emitter = threading.Thread(target=stream, daemon=True)
+    emitter.start()
+    proc = Ingest(iso, emitters, tmp_path / "ingest.log", first, HORUS_BACKFILL_CHUNK_BLOCKS=4)
+    rng = random.Random()
+    try:
+        for _ in range(3):
+            time.sleep(rng.uniform(1.5, 3.0))
+            proc.kill()
+            proc.start()
+        time.sleep(2.0)
+        stop.set()
+        emitter.join(10)
+        expected = expected_from(receipts, book, {leader})
+        assert len(expected) > 30
+        wait_until(lambda: set(fill_ids(iso)) >= expected, 30, "every streamed fill")
+        time.sleep(1.0)
+        counts = fill_ids(iso)
+        assert set(counts) == expected
+        assert max(counts.values()) == 1, [k for k, v in counts.items() if v > 1]
+    finally:
+        stop.set()
+        proc.stop()
+
+
+# ---------------------------------------------------------------------------------------------- the sink
+def _record(leader: str, n: int) -> dict:
+    tx = "0x" + ids.make_id("tx", leader, n, uuid.uuid4().hex)
+    return {"envelope": envelope(ids.leader_fill_id(tx, leader, "5", "BUY"), "chain", 1_700_000_000_000_000),
+            "leader": leader, "exchange": "0x" + "e1" * 20, "tx_hash": tx, "block_number": n, "log_index": 0,
+            "token_id": "5", "condition_id": None, "side": "BUY", "shares_e6": 2_000_000, "collateral_e6": 1_000_000,
+            "price": "0.5", "fee_e6": 0, "role": "MAKER", "order_hashes": []}
+
+
+def test_sink_produces_each_event_id_once_across_sources(iso):
+    from prometheus_client import REGISTRY
+
+    from horus.ingest.sink import FillSink
+
+    records = [_record(LEADERS[0], n) for n in range(5)]
+    chain, api = FillSink(iso, "chain"), FillSink(iso, "data-api")
+    before = REGISTRY.get_sample_value("horus_ingest_duplicates_suppressed_total", {"source": "data-api"}) or 0
+    assert len(chain.emit(records[:3])) == 3
+    assert api.emit(records) == [r["envelope"]["event_id"] for r in records[3:]]
+    assert chain.emit(records) == []
+    assert REGISTRY.get_sample_value("horus_ingest_duplicates_suppressed_total", {"source": "data-api"}) - before == 3
+    counts = fill_ids(iso)
+    assert set(counts) == {r["envelope"]["event_id"] for r in records} and max(counts.values()) == 1
+
+
+def test_sink_recover_repairs_both_crash_windows(iso):
+    """Pending claims: one never produced (crash after the claim), one produced but not marked (crash after
+    the flush). recover() produces only the first."""
+    import psycopg
+
+    from horus.db.engine import psycopg_conninfo
+    from horus.ingest.sink import FillSink
+
+    never, unmarked = _record(LEADERS[1], 1), _record(LEADERS[1], 2)
+    producer = make_producer(iso)
+    producer.produce(iso.topic(LEADER_FILLS.name), codec.encode("LeaderFill", unmarked), key=unmarked["leader"])
+    flush_or_raise(producer)
+    with psycopg.connect(psycopg_conninfo(iso.database_url), autocommit=True) as conn:
+        for record in (never, unmarked):
+            conn.execute("INSERT INTO leader_fill_claims (event_id, source, event_type, key, payload)"
+                         " VALUES (%s, 'chain', 'LeaderFill', %s, %s)",
+                         (record["envelope"]["event_id"], record["leader"], codec.encode("LeaderFill", record)))
+    sink = FillSink(iso, "chain")
+    assert sink.recover() == {"found": 1, "reproduced": 1}
+    assert sink.recover() == {"found": 0, "reproduced": 0}
+    counts = fill_ids(iso)
+    assert counts == Counter({never["envelope"]["event_id"]: 1, unmarked["envelope"]["event_id"]: 1})
+    with psycopg.connect(psycopg_conninfo(iso.database_url)) as conn:
+        assert conn.execute("SELECT DISTINCT status FROM leader_fill_claims").fetchall() == [("produced",)]
+
+
+def test_a_removed_log_retracts_its_fill_and_rewinds_the_cursor(iso, caplog):
+    """anvil sends no removed:true logs on a reorg, so the removed log is handed to the source directly."""
+    import asyncio
+
+    from eth_abi import encode as abi_encode
+
+    from horus.ingest import chain
+    from horus.ingest.sink import FillSink
+
+    exchange, leader, tx = "0x" + "e1" * 20, LEADERS[2], "0x" + uuid.uuid4().hex * 2
+    data = abi_encode(["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
+                      [0, 5, 1_000_000, 2_000_000, 0, b"\0" * 32, b"\0" * 32])
+    log = {"address": exchange, "topics": [V2_ORDER_FILLED_TOPIC0, "0x" + "01" * 32, "0x" + "00" * 12 + leader[2:],
+                                           "0x" + "00" * 12 + "5e" * 20],
+           "data": "0x" + data.hex(), "blockNumber": 40, "logIndex": 3, "transactionHash": tx,
+           "blockHash": "0x" + "b4" * 32, "removed": False}
+    sink = FillSink(iso, "chain")
+    source = chain.ChainSource(iso, ExchangeBook.of(exchange), leaders=lambda: frozenset({leader}), sink=sink)
+    records = chain.logic.batch_records(chain.logic.decode_batch([log], source.book), {leader}, {40: 1_000})
+    assert len(sink.emit(records)) == 1
+    source._set_cursor((42, chain.logic.NO_LOG))
+    with caplog.at_level("ERROR", logger="horus.ingest.sink"):
+        asyncio.run(source._on_removed({**log, "removed": True}))
+        asyncio.run(source._on_removed({**log, "removed": True}))  # reported twice: one retraction
+    assert "REORG" in caplog.text
+    assert chain.read_cursor(sink.engine, "chain") == (39, chain.logic.NO_LOG)
+    retractions = [r for n, r in read_topic(iso, LEADER_FILLS) if n == "LeaderFillRetracted"]
+    assert len(retractions) == 1
+    assert retractions[0]["leader_fill_id"] == records[0]["envelope"]["event_id"]
+    assert (retractions[0]["leader"], retractions[0]["tx_hash"], retractions[0]["block_number"]) == (leader, tx, 40)
