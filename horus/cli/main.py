@@ -5,6 +5,7 @@ import typer
 
 from horus.cli import contracts, db, fills, ingest, projections, stack, topics
 from horus.cli.demo import demo_command
+from horus.cli.ingest_replay import replay_command
 from horus.cli.tap import tap_command
 from horus.cli.worker import worker as worker_command
 
@@ -18,6 +19,7 @@ app.add_typer(projections.replay_app, name="replay")
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(fills.app, name="fills")
 app.add_typer(ingest.app, name="ingest")
+ingest.app.command("replay")(replay_command)
 app.command("tap")(tap_command)
 app.command("demo")(demo_command)
 app.command("worker")(worker_command)
