@@ -46,6 +46,48 @@ class DemoOptions:
     rate: float = 40.0  # fills per second, so the stages can be watched
     timeout: float = 180.0
     keep_stack: bool = False
+    source: str = "replay"  # "replay": fills straight onto leader.fills; "chain": a leader trading on anvil
+
+
+class KafkaFeed:
+    """Replay source: the bundled fills go straight onto leader.fills."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.codec = default_codec()
+        self.producer = make_producer(settings, log_level=3)  # a fresh broker's 'coordinator loading' is not news
+
+    def send(self, fill: dict) -> None:
+        produce_reliably(self.producer, self.settings.topic(LEADER_FILLS.name),
+                         self.codec.encode("LeaderFill", fill), key=fill["leader"])
+        self.producer.poll(0)
+
+    def flush(self) -> None:
+        flush_or_raise(self.producer)
+
+
+class ChainFeed:
+    """Chain source: a simulated leader trades on the test exchange contract on anvil; `horus ingest
+    chain` sees the OrderFilled logs over WebSocket and produces the LeaderFills."""
+
+    COUNTERPARTY = "0x" + "c0" * 20
+
+    def __init__(self, rpc_url: str, emitter: str):
+        self.rpc_url = rpc_url
+        self.emitter = emitter
+
+    def send(self, fill: dict) -> None:
+        from horus.testchain import V2Fill, emit_v2
+
+        buy = fill["side"] == "BUY"
+        shares, collateral = fill["shares_e6"], fill["collateral_e6"]
+        emit_v2(self.rpc_url, self.emitter, V2Fill(
+            order_hash=fill["order_hashes"][0], maker=fill["leader"], taker=self.COUNTERPARTY,
+            side=0 if buy else 1, token_id=int(fill["token_id"]),
+            maker_amount_filled=collateral if buy else shares, taker_amount_filled=shares if buy else collateral))
+
+    def flush(self) -> None:
+        pass
 
 
 @dataclass
@@ -146,7 +188,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
     run = uuid.uuid4().hex[:6]
     settings = settings.model_copy(update={
         "kafka_bootstrap": env["HORUS_KAFKA_BOOTSTRAP"], "database_url": env["HORUS_DATABASE_URL"],
-        "topic_prefix": f"demo.{run}.", "app_id": f"horus-demo-{run}"})
+        "eth_rpc_url": env["HORUS_ETH_RPC_URL"], "topic_prefix": f"demo.{run}.", "app_id": f"horus-demo-{run}"})
     children = Children()
     counter = None
     try:
@@ -160,9 +202,13 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
         children.start("worker", ["worker", "--stages", "plan,decide,execute,settle"], child_env, log_dir)
         children.start("projections", ["projections", "run"], child_env, log_dir)
         follows, fills = load_inputs(options)
+        publish_follows(settings, follows)
+        feed = KafkaFeed(settings)
+        if options.source == "chain":
+            feed = start_chain_source(settings, console, children, child_env, log_dir)
         expected = expected_candidates(follows, fills)
         counter = Counter(settings)
-        return _drive(settings, options, console, children, counter, follows, fills, expected)
+        return _drive(settings, options, console, children, counter, feed, fills, expected)
     finally:
         children.stop()
         if counter is not None:
@@ -171,14 +217,29 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
             stack.down(progress=lambda line: console.print(f"  {line}"))
 
 
-def _drive(settings, options, console, children, counter, follows, fills, expected) -> int:
-    codec = default_codec()
-    producer = make_producer(settings, log_level=3)  # a fresh broker's 'coordinator loading' is not news
+def publish_follows(settings: Settings, follows: list[dict]) -> None:
+    codec, producer = default_codec(), make_producer(settings, log_level=3)
     for follow in follows:
         change = follow_change(follow, source="demo")
         produce_reliably(producer, settings.topic(CONFIG_CHANGES.name), codec.encode("ConfigChange", change),
                          key=change["entity_id"])
     flush_or_raise(producer)
+
+
+def start_chain_source(settings, console, children, child_env, log_dir) -> ChainFeed:
+    from horus.stack.anvil import rpc
+    from horus.testchain import deploy_emitters
+
+    console.print("  deploying the test exchange contracts on anvil (forge + solc-js, cached)...")
+    emitters = deploy_emitters(settings.eth_rpc_url, cache_dir=settings.cache_dir)
+    head = int(rpc(settings.eth_rpc_url, "eth_blockNumber"), 16)
+    children.start("ingest", ["ingest", "chain", "--exchange", emitters.v1, "--exchange", emitters.v2,
+                              "--from-block", str(head + 1)], child_env, log_dir)
+    console.print(f"  leader trades go to {emitters.v2}; `horus ingest chain` follows them over WebSocket")
+    return ChainFeed(settings.eth_rpc_url, emitters.v2)
+
+
+def _drive(settings, options, console, children, counter, feed, fills, expected) -> int:
     progress = Progress(TextColumn("{task.description:>18}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
     progress.add_task("leader fills sent", total=len(fills))
     progress.add_task("copy candidates", total=expected)
@@ -190,13 +251,10 @@ def _drive(settings, options, console, children, counter, follows, fills, expect
             # send fills at the chosen rate, then watch
             due = len(fills) if options.rate <= 0 else min(len(fills), int((time.monotonic() - started) * options.rate) + 1)
             while produced < due:
-                fill = fills[produced]
-                produce_reliably(producer, settings.topic(LEADER_FILLS.name), codec.encode("LeaderFill", fill),
-                                 key=fill["leader"])
+                feed.send(fills[produced])
                 produced += 1
-            producer.poll(0)
             if produced == len(fills):
-                flush_or_raise(producer)
+                feed.flush()
             children.check_alive()
             counts = {spec.name: counter.topic_count(spec.name) for _, spec in STAGE_TOPICS}
             tables = counter.table_counts()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from horus.cli.common import console, friendly_errors, settings
+from horus.cli.common import console, fail, friendly_errors, settings
 
 
 @friendly_errors
@@ -16,11 +16,16 @@ def demo_command(
     rate: float = typer.Option(40.0, help="leader fills per second to send (0 = all at once)"),
     timeout: float = typer.Option(180.0, help="give up after this many seconds"),
     keep_stack: bool = typer.Option(False, "--keep-stack", help="leave the stack running afterwards"),
+    source: str = typer.Option("replay", "--source",
+                               help="replay: fills straight onto leader.fills; chain: a simulated leader trades "
+                                    "on a test exchange on anvil and `horus ingest chain` picks the fills up"),
 ) -> None:
     """Run the pipeline on a bundled replay of leader fills and watch it live."""
     from horus.demo import DemoOptions, run_demo
 
-    options = DemoOptions(follow=follow, rate=rate, timeout=timeout, keep_stack=keep_stack)
+    if source not in ("replay", "chain"):
+        fail(f"unknown source {source!r}; choose replay or chain", code=2)
+    options = DemoOptions(follow=follow, rate=rate, timeout=timeout, keep_stack=keep_stack, source=source)
     if fills:
         options.fills = fills
     if follows:

@@ -1,0 +1,36 @@
+"""`horus demo` (what `make demo` runs) ends by itself with every fill through every stage, from the
+replay and from the chain source, and leaves none of its processes behind."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def demo_children(since: float) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "create_time"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if proc.info["create_time"] >= since and "horus.cli.main" in cmd and any(
+                word in cmd for word in (" worker", " projections run", " ingest chain")):
+            found.append(proc)
+    return found
+
+
+@pytest.mark.parametrize("source", ["replay", "chain"])
+def test_demo_runs_to_the_end_and_cleans_up(stack_settings, source):
+    started = time.time()
+    env = {**os.environ, **stack_settings.as_env()}
+    run = subprocess.run([sys.executable, "-m", "horus.cli.main", "demo", "--rate", "0", "--source", source,
+                          "--timeout", "150"], env=env, capture_output=True, text=True, timeout=240)
+    said = " ".join(run.stdout.split())
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert ("done in" in said and "120 leader fills, 258 candidates, 258 decisions, 258 execution results, "
+            "258 settlement events, all folded into Postgres" in said), said[-2000:]
+    assert not demo_children(started), "the demo left processes behind"
