@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     gamma_url: str = Field("https://gamma-api.polymarket.com", description="Gamma API base URL (markets)")
     clob_url: str = Field("https://clob.polymarket.com", description="CLOB REST base URL")
     data_api_url: str = Field("https://data-api.polymarket.com", description="Data API base URL")
+    clob_market_ws_url: str = Field("wss://ws-subscriptions-clob.polymarket.com/ws/market",
+                                    description="CLOB market-channel WebSocket (tick-size changes)")
     market_metadata_ttl_s: float = Field(300.0, gt=0, description="how long market metadata stays cached")
     market_unknown_ttl_s: float = Field(30.0, ge=0, description="how long an unknown token is remembered "
                                         "as unknown before it is looked up again")

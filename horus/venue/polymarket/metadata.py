@@ -126,6 +126,10 @@ class MarketMetadata:
         entry = self._entries.get(token) if token else None
         return None if entry is None else entry.info
 
+    def known_tokens(self) -> list[str]:
+        """Tokens with cached market info (what the market channel should watch)."""
+        return [token for token, entry in self._entries.items() if entry.info is not None]
+
     def put(self, info: MarketInfo) -> None:
         """Seed the cache (tests, or a bulk loader)."""
         self._store([info])
