@@ -31,3 +31,25 @@ def from_e6(units: int) -> str:
     """12_500_000 -> '12.5' (no exponent, no trailing zeros)."""
     text = format(Decimal(units).scaleb(-SCALE), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def json_decimal(value: object) -> Decimal:
+    """A JSON number or numeric string as an exact, finite Decimal. A JSON float goes through its
+    shortest repr ("0.1", not 0.1000000000000000055...), never through float arithmetic."""
+    if isinstance(value, bool) or value is None:
+        raise AmountError(f"must be a number, got {value!r}")
+    if isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, (int, Decimal)):
+        text = value
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        raise AmountError(f"must be a number, got {type(value).__name__}")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise AmountError(f"{value!r:.60} is not a decimal number") from None
+    if not number.is_finite():
+        raise AmountError(f"{value!r:.60} is not finite")
+    return number

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from horus.domain.amounts import AmountError, json_decimal
 from horus.venue.polymarket.exchanges import AddressBookError, normalize_address
 from horus.venue.polymarket.fills import INT64_MAX, DecodedFill, FillDecodeError, _div_half_even
 
@@ -87,21 +88,10 @@ def _where(row: Any) -> str:
 
 def to_decimal(value: Any, what: str = "value") -> Decimal:
     """A JSON number or string as an exact, finite Decimal (floats through ``repr``, never arithmetic)."""
-    if isinstance(value, bool) or value is None:
-        raise RowDecodeError(f"{what} must be a number, got {value!r}", "bad-field")
     try:
-        if isinstance(value, float):
-            number = Decimal(repr(value))
-        elif isinstance(value, (int, Decimal)):
-            number = Decimal(value)
-        elif isinstance(value, str):
-            number = Decimal(value.strip())
-        else:
-            raise RowDecodeError(f"{what} must be a number, got {type(value).__name__}", "bad-field")
-    except InvalidOperation:
-        raise RowDecodeError(f"{what}={value!r:.60} is not a decimal number", "bad-field") from None
-    if not number.is_finite():
-        raise RowDecodeError(f"{what}={value!r:.60} is not finite", "bad-field")
+        number = json_decimal(value)
+    except AmountError as exc:
+        raise RowDecodeError(f"{what} {exc}", "bad-field") from None
     if number and not -40 <= number.adjusted() <= 30:
         raise RowDecodeError(f"{what}={value!r:.60} is out of range", "bad-field")
     return number

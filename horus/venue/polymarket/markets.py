@@ -32,8 +32,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from horus.domain.amounts import AmountError, json_decimal
 
 __all__ = [
     "KNOWN_TICK_SIZES",
@@ -146,22 +148,10 @@ def _required(body: Mapping, what: str, *names: str) -> tuple[str, Any]:
 
 def decimal_of(value: Any, field: str, what: str = "market") -> Decimal:
     """A JSON number or numeric string as an exact finite Decimal (floats through ``repr``)."""
-    if isinstance(value, bool) or value is None:
-        raise MarketDataError(f"{what}: field {field} must be a number, got {value!r}", field)
     try:
-        if isinstance(value, float):
-            number = Decimal(repr(value))
-        elif isinstance(value, (int, Decimal)):
-            number = Decimal(value)
-        elif isinstance(value, str):
-            number = Decimal(value.strip())
-        else:
-            raise MarketDataError(f"{what}: field {field} must be a number, got {type(value).__name__}", field)
-    except InvalidOperation:
-        raise MarketDataError(f"{what}: field {field}={value!r:.60} is not a decimal number", field) from None
-    if not number.is_finite():
-        raise MarketDataError(f"{what}: field {field}={value!r:.60} is not finite", field)
-    return number
+        return json_decimal(value)
+    except AmountError as exc:
+        raise MarketDataError(f"{what}: field {field} {exc}", field) from None
 
 
 def _bool(value: Any, field: str, what: str) -> bool:
