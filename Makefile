@@ -42,6 +42,7 @@ bench: setup
 	$(BIN)/python bench/kafka_passthrough.py
 	$(BIN)/python bench/stage_passthrough.py
 	$(BIN)/python bench/projection_fold.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	-$(HORUS) stack down
