@@ -213,6 +213,10 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
         children.stop()
         if counter is not None:
             counter.close()
+        if was_up and not options.keep_stack:  # the stack stays; this run's topics need not
+            from horus.kafka.admin import delete_topics_with_prefix
+
+            delete_topics_with_prefix(settings, settings.topic_prefix)
         if not was_up and not options.keep_stack:
             stack.down(progress=lambda line: console.print(f"  {line}"))
 

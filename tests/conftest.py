@@ -36,6 +36,11 @@ def settings(stack_settings: Settings):
     with scratch_database(private, f"horus_t{run_id}") as test_settings:
         yield test_settings
         dispose_engines()
+    from horus.kafka.admin import delete_topics_with_prefix
+
+    # every topic this session made (modules add their own sub-prefixes): a broker that keeps them all
+    # across runs grows by thousands of partitions
+    delete_topics_with_prefix(stack_settings, private.topic_prefix)
 
 
 @pytest.fixture(scope="session")

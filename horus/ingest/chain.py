@@ -99,6 +99,9 @@ class ChainSource:
         self.confirmations = settings.confirmations if confirmations is None else confirmations
         self.from_block = from_block
         self.source = source
+        # the cursor belongs to one chain: set to source@chain-id:genesis-hash on connect, so a reset dev
+        # chain (a new anvil) or another network never resumes from a foreign position
+        self.cursor_key = source
         self.sink = sink or FillSink(settings, source)
         self.url = logic.ws_url(settings.eth_rpc_url)
         self.chunk = settings.backfill_chunk_blocks
@@ -176,7 +179,10 @@ class ChainSource:
         await self._subscribe_logs()
         head = await w3.eth.block_number
         self.seen_head, self.last_head_at = head, time.time()
-        stored = read_cursor(self.sink.engine, self.source)
+        if self.cursor_key == self.source:
+            genesis = await w3.eth.get_block(0)
+            self.cursor_key = f"{self.source}@{await w3.eth.chain_id}:{genesis['hash'].hex()}"
+        stored = read_cursor(self.sink.engine, self.cursor_key)
         if stored is None:
             first = logic.start_block(None, self.from_block, head, self.confirmations)
             self._set_cursor((first - 1, logic.NO_LOG))
@@ -370,7 +376,7 @@ class ChainSource:
                                     key=tx, original=logic.raw_log_json(raw), error=error, stage="ingest-chain")
 
     def _set_cursor(self, position: tuple[int, int]) -> None:
-        write_cursor(self.sink.engine, self.source, position)
+        write_cursor(self.sink.engine, self.cursor_key, position)
         self.cursor = position
         CURSOR.labels(self.source).set(position[0])
 

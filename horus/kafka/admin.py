@@ -67,6 +67,15 @@ def wait_for_leaders(settings: Settings, names: list[str], timeout: float = 30.0
         time.sleep(0.1)
 
 
+def delete_topics_with_prefix(settings: Settings, prefix: str, timeout: float = 30.0) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a test session's or a demo run's)."""
+    if not prefix:
+        raise ValueError("refusing to delete every topic: give a non-empty prefix")
+    names = [name for name in make_admin(settings).list_topics(timeout=timeout).topics if name.startswith(prefix)]
+    delete_topics(settings, names, timeout)
+    return names
+
+
 def delete_topics(settings: Settings, names: list[str], timeout: float = 30.0) -> None:
     if not names:
         return

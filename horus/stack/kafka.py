@@ -9,7 +9,7 @@ from pathlib import Path
 
 from horus.stack.processes import ProcessTable, StackError, require_tool, wait_until
 
-HEAP = "-Xmx512m"
+HEAP = "-Xmx1g"  # 512m ran out of memory with a few thousand partitions (repeated test runs)
 
 
 def jar_dir(cache_dir: Path, version: str) -> Path:
