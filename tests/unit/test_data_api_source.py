@@ -20,14 +20,7 @@ LEADER = ACTIVITY[0]["proxy_wallet"]
 OTHER = TRADES[1]["proxy_wallet"]
 SETTINGS = Settings(data_api_url="http://data-api.test", data_api_page_limit=2, data_api_lookback_s=60)
 
-CAMEL = {"proxy_wallet": "proxyWallet", "transaction_hash": "transactionHash", "token_id": "asset",
-         "condition_id": "conditionId", "usdc_size": "usdcSize", "outcome_index": "outcomeIndex",
-         "event_slug": "eventSlug", "profile_image": "profileImage",
-         "profile_image_optimized": "profileImageOptimized"}
-
-
-def camel(row: dict) -> dict:
-    return {CAMEL.get(k, k): v for k, v in row.items()}
+from tests.unit.test_venue_data_api import camel  # noqa: E402  (the classic camelCase form of a v2 row)
 
 
 def trade(n: int, ts: int, *, wallet: str = LEADER, side: str = "BUY", size=10, price=0.5, kind="TRADE",

@@ -163,8 +163,7 @@ def _bool(value: Any, field: str, what: str) -> bool:
 
 
 def _opt_bool(body: Mapping, field: str, what: str) -> bool | None:
-    found = _present(body, field)
-    return None if found is None else _bool(found[1], field, what)
+    return _optional(body, field, "", what, _bool)
 
 
 def _tick(value: Any, field: str, what: str) -> Decimal:
@@ -228,19 +227,21 @@ def _version(body: Mapping, what: str) -> str:
 # --------------------------------------------------------------------------- Gamma
 
 
+def _optional(obj: Mapping, key: str, path: str, what: str, parse):
+    """obj[key] parsed (an error names `path.key`), or None when the key is absent."""
+    found = _present(obj, key)
+    return None if found is None else parse(found[1], f"{path}.{key}" if path else key, what)
+
+
 def _gamma_fees(body: Mapping, what: str) -> FeeParams:
     schedule = body.get("feeSchedule")
     rate = exponent = rebate = taker_only = None
     if schedule is not None:
         schedule = _obj(schedule, f"{what}: field feeSchedule")
-        if (found := _present(schedule, "rate")) is not None:
-            rate = decimal_of(found[1], "feeSchedule.rate", what)
-        if (found := _present(schedule, "exponent")) is not None:
-            exponent = decimal_of(found[1], "feeSchedule.exponent", what)
-        if (found := _present(schedule, "rebateRate")) is not None:
-            rebate = decimal_of(found[1], "feeSchedule.rebateRate", what)
-        if (found := _present(schedule, "takerOnly")) is not None:
-            taker_only = _bool(found[1], "feeSchedule.takerOnly", what)
+        rate = _optional(schedule, "rate", "feeSchedule", what, decimal_of)
+        exponent = _optional(schedule, "exponent", "feeSchedule", what, decimal_of)
+        rebate = _optional(schedule, "rebateRate", "feeSchedule", what, decimal_of)
+        taker_only = _optional(schedule, "takerOnly", "feeSchedule", what, _bool)
     maker = _present(body, "makerBaseFee")
     taker = _present(body, "takerBaseFee")
     return FeeParams(
@@ -375,12 +376,9 @@ def parse_clob_market_compact(body: Any) -> list[MarketInfo]:
     rate = exponent = taker_only = None
     if fd is not None:
         fd = _obj(fd, f"{what}: field fd")
-        if (found := _present(fd, "r")) is not None:
-            rate = decimal_of(found[1], "fd.r", what)
-        if (found := _present(fd, "e")) is not None:
-            exponent = decimal_of(found[1], "fd.e", what)
-        if (found := _present(fd, "to")) is not None:
-            taker_only = _bool(found[1], "fd.to", what)
+        rate = _optional(fd, "r", "fd", what, decimal_of)
+        exponent = _optional(fd, "e", "fd", what, decimal_of)
+        taker_only = _optional(fd, "to", "fd", what, _bool)
     maker = _present(body, "mbf")
     taker = _present(body, "tbf")
     tick = _present(body, "mts")
