@@ -10,7 +10,7 @@ from typing import Iterator
 from confluent_kafka import OFFSET_END, TopicPartition
 
 from horus.codec import CodecError, default_codec
-from horus.kafka.client import make_consumer, poll_batch
+from horus.kafka.client import make_consumer, poll_batch, watermarks
 from horus.settings import Settings
 from horus.topics import ALL_TOPICS
 
@@ -65,7 +65,7 @@ def tap(settings: Settings, topic_name: str, options: TapOptions) -> Iterator[di
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
             raise ValueError(f"topic {topic!r} does not exist; `horus topics list` shows the topics")
         partitions = sorted(metadata.topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+        ends = {p: watermarks(consumer, topic, p) for p in partitions}
         if options.from_beginning:
             consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in partitions])
             remaining = {p for p in partitions if ends[p][1] > ends[p][0]}

@@ -24,16 +24,14 @@ def replay_command(
     from horus.venue.polymarket.fills import AggregationError
 
     book = ExchangeBook.mainnet().with_addresses(validate_addresses(exchange), name="--exchange")
-    block_time = None
-    if rpc:
+    def block_time_from_node(number: int) -> int:
         from horus.stack.anvil import rpc as call
 
-        def block_time(number: int) -> int:
-            return int(call(rpc, "eth_getBlockByNumber", [hex(number), False])["timestamp"], 16)
+        return int(call(rpc, "eth_getBlockByNumber", [hex(number), False])["timestamp"], 16)
 
     try:
         report = ingest_replay(settings(), read_input(file), file, book, validate_addresses(leader) or None,
-                               block_time)
+                               block_time_from_node if rpc else None)
     except UnreadableInput as exc:
         fail(str(exc))
     except AggregationError as exc:

@@ -33,7 +33,7 @@ from horus.codec import Codec, default_codec, envelope
 from horus.db.engine import make_engine
 from horus.db.models import LeaderFillClaim
 from horus.domain.ids import make_id
-from horus.kafka.client import flush_or_raise, make_consumer, make_producer, poll_batch, produce_reliably
+from horus.kafka.client import flush_or_raise, make_consumer, make_producer, poll_batch, produce_reliably, watermarks
 from horus.kafka.dead_letter import DeadLetters
 from horus.settings import Settings
 from horus.topics import LEADER_FILLS
@@ -183,7 +183,7 @@ class FillSink:
             ends: dict[int, int] = {}
             assignment = []
             for tp in starts:
-                low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, tp.partition), timeout=10)
+                low, high = watermarks(consumer, self.topic, tp.partition)
                 start = high if tp.offset < 0 else max(tp.offset, low)
                 if start < high:
                     ends[tp.partition] = high

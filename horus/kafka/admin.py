@@ -4,10 +4,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
 
-from horus.kafka.client import make_admin, make_consumer
+from horus.kafka.client import make_admin, make_consumer, watermarks
 from horus.settings import Settings
 from horus.topics import ALL_TOPICS, TopicSpec
 
@@ -103,7 +103,7 @@ def describe_topics(settings: Settings, timeout: float = 10.0) -> list[TopicInfo
             if topic is None or topic.error is not None:
                 infos.append(TopicInfo(name, 0, 0, "missing"))
                 continue
-            total = sum(consumer.get_watermark_offsets(TopicPartition(name, p), timeout=timeout)[1]
+            total = sum(watermarks(consumer, name, p, timeout)[1]
                         for p in topic.partitions)
             infos.append(TopicInfo(name, len(topic.partitions), total, topic_config(spec)["cleanup.policy"]))
         return infos

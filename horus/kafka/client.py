@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from typing import Any, Callable, Iterable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from horus.settings import Settings
@@ -13,6 +14,7 @@ from horus.settings import Settings
 # librdkafka's default (consistent_random, CRC32) puts keys on other partitions than Java,
 # aiokafka and Faust (murmur2); every producer must use this so one follower stays on one partition.
 PARTITIONER = "murmur2_random"
+RETRY_ON = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -87,20 +89,31 @@ def poll_batch(consumer: Consumer, max_messages: int = 1000, timeout: float = 0.
     return batch
 
 
+def watermarks(consumer: Consumer, topic: str, partition: int, timeout: float = 10.0) -> tuple[int, int]:
+    """(low, high) offsets of a partition. Retries while a just-created partition still answers
+    NOT_LEADER / leader-not-available, which happens for a moment even after metadata shows a leader."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not error.retriable() and error.code() not in RETRY_ON or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def end_offsets(consumer: Consumer, topic: str, timeout: float = 10.0) -> dict[int, int]:
     """partition -> high watermark for every partition of the topic."""
     metadata = consumer.list_topics(topic, timeout=timeout)
-    partitions = metadata.topics[topic].partitions
-    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in partitions}
+    return {p: watermarks(consumer, topic, p, timeout)[1] for p in metadata.topics[topic].partitions}
 
 
 def assign_from_beginning(consumer: Consumer, topics: Iterable[str], timeout: float = 10.0) -> list[TopicPartition]:
-    """Group-less assignment of every partition of the topics at offset 0 (tap, replay)."""
+    """Group-less assignment of every partition of the topics at their first offset (tap, replay)."""
     assignment = []
     for topic in topics:
         metadata = consumer.list_topics(topic, timeout=timeout)
-        for p in metadata.topics[topic].partitions:
-            low, _ = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-            assignment.append(TopicPartition(topic, p, low))
+        assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.topics[topic].partitions]
     consumer.assign(assignment)
     return assignment
