@@ -24,7 +24,9 @@ from rich.table import Table
 
 from horus.codec import default_codec
 from horus.domain.fill_json import leader_fill_from_json
+from horus.domain.follow_graph import FollowGraph, apply_config_change
 from horus.domain.follows import follow_change
+from horus.domain.plan import plan
 from horus.kafka.admin import create_topics
 from horus.kafka.client import flush_or_raise, make_consumer, make_producer, produce_reliably
 from horus.settings import Settings
@@ -155,11 +157,11 @@ def load_inputs(options: DemoOptions) -> tuple[list[dict], list[dict]]:
 
 
 def expected_candidates(follows: list[dict], fills: list[dict]) -> int:
-    per_leader: dict[str, int] = {}
+    """What the plan stage will fan the fills out to, by the plan stage's own functions."""
+    graph = FollowGraph()
     for follow in follows:
-        if follow.get("enabled", True):
-            per_leader[follow["leader"].lower()] = per_leader.get(follow["leader"].lower(), 0) + 1
-    return sum(per_leader.get(fill["leader"], 0) for fill in fills)
+        apply_config_change(follow_change(follow, source="demo"), graph)
+    return sum(len(plan(fill, graph, now_us=0)[0]) for fill in fills)
 
 
 def view(counts: dict[str, int], tables: dict[str, int], expected: int, produced: int, total: int,

@@ -167,7 +167,3 @@ def _remove_empty_dirs(root) -> None:
             os.rmdir(path)
         except OSError:  # not empty (or gone): leave it
             pass
-
-
-def stage_specs(app: faust.App) -> dict[str, StageSpec]:
-    return app.horus_specs

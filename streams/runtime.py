@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from confluent_kafka import KafkaError, Producer
@@ -56,7 +56,6 @@ class StageSpec:
     key_field: str = "follower"  # output records are keyed by this field (DESIGN 2: follower topics)
     state: Any = None
     lock: threading.Lock | None = None  # held around fn when another thread changes the state
-    before_batch: Callable[[], None] | None = None
     tail: Any = None  # plan: the ConfigTail folding config.changes into `state` (.ready, .failed, .start())
 
 
@@ -190,8 +189,6 @@ class Runtime:
         key_field, output_type, input_type = spec.key_field, spec.output_type, spec.input_type
         producer = self.producer
         produced = 0
-        if spec.before_batch is not None:
-            spec.before_batch()
         lock = spec.lock
         if lock is not None:
             lock.acquire()
@@ -255,4 +252,3 @@ class Runtime:
 class Batching:
     size: int = 1000
     within: float = 0.01  # seconds to wait for a batch to fill: the latency a lone message pays
-    extra: dict = field(default_factory=dict)

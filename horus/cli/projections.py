@@ -1,24 +1,15 @@
 """`horus projections run | lag` and `horus replay projections`."""
 from __future__ import annotations
 
-import signal
-import threading
 import time
 
 import typer
 from rich.table import Table
 
-from horus.cli.common import console, friendly_errors, settings
+from horus.cli.common import console, friendly_errors, settings, stop_on_signals
 
 app = typer.Typer(help="Fold the topics into Postgres tables.", no_args_is_help=True)
 replay_app = typer.Typer(help="Rebuild state from the topics.", no_args_is_help=True)
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
 
 
 @app.command()
@@ -40,7 +31,7 @@ def run(
     if metrics_port:
         start_http_server(metrics_port)
 
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     started = time.monotonic()
     last_report = [started]
 

@@ -10,18 +10,14 @@ RUNNERS = ("faust", "confluent")
 
 
 def _run_confluent(config, selected, batching, loglevel: str) -> None:
-    import signal
-    import threading
-
+    from horus.cli.common import stop_on_signals
     from horus.logs import configure_logging
     from streams.app import build_specs
     from streams.confluent_loop import ConfluentStageLoop
     from streams.runtime import Runtime
 
     configure_logging(loglevel)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     runtime = Runtime(config)
     ConfluentStageLoop(config, runtime, list(build_specs(runtime, selected).values()), batching).run(stop)
 
@@ -59,7 +55,8 @@ def worker(
         fail(f"unknown log level {loglevel!r}; choose from {', '.join(LOGLEVELS)}", code=2)
     config = settings()
     try:
-        require_lz4()
+        if runner == "faust":  # aiokafka reads our lz4-compressed topics only with cramjam
+            require_lz4()
         check_topics(config, selected)
     except WorkerSetupError as exc:
         fail(str(exc))

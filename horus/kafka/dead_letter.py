@@ -59,11 +59,6 @@ def dead_letter_record(*, topic: str, partition: int, offset: int, key: bytes | 
     }
 
 
-def encode_dead_letter(codec: Codec | None = None, **fields) -> bytes:
-    """dead_letter_record(**fields) encoded as an Avro DeadLetter."""
-    return (codec or default_codec()).encode("DeadLetter", dead_letter_record(**fields))
-
-
 class DeadLetters:
     """Produces dead letters through a shared producer; the caller flushes it with its own output."""
 
@@ -82,8 +77,3 @@ class DeadLetters:
         DEAD_LETTERS_TOTAL.labels(stage=stage, topic=topic).inc()
         log.warning("dead letter: %s[%d]@%d stage=%s: %s", topic, partition, offset, stage, record["error"])
         return record
-
-
-def send_dead_letter(settings: Settings, producer: Producer, **fields) -> dict:
-    """One-off form of DeadLetters(settings, producer).park(**fields); the caller flushes."""
-    return DeadLetters(settings, producer).park(**fields)
