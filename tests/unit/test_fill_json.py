@@ -42,3 +42,14 @@ def test_bundled_demo_fills_carry_the_canonical_leader_fill_id():
 
     for row in demo_rows():
         assert row["event_id"] == leader_fill_id(row["tx_hash"], row["leader"], row["token_id"], row["side"])
+
+
+def test_follow_changes_at_one_instant_get_distinct_ids():
+    from horus.domain.follows import follow_change
+
+    follow = {"follow_id": "f1", "follower": "0x" + "a" * 40, "leader": "0x" + "b" * 40}
+    ids = {follow_change(follow, "t")["envelope"]["event_id"],
+           follow_change(follow | {"enabled": False}, "t")["envelope"]["event_id"],
+           follow_change(follow, "t", delete=True)["envelope"]["event_id"]}
+    assert len(ids) == 3
+    assert follow_change(follow, "t")["envelope"]["event_id"] == follow_change(follow, "t")["envelope"]["event_id"]
