@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STACK_ENV_FILE = "stack.env"
@@ -56,12 +57,55 @@ class Settings(BaseSettings):
     data_api_lookback_s: int = Field(600, ge=0, description="Data API source: each round re-reads this many "
                                      "seconds before the newest row seen (late-indexed rows; ids dedupe)")
 
+    # Credentials store: AES-256-GCM key (base64 of 32 bytes); `horus credentials generate-key` makes one
+    credentials_key: SecretStr | None = Field(None, description="base64 of the 32-byte AES-GCM key that "
+                                              "encrypts follower credentials at rest")
+
+    # Execute stage (horus.execution): where orders go and how the executor paces itself
+    venue_mode: Literal["paper", "live", "dry-run"] = Field(
+        "paper", description="paper: the local simulator at clob_url; live: Polymarket (same adapter); "
+        "dry-run: sign and record, never POST")
+    venue_chain_id: int = Field(137, description="chain id orders are signed for (the venue's, not anvil's)")
+    builder_code: str = Field("0x" + "00" * 32, pattern=r"^0x[0-9a-fA-F]{64}$",
+                              description="bytes32 builder code signed into every order")
+    execute_max_in_flight: int = Field(2000, ge=1, description="decisions consumed and not finished, per "
+                                       "executor; above it the consumer pauses its partitions")
+    execute_batch_size: int = Field(500, ge=1, description="decisions prewritten per ledger transaction")
+    execute_default_ttl_s: float = Field(60.0, gt=0, description="how long a COPY without expires_at may "
+                                         "still be sent or retried")
+    execute_lease_s: float = Field(30.0, gt=0, description="a worker's claim on a ledger row while it talks "
+                                   "to the venue; the reconciler takes rows whose lease lapsed")
+    venue_timeout_s: float = Field(10.0, gt=0, description="per-request timeout towards the CLOB")
+    reconcile_interval_s: float = Field(5.0, gt=0, description="seconds between reconciliation rounds")
+    reconcile_min_age_s: float = Field(3.0, ge=0, description="open rows younger than this are left alone")
+    reconcile_alert_after_s: float = Field(300.0, gt=0, description="an open row unsettled this long raises "
+                                           "the horus_execute_stuck_rows alert gauge")
+    chain_lookback_blocks: int = Field(0, ge=0, description="reconciler eth_getLogs window (0: from genesis)")
+
+    # Decide stage: market data, balances and the circuit breaker
+    quote_ttl_s: float = Field(2.0, gt=0, description="how long an order-book quote is trusted (capped at 5 s "
+                               "whatever the setting)")
+    balance_ttl_s: float = Field(3.0, gt=0, description="how long a follower's venue balance read is reused")
+    balance_source: Literal["venue", "fixed"] = Field(
+        "venue", description="venue: read collateral and token balances from the CLOB with the follower's "
+        "credentials; fixed: every follower has `fixed_balance` (simulations, benchmarks)")
+    fixed_balance: str = Field("1000", description="collateral per follower when balance_source is fixed")
+    breaker_failure_rate: float = Field(0.5, gt=0, le=1, description="circuit breaker: trip the global pause "
+                                        "when this share of recent executions failed")
+    breaker_min_executions: int = Field(20, ge=1, description="circuit breaker: executions needed in the window "
+                                        "before it may trip")
+    breaker_window_s: float = Field(60.0, gt=0, description="circuit breaker: window of recent executions")
+    decide_lookup_timeout_s: float = Field(3.0, gt=0, description="longest a batch waits for market data and "
+                                           "balances before deciding with what it has (missing -> SKIP)")
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
     def as_env(self) -> dict[str, str]:
-        """These settings as HORUS_* variables, to hand to a child process."""
-        return {f"HORUS_{name.upper()}": str(value) for name, value in self.model_dump().items()}
+        """These settings as HORUS_* variables, to hand to a child process. Unset optional settings are left
+        out (the child would read "None"); secrets go as their value (the child needs them, they are not logged)."""
+        return {f"HORUS_{name.upper()}": str(value.get_secret_value() if isinstance(value, SecretStr) else value)
+                for name, value in self.model_dump().items() if value is not None}
 
     @property
     def stack_env_path(self) -> Path:

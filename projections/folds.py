@@ -15,8 +15,20 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
+from psycopg.types.json import Jsonb
+
 from horus.db.models import DECISION_ACTIONS, EXECUTION_STATUSES, FILL_ROLES, SIDES
-from horus.topics import COPY_DECISIONS, DEAD_LETTERS, EXECUTION_RESULTS, LEADER_FILLS, SETTLEMENT_EVENTS
+from horus.domain.config import ConfigInvalid, parse_follow_config, parse_follower
+from horus.domain.control import SCOPES, VERBS, control_key
+from horus.topics import (
+    CONFIG_CHANGES,
+    CONTROL_COMMANDS,
+    COPY_DECISIONS,
+    DEAD_LETTERS,
+    EXECUTION_RESULTS,
+    LEADER_FILLS,
+    SETTLEMENT_EVENTS,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 INT32 = (-(2**31), 2**31 - 1)
@@ -261,6 +273,11 @@ copy_decision_row = event_row([
     ("expires_at", instant("expires_at_us", required=False)),
     ("reason_code", text("reason_code", required=False)),
     ("reason_detail", text("reason_detail", required=False)),
+    ("leader", text("leader", required=False)),
+    ("condition_id", text("condition_id", required=False)),
+    ("reserved_e6", integer("reserved_e6", required=False)),
+    ("leader_shares_e6", integer("leader_shares_e6", required=False)),
+    ("inputs", text("inputs", required=False)),
 ])
 
 execution_result_row = event_row([
@@ -287,6 +304,64 @@ settlement_event_row = event_row([
     ("tx_hash", text("tx_hash", required=False)),
     ("debt_id", text("debt_id", required=False)),
 ])
+
+def _latest_columns(record: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
+    """Columns of a config/control row that say which change it came from."""
+    envelope = _envelope(record)
+    return {"event_id": ENVELOPE[0][1](envelope), "updated_at": ENVELOPE[1][1](envelope),
+            "source": ENVELOPE[3][1](envelope), "kafka_partition": message.partition, "kafka_offset": message.offset}
+
+
+CONFIG_TABLES = {"FOLLOWER": "follower_configs", "FOLLOW": "follow_configs"}
+
+
+def config_table(record: Mapping[str, Any]) -> str:
+    entity = record.get("entity")
+    if entity not in CONFIG_TABLES:
+        raise BadRecord(f"entity={entity!r} is not one of {', '.join(CONFIG_TABLES)}")
+    return CONFIG_TABLES[entity]
+
+
+def config_change_row(record: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
+    """A FOLLOWER or FOLLOW change -> the current-config row for its id. The body is validated by the
+    same rules the CLI and the stages use; a body that breaks one is parked, naming the rule."""
+    entity = record.get("entity")
+    entity_id = text("entity_id", nonempty=True)(record)
+    op = enum("op", ("UPSERT", "DELETE"))(record)
+    row = {**_latest_columns(record, message), "deleted": op == "DELETE", "enabled": None, "body": None}
+    config = None
+    if op == "UPSERT":
+        try:
+            config = parse_follower(record.get("body") or "") if entity == "FOLLOWER" \
+                else parse_follow_config(record.get("body") or "")
+        except ConfigInvalid as exc:
+            raise BadRecord(str(exc)) from None
+        own_id = config.follower if entity == "FOLLOWER" else config.follow_id
+        if own_id != entity_id:
+            raise BadRecord(f"body id {own_id!r} differs from entity_id {entity_id!r}")
+        row["enabled"] = config.enabled
+        row["body"] = Jsonb(config.model_dump(mode="json"))  # canonical: equal configs, equal rows
+    if entity == "FOLLOWER":
+        row.update(follower=entity_id, custody=None, signature_type=None, credentials_ref=None)
+        if config is not None:
+            row.update(custody=config.custody, signature_type=config.signature_type,
+                       credentials_ref=config.credentials_ref)
+    else:
+        row.update(follow_id=entity_id, follower=None, leader=None)
+        if config is not None:
+            row.update(follower=config.follower, leader=config.leader)
+    return row
+
+
+def control_command_row(record: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
+    """A ControlCommand -> the switch it sets (PAUSE/KILL: active; RESUME: inactive)."""
+    scope = enum("scope", SCOPES)(record)
+    target = text("target", required=scope != "GLOBAL", nonempty=True)(record)
+    command = enum("command", VERBS)(record)
+    return {**_latest_columns(record, message), "key": control_key(scope, target), "scope": scope,
+            "target": target, "command": command, "active": command != "RESUME",
+            "reason": text("reason", required=False)(record), "issued_by": text("issued_by", required=False)(record)}
+
 
 _DEAD_LETTER_FIELDS = (
     ("source_topic", text("source_topic", nonempty=True)),
@@ -356,6 +431,13 @@ class Projection:
     record_type: str
     table: str
     to_row: RowMapper
+    # one topic into several tables: `table_for(record)` picks one of (table, *other_tables)
+    other_tables: tuple[str, ...] = ()
+    table_for: Callable[[Mapping[str, Any]], str] | None = None
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return (self.table, *self.other_tables)
 
     def fold(self, messages: Iterable[SourceMessage]) -> FoldResult:
         """Rows for `messages`, in order; bad messages become dead_letters rows. Pure."""
@@ -375,7 +457,8 @@ class Projection:
             return DEAD_LETTERS_TABLE, parked_row(
                 message, f"unexpected record type {message.record_type!r} on {self.topic} (want {self.record_type})"), True
         try:
-            return self.table, self.to_row(message.record, message), False
+            table = self.table if self.table_for is None else self.table_for(message.record)
+            return table, self.to_row(message.record, message), False
         except BadRecord as exc:
             return DEAD_LETTERS_TABLE, parked_row(message, f"bad {self.record_type}: {exc}"), True
         except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
@@ -389,6 +472,10 @@ EXECUTION_RESULTS_PROJECTION = Projection("execution_results", EXECUTION_RESULTS
                                           "execution_results", execution_result_row)
 SETTLEMENT_EVENTS_PROJECTION = Projection("settlement_events", SETTLEMENT_EVENTS.name, "SettlementEvent",
                                           "settlement_events", settlement_event_row)
+CONFIG_CHANGES_PROJECTION = Projection("configs", CONFIG_CHANGES.name, "ConfigChange", "follower_configs",
+                                       config_change_row, other_tables=("follow_configs",), table_for=config_table)
+CONTROL_COMMANDS_PROJECTION = Projection("control_switches", CONTROL_COMMANDS.name, "ControlCommand",
+                                         "control_switches", control_command_row)
 DEAD_LETTERS_PROJECTION = Projection("dead_letters", DEAD_LETTERS.name, "DeadLetter", DEAD_LETTERS_TABLE,
                                      dead_letter_event_row)
 
@@ -397,6 +484,8 @@ ALL_PROJECTIONS: tuple[Projection, ...] = (
     COPY_DECISIONS_PROJECTION,
     EXECUTION_RESULTS_PROJECTION,
     SETTLEMENT_EVENTS_PROJECTION,
+    CONFIG_CHANGES_PROJECTION,
+    CONTROL_COMMANDS_PROJECTION,
     DEAD_LETTERS_PROJECTION,
 )
 

@@ -79,7 +79,7 @@ def table_checksums(settings: Settings, tables: Sequence[str] = PROJECTION_TABLE
 
 
 def tables_of(projections: Sequence[Projection]) -> list[str]:
-    tables = [p.table for p in projections if p.table != DEAD_LETTERS_TABLE]
+    tables = [t for p in projections for t in p.tables if t != DEAD_LETTERS_TABLE]
     return tables + [DEAD_LETTERS_TABLE]  # every projection may park messages there
 
 

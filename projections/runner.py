@@ -143,8 +143,11 @@ def table_columns(table: str) -> tuple[str, ...]:
 
 
 # The column that identifies "the same fact" in each event table. copy_decisions is keyed by
-# candidate: exactly one decision per candidate, whatever its event id.
-CONFLICT_KEYS = {"copy_decisions": "candidate_id"}
+# candidate: exactly one decision per candidate, whatever its event id. The config and control
+# tables hold one row per compacted-topic key, and there the LATEST change (highest coordinates) wins.
+CONFLICT_KEYS = {"copy_decisions": "candidate_id", "follower_configs": "follower", "follow_configs": "follow_id",
+                 "control_switches": "key"}
+LATEST_WINS = frozenset({"follower_configs", "follow_configs", "control_switches"})
 DEAD_LETTER_PK = ("source_topic", "source_partition", "source_offset")
 
 
@@ -158,6 +161,7 @@ def _conflict_clause(table: str) -> sql.Composed:
 
     - event tables: the copy with the lowest (kafka_partition, kafka_offset) wins (normally the
       first one produced: one key, one partition);
+    - LATEST_WINS tables: the highest coordinates win (one key, one partition: the last change);
     - dead letters: a stage's own DeadLetter event beats a row the projection parked itself, and
       between two stage events the lower event id wins."""
     columns = table_columns(table)
@@ -171,8 +175,8 @@ def _conflict_clause(table: str) -> sql.Composed:
     else:
         key = (conflict_key(table),)
         updates = [c for c in columns if c not in key]
-        condition = sql.SQL("(excluded.kafka_partition, excluded.kafka_offset) < ({t}.kafka_partition, {t}.kafka_offset)"
-                            ).format(t=t)
+        condition = sql.SQL("(excluded.kafka_partition, excluded.kafka_offset) {op} ({t}.kafka_partition, {t}.kafka_offset)"
+                            ).format(t=t, op=sql.SQL(">" if table in LATEST_WINS else "<"))
     return sql.SQL(" ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {condition}").format(
         key=sql.SQL(", ").join(map(sql.Identifier, key)),
         sets=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in updates),
@@ -191,13 +195,15 @@ def upsert_statement(table: str) -> sql.Composed:
 
 
 def staged_insert_statement(table: str, stage: str) -> sql.Composed:
-    """INSERT ... SELECT from the staging table: one row per fact (lowest coordinates first)."""
+    """INSERT ... SELECT from the staging table: one row per fact (the winning coordinates first)."""
     columns = sql.SQL(", ").join(map(sql.Identifier, table_columns(table)))
     key = sql.Identifier(conflict_key(table))
+    order = sql.SQL("kafka_partition DESC, kafka_offset DESC" if table in LATEST_WINS
+                    else "kafka_partition, kafka_offset")
     return sql.SQL(
         "INSERT INTO {table} ({columns}) SELECT DISTINCT ON ({key}) {columns} FROM {stage}"
-        " ORDER BY {key}, kafka_partition, kafka_offset"
-    ).format(table=sql.Identifier(table), columns=columns, key=key, stage=sql.Identifier(stage)) \
+        " ORDER BY {key}, {order}"
+    ).format(table=sql.Identifier(table), columns=columns, key=key, stage=sql.Identifier(stage), order=order) \
         + _conflict_clause(table)
 
 
@@ -425,7 +431,7 @@ class ProjectionRunner:
         self.by_topic: dict[str, Projection] = {settings.topic(p.topic): p for p in self.projections}
         if len(self.by_topic) != len(self.projections):
             raise ValueError("each topic can belong to one projection only")
-        self.tables = [p.table for p in self.projections if p.table != DEAD_LETTERS_TABLE] + [DEAD_LETTERS_TABLE]
+        self.tables = [t for p in self.projections for t in p.tables if t != DEAD_LETTERS_TABLE] + [DEAD_LETTERS_TABLE]
         self.group = group
         self.batch_size = batch_size
         self.batch_timeout = batch_timeout

@@ -144,8 +144,13 @@ def create_app(settings: Settings, stages: str | Iterable[str] = STAGES, *, batc
     runtime = runtime or Runtime(settings)
     app.horus_runtime = runtime
     app.horus_stages = selected
-    app.horus_specs = {name: register_stage(app, runtime, batching, spec)
-                       for name, spec in build_specs(runtime, selected).items()}
+    specs = build_specs(runtime, selected)
+    partitioned = [name for name, spec in specs.items() if spec.on_assign is not None]
+    if partitioned:  # their state is rebuilt per assigned partition: a hook Faust agents do not give us
+        runtime.close()
+        raise StageError(f"stage {', '.join(partitioned)} runs on the confluent runner only (its state is rebuilt "
+                         "per assigned partition; docs/decisions.md): run it with `--runner confluent`")
+    app.horus_specs = {name: register_stage(app, runtime, batching, spec) for name, spec in specs.items()}
 
     @app.task
     async def start_runtime() -> None:

@@ -62,7 +62,8 @@ class ConfluentStageLoop:
             while not all(self.runtime.stage_ready(spec) for spec in self.by_topic.values()):
                 if stop.wait(0.02):
                     return
-            self.consumer.subscribe(list(self.by_topic))
+            self.consumer.subscribe(list(self.by_topic), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                    on_lost=self._on_revoke)
             log.info("horus worker (confluent runner): stages %s, consumer group %s",
                      ",".join(spec.name for spec in self.by_topic.values()), self.settings.app_id)
             while not stop.is_set():
@@ -73,6 +74,22 @@ class ConfluentStageLoop:
             self.consumer.close()  # leaves the group at once, so partitions move without a session timeout
             self.runtime.close()
 
+    def _partitions_by_spec(self, partitions) -> list[tuple[StageSpec, list[int]]]:
+        by_spec: dict[str, list[int]] = defaultdict(list)
+        for tp in partitions:
+            by_spec[tp.topic].append(tp.partition)
+        return [(self.by_topic[topic], ps) for topic, ps in by_spec.items()]
+
+    def _on_assign(self, consumer, partitions) -> None:  # inside poll(): nothing of ours is in flight
+        for spec, ps in self._partitions_by_spec(partitions):
+            if spec.on_assign is not None:
+                spec.on_assign(ps)
+
+    def _on_revoke(self, consumer, partitions) -> None:  # the last batch is flushed and committed already
+        for spec, ps in self._partitions_by_spec(partitions):
+            if spec.on_revoke is not None:
+                spec.on_revoke(ps)
+
     def process(self, messages) -> None:
         started = time.perf_counter()
         per_spec: dict[str, list] = defaultdict(list)
@@ -82,7 +99,9 @@ class ConfluentStageLoop:
             next_offsets[(m.topic(), m.partition())] = m.offset() + 1
         deliveries = _Deliveries()
         for topic, batch in per_spec.items():
-            self.runtime.process(self.by_topic[topic], batch, deliveries)
+            spec = self.by_topic[topic]
+            decoded = spec.before_batch(batch) if spec.before_batch is not None else None
+            self.runtime.process(spec, batch, deliveries, decoded=decoded)
         remaining = self.runtime.producer.flush(60)
         if remaining or deliveries.errors:
             self.runtime.output_lost(f"{remaining} outputs undelivered, {len(deliveries.errors)} failed"

@@ -1,13 +1,96 @@
-"""execute stage: copy.decisions -> execution.results (dry run until the venue adapter lands)."""
+"""execute stage: copy.decisions -> execution.results.
+
+Two ways to run it:
+- `build(runtime)`: the pure dry run (horus.domain.execute.execute) as an ordinary stage of
+  `horus worker`, for pipelines without venue access: a COPY gives one DRY_RUN result.
+- `run_service(...)` / `python -m streams.execute`: the real executor (horus.execution.runner):
+  prewrite, sign once, POST to the venue of `HORUS_VENUE_MODE`, per-follower concurrency, reconciler.
+  It needs follower accounts: the caller passes `follower_account(address) -> FollowerConfig | None`;
+  the command line takes them from a JSON file (a list of FollowerConfig objects) with `--accounts`.
+"""
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
 from horus.domain.execute import execute
+from horus.settings import Settings
 from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
 from streams.runtime import Runtime, StageSpec
 
 NAME = "execute"
+log = logging.getLogger("horus.execution")
 
 
 def build(runtime: Runtime) -> StageSpec:
     return StageSpec(name=NAME, source=COPY_DECISIONS, input_type="CopyDecision", sink=EXECUTION_RESULTS,
                      output_type="ExecutionResult", fn=execute)
+
+
+def accounts_from_file(path: Path) -> Callable[[str], Any]:
+    """follower_account() over a JSON list of FollowerConfig objects (clear error naming the entry)."""
+    from horus.domain.config import parse_follower
+
+    entries = json.loads(Path(path).read_text())
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a JSON list of follower configs")
+    configs = {}
+    for i, entry in enumerate(entries):
+        try:
+            config = parse_follower(entry)
+        except ValueError as exc:
+            raise ValueError(f"{path}: entry {i}: {exc}") from None
+        configs[config.follower.lower()] = config
+    return lambda address: configs.get(address.lower())
+
+
+def run_service(settings: Settings, follower_account: Callable[[str], Any], stop: threading.Event, *,
+                secrets: Callable[[str], Any] | None = None, **options) -> None:
+    """Run the executor until `stop` is set (blocking; its own event loop)."""
+    from horus.execution.lookup import ChainLookup
+    from horus.execution.runner import ExecuteService
+    from horus.ingest.chain import book_for
+
+    if secrets is None:
+        from horus.credentials import CredentialStore
+
+        secrets = CredentialStore(settings).get
+    chain = options.pop("chain", None)
+    if chain is None and settings.eth_rpc_url:
+        chain = ChainLookup(settings.eth_rpc_url, book_for(settings), lookback_blocks=settings.chain_lookback_blocks)
+    service = ExecuteService(settings, follower_account=follower_account, secrets=secrets, chain=chain, **options)
+
+    async def main() -> None:
+        stopper = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=lambda: (stop.wait(), loop.call_soon_threadsafe(stopper.set)), daemon=True).start()
+        await service.run(stopper)
+
+    asyncio.run(main())
+
+
+def main(argv: list[str] | None = None) -> None:  # pragma: no cover - exercised by subprocess tests
+    from horus.cli.common import stop_on_signals
+    from horus.logs import configure_logging
+    from horus.settings import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m streams.execute", description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=Path, required=True, help="JSON list of FollowerConfig objects")
+    parser.add_argument("--loglevel", default="info")
+    parser.add_argument("--resend-unknown", type=int, default=1, help="same-bytes re-sends after an unknown reply")
+    parser.add_argument("--no-reconcile", action="store_true", help="do not run the reconciler in this process")
+    args = parser.parse_args(argv)
+    configure_logging(args.loglevel)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per venue request drowns the log
+    stop = stop_on_signals()
+    run_service(load_settings(), accounts_from_file(args.accounts), stop, resend_unknown=args.resend_unknown,
+                reconcile=not args.no_reconcile)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -38,4 +38,6 @@ def build(runtime: Runtime) -> StageSpec:
     runtime.on_start.append(tail.start)
     runtime.extra_stop.append(tail.stop)
     return StageSpec(name=NAME, source=LEADER_FILLS, input_type="LeaderFill", sink=COPY_CANDIDATES,
-                     output_type="CopyCandidate", fn=plan, state=graph, lock=lock, tail=tail)
+                     output_type="CopyCandidate", fn=plan, state=graph, lock=lock, tail=tail,
+                     # a reorged-away fill does not undo copies already made (docs/decisions.md); counted
+                     ignored_types=("LeaderFillRetracted",))

@@ -37,6 +37,8 @@ EXIT_OUTPUT_LOST = 70  # EX_SOFTWARE
 
 EVENTS_IN = Counter("horus_stage_events_in_total", "Input messages handled by a stage", ["stage"])
 EVENTS_OUT = Counter("horus_stage_events_out_total", "Events produced by a stage", ["stage"])
+IGNORED = Counter("horus_stage_events_ignored_total", "Input records a stage reads past on purpose",
+                  ["stage", "type"])
 BATCH_SECONDS = Histogram("horus_stage_batch_seconds", "Time to process and deliver one batch", ["stage"],
                           buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
@@ -56,7 +58,13 @@ class StageSpec:
     key_field: str = "follower"  # output records are keyed by this field (DESIGN 2: follower topics)
     state: Any = None
     lock: threading.Lock | None = None  # held around fn when another thread changes the state
+    ignored_types: tuple[str, ...] = ()  # record types on the source topic that are not for this stage
     tail: Any = None  # plan: the ConfigTail folding config.changes into `state` (.ready, .failed, .start())
+    # hooks of a stage whose state belongs to its input partitions (decide); the confluent loop calls them
+    on_assign: Callable[[list[int]], None] | None = None  # partitions of `source` this instance now owns
+    on_revoke: Callable[[list[int]], None] | None = None
+    # sees the batch's (topic, partition, offset, key, value) tuples first; returns them decoded (or None)
+    before_batch: Callable[[list[tuple]], list | None] | None = None
 
 
 class OutputLost(RuntimeError):
@@ -177,10 +185,12 @@ class Runtime:
 
     # ---------------------------------------------------------------- batches
     def process(self, spec: StageSpec, messages: Sequence[tuple[str, int, int, Any, Any]],
-                delivery: Callable | None = None, now_us: int | None = None) -> int:
+                delivery: Callable | None = None, now_us: int | None = None,
+                decoded: Sequence[tuple[str, dict] | Exception] | None = None) -> int:
         """Run one batch of raw messages (topic, partition, offset, key, value) through the stage and
         produce the outputs and dead letters; returns the number of events produced. Synchronous and
-        broker-free apart from produce(), so benchmarks and tests can drive it directly."""
+        broker-free apart from produce(), so benchmarks and tests can drive it directly. `decoded`: the
+        messages already decoded by the stage's before_batch hook ((name, record) or the decode error)."""
         now_us = time.time_ns() // 1000 if now_us is None else now_us
         if spec.tail is not None and spec.tail.failed is not None:
             self.output_lost(f"stage {spec.name}: its state stopped updating: {spec.tail.failed!r}")
@@ -193,13 +203,21 @@ class Runtime:
         if lock is not None:
             lock.acquire()
         try:
-            for topic, partition, offset, key, value in messages:
+            for i, (topic, partition, offset, key, value) in enumerate(messages):
                 try:
-                    if value is None:
+                    if decoded is not None:
+                        if isinstance(decoded[i], Exception):
+                            raise decoded[i]
+                        name, record = decoded[i]
+                    elif value is None:
                         raise ValueError("message value is null (tombstone)")
-                    name, record = codec.decode(value)
+                    else:
+                        name, record = codec.decode(value)
                 except Exception as exc:
                     self._park(topic, partition, offset, key, value, exc, "decode", delivery)
+                    continue
+                if name in spec.ignored_types:
+                    IGNORED.labels(stage, name).inc()
                     continue
                 try:
                     if name != input_type:

@@ -20,6 +20,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Identity,
@@ -47,9 +48,10 @@ NAMING_CONVENTION = {
 }
 
 SIDES = ("BUY", "SELL")
-COPY_TRADE_STATUSES = ("PENDING", "SENT", "FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "UNKNOWN")
+COPY_TRADE_STATUSES = ("PENDING", "SENT", "FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "UNKNOWN",
+                       "SUBMITTED", "DRY_RUN")
 DECISION_ACTIONS = ("COPY", "SKIP")
-EXECUTION_STATUSES = ("FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "UNKNOWN", "DRY_RUN")
+EXECUTION_STATUSES = ("FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "UNKNOWN", "DRY_RUN", "SUBMITTED")
 FILL_ROLES = ("MAKER", "TAKER")
 
 
@@ -79,6 +81,7 @@ class CopyTrade(Base):
         CheckConstraint("size_e6 >= 0", name="size_nonneg"),
         CheckConstraint("filled_shares_e6 >= 0 AND filled_collateral_e6 >= 0", name="filled_nonneg"),
         CheckConstraint("attempts >= 0", name="attempts_nonneg"),
+        CheckConstraint("signature_generation >= 0", name="generation_nonneg"),
         Index("ix_copy_trades_order_hash", "order_hash"),
         Index("ix_copy_trades_status_updated_at", "status", "updated_at"),
         Index("ix_copy_trades_follower", "follower"),
@@ -104,6 +107,22 @@ class CopyTrade(Base):
     locked_at: Mapped[datetime | None] = mapped_column(TZ)
     locked_by: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # execution (migration 0005): what was signed and sent, and where reconciliation stands
+    decision_id: Mapped[str | None] = mapped_column(Text)
+    order_type: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(TZ)  # no POST or same-bytes retry after this
+    signer: Mapped[str | None] = mapped_column(Text)
+    venue_mode: Mapped[str | None] = mapped_column(Text)  # paper | live | dry-run
+    body_text: Mapped[str | None] = mapped_column(Text)  # the exact POST /order body, re-sent verbatim
+    signature_generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    venue_status: Mapped[str | None] = mapped_column(Text)  # the venue's own word: live, matched, ...
+    fee_e6: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    sent_at: Mapped[datetime | None] = mapped_column(TZ)
+    unknown_since: Mapped[datetime | None] = mapped_column(TZ)
+    result_seq: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # ExecutionResults emitted
+    last_result: Mapped[dict | None] = mapped_column(JSONB)  # the last one, re-emitted verbatim on redelivery
+    result_sent_seq: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # acked by the broker
+    occurred_at: Mapped[datetime | None] = mapped_column(TZ)  # the decision's occurred_at (results carry it)
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,6 +235,12 @@ class CopyDecisionRow(_EventColumns, Base):
     expires_at: Mapped[datetime | None] = mapped_column(TZ)
     reason_code: Mapped[str | None] = mapped_column(Text)
     reason_detail: Mapped[str | None] = mapped_column(Text)
+    # migration 0004: what the decision was based on (`horus why`); NULL on events from before it
+    leader: Mapped[str | None] = mapped_column(Text)
+    condition_id: Mapped[str | None] = mapped_column(Text)
+    reserved_e6: Mapped[int | None] = mapped_column(BigInteger)
+    leader_shares_e6: Mapped[int | None] = mapped_column(BigInteger)
+    inputs: Mapped[str | None] = mapped_column(Text)  # JSON text, exactly as the event carries it
 
 
 class ExecutionResultRow(_EventColumns, Base):
@@ -304,5 +329,91 @@ PROJECTION_TABLES: tuple[str, ...] = (
     "copy_decisions",
     "execution_results",
     "settlement_events",
+    "follower_configs",
+    "follow_configs",
+    "control_switches",
     "dead_letters",
 )
+
+
+# --------------------------------------------------------------------------------------------
+# Credentials (encrypted at rest; written by horus.credentials.CredentialStore)
+# --------------------------------------------------------------------------------------------
+class FollowerCredential(Base):
+    """One follower's signing key and CLOB API credentials, AES-256-GCM encrypted with the ref as associated
+    data (a row copied under another ref does not decrypt). Only the signer address is in clear."""
+
+    __tablename__ = "follower_credentials"
+    __table_args__ = (
+        CheckConstraint("octet_length(nonce) = 12", name="nonce_len"),
+        CheckConstraint("octet_length(ciphertext) > 16", name="ciphertext_len"),
+    )
+
+    ref: Mapped[str] = mapped_column(Text, primary_key=True)
+    signer_address: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(Text)  # fingerprint of the encryption key, to name a key mismatch
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+
+# --------------------------------------------------------------------------------------------
+# Config and control projections (migration 0004): the current state per compacted-topic key.
+# One row per key; the change with the highest Kafka offset wins (projections.runner LATEST_WINS).
+# --------------------------------------------------------------------------------------------
+class _LatestColumns:
+    """The change a config/control row was folded from: its event, time and Kafka coordinates."""
+
+    event_id: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(TZ)  # the change's occurred_at (never now(): replay)
+    source: Mapped[str] = mapped_column(Text)
+    kafka_partition: Mapped[int] = mapped_column(Integer)
+    kafka_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class FollowerConfigRow(_LatestColumns, Base):
+    """Current config of each follower account (config.changes, entity FOLLOWER). A DELETE keeps the
+    row with `deleted` set and no body."""
+
+    __tablename__ = "follower_configs"
+
+    follower: Mapped[str] = mapped_column(Text, primary_key=True)
+    deleted: Mapped[bool] = mapped_column(Boolean)
+    enabled: Mapped[bool | None] = mapped_column(Boolean)
+    custody: Mapped[str | None] = mapped_column(Text)
+    signature_type: Mapped[int | None] = mapped_column(Integer)
+    credentials_ref: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[dict | None] = mapped_column(JSONB)
+
+
+class FollowConfigRow(_LatestColumns, Base):
+    """Current config of each follow (config.changes, entity FOLLOW)."""
+
+    __tablename__ = "follow_configs"
+    __table_args__ = (
+        Index("ix_follow_configs_follower", "follower"),
+        Index("ix_follow_configs_leader", "leader"),
+    )
+
+    follow_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    deleted: Mapped[bool] = mapped_column(Boolean)
+    follower: Mapped[str | None] = mapped_column(Text)
+    leader: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool | None] = mapped_column(Boolean)
+    body: Mapped[dict | None] = mapped_column(JSONB)
+
+
+class ControlSwitchRow(_LatestColumns, Base):
+    """Last operator command per switch (control.commands key: GLOBAL, FOLLOWER:<addr>, MARKET:<id>);
+    `active` is false once RESUMEd."""
+
+    __tablename__ = "control_switches"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    scope: Mapped[str] = mapped_column(Text)
+    target: Mapped[str | None] = mapped_column(Text)
+    command: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    issued_by: Mapped[str | None] = mapped_column(Text)

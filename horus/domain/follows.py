@@ -1,22 +1,15 @@
-"""Follows as ConfigChange events (the minimal form; the copy-decisions issue adds sizing and limits)."""
+"""Follows as ConfigChange events, from the minimal follow dict the demo and tests use."""
 from __future__ import annotations
 
 import json
 
-from horus.codec import envelope
-from horus.domain.ids import make_id
+from horus.domain.config import config_change
 
 
 def follow_change(follow: dict, source: str, occurred_at_us: int = 0, delete: bool = False) -> dict:
-    body = {"follow_id": follow["follow_id"], "follower": follow["follower"].lower(),
-            "leader": follow["leader"].lower(), "enabled": bool(follow.get("enabled", True))}
-    op, text = ("DELETE", None) if delete else ("UPSERT", json.dumps(body, sort_keys=True))
-    # the id covers what changed, so two different changes at one instant never share an id
-    event_id = make_id("config-change", "FOLLOW", follow["follow_id"], op, text, occurred_at_us)
-    return {
-        "envelope": envelope(event_id, source, occurred_at_us),
-        "entity": "FOLLOW",
-        "entity_id": follow["follow_id"],
-        "op": op,
-        "body": text,
-    }
+    """A FOLLOW change with whatever fields `follow` has (follow_id, follower, leader required).
+    Configs built by `horus follow add` are validated first (horus.domain.config)."""
+    body = dict(follow, follower=follow["follower"].lower(), leader=follow["leader"].lower(),
+                enabled=bool(follow.get("enabled", True)))
+    text = None if delete else json.dumps(body, sort_keys=True, default=str)
+    return config_change("FOLLOW", follow["follow_id"], text, source, occurred_at_us)

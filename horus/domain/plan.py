@@ -31,5 +31,6 @@ def plan(fill: dict, graph: FollowGraph, *, now_us: int) -> tuple[list[dict], Fo
             "leader_shares_e6": fill["shares_e6"],
             "leader_collateral_e6": fill["collateral_e6"],
             "leader_price": fill["price"],
+            "condition_id": fill.get("condition_id"),
         })
     return candidates, graph

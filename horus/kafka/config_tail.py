@@ -1,4 +1,5 @@
-"""Fold the whole compacted config.changes topic into a FollowGraph in a background thread.
+"""Fold the whole compacted config.changes topic into a FollowGraph (or, with other fold functions,
+any state; control.commands too) in a background thread.
 
 Fills are partitioned by leader and follows are not, so every reader of the follow graph (each plan
 instance, each ingest source) folds the WHOLE topic (all partitions, outside any consumer group): at
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from confluent_kafka import KafkaError
 
@@ -19,7 +20,7 @@ from horus.domain.follow_graph import FollowGraph, apply_config_change, apply_to
 from horus.kafka.client import assign_from_beginning, make_consumer
 from horus.kafka.dead_letter import DeadLetters
 from horus.settings import Settings
-from horus.topics import CONFIG_CHANGES
+from horus.topics import CONFIG_CHANGES, TopicSpec
 
 log = logging.getLogger("horus.config_tail")
 
@@ -36,17 +37,22 @@ class ConfigTail:
     (every instance parks it under the same deterministic id), else logged and skipped.
     ``on_change`` (optional) is called, under the lock, after each batch that changed something."""
 
-    def __init__(self, settings: Settings, codec: Codec, graph: FollowGraph, lock: threading.Lock, *,
+    def __init__(self, settings: Settings, codec: Codec, graph: Any, lock: threading.Lock, *,
                  dead_letters: DeadLetters | None = None, stage: str = "config",
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None,
+                 apply: Callable[[dict, Any], Any] = apply_config_change,
+                 tombstone: Callable[[Any, Any], Any] = apply_tombstone,
+                 topic: TopicSpec = CONFIG_CHANGES) -> None:
         self.settings = settings
         self.codec = codec
-        self.graph = graph
+        self.graph = graph  # the folded state: a FollowGraph by default, any state `apply` folds into
+        self._fold, self._tombstone = apply, tombstone
         self.lock = lock
         self.dead_letters = dead_letters
         self.stage = stage
         self.on_change = on_change
-        self.topic = settings.topic(CONFIG_CHANGES.name)
+        self.topic = settings.topic(topic.name)
+        self.record_type = topic.event_type
         self.ready = threading.Event()
         self.failed: BaseException | None = None
         self.applied = 0
@@ -55,7 +61,7 @@ class ConfigTail:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="horus-config-tail", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=f"horus-tail-{self.topic}", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -71,9 +77,8 @@ class ConfigTail:
                 waiting = {tp.partition for tp in assign_from_beginning(consumer, [self.topic])}
                 while waiting and not self._stop.is_set():
                     self._apply(consumer.consume(1000, 0.2), waiting)
-                log.info("follow graph rebuilt from %s: %d follows, %d leaders, %d changes in %.2fs",
-                         self.topic, len(self.graph), len(self.graph.leaders()), self.applied,
-                         time.monotonic() - started)
+                log.info("%s rebuilt from %s: %d changes in %.2fs", type(self.graph).__name__, self.topic,
+                         self.applied, time.monotonic() - started)
                 self.ready.set()
                 while not self._stop.is_set():
                     self._apply(consumer.consume(1000, 0.1), None)
@@ -104,12 +109,12 @@ class ConfigTail:
                 value = message.value()
                 try:
                     if value is None:
-                        apply_tombstone(message.key(), self.graph)
+                        self._tombstone(message.key(), self.graph)
                     else:
                         name, record = codec.decode(value)
-                        if name != "ConfigChange":
-                            raise ValueError(f"expected ConfigChange on {self.topic}, got {name}")
-                        apply_config_change(record, self.graph)
+                        if name != self.record_type:
+                            raise ValueError(f"expected {self.record_type} on {self.topic}, got {name}")
+                        self._fold(record, self.graph)
                     self.applied += 1
                     changed = True
                 except Exception as exc:

@@ -70,6 +70,7 @@ SAMPLES: dict[str, dict] = {
         "leader_shares_e6": 1_250_000_000,
         "leader_collateral_e6": 662_500_000,
         "leader_price": "0.53",
+        "condition_id": "0x" + "c0" * 32,
     },
     "CopyDecision": {
         "envelope": env("cd:1", "decide", causation_id="cc:1"),
@@ -87,6 +88,11 @@ SAMPLES: dict[str, dict] = {
         "expires_at_us": T0 + 60_000_000,
         "reason_code": None,
         "reason_detail": None,
+        "leader": LEADER,
+        "condition_id": "0x" + "c0" * 32,
+        "reserved_e6": 6_875_000,
+        "leader_shares_e6": 1_250_000_000,
+        "inputs": '{"reference":"book"}',
     },
     "ExecutionResult": {
         "envelope": env("er:1", "execute", causation_id="cd:1"),

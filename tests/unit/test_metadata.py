@@ -157,6 +157,17 @@ def test_clob_fallback_for_a_token_gamma_does_not_know():
     run(main())
 
 
+def test_gamma_down_still_finds_a_market_the_clob_knows():
+    async def main():
+        stand = StandIn()
+        stand.fail_next = 1  # the first request (Gamma) fails
+        client, cache = await with_cache(stand)
+        async with client:
+            info = await cache.get(CLOB_YES)
+        assert info is not None and info.outcome == "Yes" and info.source == "clob"
+    run(main())
+
+
 def test_unknown_token_is_none_and_counted_and_remembered_briefly():
     async def main():
         stand, clock = StandIn(), FakeClock()

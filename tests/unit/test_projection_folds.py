@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from horus.domain.config import config_change, parse_follower
+from horus.domain.control import control_command
 from horus.codec import default_codec, envelope
 from horus.db.models import Base
 from projections.folds import (
@@ -130,6 +132,13 @@ BUILDERS = {
     "SettlementEvent": settlement_event,
     "DeadLetter": dead_letter,
 }
+# config and control tables hold the latest state per key (shape test only; the mixes stay event tables)
+SHAPE_BUILDERS = {
+    **BUILDERS,
+    "ConfigChange": lambda i: config_change("FOLLOWER", f"0x{i:040x}", parse_follower({"follower": f"0x{i:040x}"}),
+                                            "t", T0_US),
+    "ControlCommand": lambda i: control_command("MARKET", "PAUSE", f"0x{i:064x}", occurred_at_us=T0_US),
+}
 BY_TYPE = {p.record_type: p for p in ALL_PROJECTIONS}
 BY_TOPIC = {PREFIX + p.topic: p for p in ALL_PROJECTIONS}
 
@@ -165,7 +174,7 @@ def mixed_batch(n: int) -> list[SourceMessage]:
 # ------------------------------------------------------------------------------ shape
 @pytest.mark.parametrize("projection", ALL_PROJECTIONS, ids=lambda p: p.name)
 def test_rows_have_exactly_the_table_columns(projection):
-    builder = BUILDERS[projection.record_type]
+    builder = SHAPE_BUILDERS[projection.record_type]
     result = projection.fold([message(projection.record_type, builder(1))])
     assert result.parked == 0
     (row,) = result.rows[projection.table]

@@ -7,7 +7,12 @@ import pytest
 
 from horus.codec import default_codec, envelope
 from horus.domain import ids
-from horus.domain.decide import DecideState, decide
+from decimal import Decimal
+
+from horus.domain.config import ConfigState, parse_follow_config, parse_follower
+from horus.domain.control import ControlState
+from horus.domain.decide import Balance, DecideState, StaticView, decide
+from horus.venue.polymarket.markets import MarketInfo
 from horus.domain.execute import execute
 from horus.domain.follow_graph import ConfigError, Follow, FollowGraph, apply_config_change, apply_tombstone
 from horus.domain.plan import plan
@@ -151,9 +156,24 @@ def test_plan_skips_disabled_and_deleted_follows_and_unknown_leaders():
 
 # ------------------------------------------------------------------------- decide / execute / settle
 
+def view_for(graph):
+    """Every follow of the graph copies a fixed $5; every follower has $1,000; one 0.01-tick market."""
+    config = ConfigState()
+    for leader in graph.leaders():
+        for f in graph.follows_of(leader):
+            config.follows[f.follow_id] = parse_follow_config(
+                {"follow_id": f.follow_id, "follower": f.follower, "leader": f.leader, "sizing": {"amount": "5"}})
+            config.followers[f.follower] = parse_follower({"follower": f.follower})
+    market = MarketInfo(token_id="123456789", condition_id="0x" + "c" * 64, tick_size=Decimal("0.01"),
+                        min_order_size=Decimal(5))
+    return StaticView(config, ControlState(), markets={market.token_id: market},
+                      balances={f: Balance(1_000_000_000, NOW) for f in config.followers})
+
+
 def pipeline_for(fill, graph):
     candidates, _ = plan(fill, graph, now_us=NOW)
-    decisions = [d for c in candidates for d in decide(c, DecideState(), now_us=NOW)[0]]
+    view = view_for(graph)
+    decisions = [d for c in candidates for d in decide(c, DecideState(), now_us=NOW, view=view)[0]]
     results = [r for d in decisions for r in execute(d, now_us=NOW)[0]]
     settlements = [s for r in results for s in settle(r, now_us=NOW)[0]]
     return candidates, decisions, results, settlements
@@ -167,9 +187,11 @@ def test_decide_copies_one_decision_per_candidate():
         assert d["envelope"]["event_id"] == ids.decision_id(cid)
         assert d["envelope"]["causation_id"] == cid and d["envelope"]["source"] == "decide"
         assert d["envelope"]["occurred_at_us"] == c["envelope"]["occurred_at_us"]
-        assert d["action"] == "COPY" and d["order_type"] == "FAK" and d["expires_at_us"] is None
+        assert d["action"] == "COPY" and d["order_type"] == "FAK" and d["expires_at_us"] == NOW + 60_000_000
         assert d["intent_id"] == ids.intent_id(c["follow_id"], c["leader_fill_id"])
-        assert (d["size_e6"], d["worst_price"], d["token_id"], d["side"]) == (10_000_000, "0.53", "123456789", "BUY")
+        # $5 at worst 0.54 (0.53 + 2%, down to the tick), in steps whose notional is whole cents
+        assert (d["size_e6"], d["worst_price"], d["token_id"], d["side"]) == (9_000_000, "0.54", "123456789", "BUY")
+        assert d["reserved_e6"] == 4_860_000
         assert d["reason_code"] is None
         default_codec().encode("CopyDecision", d)
 
@@ -256,6 +278,22 @@ def test_runner_produces_keyed_outputs_and_parks_what_it_cannot_process():
     assert [(d["source_offset"], d["stage"], d["original"]) for d in letters] == [
         (10, "decode", b"garbage"), (11, "plan", wrong), (12, "decode", b"")]
     assert all(k == "u.leader.fills" for t, k, v in producer.sent if t == "u.dead.letters")
+
+
+def test_plan_reads_past_retractions_without_parking_them():
+    from horus.settings import Settings
+    from streams.plan import build
+    from streams.runtime import Runtime
+
+    producer = FakeProducer()
+    runtime = Runtime(Settings(topic_prefix="u."), producer=producer)
+    spec = build(runtime)
+    spec.tail = None  # no broker: the graph stays empty
+    retraction = {"envelope": envelope("r1", "chain", NOW), "leader_fill_id": "lf", "leader": LEADER_A,
+                  "tx_hash": "0x" + "f" * 64, "block_number": 7, "reason": "reorg: log removed"}
+    value = default_codec().encode("LeaderFillRetracted", retraction)
+    assert runtime.process(spec, [("u.leader.fills", 0, 5, LEADER_A.encode(), value)], now_us=NOW) == 0
+    assert producer.sent == []  # not a dead letter: a retraction is a fact, not bad input
 
 
 def test_stage_names_are_validated():

@@ -103,6 +103,8 @@ class MarketInfo:
     accepting_orders: bool | None = None
     question: str | None = None
     slug: str | None = None
+    category: str | None = None  # Gamma only: for follow allow/deny lists
+    tags: tuple[str, ...] = ()  # Gamma only: tag slugs
     source: str = ""  # "gamma", "clob", "clob-compact"
 
     @property
@@ -284,6 +286,8 @@ def parse_gamma_market(body: Any) -> list[MarketInfo]:
         accepting_orders=_opt_bool(body, "acceptingOrders", what),
         question=body.get("question") if isinstance(body.get("question"), str) else None,
         slug=body.get("slug") if isinstance(body.get("slug"), str) else None,
+        category=body["category"] if isinstance(body.get("category"), str) else None,
+        tags=tuple(t["slug"] for t in body.get("tags") or () if isinstance(t, Mapping) and isinstance(t.get("slug"), str)),
         source="gamma",
     )
     return [MarketInfo(token_id=token, outcome=None if outcome is None else str(outcome), outcome_index=i, **common)

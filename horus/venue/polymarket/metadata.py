@@ -188,11 +188,7 @@ class MarketMetadata:
     async def _load(self, token: str) -> MarketInfo | None:
         stale = self._entries.get(token)
         try:
-            infos = await self._from_gamma(token)
-            if not any(i.token_id == token for i in infos):
-                infos = await self._from_clob(token)
-        except _NotFound:
-            infos = []
+            infos = await self._lookup(token)
         except httpx.HTTPError as exc:
             METADATA_ERRORS.labels("http").inc()
             log.warning("market metadata: lookup of token %s failed, retrying on next use: %s: %s",
@@ -216,6 +212,25 @@ class MarketMetadata:
         self._store(infos)
         return self._entries[token].info
 
+    async def _lookup(self, token: str) -> list[MarketInfo]:
+        """Gamma first, then the CLOB; [] when neither knows the token. If Gamma failed and the CLOB does
+        not know the token either, Gamma's error is raised: "unknown" would be a guess."""
+        gamma_error: Exception | None = None
+        try:
+            infos = await self._from_gamma(token)
+        except (httpx.HTTPError, MarketDataError, ValueError) as exc:  # the CLOB may still know the market
+            gamma_error, infos = exc, []
+            log.warning("market metadata: Gamma lookup of %s failed (%s: %s); asking the CLOB", token,
+                        type(exc).__name__, exc)
+        if any(i.token_id == token for i in infos):
+            return infos
+        try:
+            return await self._from_clob(token)
+        except _NotFound:
+            if gamma_error is not None:
+                raise gamma_error from None
+            return []
+
     async def _get_json(self, service: str, url: str, params: Mapping | None = None,
                         not_found: tuple[int, ...] = (404,)) -> Any:
         response = await self._client.get(url, params=params)
@@ -229,11 +244,14 @@ class MarketMetadata:
             raise MarketDataError(f"{service} {url}: body is not JSON: {exc}") from None
 
     async def _from_gamma(self, token: str) -> list[MarketInfo]:
+        """Gamma's answer, or [] when Gamma is off (empty gamma_url) or does not know the token."""
+        if not self._gamma:
+            return []
         try:
-            body = await self._get_json("gamma", f"{self._gamma}/markets", {"clob_token_ids": token})
+            return parse_gamma_markets(
+                await self._get_json("gamma", f"{self._gamma}/markets", {"clob_token_ids": token}))
         except _NotFound:
             return []
-        return parse_gamma_markets(body)
 
     async def _from_clob(self, token: str) -> list[MarketInfo]:
         condition_id = parse_market_by_token(

@@ -1,0 +1,257 @@
+"""Execute-stage benchmark: COPY decisions -> signed, prewritten, POSTed orders against the local CLOB
+simulator with 250 ms latency (a separate process), measured end to end on real Kafka + Postgres.
+
+Prints, each beside a same-run reference:
+- signing µs/order (order_for_intent + sign_order + body, as the executor does it) vs bare sign_order;
+- orders/s per executor instance (first decision consumed -> last result acked) vs the venue ceiling:
+  the same number of pre-signed bodies POSTed straight at the simulator with the same concurrency;
+- decision-seen -> order-sent p50 / p99 at that load;
+- one leader fill fanned out to N followers: seconds until every order was sent (cold: API keys derived
+  on first use; warm: a second fill to the same followers).
+
+    .venv/bin/python bench/execute.py [--followers 5000] [--latency-ms 250]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets as pysecrets
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+CONDITION = "0x" + "c0" * 32
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_venue(latency_ms: float) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    code = (
+        "from horus.venue.simulator.clob import SimulatorConfig, MarketConfig, TokenConfig\n"
+        "from horus.venue.simulator.clob.runner import serve_forever\n"
+        f"m = MarketConfig(condition_id='{CONDITION}', tokens=[TokenConfig(token_id='{TOKEN}', price='0.5')], "
+        "tick_size='0.01', min_order_size=1, levels=5, level_size=10**7, replenish=True)\n"
+        f"serve_forever(SimulatorConfig(markets=[m], default_collateral_e6=10**13, "
+        f"faults={{'latency_ms': {latency_ms}}}), '127.0.0.1', {port})\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/_sim/health", timeout=1).status_code == 200:
+                return proc, f"http://127.0.0.1:{port}"
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("simulator did not start")
+
+
+def signing_reference(n: int = 2000) -> tuple[float, float]:
+    from decimal import Decimal
+
+    from horus.venue.polymarket.orders import exchange_for, order_body, order_for_intent, sign_order
+
+    key = "0x" + pysecrets.token_bytes(32).hex()
+    from horus.venue.polymarket.orders import address_of
+
+    address = address_of(key)
+    domain = exchange_for("v1", False)
+    fields = [order_for_intent(f"intent-{i}", token_id=TOKEN, side="BUY", size_e6=10_000_000,
+                               worst_price=Decimal("0.55"), tick_size=Decimal("0.01"), order_type="FAK", maker=address,
+                               signer=address, signature_type=0, builder="0x" + "00" * 32, timestamp_ms=1_764_000_000_000)
+              for i in range(n)]
+    started = time.perf_counter()
+    for f in fields:
+        sign_order(f, domain, key)
+    bare = (time.perf_counter() - started) / n * 1e6
+    started = time.perf_counter()
+    for i in range(n):
+        f = order_for_intent(f"intent-{i}", token_id=TOKEN, side="BUY", size_e6=10_000_000,
+                             worst_price=Decimal("0.55"), tick_size=Decimal("0.01"), order_type="FAK", maker=address,
+                             signer=address, signature_type=0, builder="0x" + "00" * 32, timestamp_ms=1_764_000_000_000)
+        order_body(sign_order(f, domain, key), owner="k", order_type="FAK")
+    full = (time.perf_counter() - started) / n * 1e6
+    return bare, full
+
+
+async def venue_ceiling(url: str, n: int, concurrency: int) -> float:
+    """POST n pre-signed orders of n fresh accounts with `concurrency` in flight: the venue's own limit."""
+    from decimal import Decimal
+
+    from horus.venue.polymarket.auth import ApiCreds
+    from horus.venue.polymarket.clob import ClobHttp, serialize_body
+    from horus.venue.polymarket.orders import address_of, exchange_for, order_body, order_for_intent, sign_order
+
+    venue = ClobHttp(url, max_connections=concurrency, timeout_s=30)
+    domain = exchange_for("v1", False)
+    jobs = []
+    keys = ["0x" + pysecrets.token_bytes(32).hex() for _ in range(min(n, 200))]
+    creds = {}
+    for key in keys:
+        reply = await venue.derive_api_key(key)
+        creds[key] = ApiCreds.from_venue(reply.body)
+    for i in range(n):
+        key = keys[i % len(keys)]
+        address = address_of(key)
+        f = order_for_intent(f"ceiling-{uuid.uuid4().hex}", token_id=TOKEN, side="BUY", size_e6=10_000_000,
+                             worst_price=Decimal("0.55"), tick_size=Decimal("0.01"), order_type="FAK",
+                             maker=address, signer=address, signature_type=0, builder="0x" + "00" * 32,
+                             timestamp_ms=int(time.time() * 1000))
+        body = order_body(sign_order(f, domain, key), owner=creds[key].api_key, order_type="FAK")
+        jobs.append((serialize_body(body), creds[key], address))
+    gate = asyncio.Semaphore(concurrency)
+
+    async def post(job):
+        async with gate:
+            reply = await venue.post_order(*job)
+            assert reply.ok, reply
+
+    started = time.perf_counter()
+    await asyncio.gather(*(post(j) for j in jobs))
+    elapsed = time.perf_counter() - started
+    await venue.aclose()
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--followers", type=int, default=5000)
+    parser.add_argument("--latency-ms", type=float, default=250)
+    parser.add_argument("--in-flight", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+
+    from pydantic import SecretStr
+
+    from horus.codec import default_codec, envelope
+    from horus.credentials import FollowerSecrets, generate_key
+    from horus.db.engine import scratch_database
+    from horus.domain import ids
+    from horus.domain.config import FollowerConfig
+    from horus.kafka.admin import create_topics, delete_topics_with_prefix
+    from horus.kafka.client import (assign_from_beginning, flush_or_raise, make_consumer, make_producer, poll_batch,
+                                    produce_reliably)
+    from horus.settings import load_settings
+    from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
+    from horus.venue.polymarket.orders import address_of
+    from streams.execute import run_service
+
+    bare_us, full_us = signing_reference()
+    print(f"signing: sign_order {bare_us:.0f} µs/order; order_for_intent+sign+body {full_us:.0f} µs/order")
+
+    venue_proc, url = start_venue(args.latency_ms)
+    base = load_settings()
+    run = uuid.uuid4().hex[:8]
+    try:
+        ceiling = asyncio.run(venue_ceiling(url, 2000, min(args.in_flight, 1000)))
+        print(f"venue ceiling (pre-signed POSTs, {min(args.in_flight, 1000)} in flight, {args.latency_ms:g} ms "
+              f"latency): {ceiling:,.0f} orders/s")
+        with scratch_database(base, f"horus_bench_exec_{run}") as db:
+            s = db.model_copy(update={"topic_prefix": f"bench-exec-{run}.", "app_id": f"bench-exec-{run}",
+                                      "credentials_key": SecretStr(generate_key()), "clob_url": url,
+                                      "gamma_url": url, "venue_mode": "paper", "execute_max_in_flight": args.in_flight,
+                                      "execute_batch_size": args.batch, "reconcile_interval_s": 30.0,
+                                      "execute_default_ttl_s": 600.0})
+            create_topics(s)
+            keys = ["0x" + pysecrets.token_bytes(32).hex() for _ in range(args.followers)]
+            followers = [address_of(k).lower() for k in keys]
+            secrets = {f"bench-{i}": FollowerSecrets(private_key=k, api_key="p", api_secret="eA==",
+                                                     api_passphrase="p") for i, k in enumerate(keys)}
+            configs = {f: FollowerConfig(follower=f, signature_type=0, credentials_ref=f"bench-{i}")
+                       for i, f in enumerate(followers)}
+            latencies: list[float] = []
+            stop = threading.Event()
+
+            def service():
+                from horus.execution import submit
+
+                original = submit.Executor._submit
+
+                async def timed(self, row, account, seen_at):  # decision consumed -> first POST leaves
+                    latencies.append(time.monotonic() - seen_at)
+                    return await original(self, row, account, seen_at)
+
+                submit.Executor._submit = timed
+                run_service(s, configs.get, stop, secrets=secrets.__getitem__, reconcile=False)
+
+            thread = threading.Thread(target=service, daemon=True)
+            thread.start()
+            producer = make_producer(s)
+            codec = default_codec()
+            reader = make_consumer(s)
+            assign_from_beginning(reader, [s.topic(EXECUTION_RESULTS.name)])
+            seen = 0
+
+            def burst(tag: str) -> tuple[float, float]:
+                nonlocal seen
+                fill_id = ids.make_id("bench-fill", tag, run)
+                now = time.time_ns() // 1000
+                for f in followers:
+                    follow = f"bench-{f}"
+                    candidate = ids.candidate_id(fill_id, follow)
+                    d = {"envelope": envelope(ids.decision_id(candidate), "decide", now, causation_id=candidate,
+                                              produced_at_us=now),
+                         "candidate_id": candidate, "follow_id": follow, "follower": f, "leader_fill_id": fill_id,
+                         "action": "COPY", "intent_id": ids.intent_id(follow, fill_id), "token_id": TOKEN,
+                         "side": "BUY", "size_e6": 10_000_000, "worst_price": "0.55", "order_type": "FAK",
+                         "expires_at_us": None, "reason_code": None, "reason_detail": None}
+                    produce_reliably(producer, s.topic(COPY_DECISIONS.name), codec.encode("CopyDecision", d), key=f)
+                flush_or_raise(producer)
+                started = time.monotonic()
+                latencies.clear()
+                target = seen + len(followers)
+                first_result = None
+                while seen < target:
+                    got = poll_batch(reader, 10000, 0.2)
+                    if got and first_result is None:
+                        first_result = time.monotonic()
+                    seen += len(got)
+                    if time.monotonic() - started > 600:
+                        raise RuntimeError(f"burst {tag}: only {seen} results after 600 s")
+                sent_all = max(latencies) if latencies else float("nan")
+                return time.monotonic() - started, sent_all
+
+            cold_total, cold_sent = burst("cold")
+            p_cold = sorted(latencies)
+            warm_total, warm_sent = burst("warm")
+            p_warm = sorted(latencies)
+            stop.set()
+            thread.join(60)
+            n = len(followers)
+
+            def pct(values, q):
+                return values[min(len(values) - 1, int(q * len(values)))] * 1000 if values else float("nan")
+
+            print(f"burst of {n} followers, cold (API keys derived on first use): all sent in {cold_sent:.2f} s, "
+                  f"all results in {cold_total:.2f} s ({n / cold_total:,.0f} orders/s); "
+                  f"seen->sent p50 {pct(p_cold, .5):.0f} ms p99 {pct(p_cold, .99):.0f} ms")
+            print(f"burst of {n} followers, warm: all sent in {warm_sent:.2f} s, all results in {warm_total:.2f} s "
+                  f"({n / warm_total:,.0f} orders/s = {n / warm_total / ceiling:.0%} of the venue ceiling); "
+                  f"seen->sent p50 {pct(p_warm, .5):.0f} ms p99 {pct(p_warm, .99):.0f} ms, mean "
+                  f"{statistics.mean(p_warm) * 1000 if p_warm else float('nan'):.0f} ms")
+            reader.close()
+            delete_topics_with_prefix(base, s.topic_prefix)
+    finally:
+        venue_proc.terminate()
+        venue_proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""`horus pause | resume | kill` and `horus control status`: operator switches on `control.commands`.
+
+Every decide instance folds the whole compacted topic, so a command is honoured as soon as it is read.
+`control status` folds the topic itself (with the same fold the stages use), so it shows what the
+stages see even when the projections are not running.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import threading
+import time
+
+import typer
+from rich.table import Table
+
+from horus.cli.common import console, fail, friendly_errors, settings
+
+app = typer.Typer(help="Operator switches: pauses and the kill switch (control.commands).", no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """Operator switches: pauses and the kill switch (control.commands)."""
+
+
+def send(scope: str, verb: str, target: str | None, reason: str | None, issued_by: str | None) -> tuple[dict, int, int]:
+    """Produce one ControlCommand keyed by its switch; returns it and its (partition, offset)."""
+    from horus.codec import default_codec
+    from horus.domain.control import ControlError, control_command, control_key
+    from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
+    from horus.topics import CONTROL_COMMANDS
+
+    try:
+        command = control_command(scope, verb, target, reason=reason, issued_by=issued_by,
+                                  occurred_at_us=time.time_ns() // 1000)
+    except ControlError as exc:
+        fail(str(exc), 2)
+    s = settings()
+    where: list = []
+    producer = make_producer(s, log_level=3)
+    produce_reliably(producer, s.topic(CONTROL_COMMANDS.name), default_codec().encode("ControlCommand", command),
+                     key=control_key(scope, command["target"]),
+                     on_delivery=lambda err, msg: where.append(err or (msg.partition(), msg.offset())))
+    flush_or_raise(producer)
+    if not where or not isinstance(where[0], tuple):
+        fail(f"control.commands did not accept the command: {where[0] if where else 'no delivery report'}")
+    return command, *where[0]
+
+
+def _scope(global_: bool, follower: str | None, market: str | None) -> tuple[str, str | None]:
+    chosen = [name for name, given in (("--global", global_), ("--follower", follower), ("--market", market)) if given]
+    if len(chosen) != 1:
+        fail("give exactly one of --global, --follower ADDRESS, --market CONDITION_OR_TOKEN_ID", 2)
+    if global_:
+        return "GLOBAL", None
+    if follower is not None:
+        from horus.domain.follow_graph import ConfigError, normalize_address
+
+        try:
+            return "FOLLOWER", normalize_address(follower, "--follower")
+        except ConfigError as exc:
+            fail(str(exc), 2)
+    return "MARKET", market.strip().lower()
+
+
+def _report(command: dict, partition: int, offset: int) -> None:
+    where = "everything" if command["scope"] == "GLOBAL" else f"{command['scope'].lower()} {command['target']}"
+    console.print(f"{command['command']} {where}" + (f": {command['reason']}" if command["reason"] else "")
+                  + f" (control.commands partition {partition}, offset {offset})", highlight=False)
+
+
+GLOBAL = typer.Option(False, "--global", help="every follower and market")
+FOLLOWER = typer.Option(None, "--follower", help="one follower (trading address)")
+MARKET = typer.Option(None, "--market", help="one market (condition id) or outcome token id")
+BY = typer.Option(None, "--by", help="who issues it (default: the OS user)")
+
+
+def _issuer(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "operator"
+
+
+@friendly_errors
+def pause_command(global_: bool = GLOBAL, follower: str | None = FOLLOWER, market: str | None = MARKET,
+                  reason: str | None = typer.Option(None, "--reason"), by: str | None = BY) -> None:
+    """Pause copying globally, for one follower, or for one market (new candidates are SKIPped)."""
+    scope, target = _scope(global_, follower, market)
+    _report(*send(scope, "PAUSE", target, reason, _issuer(by)))
+
+
+@friendly_errors
+def resume_command(global_: bool = GLOBAL, follower: str | None = FOLLOWER, market: str | None = MARKET,
+                   reason: str | None = typer.Option(None, "--reason"), by: str | None = BY) -> None:
+    """Lift a pause (or, with --global, the kill switch)."""
+    scope, target = _scope(global_, follower, market)
+    _report(*send(scope, "RESUME", target, reason, _issuer(by)))
+
+
+@friendly_errors
+def kill_command(reason: str = typer.Option(..., "--reason", help="why (shown in every SKIP)"), by: str | None = BY) -> None:
+    """The global kill switch: nothing is copied until `horus resume --global`."""
+    _report(*send("GLOBAL", "KILL", None, reason, _issuer(by)))
+
+
+def active_switches(timeout: float = 30.0) -> dict[str, tuple[str, str]]:
+    """Fold control.commands from the beginning: switch key -> (verb, reason) of every active switch."""
+    from horus.codec import default_codec
+    from horus.domain.control import ControlState, apply_control, apply_control_tombstone
+    from horus.kafka.config_tail import ConfigTail
+    from horus.topics import CONTROL_COMMANDS
+
+    state = ControlState()
+    lock = threading.Lock()
+    tail = ConfigTail(settings(), default_codec(), state, lock, apply=apply_control,
+                      tombstone=apply_control_tombstone, topic=CONTROL_COMMANDS)
+    tail.start()
+    try:
+        if not tail.ready.wait(timeout):
+            fail(f"control.commands was not read to its end in {timeout:.0f}s")
+        if tail.failed is not None:
+            fail(f"reading control.commands failed: {tail.failed}")
+        with lock:
+            return dict(state.active)
+    finally:
+        tail.stop()
+
+
+@app.command("status")
+@friendly_errors
+def status(as_json: bool = typer.Option(False, "--json", help="one JSON object")) -> None:
+    """The switches that are on now (read from control.commands)."""
+    active = active_switches()
+    if as_json:
+        typer.echo(json.dumps({key: {"command": verb, "reason": why} for key, (verb, why) in sorted(active.items())},
+                              sort_keys=True))
+        return
+    if not active:
+        console.print("no active switches: copying runs normally")
+        return
+    table = Table("switch", "command", "reason")
+    for key, (verb, why) in sorted(active.items()):
+        table.add_row(key, verb, why or "-")
+    console.print(table)

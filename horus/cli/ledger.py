@@ -1,0 +1,132 @@
+"""`horus ledger` (what the executor recorded) and `horus reconcile` (settle open rows now, or report).
+
+Neither prints a signed body or an API key: rows show the order hash, status, fills and the error.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from horus.cli.common import console, fail, friendly_errors, settings
+
+STATUSES = ("PENDING", "SUBMITTED", "FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "UNKNOWN", "DRY_RUN",
+            "SENT")
+_SHOWN = ("idempotency_key", "follower", "status", "order_hash", "token_id", "side", "size_e6", "price",
+          "order_type", "filled_shares_e6", "filled_collateral_e6", "fee_e6", "attempts", "signature_generation",
+          "venue_mode", "venue_status", "last_error", "created_at", "updated_at", "expires_at", "unknown_since")
+
+
+def _rows(config, *, status: str | None, follower: str | None, intent: str | None, limit: int,
+          stuck_after_s: float | None = None) -> list[dict]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from horus.db.engine import psycopg_conninfo
+
+    where, params = [], []
+    if status:
+        where.append("status = %s")
+        params.append(status)
+    if follower:
+        where.append("follower = %s")
+        params.append(follower.lower())
+    if intent:
+        where.append("idempotency_key = %s")
+        params.append(intent)
+    if stuck_after_s is not None:
+        where.append("status IN ('PENDING', 'UNKNOWN') "
+                     "AND coalesce(unknown_since, created_at) < now() - make_interval(secs => %s)")
+        params.append(stuck_after_s)
+    sql = (f"SELECT {', '.join(_SHOWN)} FROM copy_trades {'WHERE ' + ' AND '.join(where) if where else ''} "
+           "ORDER BY created_at DESC LIMIT %s")
+    try:
+        with psycopg.connect(psycopg_conninfo(config.database_url), row_factory=dict_row) as conn:
+            return conn.execute(sql, [*params, limit]).fetchall()
+    except (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedTable):
+        fail("the database schema is older than the execution ledger: run `horus db upgrade`")
+    except psycopg.OperationalError as exc:
+        fail(f"Postgres: {exc}. Is the stack up? Try `horus stack status`.")
+
+
+def _print(rows: list[dict], as_json: bool, title: str) -> None:
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("intent", "follower", "status", "order hash", "side", "size", "filled", "attempts", "error"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["idempotency_key"][:12], r["follower"][:12], r["status"], (r["order_hash"] or "")[:14],
+                      r["side"], f"{r['size_e6'] / 1e6:g}", f"{r['filled_shares_e6'] / 1e6:g}", str(r["attempts"]),
+                      (r["last_error"] or "")[:60])
+    console.print(table)
+
+
+@friendly_errors
+def ledger_command(
+    status: str = typer.Option(None, "--status", help=f"only rows in this status: {', '.join(STATUSES)}"),
+    follower: str = typer.Option(None, "--follower", help="only this follower's rows (trading address)"),
+    intent: str = typer.Option(None, "--intent", help="only this intent id"),
+    limit: int = typer.Option(50, "--limit", min=1, max=100_000, help="newest rows first, at most this many"),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table"),
+) -> None:
+    """Show the execution ledger (copy_trades): one row per COPY, its order hash, status and fills."""
+    if status and status.upper() not in STATUSES:
+        fail(f"--status must be one of {', '.join(STATUSES)}, got {status!r}", code=2)
+    rows = _rows(settings(), status=status.upper() if status else None, follower=follower, intent=intent,
+                 limit=limit)
+    _print(rows, as_json, f"copy_trades ({len(rows)} rows)")
+
+
+@friendly_errors
+def reconcile_command(
+    once: bool = typer.Option(False, "--once", help="one round, then exit (default: every reconcile_interval_s)"),
+    report: bool = typer.Option(False, "--report", help="only list rows open past the alert bound; no venue calls"),
+    accounts: Path = typer.Option(None, "--accounts", exists=True, dir_okay=False,
+                                  help="JSON list of FollowerConfig objects (the accounts to look orders up with)"),
+    as_json: bool = typer.Option(False, "--json", help="JSON output for --report"),
+) -> None:
+    """Settle PENDING / UNKNOWN / SUBMITTED ledger rows from the venue and the chain (and re-emit results
+    a crash kept from the broker). With --report, list what is stuck instead."""
+    config = settings()
+    if report:
+        stuck = _rows(config, status=None, follower=None, intent=None, limit=100_000,
+                      stuck_after_s=config.reconcile_alert_after_s)
+        _print(stuck, as_json, f"open longer than {config.reconcile_alert_after_s:g}s: {len(stuck)} rows")
+        if stuck:
+            raise typer.Exit(3)  # scripts and alerting can key on it
+        return
+    if accounts is None:
+        fail("reconcile needs the follower accounts: pass --accounts FILE (a JSON list of FollowerConfig)", code=2)
+    import asyncio
+    import threading
+
+    from horus.cli.common import stop_on_signals
+    from horus.credentials import CredentialStore
+    from horus.execution.lookup import ChainLookup
+    from horus.execution.runner import ExecuteService
+    from horus.ingest.chain import book_for
+    from streams.execute import accounts_from_file
+
+    try:
+        follower_account = accounts_from_file(accounts)
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    stop = stop_on_signals()
+    chain = ChainLookup(config.eth_rpc_url, book_for(config), lookback_blocks=config.chain_lookback_blocks)
+    service = ExecuteService(config, follower_account=follower_account, secrets=CredentialStore(config).get,
+                             chain=chain)
+
+    async def main():
+        stopper = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=lambda: (stop.wait(), loop.call_soon_threadsafe(stopper.set)), daemon=True).start()
+        return await service.reconcile_only(stopper, once=once)
+
+    for r in asyncio.run(main()):
+        console.print(f"looked at {r.looked_at} open rows, settled {r.settled}, re-emitted {r.reemitted}, "
+                      f"{len(r.stuck or ())} open past {config.reconcile_alert_after_s:g}s")

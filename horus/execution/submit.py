@@ -1,0 +1,337 @@
+"""The executor core: prewrite a group of COPY decisions (signed once), then POST, classify and record.
+
+`Executor.prepare(decisions)` runs per consumed batch: it reads the ledger rows that already exist,
+resolves accounts and markets for the new intents, signs them (in a worker thread, so the event
+loop keeps serving HTTP), and inserts them all in ONE committed transaction. Only intents this call
+inserted are posted as fresh orders; the others are handled from their stored row:
+
+- terminal row -> its stored ExecutionResult is re-emitted (same event id and bytes);
+- PENDING / UNKNOWN -> take the lease, re-send the SAME stored bytes (within expiry) or look the
+  hash up; never re-sign;
+- a lease held by another live worker -> left to it (the reconciler is the backstop).
+
+`Executor.run(work)` is called by the follower's lane, in decision order for that follower.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Awaitable, Callable, Sequence
+
+from prometheus_client import Counter, Histogram
+
+from horus.domain.execute import (DRY_RUN_ATTEMPT, TERMINAL, Outcome, classify_reply, decision_timestamp_ms,
+                                  expires_at_us, result_record, settle_from_evidence)
+from horus.execution.accounts import Account, AccountError, Accounts
+from horus.execution.ledger import GroupWriter, Ledger, Prewrite, Row, Update
+from horus.execution.lookup import Lookup
+from horus.venue.polymarket.clob import serialize_body
+from horus.venue.polymarket.orders import (BYTES32_ZERO, OrderError, exchange_for, order_body, order_for_intent,
+                                           sign_order)
+
+log = logging.getLogger("horus.execution")
+
+ORDERS_SENT = Counter("horus_execute_posts_total", "POST /order attempts", ["mode"])
+OUTCOMES = Counter("horus_execute_outcomes_total", "Recorded execution outcomes", ["status"])
+SIGN_SECONDS = Histogram("horus_execute_sign_seconds", "Signing time per order",
+                         buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01))
+SEEN_TO_SENT = Histogram("horus_execute_seen_to_sent_seconds", "Decision consumed -> first POST sent",
+                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+MODES = ("paper", "live", "dry-run")
+MARKET_RETRIES = 3
+
+
+@dataclass
+class Work:
+    """One consumed COPY decision and what prepare() found or made for it."""
+
+    decision: dict
+    intent_id: str
+    follower: str
+    seen_at: float  # monotonic, when consumed
+    row: Row | None = None
+    fresh: bool = False  # this worker inserted the row (and holds its lease)
+    account: Account | None = None
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Executor:
+    def __init__(self, *, mode: str, ledger: Ledger, writer: GroupWriter, accounts: Accounts, venue: Any,
+                 lookup: Lookup | None, market_info: Callable[[str], Awaitable[Any]],
+                 emit: Callable[[dict], Awaitable[None]], owner: str, chain_id: int = 137,
+                 builder: str = BYTES32_ZERO, default_ttl_s: float = 60.0, lease_s: float = 30.0,
+                 resend_unknown: int = 1, backoff_s: float = 1.0, backoff_cap_s: float = 8.0) -> None:
+        if mode not in MODES:
+            raise ValueError(f"venue_mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
+        self.ledger = ledger
+        self.writer = writer
+        self.accounts = accounts
+        self.venue = venue
+        self.lookup = lookup
+        self.market_info = market_info
+        self.emit = emit
+        self.owner = owner
+        self.chain_id = chain_id
+        self.builder = builder
+        self.default_ttl_s = default_ttl_s
+        self.lease_s = lease_s
+        self.resend_unknown = resend_unknown
+        self.backoff_s = backoff_s
+        self.backoff_cap_s = backoff_cap_s
+        self.sign_seconds = 0.0
+        self.signed = 0
+
+    # ------------------------------------------------------------------------------ prepare (batch)
+    async def prepare(self, decisions: Sequence[dict], seen_at: float | None = None) -> list[Work]:
+        """Prewrite every new COPY of the batch in one transaction; SKIPs are dropped."""
+        seen_at = time.monotonic() if seen_at is None else seen_at
+        work = []
+        for decision in decisions:
+            if decision.get("action") != "COPY":
+                continue
+            intent = decision.get("intent_id")
+            if not intent:
+                raise ValueError(f"COPY decision {decision['envelope']['event_id']}: intent_id is missing")
+            work.append(Work(decision, intent, decision["follower"].lower(), seen_at))
+        if not work:
+            return work
+        existing = await self.ledger.rows(sorted({w.intent_id for w in work}))
+        new: dict[str, Work] = {}
+        for w in work:
+            w.row = existing.get(w.intent_id)
+            if w.row is None and w.intent_id not in new:
+                new[w.intent_id] = w
+        if new:
+            prewrites = await self._build(list(new.values()))
+            inserted = await self.ledger.prewrite(prewrites, self.owner)
+            rows = await self.ledger.rows(sorted(new))
+            for w in work:
+                if w.row is None:
+                    w.row = rows.get(w.intent_id)
+                    w.fresh = w.intent_id in inserted and new.get(w.intent_id) is w
+        return work
+
+    async def _build(self, work: list[Work]) -> list[Prewrite]:
+        """Accounts and markets for each new intent, then sign them all off the event loop."""
+        accounts = await asyncio.gather(*(self._account(w.follower) for w in work))
+        infos = await asyncio.gather(*(self._market(w.decision["token_id"]) for w in work))
+        jobs, prewrites = [], []
+        for w, account, info in zip(work, accounts, infos):
+            if isinstance(account, str):
+                prewrites.append(self._rejected(w, account))
+            elif isinstance(info, str):
+                prewrites.append(self._rejected(w, info))
+            else:
+                w.account = account
+                jobs.append((w, account, info))
+        if jobs:
+            started = time.perf_counter()
+            signed = await asyncio.to_thread(self._sign_all, jobs)
+            self.sign_seconds += time.perf_counter() - started
+            self.signed += len(jobs)
+            prewrites.extend(signed)
+        return prewrites
+
+    async def _account(self, follower: str) -> Account | str:
+        try:
+            return await self.accounts.get(follower)
+        except AccountError as exc:
+            return str(exc)
+
+    async def _market(self, token_id: str) -> Any:
+        for attempt in range(MARKET_RETRIES):
+            info = await self.market_info(token_id)
+            if info is not None and info.tick_size is not None:
+                return info
+            if attempt + 1 < MARKET_RETRIES:
+                await asyncio.sleep(0.2 * (attempt + 1))
+        return f"market metadata for token {token_id} is unavailable (unknown token or no tick size)"
+
+    def _base(self, w: Work) -> dict:
+        d = w.decision
+        price = d.get("worst_price")
+        return dict(intent_id=w.intent_id, follow_id=d["follow_id"], leader_fill_id=d["leader_fill_id"],
+                    follower=w.follower, token_id=d["token_id"], side=d["side"], size_e6=d["size_e6"],
+                    price=Decimal(price) if price else None, decision_id=d["envelope"]["event_id"],
+                    occurred_at_us=d["envelope"]["occurred_at_us"], order_type=d.get("order_type") or "FOK",
+                    expires_at_us=expires_at_us(d, self.default_ttl_s), venue_mode=self.mode)
+
+    def _rejected(self, w: Work, reason: str) -> Prewrite:
+        return Prewrite(**self._base(w), signer=None, order_hash=None, signed_order=None, body_text=None,
+                        status="REJECTED", last_error=reason)
+
+    def _sign_all(self, jobs) -> list[Prewrite]:  # worker thread: pure CPU, no shared state touched
+        out = []
+        for w, account, info in jobs:
+            base = self._base(w)
+            try:
+                started = time.perf_counter()
+                fields = order_for_intent(
+                    w.intent_id, token_id=base["token_id"], side=base["side"], size_e6=base["size_e6"],
+                    worst_price=base["price"], tick_size=info.tick_size, order_type=base["order_type"],
+                    maker=account.follower, signer=account.order_signer, signature_type=account.signature_type,
+                    builder=self.builder, timestamp_ms=decision_timestamp_ms(w.decision))
+                domain = exchange_for(info.version, bool(info.neg_risk), self.chain_id)
+                signed = sign_order(fields, domain, account.private_key)
+                SIGN_SECONDS.observe(time.perf_counter() - started)
+                expiration = base["expires_at_us"] // 1_000_000 if base["order_type"] == "GTD" else 0
+                owner = account.creds.api_key if account.creds else "dry-run"
+                body = order_body(signed, owner=owner, order_type=base["order_type"], expiration=expiration)
+            except (OrderError, ValueError, TypeError) as exc:
+                out.append(self._rejected(w, f"order not built: {exc}"))
+                continue
+            stored = {**body["order"], "orderHash": signed.order_hash,
+                      "domain": {"exchange": domain.exchange, "chainId": domain.chain_id, "version": domain.version}}
+            out.append(Prewrite(**base, signer=account.signer, order_hash=signed.order_hash, signed_order=stored,
+                                body_text=serialize_body(body), status="DRY_RUN" if self.mode == "dry-run" else "PENDING"))
+        return out
+
+    # ------------------------------------------------------------------------------ run (per lane)
+    async def run(self, w: Work) -> None:
+        row = w.row
+        if row is None:  # inserted and gone: cannot happen short of manual deletes
+            raise RuntimeError(f"intent {w.intent_id}: no ledger row after prewrite")
+        if row.status in TERMINAL:
+            await self._terminal(row)
+            return
+        if w.fresh and row.status == "PENDING":
+            await self._submit_and_record(row, w.account, w.seen_at)
+            return
+        if row.status == "SUBMITTED" and row.last_result is not None:
+            await self._reemit(row)  # resting at the venue: the reconciler follows it
+            return
+        claimed = await self.ledger.claim(row.idempotency_key, self.owner, self.lease_s)
+        if claimed is None:  # another live worker holds it, or it settled meanwhile
+            fresh = await self.ledger.row(row.idempotency_key)
+            if fresh is not None and fresh.status in TERMINAL:
+                await self._terminal(fresh)
+            return
+        await self.resume(claimed)
+
+    async def resume(self, row: Row) -> None:
+        """An open row whose lease we hold: re-send the same bytes while it may still be sent, else settle
+        it from the evidence (or leave it UNKNOWN for the next round)."""
+        try:
+            account = await self.accounts.get(row.follower)
+        except AccountError as exc:
+            log.warning("intent %s: cannot resume: %s", row.idempotency_key, exc)
+            await self.ledger.release([row.idempotency_key], self.owner)
+            return
+        now_us = _now_us()
+        expired = row.expires_at_us is not None and now_us >= row.expires_at_us
+        if row.status == "PENDING" and not expired and self.mode != "dry-run":
+            await self._submit_and_record(row, account, time.monotonic())
+            return
+        await self.settle(row, account, expired=expired, resend=not expired)
+
+    async def settle(self, row: Row, account: Account, *, expired: bool, resend: bool) -> bool:
+        """Look the hash up and record what happened; True if the row reached a new state."""
+        ev = await self.lookup.evidence(row.order_hash, creds=account.creds, address=account.signer,
+                                        maker=row.follower, token_id=row.token_id)
+        outcome = settle_from_evidence(row.order_hash, row.shape, venue_order=ev.venue_order, trades=ev.trades,
+                                       chain_fills=ev.chain_fills, expired=expired and ev.complete)
+        if outcome is None:
+            if resend and ev.complete and row.status in ("PENDING", "UNKNOWN"):
+                await self._submit_and_record(row, account, time.monotonic())  # the same stored bytes
+                return True
+            if row.status == "PENDING":  # we looked and know nothing: it may have been sent
+                outcome = Outcome("UNKNOWN", error="unconfirmed: " + ("; ".join(ev.failures) or "no trace yet"))
+            else:
+                await self.ledger.release([row.idempotency_key], self.owner)
+                return False
+        if (outcome.status == row.status and outcome.filled_shares_e6 == row.filled_shares_e6
+                and row.last_result is not None):
+            await self.ledger.release([row.idempotency_key], self.owner)
+            return False
+        await self._record(row, outcome, row.attempts, sent=False)
+        return True
+
+    # ------------------------------------------------------------------------------ submission
+    async def _submit_and_record(self, row: Row, account: Account, seen_at: float) -> None:
+        outcome, attempts = await self._submit(row, account, seen_at)
+        await self._record(row, outcome, attempts, sent=True)
+
+    async def _submit(self, row: Row, account: Account, seen_at: float) -> tuple[Outcome, int]:
+        attempts = row.attempts
+        delay = self.backoff_s
+        resends = self.resend_unknown
+        expiry_us = row.expires_at_us or (_now_us() + int(self.default_ttl_s * 1e6))
+        lease_at = time.monotonic()
+        shape = row.shape
+        while True:
+            attempts += 1
+            if attempts == row.attempts + 1:
+                SEEN_TO_SENT.observe(time.monotonic() - seen_at)
+            ORDERS_SENT.labels(self.mode).inc()
+            reply = await self.venue.post_order(row.body_text, account.creds, account.signer)
+            outcome = classify_reply(reply.status_code, reply.body, reply.error, reply.transport_error, shape)
+            if outcome.retry:  # 425 / 429 / post-only window: the same bytes, later, within expiry
+                wait = min(delay, self.backoff_cap_s) * random.uniform(0.8, 1.2)
+                delay *= 2
+                if _now_us() + int(wait * 1e6) >= expiry_us:
+                    return Outcome("UNKNOWN", error=f"{outcome.error}; still refused at expiry"), attempts
+                if time.monotonic() - lease_at > self.lease_s / 3:  # keep the reconciler off our row
+                    await self.ledger.claim(row.idempotency_key, self.owner, self.lease_s)
+                    lease_at = time.monotonic()
+                await asyncio.sleep(wait)
+                continue
+            if outcome.status == "UNKNOWN" and not outcome.confirm and resends > 0 and _now_us() < expiry_us:
+                resends -= 1  # once more with the same bytes: a duplicate reply then proves it landed
+                await asyncio.sleep(0.2)
+                continue
+            if outcome.confirm:
+                outcome = await self._confirm(row, account, outcome)
+            return outcome, attempts
+
+    async def _confirm(self, row: Row, account: Account, said: Outcome) -> Outcome:
+        """Duplicate and killed replies: believe only the order's trace at the venue (and chain)."""
+        ev = await self.lookup.evidence(row.order_hash, creds=account.creds, address=account.signer,
+                                        maker=row.follower, token_id=row.token_id)
+        settled = settle_from_evidence(row.order_hash, row.shape, venue_order=ev.venue_order, trades=ev.trades,
+                                       chain_fills=ev.chain_fills, expired=False)
+        if settled is not None:
+            return settled
+        if said.status == "NOT_FILLED" and ev.complete:  # killed, and no source shows a fill
+            return Outcome("NOT_FILLED", error=said.error, venue_status=said.venue_status, evidence=("absent",))
+        reason = "; ".join(ev.failures) or "no trace of the order yet"
+        return Outcome("UNKNOWN", error=f"{said.error or said.venue_status}; unconfirmed: {reason}")
+
+    # ------------------------------------------------------------------------------ results
+    async def _record(self, row: Row, outcome: Outcome, attempts: int, *, sent: bool) -> None:
+        seq = row.result_seq + 1
+        record = result_record(
+            intent_id=row.idempotency_key, follow_id=row.follow_id, follower=row.follower,
+            leader_fill_id=row.leader_fill_id, decision_id=row.decision_id or "", occurred_at_us=row.occurred_at_us,
+            status=outcome.status, seq=DRY_RUN_ATTEMPT if outcome.status == "DRY_RUN" else seq, now_us=_now_us(),
+            order_hash=row.order_hash, filled_shares_e6=outcome.filled_shares_e6,
+            filled_collateral_e6=outcome.filled_collateral_e6, fee_e6=outcome.fee_e6, error=outcome.error,
+            attempts=attempts)
+        won = await self.writer.write(Update(row.id, row.result_seq, outcome, attempts, record, self.owner, sent))
+        if not won:  # someone recorded first (the reconciler); its result is the one that counts
+            log.info("intent %s: outcome %s lost the race to another writer", row.idempotency_key, outcome.status)
+            return
+        OUTCOMES.labels(outcome.status).inc()
+        await self.emit(record)
+        self.writer.emitted(row.id, seq)
+
+    async def _terminal(self, row: Row) -> None:
+        if row.last_result is not None:
+            await self._reemit(row)
+            return
+        # prewritten as REJECTED / DRY_RUN, crashed before its result was recorded: record it now
+        outcome = Outcome(row.status, row.filled_shares_e6, row.filled_collateral_e6, row.fee_e6, row.last_error,
+                          row.venue_status)
+        await self._record(row, outcome, row.attempts, sent=False)
+
+    async def _reemit(self, row: Row) -> None:
+        await self.emit(row.last_result)
+        self.writer.emitted(row.id, row.result_seq)

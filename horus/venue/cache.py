@@ -1,0 +1,53 @@
+"""An async TTL cache with one request in flight per key: concurrent askers of a missing or expired key
+share one load (a cancelled asker does not cancel it for the others). A failed load caches nothing
+and answers the last good value, if any, so a flaky venue degrades to slightly stale data, never to an
+exception in the stage."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable, Generic, Hashable, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+log = logging.getLogger(__name__)
+
+
+class SingleFlightCache(Generic[K, V]):
+    def __init__(self, load: Callable[[K], Awaitable[V]], ttl_s: float, *, name: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._load, self.ttl_s, self.name, self._clock = load, ttl_s, name, clock
+        self._values: dict[K, tuple[V, float]] = {}
+        self._inflight: dict[K, asyncio.Future] = {}
+        self.loads = 0
+
+    def peek(self, key: K) -> V | None:
+        """The cached value, fresh or not, without any request."""
+        entry = self._values.get(key)
+        return None if entry is None else entry[0]
+
+    def put(self, key: K, value: V) -> None:
+        self._values[key] = (value, self._clock() + self.ttl_s)
+
+    async def get(self, key: K) -> V | None:
+        entry = self._values.get(key)
+        if entry is not None and entry[1] > self._clock():
+            return entry[0]
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch(key))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done, key=key: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _fetch(self, key: K) -> V | None:
+        self.loads += 1
+        try:
+            value = await self._load(key)
+        except Exception as exc:  # noqa: BLE001 - logged; the caller decides with what is known
+            log.warning("%s: loading %s failed: %s: %s", self.name, key, type(exc).__name__, exc)
+            return self.peek(key)
+        self.put(key, value)
+        return value

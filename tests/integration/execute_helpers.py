@@ -1,0 +1,223 @@
+"""Shared by the execute integration tests: private topics, the CLOB simulator with one market,
+follower accounts with credentials in the real store, COPY decisions, reading execution.results, and
+the executor as a thread or as a subprocess (`python -m streams.execute`)."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets as pysecrets
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from horus.codec import default_codec, envelope
+from horus.credentials import CredentialStore, FollowerSecrets, generate_key
+from horus.domain import ids
+from horus.domain.config import FollowerConfig
+from horus.kafka.admin import create_topics
+from horus.kafka.client import assign_from_beginning, flush_or_raise, make_consumer, make_producer, poll_batch, \
+    produce_reliably
+from horus.settings import Settings
+from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
+from horus.venue.polymarket.orders import address_of, intent_metadata
+from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+NO_TOKEN = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
+CONDITION = "0x" + "c0" * 32
+T0_US = 1_764_000_000_000_000
+TERMINAL = {"FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "DRY_RUN"}
+
+
+def private_settings(settings: Settings, **overrides) -> Settings:
+    """The session's database, topics of its own (a private prefix), a credentials key."""
+    run = uuid.uuid4().hex[:6]
+    private = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}x{run}.",
+                                          "app_id": f"{settings.app_id}-x{run}",
+                                          "credentials_key": SecretStr(generate_key()),
+                                          "reconcile_min_age_s": 0.5, "reconcile_interval_s": 0.5,
+                                          "execute_lease_s": 3.0, **overrides})
+    create_topics(private, partitions=4)
+    return private
+
+
+def market_config(**overrides) -> MarketConfig:
+    return MarketConfig(condition_id=CONDITION, tokens=[TokenConfig(token_id=TOKEN, price="0.5"),
+                                                        TokenConfig(token_id=NO_TOKEN, outcome="No", price="0.5")],
+                        tick_size="0.01", min_order_size=1, levels=5, level_size=100000, replenish=True,
+                        **overrides)
+
+
+def simulator(**faults):
+    config = SimulatorConfig(markets=[market_config()], default_collateral_e6=10**12, seed=7,
+                             faults={**faults})
+    return run_simulator(config)
+
+
+def set_faults(sim, **faults) -> None:
+    httpx.post(f"{sim.url}/_sim/faults", json=faults, timeout=10).raise_for_status()
+
+
+def venue_orders(sim) -> list[dict]:
+    return httpx.get(f"{sim.url}/_sim/orders", timeout=30).json()["orders"]
+
+
+def paper_settings(settings: Settings, sim) -> Settings:
+    return settings.model_copy(update={"clob_url": sim.url, "gamma_url": sim.url, "venue_mode": "paper"})
+
+
+@dataclass
+class Follower:
+    address: str  # lowercase
+    private_key: str
+    ref: str
+
+    def config(self) -> FollowerConfig:
+        return FollowerConfig(follower=self.address, signature_type=0, credentials_ref=self.ref)
+
+
+def make_followers(settings: Settings, n: int) -> list[Follower]:
+    store = CredentialStore(settings)
+    out = []
+    for _ in range(n):
+        key = "0x" + pysecrets.token_bytes(32).hex()
+        follower = Follower(address_of(key).lower(), key, f"test-{uuid.uuid4().hex[:12]}")
+        # stored API creds are placeholders: paper mode derives real ones from the simulator (L1)
+        store.put(follower.ref, FollowerSecrets(private_key=key, api_key="placeholder",
+                                                api_secret=base64.urlsafe_b64encode(b"x" * 32).decode(),
+                                                api_passphrase="placeholder"))
+        out.append(follower)
+    return out
+
+
+def accounts_of(followers: list[Follower]):
+    configs = {f.address: f.config() for f in followers}
+    return lambda address: configs.get(address.lower())
+
+
+def copy_decision(follower: str, n: int, *, size_e6: int = 10_000_000, worst_price: str = "0.55",
+                  order_type: str = "FAK", side: str = "BUY", token: str = TOKEN, tag: str = "",
+                  expires_at_us: int | None = None, now_us: int | None = None) -> dict:
+    follow_id = f"follow-{follower}-{tag}"
+    fill_id = ids.make_id("test-fill", tag, n)
+    candidate = ids.candidate_id(fill_id, follow_id)
+    produced = now_us if now_us is not None else time.time_ns() // 1000
+    return {
+        "envelope": envelope(ids.decision_id(candidate), "decide", T0_US + n, causation_id=candidate,
+                             produced_at_us=produced),
+        "candidate_id": candidate, "follow_id": follow_id, "follower": follower, "leader_fill_id": fill_id,
+        "action": "COPY", "intent_id": ids.intent_id(follow_id, fill_id), "token_id": token, "side": side,
+        "size_e6": size_e6, "worst_price": worst_price, "order_type": order_type, "expires_at_us": expires_at_us,
+        "reason_code": None, "reason_detail": None,
+    }
+
+
+def skip_decision(follower: str, n: int, tag: str = "") -> dict:
+    d = copy_decision(follower, n, tag=tag)
+    return {**d, "action": "SKIP", "intent_id": None, "worst_price": None, "order_type": None, "size_e6": 0,
+            "reason_code": "PAUSED"}
+
+
+def produce_decisions(settings: Settings, decisions: list[dict], raw: list[bytes] = ()) -> None:
+    producer = make_producer(settings)
+    codec = default_codec()
+    topic = settings.topic(COPY_DECISIONS.name)
+    for d in decisions:
+        produce_reliably(producer, topic, codec.encode("CopyDecision", d), key=d["follower"])
+    for value in raw:
+        produce_reliably(producer, topic, value, key=b"garbage")
+    flush_or_raise(producer)
+
+
+class Results:
+    """Group-less reader of execution.results, keeping everything seen."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.consumer = make_consumer(settings)
+        assign_from_beginning(self.consumer, [settings.topic(EXECUTION_RESULTS.name)])
+        self.codec = default_codec()
+        self.seen: list[dict] = []
+        self.raw: list[bytes] = []
+
+    def poll(self, seconds: float = 0.2) -> None:
+        for m in poll_batch(self.consumer, 5000, seconds):
+            self.raw.append(m.value())
+            self.seen.append(self.codec.decode(m.value())[1])
+
+    def latest(self) -> dict[str, dict]:
+        """intent -> its result with the highest sequence (the last word)."""
+        out: dict[str, dict] = {}
+        for r in self.seen:
+            out[r["intent_id"]] = r  # topic order per follower = emission order
+        return out
+
+    def wait(self, predicate, timeout: float = 60.0) -> dict[str, dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            latest = self.latest()
+            if predicate(latest):
+                return latest
+        raise AssertionError(f"timed out; have {len(self.latest())} intents: "
+                             f"{sorted({r['status'] for r in self.latest().values()})}")
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def all_terminal(intents: set[str]):
+    return lambda latest: intents <= set(latest) and all(latest[i]["status"] in TERMINAL for i in intents)
+
+
+class ServiceThread:
+    """The executor in this process, on its own thread and event loop."""
+
+    def __init__(self, settings: Settings, followers: list[Follower], **options) -> None:
+        from streams.execute import run_service
+
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+        def target():
+            try:
+                run_service(settings, accounts_of(followers), self.stop, **options)
+            except BaseException as exc:  # surfaced by close()
+                self.error = exc
+
+        self.thread = threading.Thread(target=target, name="executor", daemon=True)
+        self.thread.start()
+
+    def close(self, timeout: float = 60) -> None:
+        self.stop.set()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "executor did not stop"
+        if self.error is not None:
+            raise self.error
+
+
+def start_subprocess(settings: Settings, followers: list[Follower], log_path: Path, *extra: str) -> subprocess.Popen:
+    accounts = log_path.with_suffix(".accounts.json")
+    accounts.write_text(json.dumps([json.loads(f.config().to_body()) for f in followers]))
+    env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "streams.execute", "--accounts", str(accounts), *extra],
+                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def orders_by_intent(sim, intents: set[str]) -> dict[str, list[dict]]:
+    by_meta = {intent_metadata(i): i for i in intents}
+    out: dict[str, list[dict]] = {i: [] for i in intents}
+    for order in venue_orders(sim):
+        intent = by_meta.get(order["metadata"])
+        if intent is not None:
+            out[intent].append(order)
+    return out

@@ -1,0 +1,154 @@
+"""The decide stage on the real broker: `horus worker --stages plan,decide` processes against the CLOB
+simulator (market rules and books), with follower and follow configs on config.changes.
+
+- two workers and a rebalance in the middle: every candidate gets exactly one decision, and no follower's
+  daily cap is exceeded across the two instances;
+- pausing a market stops COPYs for it on every worker within a second; resuming restores them.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+
+import pytest
+
+from horus.codec import envelope
+from horus.domain import ids
+from horus.domain.config import config_change, parse_follow_config, parse_follower
+from horus.domain.control import control_command
+from horus.topics import COPY_CANDIDATES, COPY_DECISIONS
+from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
+from tests.integration.pipeline_helpers import WAIT, Producer, Reader, Worker, prefixed, wait_group_stable
+
+pytestmark = pytest.mark.integration
+
+LEADER = "0x" + "1e" * 20
+TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+CONDITION = "0x" + "c0" * 32
+FOLLOWERS = [f"0x{i + 1:040x}" for i in range(24)]
+DAILY_CAP = 12  # $5 copies: two fit, the third is shrunk, then DAILY_CAP skips
+
+
+@pytest.fixture(scope="module")
+def sim():
+    market = MarketConfig(condition_id=CONDITION, tokens=[TokenConfig(token_id=TOKEN, price="0.5")],
+                          tick_size="0.01", levels=5, level_size=100000, replenish=True)
+    with run_simulator(SimulatorConfig(markets=[market])) as running:
+        yield running
+
+
+def decide_settings(topics, sim, tag):
+    settings = prefixed(topics, tag)
+    return settings.model_copy(update={"clob_url": sim.url, "gamma_url": "", "balance_source": "fixed",
+                                       "fixed_balance": "1000", "session_timeout_s": 6.0})
+
+
+def configs():
+    changes = []
+    for i, follower in enumerate(FOLLOWERS):
+        changes.append(config_change("FOLLOWER", follower, parse_follower({"follower": follower}), "test"))
+        follow = parse_follow_config({"follow_id": f"f{i}", "follower": follower, "leader": LEADER,
+                                      "sizing": {"mode": "fixed", "amount": "5"}, "daily_cap": str(DAILY_CAP)})
+        changes.append(config_change("FOLLOW", follow.follow_id, follow, "test"))
+    return changes
+
+
+def fill(n: int, side: str = "BUY") -> dict:
+    tx = "0x" + ids.make_id("decide-test-tx", n, time.time_ns())
+    now = time.time_ns() // 1000
+    return {"envelope": envelope(ids.leader_fill_id(tx, LEADER, TOKEN, side), "test", now),
+            "leader": LEADER, "exchange": "0x" + "0e" * 20, "tx_hash": tx, "block_number": 100 + n, "log_index": 0,
+            "token_id": TOKEN, "condition_id": CONDITION, "side": side, "shares_e6": 20_000_000,
+            "collateral_e6": 10_000_000, "price": "0.5", "fee_e6": 0, "role": "TAKER", "order_hashes": []}
+
+
+def decisions_by_candidate(reader: Reader) -> Counter:
+    return Counter(record["candidate_id"] for _, record, _ in reader.seen[COPY_DECISIONS.name])
+
+
+def wait_for_decisions(reader: Reader, count: int, workers, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(decisions_by_candidate(reader)) < count:
+        reader.poll()
+        for worker in workers:
+            assert worker.alive(), worker.output()
+    end = time.monotonic() + 1.5  # catch any duplicate that arrives late
+    while time.monotonic() < end:
+        reader.poll()
+
+
+def test_two_workers_and_a_rebalance_one_decision_per_candidate_and_caps_hold(topics, sim, tmp_path):
+    settings = decide_settings(topics, sim, "dec")
+    producer = Producer(settings)
+    producer.configs(configs())
+    reader = Reader(settings, (COPY_CANDIDATES, COPY_DECISIONS))
+    first = Worker(settings, "plan,decide", tmp_path / "first.log")
+    second = None
+    try:
+        wait_group_stable(settings, 1, [first])
+        producer.fills([fill(n) for n in range(3)])
+        wait_for_decisions(reader, 3 * len(FOLLOWERS), [first])
+        second = Worker(settings, "plan,decide", tmp_path / "second.log")  # partitions move mid-stream
+        for n in range(3, 6):
+            producer.fills([fill(n)])
+            time.sleep(0.7)
+        wait_group_stable(settings, 2, [first, second])
+        producer.fills([fill(n) for n in range(6, 8)])
+        wait_for_decisions(reader, 8 * len(FOLLOWERS), [first, second])
+        logs = first.output() + (second.output() if second else "")
+        candidates = {record["envelope"]["event_id"] for _, record, _ in reader.seen[COPY_CANDIDATES.name]}
+        per_candidate = decisions_by_candidate(reader)
+        assert len(candidates) == 8 * len(FOLLOWERS)
+        assert set(per_candidate) == candidates, f"candidates without a decision\n{logs}"
+        twice = {c: n for c, n in per_candidate.items() if n > 1}
+        assert not twice, f"{len(twice)} candidates decided more than once\n{logs}"
+        spent = Counter()
+        reasons = Counter()
+        for _, d, _ in reader.seen[COPY_DECISIONS.name]:
+            reasons[d["reason_code"] or "COPY"] += 1
+            if d["action"] == "COPY":
+                spent[d["follower"]] += d["reserved_e6"]
+        assert reasons["DAILY_CAP"] > 0 and reasons["COPY"] > 0, reasons
+        assert max(spent.values()) <= DAILY_CAP * 1_000_000, spent.most_common(3)
+        # the second worker took partitions over and rebuilt their books from the decisions made so far
+        rebuilt = [int(n) for n in re.findall(r"rebuilt from (\d+) decisions", second.output())]
+        assert rebuilt and max(rebuilt) > 0, second.output()
+    finally:
+        reader.close()
+        codes = [w.stop() for w in (first, second) if w is not None]
+    assert all(code == 0 for code in codes), codes
+
+
+def test_pausing_a_market_stops_copies_on_every_worker_within_a_second(topics, sim, tmp_path):
+    settings = decide_settings(topics, sim, "pause")
+    producer = Producer(settings)
+    producer.configs(configs())
+    reader = Reader(settings, (COPY_DECISIONS,))
+    workers = [Worker(settings, "plan,decide", tmp_path / f"w{i}.log") for i in range(2)]
+    try:
+        wait_group_stable(settings, 2, workers)
+        producer.control(control_command("MARKET", "PAUSE", CONDITION, reason="test pause"))
+        time.sleep(1.0)
+        paused = fill(0)
+        producer.fills([paused])
+        wait_for_decisions(reader, len(FOLLOWERS), workers)
+        producer.control(control_command("MARKET", "RESUME", CONDITION))
+        time.sleep(1.0)
+        resumed = fill(1)
+        producer.fills([resumed])
+        wait_for_decisions(reader, 2 * len(FOLLOWERS), workers)
+        by_fill = {}
+        for _, d, _ in reader.seen[COPY_DECISIONS.name]:
+            by_fill.setdefault(d["leader_fill_id"], []).append(d)
+        during = by_fill[paused["envelope"]["event_id"]]
+        after = by_fill[resumed["envelope"]["event_id"]]
+        assert len(during) == len(after) == len(FOLLOWERS)
+        assert {d["reason_code"] for d in during} == {"PAUSED_MARKET"}
+        assert {d["action"] for d in after} == {"COPY"}
+        # both workers decided some of them (the followers are spread over their partitions)
+        assert all("rebuilt from" in w.output() for w in workers)
+    finally:
+        reader.close()
+        codes = [w.stop() for w in workers]
+    assert codes == [0, 0], codes

@@ -1,0 +1,510 @@
+"""decide: sizing, price guard, guardrails, sells, the state folds, and properties over random histories."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from horus.codec import default_codec, envelope
+from horus.domain import ids
+from horus.domain.config import ConfigState, parse_follow_config, parse_follower
+from horus.domain.control import ControlState, apply_control, control_command
+from horus.domain.decide import (
+    Balance,
+    DecideState,
+    Quote,
+    StaticView,
+    apply_decision,
+    apply_result,
+    buy_share_step_e6,
+    decide,
+    failure_rate,
+)
+from horus.venue.polymarket.markets import FeeParams, MarketInfo
+
+NOW = 1_800_000_000_000_000
+E6 = 1_000_000
+LEADER = "0x" + "a" * 40
+OTHER_LEADER = "0x" + "b" * 40
+FOLLOWER = "0x" + "1" * 40
+TOKEN = "1001"
+TOKEN2 = "1002"
+COND = "0x" + "c" * 64
+COND2 = "0x" + "d" * 64
+
+
+def market(token=TOKEN, cond=COND, tick="0.01", fee_rate=None, **extra):
+    fees = FeeParams(enabled=True, rate=Decimal(fee_rate), exponent=Decimal(1)) if fee_rate else None
+    return MarketInfo(token_id=token, condition_id=cond, tick_size=Decimal(tick), min_order_size=Decimal(5),
+                      fees=fees, **extra)
+
+
+def view(follow=None, follower=None, *, markets=None, quotes=None, balance=1000 * E6, tokens=()):
+    config = ConfigState()
+    f = parse_follow_config({"follow_id": "f1", "follower": FOLLOWER, "leader": LEADER,
+                             "sizing": {"mode": "fixed", "amount": "10"}, **(follow or {})})
+    config.follows[f.follow_id] = f
+    config.followers[FOLLOWER] = parse_follower({"follower": FOLLOWER, **(follower or {})})
+    return StaticView(config, ControlState(), markets=markets or {TOKEN: market(), TOKEN2: market(TOKEN2, COND2)},
+                      quotes=quotes or {}, balances={FOLLOWER: Balance(balance, NOW - 1, tuple(tokens))})
+
+
+_seq = iter(range(10**9))
+
+
+def candidate(side="BUY", price="0.50", shares=20 * E6, token=TOKEN, leader=LEADER, follow="f1", age_us=1_000_000,
+              tx=None):
+    fill_id = ids.leader_fill_id(tx or f"0x{next(_seq):064x}", leader, token, side)
+    return {"envelope": envelope(ids.candidate_id(fill_id, follow), "plan", NOW - age_us, causation_id=fill_id,
+                                 produced_at_us=NOW - age_us),
+            "leader_fill_id": fill_id, "follow_id": follow, "follower": FOLLOWER, "leader": leader, "token_id": token,
+            "side": side, "leader_shares_e6": shares, "leader_collateral_e6": int(Decimal(shares) * Decimal(price)),
+            "leader_price": price, "condition_id": None}
+
+
+def one(c, state=None, v=None, now=NOW):
+    state = state if state is not None else DecideState()
+    out, _ = decide(c, state, now_us=now, view=v or view())
+    assert len(out) == 1
+    default_codec().encode("CopyDecision", out[0])
+    return out[0]
+
+
+def result(decision, status="FILLED", ratio=Decimal(1), price=None, fee_e6=0):
+    filled = int(decision["size_e6"] * ratio) // 10_000 * 10_000
+    p = Decimal(price or decision["worst_price"])
+    return {"envelope": envelope(ids.result_id(decision["intent_id"], 1), "execute", NOW, produced_at_us=NOW),
+            "intent_id": decision["intent_id"], "follow_id": decision["follow_id"], "follower": decision["follower"],
+            "leader_fill_id": decision["leader_fill_id"], "status": status, "order_hash": None,
+            "filled_shares_e6": filled, "filled_collateral_e6": int(filled * p), "avg_price": str(p),
+            "fee_e6": fee_e6 if filled else 0, "error": None, "attempts": 1}
+
+
+# ------------------------------------------------------------------------------------------ sizing
+
+def test_fixed_amount_buys_at_worst_price_in_whole_cents():
+    d = one(candidate(price="0.50"))
+    assert d["action"] == "COPY" and d["worst_price"] == "0.51"  # 0.50 + 2% -> tick
+    assert d["size_e6"] == 19_000_000 and d["reserved_e6"] == 9_690_000  # whole shares: 19 x 0.51 = 9.69 <= 10
+    assert d["intent_id"] == ids.intent_id("f1", d["leader_fill_id"])
+    assert d["leader"] == LEADER and d["condition_id"] == COND
+
+
+@pytest.mark.parametrize("sizing, expected_target", [
+    ({"mode": "ratio", "ratio": "0.5"}, 5 * E6),  # leader spent 10 -> 5
+    ({"mode": "balance_pct", "balance_pct": "2"}, 20 * E6),  # 2% of 1000
+    ({"mode": "fixed", "amount": "4", "multiplier": "3"}, 12 * E6),
+    ({"mode": "fixed", "amount": "40", "max_per_trade": "7"}, 7 * E6),
+])
+def test_sizing_modes(sizing, expected_target):
+    d = one(candidate(price="0.50"), v=view({"sizing": sizing}))
+    assert d["action"] == "COPY"
+    assert expected_target - 510_000 < d["reserved_e6"] <= expected_target
+
+
+def test_min_per_trade_skips():
+    d = one(candidate(), v=view({"sizing": {"mode": "ratio", "ratio": "0.01", "min_per_trade": "1"}}))
+    assert (d["action"], d["reason_code"], d["size_e6"], d["intent_id"]) == ("SKIP", "BELOW_MIN_TRADE", 0, None)
+
+
+def test_below_venue_minimum_skips_or_rounds_up_only_within_caps():
+    small = {"mode": "ratio", "ratio": "0.05"}  # 0.5 of collateral: under $1
+    assert one(candidate(), v=view({"sizing": small}))["reason_code"] == "BELOW_MIN_ORDER"
+    up = one(candidate(), v=view({"sizing": {**small, "min_size_policy": "round_up"}}))
+    assert up["action"] == "COPY" and up["reserved_e6"] >= E6 and json.loads(up["inputs"])["rounded_up_to_minimum"]
+    capped = one(candidate(), v=view({"sizing": {**small, "min_size_policy": "round_up", "max_per_trade": "0.9"}}))
+    assert capped["action"] == "SKIP" and capped["reason_code"] == "BELOW_MIN_ORDER"
+
+
+def test_fees_count_towards_the_buy_cost():
+    v = view(markets={TOKEN: market(fee_rate="0.1")})
+    d = one(candidate(price="0.50"), v=v)
+    fee_per_share = Decimal("0.1") * Decimal("0.51") * Decimal("0.49")
+    assert d["reserved_e6"] <= 10 * E6
+    assert d["reserved_e6"] == int((Decimal(d["size_e6"]) * (Decimal("0.51") + fee_per_share)).to_integral_value("ROUND_CEILING"))
+    assert d["size_e6"] < 19_000_000  # smaller than without the fee
+
+
+def test_share_step_makes_notional_whole_cents():
+    for price in ("0.5", "0.53", "0.125", "0.0625", "0.999", "0.01"):
+        step = buy_share_step_e6(Decimal(price))
+        notional = Decimal(step) / E6 * Decimal(price)
+        assert notional == notional.quantize(Decimal("0.01")) and step % 10_000 == 0
+
+
+# ------------------------------------------------------------------------------------------ price guard
+
+def test_book_price_moved_past_the_slippage_skips():
+    moved = {TOKEN: Quote(Decimal("0.45"), Decimal("0.55"), NOW - 1000)}
+    d = one(candidate(price="0.50"), v=view(quotes=moved))
+    assert d["reason_code"] == "PRICE_MOVED" and "0.55" in d["reason_detail"]
+    ok = {TOKEN: Quote(Decimal("0.49"), Decimal("0.505"), NOW - 1000)}
+    d = one(candidate(price="0.50"), v=view(quotes=ok))
+    assert d["action"] == "COPY" and d["worst_price"] == "0.51"
+    assert json.loads(d["inputs"])["reference"] == "book"
+
+
+def test_no_book_falls_back_to_leader_price_only_while_young():
+    assert one(candidate(age_us=2_000_000))["action"] == "COPY"
+    d = one(candidate(age_us=6_000_000))
+    assert d["reason_code"] == "NO_PRICE"
+
+
+def test_quote_ttl_is_capped_at_five_seconds():
+    stale = {TOKEN: Quote(Decimal("0.49"), Decimal("0.50"), NOW - 6_000_000)}
+    v = view(quotes=stale)
+    v.quote_ttl_us = 60_000_000  # a setting above the cap is ignored
+    assert one(candidate(age_us=5_500_000), v=v)["reason_code"] == "NO_PRICE"
+
+
+def test_worst_price_is_clamped_into_the_tick_range():
+    d = one(candidate(price="0.985"), v=view({"slippage_bps": 500}))
+    assert d["worst_price"] == "0.99"
+    d = one(candidate(side="SELL", price="0.012"), v=view({"slippage_bps": 5000}))
+    assert d["reason_code"] in ("NOTHING_TO_SELL",)  # guard runs before holdings; price itself was clamped
+
+
+def test_fok_needs_depth():
+    q = {TOKEN: Quote(Decimal("0.49"), Decimal("0.50"), NOW - 1000, asks=((Decimal("0.50"), 5 * E6),))}
+    assert one(candidate(), v=view({"order_type": "FOK"}, quotes=q))["reason_code"] == "INSUFFICIENT_DEPTH"
+    assert one(candidate(), v=view({"order_type": "FAK"}, quotes=q))["action"] == "COPY"
+
+
+# ------------------------------------------------------------------------------------------ guardrails
+
+def test_daily_cap_shrinks_then_skips_and_a_result_corrects_the_spend():
+    v = view({"daily_cap": "25"})
+    state = DecideState()
+    first, second, third = (one(candidate(), state, v) for _ in range(3))
+    assert first["action"] == second["action"] == "COPY"
+    assert json.loads(second["inputs"]).get("shrunk_by") is None
+    assert third["action"] == "COPY" and json.loads(third["inputs"])["shrunk_by"] == "DAILY_CAP"
+    assert first["reserved_e6"] + second["reserved_e6"] + third["reserved_e6"] <= 25 * E6
+    assert one(candidate(), state, v)["reason_code"] == "DAILY_CAP"
+    apply_result(result(first, "NOT_FILLED", Decimal(0)), state)  # released: room again
+    assert one(candidate(), state, v)["action"] == "COPY"
+
+
+def test_follower_daily_cap_spans_follows():
+    v = view(follower={"daily_cap": "15"})
+    state = DecideState()
+    assert one(candidate(), state, v)["action"] == "COPY"
+    second = one(candidate(), state, v)
+    assert second["action"] == "COPY" and json.loads(second["inputs"])["shrunk_by"] == "FOLLOWER_DAILY_CAP"
+    assert one(candidate(), state, v)["reason_code"] == "FOLLOWER_DAILY_CAP"
+
+
+def test_market_exposure_and_open_positions():
+    v = view({"market_exposure_cap": "12"}, {"max_open_positions": 1})
+    state = DecideState()
+    a = one(candidate(), state, v)
+    b = one(candidate(), state, v)
+    assert a["action"] == "COPY" and b["action"] == "COPY" and a["reserved_e6"] + b["reserved_e6"] <= 12 * E6
+    assert one(candidate(), state, v)["reason_code"] == "MARKET_EXPOSURE_CAP"
+    assert one(candidate(token=TOKEN2), state, v)["reason_code"] == "MAX_OPEN_POSITIONS"
+
+
+def test_balance_minus_reservations():
+    v = view(balance=15 * E6)
+    state = DecideState()
+    assert one(candidate(), state, v)["action"] == "COPY"
+    d = one(candidate(), state, v)
+    assert d["action"] == "COPY" and json.loads(d["inputs"])["shrunk_by"] == "INSUFFICIENT_BALANCE"
+    assert one(candidate(), state, v)["reason_code"] == "INSUFFICIENT_BALANCE"
+    v.balances.clear()
+    assert one(candidate(), DecideState(), v)["reason_code"] == "BALANCE_UNAVAILABLE"
+
+
+def test_fills_newer_than_the_balance_read_are_subtracted():
+    v = view(balance=20 * E6)
+    state = DecideState()
+    d = one(candidate(), state, v)
+    apply_result(result(d), state, now_us=NOW + 10)  # filled after the balance was read
+    later = one(candidate(), state, v, now=NOW + 20)
+    assert json.loads(later["inputs"])["available_e6"] == 20 * E6 - d["reserved_e6"]
+
+
+@pytest.mark.parametrize("follow, code", [
+    ({"price_min": "0.6"}, "PRICE_OUT_OF_BAND"),
+    ({"markets_deny": [COND]}, "MARKET_DENIED"),
+    ({"markets_allow": ["tag:sports"]}, "MARKET_NOT_ALLOWED"),
+    ({"max_fill_age_s": 0.5}, "FILL_TOO_OLD"),
+    ({"enabled": False}, "FOLLOW_DISABLED"),
+    ({"copy_sells": False}, None),
+])
+def test_filters(follow, code):
+    d = one(candidate(), v=view(follow))
+    assert d["reason_code"] == code
+
+
+def test_allow_by_category_and_tag():
+    m = market(category="Sports", tags=("nba",))
+    assert one(candidate(), v=view({"markets_allow": ["tag:nba"]}, markets={TOKEN: m}))["action"] == "COPY"
+    assert one(candidate(), v=view({"markets_deny": ["category:sports"]}, markets={TOKEN: m}))["reason_code"] \
+        == "MARKET_DENIED"
+
+
+def test_unknown_configs_and_markets_are_skips_with_reasons():
+    v = view()
+    v.config.follows.clear()
+    v.config.invalid["f1"] = "invalid follow: sizing.amount: required"
+    assert one(candidate(), v=v)["reason_code"] == "FOLLOW_INVALID"
+    assert one(candidate(token="999"))["reason_code"] == "MARKET_UNKNOWN"
+    closed = view(markets={TOKEN: market(closed=True)})
+    assert one(candidate(), v=closed)["reason_code"] == "MARKET_CLOSED"
+
+
+@pytest.mark.parametrize("scope, target, code", [
+    ("GLOBAL", None, "PAUSED_GLOBAL"), ("FOLLOWER", FOLLOWER, "PAUSED_FOLLOWER"), ("MARKET", COND, "PAUSED_MARKET"),
+    ("MARKET", TOKEN, "PAUSED_MARKET"),
+])
+def test_pauses_and_resume(scope, target, code):
+    v = view()
+    apply_control(control_command(scope, "PAUSE", target, reason="maintenance"), v.control)
+    d = one(candidate(), v=v)
+    assert d["reason_code"] == code and "maintenance" in d["reason_detail"]
+    apply_control(control_command(scope, "RESUME", target), v.control)
+    assert one(candidate(), v=v)["action"] == "COPY"
+
+
+def test_kill_switch():
+    v = view()
+    apply_control(control_command("GLOBAL", "KILL", reason="incident"), v.control)
+    assert one(candidate(), v=v)["reason_code"] == "KILL_SWITCH"
+
+
+# ------------------------------------------------------------------------------------------ sells
+
+def bought(state, v, shares_price=("0.50",), leader=LEADER):
+    for price in shares_price:
+        d = one(candidate(price=price, leader=leader), state, v)
+        apply_result(result(d), state)
+    return state
+
+
+def test_sell_copies_the_leaders_fraction_of_what_was_bought_copying_that_leader():
+    v = view(tokens=[(TOKEN, 1000 * E6)])
+    state = bought(DecideState(), v)  # leader bought 20, we bought 19.6
+    held = state.books[FOLLOWER].positions[(TOKEN, LEADER)].shares_e6
+    d = one(candidate(side="SELL", shares=5 * E6), state, v)  # leader sells a quarter
+    assert d["action"] == "COPY" and d["side"] == "SELL" and d["size_e6"] == held // 4 // 10_000 * 10_000
+    assert d["worst_price"] == "0.49"
+
+
+def test_sell_more_than_held_sells_what_is_held_and_never_more_than_the_venue_has():
+    v = view(tokens=[(TOKEN, 1000 * E6)])
+    state = bought(DecideState(), v)
+    held = state.books[FOLLOWER].positions[(TOKEN, LEADER)].shares_e6
+    d = one(candidate(side="SELL", shares=500 * E6), state, v)
+    assert d["size_e6"] == held
+    # a second sell while the first is open has nothing left to sell
+    assert one(candidate(side="SELL", shares=1 * E6), state, v)["reason_code"] == "NOTHING_TO_SELL"
+    v2 = view(tokens=[(TOKEN, 3 * E6)])
+    state2 = bought(DecideState(), v2)
+    capped = one(candidate(side="SELL", shares=20 * E6), state2, v2)
+    assert capped["size_e6"] == 3 * E6 and json.loads(capped["inputs"])["capped_by_venue_balance"]
+
+
+def test_sell_attribution_is_per_leader_and_dust_is_reported():
+    v = view(tokens=[(TOKEN, 1000 * E6)])
+    f2 = parse_follow_config({"follow_id": "f2", "follower": FOLLOWER, "leader": OTHER_LEADER,
+                              "sizing": {"amount": "10"}})
+    v.config.follows["f2"] = f2
+    state = bought(DecideState(), v)
+    other = one(candidate(side="SELL", leader=OTHER_LEADER, follow="f2"), state, v)
+    assert other["reason_code"] == "NOTHING_TO_SELL"  # bought copying LEADER, not OTHER_LEADER
+    dust = one(candidate(side="SELL", shares=E6 // 100), state, v)  # 0.05% of the leader's position
+    assert dust["reason_code"] == "SELL_DUST" and "stay on the books" in dust["reason_detail"]
+    assert state.books[FOLLOWER].positions[(TOKEN, LEADER)].shares_e6 > 0
+
+
+def test_sell_needs_the_venue_balance():
+    v = view()
+    state = bought(DecideState(), v)
+    assert one(candidate(side="SELL"), state, v)["reason_code"] == "BALANCE_UNAVAILABLE"
+
+
+# ------------------------------------------------------------------------------------------ folds
+
+def test_redelivered_candidate_gets_no_second_decision():
+    state = DecideState()
+    c = candidate()
+    one(c, state)
+    assert decide(c, state, now_us=NOW + 1, view=view())[0] == []
+
+
+def test_unknown_results_keep_the_reservation_and_terminal_ones_book_once():
+    state = DecideState()
+    d = one(candidate(), state)
+    book = state.books[FOLLOWER]
+    apply_result(result(d, "UNKNOWN", Decimal(0)), state)
+    assert d["intent_id"] in book.reservations
+    r = result(d, "PARTIAL", Decimal("0.5"))
+    apply_result(r, state)
+    apply_result(r, state)  # duplicate delivery
+    assert d["intent_id"] not in book.reservations
+    assert book.positions[(TOKEN, LEADER)].shares_e6 == r["filled_shares_e6"]
+
+
+def test_circuit_breaker_counts_failures_in_a_window():
+    state = DecideState()
+    for i in range(4):
+        d = one(candidate(), state)
+        apply_result(result(d, "REJECTED" if i % 2 else "FILLED"), state, now_us=NOW + i)
+    assert failure_rate(state, NOW + 10, 60_000_000) == (2, 4)
+    assert failure_rate(state, NOW + 120_000_000, 60_000_000) == (0, 0)
+
+
+# ------------------------------------------------------------------------------------------ properties
+
+CAPS = st.sampled_from([None, "5", "12", "30", "80"])
+step = st.one_of(
+    st.tuples(st.just("fill"), st.sampled_from(["BUY", "BUY", "SELL"]), st.sampled_from([TOKEN, TOKEN2]),
+              st.sampled_from(["0.03", "0.27", "0.5", "0.731", "0.97"]), st.integers(1, 400)),
+    st.tuples(st.just("result"), st.integers(0, 50), st.sampled_from(["FILLED", "PARTIAL", "NOT_FILLED", "UNKNOWN",
+                                                                       "REJECTED"]), st.sampled_from(["0", "0.3", "1"])),
+    st.tuples(st.just("config"), CAPS, CAPS, CAPS, st.sampled_from(["fixed", "ratio", "balance_pct"])),
+)
+
+
+def run_history(steps, tick):
+    """Drive decide through `steps`; returns the state and the timeline of decisions and results."""
+    markets = {TOKEN: market(tick=tick, fee_rate="0.02"), TOKEN2: market(TOKEN2, COND2, tick=tick)}
+    v = view(markets=markets, tokens=[(TOKEN, 10**6 * E6), (TOKEN2, 10**6 * E6)], balance=300 * E6)
+    state, timeline = DecideState(), []
+    for i, s in enumerate(steps):
+        now = NOW + i * 1000
+        if s[0] == "fill":
+            _, side, token, price, shares = s
+            c = candidate(side=side, price=price, shares=shares * E6 // 4, token=token, age_us=1000, tx=f"0x{i:064x}")
+            out, state = decide(c, state, now_us=now, view=v)
+            timeline.extend(("decision", d, v.config.follows["f1"], v.config.followers[FOLLOWER]) for d in out)
+        elif s[0] == "result":
+            copies = [e[1] for e in timeline if e[0] == "decision" and e[1]["action"] == "COPY"]
+            if copies:
+                d = copies[s[1] % len(copies)]
+                r = result(d, s[2], Decimal(s[3]) if s[2] in ("FILLED", "PARTIAL") else Decimal(0))
+                apply_result(r, state, now_us=now)
+                timeline.append(("result", r, d))
+        else:
+            _, follow_cap, follower_cap, exposure_cap, mode = s
+            sizing = {"mode": mode, "amount": "9", "ratio": "0.5", "balance_pct": "5"}
+            v.config.follows["f1"] = parse_follow_config({
+                "follow_id": "f1", "follower": FOLLOWER, "leader": LEADER, "sizing": sizing, "daily_cap": follow_cap,
+                "market_exposure_cap": exposure_cap})
+            v.config.followers[FOLLOWER] = parse_follower({"follower": FOLLOWER, "daily_cap": follower_cap})
+    return state, timeline
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, min_size=5, max_size=80), st.sampled_from(["0.01", "0.001", "0.1"]))
+def test_caps_sells_and_validity_hold_over_random_histories(steps, tick):
+    check_history(*run_history(steps, tick), tick)
+
+
+def test_a_long_seeded_history_exercises_copies_caps_and_sells():
+    import random
+
+    rng = random.Random(7)
+    steps = [_random_step(rng) for _ in range(600)]
+    state, timeline = run_history(steps, "0.01")
+    check_history(state, timeline, "0.01")
+    decisions = [e[1] for e in timeline if e[0] == "decision"]
+    reasons = {d["reason_code"] for d in decisions}
+    assert {"DAILY_CAP", "NOTHING_TO_SELL"} <= reasons or {"FOLLOWER_DAILY_CAP", "NOTHING_TO_SELL"} <= reasons
+    assert any(d["action"] == "COPY" and d["side"] == "SELL" for d in decisions)
+    assert sum(d["action"] == "COPY" for d in decisions) > 50
+
+
+def _random_step(rng):
+    roll = rng.random()
+    if roll < 0.6:
+        return ("fill", rng.choice(["BUY", "BUY", "SELL"]), rng.choice([TOKEN, TOKEN2]),
+                rng.choice(["0.03", "0.27", "0.5", "0.731", "0.97"]), rng.randint(1, 400))
+    if roll < 0.95:
+        return ("result", rng.randint(0, 50), rng.choice(["FILLED", "PARTIAL", "NOT_FILLED", "UNKNOWN", "REJECTED"]),
+                rng.choice(["0", "0.3", "1"]))
+    caps = [None, "5", "12", "30", "80"]
+    return ("config", rng.choice(caps), rng.choice(caps), rng.choice(caps), rng.choice(["fixed", "ratio", "balance_pct"]))
+
+
+def check_history(state, timeline, tick):
+    tick_d = Decimal(tick)
+    # an independent ledger, walked in the order things happened
+    spent = 0  # today's BUY collateral: open reservations + what filled
+    open_buy: dict[str, int] = {}
+    open_sell: dict[str, int] = {}
+    held: dict[str, int] = {}
+    cost_basis: dict[str, int] = {}
+    done: set[str] = set()
+    for kind, event, *rest in timeline:
+        if kind == "result":
+            d = rest[0]
+            intent = d["intent_id"]
+            if event["status"] == "UNKNOWN" or intent in done:
+                continue
+            done.add(intent)
+            token, filled = d["token_id"], event["filled_shares_e6"]
+            if d["side"] == "BUY":
+                actual = event["filled_collateral_e6"] + event["fee_e6"] if filled else 0
+                assert actual <= open_buy[intent][0]
+                spent += actual - open_buy.pop(intent)[0]
+                held[token] = held.get(token, 0) + filled
+                cost_basis[token] = cost_basis.get(token, 0) + actual
+            else:
+                open_sell.pop(intent)
+                if held.get(token):
+                    cost_basis[token] -= cost_basis[token] * filled // held[token]
+                held[token] = held.get(token, 0) - filled
+                assert held[token] >= 0
+            continue
+        d, follow, follower = event, rest[0], rest[1]
+        if d["action"] != "COPY":
+            assert d["size_e6"] == 0 and d["reason_code"]
+            continue
+        price = Decimal(d["worst_price"])
+        assert price % tick_d == 0 and tick_d <= price <= 1 - tick_d
+        assert d["size_e6"] > 0 and d["size_e6"] % 10_000 == 0
+        token = d["token_id"]
+        if d["side"] == "BUY":
+            notional = Decimal(d["size_e6"]) * price / E6
+            assert notional == notional.quantize(Decimal("0.01")) and notional >= 1
+            cost = d["reserved_e6"]
+            for cap in (follow.daily_cap, follower.daily_cap):
+                if cap is not None:
+                    assert spent + cost <= cap * E6
+            exposure = cost_basis.get(token, 0) + sum(c for c, t in open_buy.values() if t == token)
+            if follow.market_exposure_cap is not None:
+                assert exposure + cost <= follow.market_exposure_cap * E6
+            spent += cost
+            open_buy[d["intent_id"]] = (cost, token)
+        else:
+            assert d["size_e6"] <= held.get(token, 0) - sum(n for n, t in open_sell.values() if t == token)
+            open_sell[d["intent_id"]] = (d["size_e6"], token)
+    for book in state.books.values():
+        assert all(p.shares_e6 >= 0 and p.cost_e6 >= 0 for p in book.positions.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(step, max_size=40), st.sampled_from(["0.01", "0.001"]))
+def test_same_inputs_same_decisions_and_replay_rebuilds_the_state(steps, tick):
+    state1, timeline1 = run_history(steps, tick)
+    state2, timeline2 = run_history(steps, tick)
+    assert [e[1] for e in timeline1] == [e[1] for e in timeline2]
+    # the state a restarted stage rebuilds from copy.decisions + execution.results equals the live one
+    rebuilt = DecideState()
+    for kind, event, *_ in timeline1:
+        if kind == "decision":
+            apply_decision(event, rebuilt)
+    for kind, event, *_ in timeline1:
+        if kind == "result":
+            apply_result(event, rebuilt)
+    live, again = state1.books.get(FOLLOWER), rebuilt.books.get(FOLLOWER)
+    if live is None:
+        assert again is None
+        return
+    assert (again.decided, again.reservations, again.booked, again.positions, again.leader_holdings) == \
+        (live.decided, live.reservations, live.booked, live.positions, live.leader_holdings)

@@ -1,0 +1,95 @@
+"""Quotes and balances for decide, read from the CLOB simulator (in this process, no stack needed)."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from horus.domain.config import FollowerConfig
+from horus.execution.accounts import Accounts
+from horus.venue.cache import SingleFlightCache
+from horus.venue.polymarket.clob import ClobHttp
+from horus.venue.polymarket.orders import address_of
+from horus.venue.polymarket.quotes import QuoteSource, VenueBalances, parse_book
+from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
+
+TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+CONDITION = "0x" + "c0" * 32
+
+
+@pytest.fixture(scope="module")
+def sim():
+    market = MarketConfig(condition_id=CONDITION, tokens=[TokenConfig(token_id=TOKEN, price="0.5")],
+                          tick_size="0.01", levels=3, level_size=100)
+    with run_simulator(SimulatorConfig(markets=[market])) as running:
+        yield running
+
+
+def test_parse_book_orders_best_first_whatever_the_venue_order():
+    body = {"bids": [{"price": "0.48", "size": "10"}, {"price": "0.49", "size": "5"}],
+            "asks": [{"price": "0.52", "size": "7"}, {"price": "0.51", "size": "3"}, {"price": "0.6", "size": "0"}]}
+    quote = parse_book(body, 123)
+    assert (quote.best_bid, quote.best_ask, quote.as_of_us) == (Decimal("0.49"), Decimal("0.51"), 123)
+    assert quote.asks == ((Decimal("0.51"), 3_000_000), (Decimal("0.52"), 7_000_000))  # empty level dropped
+    assert parse_book({"bids": [], "asks": []}, 1).best_bid is None
+
+
+def test_quote_source_shares_requests_caps_ttl_and_knows_missing_books(sim):
+    async def main():
+        async with ClobHttp(sim.url) as clob:
+            source = QuoteSource(clob, ttl_s=60)
+            assert source.ttl_s == 5  # the setting is capped
+            quotes = await asyncio.gather(*(source.get(TOKEN) for _ in range(20)))
+            assert source.cache.loads == 1 and all(q is quotes[0] for q in quotes)
+            assert quotes[0].best_bid <= Decimal("0.5") < quotes[0].best_ask and len(quotes[0].asks) == 3
+            assert await source.get("123") is None  # no book for an unknown token
+    asyncio.run(main())
+
+
+def test_single_flight_cache_keeps_the_last_good_value_when_a_load_fails():
+    calls = []
+
+    async def load(key):
+        calls.append(key)
+        if len(calls) > 1:
+            raise httpx.ConnectError("down")
+        return "v1"
+
+    async def main():
+        now = [0.0]
+        cache = SingleFlightCache(load, 1.0, name="t", clock=lambda: now[0])
+        assert await cache.get("k") == "v1"
+        now[0] = 5.0  # expired: the reload fails, the last value stands
+        assert await cache.get("k") == "v1" and len(calls) == 2
+    asyncio.run(main())
+
+
+def test_venue_balances_read_with_the_followers_own_derived_credentials(sim):
+    key = "0x" + secrets.token_bytes(32).hex()
+    follower = address_of(key).lower()
+    httpx.post(f"{sim.url}/_sim/accounts", json={"address": follower, "collateral_e6": 123_450_000,
+                                                 "tokens_e6": {TOKEN: 7_000_000}}, timeout=10).raise_for_status()
+    config = FollowerConfig(follower=follower, credentials_ref="ref-1")
+
+    class Secrets:
+        private_key = key
+        api_key, api_secret, api_passphrase = "x", base64.urlsafe_b64encode(b"x" * 32).decode(), "x"
+        signer_address = follower
+
+        def api_creds(self):  # placeholders: paper mode derives the real ones from the venue (L1)
+            from horus.venue.polymarket.auth import ApiCreds
+            return ApiCreds("placeholder", self.api_secret, "placeholder")
+
+    async def main():
+        async with ClobHttp(sim.url) as clob:
+            accounts = Accounts({follower: config}.get, lambda ref: Secrets(), mode="paper", venue=clob)
+            balances = VenueBalances(clob, accounts.get, ttl_s=3)
+            balance = await balances.get(config, [TOKEN])
+            assert balance.collateral_e6 == 123_450_000 and balance.token(TOKEN) == 7_000_000
+            unknown = FollowerConfig(follower="0x" + "9" * 40, credentials_ref="nope")
+            assert (await balances.get(unknown)).collateral_e6 is None  # logged, not raised: decide skips
+    asyncio.run(main())
