@@ -110,9 +110,14 @@ def require_lz4() -> None:
                              "which Horus's producers use")
 
 
+# stages that are services with their own loop (the executor: per-follower concurrency, its own consumer
+# group `<app_id>-execute`); `horus worker` runs them on a thread beside the runner (horus.cli.worker)
+SERVICES = ("execute",)
+
+
 def build_specs(runtime: Runtime, stages: Iterable[str]) -> dict[str, StageSpec]:
     """Each selected stage wired to its topics and pure function; any runner can drive them."""
-    return {name: _MODULES[name].build(runtime) for name in parse_stages(stages)}
+    return {name: _MODULES[name].build(runtime) for name in parse_stages(stages) if name not in SERVICES}
 
 
 def create_app(settings: Settings, stages: str | Iterable[str] = STAGES, *, batching: Batching | None = None,

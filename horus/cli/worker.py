@@ -9,6 +9,42 @@ LOGLEVELS = ("debug", "info", "warning", "error", "critical")
 RUNNERS = ("faust", "confluent")
 
 
+def start_executor(config, stop):
+    """The execute service on a thread of its own, with follower accounts folded from config.changes.
+    If it dies, the worker dies with it (exit 70) rather than run half a pipeline."""
+    import logging
+    import os
+    import threading
+
+    from horus.codec import default_codec
+    from horus.domain.config import ConfigState, apply_config, apply_config_tombstone
+    from horus.kafka.config_tail import ConfigTail
+    from streams.execute import run_service
+    from streams.runtime import EXIT_OUTPUT_LOST
+
+    state, lock = ConfigState(), threading.Lock()
+    tail = ConfigTail(config, default_codec(), state, lock, stage="execute-config", apply=apply_config,
+                      tombstone=apply_config_tombstone)
+    tail.start()
+
+    def serve() -> None:
+        try:
+            while not tail.ready.wait(0.1):
+                if stop.is_set():
+                    return
+            run_service(config, lambda address: state.followers.get(address.lower()), stop)
+        except BaseException:  # noqa: BLE001 - logged, then the process exits
+            logging.getLogger("horus.execution").exception("the execute service failed")
+            logging.shutdown()
+            os._exit(EXIT_OUTPUT_LOST)
+        finally:
+            tail.stop()
+
+    thread = threading.Thread(target=serve, name="horus-execute", daemon=True)
+    thread.start()
+    return thread
+
+
 def _run_confluent(config, selected, batching, loglevel: str) -> None:
     from horus.cli.common import stop_on_signals
     from horus.logs import configure_logging
@@ -18,8 +54,17 @@ def _run_confluent(config, selected, batching, loglevel: str) -> None:
 
     configure_logging(loglevel)
     stop = stop_on_signals()
+    executor = start_executor(config, stop) if "execute" in selected else None
     runtime = Runtime(config)
-    ConfluentStageLoop(config, runtime, list(build_specs(runtime, selected).values()), batching).run(stop)
+    specs = list(build_specs(runtime, selected).values())
+    if specs:
+        ConfluentStageLoop(config, runtime, specs, batching).run(stop)
+    else:
+        runtime.close()
+        stop.wait()
+    if executor is not None:
+        stop.set()
+        executor.join(60)
 
 
 @friendly_errors
@@ -69,6 +114,14 @@ def worker(
         return
     import faust
 
+    if selected == ("execute",):  # nothing for Faust to run
+        _run_confluent(config, selected, Batching(size=batch_size, within=batch_within), loglevel)
+        return
+    if "execute" in selected:  # a service with its own loop: a thread beside the Faust worker
+        from horus.cli.common import stop_on_signals
+
+        start_executor(config, stop_on_signals())
+        selected = tuple(s for s in selected if s != "execute")
     app = create_app(config, selected, batching=Batching(size=batch_size, within=batch_within))
     faust_worker = faust.Worker(app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False)
     try:

@@ -1,9 +1,10 @@
 """The pipeline end to end against the real broker: `horus worker` subprocesses, follower and follow configs
 on config.changes, market rules and books from the CLOB simulator, leader fills in, every candidate /
 decision / result / settlement out exactly once, garbage parked in dead.letters with its exact bytes while
-the pipeline keeps going. Execute is the broker-free dry run here (tests/integration/test_execute_* drive
-the real executor). decide runs on the confluent runner only (docs/decisions.md), so the Faust variants run
-plan, execute and settle on Faust and decide in a confluent worker beside it."""
+the pipeline keeps going. Execute is the real executor in dry-run mode (it signs with each follower's key from
+the credentials store and records the ledger row, but sends nothing: tests/integration/test_execute_* drive it
+against the venue). decide runs on the confluent runner only (docs/decisions.md), so the Faust variants run
+plan and settle on Faust and decide in a confluent worker beside it; execute is a service on its own thread."""
 from __future__ import annotations
 
 import time
@@ -11,6 +12,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from pydantic import SecretStr
 
 from horus.codec import default_codec, envelope
 from horus.domain import ids
@@ -22,6 +24,8 @@ from horus.domain.follow_graph import FollowGraph, apply_config_change
 from horus.domain.plan import plan
 from horus.domain.settle import settle
 from horus.topics import COPY_CANDIDATES, COPY_DECISIONS, DEAD_LETTERS, EXECUTION_RESULTS, LEADER_FILLS, SETTLEMENT_EVENTS
+from horus.credentials import generate_key
+from horus.paper import PaperFollower, create_followers, derived_key
 from horus.venue.polymarket.markets import MarketInfo
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
 from tests.integration.pipeline_helpers import (WAIT, Producer, Reader, Worker, assert_exactly_once, prefixed,
@@ -31,7 +35,10 @@ pytestmark = pytest.mark.integration
 
 LEADERS = ["0x" + "a1" * 20, "0x" + "b2" * 20]
 OTHER_LEADER = "0x" + "c3" * 20
-FOLLOWERS = ["0x" + "d4" * 20, "0x" + "e5" * 20, "0x" + "f6" * 20]
+SEED = "pipeline-test"
+PAPER = [PaperFollower(f"f{i}", derived_key(SEED, i)) for i in range(3)]  # keys stored by pipeline_settings
+FOLLOWERS = [p.address for p in PAPER]
+CREDENTIALS_KEY = generate_key()
 OUTPUTS = (COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS, SETTLEMENT_EVENTS)
 TOKENS = [str(10**20 + n) for n in range(3)]
 CONDITION = "0x" + "c0" * 32
@@ -49,7 +56,8 @@ def follow_change(follow_id: str, follower: str, leader: str, enabled: bool = Tr
 
 
 def follower_changes() -> list[dict]:
-    return [config_change("FOLLOWER", f, parse_follower({"follower": f}), "test") for f in FOLLOWERS]
+    return [config_change("FOLLOWER", f, parse_follower({"follower": f, "credentials_ref": f"paper-{SEED}-f{i}"}), "test")
+            for i, f in enumerate(FOLLOWERS)]
 
 
 def leader_fill(leader: str, n: int) -> dict:
@@ -100,13 +108,17 @@ def sim():
 
 
 def pipeline_settings(topics, sim, tag: str, **extra):
-    return prefixed(topics, tag).model_copy(update={"clob_url": sim.url, "gamma_url": "", "balance_source": "fixed",
-                                                     "fixed_balance": "1000000", **extra})
+    settings = prefixed(topics, tag).model_copy(update={
+        "clob_url": sim.url, "gamma_url": "", "balance_source": "fixed", "fixed_balance": "1000000",
+        "venue_mode": "dry-run", "credentials_key": SecretStr(CREDENTIALS_KEY), **extra})
+    assert [f.address for f in create_followers(settings, [p.name for p in PAPER], SEED)] == FOLLOWERS
+    return settings
 
 
 class Workers:
-    """The stages as `horus worker` processes: all in one confluent worker, or (Faust) plan/execute/settle on
-    Faust and decide in a confluent worker with its own consumer group (never two runners in one group)."""
+    """The stages as `horus worker` processes: all in one confluent worker, or (Faust) plan/settle on Faust
+    (plus the execute service on a thread) and decide in a confluent worker with its own consumer group (never
+    two runners in one group)."""
 
     def __init__(self, settings, stages: str, log_dir, runner: str, tag: str = "w") -> None:
         wanted = stages.split(",")
