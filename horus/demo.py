@@ -1,9 +1,12 @@
 """`horus demo`: the whole pipeline on the local stack, fed by a bundled replay, shown live.
 
-It starts what is not running (stack, worker, projections), replays follows and leader fills into
-a fresh set of topics (prefix `demo.<run>.`), shows every stage's counts and the Postgres
-projections moving, and ends by itself once every fill has gone through every stage and into
-Postgres. It stops everything it started, including the stack if the stack was not already up.
+It starts what is not running (stack, worker, projections), a CLOB simulator (paper trading: the market
+of each token follows the prices the leaders traded at), funded follower accounts whose keys sit in the
+encrypted credentials store, and their follower/follow configs on config.changes. It replays leader fills
+into a fresh set of topics (prefix `demo.<run>.`), shows every stage's counts, the decisions by reason and
+the Postgres projections moving, and ends by itself once every fill has gone through every stage and into
+Postgres, with a table per follower: copies, fills, skips by reason, spend, positions, slippage against the
+leader's price and latency. It stops everything it started, including the stack if it was not up.
 """
 from __future__ import annotations
 
@@ -14,18 +17,23 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
+from pydantic import SecretStr
+from rich.columns import Columns
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from horus.codec import default_codec
+from horus.credentials import generate_key
+from horus.domain import ids
 from horus.domain.fill_json import leader_fill_from_json
-from horus.domain.follow_graph import FollowGraph, apply_config_change
-from horus.domain.follows import follow_change
+from horus.domain.follow_graph import Follow, FollowGraph
 from horus.domain.plan import plan
 from horus.kafka.admin import create_topics
 from horus.kafka.client import flush_or_raise, make_consumer, make_producer, produce_reliably
@@ -37,7 +45,8 @@ from horus.topics import (CONFIG_CHANGES, COPY_CANDIDATES, COPY_DECISIONS, DEAD_
 DATA = Path(__file__).resolve().parents[1] / "data" / "demo"
 STAGE_TOPICS = [("sources", LEADER_FILLS), ("plan", COPY_CANDIDATES), ("decide", COPY_DECISIONS),
                 ("execute", EXECUTION_RESULTS), ("settle", SETTLEMENT_EVENTS), ("parked", DEAD_LETTERS)]
-PROJECTION_TABLES = ["leader_fills", "copy_decisions", "execution_results", "settlement_events", "dead_letters"]
+PROJECTION_TABLES = ["leader_fills", "copy_decisions", "execution_results", "settlement_events", "dead_letters",
+                     "follow_configs", "copy_trades"]
 
 
 @dataclass
@@ -119,7 +128,7 @@ class Children:
                 proc.wait(5)
 
 
-class Counter:
+class Watch:
     """Per-topic end offsets and projection progress, read from Kafka and Postgres."""
 
     def __init__(self, settings: Settings):
@@ -141,6 +150,25 @@ class Counter:
         with self.engine.connect() as conn:
             return {t: conn.execute(self.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in PROJECTION_TABLES}
 
+    def reasons(self, followers: list[str]) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(self.text("SELECT coalesce(reason_code, 'COPY'), count(*) FROM copy_decisions "
+                                          "WHERE follower = ANY(:f) GROUP BY 1"), {"f": followers}).all()
+        return {reason: n for reason, n in rows}
+
+    def copies_without_result(self, followers: list[str]) -> int:
+        """COPY decisions of these followers whose intent has no terminal execution result yet."""
+        with self.engine.connect() as conn:
+            return conn.execute(self.text(
+                "SELECT count(*) FROM copy_decisions d WHERE d.action = 'COPY' AND d.follower = ANY(:f)"
+                " AND NOT EXISTS (SELECT 1 FROM execution_results r WHERE r.intent_id = d.intent_id"
+                " AND r.status IN ('FILLED', 'PARTIAL', 'NOT_FILLED', 'REJECTED', 'FAILED', 'DRY_RUN'))"),
+                {"f": followers}).scalar_one()
+
+    def per_follower(self, followers: list[str]) -> list:
+        with self.engine.connect() as conn:
+            return conn.execute(self.text(FOLLOWER_SUMMARY), {"followers": followers}).mappings().all()
+
     def projections_caught_up(self) -> bool:
         from projections import projection_lag
 
@@ -150,28 +178,136 @@ class Counter:
         self.consumer.close()
 
 
-def load_inputs(options: DemoOptions) -> tuple[list[dict], list[dict]]:
-    follows = json.loads(options.follows.read_text())
+# one row per follower: what was decided, what filled, at what price against the leader's, how fast
+FOLLOWER_SUMMARY = """
+WITH final AS (  -- the last terminal result per intent
+    SELECT DISTINCT ON (intent_id) * FROM execution_results
+    WHERE status IN ('FILLED', 'PARTIAL', 'NOT_FILLED', 'REJECTED', 'FAILED', 'DRY_RUN')
+    ORDER BY intent_id, produced_at DESC
+), joined AS (
+    SELECT d.follower, d.action, d.reason_code, d.side, d.token_id,
+           (d.inputs::jsonb ->> 'leader_price')::numeric AS leader_price, d.occurred_at AS seen_at, r.status, r.filled_shares_e6, r.filled_collateral_e6, r.fee_e6,
+           r.avg_price, r.produced_at AS result_at
+    FROM copy_decisions d
+    LEFT JOIN final r ON r.intent_id = d.intent_id
+    WHERE d.follower = ANY(:followers)
+)
+SELECT follower,
+       count(*) FILTER (WHERE action = 'COPY') AS copies,
+       count(*) FILTER (WHERE filled_shares_e6 > 0) AS fills,
+       coalesce(sum(filled_collateral_e6 + fee_e6) FILTER (WHERE side = 'BUY' AND filled_shares_e6 > 0), 0) AS spent_e6,
+       coalesce(sum(CASE WHEN side = 'BUY' THEN filled_shares_e6 ELSE -filled_shares_e6 END)
+                FILTER (WHERE filled_shares_e6 > 0), 0) AS net_shares_e6,
+       count(DISTINCT token_id) FILTER (WHERE filled_shares_e6 > 0) AS tokens,
+       avg(CASE WHEN side = 'BUY' THEN (avg_price - leader_price) ELSE (leader_price - avg_price) END
+           / leader_price * 10000) FILTER (WHERE filled_shares_e6 > 0) AS slippage_bps,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM result_at - seen_at) * 1000)
+           FILTER (WHERE result_at IS NOT NULL) AS latency_ms,
+       array_agg(reason_code) FILTER (WHERE action = 'SKIP') AS skips
+FROM joined GROUP BY follower ORDER BY follower
+"""
+
+
+def follower_table(counter: "Watch", names: dict[str, str]) -> Table:
+    table = Table(title="Per follower (paper venue)", title_justify="left")
+    for column in ("follower", "copies", "fills", "skips by reason", "spent", "net shares (tokens)",
+                   "slippage vs leader", "fill seen -> result p50"):
+        table.add_column(column, justify="left" if column in ("follower", "skips by reason") else "right")
+    for row in counter.per_follower(list(names)):
+        skips = Counter(row["skips"] or [])
+        table.add_row(
+            names[row["follower"]],
+            str(row["copies"]), str(row["fills"]),
+            "\n".join(f"{reason} {n}" for reason, n in skips.most_common()) or "-",
+            f"${int(row['spent_e6']) / 1e6:,.2f}", f"{int(row['net_shares_e6']) / 1e6:,.2f} ({row['tokens']})",
+            "-" if row["slippage_bps"] is None else f"{float(row['slippage_bps']):+.0f} bps",
+            "-" if row["latency_ms"] is None else f"{float(row['latency_ms']):,.0f} ms")
+    return table
+
+
+@dataclass
+class DemoInputs:
+    seed: str
+    followers: list[dict]  # {"name", "balance", limits...}
+    follows: list[dict]  # FollowConfig fields with "follower" = a follower's name
+    fills: list[dict]
+
+
+def load_inputs(options: DemoOptions) -> DemoInputs:
+    config = json.loads(options.follows.read_text())
     fills = [leader_fill_from_json(json.loads(line)) for line in options.fills.read_text().splitlines() if line.strip()]
-    return follows, fills
+    return DemoInputs(config.get("seed", "demo"), config["followers"], config["follows"], fills)
 
 
-def expected_candidates(follows: list[dict], fills: list[dict]) -> int:
+def market_of(token_id: str) -> str:
+    """A condition id per token for the demo's markets (the replay's fills carry none)."""
+    return "0x" + ids.make_id("demo-market", token_id)
+
+
+def start_venue(inputs: DemoInputs):
+    """The CLOB simulator with one market per traded token, its book around the token's first price."""
+    from horus.venue.simulator.clob import FaultConfig, MarketConfig, SimulatorConfig, TokenConfig, run_simulator
+
+    first_price: dict[str, str] = {}
+    for fill in inputs.fills:
+        first_price.setdefault(fill["token_id"], fill["price"])
+    markets = [MarketConfig(condition_id=market_of(token), tokens=[TokenConfig(token_id=token, price=price)],
+                            tick_size="0.01", levels=6, level_size=400, replenish=True)
+               for token, price in first_price.items()]
+    return run_simulator(SimulatorConfig(markets=markets, faults=FaultConfig(latency_ms=40, jitter_ms=40), seed=7))
+
+
+def publish_configs(settings: Settings, inputs: DemoInputs, sim_url: str, run: str) -> tuple[dict[str, str], list]:
+    """Follower accounts (keys in the credentials store, collateral on the simulator) and every follow as
+    validated config changes. Returns follower address -> name, and the follow configs."""
+    from horus.domain.config import config_change, config_key, parse_follow_config, parse_follower
+    from horus.paper import create_followers, fund
+
+    people = create_followers(settings, [f["name"] for f in inputs.followers], f"{inputs.seed}-{run}")
+    by_name = {p.name: p for p in people}
+    fund(sim_url, [(by_name[f["name"]].address, Decimal(f["balance"])) for f in inputs.followers])
+    changes, follows = [], []
+    for spec in inputs.followers:
+        limits = {k: v for k, v in spec.items() if k not in ("name", "balance")}
+        person = by_name[spec["name"]]
+        account = parse_follower({"follower": person.address, "credentials_ref": person.credentials_ref, **limits})
+        changes.append(config_change("FOLLOWER", person.address, account, "demo"))
+    for i, spec in enumerate(inputs.follows):
+        follower = by_name[spec["follower"]].address
+        # ids carry the run: a second demo must not find the first one's intents in the ledger
+        follow = parse_follow_config({"follow_id": f"demo-{run}-{spec['follower']}-{i + 1}", "max_fill_age_s": 600,
+                                      **spec, "follower": follower})
+        follows.append(follow)
+        changes.append(config_change("FOLLOW", follow.follow_id, follow, "demo"))
+    codec, producer = default_codec(), make_producer(settings, log_level=3)
+    for change in changes:
+        produce_reliably(producer, settings.topic(CONFIG_CHANGES.name), codec.encode("ConfigChange", change),
+                         key=config_key(change["entity"], change["entity_id"]))
+    flush_or_raise(producer)
+    return {p.address: p.name for p in people}, follows
+
+
+def expected_candidates(follows: list, fills: list[dict]) -> int:
     """What the plan stage will fan the fills out to, by the plan stage's own functions."""
     graph = FollowGraph()
     for follow in follows:
-        apply_config_change(follow_change(follow, source="demo"), graph)
+        graph.upsert(Follow(follow.follow_id, follow.follower, follow.leader, follow.enabled))
     return sum(len(plan(fill, graph, now_us=0)[0]) for fill in fills)
 
 
-def view(counts: dict[str, int], tables: dict[str, int], expected: int, produced: int, total: int,
-         progress: Progress, state: str) -> Group:
+def view(counts: dict[str, int], tables: dict[str, int], reasons: dict[str, int], expected: int, produced: int,
+         total: int, progress: Progress, state: str) -> Group:
     stages = Table(title="Horus pipeline", title_justify="left")
     stages.add_column("stage")
     stages.add_column("topic")
     stages.add_column("events", justify="right")
     for stage, spec in STAGE_TOPICS:
         stages.add_row(stage, spec.name, f"{counts.get(spec.name, 0):,}")
+    decisions = Table(title="Decisions", title_justify="left")
+    decisions.add_column("outcome")
+    decisions.add_column("count", justify="right")
+    for reason, n in sorted(reasons.items(), key=lambda kv: (kv[0] != "COPY", -kv[1])):
+        decisions.add_row(reason, f"{n:,}")
     projections = Table(title="Postgres projections", title_justify="left")
     projections.add_column("table")
     projections.add_column("rows", justify="right")
@@ -179,7 +315,7 @@ def view(counts: dict[str, int], tables: dict[str, int], expected: int, produced
         projections.add_row(table, f"{rows:,}")
     progress.update(progress.task_ids[0], completed=produced, total=total)
     progress.update(progress.task_ids[1], completed=counts.get(COPY_CANDIDATES.name, 0), total=expected)
-    return Group(progress, stages, projections, f"[bold]{state}[/]")
+    return Group(progress, Columns([stages, decisions, projections]), f"[bold]{state}[/]")
 
 
 def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
@@ -188,9 +324,14 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
     console.print("[bold]Horus demo[/]: starting the local stack (Kafka, PostgreSQL, anvil)...")
     env = stack.up(PARTS, progress=lambda line: console.print(f"  {line}"))
     run = uuid.uuid4().hex[:6]
+    inputs = load_inputs(options)
+    sim = start_venue(inputs)
+    console.print(f"  CLOB simulator (paper venue) on {sim.url}: {len(sim.state.markets)} markets, 40-80 ms replies")
     settings = settings.model_copy(update={
         "kafka_bootstrap": env["HORUS_KAFKA_BOOTSTRAP"], "database_url": env["HORUS_DATABASE_URL"],
-        "eth_rpc_url": env["HORUS_ETH_RPC_URL"], "topic_prefix": f"demo.{run}.", "app_id": f"horus-demo-{run}"})
+        "eth_rpc_url": env["HORUS_ETH_RPC_URL"], "topic_prefix": f"demo.{run}.", "app_id": f"horus-demo-{run}",
+        "clob_url": sim.url, "gamma_url": "", "venue_mode": "paper", "balance_source": "venue",
+        "credentials_key": settings.credentials_key or SecretStr(generate_key())})
     children = Children()
     counter = None
     try:
@@ -199,20 +340,27 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
         create_topics(settings)
         upgrade(settings)
         console.print(f"  topics created under prefix [cyan]{settings.topic_prefix}[/]; database migrated")
+        names, follows = publish_configs(settings, inputs, sim.url, run)
+        console.print(f"  {len(names)} followers (keys in the encrypted credentials store, funded on the venue), "
+                      f"{len(follows)} follows on config.changes")
         child_env = {**os.environ, **settings.as_env()}
         log_dir = settings.state_dir / "logs"
         children.start("worker", ["worker", "--stages", "plan,decide,execute,settle"], child_env, log_dir)
         children.start("projections", ["projections", "run"], child_env, log_dir)
-        follows, fills = load_inputs(options)
-        publish_follows(settings, follows)
         feed = KafkaFeed(settings)
         if options.source == "chain":
             feed = start_chain_source(settings, console, children, child_env, log_dir)
-        expected = expected_candidates(follows, fills)
-        counter = Counter(settings)
-        return _drive(settings, options, console, children, counter, feed, fills, expected)
+        feed = MarketMoves(feed, sim.url)
+        expected = expected_candidates(follows, inputs.fills)
+        counter = Watch(settings)
+        outcome = _drive(settings, options, console, children, counter, feed, inputs.fills, expected, list(names))
+        if outcome == 0:
+            # wide enough for the reasons column even when the output is not a terminal (80 columns)
+            Console(file=console.file, width=max(console.width, 130)).print(follower_table(counter, names))
+        return outcome
     finally:
         children.stop()
+        sim.stop()
         if counter is not None:
             counter.close()
         if was_up and not options.keep_stack:  # the stack stays; this run's topics need not
@@ -223,13 +371,22 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
             stack.down(progress=lambda line: console.print(f"  {line}"))
 
 
-def publish_follows(settings: Settings, follows: list[dict]) -> None:
-    codec, producer = default_codec(), make_producer(settings, log_level=3)
-    for follow in follows:
-        change = follow_change(follow, source="demo")
-        produce_reliably(producer, settings.topic(CONFIG_CHANGES.name), codec.encode("ConfigChange", change),
-                         key=change["entity_id"])
-    flush_or_raise(producer)
+class MarketMoves:
+    """Before a leader fill goes out, the simulated market moves to the price the leader traded at, and the
+    fill is stamped now (a replay of old fills would otherwise be skipped as too old)."""
+
+    def __init__(self, feed, sim_url: str) -> None:
+        import httpx
+
+        self.feed, self.http, self.sim_url = feed, httpx.Client(timeout=10), sim_url
+
+    def send(self, fill: dict) -> None:
+        self.http.post(f"{self.sim_url}/_sim/books", json={"token_id": fill["token_id"], "price": fill["price"]})
+        now = time.time_ns() // 1000
+        self.feed.send({**fill, "envelope": {**fill["envelope"], "occurred_at_us": now}})
+
+    def flush(self) -> None:
+        self.feed.flush()
 
 
 def start_chain_source(settings, console, children, child_env, log_dir) -> ChainFeed:
@@ -245,7 +402,7 @@ def start_chain_source(settings, console, children, child_env, log_dir) -> Chain
     return ChainFeed(settings.eth_rpc_url, emitters.v2)
 
 
-def _drive(settings, options, console, children, counter, feed, fills, expected) -> int:
+def _drive(settings, options, console, children, counter, feed, fills, expected, followers: list[str]) -> int:
     progress = Progress(TextColumn("{task.description:>18}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
     progress.add_task("leader fills sent", total=len(fills))
     progress.add_task("copy candidates", total=expected)
@@ -264,9 +421,10 @@ def _drive(settings, options, console, children, counter, feed, fills, expected)
             children.check_alive()
             counts = {spec.name: counter.topic_count(spec.name) for _, spec in STAGE_TOPICS}
             tables = counter.table_counts()
+            reasons = counter.reasons(followers)
             done = (produced == len(fills) and counts[COPY_CANDIDATES.name] >= expected
                     and counts[COPY_DECISIONS.name] >= counts[COPY_CANDIDATES.name]
-                    and counter.projections_caught_up())
+                    and counter.projections_caught_up() and counter.copies_without_result(followers) == 0)
             snapshot = (tuple(counts.values()), tuple(tables.values()))
             quiet_since = (quiet_since or time.monotonic()) if done and snapshot == last_seen else None
             last_seen = snapshot
@@ -274,7 +432,7 @@ def _drive(settings, options, console, children, counter, feed, fills, expected)
             state = "every fill went through every stage into Postgres" if finished else "running..."
             if options.follow and finished:
                 state += " (--follow: waiting for more; Ctrl-C to stop)"
-            live.update(view(counts, tables, expected, produced, len(fills), progress, state))
+            live.update(view(counts, tables, reasons, expected, produced, len(fills), progress, state))
             if finished and not options.follow:
                 outcome = 0
             elif not options.follow and time.monotonic() - started > options.timeout:
@@ -286,8 +444,10 @@ def _drive(settings, options, console, children, counter, feed, fills, expected)
     if outcome == 1:
         console.print(f"[red]timed out[/] after {options.timeout:.0f}s; logs in .horus/logs/demo-*.log")
         return 1
+    copies = reasons.get("COPY", 0)
     console.print(f"[green]done[/] in {time.monotonic() - started:.1f}s: {len(fills)} leader fills, "
-                  f"{counts[COPY_CANDIDATES.name]} candidates, {counts[COPY_DECISIONS.name]} decisions, "
+                  f"{counts[COPY_CANDIDATES.name]} candidates, {counts[COPY_DECISIONS.name]} decisions "
+                  f"({copies} copies, {counts[COPY_DECISIONS.name] - copies} skips), "
                   f"{counts[EXECUTION_RESULTS.name]} execution results, "
                   f"{counts[SETTLEMENT_EVENTS.name]} settlement events, all folded into Postgres")
     if options.keep_stack:

@@ -9,6 +9,7 @@ from horus.cli import orders as orders_cli
 from horus.cli import config as config_cli
 from horus.cli import control as control_cli
 from horus.cli import decide as decide_cli
+from horus.cli.chaos import chaos_command
 from horus.cli.demo import demo_command
 from horus.cli.ingest_replay import replay_command
 from horus.cli.ledger import ledger_command, reconcile_command
@@ -32,6 +33,7 @@ app.add_typer(credentials_cli.app, name="credentials")
 ingest.app.command("replay")(replay_command)
 app.command("tap")(tap_command)
 app.command("demo")(demo_command)
+app.command("chaos")(chaos_command)
 app.command("worker")(worker_command)
 app.command("ledger")(ledger_command)
 app.command("reconcile")(reconcile_command)

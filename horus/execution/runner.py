@@ -107,10 +107,14 @@ class ExecuteService:
         self.writer.start()
         self._own_venue = self.venue is None and s.venue_mode != "dry-run"
         if self._own_venue:
+            from horus.execution.venue_pool import VenuePool
             from horus.venue.polymarket.clob import ClobHttp
 
-            self.venue = ClobHttp(s.clob_url, chain_id=s.venue_chain_id, timeout_s=s.venue_timeout_s,
-                                  max_connections=max(100, min(1000, self.max_in_flight)))
+            per_pool = 25  # small httpx pools: see venue_pool.py
+            shards = max(1, min(40, self.max_in_flight // per_pool))
+            self.venue = VenuePool(lambda _i: ClobHttp(s.clob_url, chain_id=s.venue_chain_id,
+                                                       timeout_s=s.venue_timeout_s, max_connections=per_pool),
+                                   shards)
         if self.market_info_fn is None:
             import httpx
 

@@ -3,6 +3,7 @@ replay and from the chain source, and leaves none of its processes behind."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,6 +32,13 @@ def test_demo_runs_to_the_end_and_cleans_up(stack_settings, source):
                           "--timeout", "150"], env=env, capture_output=True, text=True, timeout=240)
     said = " ".join(run.stdout.split())
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert ("done in" in said and "120 leader fills, 258 candidates, 258 decisions, 258 execution results, "
-            "258 settlement events, all folded into Postgres" in said), said[-2000:]
+    done = re.search(r"done in [\d.]+s: 120 leader fills, 309 candidates, 309 decisions \((\d+) copies, (\d+) skips\), "
+                     r"(\d+) execution results, (\d+) settlement events, all folded into Postgres", said)
+    assert done, said[-2000:]
+    copies, skips, results, settlements = map(int, done.groups())
+    assert copies + skips == 309 and copies > 0 and skips > 0
+    assert results >= copies and settlements == results  # every copy has a venue outcome
+    assert "Per follower (paper venue)" in run.stdout and "PRICE_MOVED" in run.stdout
+    for name in ("alice", "bob", "carol", "dave", "erin"):
+        assert name in run.stdout
     assert not demo_children(started), "the demo left processes behind"

@@ -428,3 +428,15 @@ def test_bad_admin_input_names_the_field(http):
     assert reply.status_code == 422 and "condition_id" in reply.json()["error"] and "tokens" in reply.json()["error"]
     reply = http.post("/_sim/faults", json={"error_rate": 2})
     assert reply.status_code == 422 and "error_rate" in reply.json()["error"]
+
+
+def test_moving_a_book_recentres_the_synthetic_levels(http):
+    before = http.get("/book", params={"token_id": YES}).json()
+    moved = http.post("/_sim/books", json={"token_id": YES, "price": "0.8"})
+    assert moved.status_code == 200
+    after = http.get("/book", params={"token_id": YES}).json()
+    best_ask = min(Decimal(level["price"]) for level in after["asks"])
+    best_bid = max(Decimal(level["price"]) for level in after["bids"])
+    assert best_bid <= Decimal("0.8") < best_ask and best_ask != min(Decimal(lv["price"]) for lv in before["asks"])
+    assert len(after["asks"]) == len(before["asks"])  # the old synthetic levels are gone, not doubled
+    assert http.post("/_sim/books", json={"token_id": "42", "price": "0.5"}).status_code >= 400

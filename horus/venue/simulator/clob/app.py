@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import time
+from decimal import Decimal
 
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
@@ -363,6 +364,15 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
         market = state.add_market(MarketConfig.model_validate_json(await request.body()))
         return json_response({"condition_id": market.condition_id, "exchange": market.exchange,
                               "tokens": list(market.outcomes)})
+
+    @app.post("/_sim/books")
+    async def sim_move_book(request: Request) -> Response:
+        """{"token_id", "price"}: the synthetic book around a new price (a demo's market follows its leaders)."""
+        body = json.loads(await request.body() or b"{}")
+        if not isinstance(body, dict) or "token_id" not in body or "price" not in body:
+            raise Rejected("expected {\"token_id\": ..., \"price\": ...}")
+        book = state.move_book(str(body["token_id"]), Decimal(str(body["price"])))
+        return json_response({"token_id": book.token_id, "bids": book.depth("BUY")[:3], "asks": book.depth("SELL")[:3]})
 
     @app.get("/_sim/faults")
     async def sim_get_faults() -> Response:

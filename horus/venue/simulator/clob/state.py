@@ -172,6 +172,20 @@ class VenueState:
             self._seed_book(market, book, token, price)
         return market
 
+    def move_book(self, token_id: str, price: Decimal) -> Book:
+        """Re-centre a token's synthetic liquidity on `price` (the market moved); resting user orders stay."""
+        market = self.token_market.get(token_id)
+        if market is None:
+            raise Rejected(f"market not found for token id {token_id}")
+        book = self.books[token_id]
+        for side in ("BUY", "SELL"):
+            for order in list(book.resting(side)):
+                if order.synthetic:
+                    book.remove(order)
+        token = next(t for t in market.config.tokens if t.token_id == token_id)
+        self._seed_book(market, book, token.model_copy(update={"bids": None, "asks": None}), price)
+        return book
+
     def _seed_book(self, market: Market, book: Book, token, price: Decimal | None) -> None:
         tick = market.tick_e6
         levels: list[tuple[str, int, int]] = []

@@ -1,0 +1,40 @@
+"""`horus chaos`: kill workers at random while a faulty venue answers, then prove every COPY was placed at
+most once, never orphaned, never lost (see horus/chaos.py)."""
+from __future__ import annotations
+
+import typer
+
+from horus.cli.common import console, fail, friendly_errors, settings
+
+
+@friendly_errors
+def chaos_command(
+    followers: int = typer.Option(40, "--followers", min=1, help="paper followers, each following the leader"),
+    fills: int = typer.Option(40, "--fills", min=1, help="leader fills (each one is a candidate per follower)"),
+    kills: int = typer.Option(20, "--kills", min=0, help="SIGKILLs (each followed by a restart), mostly executors"),
+    instances: int = typer.Option(2, "--instances", min=1, help="executor processes (horus worker --stages execute)"),
+    decide_workers: int = typer.Option(2, "--decide-workers", min=1,
+                                       help="decide processes (horus worker --stages plan,decide)"),
+    seed: int = typer.Option(1, "--seed", help="seeds faults, sizes, kill moments and targets"),
+    timeout: float = typer.Option(900.0, "--timeout", min=10.0, help="seconds for the whole run"),
+    fill_rate: float = typer.Option(2.0, "--fill-rate", min=0.01, help="leader fills per second"),
+    kill_gap: float = typer.Option(1.5, "--kill-gap", min=0.1,
+                                   help="mean seconds between kills (the run lasts long enough for all)"),
+    order_ttl: int = typer.Option(30, "--order-ttl", min=5, help="seconds an intent may be sent (follow order_ttl_s)"),
+    keep: bool = typer.Option(False, "--keep", help="keep the run's topics (for horus tap)"),
+) -> None:
+    """Run the pipeline under crashes and venue faults and compare decisions, ledger, venue order log and
+    execution results. Prints `orders=N duplicates=0 orphans=0 lost=0 unresolved=0 overfilled=0` last;
+    exits 1 if any of the five counts is not zero."""
+    from horus.chaos import ChaosError, ChaosOptions, run_chaos
+
+    options = ChaosOptions(followers=followers, fills=fills, kills=kills, instances=instances,
+                           decide_workers=decide_workers, seed=seed, timeout=timeout, keep=keep,
+                           fill_rate=fill_rate, kill_gap_s=kill_gap, order_ttl_s=order_ttl)
+    try:
+        report = run_chaos(settings(), options, say=lambda line: console.print(line, highlight=False))
+    except ChaosError as exc:
+        fail(str(exc), code=2)
+    for line in report.lines():
+        console.print(line, highlight=False, soft_wrap=True)
+    raise typer.Exit(0 if report.ok else 1)
