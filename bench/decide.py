@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kafka_passthrough import run_reference  # noqa: E402
+from stage_passthrough import worker_rate  # noqa: E402
 
 from horus.codec import default_codec, envelope  # noqa: E402
 from horus.domain import ids  # noqa: E402
@@ -107,34 +108,6 @@ def pause_market(settings: Settings) -> None:
     flush_or_raise(producer)
 
 
-def run_worker(settings: Settings, stages: str, topic, count: int) -> tuple[float, float, float]:
-    """Start a worker on preloaded input; (msg/s first->last output, seconds to the first output, total s)."""
-    env = {**os.environ, **settings.as_env()}
-    consumer = make_consumer(settings)
-    assign_from_beginning(consumer, [settings.topic(topic.name)])
-    started = time.perf_counter()
-    worker = subprocess.Popen([sys.executable, "-m", "horus.cli.main", "worker", "--stages", stages, "--loglevel",
-                               "warning", "--runner", "confluent"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    seen, first = 0, None
-    try:
-        while seen < count and time.perf_counter() - started < 600:
-            batch = poll_batch(consumer, 10_000, 0.05)
-            if batch and first is None:
-                first = time.perf_counter()
-            seen += len(batch)
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {worker.returncode}")
-        last = time.perf_counter()
-    finally:
-        worker.terminate()
-        worker.wait(30)
-        consumer.close()
-    if first is None or seen < count:
-        raise RuntimeError(f"only {seen} of {count} outputs arrived")
-    return seen / max(last - first, 1e-9), first - started, last - started
-
-
 def fresh_settings(base: Settings, sim_url: str) -> Settings:
     run = uuid.uuid4().hex[:6]
     settings = base.model_copy(update={"topic_prefix": f"bench.{run}.", "app_id": f"bench-{run}",
@@ -169,7 +142,7 @@ def main() -> None:
                     preload_fills(settings, n, 500)
                 else:
                     preload_candidates(settings, n, 500)
-                rate, startup, _ = run_worker(settings, stages, out, n)
+                rate, startup = worker_rate(settings, stages, "confluent", out, n)
             finally:
                 delete_topics(settings, [settings.topic(spec.name) for spec in ALL_TOPICS])
             ratio = rate / reference.msgs_per_s

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets as pysecrets
 import socket
 import statistics
@@ -75,7 +74,8 @@ def signing_reference(n: int = 2000) -> tuple[float, float]:
     domain = exchange_for("v1", False)
     fields = [order_for_intent(f"intent-{i}", token_id=TOKEN, side="BUY", size_e6=10_000_000,
                                worst_price=Decimal("0.55"), tick_size=Decimal("0.01"), order_type="FAK", maker=address,
-                               signer=address, signature_type=0, builder="0x" + "00" * 32, timestamp_ms=1_764_000_000_000)
+                               signer=address, signature_type=0, builder="0x" + "00" * 32,
+                               timestamp_ms=1_764_000_000_000)
               for i in range(n)]
     started = time.perf_counter()
     for f in fields:

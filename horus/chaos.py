@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import signal
@@ -217,7 +218,8 @@ def timeline(rng: random.Random, options: ChaosOptions) -> list[Event]:
         pool = decide if rng.random() > EXECUTOR_SHARE else execute
         events.append(Event(rng.uniform(0.5, window), "kill", rng.choice(pool)))
     for _ in range(rng.choice([1, 2])):
-        restart = {"restart_seconds": round(rng.uniform(1.5, 3.0), 2), "post_only_seconds": round(rng.uniform(1.5, 3.0), 2)}
+        restart = {"restart_seconds": round(rng.uniform(1.5, 3.0), 2),
+                   "post_only_seconds": round(rng.uniform(1.5, 3.0), 2)}
         events.append(Event(rng.uniform(0.2, 0.8) * window, "faults", json.dumps(restart)))
     events.append(Event(window / 2, "faults", json.dumps({"reply_lost_mode": rng.choice(["5xx", "drop"])})))
     return sorted(events, key=lambda e: e.at_s)
@@ -284,7 +286,7 @@ class Children:
         self.log_dir = log_dir
         self.argv: dict[str, list[str]] = {}
         self.procs: dict[str, subprocess.Popen] = {}
-        self.kills = 0
+        self.kills: Counter = Counter()  # by kind: "execute" or "decide"
         self.crashes: list[str] = []  # exits nobody asked for
         self.lock = threading.Lock()
 
@@ -298,20 +300,25 @@ class Children:
                                                 start_new_session=True)
 
     def kill_and_restart(self, name: str) -> None:
+        """SIGKILL `name` and start it again at once. A process that died by itself meanwhile is restarted
+        first (and recorded), so every planned kill hits a live process."""
         with self.lock:
+            self._restart_dead()
             proc = self.procs[name]
-            if proc.poll() is None:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait(30)
-                self.kills += 1
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait(30)
+            self.kills[name.split("-")[0]] += 1
             self.start(name, self.argv[name])
 
     def restart_crashed(self) -> None:
         with self.lock:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    self.crashes.append(f"{name} exited with {proc.returncode}")
-                    self.start(name, self.argv[name])
+            self._restart_dead()
+
+    def _restart_dead(self) -> None:
+        for name, proc in list(self.procs.items()):
+            if proc.poll() is not None:
+                self.crashes.append(f"{name} exited with {proc.returncode}")
+                self.start(name, self.argv[name])
 
     def stop_all(self, timeout: float = 60.0) -> None:
         with self.lock:
@@ -354,6 +361,23 @@ class Chaos(threading.Thread):
                     set_faults(self.sim_url, json.loads(event.target))
         except BaseException as exc:  # surfaced by the driver
             self.error = exc
+
+
+class _SkipClientDisconnect(logging.Filter):
+    """A SIGKILLed executor leaves requests the simulator was still reading; uvicorn logs each as an ASGI
+    error with a traceback. Expected here, so not printed; every other error still is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and type(record.exc_info[1]).__name__ == "ClientDisconnect")
+
+
+def start_simulator(options: ChaosOptions):
+    from horus.venue.simulator.clob import run_simulator
+
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _SkipClientDisconnect) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(_SkipClientDisconnect())
+    return run_simulator(simulator_config(options))
 
 
 def set_faults(sim_url: str, update: dict) -> None:
@@ -451,10 +475,12 @@ def ledger_rows(settings: Settings, intents: Iterable[str]) -> list[dict]:
                             "FROM copy_trades WHERE idempotency_key = ANY(%s)", (sorted(intents),)).fetchall()
 
 
-def venue_order_log(sim_url: str) -> list[dict]:
+def venue_order_log(sim_url: str) -> tuple[list[dict], dict]:
+    """The simulator's order log and its counters (posts, accepted, duplicate posts, rejected)."""
     from horus.paper import venue_orders
 
-    return venue_orders(sim_url)["orders"]
+    log = venue_orders(sim_url)
+    return log["orders"], log["counts"]
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -462,13 +488,15 @@ def venue_order_log(sim_url: str) -> list[dict]:
 class ChaosReport:
     verdict: Verdict
     run: str
-    kills: int
+    kills: Counter  # by kind: "execute", "decide"
     crashes: list[str]
     candidates: int
     expected_candidates: int
     seconds: float
     drained: bool
     reconcile_rounds: int
+    reconcile_failures: list[int]  # exit codes of `horus reconcile --once` rounds that failed
+    venue_counts: dict  # the simulator's: posts, accepted, duplicates (same order re-posted), rejected
     log_dir: Path
 
     @property
@@ -480,10 +508,16 @@ class ChaosReport:
         lines = [f"chaos run {self.run}: logs in {self.log_dir}",
                  f"candidates={self.candidates}/{self.expected_candidates} decisions={v.decisions} "
                  f"copies={v.copies} decided_twice={len(v.decided_twice)}",
-                 f"kills={self.kills} unplanned_exits={len(self.crashes)} drained={'yes' if self.drained else 'no'} "
-                 f"reconcile_rounds={self.reconcile_rounds} seconds={self.seconds:.1f}",
-                 "ledger statuses: " + " ".join(f"{s}={n}" for s, n in sorted(v.statuses.items()))]
+                 f"kills={sum(self.kills.values())} (execute {self.kills['execute']}, decide "
+                 f"{self.kills['decide']}) unplanned_exits={len(self.crashes)} "
+                 f"drained={'yes' if self.drained else 'no'} reconcile_rounds={self.reconcile_rounds} "
+                 f"seconds={self.seconds:.1f}",
+                 "ledger statuses: " + " ".join(f"{s}={n}" for s, n in sorted(v.statuses.items())),
+                 "venue: " + " ".join(f"{k}={self.venue_counts.get(k, 0)}"
+                                      for k in ("posts", "accepted", "duplicates", "rejected"))]
         lines += [f"unplanned exit: {c}" for c in self.crashes[:SHOWN_INTENTS]]
+        if self.reconcile_failures:
+            lines.append(f"reconcile rounds that failed (exit codes): {self.reconcile_failures}; see reconcile.log")
         if v.decided_twice:
             lines.append(f"candidates decided more than once: {', '.join(sorted(v.decided_twice)[:SHOWN_INTENTS])}")
         lines += v.failures()
@@ -569,21 +603,44 @@ def drained(tail: TopicTail, settings: Settings, expected: int) -> bool:
 
 
 def reconcile_until_settled(settings: Settings, env: dict[str, str], accounts: Path, intents: set[str],
-                            log_dir: Path, deadline: float) -> int:
+                            log_dir: Path, deadline: float) -> tuple[int, list[int]]:
     """`horus reconcile --once` until none of the run's ledger rows is open (at least one round, which also
-    re-emits results a killed process committed but never produced). Returns the rounds run."""
-    rounds = 0
+    re-emits results a killed process committed but never produced). Returns the rounds run and the
+    non-zero exit codes among them."""
+    rounds, failed = 0, []
     with open(log_dir / "reconcile.log", "ab") as log:
         while True:
             rounds += 1
-            budget = max(10.0, deadline - time.monotonic())
-            subprocess.run([sys.executable, "-m", "horus.cli.main", "reconcile", "--once", "--accounts",
-                            str(accounts)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                           timeout=budget, check=False)
+            log.write(f"=== round {rounds} at {time.strftime('%H:%M:%S')}\n".encode())
+            log.flush()
+            done = subprocess.run([sys.executable, "-m", "horus.cli.main", "reconcile", "--once", "--accounts",
+                                   str(accounts)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  timeout=max(10.0, deadline - time.monotonic()), check=False)
+            if done.returncode:
+                failed.append(done.returncode)
             open_rows = [r for r in ledger_rows(settings, intents) if r["status"] in OPEN]
             if not open_rows or time.monotonic() > deadline:
-                return rounds
+                return rounds, failed
             time.sleep(1.0)
+
+
+def start_workers(children: Children, options: ChaosOptions) -> tuple[list[str], list[str]]:
+    decide, execute = process_names(options)
+    for name in decide:
+        children.start(name, ["worker", "--stages", "plan,decide", "--runner", "confluent"])
+    for name in execute:
+        children.start(name, ["worker", "--stages", "execute"])
+    return decide, execute
+
+
+def drain(tail: TopicTail, settings: Settings, children: Children, expected: int, deadline: float) -> bool:
+    """Poll the topics until the run has drained (True) or the deadline passed (False)."""
+    while time.monotonic() < deadline:
+        tail.poll(1.0)
+        children.restart_crashed()
+        if drained(tail, settings, expected):
+            return True
+    return False
 
 
 def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], None] = print) -> ChaosReport:
@@ -591,7 +648,6 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
     from horus.db.engine import upgrade
     from horus.kafka.admin import create_topics, delete_topics_with_prefix
     from horus.paper import create_followers, fund
-    from horus.venue.simulator.clob import run_simulator
 
     options.check()
     began = time.monotonic()
@@ -599,10 +655,10 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
     rng = random.Random(options.seed)
     run = uuid.uuid4().hex[:6]
     settings = ensure_stack(settings, say)
-    sim = run_simulator(simulator_config(options))
-    config = run_settings(settings, run, options, sim.url)
     log_dir = settings.state_dir / "logs" / f"chaos-{run}"
     log_dir.mkdir(parents=True, exist_ok=True)
+    sim = start_simulator(options)
+    config = run_settings(settings, run, options, sim.url)
     env = {**os.environ, **config.as_env(), "PYTHONUNBUFFERED": "1"}
     children = Children(env, log_dir)
     stop = threading.Event()
@@ -612,14 +668,10 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
         upgrade(config)
         followers = create_followers(config, [f"f{i}" for i in range(options.followers)], f"chaos{run}")
         fund(sim.url, [(f.address, Decimal(1_000_000)) for f in followers])
-        accounts = log_dir / "accounts.json"
+        accounts = log_dir / "accounts.json"  # what `horus reconcile` looks orders up with
         accounts.write_text(json.dumps([json.loads(f.config().to_body()) for f in followers]))
         produce_configs(config, config_changes(run, followers, rng, options))
-        decide, execute = process_names(options)
-        for name in decide:
-            children.start(name, ["worker", "--stages", "plan,decide", "--runner", "confluent"])
-        for name in execute:
-            children.start(name, ["worker", "--stages", "execute"])
+        decide, execute = start_workers(children, options)
         say(f"chaos run {run}: {options.followers} followers x {options.fills} fills, {options.kills} kills over "
             f"{options.window_s:.0f}s, {options.decide_workers} decide + {options.instances} execute processes; "
             f"logs in {log_dir}")
@@ -639,21 +691,16 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
 
         tail = TopicTail(config)
         expected = options.followers * options.fills
-        is_drained = False
-        while time.monotonic() < deadline:
-            tail.poll(1.0)
-            children.restart_crashed()
-            if drained(tail, config, expected):
-                is_drained = True
-                break
+        is_drained = drain(tail, config, children, expected, deadline)
         children.stop_all()
         intents = {d["intent_id"] for d in tail.decisions if d["action"] == "COPY"}
-        rounds = reconcile_until_settled(config, env, accounts, intents, log_dir, deadline)
+        rounds, reconcile_failures = reconcile_until_settled(config, env, accounts, intents, log_dir, deadline)
         tail.read_to_end()
         intents = {d["intent_id"] for d in tail.decisions if d["action"] == "COPY"}
-        verdict = compare(tail.decisions, tail.results, ledger_rows(config, intents), venue_order_log(sim.url))
+        orders, venue_counts = venue_order_log(sim.url)
+        verdict = compare(tail.decisions, tail.results, ledger_rows(config, intents), orders)
         return ChaosReport(verdict, run, children.kills, children.crashes, len(tail.candidates), expected,
-                           time.monotonic() - began, is_drained, rounds, log_dir)
+                           time.monotonic() - began, is_drained, rounds, reconcile_failures, venue_counts, log_dir)
     finally:
         stop.set()
         children.stop_all()
@@ -662,6 +709,6 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
         sim.stop()
         if not options.keep:
             delete_topics_with_prefix(config, config.topic_prefix)
-            store = CredentialStore(config)
-            for follower in followers or ():
-                store.delete(follower.credentials_ref)
+        store = CredentialStore(config)  # the run's keys go with the run
+        for follower in followers or ():
+            store.delete(follower.credentials_ref)

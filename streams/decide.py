@@ -1,6 +1,6 @@
 """decide stage: copy.candidates -> copy.decisions, one follower strictly in order (partition = follower).
 
-The pure `horus.domain.decide.decide` sees a `LiveView` the runner fills before each batch:
+The pure `horus.domain.decide.decide` sees a view (a StaticView) the runner fills before each batch:
 - configs and control switches: the WHOLE compacted config.changes and control.commands topics, folded
   by two tails (every instance honours a pause as soon as it reads it: ~0.1 s);
 - market rules (MarketMetadata), order-book quotes (QuoteSource, TTL <= 5 s) and follower balances
@@ -29,11 +29,10 @@ from prometheus_client import Counter, Gauge
 
 from horus.domain.config import ConfigState, apply_config, apply_config_tombstone
 from horus.domain.control import ControlState, apply_control, apply_control_tombstone, control_command
-from horus.domain.decide import Balance, DecideState, Quote, apply_decision, apply_result, decide, failure_rate
+from horus.domain.decide import DecideState, StaticView, apply_decision, apply_result, decide, failure_rate
 from horus.kafka.client import make_consumer, poll_batch, produce_reliably, watermarks
 from horus.kafka.config_tail import ConfigTail
 from horus.topics import CONTROL_COMMANDS, COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS
-from horus.venue.polymarket.markets import MarketInfo
 from horus.venue.polymarket.metadata import MarketMetadata
 from horus.venue.polymarket.quotes import FixedBalances, QuoteSource, VenueBalances
 from streams.runtime import Runtime, StageSpec
@@ -46,31 +45,10 @@ REBUILD_SECONDS = Gauge("horus_decide_rebuild_seconds", "Time the last partition
 BREAKER_TRIPS = Counter("horus_circuit_breaker_trips_total", "Times the circuit breaker paused everything")
 
 
-class LiveView:
-    """What `decide` may look at: config and control (kept current by tails) and the batch's lookups."""
-
-    def __init__(self, quote_ttl_us: int) -> None:
-        self.config = ConfigState()
-        self.control = ControlState()
-        self.quote_ttl_us = quote_ttl_us
-        self.markets: dict[str, MarketInfo | None] = {}
-        self.quotes: dict[str, Quote | None] = {}
-        self.balances: dict[str, Balance | None] = {}
-
-    def market(self, token_id: str) -> MarketInfo | None:
-        return self.markets.get(token_id)
-
-    def quote(self, token_id: str) -> Quote | None:
-        return self.quotes.get(token_id)
-
-    def balance(self, follower: str) -> Balance | None:
-        return self.balances.get(follower)
-
-
 class VenueLookups:
     """Market data and balances, fetched on a private asyncio loop thread for each batch."""
 
-    def __init__(self, runtime: Runtime, view: LiveView) -> None:
+    def __init__(self, runtime: Runtime, view: StaticView) -> None:
         settings = runtime.settings
         self.view, self.timeout_s = view, settings.decide_lookup_timeout_s
         self.loop = asyncio.new_event_loop()
@@ -173,7 +151,8 @@ class DecideStage:
         settings = runtime.settings
         self.runtime, self.settings = runtime, settings
         self.state = DecideState()
-        self.view = LiveView(int(settings.quote_ttl_s * 1_000_000))
+        # configs and switches kept current by the tails; markets, quotes, balances refilled before each batch
+        self.view = StaticView(ConfigState(), ControlState(), quote_ttl_us=int(settings.quote_ttl_s * 1_000_000))
         self.lock = threading.Lock()
         config_tail = ConfigTail(settings, runtime.codec, self.view.config, self.lock, dead_letters=runtime.dead_letters,
                                  stage="decide-config", apply=apply_config, tombstone=apply_config_tombstone)

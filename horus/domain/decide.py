@@ -89,7 +89,7 @@ class DecideView(Protocol):
 
 @dataclass
 class StaticView:
-    """A DecideView over plain dicts (simulation, tests)."""
+    """A DecideView over plain dicts: simulations and tests fill them once, the live stage before each batch."""
 
     config: ConfigState
     control: ControlState

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import psycopg
 from psycopg.rows import dict_row
@@ -292,7 +292,8 @@ class Ledger:
         if not updates:
             return []
         sql = ("UPDATE copy_trades SET status = %(status)s, filled_shares_e6 = %(shares)s, "
-               "filled_collateral_e6 = %(collateral)s, fee_e6 = %(fee)s, venue_status = coalesce(%(venue)s, venue_status), "
+               "filled_collateral_e6 = %(collateral)s, fee_e6 = %(fee)s, "
+               "venue_status = coalesce(%(venue)s, venue_status), "
                "last_error = %(error)s, attempts = greatest(attempts, %(attempts)s), updated_at = now(), "
                "sent_at = CASE WHEN %(sent)s THEN coalesce(sent_at, now()) ELSE sent_at END, "
                "unknown_since = CASE WHEN %(status)s = 'UNKNOWN' THEN coalesce(unknown_since, now()) ELSE NULL END, "
@@ -397,7 +398,3 @@ class GroupWriter:
                 await self.ledger.mark_emitted(done)
             except Exception:  # only bookkeeping: the reconciler re-emits, ids dedupe
                 log.warning("could not mark %d results as emitted", len(done), exc_info=True)
-
-
-def row_from_dict(data: dict[str, Any]) -> Row:
-    return Row(**data)

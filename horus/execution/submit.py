@@ -192,7 +192,8 @@ class Executor:
             stored = {**body["order"], "orderHash": signed.order_hash,
                       "domain": {"exchange": domain.exchange, "chainId": domain.chain_id, "version": domain.version}}
             out.append(Prewrite(**base, signer=account.signer, order_hash=signed.order_hash, signed_order=stored,
-                                body_text=serialize_body(body), status="DRY_RUN" if self.mode == "dry-run" else "PENDING"))
+                                body_text=serialize_body(body),
+                                status="DRY_RUN" if self.mode == "dry-run" else "PENDING"))
         return out
 
     # ------------------------------------------------------------------------------ run (per lane)

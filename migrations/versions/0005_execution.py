@@ -66,6 +66,6 @@ def downgrade() -> None:
     op.execute("UPDATE copy_trades SET status = 'FAILED' WHERE status = 'DRY_RUN'")
     op.create_check_constraint("ck_copy_trades_status", "copy_trades", _status_check(OLD_STATUSES))
     for column in ("occurred_at", "result_sent_seq", "last_result", "result_seq", "unknown_since", "sent_at",
-                   "fee_e6", "venue_status", "signature_generation", "body_text", "venue_mode", "signer", "expires_at", "order_type",
-                   "decision_id"):
+                   "fee_e6", "venue_status", "signature_generation", "body_text", "venue_mode", "signer",
+                   "expires_at", "order_type", "decision_id"):
         op.drop_column("copy_trades", column)

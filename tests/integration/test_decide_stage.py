@@ -152,3 +152,51 @@ def test_pausing_a_market_stops_copies_on_every_worker_within_a_second(topics, s
         reader.close()
         codes = [w.stop() for w in workers]
     assert codes == [0, 0], codes
+
+
+def test_the_circuit_breaker_pauses_everything_when_executions_keep_failing(topics, sim, tmp_path):
+    """Executions rejected one after another: decide trips the global pause on control.commands by itself,
+    and later candidates are skipped with PAUSED_GLOBAL until an operator resumes."""
+    from horus.codec import default_codec
+    from horus.domain.execute import result_record
+    from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
+    from horus.topics import CONTROL_COMMANDS, EXECUTION_RESULTS
+
+    settings = decide_settings(topics, sim, "brk").model_copy(update={
+        "breaker_min_executions": 5, "breaker_failure_rate": 0.5, "breaker_window_s": 120.0})
+    producer = Producer(settings)
+    producer.configs(configs())
+    reader = Reader(settings, (COPY_DECISIONS, CONTROL_COMMANDS))
+    worker = Worker(settings, "plan,decide", tmp_path / "brk.log")
+    try:
+        wait_group_stable(settings, 1, [worker])
+        producer.fills([fill(0)])
+        wait_for_decisions(reader, len(FOLLOWERS), [worker])
+        copies = [d for _, d, _ in reader.seen[COPY_DECISIONS.name] if d["action"] == "COPY"]
+        assert len(copies) == len(FOLLOWERS)
+        codec, raw = default_codec(), make_producer(settings)
+        for d in copies:  # the executor's verdict: every one rejected
+            result = result_record(intent_id=d["intent_id"], follow_id=d["follow_id"], follower=d["follower"],
+                                   leader_fill_id=d["leader_fill_id"], decision_id=d["envelope"]["event_id"],
+                                   occurred_at_us=d["envelope"]["occurred_at_us"], status="REJECTED", seq=1,
+                                   now_us=time.time_ns() // 1000, order_hash=None, error="not enough balance")
+            produce_reliably(raw, settings.topic(EXECUTION_RESULTS.name), codec.encode("ExecutionResult", result),
+                             key=d["follower"])
+        flush_or_raise(raw)
+        producer.fills([fill(1)])  # the next batch folds the results first, then trips
+        wait_for_decisions(reader, 2 * len(FOLLOWERS), [worker])
+        deadline = time.monotonic() + 10
+        while not reader.seen[CONTROL_COMMANDS.name] and time.monotonic() < deadline:
+            reader.poll()
+        (_, command, _), *_ = reader.seen[CONTROL_COMMANDS.name]
+        assert (command["scope"], command["command"], command["issued_by"]) == ("GLOBAL", "PAUSE", "circuit-breaker")
+        assert "executions failed" in command["reason"]
+        time.sleep(1.0)
+        producer.fills([fill(2)])
+        wait_for_decisions(reader, 3 * len(FOLLOWERS), [worker])
+        latest = [d for _, d, _ in reader.seen[COPY_DECISIONS.name]][-len(FOLLOWERS):]
+        assert {d["reason_code"] for d in latest} == {"PAUSED_GLOBAL"}
+        assert "circuit breaker" in latest[0]["reason_detail"]
+    finally:
+        reader.close()
+        assert worker.stop() == 0

@@ -20,7 +20,11 @@ def demo_children(since: float) -> list[psutil.Process]:
         cmd = " ".join(proc.info["cmdline"] or [])
         if proc.info["create_time"] >= since and "horus.cli.main" in cmd and any(
                 word in cmd for word in (" worker", " projections run", " ingest chain")):
-            found.append(proc)
+            try:  # the demo's children work on its own topics (other tools may run workers meanwhile)
+                if proc.environ().get("HORUS_TOPIC_PREFIX", "").startswith("demo."):
+                    found.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
     return found
 
 

@@ -6,7 +6,6 @@ import os
 import signal
 import time
 
-import httpx
 import psycopg
 import pytest
 

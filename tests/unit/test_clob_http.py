@@ -1,5 +1,6 @@
-"""ClobHttp against an httpx MockTransport (reply handling, exact bytes, HMAC over what was sent) and a real local
-socket that never answers (the configured timeout becomes a transport error, not an exception)."""
+"""ClobHttp against an httpx MockTransport (reply handling, exact bytes, HMAC over what was sent), a real local
+socket that never answers (the configured timeout becomes a transport error, not an exception), and both
+backends (aiohttp, the default, and httpx) against the real simulator and a raw HTTP/1.1 server."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +8,9 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import time
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -17,6 +20,8 @@ from eth_account.messages import encode_typed_data
 from horus.venue.polymarket.auth import ApiCreds
 from horus.venue.polymarket.clob import ClobHttp, VenueReply, serialize_body
 from horus.venue.polymarket.orders import exchange_for, order_body, order_for_intent, sign_order
+from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
+from horus.venue.simulator.clob.state import RESTARTING
 
 KEY = "0x" + "61" * 32
 ADDRESS = Account.from_key(KEY).address
@@ -264,3 +269,163 @@ def test_clock_offset_moves_the_signed_timestamp():
 
     run(go())
     assert venue.requests[0].headers["POLY_TIMESTAMP"] == str(NOW - 30) and hmac_ok(venue.requests[0])
+
+
+# --- both backends against real sockets: the simulator (reply classification) and a raw HTTP/1.1 server ------------
+BACKENDS = ["aiohttp", "httpx"]
+TOKEN = "123"
+
+
+@pytest.fixture
+def sim():
+    config = SimulatorConfig(seed=5, default_collateral_e6=1_000_000_000, markets=[
+        MarketConfig(condition_id="0x" + "c1" * 32, tokens=[TokenConfig(token_id=TOKEN, price=Decimal("0.5"))])])
+    running = run_simulator(config)
+    yield running
+    running.stop()
+
+
+def faults(sim, **settings) -> None:
+    httpx.post(f"{sim.url}/_sim/faults", json=settings).raise_for_status()
+
+
+def resting_body(owner: str, intent_id: str, size_e6: int = 10_000_000) -> str:
+    """A GTC BUY below the book (rests: no liquidity needed), serialized once like a stored body."""
+    fields = order_for_intent(intent_id, token_id=TOKEN, side="BUY", size_e6=size_e6, worst_price="0.45",
+                              tick_size="0.01", order_type="GTC", maker=ADDRESS, signer=ADDRESS, signature_type=0,
+                              builder="0x" + "00" * 32, timestamp_ms=int(time.time() * 1000))
+    return serialize_body(order_body(sign_order(fields, exchange_for("v1", False), KEY), owner=owner,
+                                     order_type="GTC"))
+
+
+async def derived(clob: ClobHttp) -> ApiCreds:
+    reply = await clob.derive_api_key(KEY)
+    assert reply.ok, reply
+    return ApiCreds.from_venue(reply.body)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_simulator_replies_are_classified_alike(sim, backend):
+    async def go():
+        async with ClobHttp(sim.url, backend=backend, timeout_s=5) as clob:
+            creds = await derived(clob)
+            body = resting_body(creds.api_key, "intent-a")
+            first = await clob.post_order(body, creds, ADDRESS)
+            again = await clob.post_order(body, creds, ADDRESS)  # the same bytes: the venue knows the hash
+            broke = await clob.post_order(resting_body(creds.api_key, "intent-b", size_e6=10**13), creds, ADDRESS)
+            forged = await clob.post_order(resting_body(creds.api_key, "intent-c"),
+                                           ApiCreds(creds.api_key, SECRET, creds.passphrase), ADDRESS)
+            batch = await clob.post_orders(f"[{resting_body(creds.api_key, 'intent-d')},"
+                                           f"{resting_body(creds.api_key, 'intent-e', size_e6=10**13)}]",
+                                           creds, ADDRESS)
+            order = await clob.get_order(first.body["orderID"], creds, ADDRESS)
+            return first, again, broke, forged, batch, order
+
+    first, again, broke, forged, batch, order = run(go())
+    assert first.ok and first.status_code == 200 and first.body["status"] == "live" and first.error is None
+    assert again.status_code == 400 and "Duplicated" in again.error and not again.ok and not again.transport_error
+    assert broke.status_code == 400 and broke.error.startswith("not enough balance / allowance")
+    assert forged.status_code == 401 and not forged.ok and not forged.transport_error  # HMAC checked server-side
+    assert batch.status_code == 200 and [r["success"] for r in batch.body] == [True, False]
+    assert batch.body[1]["errorMsg"].startswith("not enough balance / allowance")
+    assert order.ok and order.body["id"] == first.body["orderID"] and order.body["status"] == "LIVE"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fault,expected", [
+    ({"error_rate": 1, "error_status": 503},
+     VenueReply(503, {"error": "Internal Server Error"}, "Internal Server Error", False)),
+    ({"reply_lost_rate": 1, "reply_lost_mode": "5xx"}, VenueReply(502, {"error": "Bad Gateway"}, "Bad Gateway", False)),
+    ({"restart_seconds": 60}, VenueReply(425, {"error": RESTARTING}, RESTARTING, False)),
+])
+def test_simulator_faults_come_back_as_replies(sim, backend, fault, expected):
+    async def go():
+        async with ClobHttp(sim.url, backend=backend) as clob:
+            creds = await derived(clob)
+            faults(sim, **fault)
+            return await clob.post_order(resting_body(creds.api_key, "intent-f"), creds, ADDRESS)
+
+    assert run(go()) == expected
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fault,needle", [({"reply_lost_rate": 1, "reply_lost_mode": "drop"}, "on POST /order"),
+                                          ({"timeout_rate": 1, "timeout_seconds": 3}, "timeout")])
+def test_simulator_lost_and_held_replies_are_transport_errors(sim, backend, fault, needle):
+    async def go():
+        async with ClobHttp(sim.url, backend=backend, timeout_s=0.5) as clob:
+            creds = await derived(clob)
+            faults(sim, **fault)
+            started = time.monotonic()
+            reply = await clob.post_order(resting_body(creds.api_key, "intent-g"), creds, ADDRESS)
+            return reply, time.monotonic() - started
+
+    reply, elapsed = run(go())
+    assert reply.transport_error and reply.status_code is None and reply.body is None and not reply.ok
+    assert needle in reply.error and elapsed < 2.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_refused_connection_is_a_transport_error(backend):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    async def go():
+        async with ClobHttp(f"http://127.0.0.1:{port}", backend=backend, timeout_s=2) as clob:
+            return await clob.post_order(serialize_body(signed_body()), CREDS, ADDRESS)
+
+    reply = run(go())
+    assert reply.transport_error and reply.status_code is None and "on POST /order" in reply.error
+
+
+class RawServer:
+    """A bare HTTP/1.1 server: records each request's raw head and body, answers with `reply` bytes."""
+
+    def __init__(self, reply: bytes):
+        self.reply = reply
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def handle(self, reader, writer):
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        line, *header_lines = head.split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in header_lines if ":" in h)}
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        self.requests.append((line, headers, body))
+        writer.write(self.reply)
+        await writer.drain()
+        writer.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exact_bytes_and_hmac_on_the_wire(backend):
+    raw = RawServer(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 24\r\n"
+                    b"Connection: close\r\n\r\n<html>bad gateway</html>")
+    stored = serialize_body(signed_body())
+
+    async def go():
+        server = await asyncio.start_server(raw.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with ClobHttp(f"http://127.0.0.1:{port}", backend=backend, clock=lambda: NOW + 0.9) as clob:
+                return await clob.post_order(stored, CREDS, ADDRESS)
+        finally:
+            server.close()
+
+    reply = run(go())
+    assert reply == VenueReply(502, None, "<html>bad gateway</html>", False)
+    [(line, headers, body)] = raw.requests
+    assert line == "POST /order HTTP/1.1" and body == stored.encode()
+    assert headers["content-type"] == "application/json" and headers["poly_timestamp"] == str(NOW)
+    message = (str(NOW) + "POST" + "/order" + body.decode()).encode()
+    expected = base64.urlsafe_b64encode(hmac.new(base64.urlsafe_b64decode(SECRET), message,
+                                                 hashlib.sha256).digest()).decode()
+    assert headers["poly_signature"] == expected
+
+
+def test_backend_choice_is_checked():
+    with pytest.raises(ValueError, match="backend must be one of aiohttp, httpx"):
+        ClobHttp("http://venue.test", backend="curl")
+    with pytest.raises(ValueError, match="transport"):
+        ClobHttp("http://venue.test", backend="aiohttp", transport=httpx.MockTransport(lambda r: None))
+    assert ClobHttp("http://venue.test").backend == "aiohttp"

@@ -19,7 +19,8 @@ def ok(status, making="", taking=""):
 def test_definitive_replies():
     filled = classify_reply(200, ok("matched", "5", "10"), None, False, FOK_BUY)
     assert (filled.status, filled.filled_shares_e6, filled.filled_collateral_e6) == ("FILLED", 10_000_000, 5_000_000)
-    partial = classify_reply(200, ok("matched", "2.5", "5"), None, False, OrderShape("BUY", "FAK", 5_000_000, 10_000_000))
+    fak = OrderShape("BUY", "FAK", 5_000_000, 10_000_000)
+    partial = classify_reply(200, ok("matched", "2.5", "5"), None, False, fak)
     assert partial.status == "PARTIAL" and partial.filled_shares_e6 == 5_000_000
     resting = classify_reply(200, ok("live"), None, False, GTC_SELL)
     assert resting.status == "SUBMITTED" and resting.venue_status == "live" and not resting.terminal

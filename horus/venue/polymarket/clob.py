@@ -1,4 +1,5 @@
-"""Async HTTP client for the CLOB V2 REST API (platform notes 4): one keep-alive `httpx.AsyncClient` per venue.
+"""Async HTTP client for the CLOB V2 REST API (platform notes 4): one keep-alive client per venue (aiohttp by
+default, httpx selectable).
 
 Every call returns a `VenueReply` and never raises for what the network or the venue does (HTTP errors,
 timeouts, resets): the executor decides what an answer means. A body is serialized once and those exact bytes
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 
 from horus.venue.polymarket.auth import ApiCreds, l1_headers, l2_headers
@@ -55,30 +57,115 @@ def _venue_error(status: int, body: Any, text: str) -> str | None:
     return text[:_ERROR_TEXT_LIMIT] or f"HTTP {status}"
 
 
-class ClobHttp:
-    """The CLOB REST API over one `httpx.AsyncClient` (keep-alive; HTTP/2 when the server offers it via ALPN).
+class _Failed(Exception):
+    """No HTTP answer: `timeout` or another transport failure (the backend's own exception is `cause`)."""
 
-    `timeout_s` bounds each request; `time_offset_s` corrects the local clock for the L1/L2 timestamps (the venue
-    rejects stale ones). Pass `transport` to plug in another httpx transport (tests)."""
+    def __init__(self, cause: Exception, *, timeout: bool):
+        super().__init__(str(cause))
+        self.cause = cause
+        self.timeout = timeout
+
+
+_DEFAULT_HEADERS = {"User-Agent": "horus", "Accept": "*/*", "Content-Type": "application/json"}
+BACKENDS = ("aiohttp", "httpx")
+
+
+class _HttpxBackend:
+    """httpx.AsyncClient (HTTP/2 when the server offers it via ALPN); pluggable transport for tests."""
+
+    def __init__(self, base_url: str, *, timeout_s: float, connect_timeout_s: float, http2: bool,
+                 max_connections: int, transport: httpx.AsyncBaseTransport | None):
+        self._client = httpx.AsyncClient(
+            base_url=base_url, http2=http2, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers=_DEFAULT_HEADERS, transport=transport)
+
+    async def request(self, method: str, path: str, headers: dict | None, params: dict | None,
+                      content: bytes | None) -> tuple[int, str]:
+        try:
+            response = await self._client.request(method, path, headers=headers, params=params, content=content)
+        except httpx.TimeoutException as exc:
+            raise _Failed(exc, timeout=True) from exc
+        except httpx.TransportError as exc:  # connect/read/write errors, resets, protocol errors
+            raise _Failed(exc, timeout=False) from exc
+        return response.status_code, response.text
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _AiohttpBackend:
+    """One aiohttp.ClientSession over a keep-alive TCPConnector with `max_connections` sockets (HTTP/1.1).
+
+    Measured here (docs/benchmarks.md, execute) it serves many times the requests/s of an httpx pool of the
+    same size. The session is made on first use, inside the event loop that will use it."""
+
+    def __init__(self, base_url: str, *, timeout_s: float, connect_timeout_s: float, max_connections: int):
+        self._base_url = base_url
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections,
+                                         keepalive_timeout=15.0)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=_DEFAULT_HEADERS,
+                                              auto_decompress=True, raise_for_status=False)
+        return self._session
+
+    async def request(self, method: str, path: str, headers: dict | None, params: dict | None,
+                      content: bytes | None) -> tuple[int, str]:
+        session = self._session or self._open()
+        try:
+            async with session.request(method, self._base_url + path, headers=headers, params=params,
+                                       data=content) as response:
+                raw = await response.read()
+                status, charset = response.status, response.charset
+        except TimeoutError as exc:  # total/connect timeouts (aiohttp's own timeout errors subclass it)
+            raise _Failed(exc, timeout=True) from exc
+        except aiohttp.ClientError as exc:  # refused, reset, server disconnected, malformed reply
+            raise _Failed(exc, timeout=False) from exc
+        return status, raw.decode(charset or "utf-8", errors="replace")
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class ClobHttp:
+    """The CLOB REST API over one keep-alive HTTP client.
+
+    `backend` "aiohttp" (default: one ClientSession, HTTP/1.1 keep-alive, `max_connections` sockets, the fast
+    one) or "httpx" (one AsyncClient; HTTP/2 when `http2` and the server offers it). `timeout_s` bounds each
+    request; `time_offset_s` corrects the local clock for the L1/L2 timestamps (the venue rejects stale ones).
+    Passing `transport` (an httpx transport, tests) selects the httpx backend."""
 
     def __init__(self, base_url: str, *, chain_id: int = 137, timeout_s: float = 5.0,
                  connect_timeout_s: float | None = None, http2: bool = True, max_connections: int = 200,
                  time_offset_s: int = 0, transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, backend: str | None = None):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        backend = backend or ("httpx" if transport is not None else "aiohttp")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if transport is not None and backend != "httpx":
+            raise ValueError("transport: an httpx transport needs backend='httpx'")
         self.base_url = base_url.rstrip("/")
         self.chain_id = chain_id
         self.time_offset_s = time_offset_s
+        self.backend = backend
         self._clock = clock
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            http2=http2,
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s or timeout_s),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            headers={"User-Agent": "horus", "Accept": "*/*", "Content-Type": "application/json"},
-            transport=transport,
-        )
+        connect = connect_timeout_s or timeout_s
+        if backend == "httpx":
+            self._http = _HttpxBackend(self.base_url, timeout_s=timeout_s, connect_timeout_s=connect, http2=http2,
+                                       max_connections=max_connections, transport=transport)
+        else:
+            self._http = _AiohttpBackend(self.base_url, timeout_s=timeout_s, connect_timeout_s=connect,
+                                         max_connections=max_connections)
 
     async def __aenter__(self) -> ClobHttp:
         return self
@@ -87,7 +174,7 @@ class ClobHttp:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
     def _timestamp(self) -> int:
         return int(self._clock()) + self.time_offset_s
@@ -96,19 +183,18 @@ class ClobHttp:
     async def _send(self, method: str, path: str, *, headers: dict | None = None, params: dict | None = None,
                     content: str | None = None) -> VenueReply:
         try:
-            response = await self._client.request(
-                method, path, headers=headers, params=params,
-                content=content.encode() if content is not None else None)
-        except httpx.TimeoutException as exc:
-            return VenueReply(None, None, f"timeout ({type(exc).__name__}) on {method} {path}", True)
-        except httpx.TransportError as exc:  # connect/read/write errors, resets, protocol errors
-            return VenueReply(None, None, f"{type(exc).__name__} on {method} {path}: {exc}", True)
-        text = response.text
+            status, text = await self._http.request(method, path, headers, params,
+                                                    content.encode() if content is not None else None)
+        except _Failed as failed:
+            name = type(failed.cause).__name__
+            if failed.timeout:
+                return VenueReply(None, None, f"timeout ({name}) on {method} {path}", True)
+            return VenueReply(None, None, f"{name} on {method} {path}: {failed.cause}", True)
         try:
             body = json.loads(text) if text else None
         except ValueError:
             body = None
-        return VenueReply(response.status_code, body, _venue_error(response.status_code, body, text), False)
+        return VenueReply(status, body, _venue_error(status, body, text), False)
 
     async def _l2(self, method: str, path: str, creds: ApiCreds, address: str, *, params: dict | None = None,
                   content: str | None = None) -> VenueReply:
