@@ -29,9 +29,10 @@ INTRO = """
 against the in-process CLOB simulator with faults on (20 ms + jitter latency, 3% 5xx before processing, 2%
 replies held past the 2 s venue timeout, 3% replies lost after processing, 5% FOK/FAK "killed" replies hiding
 a partial fill, 2% failed reads, one or two 425 restart windows with a post-only period). A seeded killer
-SIGKILLs a random process (3 in 4 an executor) every ~1.5 s and restarts it at once. After the last kill:
-faults off, drain, `horus reconcile --once` until no row is open; then the COPY decisions, the ledger, the
-venue's order log and execution.results are compared.
+SIGKILLs a random process (3 in 4 an executor) every ~1.5 s and restarts it at once. After the last kill,
+once every COPY has reached an executor: faults off, drain, `horus reconcile --once` until no row is open;
+then the COPY decisions are compared with the ledger, the venue's order log and execution.results.
+"Unplanned exits" are processes that died by themselves (restarted by the harness; see the run's logs).
 """
 
 

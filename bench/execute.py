@@ -7,9 +7,12 @@ Prints, each beside a same-run reference:
   the same number of pre-signed bodies POSTed straight at the simulator with the same concurrency;
 - decision-seen -> order-sent p50 / p99 at that load;
 - one leader fill fanned out to N followers: seconds until every order was sent (cold: API keys derived
-  on first use; warm: a second fill to the same followers).
+  on first use; warm: a second fill to the same followers);
+- light load (default 10 decisions/s for 20 s, one at a time): where each decision's time goes, from the
+  decision produced to its result produced / read back (wall clock; the bench and executor share a host).
 
-    .venv/bin/python bench/execute.py [--followers 5000] [--latency-ms 250]
+    .venv/bin/python bench/execute.py [--followers 5000] [--latency-ms 250] [--light-rate 10 --light-seconds 20]
+    .venv/bin/python bench/execute.py --light-only --latency-ms 60   # the demo's venue latency, no bursts
 """
 from __future__ import annotations
 
@@ -92,17 +95,15 @@ def signing_reference(n: int = 2000) -> tuple[float, float]:
 
 
 async def venue_ceiling(url: str, n: int, concurrency: int) -> float:
-    """POST n pre-signed orders with `concurrency` in flight through the executor's client pools: the executor
-    minus Kafka, Postgres and signing."""
+    """POST n pre-signed orders with `concurrency` in flight through the executor's venue client (one ClobHttp,
+    aiohttp, a connection per in-flight request): the executor minus Kafka, Postgres and signing."""
     from decimal import Decimal
 
     from horus.venue.polymarket.auth import ApiCreds
     from horus.venue.polymarket.clob import ClobHttp, serialize_body
     from horus.venue.polymarket.orders import address_of, exchange_for, order_body, order_for_intent, sign_order
 
-    from horus.execution.venue_pool import VenuePool
-
-    venue = VenuePool(lambda _i: ClobHttp(url, max_connections=25, timeout_s=30), max(1, concurrency // 25))
+    venue = ClobHttp(url, max_connections=concurrency, timeout_s=30)
     domain = exchange_for("v1", False)
     jobs = []
     keys = ["0x" + pysecrets.token_bytes(32).hex() for _ in range(min(n, 200))]
@@ -133,12 +134,79 @@ async def venue_ceiling(url: str, n: int, concurrency: int) -> float:
     return n / elapsed
 
 
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile of seconds, in ms."""
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000 if values else float("nan")
+
+
+def spread(values: list[float]) -> str:
+    return f"p50 {pct(values, .5):,.1f} ms p99 {pct(values, .99):,.1f} ms"
+
+
+class Probe:
+    """Wall-clock timestamps per intent, taken inside the executor by wrapping a few of its methods."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, dict[str, float]] = {}
+        self.sent: list[float] = []
+        self.seen_to_sent: list[float] = []
+
+    def mark(self, intent: str, what: str, when: float | None = None) -> None:
+        self.at.setdefault(intent, {})[what] = time.time() if when is None else when
+
+    def clear(self) -> None:
+        self.at.clear()
+        self.sent.clear()
+        self.seen_to_sent.clear()
+
+    def install(self) -> None:
+        from horus.execution import ledger, runner, submit
+
+        probe = self
+        wall_minus_mono = time.time() - time.monotonic()
+        prepare, submit_one, write, emit = (submit.Executor.prepare, submit.Executor._submit,
+                                            ledger.GroupWriter.write, runner.ExecuteService.emit)
+
+        async def timed_prepare(self, decisions, seen_at=None):
+            work = await prepare(self, decisions, seen_at)
+            for w in work:
+                probe.mark(w.intent_id, "seen", w.seen_at + wall_minus_mono)
+                probe.mark(w.intent_id, "prepared")
+            return work
+
+        async def timed_submit(self, row, account, seen_at):  # decision consumed -> first POST leaves
+            now = time.monotonic()
+            probe.seen_to_sent.append(now - seen_at)
+            probe.sent.append(now)
+            probe.mark(row.idempotency_key, "sent")
+            result = await submit_one(self, row, account, seen_at)
+            probe.mark(row.idempotency_key, "replied")
+            return result
+
+        async def timed_write(self, update):
+            won = await write(self, update)
+            if update.result is not None:
+                probe.mark(update.result["intent_id"], "committed")
+            return won
+
+        async def timed_emit(self, record):
+            await emit(self, record)
+            probe.mark(record["intent_id"], "acked")
+
+        submit.Executor.prepare, submit.Executor._submit = timed_prepare, timed_submit
+        ledger.GroupWriter.write, runner.ExecuteService.emit = timed_write, timed_emit
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--followers", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=250)
     parser.add_argument("--in-flight", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--light-rate", type=float, default=10, help="decisions/s of the light-load run (0: skip)")
+    parser.add_argument("--light-seconds", type=float, default=20)
+    parser.add_argument("--light-only", action="store_true", help="skip the bursts (warm the light followers)")
     args = parser.parse_args()
 
     from pydantic import SecretStr
@@ -156,17 +224,19 @@ def main() -> None:
     from horus.venue.polymarket.orders import address_of
     from streams.execute import run_service
 
-    bare_us, full_us = signing_reference()
-    print(f"signing: sign_order {bare_us:.0f} µs/order; order_for_intent+sign+body {full_us:.0f} µs/order")
+    if not args.light_only:
+        bare_us, full_us = signing_reference()
+        print(f"signing: sign_order {bare_us:.0f} µs/order; order_for_intent+sign+body {full_us:.0f} µs/order")
 
     venue_proc, url = start_venue(args.latency_ms)
     base = load_settings()
     run = uuid.uuid4().hex[:8]
     try:
-        ceiling = asyncio.run(venue_ceiling(url, 2000, min(args.in_flight, 1000)))
-        print(f"venue ceiling (pre-signed POSTs through the same client pools, {min(args.in_flight, 1000)} in flight, "
-              f"{args.latency_ms:g} ms "
-              f"latency): {ceiling:,.0f} orders/s")
+        ceiling = float("nan")
+        if not args.light_only:
+            ceiling = asyncio.run(venue_ceiling(url, 4000, min(args.in_flight, 1000)))
+            print(f"venue ceiling (pre-signed POSTs through the same client, {min(args.in_flight, 1000)} in flight, "
+                  f"{args.latency_ms:g} ms latency): {ceiling:,.0f} orders/s")
         with scratch_database(base, f"horus_bench_exec_{run}") as db:
             s = db.model_copy(update={"topic_prefix": f"bench-exec-{run}.", "app_id": f"bench-exec-{run}",
                                       "credentials_key": SecretStr(generate_key()), "clob_url": url,
@@ -174,28 +244,18 @@ def main() -> None:
                                       "execute_batch_size": args.batch, "reconcile_interval_s": 30.0,
                                       "execute_default_ttl_s": 600.0})
             create_topics(s)
-            keys = ["0x" + pysecrets.token_bytes(32).hex() for _ in range(args.followers)]
+            n_followers = min(args.followers, 200) if args.light_only else args.followers
+            keys = ["0x" + pysecrets.token_bytes(32).hex() for _ in range(n_followers)]
             followers = [address_of(k).lower() for k in keys]
             secrets = {f"bench-{i}": FollowerSecrets(private_key=k, api_key="p", api_secret="eA==",
                                                      api_passphrase="p") for i, k in enumerate(keys)}
             configs = {f: FollowerConfig(follower=f, signature_type=0, credentials_ref=f"bench-{i}")
                        for i, f in enumerate(followers)}
-            latencies: list[float] = []
-            sent_at: list[float] = []
+            probe = Probe()
             stop = threading.Event()
 
             def service():
-                from horus.execution import submit
-
-                original = submit.Executor._submit
-
-                async def timed(self, row, account, seen_at):  # decision consumed -> first POST leaves
-                    now = time.monotonic()
-                    latencies.append(now - seen_at)
-                    sent_at.append(now)
-                    return await original(self, row, account, seen_at)
-
-                submit.Executor._submit = timed
+                probe.install()
                 run_service(s, configs.get, stop, secrets=secrets.__getitem__, reconcile=False)
 
             thread = threading.Thread(target=service, daemon=True)
@@ -205,55 +265,109 @@ def main() -> None:
             reader = make_consumer(s)
             assign_from_beginning(reader, [s.topic(EXECUTION_RESULTS.name)])
             seen = 0
+            results: dict[str, tuple[int, float]] = {}  # intent -> (result produced_at_us, reader saw it at)
 
-            def burst(tag: str) -> tuple[float, float]:
-                nonlocal seen
-                fill_id = ids.make_id("bench-fill", tag, run)
+            def decision(fill_id: str, follower: str) -> tuple[str, bytes]:
                 now = time.time_ns() // 1000
-                for f in followers:
-                    follow = f"bench-{f}"
-                    candidate = ids.candidate_id(fill_id, follow)
-                    d = {"envelope": envelope(ids.decision_id(candidate), "decide", now, causation_id=candidate,
-                                              produced_at_us=now),
-                         "candidate_id": candidate, "follow_id": follow, "follower": f, "leader_fill_id": fill_id,
-                         "action": "COPY", "intent_id": ids.intent_id(follow, fill_id), "token_id": TOKEN,
-                         "side": "BUY", "size_e6": 10_000_000, "worst_price": "0.55", "order_type": "FAK",
-                         "expires_at_us": None, "reason_code": None, "reason_detail": None}
-                    produce_reliably(producer, s.topic(COPY_DECISIONS.name), codec.encode("CopyDecision", d), key=f)
+                follow = f"bench-{follower}"
+                candidate = ids.candidate_id(fill_id, follow)
+                intent = ids.intent_id(follow, fill_id)
+                d = {"envelope": envelope(ids.decision_id(candidate), "decide", now, causation_id=candidate,
+                                          produced_at_us=now),
+                     "candidate_id": candidate, "follow_id": follow, "follower": follower, "leader_fill_id": fill_id,
+                     "action": "COPY", "intent_id": intent, "token_id": TOKEN,
+                     "side": "BUY", "size_e6": 10_000_000, "worst_price": "0.55", "order_type": "FAK",
+                     "expires_at_us": None, "reason_code": None, "reason_detail": None}
+                return intent, codec.encode("CopyDecision", d)
+
+            def read_results(target: int, limit_s: float = 600) -> None:
+                nonlocal seen
+                started = time.monotonic()
+                while seen < target:
+                    got = poll_batch(reader, 10000, 0.05)
+                    now = time.time()
+                    for m in got:
+                        _, record = codec.decode(m.value())
+                        results[record["intent_id"]] = (record["envelope"]["produced_at_us"], now)
+                    seen += len(got)
+                    if time.monotonic() - started > limit_s:
+                        raise RuntimeError(f"only {seen} of {target} results after {limit_s:.0f} s")
+
+            def burst(tag: str, who: list[str]) -> tuple[float, float]:
+                fill_id = ids.make_id("bench-fill", tag, run)
+                for f in who:
+                    _, data = decision(fill_id, f)
+                    produce_reliably(producer, s.topic(COPY_DECISIONS.name), data, key=f)
                 flush_or_raise(producer)
                 started = time.monotonic()
-                latencies.clear()
-                sent_at.clear()
-                target = seen + len(followers)
-                first_result = None
-                while seen < target:
-                    got = poll_batch(reader, 10000, 0.2)
-                    if got and first_result is None:
-                        first_result = time.monotonic()
-                    seen += len(got)
-                    if time.monotonic() - started > 600:
-                        raise RuntimeError(f"burst {tag}: only {seen} results after 600 s")
-                sent_all = max(sent_at) - started if sent_at else float("nan")  # burst produced -> last POST out
+                probe.clear()
+                read_results(seen + len(who))
+                sent_all = max(probe.sent) - started if probe.sent else float("nan")  # produced -> last POST out
                 return time.monotonic() - started, sent_all
 
-            cold_total, cold_sent = burst("cold")
-            p_cold = sorted(latencies)
-            warm_total, warm_sent = burst("warm")
-            p_warm = sorted(latencies)
+            n = len(followers)
+            if not args.light_only:
+                cold_total, cold_sent = burst("cold", followers)
+                p_cold = list(probe.seen_to_sent)
+                warm_total, warm_sent = burst("warm", followers)
+                p_warm = list(probe.seen_to_sent)
+                print(f"burst of {n} followers, cold (API keys derived on first use): all sent in {cold_sent:.2f} s, "
+                      f"all results in {cold_total:.2f} s ({n / cold_total:,.0f} orders/s); "
+                      f"seen->sent {spread(p_cold)}")
+                print(f"burst of {n} followers, warm: all sent in {warm_sent:.2f} s, all results in "
+                      f"{warm_total:.2f} s ({n / warm_total:,.0f} orders/s = {n / warm_total / ceiling:.0%} of the "
+                      f"venue ceiling); seen->sent {spread(p_warm)}, mean "
+                      f"{statistics.mean(p_warm) * 1000 if p_warm else float('nan'):.0f} ms")
+
+            if args.light_rate > 0:
+                light = followers[:200]
+                if args.light_only:
+                    burst("warmup", light)  # API keys derived, connections open
+                probe.clear()
+                results.clear()
+                produced: dict[str, int] = {}
+                total = int(args.light_rate * args.light_seconds)
+                interval = 1 / args.light_rate
+                started = time.monotonic()
+                for i in range(total):  # one decision at a time, paced; results read as they come
+                    fill_id = ids.make_id("bench-light", run, i)
+                    follower = light[i % len(light)]
+                    intent, data = decision(fill_id, follower)
+                    produced[intent] = time.time()
+                    produce_reliably(producer, s.topic(COPY_DECISIONS.name), data, key=follower)
+                    producer.flush(1)
+                    due = started + (i + 1) * interval
+                    while time.monotonic() < due:
+                        got = poll_batch(reader, 1000, max(0.0, min(0.01, due - time.monotonic())))
+                        now = time.time()
+                        for m in got:
+                            _, record = codec.decode(m.value())
+                            results[record["intent_id"]] = (record["envelope"]["produced_at_us"], now)
+                        seen += len(got)
+                read_results(seen + total - len(results))
+
+                def between(a: str, b: str) -> list[float]:
+                    return [probe.at[k][b] - probe.at[k][a] for k in produced
+                            if a in probe.at.get(k, {}) and b in probe.at.get(k, {})]
+
+                for k, t in produced.items():
+                    probe.mark(k, "produced", t)
+                    if k in results:
+                        probe.mark(k, "result_produced", results[k][0] / 1e6)
+                        probe.mark(k, "result_read", results[k][1])
+                print(f"light load: {args.light_rate:g} decisions/s for {args.light_seconds:g} s "
+                      f"({len(results)} results, {args.latency_ms:g} ms venue latency):")
+                for label, a, b in [("decision produced -> seen", "produced", "seen"),
+                                    ("seen -> prewritten", "seen", "prepared"),
+                                    ("seen -> POST sent", "seen", "sent"),
+                                    ("POST sent -> reply", "sent", "replied"),
+                                    ("reply -> outcome committed", "replied", "committed"),
+                                    ("committed -> result acked", "committed", "acked"),
+                                    ("decision produced -> result produced", "produced", "result_produced"),
+                                    ("decision produced -> result read", "produced", "result_read")]:
+                    print(f"  {label:38s} {spread(between(a, b))}")
             stop.set()
             thread.join(60)
-            n = len(followers)
-
-            def pct(values, q):
-                return values[min(len(values) - 1, int(q * len(values)))] * 1000 if values else float("nan")
-
-            print(f"burst of {n} followers, cold (API keys derived on first use): all sent in {cold_sent:.2f} s, "
-                  f"all results in {cold_total:.2f} s ({n / cold_total:,.0f} orders/s); "
-                  f"seen->sent p50 {pct(p_cold, .5):.0f} ms p99 {pct(p_cold, .99):.0f} ms")
-            print(f"burst of {n} followers, warm: all sent in {warm_sent:.2f} s, all results in {warm_total:.2f} s "
-                  f"({n / warm_total:,.0f} orders/s = {n / warm_total / ceiling:.0%} of the venue ceiling); "
-                  f"seen->sent p50 {pct(p_warm, .5):.0f} ms p99 {pct(p_warm, .99):.0f} ms, mean "
-                  f"{statistics.mean(p_warm) * 1000 if p_warm else float('nan'):.0f} ms")
             reader.close()
             delete_topics_with_prefix(base, s.topic_prefix)
     finally:

@@ -8,11 +8,12 @@ One run, on the local stack with topics and consumer groups of its own:
   leader with fixed $2-5 copies, published on config.changes; M leader fills produced at a steady rate;
 - D `horus worker --stages plan,decide` and I `horus worker --stages execute` processes, and a killer that
   SIGKILLs one of them at random moments (mostly executors) and restarts it at once;
-- then faults off, everything drains, `horus reconcile --once` until no ledger row is open.
+- once every COPY has reached an executor, faults off; everything drains; `horus reconcile --once` until no
+  ledger row of the run is open.
 
-Three independent sources are then compared by `compare` (a pure function over plain data): the COPY
-decisions on copy.decisions, the ledger (copy_trades), the venue's order log (/_sim/orders, traced back to
-intents by the signed `metadata` word) and execution.results. The verdict's `summary_line` is the one
+`compare` (a pure function over plain data) then checks the COPY decisions on copy.decisions against three
+independent sources: the ledger (copy_trades), the venue's order log (/_sim/orders, traced back to intents
+by the signed `metadata` word) and execution.results. The verdict's `summary_line` is the one
 line a script reads: `orders=... duplicates=0 orphans=0 lost=0 unresolved=0 overfilled=0`.
 
 Every roll (faults, sizes, kill times and targets) comes from one RNG seeded with `--seed`; what the
@@ -591,6 +592,15 @@ def produce_fills(settings: Settings, run: str, options: ChaosOptions, rng: rand
     flush_or_raise(producer)
 
 
+def decided_and_sent(tail: TopicTail, settings: Settings, expected: int) -> bool:
+    """Every candidate decided and every COPY at least prewritten: the executors have met every order
+    once, so switching the faults off now still leaves each order its first attempt under faults."""
+    if len(tail.candidates) < expected or not tail.candidates <= {d["candidate_id"] for d in tail.decisions}:
+        return False
+    copies = {d["intent_id"] for d in tail.decisions if d["action"] == "COPY"}
+    return len(ledger_rows(settings, copies)) == len(copies)
+
+
 def drained(tail: TopicTail, settings: Settings, expected: int) -> bool:
     """Every candidate decided and every COPY settled: a terminal result on the topic, no open ledger row."""
     if len(tail.candidates) < expected or not tail.candidates <= {d["candidate_id"] for d in tail.decisions}:
@@ -633,12 +643,13 @@ def start_workers(children: Children, options: ChaosOptions) -> tuple[list[str],
     return decide, execute
 
 
-def drain(tail: TopicTail, settings: Settings, children: Children, expected: int, deadline: float) -> bool:
-    """Poll the topics until the run has drained (True) or the deadline passed (False)."""
+def wait_for(done: Callable[[TopicTail, Settings, int], bool], tail: TopicTail, settings: Settings,
+             children: Children, expected: int, deadline: float) -> bool:
+    """Poll the topics until `done` (True) or the deadline (False); a process that died is restarted."""
     while time.monotonic() < deadline:
         tail.poll(1.0)
         children.restart_crashed()
-        if drained(tail, settings, expected):
+        if done(tail, settings, expected):
             return True
     return False
 
@@ -686,12 +697,13 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
         chaos.join(max(0.0, deadline - time.monotonic()))
         if chaos.error is not None:
             raise ChaosError(f"the chaos timeline failed: {chaos.error}")
-        set_faults(sim.url, FAULTS_OFF)
-        say(f"last fill and last kill done after {time.monotonic() - started:.0f}s; faults off, draining")
-
         tail = TopicTail(config)
         expected = options.followers * options.fills
-        is_drained = drain(tail, config, children, expected, deadline)
+        wait_for(decided_and_sent, tail, config, children, expected, deadline)
+        set_faults(sim.url, FAULTS_OFF)
+        say(f"last fill and last kill done after {options.window_s:.0f}s, every COPY reached an executor after "
+            f"{time.monotonic() - started:.0f}s; faults off, draining")
+        is_drained = wait_for(drained, tail, config, children, expected, deadline)
         children.stop_all()
         intents = {d["intent_id"] for d in tail.decisions if d["action"] == "COPY"}
         rounds, reconcile_failures = reconcile_until_settled(config, env, accounts, intents, log_dir, deadline)

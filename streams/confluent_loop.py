@@ -17,13 +17,16 @@ import threading
 import time
 from collections import defaultdict
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from horus.kafka.client import make_consumer, poll_batch
 from horus.settings import Settings
 from streams.runtime import Batching, Runtime, StageSpec
 
 log = logging.getLogger("horus.streams")
+
+REBALANCE_ERRORS = (KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS, KafkaError.UNKNOWN_MEMBER_ID,
+                    KafkaError._ASSIGNMENT_LOST)
 
 
 class _Deliveries:
@@ -106,7 +109,14 @@ class ConfluentStageLoop:
         if remaining or deliveries.errors:
             self.runtime.output_lost(f"{remaining} outputs undelivered, {len(deliveries.errors)} failed"
                                      + (f", first: {deliveries.errors[0]}" if deliveries.errors else ""))
-        self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
-                             asynchronous=False)
+        try:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+                                 asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() not in REBALANCE_ERRORS:
+                raise
+            # the group moved on mid-batch: the outputs are flushed (ids deterministic), the partitions'
+            # next owner re-reads from the last commit and decide's rebuild recognises what was decided
+            log.warning("commit skipped, the group is rebalancing: %s", exc.args[0])
         self.batches += 1
         log.debug("batch of %d in %.1f ms", len(messages), (time.perf_counter() - started) * 1000)

@@ -31,10 +31,14 @@ def chaos_command(
     options = ChaosOptions(followers=followers, fills=fills, kills=kills, instances=instances,
                            decide_workers=decide_workers, seed=seed, timeout=timeout, keep=keep,
                            fill_rate=fill_rate, kill_gap_s=kill_gap, order_ttl_s=order_ttl)
+
+    def say(line: str) -> None:  # unwrapped: scripts parse these lines
+        console.print(line, highlight=False, soft_wrap=True)
+
     try:
-        report = run_chaos(settings(), options, say=lambda line: console.print(line, highlight=False))
+        report = run_chaos(settings(), options, say=say)
     except ChaosError as exc:
         fail(str(exc), code=2)
     for line in report.lines():
-        console.print(line, highlight=False, soft_wrap=True)
+        say(line)
     raise typer.Exit(0 if report.ok else 1)

@@ -46,6 +46,8 @@ def start_executor(config, stop):
 
 
 def _run_confluent(config, selected, batching, loglevel: str) -> None:
+    import logging
+
     from horus.cli.common import stop_on_signals
     from horus.logs import configure_logging
     from streams.app import build_specs
@@ -53,6 +55,7 @@ def _run_confluent(config, selected, batching, loglevel: str) -> None:
     from streams.runtime import Runtime
 
     configure_logging(loglevel)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per venue request drowns the log
     stop = stop_on_signals()
     executor = start_executor(config, stop) if "execute" in selected else None
     runtime = Runtime(config)

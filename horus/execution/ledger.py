@@ -157,12 +157,16 @@ class Ledger:
         self._pool: asyncio.Queue[psycopg.AsyncConnection] | None = None
         self._all: list[psycopg.AsyncConnection] = []
 
+    async def _connect(self) -> psycopg.AsyncConnection:
+        # autocommit: a single statement is its own transaction (one round trip); `_run` wraps several in one
+        return await psycopg.AsyncConnection.connect(self._conninfo, row_factory=dict_row, autocommit=True)
+
     async def open(self) -> None:
         if self._pool is not None:
             return
         self._pool = asyncio.Queue()
         for _ in range(self._size):
-            conn = await psycopg.AsyncConnection.connect(self._conninfo, row_factory=dict_row)
+            conn = await self._connect()
             self._all.append(conn)
             self._pool.put_nowait(conn)
 
@@ -178,13 +182,16 @@ class Ledger:
         conn = await self._pool.get()
         if conn.closed or conn.broken:  # a lost server connection: replace it
             self._all.remove(conn)
-            conn = await psycopg.AsyncConnection.connect(self._conninfo, row_factory=dict_row)
+            conn = await self._connect()
             self._all.append(conn)
         return conn
 
-    async def _run(self, fn):
+    async def _run(self, fn, *, atomic: bool = True):
+        """fn(conn) inside one transaction; `atomic=False` for a single statement (no BEGIN/COMMIT trips)."""
         conn = await self._conn()
         try:
+            if not atomic:
+                return await fn(conn)
             async with conn.transaction():
                 return await fn(conn)
         finally:
@@ -199,7 +206,7 @@ class Ledger:
             cur = await conn.execute(f"SELECT {COLUMNS} FROM copy_trades WHERE idempotency_key = ANY(%s)",
                                      (list(intent_ids),))
             return {r["idempotency_key"]: Row(**r) for r in await cur.fetchall()}
-        return await self._run(go)
+        return await self._run(go, atomic=False)
 
     async def row(self, intent_id: str) -> Row | None:
         return (await self.rows([intent_id])).get(intent_id)
@@ -213,7 +220,7 @@ class Ledger:
                 "AND (locked_at IS NULL OR locked_at < now() - make_interval(secs => %s)) "
                 "ORDER BY updated_at LIMIT %s", (sorted(OPEN), min_age_s, lease_s, limit))
             return [Row(**r) for r in await cur.fetchall()]
-        return await self._run(go)
+        return await self._run(go, atomic=False)
 
     async def unsent_results(self, *, min_age_s: float, limit: int = 500) -> list[Row]:
         """Rows whose latest ExecutionResult was committed but not confirmed on the broker (crash window)."""
@@ -223,7 +230,7 @@ class Ledger:
                 "AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s",
                 (min_age_s, limit))
             return [Row(**r) for r in await cur.fetchall()]
-        return await self._run(go)
+        return await self._run(go, atomic=False)
 
     async def stuck(self, *, older_than_s: float) -> list[Row]:
         """Open rows unsettled for longer than the bound (UNKNOWN since, else created): the alert list."""
@@ -234,14 +241,14 @@ class Ledger:
                 "AND coalesce(unknown_since, created_at) < now() - make_interval(secs => %s) ORDER BY created_at",
                 (sorted(OPEN), older_than_s))
             return [Row(**r) for r in await cur.fetchall()]
-        return await self._run(go)
+        return await self._run(go, atomic=False)
 
     # ------------------------------------------------------------------------------ writes
-    async def prewrite(self, rows: Sequence[Prewrite], owner: str) -> set[str]:
-        """Insert the rows in one transaction (ON CONFLICT DO NOTHING), committed on return; the
-        inserted keys come back with a lease for `owner`. Keys that already existed are not touched."""
+    async def prewrite(self, rows: Sequence[Prewrite], owner: str) -> dict[str, Row]:
+        """Insert the rows in one statement (ON CONFLICT DO NOTHING), committed on return; the inserted
+        rows come back (key -> Row) with a lease for `owner`. Keys that already existed are not touched."""
         if not rows:
-            return set()
+            return {}
         columns = ("idempotency_key", "follow_id", "leader_fill_id", "follower", "token_id", "side", "status",
                    "order_hash", "signed_order", "size_e6", "price", "decision_id", "order_type", "expires_at",
                    "signer", "venue_mode", "body_text", "occurred_at", "last_error", "locked_by")
@@ -255,15 +262,16 @@ class Ledger:
                       r.body_text, _ts(r.occurred_at_us), r.last_error, owner)
             for array, value in zip(arrays, values):
                 array.append(value)
-        unnest = ", ".join(f"%s::{t}[]" for t in types)
+        # binary parameters: the text array format escapes every element with a regex (long bodies: slow)
+        unnest = ", ".join(f"%b::{t}[]" for t in types)
         sql = (f"INSERT INTO copy_trades ({', '.join(columns)}, locked_at) "
                f"SELECT *, now() FROM unnest({unnest}) "
-               "ON CONFLICT DO NOTHING RETURNING idempotency_key")
+               f"ON CONFLICT DO NOTHING RETURNING {COLUMNS}")
 
         async def go(conn):
             cur = await conn.execute(sql, arrays)
-            return {r["idempotency_key"] for r in await cur.fetchall()}
-        return await self._run(go)
+            return {r["idempotency_key"]: Row(**r) for r in await cur.fetchall()}
+        return await self._run(go, atomic=False)  # one INSERT: atomic by itself
 
     async def claim(self, intent_id: str, owner: str, lease_s: float) -> Row | None:
         """Take the lease on an open row (free, ours, or lapsed); None if another holder is live or it is settled."""
@@ -275,7 +283,7 @@ class Ledger:
                 (owner, intent_id, sorted(OPEN), owner, lease_s))
             row = await cur.fetchone()
             return Row(**row) if row else None
-        return await self._run(go)
+        return await self._run(go, atomic=False)
 
     async def release(self, intent_ids: Iterable[str], owner: str) -> None:
         ids = list(intent_ids)
@@ -285,7 +293,7 @@ class Ledger:
         async def go(conn):
             await conn.execute("UPDATE copy_trades SET locked_by = NULL, locked_at = NULL "
                                "WHERE idempotency_key = ANY(%s) AND locked_by = %s", (ids, owner))
-        await self._run(go)
+        await self._run(go, atomic=False)
 
     async def write_updates(self, updates: Sequence[Update]) -> list[bool]:
         """Apply outcome updates in ONE transaction; per update, whether its compare-and-set won."""
@@ -329,13 +337,15 @@ class Ledger:
                 "UPDATE copy_trades AS c SET result_sent_seq = greatest(c.result_sent_seq, d.seq) "
                 "FROM unnest(%s::bigint[], %s::int[]) AS d(id, seq) WHERE c.id = d.id",
                 ([i for i, _ in done], [s for _, s in done]))
-        await self._run(go)
+        await self._run(go, atomic=False)
 
 
 class GroupWriter:
-    """Batches `Update`s from many lanes into one transaction every few milliseconds (group commit)."""
+    """Batches `Update`s from many lanes into one transaction (group commit). No timer by default: a lone
+    update is written at once, and the updates that arrive while a transaction commits form the next one,
+    so batches grow with the load by themselves. `max_wait_s` > 0 adds a fixed wait before each flush."""
 
-    def __init__(self, ledger: Ledger, *, max_batch: int = 500, max_wait_s: float = 0.002) -> None:
+    def __init__(self, ledger: Ledger, *, max_batch: int = 500, max_wait_s: float = 0.0) -> None:
         self.ledger = ledger
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
@@ -374,8 +384,10 @@ class GroupWriter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if len(self._queue) < self.max_batch:
+            if self.max_wait_s > 0 and len(self._queue) < self.max_batch:
                 await asyncio.sleep(self.max_wait_s)  # let concurrent lanes join this transaction
+            else:
+                await asyncio.sleep(0)  # lanes whose replies are already in take the same transaction
             await self._flush()
 
     async def _flush(self) -> None:

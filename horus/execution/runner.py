@@ -107,14 +107,11 @@ class ExecuteService:
         self.writer.start()
         self._own_venue = self.venue is None and s.venue_mode != "dry-run"
         if self._own_venue:
-            from horus.execution.venue_pool import VenuePool
             from horus.venue.polymarket.clob import ClobHttp
 
-            per_pool = 25  # small httpx pools: see venue_pool.py
-            shards = max(1, min(40, self.max_in_flight // per_pool))
-            self.venue = VenuePool(lambda _i: ClobHttp(s.clob_url, chain_id=s.venue_chain_id,
-                                                       timeout_s=s.venue_timeout_s, max_connections=per_pool),
-                                   shards)
+            # one aiohttp session; a socket per unfinished decision, so a POST never waits for a connection
+            self.venue = ClobHttp(s.clob_url, chain_id=s.venue_chain_id, timeout_s=s.venue_timeout_s,
+                                  max_connections=self.max_in_flight)
         if self.market_info_fn is None:
             import httpx
 
@@ -182,8 +179,20 @@ class ExecuteService:
         finally:
             await self._shutdown([])
 
+    def _consume(self) -> list:  # consumer thread
+        """What is fetched already (up to a batch); when nothing is, block up to 50 ms for ONE message and take
+        whatever came with it. consume(n, timeout) would hold a lone decision until the batch fills or the
+        timeout ends (~25 ms on average at light load); a backlog still comes in full batches."""
+        messages = self.consumer.consume(self.batch_size, 0)
+        if messages:
+            return messages
+        first = self.consumer.poll(0.05)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(self.batch_size - 1, 0)] if self.batch_size > 1 else [first]
+
     async def _poll_once(self) -> None:
-        messages = await self._kafka_call(self.consumer.consume, self.batch_size, 0.05)
+        messages = await self._kafka_call(self._consume)
         if not messages:
             await self._apply_backpressure()
             return

@@ -113,7 +113,8 @@ class Executor:
         if new:
             prewrites = await self._build(list(new.values()))
             inserted = await self.ledger.prewrite(prewrites, self.owner)
-            rows = await self.ledger.rows(sorted(new))
+            raced = sorted(set(new) - set(inserted))  # inserted meanwhile by another worker
+            rows = {**(await self.ledger.rows(raced) if raced else {}), **inserted}
             for w in work:
                 if w.row is None:
                     w.row = rows.get(w.intent_id)

@@ -228,7 +228,8 @@ def test_garbage_goes_to_dead_letters_with_its_bytes_and_the_pipeline_keeps_goin
     reader.wait_for(want, workers.procs)
     assert workers.alive(), workers.output()
     letters = {(r["source_partition"], r["source_offset"]): r for _, r, _ in reader.seen[DEAD_LETTERS.name]}
-    assert len(reader.seen[DEAD_LETTERS.name]) == 3
+    # three parked messages (a redelivered batch may park one again, under the same deterministic id)
+    assert len({r["envelope"]["event_id"] for _, r, _ in reader.seen[DEAD_LETTERS.name]}) == 3
     bad = letters[(g_part, g_off)]
     assert bad["original"] == garbage and bad["key"] == b"garbage-key" and bad["stage"] == "decode"
     assert (bad["source_topic"], bad["source_partition"]) == (settings.topic(LEADER_FILLS.name), g_part)

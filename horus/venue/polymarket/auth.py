@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass, field
@@ -120,6 +121,11 @@ def l1_headers(private_key: bytes | str, chain_id: int, timestamp: int, nonce: i
 
 def _checksum(name: str, address: str) -> str:
     try:
-        return to_checksum_address(address)
+        return _checksummed(address)
     except (ValueError, TypeError):
         raise AuthError(f"{name} must be a 20-byte 0x hex address, got {address!r}") from None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _checksummed(address: str) -> str:  # every L2 request names its signer: keccak once per address, not per call
+    return to_checksum_address(address)

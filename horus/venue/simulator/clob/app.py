@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from horus.venue.simulator.clob.auth import AuthError, check_l1, check_l2
@@ -92,6 +93,10 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
         body = (await request.body()).decode()
         key = check_l2(request.headers, state.api_keys, request.method, request.url.path, body)
         return key, body
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_request: Request, _exc: ClientDisconnect) -> Response:
+        return Response(status_code=499)  # the client went away mid-body (a killed worker): nobody to answer
 
     @app.exception_handler(AuthError)
     async def _auth_error(_request: Request, exc: AuthError) -> Response:
