@@ -91,6 +91,8 @@ class VenueLookups:
                 if c["side"] == "SELL":
                     sells.setdefault(account.follower, set()).add(c["token_id"])
 
+        self.view.balances.clear()  # never decide on a balance read for an earlier batch: missing -> SKIP
+
         async def gather():
             async def market(t):
                 self.view.markets[t] = await self.metadata.get(t)
