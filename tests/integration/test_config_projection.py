@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 
 import psycopg
 import pytest
 from eth_account import Account
-from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from horus.cli.main import app
 from horus.codec import default_codec
-from horus.credentials import CredentialStore, generate_key
+from horus.credentials import CredentialStore
 from horus.db.engine import psycopg_conninfo
 from horus.domain.config import config_change
-from horus.kafka.admin import create_topics
-from horus.kafka.client import (assign_from_beginning, end_offsets, flush_or_raise, make_admin, make_consumer,
+from horus.kafka.client import (assign_from_beginning, end_offsets, flush_or_raise, make_consumer,
                                 make_producer, poll_batch, produce_reliably)
 from horus.settings import Settings
 from projections.folds import CONFIG_CHANGES_PROJECTION, CONTROL_COMMANDS_PROJECTION
-from projections.replay import replay_all, table_checksums, truncate_projections
+from projections.replay import replay_all, table_checksums
 from projections.runner import run_projections
+
+from tests.integration.projection_helpers import s, wide_console  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -35,32 +34,6 @@ API_SECRET = base64.urlsafe_b64encode(b"hmac-secret-of-the-follower-9876").decod
 PASSPHRASE = "passphrase-of-the-follower-0042"
 SECRET_STRINGS = (PRIVATE_KEY[2:], API_SECRET, PASSPHRASE, API_KEY)
 CONFIG_TABLES = ["follower_configs", "follow_configs", "control_switches", "dead_letters"]
-
-
-@pytest.fixture
-def s(settings: Settings):
-    run = uuid.uuid4().hex[:6]
-    test_settings = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}c{run}.",
-                                                "app_id": f"{settings.app_id}-c{run}",
-                                                "credentials_key": SecretStr(generate_key())})
-    created = create_topics(test_settings)
-    with psycopg.connect(psycopg_conninfo(test_settings.database_url), autocommit=True) as conn:
-        truncate_projections(conn)
-    yield test_settings
-    admin = make_admin(test_settings)
-    for future in admin.delete_topics(list(created), request_timeout=30).values():
-        try:
-            future.result()
-        except Exception:  # noqa: BLE001 - cleanup only
-            pass
-
-
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch):
-    """Rich tables as a terminal of 250 columns would show them (no wrapped cells to match across)."""
-    from horus.cli.common import console
-
-    monkeypatch.setattr(console, "width", 250)
 
 
 def cli(s: Settings, *args: str):

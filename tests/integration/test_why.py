@@ -3,23 +3,20 @@ the topics, folded by the projection runner, then explained from Postgres."""
 from __future__ import annotations
 
 import json
-import uuid
 from decimal import Decimal
 
-import psycopg
 import pytest
 from typer.testing import CliRunner
 
 from horus.cli.decide import read_configs, simulate
 from horus.cli.main import app
 from horus.codec import default_codec
-from horus.db.engine import psycopg_conninfo
 from horus.domain.fill_json import leader_fill_from_json
-from horus.kafka.admin import create_topics
-from horus.kafka.client import flush_or_raise, make_admin, make_producer, produce_reliably
+from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
 from horus.settings import Settings
-from projections.replay import truncate_projections
 from projections.runner import run_projections
+
+from tests.integration.projection_helpers import s, wide_console  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -43,30 +40,6 @@ CONFIGS = {"followers": [{"follower": F1}, {"follower": F2}], "follows": [
     {"follow_id": "f2", "follower": F2, "leader": LEADER, "sizing": {"mode": "fixed", "amount": "10"},
      "price_max": "0.3"},
 ]}
-
-
-@pytest.fixture
-def s(settings: Settings):
-    run = uuid.uuid4().hex[:6]
-    test_settings = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}w{run}.",
-                                                "app_id": f"{settings.app_id}-w{run}"})
-    created = create_topics(test_settings)
-    with psycopg.connect(psycopg_conninfo(test_settings.database_url), autocommit=True) as conn:
-        truncate_projections(conn)
-    yield test_settings
-    admin = make_admin(test_settings)
-    for future in admin.delete_topics(list(created), request_timeout=30).values():
-        try:
-            future.result()
-        except Exception:  # noqa: BLE001 - cleanup only
-            pass
-
-
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch):
-    from horus.cli.common import console
-
-    monkeypatch.setattr(console, "width", 250)
 
 
 @pytest.fixture
