@@ -43,6 +43,11 @@ bench: setup
 	$(BIN)/python bench/stage_passthrough.py
 	$(BIN)/python bench/projection_fold.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/decide.py
+	$(BIN)/python bench/signing.py
+	$(BIN)/python bench/venue_simulator.py
+	$(BIN)/python bench/execute.py
+	$(BIN)/python bench/chaos.py
 
 clean:
 	-$(HORUS) stack down
