@@ -39,6 +39,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from horus.domain.execute import OPEN, TERMINAL
+from horus.paper import create_followers, fund, set_faults, venue_orders
 from horus.settings import Settings
 from horus.venue.polymarket.orders import intent_metadata
 
@@ -381,12 +382,6 @@ def start_simulator(options: ChaosOptions):
     return run_simulator(simulator_config(options))
 
 
-def set_faults(sim_url: str, update: dict) -> None:
-    import httpx
-
-    httpx.post(f"{sim_url}/_sim/faults", json=update, timeout=10).raise_for_status()
-
-
 def wait_for_groups(settings: Settings, groups: dict[str, int], children: Children, timeout: float) -> None:
     """Until each consumer group is STABLE with its members all holding partitions."""
     from confluent_kafka import ConsumerGroupState
@@ -478,8 +473,6 @@ def ledger_rows(settings: Settings, intents: Iterable[str]) -> list[dict]:
 
 def venue_order_log(sim_url: str) -> tuple[list[dict], dict]:
     """The simulator's order log and its counters (posts, accepted, duplicate posts, rejected)."""
-    from horus.paper import venue_orders
-
     log = venue_orders(sim_url)
     return log["orders"], log["counts"]
 
@@ -658,7 +651,6 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
     from horus.credentials import CredentialStore
     from horus.db.engine import upgrade
     from horus.kafka.admin import create_topics, delete_topics_with_prefix
-    from horus.paper import create_followers, fund
 
     options.check()
     began = time.monotonic()

@@ -65,6 +65,11 @@ def fund(sim_url: str, accounts: Iterable[tuple[str, Decimal]], tokens_e6: dict[
     httpx.post(f"{sim_url}/_sim/accounts", json=body, timeout=30).raise_for_status()
 
 
+def set_faults(sim_url: str, update: dict) -> None:
+    """Change the simulator's fault settings (latency, 5xx, held/lost replies, 425 windows...) at runtime."""
+    httpx.post(f"{sim_url}/_sim/faults", json=update, timeout=10).raise_for_status()
+
+
 def venue_orders(sim_url: str) -> dict:
     """The simulator's order log: {"orders": [...], counts...}."""
     return httpx.get(f"{sim_url}/_sim/orders", timeout=60).json()

@@ -3,31 +3,28 @@ follower accounts with credentials in the real store, COPY decisions, reading ex
 the executor as a thread or as a subprocess (`python -m streams.execute`)."""
 from __future__ import annotations
 
-import base64
 import json
 import os
-import secrets as pysecrets
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from pydantic import SecretStr
 
 from horus.codec import default_codec, envelope
-from horus.credentials import CredentialStore, FollowerSecrets, generate_key
+from horus import paper
+from horus.credentials import generate_key
 from horus.domain import ids
-from horus.domain.config import FollowerConfig
 from horus.kafka.admin import create_topics
 from horus.kafka.client import assign_from_beginning, flush_or_raise, make_consumer, make_producer, poll_batch, \
     produce_reliably
 from horus.settings import Settings
 from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
-from horus.venue.polymarket.orders import address_of, intent_metadata
+from horus.paper import PaperFollower
+from horus.venue.polymarket.orders import intent_metadata
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,42 +61,23 @@ def simulator(**faults):
 
 
 def set_faults(sim, **faults) -> None:
-    httpx.post(f"{sim.url}/_sim/faults", json=faults, timeout=10).raise_for_status()
+    paper.set_faults(sim.url, faults)
 
 
 def venue_orders(sim) -> list[dict]:
-    return httpx.get(f"{sim.url}/_sim/orders", timeout=30).json()["orders"]
+    return paper.venue_orders(sim.url)["orders"]
 
 
 def paper_settings(settings: Settings, sim) -> Settings:
     return settings.model_copy(update={"clob_url": sim.url, "gamma_url": sim.url, "venue_mode": "paper"})
 
 
-@dataclass
-class Follower:
-    address: str  # lowercase
-    private_key: str
-    ref: str
-
-    def config(self) -> FollowerConfig:
-        return FollowerConfig(follower=self.address, signature_type=0, credentials_ref=self.ref)
+def make_followers(settings: Settings, n: int) -> list[PaperFollower]:
+    """n accounts with fresh keys in the credentials store (paper mode derives their API creds via L1)."""
+    return paper.create_followers(settings, [f"f{i}" for i in range(n)], f"test-{uuid.uuid4().hex[:12]}")
 
 
-def make_followers(settings: Settings, n: int) -> list[Follower]:
-    store = CredentialStore(settings)
-    out = []
-    for _ in range(n):
-        key = "0x" + pysecrets.token_bytes(32).hex()
-        follower = Follower(address_of(key).lower(), key, f"test-{uuid.uuid4().hex[:12]}")
-        # stored API creds are placeholders: paper mode derives real ones from the simulator (L1)
-        store.put(follower.ref, FollowerSecrets(private_key=key, api_key="placeholder",
-                                                api_secret=base64.urlsafe_b64encode(b"x" * 32).decode(),
-                                                api_passphrase="placeholder"))
-        out.append(follower)
-    return out
-
-
-def accounts_of(followers: list[Follower]):
+def accounts_of(followers: list[PaperFollower]):
     configs = {f.address: f.config() for f in followers}
     return lambda address: configs.get(address.lower())
 
@@ -181,7 +159,7 @@ def all_terminal(intents: set[str]):
 class ServiceThread:
     """The executor in this process, on its own thread and event loop."""
 
-    def __init__(self, settings: Settings, followers: list[Follower], **options) -> None:
+    def __init__(self, settings: Settings, followers: list[PaperFollower], **options) -> None:
         from streams.execute import run_service
 
         self.stop = threading.Event()
@@ -204,7 +182,7 @@ class ServiceThread:
             raise self.error
 
 
-def start_subprocess(settings: Settings, followers: list[Follower], log_path: Path, *extra: str) -> subprocess.Popen:
+def start_subprocess(settings: Settings, followers: list[PaperFollower], log_path: Path, *extra: str) -> subprocess.Popen:
     accounts = log_path.with_suffix(".accounts.json")
     accounts.write_text(json.dumps([json.loads(f.config().to_body()) for f in followers]))
     env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
