@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from horus.venue.cache import SingleFlightCache
 from horus.venue.polymarket.auth import ApiCreds
 
 
@@ -42,27 +43,14 @@ class Accounts:
         self.secrets = secrets
         self.mode = mode
         self.venue = venue
-        self.ttl_s = ttl_s
-        self._clock = clock
-        self._cache: dict[str, tuple[float, Account]] = {}
-        self._inflight: dict[str, asyncio.Future] = {}
+        # one resolution in flight per follower; failures are not cached and reach every asker
+        self._cache = SingleFlightCache(self._load, ttl_s, name="accounts", clock=clock, keep_last_on_error=False)
 
     def forget(self, follower: str) -> None:
-        self._cache.pop(follower.lower(), None)
+        self._cache.forget(follower.lower())
 
     async def get(self, follower: str) -> Account:
-        key = follower.lower()
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > self._clock():
-            return hit[1]
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._load(key))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _t, key=key: self._inflight.pop(key, None))
-        account = await asyncio.shield(task)
-        self._cache[key] = (self._clock() + self.ttl_s, account)
-        return account
+        return await self._cache.get(follower.lower())
 
     async def _load(self, follower: str) -> Account:
         config = self.follower_account(follower)

@@ -1,7 +1,8 @@
 """An async TTL cache with one request in flight per key: concurrent askers of a missing or expired key
-share one load (a cancelled asker does not cancel it for the others). A failed load caches nothing
-and answers the last good value, if any, so a flaky venue degrades to slightly stale data, never to an
-exception in the stage."""
+share one load (a cancelled asker does not cancel it for the others). A failed load caches nothing; by
+default it answers the last good value, if any, so a flaky venue degrades to slightly stale data, never to
+an exception in the stage. With `keep_last_on_error=False` the failure reaches every asker instead (for
+values that must not be stale, such as a follower's account)."""
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,9 @@ log = logging.getLogger(__name__)
 
 class SingleFlightCache(Generic[K, V]):
     def __init__(self, load: Callable[[K], Awaitable[V]], ttl_s: float, *, name: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, keep_last_on_error: bool = True) -> None:
         self._load, self.ttl_s, self.name, self._clock = load, ttl_s, name, clock
+        self.keep_last_on_error = keep_last_on_error
         self._values: dict[K, tuple[V, float]] = {}
         self._inflight: dict[K, asyncio.Future] = {}
         self.loads = 0
@@ -30,6 +32,9 @@ class SingleFlightCache(Generic[K, V]):
 
     def put(self, key: K, value: V) -> None:
         self._values[key] = (value, self._clock() + self.ttl_s)
+
+    def forget(self, key: K) -> None:
+        self._values.pop(key, None)
 
     async def get(self, key: K) -> V | None:
         entry = self._values.get(key)
@@ -47,6 +52,8 @@ class SingleFlightCache(Generic[K, V]):
         try:
             value = await self._load(key)
         except Exception as exc:  # noqa: BLE001 - logged; the caller decides with what is known
+            if not self.keep_last_on_error:
+                raise
             log.warning("%s: loading %s failed: %s: %s", self.name, key, type(exc).__name__, exc)
             return self.peek(key)
         self.put(key, value)

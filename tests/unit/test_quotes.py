@@ -68,6 +68,25 @@ def test_single_flight_cache_keeps_the_last_good_value_when_a_load_fails():
     asyncio.run(main())
 
 
+def test_single_flight_cache_can_pass_failures_on_and_cache_nothing():
+    calls = []
+
+    async def load(key):
+        calls.append(key)
+        if len(calls) == 1:
+            raise ValueError("no account")
+        return "ok"
+
+    async def main():
+        cache = SingleFlightCache(load, 60, name="t", keep_last_on_error=False)
+        with pytest.raises(ValueError):
+            await cache.get("k")
+        assert await cache.get("k") == "ok" and len(calls) == 2  # the failure was not remembered
+        cache.forget("k")
+        assert await cache.get("k") == "ok" and len(calls) == 3
+    asyncio.run(main())
+
+
 def test_venue_balances_read_with_the_followers_own_derived_credentials(sim):
     key = "0x" + secrets.token_bytes(32).hex()
     follower = address_of(key).lower()
