@@ -142,7 +142,7 @@ class FollowerBook:
     leader_holdings: dict[tuple[str, str], int] = field(default_factory=dict)  # (follow, token) -> leader shares seen
     spend: dict[tuple[int, str], int] = field(default_factory=dict)  # (day, follow id | "*") -> collateral
     fills_after: deque = field(default_factory=deque)  # (at_us, cost_e6): BUY fills a balance read may miss
-    reserved_cost: int = 0
+    reserved_cost: int = 0  # collateral held back by open BUYs
     _exposure: Counter = field(default_factory=Counter)  # condition and (condition, leader) -> cost held + reserved
     _selling: Counter = field(default_factory=Counter)  # token and (token, leader) -> shares in open SELLs
     _buying: Counter = field(default_factory=Counter)  # token -> open BUY reservations
@@ -187,9 +187,6 @@ class FollowerBook:
         else:
             self._selling[r.token_id] += sign * r.shares_e6
             self._selling[(r.token_id, r.leader)] += sign * r.shares_e6
-
-    def reserved_collateral(self) -> int:
-        return self.reserved_cost
 
 
 @dataclass
@@ -433,7 +430,7 @@ def _buy_size(c, book: FollowerBook, follow: FollowConfig, follower: FollowerCon
     while book.fills_after and book.fills_after[0][0] < now_us - 60 * 1_000_000:
         book.fills_after.popleft()
     unseen = sum(cost for at, cost in book.fills_after if at > balance.as_of_us)
-    available = balance.collateral_e6 - book.reserved_collateral() - unseen
+    available = balance.collateral_e6 - book.reserved_cost - unseen
     if sizing.mode == "fixed":
         target = int(sizing.amount * E6)
     elif sizing.mode == "ratio":

@@ -123,8 +123,8 @@ class VenueBalances:
 class FixedBalances:
     """Every follower holds `amount` of collateral and whatever tokens decide booked (simulations, bench)."""
 
-    def __init__(self, amount_e6: int, clock_us: Callable[[], int] = now_us):
-        self.amount_e6, self._clock_us = amount_e6, clock_us
+    def __init__(self, amount_e6: int):
+        self.amount_e6 = amount_e6
 
     async def get(self, account: FollowerConfig, tokens: Iterable[str] = ()) -> Balance:
         return Balance(self.amount_e6, 0, tuple((token, 10**15) for token in tokens))
