@@ -28,15 +28,18 @@ class Producer:
         self.settings = settings
         self.producer = make_producer(settings)
         self.codec = default_codec()
-        self.placed: list[tuple[str, int, int]] = []
-
-    def _on_delivery(self, err, msg):
-        assert err is None, err
-        self.placed.append((msg.topic(), msg.partition(), msg.offset()))
+        self.placed: list[tuple[str, int, int] | None] = []  # in send order (delivery reports are not, across partitions)
 
     def send(self, spec, record: dict | None = None, key: str | bytes | None = None, raw: bytes | None = None):
         value = raw if raw is not None else self.codec.encode(spec.event_type, record)
-        produce_reliably(self.producer, self.settings.topic(spec.name), value, key=key, on_delivery=self._on_delivery)
+        slot = len(self.placed)
+        self.placed.append(None)
+
+        def on_delivery(err, msg):
+            assert err is None, err
+            self.placed[slot] = (msg.topic(), msg.partition(), msg.offset())
+
+        produce_reliably(self.producer, self.settings.topic(spec.name), value, key=key, on_delivery=on_delivery)
 
     def configs(self, changes):
         for change in changes:
