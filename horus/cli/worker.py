@@ -120,14 +120,18 @@ def worker(
     if selected == ("execute",):  # nothing for Faust to run
         _run_confluent(config, selected, Batching(size=batch_size, within=batch_within), loglevel)
         return
-    if "execute" in selected:  # a service with its own loop: a thread beside the Faust worker
-        from horus.cli.common import stop_on_signals
+    import threading
 
-        start_executor(config, stop_on_signals())
+    executor_stop, executor = threading.Event(), None
+    if "execute" in selected:  # a service with its own loop: a thread beside the Faust worker
+        executor = start_executor(config, executor_stop)
         selected = tuple(s for s in selected if s != "execute")
     app = create_app(config, selected, batching=Batching(size=batch_size, within=batch_within))
     faust_worker = faust.Worker(app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False)
     try:
-        faust_worker.execute_from_commandline()  # exits the process when the worker stops
+        faust_worker.execute_from_commandline()  # handles SIGTERM itself, then raises SystemExit
     finally:
         app.horus_runtime.close()
+        if executor is not None:  # Faust owns the signals, so the executor is stopped here, after Faust
+            executor_stop.set()
+            executor.join(60)

@@ -186,6 +186,8 @@ def pipeline(topics, sim, tmp_path_factory, request):
     reader.close()
     codes = workers.stop()
     assert all(code == 0 for code in codes), f"a worker did not exit cleanly on SIGTERM {codes}\n{workers.output()}"
+    # the execute thread drains and commits, also beside Faust (which owns the process's signals)
+    assert "execute: stopped cleanly" in workers.output(), workers.output()
 
 
 def test_every_stage_event_appears_exactly_once(pipeline):
