@@ -16,6 +16,12 @@ it by name). Writer schemas that are no longer current but may still be found
 in topics can be kept, self-contained, in ``schemas/history/*.avsc``; they are
 registered for decoding only (see :meth:`SchemaRegistry.self_contained`).
 
+Enums (all but ``ExecutionStatus``, whose default UNKNOWN is a real, safe status)
+have the reader-only symbol ``UNRECOGNIZED`` as their default: a symbol added by
+a newer writer resolves to it in an older reader, and decode then refuses the
+record (:class:`UnrecognizedSymbolError`) instead of handing on a real value it
+never meant (a future ``Side`` read as BUY). Encode refuses it too.
+
 Every failure is a :class:`CodecError` subclass with a message that says what
 is wrong and how to fix it. This module imports no Kafka or database library.
 """
@@ -47,6 +53,8 @@ __all__ = [
     "MalformedBodyError",
     "IncompatibleSchemaError",
     "RecordMismatchError",
+    "UnrecognizedSymbolError",
+    "UNRECOGNIZED",
     "SchemaRegistry",
     "Codec",
     "default_codec",
@@ -66,6 +74,9 @@ _HEADER_LEN = len(MAGIC) + _FP_LEN
 
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+# reader-only enum symbol (protobuf's name for it): what a symbol from a newer writer resolves to
+UNRECOGNIZED = "UNRECOGNIZED"
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NAMED_KINDS = frozenset({"record", "error", "enum", "fixed"})
@@ -106,6 +117,16 @@ class IncompatibleSchemaError(CodecError):
 
 class RecordMismatchError(CodecError):
     """A record given to encode does not match its schema."""
+
+
+class UnrecognizedSymbolError(CodecError):
+    """The writer used an enum symbol this reader does not know (it resolved to UNRECOGNIZED)."""
+
+    def __init__(self, message: str, *, record_type: str, field: str, enum: str):
+        super().__init__(message)
+        self.record_type = record_type
+        self.field = field
+        self.enum = enum
 
 
 # --------------------------------------------------------------------------- schema helpers
@@ -235,13 +256,18 @@ def _compile_checker(schema: Any, named: Mapping[str, Any], cache: dict[str, Cal
     if kind in ("record", "error"):
         return _compile_record(schema, named, cache)
     if kind == "enum":
-        symbols = frozenset(schema["symbols"])
+        symbols = frozenset(schema["symbols"]) - {UNRECOGNIZED}
         ename = _short(schema["name"])
-        shown = ", ".join(schema["symbols"])
+        shown = ", ".join(s for s in schema["symbols"] if s != UNRECOGNIZED)
 
         def check_enum(v: Any) -> None:
             if isinstance(v, str) and v in symbols:
                 return
+            if v == UNRECOGNIZED:
+                raise _Mismatch(
+                    f"{UNRECOGNIZED} is reader-only in enum {ename} (what a symbol from a newer "
+                    f"schema reads as); a writer never writes it: use one of {shown}"
+                )
             raise _Mismatch(f"expected a symbol of enum {ename} ({shown}), got {_describe(v)}")
 
         cache[schema["name"]] = check_enum
@@ -424,11 +450,102 @@ def _compile_record(schema: dict, named: Mapping[str, Any], cache: dict[str, Cal
     return check_record
 
 
+# --------------------------------------------------------------------------- decode-side check
+#
+# Compiled once per reader schema: a finder returns (field path, enum name) of the first value
+# that resolved to UNRECOGNIZED, or None. Only the parts of a schema that can hold such an enum
+# are visited, so for LeaderFill the check is two dict lookups. A string in a union that also
+# holds such an enum and equals "UNRECOGNIZED" is refused too (the safe side of the ambiguity).
+
+_Finder = Callable[[Any], "tuple[tuple[str, ...], str] | None"]
+
+
+def _compile_unrecognized(schema: Any, named: Mapping[str, Any], cache: dict) -> _Finder | str | None:
+    """None: the schema cannot hold UNRECOGNIZED; a str (the enum name): the value itself is
+    such an enum symbol; else a finder for values of the schema."""
+    if isinstance(schema, str):
+        if schema in _PRIMITIVES:
+            return None
+        if schema in cache:
+            return cache[schema]
+        return _compile_unrecognized(named[schema], named, cache)
+    if isinstance(schema, list):
+        parts = [p for p in (_compile_unrecognized(b, named, cache) for b in schema) if p is not None]
+        enums = "|".join(p for p in parts if isinstance(p, str))
+        finders = [p for p in parts if not isinstance(p, str)]
+        if not finders:
+            return enums or None
+
+        def find_union(v: Any) -> tuple[tuple[str, ...], str] | None:
+            if enums and v == UNRECOGNIZED:
+                return (), enums
+            for find in finders:
+                hit = find(v)
+                if hit is not None:
+                    return hit
+            return None
+
+        return find_union
+    kind = schema["type"]
+    if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind in named):
+        return _compile_unrecognized(kind, named, cache)
+    if kind == "enum":
+        return _short(schema["name"]) if UNRECOGNIZED in schema["symbols"] else None
+    if kind in ("record", "error"):
+        cell: list[_Finder | None] = [None]
+        cache[schema["name"]] = lambda v: cell[0](v) if cell[0] is not None else None  # recursion
+        direct, nested = [], []
+        for f in schema["fields"]:
+            part = _compile_unrecognized(f["type"], named, cache)
+            if isinstance(part, str):
+                direct.append((f["name"], part))
+            elif part is not None:
+                nested.append((f["name"], part))
+        if not direct and not nested:
+            cache[schema["name"]] = None
+            return None
+        direct_t, nested_t = tuple(direct), tuple(nested)
+
+        def find_record(v: Any) -> tuple[tuple[str, ...], str] | None:
+            if type(v) is not dict:
+                return None
+            for fname, ename in direct_t:
+                if v[fname] == UNRECOGNIZED:
+                    return (fname,), ename
+            for fname, find in nested_t:
+                hit = find(v[fname])
+                if hit is not None:
+                    return (fname, *hit[0]), hit[1]
+            return None
+
+        cell[0] = find_record
+        cache[schema["name"]] = find_record
+        return find_record
+    if kind in ("array", "map"):
+        part = _compile_unrecognized(schema["items"] if kind == "array" else schema["values"], named, cache)
+        if part is None:
+            return None
+        is_list = kind == "array"
+
+        def find_items(v: Any) -> tuple[tuple[str, ...], str] | None:
+            for k, x in (enumerate(v) if is_list else v.items()):
+                if isinstance(part, str):
+                    hit = ((), part) if x == UNRECOGNIZED else None
+                else:
+                    hit = part(x)
+                if hit is not None:
+                    return (f"[{k!r}]", *hit[0]), hit[1]
+            return None
+
+        return find_items
+    return None
+
+
 # --------------------------------------------------------------------------- registry
 
 
 class _Entry:
-    __slots__ = ("fullname", "short", "fp", "header", "schema", "parsed", "pcf")
+    __slots__ = ("fullname", "short", "fp", "header", "schema", "parsed", "pcf", "find_unrecognized")
 
     def __init__(self, fullname: str, fp: bytes, schema: dict, parsed: dict, pcf: str):
         self.fullname = fullname
@@ -438,6 +555,8 @@ class _Entry:
         self.schema = schema  # self-contained JSON form (keeps docs, defaults, aliases)
         self.parsed = parsed  # fastavro-parsed, self-contained
         self.pcf = pcf
+        found = _compile_unrecognized(parsed, parsed.get("__named_schemas", {}), {})
+        self.find_unrecognized = found if callable(found) else None  # a record is never a bare enum
 
 
 class SchemaRegistry:
@@ -608,7 +727,7 @@ class SchemaRegistry:
                 writer.short,
                 writer.parsed,
                 None if reader is writer or reader.fp == writer.fp else reader.parsed,
-                writer.fullname,
+                reader.find_unrecognized,
             )
             self._dec_plans[fp] = plan
             return plan
@@ -671,7 +790,7 @@ class Codec:
         plan = self.registry._dec_plans.get(fp)
         if plan is None:
             plan = self.registry._decode_plan(fp)
-        short, writer, reader, fullname = plan
+        short, writer, reader, find_unrecognized = plan
         fo = io.BytesIO(data)
         fo.seek(_HEADER_LEN)
         try:
@@ -693,6 +812,16 @@ class Codec:
                 f"{short} body has {n - fo.tell()} trailing bytes after the record (schema "
                 f"{fp.hex()}); the message is corrupt or was framed with the wrong fingerprint"
             )
+        if find_unrecognized is not None:
+            hit = find_unrecognized(record)
+            if hit is not None:
+                field = ".".join(hit[0]).replace(".[", "[")
+                raise UnrecognizedSymbolError(
+                    f"{short} field {field!r}: the writer (schema {fp.hex()}) used a symbol of enum "
+                    f"{hit[1]} that this reader does not know, so it is refused rather than read as "
+                    f"another value; upgrade this service to the newer {short} schema",
+                    record_type=short, field=field, enum=hit[1],
+                )
         return short, record
 
     def encode_many(self, name: str, records: Iterable[dict]) -> list[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from horus.codec import (
     SchemaDefinitionError,
     SchemaRegistry,
     UnknownSchemaError,
+    UnrecognizedSymbolError,
     default_codec,
     envelope,
     fingerprint_hex,
@@ -556,3 +558,187 @@ def test_envelope_helper() -> None:
     e2 = envelope("id-2", "plan", T0, causation_id="id-1", produced_at_us=T0 + 7)
     assert e2 == {"event_id": "id-2", "occurred_at_us": T0, "produced_at_us": T0 + 7,
                   "source": "plan", "causation_id": "id-1"}
+
+
+# ----------------------------------------------------------------------------- symbols from newer writers
+#
+# Every enum but ExecutionStatus ends with the reader-only UNRECOGNIZED, its default: a symbol a
+# newer writer adds resolves to it here, and decode refuses the record instead of handing on a real
+# value (a future Side read as BUY would be copied as a buy).
+
+# (record, field, enum, a known symbol of the field in SAMPLES)
+GUARDED_FIELDS = [
+    ("LeaderFill", "side", "Side", "BUY"),
+    ("LeaderFill", "role", "FillRole", "TAKER"),
+    ("CopyCandidate", "side", "Side", "SELL"),
+    ("CopyDecision", "action", "DecisionAction", "COPY"),
+    ("CopyDecision", "side", "Side", "BUY"),
+    ("CopyDecision", "order_type", "OrderType", "GTD"),
+    ("SettlementEvent", "kind", "SettlementKind", "DEBT_RECORDED"),
+    ("ConfigChange", "entity", "ConfigEntity", "FOLLOW"),
+    ("ConfigChange", "op", "ConfigOp", "UPSERT"),
+    ("ControlCommand", "scope", "ControlScope", "MARKET"),
+    ("ControlCommand", "command", "ControlVerb", "PAUSE"),
+]
+
+
+def _enum_of(field_type):
+    """The enum definition of a field typed enum or [null, enum], else None."""
+    for t in field_type if isinstance(field_type, list) else [field_type]:
+        if isinstance(t, dict) and t.get("type") == "enum":
+            return t
+    return None
+
+
+def _schema_json(name: str) -> dict:
+    return json.loads((SCHEMA_DIR / f"{name}.avsc").read_text())
+
+
+def _with_new_symbol(name: str, field: str, symbol: str) -> dict:
+    """The current schema of `name` as a newer writer would publish it: one more symbol in `field`'s enum."""
+    schema = _schema_json(name)
+    enum = _enum_of(next(f for f in schema["fields"] if f["name"] == field)["type"])
+    enum["symbols"].append(symbol)
+    return schema
+
+
+def _registry(*newest: dict) -> SchemaRegistry:
+    reg = SchemaRegistry()
+    reg.load_dir(SCHEMA_DIR)
+    for schema in newest:
+        reg.register(schema)
+    return reg
+
+
+def _newer_writer_and_old_reader(name: str, field: str) -> tuple[Codec, Codec]:
+    """A codec writing `name` with the extra symbol MERGE in `field`, and a codec of this version that
+    has learned that writer schema (decode-only) but reads through its own, current schema."""
+    writer = _registry(_with_new_symbol(name, field, "MERGE"))
+    reader = _registry()
+    reader.register(writer.self_contained(name), latest=False)
+    return Codec(writer), Codec(reader)
+
+
+def test_guarded_fields_are_every_enum_with_unrecognized() -> None:
+    found = set()
+    for path in SCHEMA_DIR.glob("*.avsc"):
+        for f in json.loads(path.read_text())["fields"]:
+            enum = _enum_of(f["type"])
+            if enum is not None and codec_mod.UNRECOGNIZED in enum["symbols"]:
+                found.add((path.stem, f["name"], enum["name"]))
+    assert found == {(r, f, e) for r, f, e, _ in GUARDED_FIELDS}
+
+
+@pytest.mark.parametrize(("name", "field", "enum", "known"), GUARDED_FIELDS,
+                         ids=[f"{r}.{f}" for r, f, _, _ in GUARDED_FIELDS])
+def test_a_symbol_from_a_newer_writer_is_refused_naming_the_field(name, field, enum, known) -> None:
+    writer, reader = _newer_writer_and_old_reader(name, field)
+    assert SAMPLES[name][field] == known
+    data = writer.encode(name, dict(SAMPLES[name], **{field: "MERGE"}))
+    with pytest.raises(UnrecognizedSymbolError) as ei:
+        reader.decode(data)
+    err = ei.value
+    assert isinstance(err, CodecError)
+    assert (err.record_type, err.field, err.enum) == (name, field, enum)
+    msg = str(err)
+    assert f"{name} field '{field}'" in msg and "does not know" in msg and "upgrade this service" in msg
+    assert data[2:10].hex() in msg  # the writer schema, so an operator can find it
+    # the newer writer's known symbols still read as themselves
+    assert reader.decode(writer.encode(name, SAMPLES[name])) == (name, SAMPLES[name])
+
+
+def test_unrecognized_in_an_optional_field_only_when_set() -> None:
+    writer, reader = _newer_writer_and_old_reader("CopyDecision", "order_type")
+    skip = dict(SAMPLES["CopyDecision"], action="SKIP", order_type=None)
+    assert reader.decode(writer.encode("CopyDecision", skip))[1]["order_type"] is None
+
+
+@pytest.mark.parametrize(("name", "field", "enum", "known"), GUARDED_FIELDS,
+                         ids=[f"{r}.{f}" for r, f, _, _ in GUARDED_FIELDS])
+def test_encode_refuses_the_reader_only_symbol(codec: Codec, name, field, enum, known) -> None:
+    with pytest.raises(RecordMismatchError) as ei:
+        codec.encode(name, dict(SAMPLES[name], **{field: codec_mod.UNRECOGNIZED}))
+    msg = str(ei.value)
+    assert f"'{field}'" in msg and "reader-only" in msg and enum in msg and known in msg
+
+
+def test_a_writer_that_wrote_unrecognized_itself_is_refused(codec: Codec) -> None:
+    # bypassing the strict encode (another producer): same schema, so no resolution happens
+    import fastavro
+
+    buf = io.BytesIO()
+    buf.write(MAGIC + codec.registry.fingerprint_of("LeaderFill"))
+    fastavro.schemaless_writer(buf, codec.registry.writer_for("LeaderFill"),
+                               dict(SAMPLES["LeaderFill"], role=codec_mod.UNRECOGNIZED))
+    with pytest.raises(UnrecognizedSymbolError, match="'role'"):
+        codec.decode(buf.getvalue())
+
+
+def test_execution_status_keeps_unknown_as_its_default() -> None:
+    # the one exception: UNKNOWN is a real, safe status (the reconciler looks the order up)
+    writer, reader = _newer_writer_and_old_reader("ExecutionResult", "status")
+    data = writer.encode("ExecutionResult", dict(SAMPLES["ExecutionResult"], status="MERGE"))
+    assert reader.decode(data)[1]["status"] == "UNKNOWN"
+    status = _enum_of(next(f for f in _schema_json("ExecutionResult")["fields"] if f["name"] == "status")["type"])
+    assert codec_mod.UNRECOGNIZED not in status["symbols"] and status["default"] == "UNKNOWN"
+
+
+def _nested_schema(symbols: list[str]) -> dict:
+    kind = {"type": "enum", "name": "Kind", "symbols": symbols, "default": symbols[-1]}
+    inner = {"type": "record", "name": "Inner", "fields": [{"name": "kind", "type": kind}]}
+    return {"type": "record", "name": "Outer", "namespace": "test", "fields": [
+        {"name": "inner", "type": ["null", inner], "default": None},
+        {"name": "kinds", "type": {"type": "array", "items": "Kind"}},
+        {"name": "by_name", "type": {"type": "map", "values": "Kind"}},
+        {"name": "plain", "type": "string"},
+    ]}
+
+
+@pytest.mark.parametrize(("record", "field"), [
+    ({"inner": {"kind": "NEW"}, "kinds": [], "by_name": {}}, "inner.kind"),
+    ({"inner": None, "kinds": ["A", "NEW"], "by_name": {}}, "kinds[1]"),
+    ({"inner": None, "kinds": ["A"], "by_name": {"x": "A", "y": "NEW"}}, "by_name['y']"),
+])
+def test_unrecognized_is_found_in_nested_records_arrays_and_maps(record: dict, field: str) -> None:
+    writer = SchemaRegistry()
+    writer.register(_nested_schema(["A", "UNRECOGNIZED", "NEW"]))
+    reader = SchemaRegistry()
+    reader.register(_nested_schema(["A", "UNRECOGNIZED"]))
+    reader.register(writer.self_contained("Outer"), latest=False)
+    record = dict(record, plain=codec_mod.UNRECOGNIZED)  # a string field is never mistaken for the symbol
+    with pytest.raises(UnrecognizedSymbolError) as ei:
+        Codec(reader).decode(Codec(writer).encode("Outer", record))
+    assert (ei.value.record_type, ei.value.field, ei.value.enum) == ("Outer", field, "Kind")
+    fine = {"inner": {"kind": "A"}, "kinds": ["A"], "by_name": {"x": "A"}, "plain": "UNRECOGNIZED"}
+    assert Codec(reader).decode(Codec(writer).encode("Outer", fine))[1] == fine
+
+
+def test_a_stage_parks_a_record_with_an_unrecognized_symbol() -> None:
+    from horus.settings import Settings
+    from horus.topics import COPY_CANDIDATES, LEADER_FILLS
+    from streams.runtime import Runtime, StageSpec
+
+    class Producer:
+        def __init__(self):
+            self.sent = []
+
+        def produce(self, topic, value=None, key=None, on_delivery=None, headers=None):
+            self.sent.append((topic, key, value))
+
+        def poll(self, timeout=0):
+            return 0
+
+    writer, reader = _newer_writer_and_old_reader("LeaderFill", "side")
+    seen = []
+    runtime = Runtime(Settings(topic_prefix="u."), codec=reader, producer=Producer())
+    spec = StageSpec(name="plan", source=LEADER_FILLS, input_type="LeaderFill", sink=COPY_CANDIDATES,
+                     output_type="CopyCandidate", fn=lambda record, state, now_us: (seen.append(record) or [], state))
+    merge = writer.encode("LeaderFill", dict(SAMPLES["LeaderFill"], side="MERGE"))
+    buy = writer.encode("LeaderFill", SAMPLES["LeaderFill"])
+    runtime.process(spec, [("u.leader.fills", 0, 7, b"k", merge), ("u.leader.fills", 0, 8, b"k", buy)], now_us=T0)
+    assert seen == [SAMPLES["LeaderFill"]]  # the stage never saw the MERGE fill, as a BUY or otherwise
+    [(topic, _, value)] = runtime.producer.sent
+    letter = reader.decode(value)[1]
+    assert topic == "u.dead.letters" and letter["stage"] == "decode" and letter["original"] == merge
+    assert letter["source_offset"] == 7
+    assert letter["error"].startswith("UnrecognizedSymbolError: LeaderFill field 'side'")

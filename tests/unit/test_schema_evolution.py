@@ -11,11 +11,13 @@ import pytest
 
 from horus.codec import (
     SCHEMA_DIR,
+    UNRECOGNIZED,
     Codec,
     CodecError,
     IncompatibleSchemaError,
     SchemaRegistry,
     UnknownSchemaError,
+    UnrecognizedSymbolError,
     check_compatible,
     envelope,
 )
@@ -169,7 +171,9 @@ def test_removing_a_field_with_default_is_compatible() -> None:
     assert check_compatible(V1, without_field(V1, "condition_id")) == []
 
 
-def test_new_enum_symbol_reads_as_default_in_old_readers() -> None:
+def test_new_enum_symbol_is_refused_by_old_readers() -> None:
+    # adding a symbol stays compatible (old readers resolve it to their UNRECOGNIZED default) ...
+    assert V1_SIDE_DEFAULT == UNRECOGNIZED
     v2 = copy.deepcopy(V1)
     side = next(f for f in v2["fields"] if f["name"] == "side")
     side["type"]["symbols"].append("SPLIT")
@@ -180,7 +184,10 @@ def test_new_enum_symbol_reads_as_default_in_old_readers() -> None:
     new = Codec(writer).encode("LeaderFill", {**fill_record(), "side": "SPLIT"})
     old_reg = current_registry()
     old_reg.register(writer.self_contained("LeaderFill"), latest=False)
-    assert Codec(old_reg).decode(new)[1]["side"] == V1_SIDE_DEFAULT
+    # ... and an old reader refuses such a record rather than read it as a real side
+    with pytest.raises(UnrecognizedSymbolError, match="'side'"):
+        Codec(old_reg).decode(new)
+    assert Codec(old_reg).decode(Codec(writer).encode("LeaderFill", fill_record()))[1] == fill_record()
 
     # without an enum default the same change is reported
     v1_nodefault = copy.deepcopy(V1)
@@ -297,6 +304,13 @@ def test_no_floats_and_every_enum_has_a_default(path: Path) -> None:
                     f"{where}: enum {node['name']} needs a default symbol so new symbols stay "
                     "readable by old readers"
                 )
+                if node["name"] == "ExecutionStatus":  # UNKNOWN: a real, safe status (see its doc)
+                    assert node["default"] == "UNKNOWN" and UNRECOGNIZED not in node["symbols"]
+                else:
+                    assert node["default"] == UNRECOGNIZED, (
+                        f"{where}: enum {node['name']} needs the reader-only symbol {UNRECOGNIZED} as "
+                        "its default, so a symbol from a newer writer is refused, not read as a real one"
+                    )
     # also on the registered (self-contained) form, which inlines referenced types
     reg = current_registry()
     for where, node in _walk(reg.self_contained(path.stem), path.stem):
