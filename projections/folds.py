@@ -4,8 +4,8 @@ A fold does no I/O and never reads a clock: every value in a row comes from the 
 envelope timestamps, its fields) or from the message's Kafka coordinates, so folding the same
 messages always gives the same rows, and replay from offset 0 rebuilds the tables exactly.
 
-Every message becomes exactly one row: a row in the projection's table, or, when it cannot be
-decoded, is of the wrong type for its topic or holds a value the table cannot store, a row in
+Every message becomes exactly one row: a row in the table of its record type, or, when it cannot be
+decoded, is of a type its topic does not carry or holds a value the table cannot store, a row in
 `dead_letters` with the original bytes and the reason. A fold never raises on bad input.
 """
 from __future__ import annotations
@@ -258,6 +258,14 @@ leader_fill_row = event_row([
     ("order_hashes", strings("order_hashes")),
 ])
 
+leader_fill_retraction_row = event_row([
+    ("leader_fill_id", text("leader_fill_id", nonempty=True)),
+    ("leader", text("leader", nonempty=True)),
+    ("tx_hash", text("tx_hash", nonempty=True)),
+    ("block_number", integer("block_number", minimum=0)),
+    ("reason", text("reason")),
+])
+
 copy_decision_row = event_row([
     ("candidate_id", text("candidate_id", nonempty=True)),
     ("follow_id", text("follow_id", nonempty=True)),
@@ -422,22 +430,36 @@ def parked_row(message: SourceMessage, error: str) -> dict[str, Any]:
 RowMapper = Callable[[Mapping[str, Any], SourceMessage], dict[str, Any]]
 
 
+class RecordTable(NamedTuple):
+    """A further record type a projection's topic carries, the table it folds into and its row mapper."""
+
+    record_type: str
+    table: str
+    to_row: RowMapper
+
+
 @dataclass(frozen=True)
 class Projection:
-    """A topic folded into one table: which record type it expects and how a record maps to a row."""
+    """A topic folded into tables: which record types it expects and how a record maps to a row."""
 
     name: str  # the `projection` column of projection_offsets
     topic: str  # catalogue name (horus.topics), without the test prefix
-    record_type: str
+    record_type: str  # the topic's main record type
     table: str
     to_row: RowMapper
     # one topic into several tables: `table_for(record)` picks one of (table, *other_tables)
     other_tables: tuple[str, ...] = ()
     table_for: Callable[[Mapping[str, Any]], str] | None = None
+    # further record types on the same topic, each into its own table (e.g. retractions of a fill)
+    other_types: tuple[RecordTable, ...] = ()
 
     @property
     def tables(self) -> tuple[str, ...]:
-        return (self.table, *self.other_tables)
+        return (self.table, *self.other_tables, *(other.table for other in self.other_types))
+
+    @property
+    def record_types(self) -> tuple[str, ...]:
+        return (self.record_type, *(other.record_type for other in self.other_types))
 
     def fold(self, messages: Iterable[SourceMessage]) -> FoldResult:
         """Rows for `messages`, in order; bad messages become dead_letters rows. Pure."""
@@ -453,19 +475,27 @@ class Projection:
             return DEAD_LETTERS_TABLE, parked_row(message, f"undecodable: {message.error}"), True
         if message.value is None:
             return DEAD_LETTERS_TABLE, parked_row(message, "empty message (null value)"), True
-        if message.record is None or message.record_type != self.record_type:
-            return DEAD_LETTERS_TABLE, parked_row(
-                message, f"unexpected record type {message.record_type!r} on {self.topic} (want {self.record_type})"), True
-        try:
-            table = self.table if self.table_for is None else self.table_for(message.record)
-            return table, self.to_row(message.record, message), False
-        except BadRecord as exc:
-            return DEAD_LETTERS_TABLE, parked_row(message, f"bad {self.record_type}: {exc}"), True
-        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
-            return DEAD_LETTERS_TABLE, parked_row(message, f"bad {self.record_type}: {type(exc).__name__}: {exc}"), True
+        record, record_type = message.record, message.record_type
+        if record is not None:
+            try:
+                if record_type == self.record_type:  # the common case first: one comparison
+                    table = self.table if self.table_for is None else self.table_for(record)
+                    return table, self.to_row(record, message), False
+                for other in self.other_types:
+                    if record_type == other.record_type:
+                        return other.table, other.to_row(record, message), False
+            except BadRecord as exc:
+                return DEAD_LETTERS_TABLE, parked_row(message, f"bad {record_type}: {exc}"), True
+            except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+                return DEAD_LETTERS_TABLE, parked_row(message, f"bad {record_type}: {type(exc).__name__}: {exc}"), True
+        return DEAD_LETTERS_TABLE, parked_row(message, f"unexpected record type {record_type!r} on {self.topic}"
+                                                       f" (want {' or '.join(self.record_types)})"), True
 
 
-LEADER_FILLS_PROJECTION = Projection("leader_fills", LEADER_FILLS.name, "LeaderFill", "leader_fills", leader_fill_row)
+# a reorg's retraction is a fact of its own: the fill's row stays (it may even be mined again)
+LEADER_FILLS_PROJECTION = Projection(
+    "leader_fills", LEADER_FILLS.name, "LeaderFill", "leader_fills", leader_fill_row,
+    other_types=(RecordTable("LeaderFillRetracted", "leader_fill_retractions", leader_fill_retraction_row),))
 COPY_DECISIONS_PROJECTION = Projection("copy_decisions", COPY_DECISIONS.name, "CopyDecision", "copy_decisions",
                                        copy_decision_row)
 EXECUTION_RESULTS_PROJECTION = Projection("execution_results", EXECUTION_RESULTS.name, "ExecutionResult",

@@ -18,7 +18,7 @@ from confluent_kafka import TopicPartition
 from psycopg import sql
 
 from horus.db.engine import psycopg_conninfo
-from horus.db.models import PROJECTION_TABLES, Base
+from horus.db.models import Base
 from horus.kafka.client import make_consumer
 from horus.settings import Settings
 from projections.folds import ALL_PROJECTIONS, DEAD_LETTERS_TABLE, Projection
@@ -72,10 +72,11 @@ def _checksums(conn: psycopg.Connection, tables: Sequence[str]) -> dict[str, Tab
     return result
 
 
-def table_checksums(settings: Settings, tables: Sequence[str] = PROJECTION_TABLES) -> dict[str, TableChecksum]:
-    """(row count, md5) per table, computed in Postgres from one snapshot."""
+def table_checksums(settings: Settings, tables: Sequence[str] | None = None) -> dict[str, TableChecksum]:
+    """(row count, md5) per table, computed in Postgres from one snapshot; by default every table a
+    replay rebuilds (the projections' own list, so a new table cannot be missed)."""
     with _connect(settings) as conn:
-        return _checksums(conn, tables)
+        return _checksums(conn, tables_of(ALL_PROJECTIONS) if tables is None else tables)
 
 
 def tables_of(projections: Sequence[Projection]) -> list[str]:

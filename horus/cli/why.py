@@ -1,7 +1,8 @@
 """`horus why TX_HASH|LEADER_FILL_ID`: what every follower decided about one leader fill, and why.
 
-Reads the projections (leader_fills, copy_decisions, execution_results): each decision with its
-action, reason, size, worst price and the inputs decide used, then the execution results of a COPY.
+Reads the projections (leader_fills, leader_fill_retractions, copy_decisions, execution_results): a
+chain reorg's retraction of the fill, then each decision with its action, reason, size, worst price and
+the inputs decide used, then the execution results of a COPY.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ CAP_NAMES = {"INSUFFICIENT_BALANCE": "available balance"}  # the other caps read
 
 def explain(database_url: str, ref: str, follower: str | None = None) -> list[dict[str, Any]]:
     """The leader fills `ref` names (a fill id, or a tx hash: one per token and side), each with its
-    decisions (`decisions`) and each COPY's execution results (`results`). Empty when nothing is known."""
+    decisions (`decisions`), its reorg retractions (`retractions`) and each COPY's execution results
+    (`results`). Empty when nothing is known."""
     import psycopg
     from psycopg.rows import dict_row
 
@@ -38,6 +40,9 @@ def explain(database_url: str, ref: str, follower: str | None = None) -> list[di
             fills = [{"event_id": ref, "unknown": True}] if conn.execute(
                 "SELECT 1 FROM copy_decisions WHERE leader_fill_id = %s LIMIT 1", (ref,)).fetchone() else []
         for fill in fills:
+            fill["retractions"] = conn.execute(
+                "SELECT * FROM leader_fill_retractions WHERE leader_fill_id = %s ORDER BY occurred_at, event_id",
+                (fill["event_id"],)).fetchall()
             query = "SELECT * FROM copy_decisions WHERE leader_fill_id = %s"
             params: list = [fill["event_id"]]
             if follower:
@@ -117,6 +122,9 @@ def _print(fills: list[dict]) -> None:
                           f"{_units(fill['shares_e6'])} shares of token {fill['token_id']} at {_price(fill['price'])} "
                           f"({_units(fill['collateral_e6'])} pUSD), tx {fill['tx_hash']} block {fill['block_number']}, "
                           f"{fill['occurred_at']:%Y-%m-%d %H:%M:%S} UTC", highlight=False, markup=False)
+        for r in fill["retractions"]:
+            console.print(f"  RETRACTED by a chain reorg (block {r['block_number']}): {r['reason']}",
+                          highlight=False, markup=False)
         if not fill["decisions"]:
             console.print("  no decisions for it (no enabled follow of this leader, a --follower filter, or "
                           "decide/projections are behind)", highlight=False, markup=False)

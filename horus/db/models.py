@@ -4,8 +4,8 @@ Two kinds of table live here:
 
 - the **ledger** (`copy_trades`): written by the executor itself (prewrite-before-execute,
   DESIGN section 3), never rebuilt from topics;
-- **projections** (`leader_fills`, `copy_decisions`, `execution_results`, `settlement_events`,
-  `dead_letters`) plus their bookkeeping (`projection_offsets`): folded from Kafka topics by
+- **projections** (`leader_fills`, `leader_fill_retractions`, `copy_decisions`, `execution_results`,
+  `settlement_events`, `follower_configs`, `follow_configs`, `control_switches`, `dead_letters`) plus their bookkeeping (`projection_offsets`): folded from Kafka topics by
   `projections/`, and rebuilt from offset 0 by `projections/replay.py`. Projection rows carry the
   event's own timestamps and Kafka coordinates, never `now()`, so a replay rebuilds them exactly.
 
@@ -326,6 +326,7 @@ class LeaderFillClaim(Base):
 # Tables rebuilt from topics by replay (everything except the ledger and the offsets themselves).
 PROJECTION_TABLES: tuple[str, ...] = (
     "leader_fills",
+    "leader_fill_retractions",
     "copy_decisions",
     "execution_results",
     "settlement_events",
@@ -417,3 +418,21 @@ class ControlSwitchRow(_LatestColumns, Base):
     active: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(Text)
     issued_by: Mapped[str | None] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------------------------
+# Retractions (migration 0006): LeaderFillRetracted events on leader.fills, folded by the
+# leader_fills projection into a table of their own. The fill's row stays in leader_fills: both
+# facts happened (and the transaction may be mined again, bringing the fill back).
+# --------------------------------------------------------------------------------------------
+class LeaderFillRetractionRow(_EventColumns, Base):
+    """A leader fill whose chain log a reorg removed: one row per retraction event (fill, removed block)."""
+
+    __tablename__ = "leader_fill_retractions"
+    __table_args__ = (Index("ix_leader_fill_retractions_leader_fill_id", "leader_fill_id"),)
+
+    leader_fill_id: Mapped[str] = mapped_column(Text)  # event_id of the retracted LeaderFill
+    leader: Mapped[str] = mapped_column(Text)
+    tx_hash: Mapped[str] = mapped_column(Text)
+    block_number: Mapped[int] = mapped_column(BigInteger)  # the block the removed log was in
+    reason: Mapped[str] = mapped_column(Text)

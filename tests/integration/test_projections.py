@@ -16,7 +16,9 @@ import uuid
 import psycopg
 import pytest
 from confluent_kafka import TopicPartition
+from typer.testing import CliRunner
 
+from horus.cli.main import app
 from horus.codec import default_codec
 from horus.db.engine import psycopg_conninfo
 from horus.kafka.admin import create_topics
@@ -30,6 +32,7 @@ from tests.unit.test_projection_folds import (
     dead_letter,
     execution_result,
     leader_fill,
+    leader_fill_retraction,
     settlement_event,
 )
 
@@ -296,6 +299,39 @@ def test_garbage_lands_in_dead_letters_with_its_exact_bytes_and_the_runner_goes_
     stage_row = rows[(s.topic("copy.candidates"), parked_by_a_stage["source_partition"], parked_by_a_stage["source_offset"])]
     assert stage_row[1] == b"\xc3\x01\x99broken" and stage_row[3] == "plan" and stage_row[4] == "dl-00000001"
     assert_offsets_at_end(s)
+
+
+def test_a_retraction_lands_in_its_own_table_next_to_the_fill_and_replays_the_same(s):
+    retraction = leader_fill_retraction(3)
+    value = encoded("LeaderFillRetracted", retraction)
+    # the fill, later its retraction (same topic, same key), and the retraction delivered again
+    where = produce(s, fills(0, 6) + [("leader.fills", value, retraction["leader"])] * 2)
+    assert where[6][:2] == where[3][:2] and where[6][2] > where[3][2]
+
+    stats = run_projections(s, threading.Event(), until_caught_up=True)
+
+    assert stats.dead_letters == 0 and scalar(s, "SELECT count(*) FROM dead_letters") == 0
+    assert dict(stats.rows_written) == {"leader_fills": 6, "leader_fill_retractions": 1}  # idempotent on event_id
+    with connect(s) as conn:
+        row = conn.execute("SELECT event_id, leader_fill_id, leader, tx_hash, block_number, reason, causation_id,"
+                           " kafka_partition, kafka_offset FROM leader_fill_retractions").fetchall()
+    assert row == [("lr-00000003", "lf-00000003", retraction["leader"], retraction["tx_hash"], 70_000_003,
+                    retraction["reason"], "lf-00000003", *where[6][1:])]
+    assert scalar(s, "SELECT count(*) FROM leader_fills WHERE event_id = 'lf-00000003'") == 1  # the fill stays
+    assert_offsets_at_end(s)
+
+    # `horus why` says so for that fill, and only for it
+    retracted = CliRunner().invoke(app, ["why", "lf-00000003"], env=s.as_env())
+    assert retracted.exit_code == 0, retracted.output
+    assert "RETRACTED by a chain reorg (block 70000003): reorg: log removed" in " ".join(retracted.stdout.split())
+    other = CliRunner().invoke(app, ["why", "lf-00000002", "--json"], env=s.as_env())
+    assert other.exit_code == 0 and "RETRACTED" not in other.stdout and '"retractions": []' in other.stdout
+
+    live = table_checksums(s)
+    assert live["leader_fill_retractions"].rows == 1 and live["leader_fills"].rows == 6
+    replay_stats: list = []
+    assert replay_all(s, stats_out=replay_stats) == live
+    assert replay_stats[0].dead_letters == 0 and replay_stats[0].rows_folded["leader_fill_retractions"] == 2
 
 
 def test_a_row_the_database_refuses_is_parked_and_the_batch_goes_through(s):
