@@ -42,6 +42,8 @@ log = logging.getLogger("horus.streams.decide")
 NAME = "decide"
 DECISIONS = Counter("horus_decisions_total", "Decisions made", ["action", "reason"])
 REBUILD_SECONDS = Gauge("horus_decide_rebuild_seconds", "Time the last partition rebuild took")
+UNREADABLE = Counter("horus_decide_unreadable_state_total",
+                     "Own decisions/results decide could not fold into its state (e.g. a newer writer's schema)")
 BREAKER_TRIPS = Counter("horus_circuit_breaker_trips_total", "Times the circuit breaker paused everything")
 
 
@@ -218,11 +220,19 @@ class DecideStage:
         log.info("decide: partitions %s rebuilt from %d decisions and %d results in %.2fs", sorted(partitions),
                  counts[0], counts[1], time.monotonic() - started)
 
-    def _fold_history(self, message, partition: int) -> int:
+    def _decode_own(self, message) -> tuple[str | None, dict | None]:
+        """A decision or result decide folds into its state. One it cannot read (a newer writer's schema) is
+        left out of the caps and reservations, so it is logged and counted for the operator."""
         try:
-            name, record = self.runtime.codec.decode(message.value())
-        except Exception:  # parked by whoever produced it; nothing to fold
-            return 0
+            return self.runtime.codec.decode(message.value())
+        except Exception as exc:
+            UNREADABLE.inc()
+            log.warning("decide: cannot fold %s[%d]@%d into its state: %s", message.topic(), message.partition(),
+                        message.offset(), exc)
+            return None, None
+
+    def _fold_history(self, message, partition: int) -> int:
+        name, record = self._decode_own(message)
         with self.lock:
             if name == "CopyDecision":
                 apply_decision(record, self.state)
@@ -279,10 +289,7 @@ class DecideStage:
                 break
             with self.lock:
                 for message in messages:
-                    try:
-                        name, record = self.runtime.codec.decode(message.value())
-                    except Exception:
-                        continue
+                    name, record = self._decode_own(message)
                     if name == "ExecutionResult":
                         apply_result(record, self.state, now_us=time.time_ns() // 1000)
                     self.results_assigned[message.partition()] = message.offset() + 1

@@ -182,6 +182,8 @@ def test_the_circuit_breaker_pauses_everything_when_executions_keep_failing(topi
                                    now_us=time.time_ns() // 1000, order_hash=None, error="not enough balance")
             produce_reliably(raw, settings.topic(EXECUTION_RESULTS.name), codec.encode("ExecutionResult", result),
                              key=d["follower"])
+        # a result decide cannot read is reported and stepped over; the readable ones still count
+        produce_reliably(raw, settings.topic(EXECUTION_RESULTS.name), b"\x00not a result", key=copies[0]["follower"])
         flush_or_raise(raw)
         producer.fills([fill(1)])  # the next batch folds the results first, then trips
         wait_for_decisions(reader, 2 * len(FOLLOWERS), [worker])
@@ -197,6 +199,7 @@ def test_the_circuit_breaker_pauses_everything_when_executions_keep_failing(topi
         latest = [d for _, d, _ in reader.seen[COPY_DECISIONS.name]][-len(FOLLOWERS):]
         assert {d["reason_code"] for d in latest} == {"PAUSED_GLOBAL"}
         assert "circuit breaker" in latest[0]["reason_detail"]
+        assert "cannot fold" in worker.log_path.read_text(), worker.output()
     finally:
         reader.close()
         assert worker.stop() == 0
