@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 from psycopg.types.json import Jsonb
 
 from horus.db.models import DECISION_ACTIONS, EXECUTION_STATUSES, FILL_ROLES, SIDES
-from horus.domain.config import ConfigInvalid, parse_follow_config, parse_follower
+from horus.domain.config import ConfigInvalid, parse_change_body
 from horus.domain.control import SCOPES, VERBS, control_key
 from horus.topics import (
     CONFIG_CHANGES,
@@ -332,23 +332,21 @@ def config_table(record: Mapping[str, Any]) -> str:
 
 def config_change_row(record: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
     """A FOLLOWER or FOLLOW change -> the current-config row for its id. The body is validated by the
-    same rules the CLI and the stages use; a body that breaks one is parked, naming the rule."""
+    same rules the CLI and the stages use; one that breaks a rule replaces the row with no body and the
+    rule in `invalid`, as decide drops that config too (an operator sees why the follow stopped)."""
     entity = record.get("entity")
     entity_id = text("entity_id", nonempty=True)(record)
     op = enum("op", ("UPSERT", "DELETE"))(record)
-    row = {**_latest_columns(record, message), "deleted": op == "DELETE", "enabled": None, "body": None}
+    row = {**_latest_columns(record, message), "deleted": op == "DELETE", "enabled": None, "body": None,
+           "invalid": None}
     config = None
     if op == "UPSERT":
         try:
-            config = parse_follower(record.get("body") or "") if entity == "FOLLOWER" \
-                else parse_follow_config(record.get("body") or "")
+            config = parse_change_body(entity, entity_id, record.get("body"))
+            row["enabled"] = config.enabled
+            row["body"] = Jsonb(config.model_dump(mode="json"))  # canonical: equal configs, equal rows
         except ConfigInvalid as exc:
-            raise BadRecord(str(exc)) from None
-        own_id = config.follower if entity == "FOLLOWER" else config.follow_id
-        if own_id != entity_id:
-            raise BadRecord(f"body id {own_id!r} differs from entity_id {entity_id!r}")
-        row["enabled"] = config.enabled
-        row["body"] = Jsonb(config.model_dump(mode="json"))  # canonical: equal configs, equal rows
+            row["invalid"] = str(exc).replace("\x00", "\\x00")
     if entity == "FOLLOWER":
         row.update(follower=entity_id, custody=None, signature_type=None, credentials_ref=None)
         if config is not None:

@@ -45,16 +45,17 @@ def _projection_caught_up(s: Settings) -> bool:
     return all(stored.get(("configs", t, p), 0) >= end for (t, p), end in ends.items())
 
 
-def _from_projection(s: Settings, entity: str, entity_id: str) -> dict | None:
+def _from_projection(s: Settings, entity: str, entity_id: str) -> tuple[dict | None, str | None]:
+    """(body, invalid) of the current row; (None, None) when there is none."""
     import psycopg
 
     from horus.db.engine import psycopg_conninfo
 
-    query = ("SELECT body FROM follower_configs WHERE follower = %s AND NOT deleted" if entity == "FOLLOWER"
-             else "SELECT body FROM follow_configs WHERE follow_id = %s AND NOT deleted")
+    query = ("SELECT body, invalid FROM follower_configs WHERE follower = %s AND NOT deleted" if entity == "FOLLOWER"
+             else "SELECT body, invalid FROM follow_configs WHERE follow_id = %s AND NOT deleted")
     with psycopg.connect(psycopg_conninfo(s.database_url), autocommit=True, connect_timeout=5) as conn:
         row = conn.execute(query, (entity_id,)).fetchone()
-    return None if row is None else row[0]
+    return (None, None) if row is None else (row[0], row[1])
 
 
 def latest_changes(s: Settings) -> dict[str, dict]:
@@ -94,20 +95,27 @@ def latest_changes(s: Settings) -> dict[str, dict]:
 
 def current_config(s: Settings, entity: str, entity_id: str) -> dict | None:
     """The config now in force for (entity, id) as a plain dict, or None if there is none."""
-    from horus.domain.config import ConfigInvalid, config_key, parse_follow_config, parse_follower
+    from horus.domain.config import ConfigInvalid, config_key, parse_change_body
+
+    def refuse(reason) -> None:
+        fail(f"the current {entity.lower()} config is invalid ({reason}); replace it with `add --from-file`", INVALID)
 
     try:
-        if _projection_caught_up(s):
-            return _from_projection(s, entity, entity_id)
+        current = _from_projection(s, entity, entity_id) if _projection_caught_up(s) else None
     except Exception:  # noqa: BLE001 - the topic below is the source of truth anyway
-        pass
+        current = None
+    if current is not None:
+        body, invalid = current
+        if invalid:
+            refuse(invalid)
+        return body
     change = latest_changes(s).get(config_key(entity, entity_id))
     if change is None or change["op"] == "DELETE":
         return None
     try:
-        parsed = parse_follower(change["body"] or "") if entity == "FOLLOWER" else parse_follow_config(change["body"] or "")
+        parsed = parse_change_body(entity, entity_id, change["body"])
     except ConfigInvalid as exc:
-        fail(f"the current {entity.lower()} config is invalid ({exc}); replace it with `add --from-file`", INVALID)
+        refuse(exc)
     return parsed.model_dump(mode="json")
 
 
@@ -466,8 +474,8 @@ def follow_list(
     if leader:
         where.append("leader = %s")
         params.append(leader.strip().lower())
-    query = ("SELECT follow_id, follower, leader, enabled, deleted, body, updated_at FROM follow_configs WHERE "
-             + " AND ".join(where) + " ORDER BY follow_id")
+    query = ("SELECT follow_id, follower, leader, enabled, deleted, body, invalid, updated_at FROM follow_configs "
+             "WHERE " + " AND ".join(where) + " ORDER BY follow_id")
     try:
         with psycopg.connect(psycopg_conninfo(settings().database_url), autocommit=True, connect_timeout=5,
                              row_factory=dict_row) as conn:
@@ -484,7 +492,8 @@ def follow_list(
     table = Table("follow", "follower", "leader", "enabled", "sizing", "slippage", "daily cap", "updated")
     for row in rows:
         body = row["body"] or {}
-        state = "removed" if row["deleted"] else ("yes" if row["enabled"] else "no")
+        state = ("removed" if row["deleted"] else f"INVALID: {row['invalid']}" if row["invalid"]
+                 else "yes" if row["enabled"] else "no")
         table.add_row(row["follow_id"], row["follower"] or "", row["leader"] or "", state,
                       _sizing_text(body.get("sizing") or {}) if body else "",
                       f"{body.get('slippage_bps')} bps" if body else "", str(body.get("daily_cap") or "-"),

@@ -375,7 +375,8 @@ class _LatestColumns:
 
 class FollowerConfigRow(_LatestColumns, Base):
     """Current config of each follower account (config.changes, entity FOLLOWER). A DELETE keeps the
-    row with `deleted` set and no body."""
+    row with `deleted` set and no body; a change that breaks a rule keeps it with no body and `invalid`
+    set (decide drops such a config too)."""
 
     __tablename__ = "follower_configs"
 
@@ -386,6 +387,7 @@ class FollowerConfigRow(_LatestColumns, Base):
     signature_type: Mapped[int | None] = mapped_column(Integer)
     credentials_ref: Mapped[str | None] = mapped_column(Text)
     body: Mapped[dict | None] = mapped_column(JSONB)
+    invalid: Mapped[str | None] = mapped_column(Text)  # the rule the latest change broke: not in effect
 
 
 class FollowConfigRow(_LatestColumns, Base):
@@ -403,6 +405,7 @@ class FollowConfigRow(_LatestColumns, Base):
     leader: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool | None] = mapped_column(Boolean)
     body: Mapped[dict | None] = mapped_column(JSONB)
+    invalid: Mapped[str | None] = mapped_column(Text)  # the rule the latest change broke: not in effect
 
 
 class ControlSwitchRow(_LatestColumns, Base):

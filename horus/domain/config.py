@@ -261,16 +261,21 @@ def apply_config(change: dict, state: ConfigState) -> tuple[list, ConfigState]:
     if op != "UPSERT":
         raise ConfigInvalid(f"{entity} {entity_id}: unknown op {op!r}")
     try:
-        config = parse_follower(change.get("body") or "") if entity == "FOLLOWER" \
-            else parse_follow_config(change.get("body") or "")
-        own_id = config.follower if entity == "FOLLOWER" else config.follow_id
-        if own_id != entity_id:
-            raise ConfigInvalid(f"invalid {entity.lower()}: body id {own_id!r} differs from entity_id {entity_id!r}")
+        config = parse_change_body(entity, entity_id, change.get("body"))
     except ConfigInvalid as exc:
         state.invalid[key] = str(exc)
         raise
     table[entity_id] = config
     return [], state
+
+
+def parse_change_body(entity: str, entity_id: str, body: str | None) -> FollowerConfig | FollowConfig:
+    """The config an UPSERT carries, by the same rules everywhere (CLI, stages, projections)."""
+    config = parse_follower(body or "") if entity == "FOLLOWER" else parse_follow_config(body or "")
+    own_id = config.follower if entity == "FOLLOWER" else config.follow_id
+    if own_id != entity_id:
+        raise ConfigInvalid(f"invalid {entity.lower()}: body id {own_id!r} differs from entity_id {entity_id!r}")
+    return config
 
 
 def apply_config_tombstone(key: bytes | str | None, state: ConfigState) -> ConfigState:

@@ -172,17 +172,22 @@ def test_latest_change_wins_in_any_batch_split_and_replay_rebuilds_the_same_tabl
     assert cli(s, "resume", "--market", "0xabc").exit_code == 0
 
     fold(s, batch_size=1)  # every change in its own transaction: the conflict rule decides
-    amounts = rows(s, "SELECT follow_id, body->'sizing'->>'amount' FROM follow_configs ORDER BY follow_id")
+    amounts = rows(s, "SELECT follow_id, body->'sizing'->>'amount' FROM follow_configs WHERE invalid IS NULL "
+                      "ORDER BY follow_id")
     assert amounts == [("f0", "5"), ("f1", "5"), ("f2", "5")]
-    (parked,) = rows(s, "SELECT stage, error FROM dead_letters WHERE source_topic = %s", (topic,))
-    assert parked[0] == "projections" and "sizing.balance_pct: required" in parked[1]
+    # a change that breaks a rule is not in force (decide drops it too): the row says which rule, not a dead letter
+    assert rows(s, "SELECT enabled, body, invalid LIKE '%%sizing.balance_pct: required%%' FROM follow_configs "
+                   "WHERE follow_id = 'f9'") == [(None, None, True)]
+    assert rows(s, "SELECT count(*) FROM dead_letters WHERE source_topic = %s", (topic,)) == [(0,)]
+    listed = cli(s, "follow", "list")
+    assert listed.exit_code == 0 and "INVALID" in listed.stdout, listed.output
     assert rows(s, "SELECT key, command, active, reason FROM control_switches ORDER BY key") == [
         ("GLOBAL", "KILL", True, "incident"), ("MARKET:0xabc", "RESUME", False, None)]
     live = table_checksums(s, CONFIG_TABLES)
 
     rebuilt = replay_all(s, (CONFIG_CHANGES_PROJECTION, CONTROL_COMMANDS_PROJECTION))  # one batch: DISTINCT ON
     assert {t: rebuilt[t] for t in CONFIG_TABLES} == live
-    assert live["follow_configs"].rows == 3
+    assert live["follow_configs"].rows == 4
 
 
 def test_control_status_shows_active_switches(s):

@@ -12,7 +12,8 @@ from horus.cli.config import _follow_options, _merge_follow, default_follow_id
 from horus.cli.main import app
 from horus.codec import default_codec
 from horus.db.models import Base
-from horus.domain.config import config_change, parse_follow_config, parse_follower
+from horus.domain.config import (ConfigInvalid, ConfigState, apply_config, config_change, parse_follow_config,
+                                 parse_follower)
 from horus.domain.control import control_command
 from projections.folds import CONFIG_CHANGES_PROJECTION, CONTROL_COMMANDS_PROJECTION, SourceMessage
 
@@ -122,16 +123,21 @@ def test_config_changes_fold_into_the_table_of_their_entity():
     assert (delete["follow_id"], delete["deleted"], delete["body"], delete["kafka_offset"]) == ("f1", True, None, 2)
 
 
-def test_an_invalid_config_body_is_parked_naming_the_rule():
+def test_an_invalid_config_body_replaces_the_row_naming_the_rule():
+    """As in decide (apply_config): the change is in force as "no config", and the row says which rule broke."""
     body = json.dumps({"follow_id": "f1", "follower": FOLLOWER, "leader": LEADER, "sizing": {"mode": "ratio"}})
     bad = config_change("FOLLOW", "f1", body, "someone")
     mismatch = config_change("FOLLOW", "f2", parse_follow_config(
         {"follow_id": "f1", "follower": FOLLOWER, "leader": LEADER, "sizing": {"amount": "1"}}), "someone")
     folded = CONFIG_CHANGES_PROJECTION.fold([message("ConfigChange", bad), message("ConfigChange", mismatch, 1)])
-    assert folded.parked == 2 and "follow_configs" not in folded.rows
-    first, second = folded.rows["dead_letters"]
-    assert "sizing.ratio: required" in first["error"] and first["stage"] == "projections"
-    assert "differs from entity_id" in second["error"]
+    assert folded.parked == 0 and "dead_letters" not in folded.rows
+    first, second = folded.rows["follow_configs"]
+    assert (first["follow_id"], first["deleted"], first["enabled"], first["body"]) == ("f1", False, None, None)
+    assert "sizing.ratio: required" in first["invalid"]
+    assert second["follow_id"] == "f2" and "differs from entity_id" in second["invalid"]
+    for change in (bad, mismatch):  # decide refuses the same changes, for the same reason
+        with pytest.raises(ConfigInvalid):
+            apply_config(change, ConfigState())
 
 
 def test_control_commands_fold_into_switches():
