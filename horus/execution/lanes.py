@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Awaitable, Callable, Hashable
+from typing import Any, Awaitable, Callable, Hashable, Iterator
 
 log = logging.getLogger("horus.execution")
 
@@ -52,6 +52,11 @@ class KeyedLanes:
                 self._queues.pop(key, None)
             if self.in_flight == 0:
                 self._idle.set()
+
+    def jobs(self) -> Iterator[Any]:
+        """Every job queued or running."""
+        for queue in self._queues.values():
+            yield from queue
 
     @property
     def lanes(self) -> int:

@@ -295,6 +295,17 @@ class Ledger:
                                "WHERE idempotency_key = ANY(%s) AND locked_by = %s", (ids, owner))
         await self._run(go, atomic=False)
 
+    async def renew(self, intent_ids: Iterable[str], owner: str) -> None:
+        """Refresh `owner`'s lease on those open rows it still holds (work waiting in its lanes)."""
+        ids = list(intent_ids)
+        if not ids:
+            return
+
+        async def go(conn):
+            await conn.execute("UPDATE copy_trades SET locked_at = now() WHERE idempotency_key = ANY(%s) "
+                               "AND locked_by = %s AND status = ANY(%s)", (ids, owner, sorted(OPEN)))
+        await self._run(go, atomic=False)
+
     async def write_updates(self, updates: Sequence[Update]) -> list[bool]:
         """Apply outcome updates in ONE transaction; per update, whether its compare-and-set won."""
         if not updates:

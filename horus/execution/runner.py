@@ -11,8 +11,9 @@ crash (SIGKILL included) re-delivers every message whose work might not be compl
 the redelivery safe (no second order, the same result re-emitted). Back-pressure: above
 `execute_max_in_flight` unfinished messages the assigned partitions are paused, resumed below half.
 Rebalance: on revoke the partitions stop feeding lanes, in-flight work gets a bounded time to finish,
-the finished prefix is committed, and anything still running is abandoned to the ledger (its lease
-lapses and the next owner or the reconciler picks it up). Safety never comes from the offset.
+the finished prefix is committed, and anything still running finishes here: the leases of rows in lanes are
+renewed (every third of `execute_lease_s`), so the next owner and the reconciler leave them alone until this
+process dies and they lapse. Safety never comes from the offset.
 """
 from __future__ import annotations
 
@@ -147,7 +148,8 @@ class ExecuteService:
     async def run(self, stop: threading.Event | asyncio.Event) -> None:
         await self._setup()
         done = asyncio.Event()
-        tasks = [asyncio.create_task(self._commit_loop(done), name="execute-commits")]
+        tasks = [asyncio.create_task(self._commit_loop(done), name="execute-commits"),
+                 asyncio.create_task(self._renew_leases(done), name="execute-leases")]
         if self.reconciler is not None and self.do_reconcile:
             tasks.append(asyncio.create_task(self.reconciler.run(done, self.settings.reconcile_interval_s),
                                              name="reconciler"))
@@ -344,6 +346,20 @@ class ExecuteService:
             except asyncio.TimeoutError:
                 pass
             await self._kafka_call(self._commit_now)
+
+    async def _renew_leases(self, done: asyncio.Event) -> None:
+        """Keep the lease taken at prewrite on every row still in a lane: a follower's backlog can outlast the
+        lease, and a lapsed one lets a reconciler send the row meanwhile (twice, out of the follower's order)."""
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), self.settings.execute_lease_s / 3)
+            except asyncio.TimeoutError:
+                pass
+            held = [job.work.intent_id for job in self.lanes.jobs() if job.work is not None]
+            try:
+                await self.ledger.renew(held, self.owner)
+            except Exception:  # the ledger is unreachable: the leases lapse and the reconciler takes over (safe)
+                log.warning("could not renew the leases of %d rows in flight", len(held), exc_info=True)
 
     # ------------------------------------------------------------------------------ rebalances
     def _on_assign(self, consumer, partitions) -> None:  # consumer thread

@@ -35,7 +35,7 @@ T0_US = 1_764_000_000_000_000
 TERMINAL = {"FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "DRY_RUN"}
 
 
-def private_settings(settings: Settings, **overrides) -> Settings:
+def private_settings(settings: Settings, *, partitions: int = 4, **overrides) -> Settings:
     """The session's database, topics of its own (a private prefix), a credentials key."""
     run = uuid.uuid4().hex[:6]
     private = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}x{run}.",
@@ -43,7 +43,7 @@ def private_settings(settings: Settings, **overrides) -> Settings:
                                           "credentials_key": SecretStr(generate_key()),
                                           "reconcile_min_age_s": 0.5, "reconcile_interval_s": 0.5,
                                           "execute_lease_s": 3.0, **overrides})
-    create_topics(private, partitions=4)
+    create_topics(private, partitions=partitions)
     return private
 
 
@@ -199,3 +199,105 @@ def orders_by_intent(sim, intents: set[str]) -> dict[str, list[dict]]:
         if intent is not None:
             out[intent].append(order)
     return out
+
+
+def wait_until(predicate, timeout: float, what: str, every: float = 0.1):
+    """predicate()'s first truthy value, polled until `timeout` (AssertionError naming `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(every)
+
+
+class DecisionStream:
+    """COPY decisions produced at a steady rate on a thread of its own (round-robin over the followers, one
+    leader fill each) until stopped, so an executor started, rebalanced or killed meanwhile has work in flight."""
+
+    def __init__(self, settings: Settings, followers: list[PaperFollower], per_second: float, tag: str) -> None:
+        self.produced: list[dict] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(settings, followers, per_second, tag),
+                                        name="decision-stream", daemon=True)
+        self._thread.start()
+
+    def _run(self, settings: Settings, followers: list[PaperFollower], per_second: float, tag: str) -> None:
+        try:
+            producer, codec, topic = make_producer(settings), default_codec(), settings.topic(COPY_DECISIONS.name)
+            started = time.monotonic()
+            while not self._stop.is_set():
+                due = int((time.monotonic() - started) * per_second) + 1
+                batch = [copy_decision(followers[n % len(followers)].address, n, tag=tag)
+                         for n in range(len(self.produced), due)]
+                for d in batch:
+                    produce_reliably(producer, topic, codec.encode("CopyDecision", d), key=d["follower"])
+                flush_or_raise(producer)
+                self.produced.extend(batch)
+                self._stop.wait(0.1)
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def stop(self) -> list[dict]:
+        """Stop producing; every decision produced (all acknowledged by the broker)."""
+        self._stop.set()
+        self._thread.join(30)
+        if self.error is not None:
+            raise self.error
+        return self.produced
+
+
+def publish_accounts(settings: Settings, followers: list[PaperFollower]) -> None:
+    """The followers' FOLLOWER configs on config.changes, where `horus worker` folds its accounts from."""
+    from horus.chaos import produce_configs
+    from horus.domain.config import config_change
+
+    produce_configs(settings, [config_change("FOLLOWER", f.address, f.config(), "test") for f in followers])
+
+
+def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
+    """`horus worker --stages execute`: the executor as deployed (a service thread; accounts from config.changes)."""
+    env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "horus.cli.main", "worker", "--stages", "execute"],
+                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def group_partitions(settings: Settings, group_id: str) -> list[set[int]] | None:
+    """The partitions each member of a STABLE consumer group holds; None while it rebalances (or is not there)."""
+    from confluent_kafka import ConsumerGroupState
+
+    from horus.kafka.client import make_admin
+
+    admin = make_admin(settings)  # held: a client collected mid-request never resolves its future
+    try:
+        group = admin.describe_consumer_groups([group_id])[group_id].result(10)
+    except Exception:  # noqa: BLE001 - the group does not exist until its first member joins
+        return None
+    if group.state != ConsumerGroupState.STABLE:
+        return None
+    return [{tp.partition for tp in (m.assignment.topic_partitions if m.assignment else [])} for m in group.members]
+
+
+def leased_rows(settings: Settings, pid: int) -> list[str]:
+    """Intents whose ledger row the executor process `pid` holds the lease on: prewritten (maybe POSTed),
+    outcome not yet recorded. Its work in flight."""
+    import psycopg
+
+    from horus.db.engine import psycopg_conninfo
+
+    with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
+        rows = conn.execute("SELECT idempotency_key FROM copy_trades WHERE locked_by LIKE %s AND status = ANY(%s)",
+                            (f"%:{pid}:%", ["PENDING", "UNKNOWN", "SUBMITTED"])).fetchall()
+    return [r[0] for r in rows]
+
+
+def verdict(settings: Settings, sim, decisions: list[dict], results: Results):
+    """horus.chaos.compare over the decisions, execution.results, the ledger and the simulator's order log."""
+    from horus.chaos import compare, ledger_rows
+
+    rows = ledger_rows(settings, {d["intent_id"] for d in decisions if d["action"] == "COPY"})
+    return compare(decisions, results.seen, rows, venue_orders(sim))
