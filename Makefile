@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/python bench/signing.py
 	$(BIN)/python bench/venue_simulator.py
 	$(BIN)/python bench/execute.py
+	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/chaos.py
 
 clean:

@@ -417,6 +417,10 @@ def test_latency_and_held_reply():
         assert client.get("/_sim/health").status_code == 200 and time.monotonic() - started < 0.15
         trader = Trader(client)
         fund(client, trader.maker)
+        sent_us = time.time_ns() // 1000
+        assert trader.post(trader.limit("BUY", 0.4, 10)).status_code == 200
+        (order,) = client.get("/_sim/orders").json()["orders"]  # stamped on arrival, before the latency
+        assert 0 <= order["received_us"] - sent_us < 100_000
         client.post("/_sim/faults", json={"latency_ms": 0, "timeout_rate": 1, "timeout_seconds": 0.3})
         started = time.monotonic()
         assert trader.post(trader.limit("BUY", 0.4, 10)).status_code == 200

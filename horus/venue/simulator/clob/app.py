@@ -15,6 +15,7 @@ from starlette.responses import Response
 from horus.venue.simulator.clob.auth import AuthError, check_l1, check_l2
 from horus.venue.simulator.clob.config import AccountConfig, FaultConfig, MarketConfig, SimulatorConfig
 from horus.venue.simulator.clob.faults import (
+    RECEIVED_AT,
     LatencyMiddleware,
     after_order,
     before_order,
@@ -219,7 +220,7 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
         except ValueError:
             payload = None
         try:
-            response = json_response(state.submit(payload, key))
+            response = json_response(state.submit(payload, key, received_at=request.scope.get(RECEIVED_AT)))
         except Rejected as exc:
             response = json_response({"error": exc.message}, exc.status)
         return await after_order(state, response)
@@ -241,7 +242,7 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
         replies = []
         for payload in payloads:
             try:
-                replies.append(state.submit(payload, key))
+                replies.append(state.submit(payload, key, received_at=request.scope.get(RECEIVED_AT)))
             except Rejected as exc:
                 replies.append(_failed(exc.message, exc.order_id))
         return await after_order(state, json_response(replies))

@@ -32,6 +32,7 @@ class VenueOrder:
     expiration: int = 0
     post_only: bool = False
     created_ms: int = 0
+    received_us: int = 0  # when its POST reached the venue, before the simulated latency (latency benchmarks)
     matched_e6: int = 0
     status: str = "LIVE"
     trade_ids: list[str] = field(default_factory=list)

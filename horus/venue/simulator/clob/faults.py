@@ -12,6 +12,9 @@ from starlette.responses import Response
 from horus.venue.simulator.clob.state import RESTARTING, VenueState
 
 
+RECEIVED_AT = "sim.received_at"  # ASGI scope key: epoch seconds the request arrived, before the latency
+
+
 class DropReply(Exception):
     """Raised after the order was processed: the connection is cut mid-reply."""
 
@@ -61,6 +64,7 @@ class LatencyMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope[RECEIVED_AT] = time.time()
         if not scope["path"].startswith("/_sim"):
             faults = self.state.faults
             delay_ms = faults.latency_ms + (self.state.rng.uniform(0, faults.jitter_ms) if faults.jitter_ms else 0)

@@ -260,18 +260,19 @@ class VenueState:
         return key.address
 
     # ----- orders -----
-    def submit(self, payload: object, key: ApiKey, now: float | None = None) -> dict:
-        """Validate, sign-check, match and record one POSTed order; the reply dict or Rejected."""
+    def submit(self, payload: object, key: ApiKey, now: float | None = None, received_at: float | None = None) -> dict:
+        """Validate, sign-check, match and record one POSTed order; the reply dict or Rejected. `received_at`:
+        when the request arrived (epoch seconds; default `now`), kept in the order log as received_us."""
         now = time.time() if now is None else now
         self.counts.posts += 1
         try:
-            return self._submit(payload, key, now)
+            return self._submit(payload, key, now, now if received_at is None else received_at)
         except Rejected as exc:
             if not exc.message.startswith(f"order {exc.order_id} is invalid. Duplicated"):
                 self.counts.reject(exc.message)
             raise
 
-    def _submit(self, payload: object, key: ApiKey, now: float) -> dict:
+    def _submit(self, payload: object, key: ApiKey, now: float, received_at: float) -> dict:
         if not isinstance(payload, dict) or not isinstance(payload.get("order"), dict):
             raise Rejected("Invalid order payload: expected {order, owner, orderType}")
         raw = payload["order"]
@@ -330,7 +331,8 @@ class VenueState:
             token_id=token_id, market=market.condition_id, outcome=market.outcomes[token_id], side=side,
             price_e6=price_e6, size_e6=size_e6, maker_amount=order.maker_amount, taker_amount=order.taker_amount,
             order_type=order_type, signature_type=order.signature_type, metadata=order.metadata.lower(),
-            builder=order.builder.lower(), expiration=expiration, post_only=post_only, created_ms=int(now * 1000))
+            builder=order.builder.lower(), expiration=expiration, post_only=post_only, created_ms=int(now * 1000),
+            received_us=int(received_at * 1_000_000))
         return self._execute(market, venue_order, now)
 
     def _check_expiration(self, order_type: str, expiration: int, now: float, order_id: str) -> None:
@@ -588,6 +590,7 @@ class VenueState:
             "size_matched_e6": order.matched_e6, "price_e6": order.price_e6, "metadata": order.metadata,
             "builder": order.builder, "signature_type": order.signature_type, "order_type": order.order_type,
             "post_only": order.post_only, "status": order.status, "created_ms": order.created_ms,
+            "received_us": order.received_us,
             "expiration": order.expiration, "post_count": order.post_count, "trade_ids": list(order.trade_ids)}
 
     def balance_view(self, address: str) -> dict:
