@@ -2,7 +2,11 @@
 share one load (a cancelled asker does not cancel it for the others). A failed load caches nothing; by
 default it answers the last good value, if any, so a flaky venue degrades to slightly stale data, never to
 an exception in the stage. With `keep_last_on_error=False` the failure reaches every asker instead (for
-values that must not be stale, such as a follower's account)."""
+values that must not be stale, such as a follower's account).
+
+With `refresh_ahead=f`, a hit on a value older than f x TTL (still fresh) answers at once and starts one
+reload in the background, so a key asked for steadily never makes its asker wait for the venue (a decide
+batch blocked ~60 ms on every expiry before)."""
 from __future__ import annotations
 
 import asyncio
@@ -18,9 +22,13 @@ log = logging.getLogger(__name__)
 
 class SingleFlightCache(Generic[K, V]):
     def __init__(self, load: Callable[[K], Awaitable[V]], ttl_s: float, *, name: str,
-                 clock: Callable[[], float] = time.monotonic, keep_last_on_error: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, keep_last_on_error: bool = True,
+                 refresh_ahead: float | None = None) -> None:
         self._load, self.ttl_s, self.name, self._clock = load, ttl_s, name, clock
         self.keep_last_on_error = keep_last_on_error
+        if refresh_ahead is not None and not (0 < refresh_ahead < 1 and keep_last_on_error):
+            raise ValueError("refresh_ahead is a fraction of the TTL in (0, 1), for keep_last_on_error caches")
+        self._refresh_at = None if refresh_ahead is None else ttl_s * (1 - refresh_ahead)  # seconds before expiry
         self._values: dict[K, tuple[V, float]] = {}
         self._inflight: dict[K, asyncio.Future] = {}
         self.loads = 0
@@ -38,14 +46,19 @@ class SingleFlightCache(Generic[K, V]):
 
     async def get(self, key: K) -> V | None:
         entry = self._values.get(key)
-        if entry is not None and entry[1] > self._clock():
-            return entry[0]
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._fetch(key))
-            self._inflight[key] = task
-            task.add_done_callback(lambda done, key=key: self._inflight.pop(key, None))
-        return await asyncio.shield(task)
+        if entry is not None:
+            left = entry[1] - self._clock()
+            if left > 0:
+                if self._refresh_at is not None and left <= self._refresh_at and key not in self._inflight:
+                    self._start(key)  # answered now; the next asker gets the reloaded value
+                return entry[0]
+        return await asyncio.shield(self._inflight.get(key) or self._start(key))
+
+    def _start(self, key: K) -> asyncio.Future:
+        task = asyncio.ensure_future(self._fetch(key))
+        self._inflight[key] = task
+        task.add_done_callback(lambda done, key=key: self._inflight.pop(key, None))
+        return task
 
     async def _fetch(self, key: K) -> V | None:
         self.loads += 1

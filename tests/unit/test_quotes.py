@@ -112,3 +112,61 @@ def test_venue_balances_read_with_the_followers_own_derived_credentials(sim):
             unknown = FollowerConfig(follower="0x" + "9" * 40, credentials_ref="nope")
             assert (await balances.get(unknown)).collateral_e6 is None  # logged, not raised: decide skips
     asyncio.run(main())
+
+
+def test_single_flight_cache_refreshes_ahead_without_making_the_asker_wait():
+    release, versions = asyncio.Event(), iter(["v1", "v2"])
+
+    async def load(key):
+        value = next(versions)
+        if value == "v2":
+            await release.wait()  # a slow venue
+        return value
+
+    async def main():
+        now = [0.0]
+        cache = SingleFlightCache(load, 1.0, name="t", clock=lambda: now[0], refresh_ahead=0.75)
+        assert await cache.get("k") == "v1" and cache.loads == 1
+        now[0] = 0.5
+        assert await cache.get("k") == "v1" and cache.loads == 1  # young: no reload
+        now[0] = 0.8  # past 3/4 of the TTL: answered at once, one reload starts behind it
+        assert await asyncio.wait_for(cache.get("k"), 0.5) == "v1"
+        assert await asyncio.wait_for(cache.get("k"), 0.5) == "v1" and cache.loads == 2  # one reload in flight
+        release.set()
+        await asyncio.sleep(0.01)
+        assert await cache.get("k") == "v2" and cache.loads == 2
+    asyncio.run(main())
+    with pytest.raises(ValueError):  # an account must never be served stale, so no refresh-ahead there
+        SingleFlightCache(load, 1.0, name="t", keep_last_on_error=False, refresh_ahead=0.5)
+
+
+def test_venue_balances_pair_collateral_with_the_start_of_its_own_read():
+    """decide subtracts fills newer than the balance read from the balance: a value from one read paired with
+    the start time of a newer read would count fills in between as already paid for (overspend)."""
+    from types import SimpleNamespace
+
+    clock, reads = iter(range(10, 1000, 10)), iter([100, 200])
+
+    class Clob:
+        async def balance_allowance(self, creds, signer, asset_type, token_id=None, signature_type=0):
+            if asset_type == "CONDITIONAL":
+                await asyncio.sleep(0.01)  # the background collateral reload finishes meanwhile
+                return SimpleNamespace(ok=True, body={"balance": "5"}, error=None)
+            return SimpleNamespace(ok=True, body={"balance": str(next(reads))}, error=None)
+
+    async def account(follower):
+        return SimpleNamespace(creds=None, signer=follower, signature_type=0)
+
+    async def main():
+        balances = VenueBalances(Clob(), account, ttl_s=1.0, clock_us=lambda: next(clock))
+        now = [0.0]
+        balances.collateral._clock = lambda: now[0]
+        config = FollowerConfig(follower="0x" + "1" * 40, credentials_ref="r")
+        first = await balances.get(config)
+        assert (first.collateral_e6, first.as_of_us) == (100, 10)
+        now[0] = 0.9  # refresh-ahead: the old value now, a reload in the background
+        second = await balances.get(config, ["t1"])
+        assert (second.collateral_e6, second.as_of_us) == (100, 10)
+        third = await balances.get(config)
+        assert (third.collateral_e6, third.as_of_us) == (200, 20)
+    asyncio.run(main())

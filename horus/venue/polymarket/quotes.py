@@ -19,6 +19,8 @@ from horus.domain.decide import MAX_QUOTE_TTL_US, Balance, Quote
 from horus.venue.cache import SingleFlightCache
 from horus.venue.polymarket.clob import ClobHttp
 
+REFRESH_AHEAD = 0.75  # past 3/4 of the TTL a hit also reloads in the background: steady askers never wait
+
 E6 = 1_000_000
 
 
@@ -60,7 +62,8 @@ class QuoteSource:
     def __init__(self, clob: ClobHttp, ttl_s: float, clock_us: Callable[[], int] = now_us):
         self._clob, self._clock_us = clob, clock_us
         self.ttl_s = min(ttl_s, MAX_QUOTE_TTL_US / 1_000_000)
-        self.cache: SingleFlightCache[str, Quote | None] = SingleFlightCache(self._load, self.ttl_s, name="quotes")
+        self.cache: SingleFlightCache[str, Quote | None] = SingleFlightCache(
+            self._load, self.ttl_s, name="quotes", refresh_ahead=REFRESH_AHEAD)
 
     async def _load(self, token_id: str) -> Quote | None:
         reply = await self._clob.book(token_id)
@@ -88,11 +91,11 @@ class VenueBalances:
     def __init__(self, clob: ClobHttp, account: Callable[[str], Awaitable[Any]], ttl_s: float,
                  clock_us: Callable[[], int] = now_us):
         self._clob, self._account, self._clock_us = clob, account, clock_us
-        self.collateral: SingleFlightCache[str, int | None] = SingleFlightCache(
-            self._load_collateral, ttl_s, name="collateral")
+        # collateral is cached with the time its read started: the two must never come from different reads
+        self.collateral: SingleFlightCache[str, tuple[int, int]] = SingleFlightCache(
+            self._load_collateral, ttl_s, name="collateral", refresh_ahead=REFRESH_AHEAD)
         self.tokens: SingleFlightCache[tuple[str, str], int | None] = SingleFlightCache(
-            self._load_token, ttl_s, name="token balances")
-        self._as_of: dict[str, int] = {}
+            self._load_token, ttl_s, name="token balances", refresh_ahead=REFRESH_AHEAD)
 
     async def _read(self, follower: str, asset_type: str, token_id: str | None = None) -> int | None:
         account = await self._account(follower)
@@ -100,24 +103,22 @@ class VenueBalances:
                                                    signature_type=account.signature_type)
         return _balance_e6(reply)
 
-    async def _load_collateral(self, follower: str) -> int | None:
-        started = self._clock_us()
-        value = await self._read(follower, "COLLATERAL")
-        self._as_of[follower] = started  # fills after the request started may be missing from it
-        return value
+    async def _load_collateral(self, follower: str) -> tuple[int, int]:
+        started = self._clock_us()  # fills after the request started may be missing from it
+        return await self._read(follower, "COLLATERAL"), started
 
     async def _load_token(self, key: tuple[str, str]) -> int | None:
         return await self._read(key[0], "CONDITIONAL", key[1])
 
     async def get(self, account: FollowerConfig, tokens: Iterable[str] = ()) -> Balance:
         follower = account.follower
-        collateral = await self.collateral.get(follower)
+        collateral, as_of = await self.collateral.get(follower) or (None, 0)
         held = []
         for token in tokens:
             shares = await self.tokens.get((follower, token))
             if shares is not None:
                 held.append((token, shares))
-        return Balance(collateral, self._as_of.get(follower, 0), tuple(held))
+        return Balance(collateral, as_of, tuple(held))
 
 
 class FixedBalances:
