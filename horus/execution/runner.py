@@ -39,7 +39,7 @@ from horus.execution.lookup import ChainLookup, Lookup
 from horus.execution.offsets import OffsetTracker
 from horus.execution.reconcile import Reconciler
 from horus.execution.submit import Executor, Work
-from horus.kafka.client import make_consumer, produce_reliably
+from horus.kafka.client import fetch_available, make_consumer, produce_reliably
 from horus.settings import Settings
 from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
 from streams.runtime import Runtime
@@ -181,20 +181,8 @@ class ExecuteService:
         finally:
             await self._shutdown([])
 
-    def _consume(self) -> list:  # consumer thread
-        """What is fetched already (up to a batch); when nothing is, block up to 50 ms for ONE message and take
-        whatever came with it. consume(n, timeout) would hold a lone decision until the batch fills or the
-        timeout ends (~25 ms on average at light load); a backlog still comes in full batches."""
-        messages = self.consumer.consume(self.batch_size, 0)
-        if messages:
-            return messages
-        first = self.consumer.poll(0.05)
-        if first is None:
-            return []
-        return [first, *self.consumer.consume(self.batch_size - 1, 0)] if self.batch_size > 1 else [first]
-
     async def _poll_once(self) -> None:
-        messages = await self._kafka_call(self._consume)
+        messages = await self._kafka_call(fetch_available, self.consumer, self.batch_size, 0.05)
         if not messages:
             await self._apply_backpressure()
             return

@@ -78,7 +78,29 @@ def flush_or_raise(producer: Producer, timeout: float = 30.0) -> None:
 
 def poll_batch(consumer: Consumer, max_messages: int = 1000, timeout: float = 0.5) -> list[Message]:
     """consume() that drops partition-EOF markers and raises real errors."""
-    messages = consumer.consume(max_messages, timeout)
+    return _checked(consumer.consume(max_messages, timeout))
+
+
+def fetch_available(consumer: Consumer, max_messages: int, wait_s: float) -> list[Message]:
+    """What is fetched already (up to a batch); when nothing is, wait up to `wait_s` for ONE message and take
+    whatever came with it. consume(n, timeout) holds a lone message until n arrive or the timeout ends (up
+    to 50 ms per stage at light load, measured by bench/latency.py); a backlog still comes in full batches.
+    Raw messages, errors included."""
+    messages = consumer.consume(max_messages, 0)
+    if messages:
+        return messages
+    first = consumer.poll(wait_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
+
+
+def poll_available(consumer: Consumer, max_messages: int, wait_s: float) -> list[Message]:
+    """fetch_available() that drops partition-EOF markers and raises real errors."""
+    return _checked(fetch_available(consumer, max_messages, wait_s))
+
+
+def _checked(messages: list[Message]) -> list[Message]:
     batch = []
     for message in messages:
         error = message.error()
