@@ -44,6 +44,7 @@ bench: setup
 	$(BIN)/python bench/projection_fold.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/decide.py
+	$(BIN)/python bench/decide_rebuild.py
 	$(BIN)/python bench/signing.py
 	$(BIN)/python bench/venue_simulator.py
 	$(BIN)/python bench/execute.py

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     breaker_window_s: float = Field(60.0, gt=0, description="circuit breaker: window of recent executions")
     decide_lookup_timeout_s: float = Field(3.0, gt=0, description="longest a batch waits for market data and "
                                            "balances before deciding with what it has (missing -> SKIP)")
+    decide_snapshot_every: int = Field(10_000, ge=0, description="decide: snapshot a partition's state to "
+                                       "Postgres after this many decisions (0: not by count; both this and the "
+                                       "interval 0: no snapshots, every assign folds the whole history)")
+    decide_snapshot_interval_s: float = Field(60.0, ge=0, description="decide: snapshot a partition whose state "
+                                              "changed at least this often (0: not by time)")
+    decide_snapshot_dedup_s: float = Field(600.0, ge=0, description="decide: a snapshot keeps the candidate ids "
+                                           "decided this recently, to recognise a candidate plan produced twice "
+                                           "(never less than the largest follow max_fill_age_s + 60 s)")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

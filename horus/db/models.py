@@ -439,3 +439,27 @@ class LeaderFillRetractionRow(_EventColumns, Base):
     tx_hash: Mapped[str] = mapped_column(Text)
     block_number: Mapped[int] = mapped_column(BigInteger)  # the block the removed log was in
     reason: Mapped[str] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------------------------
+# decide snapshots (migration 0008): written by the decide stage, never rebuilt from topics. One row per
+# (consumer group, copy.candidates partition); losing it only makes the next rebuild fold the whole history.
+# --------------------------------------------------------------------------------------------
+class DecideSnapshot(Base):
+    """A partition's decide books (horus.domain.decide_snapshot, zlib JSON) covering every decision on `topic`
+    below `decisions_offset` and every execution result below `results_offset` (same partition)."""
+
+    __tablename__ = "decide_snapshots"
+    __table_args__ = (
+        PrimaryKeyConstraint("group_id", "partition"),
+        CheckConstraint("decisions_offset >= 0 AND results_offset >= 0", name="offsets_nonneg"),
+    )
+
+    group_id: Mapped[str] = mapped_column(Text)  # settings.app_id: the instances sharing the partitions
+    partition: Mapped[int] = mapped_column(Integer)
+    topic: Mapped[str] = mapped_column(Text)  # the copy.decisions topic (prefix included) the offsets are on
+    decisions_offset: Mapped[int] = mapped_column(BigInteger)  # next copy.decisions offset NOT in the state
+    results_offset: Mapped[int] = mapped_column(BigInteger)  # next execution.results offset not in it
+    format: Mapped[int] = mapped_column(Integer)  # decide_snapshot.FORMAT; another format is not read
+    taken_at: Mapped[datetime] = mapped_column(TZ)
+    state: Mapped[bytes] = mapped_column(LargeBinary)

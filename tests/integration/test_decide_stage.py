@@ -3,7 +3,9 @@ simulator (market rules and books), with follower and follow configs on config.c
 
 - two workers and a rebalance in the middle: every candidate gets exactly one decision, and no follower's
   daily cap is exceeded across the two instances;
-- pausing a market stops COPYs for it on every worker within a second; resuming restores them.
+- pausing a market stops COPYs for it on every worker within a second; resuming restores them;
+- a restarted worker (after SIGTERM, or SIGKILL) restores its partitions from their snapshots in Postgres
+  and folds only the decisions that followed them.
 """
 from __future__ import annotations
 
@@ -11,12 +13,15 @@ import re
 import time
 from collections import Counter
 
+import psycopg
 import pytest
 
 from horus.codec import envelope
+from horus.db.engine import psycopg_conninfo
 from horus.domain import ids
 from horus.domain.config import config_change, parse_follow_config, parse_follower
 from horus.domain.control import control_command
+from horus.kafka.client import end_offsets, make_consumer
 from horus.topics import COPY_CANDIDATES, COPY_DECISIONS
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
 from tests.integration.pipeline_helpers import WAIT, Producer, Reader, Worker, prefixed, wait_group_stable
@@ -111,9 +116,10 @@ def test_two_workers_and_a_rebalance_one_decision_per_candidate_and_caps_hold(to
                 spent[d["follower"]] += d["reserved_e6"]
         assert reasons["DAILY_CAP"] > 0 and reasons["COPY"] > 0, reasons
         assert max(spent.values()) <= DAILY_CAP * 1_000_000, spent.most_common(3)
-        # the second worker took partitions over and rebuilt their books from the decisions made so far
-        rebuilt = [int(n) for n in re.findall(r"rebuilt from (\d+) decisions", second.output())]
-        assert rebuilt and max(rebuilt) > 0, second.output()
+        # the second worker took partitions over and rebuilt their books from the decisions made so far: read
+        # back from the snapshots the first worker wrote as it gave them up, or folded from copy.decisions
+        took_over = re.findall(r"rebuilt from (\d+) decisions .*?from snapshots: (.*?); whole", second.output())
+        assert any(int(n) > 0 or restored != "none" for n, restored in took_over), second.output()
     finally:
         reader.close()
         codes = [w.stop() for w in (first, second) if w is not None]
@@ -203,3 +209,100 @@ def test_the_circuit_breaker_pauses_everything_when_executions_keep_failing(topi
     finally:
         reader.close()
         assert worker.stop() == 0
+
+
+def snapshot_offsets(settings) -> dict[int, tuple[int, int]]:
+    """partition -> (decisions_offset, results_offset) of the group's rows in decide_snapshots."""
+    with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
+        rows = conn.execute("SELECT partition, decisions_offset, results_offset FROM decide_snapshots"
+                            " WHERE group_id = %s", (settings.app_id,)).fetchall()
+    return {p: (decisions, results) for p, decisions, results in rows}
+
+
+def decision_ends(settings) -> dict[int, int]:
+    """partition -> end offset of copy.decisions, for the partitions that hold decisions."""
+    consumer = make_consumer(settings)
+    try:
+        return {p: end for p, end in end_offsets(consumer, settings.topic(COPY_DECISIONS.name)).items() if end}
+    finally:
+        consumer.close()
+
+
+def rebuilds(worker: Worker) -> list[tuple[int, str, str]]:
+    """(decisions folded, 'from snapshots: ...', 'whole history: ...') of each assign the worker logged."""
+    return [(int(n), restored, whole) for n, restored, whole in re.findall(
+        r"rebuilt from (\d+) decisions and \d+ results in [\d.]+s; from snapshots: (.*?); whole history: (.*?)\"",
+        worker.log_path.read_text())]
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+def test_a_restarted_worker_starts_from_the_snapshots_and_folds_only_what_followed(topics, sim, tmp_path, stop):
+    """A worker decides, snapshots, and is stopped (SIGTERM: the last snapshots are taken as it leaves) or
+    killed after more decisions (SIGKILL: those are the tail). The next worker restores every partition from
+    its snapshot and folds exactly the decisions made after it; candidates are still decided once (also one
+    plan produced again from before the snapshot), and the daily caps still hold."""
+    killed = stop == "SIGKILL"
+    settings = decide_settings(topics, sim, f"snap{stop[3:].lower()}").model_copy(update={
+        # SIGTERM: snapshots only when the partitions are given up; SIGKILL: also every 4 s while changing
+        "decide_snapshot_every": 0 if killed else 10_000, "decide_snapshot_interval_s": 4.0 if killed else 0.0})
+    producer = Producer(settings)
+    producer.configs(configs())
+    reader = Reader(settings, (COPY_CANDIDATES, COPY_DECISIONS))
+    first = Worker(settings, "plan,decide", tmp_path / "first.log")
+    second = None
+    try:
+        wait_group_stable(settings, 1, [first])
+        producer.fills([fill(n) for n in range(3)])
+        wait_for_decisions(reader, 3 * len(FOLLOWERS), [first])
+        if killed:
+            time.sleep(4.5)
+            producer.fills([fill(3)])  # its batch is the first one after the interval: every partition is due
+            wait_for_decisions(reader, 4 * len(FOLLOWERS), [first])
+            deadline = time.monotonic() + WAIT
+            while set(snapshot_offsets(settings)) != set(decision_ends(settings)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            producer.fills([fill(4)])  # decided after the snapshots: the tail
+            wait_for_decisions(reader, 5 * len(FOLLOWERS), [first])
+            first.proc.kill()
+            first.proc.wait(10)
+        else:
+            assert first.stop() == 0
+        decided_before = 5 if killed else 3
+        saved, ends = snapshot_offsets(settings), decision_ends(settings)
+        assert set(saved) == set(ends), (saved, ends)  # every partition with decisions has a snapshot
+        tail = sum(ends[p] - saved[p][0] for p in ends)
+        assert (0 < tail < sum(ends.values())) if killed else tail == 0, (saved, ends)
+
+        second = Worker(settings, "plan,decide", tmp_path / "second.log")
+        wait_group_stable(settings, 1, [second])
+        # plan produces candidates from before the snapshots again (as after a plan crash): no second decision
+        again = [(key, message.value()) for key, _, message in reader.seen[COPY_CANDIDATES.name][:len(FOLLOWERS)]]
+        for key, value in again:
+            producer.send(COPY_CANDIDATES, key=key, raw=value)
+        producer.flush()
+        producer.fills([fill(n) for n in range(decided_before, decided_before + 3)])
+        wait_for_decisions(reader, (decided_before + 3) * len(FOLLOWERS), [second])
+
+        # (after a SIGKILL the partitions may arrive in more than one assignment)
+        assigns = rebuilds(second)
+        assert sum(folded for folded, _, _ in assigns) == tail, second.output()
+        restored = {int(p) for _, text, _ in assigns for p in re.findall(r"(\d+) \(\d+ followers", text)}
+        whole = {int(p) for _, _, text in assigns for p in re.findall(r"\d+", text)}
+        assert restored == set(ends) and whole.isdisjoint(ends), second.output()
+        candidates = {record["envelope"]["event_id"] for _, record, _ in reader.seen[COPY_CANDIDATES.name]}
+        per_candidate = decisions_by_candidate(reader)
+        assert len(candidates) == (decided_before + 3) * len(FOLLOWERS)
+        assert set(per_candidate) == candidates
+        twice = {c: n for c, n in per_candidate.items() if n > 1}
+        assert not twice, f"{len(twice)} candidates decided more than once\n{second.output()}"
+        spent, reasons = Counter(), Counter()
+        for _, d, _ in reader.seen[COPY_DECISIONS.name]:
+            reasons[d["reason_code"] or "COPY"] += 1
+            if d["action"] == "COPY":
+                spent[d["follower"]] += d["reserved_e6"]
+        assert reasons["DAILY_CAP"] > 0 and reasons["COPY"] > 0, reasons
+        assert max(spent.values()) <= DAILY_CAP * 1_000_000, spent.most_common(3)
+    finally:
+        reader.close()
+        codes = [w.stop() for w in (first, second) if w is not None]
+    assert codes[-1] == 0, codes

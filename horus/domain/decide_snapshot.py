@@ -1,0 +1,179 @@
+"""Snapshots of decide's per-follower books, so a partition's state is restored instead of refolded.
+
+A snapshot is exact: a `FollowerBook` becomes JSON of ints, strings and nulls only (no floats; tuple keys
+spelled out as lists), and `book_from_json` gives back an equal book. Two sets are NOT copied whole, which
+is what keeps a snapshot bounded while the history grows forever:
+
+- `decided` (candidate ids with a decision): only the ids of the decisions in `recent` -- those the stage
+  made within its dedup window -- are kept. Kafka never redelivers a candidate behind the committed offset,
+  but plan is at-least-once: a crashed plan worker produces the same candidate (same id) again at a LATER
+  offset, so a recently decided id must still be recognised. A candidate whose first decision is older
+  than the window (never less than the largest `max_fill_age_s` configured) can only be a SKIP
+  FILL_TOO_OLD again: never a second order, caps or reservation.
+- `booked` (intents whose terminal result is folded): only those of the `recent` decisions. Elsewhere it
+  changes nothing: a result for an intent with no open reservation is ignored anyway, and a COPY for an
+  already booked intent needs such a duplicate decision.
+
+The running totals (`reserved_cost`, exposure, open sells and buys) are copied as they are (zero entries
+left out), not recomputed: they are what decide compares against caps. `FORMAT` is stored with every
+snapshot; a snapshot of another format is not read (the stage folds the whole history instead).
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from collections import Counter, deque
+from typing import Any, Iterable
+
+from horus.domain.decide import FollowerBook, Position, Reservation
+
+FORMAT = 1
+COMPRESS_LEVEL = 1  # bench/decide_rebuild.py: level 6 saves a few % of bytes for ~3x the time
+
+Recent = tuple[str, int, "str | None"]  # (candidate id, decided at (us), intent id of a COPY)
+
+
+class SnapshotInvalid(ValueError):
+    """A snapshot that cannot be read back exactly; the message names the field."""
+
+
+def snapshot_book(book: FollowerBook, recent: Iterable[Recent] = ()) -> FollowerBook:
+    """What a snapshot keeps of `book`, as an independent copy: cheap enough for the stage's thread (no
+    JSON), and nothing in it changes when `book` does, so it can be serialised on another thread.
+    `recent`: the decisions of the dedup window (see module doc); they become `decided`."""
+    recent = list(recent)
+    intents = {intent for _, _, intent in recent if intent is not None}
+    return FollowerBook(
+        decided={candidate for candidate, _, _ in recent},
+        booked=book.booked & intents,
+        reservations={intent: Reservation(r.follow_id, r.leader, r.token_id, r.condition_id, r.side, r.shares_e6,
+                                          r.cost_e6, r.day) for intent, r in book.reservations.items()},
+        positions={key: Position(p.shares_e6, p.cost_e6, p.condition_id) for key, p in book.positions.items()},
+        leader_holdings=dict(book.leader_holdings),
+        spend=dict(book.spend),
+        fills_after=deque(book.fills_after),
+        reserved_cost=book.reserved_cost,
+        _exposure=Counter({key: n for key, n in book._exposure.items() if n}),
+        _selling=Counter({key: n for key, n in book._selling.items() if n}),
+        _buying=Counter({key: n for key, n in book._buying.items() if n}),
+    )
+
+
+def book_to_json(book: FollowerBook, recent: Iterable[Recent] = ()) -> dict:
+    """The book as exact JSON-ready data, keeping what `snapshot_book` keeps."""
+    recent = [[candidate, at, intent] for candidate, at, intent in recent]
+    intents = {intent for _, _, intent in recent if intent is not None}
+    return {
+        "recent": recent,
+        "booked": sorted(book.booked & intents),
+        "reservations": [[intent, r.follow_id, r.leader, r.token_id, r.condition_id, r.side, r.shares_e6, r.cost_e6,
+                          r.day] for intent, r in book.reservations.items()],
+        "positions": [[token, leader, p.shares_e6, p.cost_e6, p.condition_id]
+                      for (token, leader), p in book.positions.items()],
+        "leader_holdings": [[follow, token, n] for (follow, token), n in book.leader_holdings.items()],
+        "spend": [[day, scope, n] for (day, scope), n in book.spend.items()],
+        "fills_after": [[at, cost] for at, cost in book.fills_after],
+        "reserved_cost": book.reserved_cost,
+        # keys are a market (token) alone or (market, leader): [market, leader or null, amount]
+        "exposure": _split_keys(book._exposure),
+        "selling": _split_keys(book._selling),
+        "buying": [[token, n] for token, n in book._buying.items() if n],
+    }
+
+
+def book_from_json(data: Any, where: str = "book") -> FollowerBook:
+    """The book `book_to_json` wrote; SnapshotInvalid naming the field if `data` is not such a book."""
+    if not isinstance(data, dict):
+        raise SnapshotInvalid(f"{where}: must be an object")
+    rows = {name: _rows(data, name, kinds, where) for name, kinds in _COLUMNS.items()}
+    reserved_cost = data.get("reserved_cost")
+    if type(reserved_cost) is not int:
+        raise SnapshotInvalid(f"{where}.reserved_cost: {reserved_cost!r} is not an integer")
+    return FollowerBook(
+        decided={candidate for candidate, _, _ in rows["recent"]},
+        booked={intent for (intent,) in rows["booked"]},
+        reservations={row[0]: Reservation(*row[1:]) for row in rows["reservations"]},
+        positions={(token, leader): Position(shares, cost, condition)
+                   for token, leader, shares, cost, condition in rows["positions"]},
+        leader_holdings={(follow, token): n for follow, token, n in rows["leader_holdings"]},
+        spend={(day, scope): n for day, scope, n in rows["spend"]},
+        fills_after=deque(map(tuple, rows["fills_after"])),
+        reserved_cost=reserved_cost,
+        _exposure=_join_keys(rows["exposure"]),
+        _selling=_join_keys(rows["selling"]),
+        _buying=Counter({token: n for token, n in rows["buying"]}),
+    )
+
+
+def recent_of(data: dict) -> list[Recent]:
+    """The dedup window `book_to_json` kept, as (candidate id, decided at, intent id) (data already read
+    by book_from_json)."""
+    return [(candidate, at, intent) for candidate, at, intent in data["recent"]]
+
+
+def encode_books(books: dict[str, tuple[FollowerBook, list[Recent]]]) -> bytes:
+    """follower -> (book, its dedup window) as the compressed JSON object that is stored. One book at a time,
+    so a big partition never holds the GIL for one long json.dumps (zlib releases it while it works)."""
+    zipper = zlib.compressobj(COMPRESS_LEVEL)
+    parts = [zipper.compress(b"{")]
+    for i, (follower, (book, recent)) in enumerate(books.items()):
+        entry = f"{',' if i else ''}{json.dumps(follower)}:{json.dumps(book_to_json(book, recent), separators=(',', ':'))}"
+        parts.append(zipper.compress(entry.encode()))
+    parts.append(zipper.compress(b"}"))
+    parts.append(zipper.flush())
+    return b"".join(parts)
+
+
+def decode_books(blob: bytes) -> dict[str, dict]:
+    """follower -> book JSON (read each with book_from_json); SnapshotInvalid if the bytes are not a snapshot."""
+    try:
+        books = json.loads(zlib.decompress(blob))
+    except (zlib.error, ValueError) as exc:
+        raise SnapshotInvalid(f"state: not compressed JSON ({exc})") from exc
+    if not isinstance(books, dict):
+        raise SnapshotInvalid("state: must be an object of follower -> book")
+    return books
+
+
+# ------------------------------------------------------------------------------------------------
+_INT, _STR, _OPT_STR = frozenset({int}), frozenset({str}), frozenset({str, type(None)})
+_COLUMNS = {  # the type of every value in the rows of each list field (bool and float are refused: exact ints)
+    "recent": (_STR, _INT, _OPT_STR),
+    "booked": None,  # a plain list of intent ids
+    "reservations": (_STR,) * 6 + (_INT,) * 3,
+    "positions": (_STR, _STR, _INT, _INT, _STR),
+    "leader_holdings": (_STR, _STR, _INT),
+    "spend": (_INT, _STR, _INT),
+    "fills_after": (_INT, _INT),
+    "exposure": (_STR, _OPT_STR, _INT),
+    "selling": (_STR, _OPT_STR, _INT),
+    "buying": (_STR, _INT),
+}
+
+
+def _split_keys(counter: Counter) -> list:
+    return [[key, None, n] if isinstance(key, str) else [key[0], key[1], n] for key, n in counter.items() if n]
+
+
+def _join_keys(rows: list) -> Counter:
+    return Counter({first if second is None else (first, second): n for first, second, n in rows})
+
+
+def _rows(data: dict, name: str, kinds: tuple | None, where: str) -> list:
+    """The field's rows, each checked against `kinds` (one loop, no message built unless one is wrong)."""
+    field = f"{where}.{name}"
+    rows = data.get(name)
+    if not isinstance(rows, list):
+        raise SnapshotInvalid(f"{field}: must be a list")
+    if kinds is None:
+        rows = [[value] for value in rows]
+        kinds = (_STR,)
+    width = len(kinds)
+    for row in rows:
+        if type(row) is not list or len(row) != width:
+            raise SnapshotInvalid(f"{field}: every entry must be a list of {width} values, not {row!r}")
+        for value, allowed in zip(row, kinds):
+            if type(value) not in allowed:
+                kind = "an integer" if allowed is _INT else "a string"
+                raise SnapshotInvalid(f"{field}: {value!r} is not {kind}")
+    return rows
