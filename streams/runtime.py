@@ -65,6 +65,8 @@ class StageSpec:
     on_revoke: Callable[[list[int]], None] | None = None
     # sees the batch's (topic, partition, offset, key, value) tuples first; returns them decoded (or None)
     before_batch: Callable[[list[tuple]], list | None] | None = None
+    # after the batch's commit: ({sink partition: offset after its last output delivered}, commit succeeded)
+    after_batch: Callable[[dict[int, int], bool], None] | None = None
 
 
 class OutputLost(RuntimeError):
@@ -269,4 +271,4 @@ class Runtime:
 @dataclass
 class Batching:
     size: int = 1000
-    within: float = 0.01  # seconds to wait for a batch to fill: the latency a lone message pays
+    within: float = 0.01  # Faust: seconds a batch waits to fill (the confluent loop takes what is fetched)

@@ -77,7 +77,8 @@ def worker(
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning, error or critical"),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, help="max messages per batch and stage"),
     batch_within: float = typer.Option(0.01, "--batch-within", min=0.0,
-                                       help="seconds a batch waits to fill (the latency a lone message pays)"),
+                                       help="Faust runner: seconds a batch waits to fill (the latency a lone message "
+                                            "pays); the confluent runner takes what is fetched at once"),
     metrics_port: int = typer.Option(0, "--metrics-port", min=0,
                                      help="serve Prometheus metrics on this port (0: off)"),
     runner: str = typer.Option("confluent", "--runner",
