@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     # Decide stage: market data, balances and the circuit breaker
     quote_ttl_s: float = Field(2.0, gt=0, description="how long an order-book quote is trusted (capped at 5 s "
                                "whatever the setting)")
-    balance_ttl_s: float = Field(3.0, gt=0, description="how long a follower's venue balance read is reused")
+    balance_ttl_s: float = Field(3.0, gt=0, le=30, description="how long a follower's venue balance read is "
+                                 "reused (at most 30 s: decide remembers the fills newer than a read for 60 s)")
     balance_source: Literal["venue", "fixed"] = Field(
         "venue", description="venue: read collateral and token balances from the CLOB with the follower's "
         "credentials; fixed: every follower has `fixed_balance` (simulations, benchmarks)")

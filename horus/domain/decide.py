@@ -42,6 +42,7 @@ SHARE_STEP_E6 = 10_000  # shares have 2 decimals
 MIN_NOTIONAL_E6 = 1_000_000  # marketable orders: >= $1
 DAY_US = 86_400 * 1_000_000
 MAX_QUOTE_TTL_US = 5_000_000
+FILLS_REMEMBERED_US = 60 * 1_000_000  # a balance read is never older than this (its TTL is seconds)
 TERMINAL = frozenset({"FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "DRY_RUN"})
 FAILED = frozenset({"REJECTED", "FAILED"})
 
@@ -146,6 +147,10 @@ class FollowerBook:
     _exposure: Counter = field(default_factory=Counter)  # condition and (condition, leader) -> cost held + reserved
     _selling: Counter = field(default_factory=Counter)  # token and (token, leader) -> shares in open SELLs
     _buying: Counter = field(default_factory=Counter)  # token -> open BUY reservations
+
+    def forget_fills_before(self, us: int) -> None:
+        while self.fills_after and self.fills_after[0][0] < us:
+            self.fills_after.popleft()
 
     def spent(self, day: int, scope: str) -> int:
         return self.spend.get((day, scope), 0)
@@ -427,8 +432,7 @@ def _buy_size(c, book: FollowerBook, follow: FollowConfig, follower: FollowerCon
     balance = view.balance(c["follower"])
     if balance is None or balance.collateral_e6 is None:
         raise _Skip("BALANCE_UNAVAILABLE", "the follower's collateral balance could not be read")
-    while book.fills_after and book.fills_after[0][0] < now_us - 60 * 1_000_000:
-        book.fills_after.popleft()
+    book.forget_fills_before(now_us - FILLS_REMEMBERED_US)
     unseen = sum(cost for at, cost in book.fills_after if at > balance.as_of_us)
     available = balance.collateral_e6 - book.reserved_cost - unseen
     if sizing.mode == "fixed":
@@ -574,6 +578,7 @@ def apply_result(result: dict, state: DecideState, *, now_us: int | None = None)
             position.cost_e6 += spent
             book._add_exposure(reservation.condition_id, reservation.leader, spent)
             book.fills_after.append((at_us, spent))
+            book.forget_fills_before(at_us - FILLS_REMEMBERED_US)  # a rebuild folds years of fills
     elif filled:
         sold = min(filled, position.shares_e6)
         released = position.cost_e6 * sold // position.shares_e6 if position.shares_e6 else 0

@@ -145,7 +145,7 @@ def test_venue_balances_pair_collateral_with_the_start_of_its_own_read():
     the start time of a newer read would count fills in between as already paid for (overspend)."""
     from types import SimpleNamespace
 
-    clock, reads = iter(range(10, 1000, 10)), iter([100, 200])
+    clock_us, reads = [10], iter([100, 200])
 
     class Clob:
         async def balance_allowance(self, creds, signer, asset_type, token_id=None, signature_type=0):
@@ -158,15 +158,43 @@ def test_venue_balances_pair_collateral_with_the_start_of_its_own_read():
         return SimpleNamespace(creds=None, signer=follower, signature_type=0)
 
     async def main():
-        balances = VenueBalances(Clob(), account, ttl_s=1.0, clock_us=lambda: next(clock))
+        balances = VenueBalances(Clob(), account, ttl_s=1.0, clock_us=lambda: clock_us[0])
         now = [0.0]
         balances.collateral._clock = lambda: now[0]
         config = FollowerConfig(follower="0x" + "1" * 40, credentials_ref="r")
         first = await balances.get(config)
         assert (first.collateral_e6, first.as_of_us) == (100, 10)
-        now[0] = 0.9  # refresh-ahead: the old value now, a reload in the background
+        now[0], clock_us[0] = 0.9, 20  # refresh-ahead: the old value now, a reload (started at 20) behind it
         second = await balances.get(config, ["t1"])
         assert (second.collateral_e6, second.as_of_us) == (100, 10)
         third = await balances.get(config)
         assert (third.collateral_e6, third.as_of_us) == (200, 20)
+    asyncio.run(main())
+
+
+def test_venue_balances_refuse_a_last_good_value_older_than_decide_remembers_fills():
+    """While the venue fails, the cache answers the last good balance; past MAX_BALANCE_AGE_US that number may
+    predate fills decide no longer subtracts, so there is no balance (decide skips BALANCE_UNAVAILABLE)."""
+    from types import SimpleNamespace
+
+    from horus.venue.polymarket.quotes import MAX_BALANCE_AGE_US
+
+    now_us, reads = [1_000_000], iter([SimpleNamespace(ok=True, body={"balance": "100"}, error=None)])
+
+    class Clob:
+        async def balance_allowance(self, *args, **kwargs):
+            return next(reads, SimpleNamespace(ok=False, body=None, error="HTTP 503"))
+
+    async def account(follower):
+        return SimpleNamespace(creds=None, signer=follower, signature_type=0)
+
+    async def main():
+        balances = VenueBalances(Clob(), account, ttl_s=1.0, clock_us=lambda: now_us[0])
+        balances.collateral._clock = lambda: now_us[0] / 1e6
+        config = FollowerConfig(follower="0x" + "1" * 40, credentials_ref="r")
+        assert (await balances.get(config)).collateral_e6 == 100
+        now_us[0] += 5_000_000  # expired, the reload fails: the last good value, still young enough
+        assert (await balances.get(config)).collateral_e6 == 100
+        now_us[0] += MAX_BALANCE_AGE_US
+        assert (await balances.get(config)).collateral_e6 is None
     asyncio.run(main())

@@ -15,10 +15,13 @@ from typing import Any, Awaitable, Callable
 
 from horus.domain.amounts import AmountError, json_decimal
 from horus.domain.config import FollowerConfig
-from horus.domain.decide import MAX_QUOTE_TTL_US, Balance, Quote
+from horus.domain.decide import FILLS_REMEMBERED_US, MAX_QUOTE_TTL_US, Balance, Quote
 from horus.venue.cache import SingleFlightCache
 from horus.venue.polymarket.clob import ClobHttp
 
+# decide subtracts the fills newer than a balance read for FILLS_REMEMBERED_US: an older read (the last good
+# value while the venue fails) would count fills in between as not yet paid for
+MAX_BALANCE_AGE_US = FILLS_REMEMBERED_US // 2
 REFRESH_AHEAD = 0.75  # past 3/4 of the TTL a hit also reloads in the background: steady askers never wait
 
 E6 = 1_000_000
@@ -113,6 +116,8 @@ class VenueBalances:
     async def get(self, account: FollowerConfig, tokens: Iterable[str] = ()) -> Balance:
         follower = account.follower
         collateral, as_of = await self.collateral.get(follower) or (None, 0)
+        if collateral is not None and self._clock_us() - as_of > MAX_BALANCE_AGE_US:
+            collateral = None  # the venue keeps failing: decide skips rather than spend on an old number
         held = []
         for token in tokens:
             shares = await self.tokens.get((follower, token))
