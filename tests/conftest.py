@@ -10,8 +10,14 @@ import os
 import uuid
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from horus.settings import Settings, load_settings
+
+# .ci/run sets HYPOTHESIS_PROFILE=ci: the property tests run a fixed sequence of examples there, so a verdict is
+# reproducible; elsewhere they explore new examples every run (a failure is saved in .hypothesis/ to replay)
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

@@ -289,9 +289,11 @@ def test_limit_amounts_match_the_reference_and_keep_the_price(size_e6, tick, dat
     assert Decimal(collateral) / Decimal(shares) == price  # implied price is exactly the limit
     ref_builder = OrderBuilder(Signer(KEY, 137))
     _, ref_maker, ref_taker = ref_builder.get_order_amounts(side, shares / 1e6, float(price), ROUNDING_CONFIG[tick])
-    # the reference rounds in floats: floor(33.55 * 100) is 3354. Compare where its share count survived.
+    # the reference rounds in floats: floor(33.55 * 100) is 3354. Compare where its share count survived; its
+    # collateral can still lose one base unit (999,999.99 x 0.75 gives ...2499 in floats, ...2500 exactly)
     assume((ref_taker if side == "BUY" else ref_maker) == shares)
-    assert (f.maker_amount, f.taker_amount) == (ref_maker, ref_taker)
+    ref_collateral = ref_maker if side == "BUY" else ref_taker
+    assert abs(collateral - ref_collateral) <= 1  # ours is exact: the implied price check above
 
 
 @settings(max_examples=200, deadline=None)
