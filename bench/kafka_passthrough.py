@@ -36,12 +36,14 @@ def sample_fill(i: int) -> dict:
     }
 
 
-def preload(settings: Settings, topic: str, count: int) -> None:
-    codec = default_codec()
+def preload(settings: Settings, topic: str, count: int, sample=None, event_type: str = "LeaderFill",
+            key_field: str = "leader") -> None:
+    """`count` records `sample(i)` (default: leader fills) on `topic`."""
+    codec, sample = default_codec(), sample or sample_fill
     producer = make_producer(settings, **{"linger.ms": 20})
     for i in range(count):
-        fill = sample_fill(i)
-        produce_reliably(producer, topic, codec.encode("LeaderFill", fill), key=fill["leader"])
+        record = sample(i)
+        produce_reliably(producer, topic, codec.encode(event_type, record), key=record[key_field])
         if i % 10_000 == 0:
             producer.poll(0)
     flush_or_raise(producer, 120)

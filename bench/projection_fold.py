@@ -18,11 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kafka_passthrough import preload, run_reference  # noqa: E402
 
-from horus.codec import default_codec, envelope  # noqa: E402
+from horus.codec import envelope  # noqa: E402
 from horus.db.engine import scratch_database  # noqa: E402
 from horus.kafka.admin import create_topics, delete_topics  # noqa: E402
-from horus.kafka.client import flush_or_raise, make_producer, produce_reliably  # noqa: E402
-from horus.settings import Settings, load_settings  # noqa: E402
+from horus.settings import load_settings  # noqa: E402
 from horus.topics import ALL_TOPICS  # noqa: E402
 from projections import run_projections  # noqa: E402
 from projections.folds import COPY_DECISIONS_PROJECTION, LEADER_FILLS_PROJECTION  # noqa: E402
@@ -46,17 +45,6 @@ def sample_decision(i: int) -> dict:
     }
 
 
-def preload_decisions(settings: Settings, topic: str, count: int) -> None:
-    codec = default_codec()
-    producer = make_producer(settings, **{"linger.ms": 20})
-    for i in range(count):
-        decision = sample_decision(i)
-        produce_reliably(producer, topic, codec.encode("CopyDecision", decision), key=decision["follower"])
-        if i % 10_000 == 0:
-            producer.poll(0)
-    flush_or_raise(producer, 120)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
@@ -72,7 +60,10 @@ def main() -> None:
     create_topics(settings)
     try:
         topic = settings.topic(projection.topic)
-        (preload if args.records == "fills" else preload_decisions)(settings, topic, args.rows)
+        if args.records == "fills":
+            preload(settings, topic, args.rows)
+        else:
+            preload(settings, topic, args.rows, sample_decision, "CopyDecision", "follower")
         with scratch_database(settings, f"horus_bench_{run}") as scratch:
             started = time.perf_counter()
             stats = run_projections(scratch, threading.Event(), until_caught_up=True,

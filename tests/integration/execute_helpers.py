@@ -201,18 +201,6 @@ def orders_by_intent(sim, intents: set[str]) -> dict[str, list[dict]]:
     return out
 
 
-def wait_until(predicate, timeout: float, what: str, every: float = 0.1):
-    """predicate()'s first truthy value, polled until `timeout` (AssertionError naming `what`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(every)
-
-
 class DecisionStream:
     """COPY decisions produced at a steady rate on a thread of its own (round-robin over the followers, one
     leader fill each) until stopped, so an executor started, rebalanced or killed meanwhile has work in flight."""

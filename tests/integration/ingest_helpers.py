@@ -95,17 +95,6 @@ def expected_from(receipts, book: ExchangeBook, leaders) -> set[str]:
     return out
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
-
-
 class HorusProcess:
     """`horus <args>` as a subprocess with `settings` (and `env`) in its environment, output to `log_path`."""
 

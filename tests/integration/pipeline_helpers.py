@@ -126,6 +126,18 @@ class Worker:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
+def wait_until(predicate, timeout: float, what: str, every: float = 0.2):
+    """predicate()'s first truthy value, polled until `timeout` (AssertionError naming `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(every)
+
+
 def wait_group_stable(settings: Settings, members: int, workers, timeout: float = WAIT) -> None:
     """Until the workers' consumer group is STABLE with `members` members that all hold partitions, so
     no rebalance (where at-least-once may legitimately repeat a batch) overlaps the test's traffic."""

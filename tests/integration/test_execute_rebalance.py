@@ -14,7 +14,8 @@ from horus import paper
 from tests.integration.execute_helpers import (DecisionStream, Results, ServiceThread, all_terminal, copy_decision,
                                                group_partitions, leased_rows, make_followers, orders_by_intent,
                                                paper_settings, private_settings, produce_decisions,
-                                               publish_accounts, simulator, start_worker, verdict, wait_until)
+                                               publish_accounts, simulator, start_worker, verdict)
+from tests.integration.pipeline_helpers import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,8 @@ from prometheus_client import REGISTRY
 from horus.db.engine import psycopg_conninfo, scratch_database
 from tests.integration.execute_helpers import (REPO, Results, ServiceThread, all_terminal, copy_decision,
                                                make_followers, orders_by_intent, paper_settings, private_settings,
-                                               produce_decisions, set_faults, simulator, wait_until)
+                                               produce_decisions, set_faults, simulator)
+from tests.integration.pipeline_helpers import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,8 @@ from horus.topics import DEAD_LETTERS, LEADER_FILLS
 from horus.venue.polymarket.exchanges import ExchangeBook
 from tests.integration.ingest_helpers import (LEADERS, STRANGER, Ingest, _v1, _v2, codec, emitters,  # noqa: F401
                                               expected_from, fill_ids, follow, free_port, head, iso, metric_values,
-                                              read_topic, wait_until)
+                                              read_topic)
+from tests.integration.pipeline_helpers import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,8 @@ from horus.venue.polymarket.fills import decode_log
 from horus.venue.simulator.data_api import DataApiStandIn
 from tests.integration.ingest_helpers import (LEADERS, STRANGER, HorusProcess, Ingest, _v2, emitters,  # noqa: F401
                                               expected_from, fill_ids, follow, free_port, head, iso, metric_values,
-                                              read_topic, wait_until)
+                                              read_topic)
+from tests.integration.pipeline_helpers import wait_until
 
 
 class StandInServer:

@@ -717,16 +717,7 @@ def test_a_stage_parks_a_record_with_an_unrecognized_symbol() -> None:
     from horus.settings import Settings
     from horus.topics import COPY_CANDIDATES, LEADER_FILLS
     from streams.runtime import Runtime, StageSpec
-
-    class Producer:
-        def __init__(self):
-            self.sent = []
-
-        def produce(self, topic, value=None, key=None, on_delivery=None, headers=None):
-            self.sent.append((topic, key, value))
-
-        def poll(self, timeout=0):
-            return 0
+    from tests.unit.test_stages import FakeProducer as Producer
 
     writer, reader = _newer_writer_and_old_reader("LeaderFill", "side")
     seen = []

@@ -370,26 +370,47 @@ step = st.one_of(
 )
 
 
-def run_history(steps, tick):
-    """Drive decide through `steps`; returns the state and the timeline of decisions and results."""
+def rebuild(state: DecideState, timeline) -> DecideState:
+    """What decide's rebuild does: the decisions first, then the results (two topics read one after the other)."""
+    for kind, event, *_ in timeline:
+        if kind == "decision":
+            apply_decision(event, state)
+    for kind, event, *_ in timeline:
+        if kind == "result":
+            apply_result(event, state)
+    return state
+
+
+def history_view(tick):
     markets = {TOKEN: market(tick=tick, fee_rate="0.02"), TOKEN2: market(TOKEN2, COND2, tick=tick)}
-    v = view(markets=markets, tokens=[(TOKEN, 10**6 * E6), (TOKEN2, 10**6 * E6)], balance=300 * E6)
+    return view(markets=markets, tokens=[(TOKEN, 10**6 * E6), (TOKEN2, 10**6 * E6)], balance=300 * E6)
+
+
+def run_history(steps, tick, v=None, *, before_step=None, stamp_results=False):
+    """Drive decide through `steps`; returns the state and the timeline of decisions ("decision", d, follow,
+    follower, candidate) and results ("result", r, d). `before_step(i, now, state, timeline)` runs before each
+    step and once after the last; `stamp_results` stamps a result with the time it is folded (as a rebuild sees it)."""
+    v = v or history_view(tick)
     state, timeline = DecideState(), []
-    for i, s in enumerate(steps):
+    for i, s in enumerate(steps + [("end",)]):
         now = NOW + i * 1000
+        if before_step is not None:
+            before_step(i, now, state, timeline)
         if s[0] == "fill":
             _, side, token, price, shares = s
             c = candidate(side=side, price=price, shares=shares * E6 // 4, token=token, age_us=1000, tx=f"0x{i:064x}")
             out, state = decide(c, state, now_us=now, view=v)
-            timeline.extend(("decision", d, v.config.follows["f1"], v.config.followers[FOLLOWER]) for d in out)
+            timeline.extend(("decision", d, v.config.follows["f1"], v.config.followers[FOLLOWER], c) for d in out)
         elif s[0] == "result":
             copies = [e[1] for e in timeline if e[0] == "decision" and e[1]["action"] == "COPY"]
             if copies:
                 d = copies[s[1] % len(copies)]
                 r = result(d, s[2], Decimal(s[3]) if s[2] in ("FILLED", "PARTIAL") else Decimal(0))
+                if stamp_results:
+                    r["envelope"] = {**r["envelope"], "produced_at_us": now}
                 apply_result(r, state, now_us=now)
                 timeline.append(("result", r, d))
-        else:
+        elif s[0] == "config":
             _, follow_cap, follower_cap, exposure_cap, mode = s
             sizing = {"mode": mode, "amount": "9", "ratio": "0.5", "balance_pct": "5"}
             v.config.follows["f1"] = parse_follow_config({
@@ -495,13 +516,7 @@ def test_same_inputs_same_decisions_and_replay_rebuilds_the_state(steps, tick):
     state2, timeline2 = run_history(steps, tick)
     assert [e[1] for e in timeline1] == [e[1] for e in timeline2]
     # the state a restarted stage rebuilds from copy.decisions + execution.results equals the live one
-    rebuilt = DecideState()
-    for kind, event, *_ in timeline1:
-        if kind == "decision":
-            apply_decision(event, rebuilt)
-    for kind, event, *_ in timeline1:
-        if kind == "result":
-            apply_result(event, rebuilt)
+    rebuilt = rebuild(DecideState(), timeline1)
     live, again = state1.books.get(FOLLOWER), rebuilt.books.get(FOLLOWER)
     if live is None:
         assert again is None

@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter, deque
-from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from horus.domain.config import parse_follow_config, parse_follower
-from horus.domain.decide import DecideState, FollowerBook, Position, Reservation, apply_decision, apply_result, decide
+from horus.domain.decide import DecideState, FollowerBook, Position, Reservation, decide
 from horus.domain.decide_snapshot import (SnapshotInvalid, book_from_json, book_to_json, decode_books, encode_books,
                                           recent_of, snapshot_book)
-from tests.unit.test_decide import (COND2, FOLLOWER, LEADER, NOW, TOKEN, TOKEN2, candidate, market, result, run_history,
-                                    step, view)
+from tests.unit.test_decide import (FOLLOWER, LEADER, NOW, TOKEN, TOKEN2, candidate, history_view, rebuild,
+                                    run_history, step, view)
 
 
 def fields(book: FollowerBook) -> dict:
@@ -114,48 +112,17 @@ def test_bytes_that_are_not_a_snapshot_are_refused():
 def drive(steps, tick, cut: int, window_us: int):
     """run_history, with results stamped with the time they are folded (as a rebuild reads them), and the
     live book snapshotted (through storage) before step `cut`."""
-    markets = {TOKEN: market(tick=tick, fee_rate="0.02"), TOKEN2: market(TOKEN2, COND2, tick=tick)}
-    v = view(markets=markets, tokens=[(TOKEN, 10**6 * E6), (TOKEN2, 10**6 * E6)], balance=300 * E6)
-    state, timeline, snapshot = DecideState(), [], None
-    for i, s in enumerate(steps + [("end",)]):
-        now = NOW + i * 1000
+    v, snapshot = history_view(tick), []
+
+    def snap(i, now, state, timeline):
         if i == cut:
             book = state.books.get(FOLLOWER)
             recent = recent_decisions(timeline, now - window_us)
             stored = through_storage({FOLLOWER: (snapshot_book(book, recent), recent)}) if book else {}
-            snapshot = (stored, len(timeline), recent)
-        if s[0] == "fill":
-            _, side, token, price, shares = s
-            c = candidate(side=side, price=price, shares=shares * E6 // 4, token=token, age_us=1000, tx=f"0x{i:064x}")
-            out, state = decide(c, state, now_us=now, view=v)
-            timeline.extend(("decision", d, c) for d in out)
-        elif s[0] == "result":
-            copies = [e[1] for e in timeline if e[0] == "decision" and e[1]["action"] == "COPY"]
-            if copies:
-                d = copies[s[1] % len(copies)]
-                r = result(d, s[2], Decimal(s[3]) if s[2] in ("FILLED", "PARTIAL") else Decimal(0))
-                r["envelope"] = {**r["envelope"], "produced_at_us": now}
-                apply_result(r, state, now_us=now)
-                timeline.append(("result", r, d))
-        elif s[0] == "config":
-            _, follow_cap, follower_cap, exposure_cap, mode = s
-            sizing = {"mode": mode, "amount": "9", "ratio": "0.5", "balance_pct": "5"}
-            v.config.follows["f1"] = parse_follow_config({
-                "follow_id": "f1", "follower": FOLLOWER, "leader": LEADER, "sizing": sizing, "daily_cap": follow_cap,
-                "market_exposure_cap": exposure_cap})
-            v.config.followers[FOLLOWER] = parse_follower({"follower": FOLLOWER, "daily_cap": follower_cap})
-    return state, timeline, snapshot, v
+            snapshot.append((stored, len(timeline), recent))
 
-
-def fold(state: DecideState, events) -> DecideState:
-    """A rebuild: the decisions first, then the results (two topics read one after the other)."""
-    for kind, event, *_ in events:
-        if kind == "decision":
-            apply_decision(event, state)
-    for kind, event, *_ in events:
-        if kind == "result":
-            apply_result(event, state)
-    return state
+    state, timeline = run_history(steps, tick, v, before_step=snap, stamp_results=True)
+    return state, timeline, snapshot[0], v
 
 
 E6 = 1_000_000
@@ -169,8 +136,8 @@ more_fills = st.lists(st.tuples(st.sampled_from(["BUY", "SELL"]), st.sampled_fro
 def test_snapshot_plus_the_rest_is_the_whole_history_and_decides_the_same(steps, tick, data, more, window_us):
     cut = data.draw(st.integers(0, len(steps)), label="cut")
     _, timeline, (stored, at, recent), v = drive(steps, tick, cut, window_us)
-    whole = fold(DecideState(), timeline)
-    resumed = fold(DecideState(books=dict(stored)), timeline[at:])
+    whole = rebuild(DecideState(), timeline)
+    resumed = rebuild(DecideState(books=dict(stored)), timeline[at:])
     if FOLLOWER not in whole.books:
         assert FOLLOWER not in resumed.books
         return
@@ -184,8 +151,7 @@ def test_snapshot_plus_the_rest_is_the_whole_history_and_decides_the_same(steps,
     # ... so the next decisions are the same, and a candidate redelivered from the window or after the cut
     # gets none on either state
     end = NOW + (len(steps) + 1) * 1000
-    redelivered = [c for kind, d, c in (e for e in timeline if e[0] == "decision")
-                   if d["candidate_id"] in book["decided"]][-3:]
+    redelivered = [e[-1] for e in timeline if e[0] == "decision" and e[1]["candidate_id"] in book["decided"]][-3:]
     fresh = [candidate(side=side, price=price, shares=shares * E6 // 4, token=token, age_us=1000,
                        tx=f"0x{10**6 + i:064x}") for i, (side, token, price, shares) in enumerate(more)]
     for i, c in enumerate(redelivered + fresh):
