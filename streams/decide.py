@@ -45,7 +45,7 @@ from horus.domain.control import ControlState, apply_control, apply_control_tomb
 from horus.domain.decide import (DecideState, FollowerBook, StaticView, apply_decision, apply_result, decide,
                                  failure_rate)
 from horus.domain.decide_snapshot import (FORMAT, SnapshotInvalid, book_from_json, decode_books, encode_books,
-                                          recent_of, snapshot_book)
+                                          forget_before_window, recent_of, snapshot_book)
 from horus.kafka.client import make_consumer, poll_batch, produce_reliably, watermarks
 from horus.kafka.config_tail import ConfigTail
 from horus.topics import CONTROL_COMMANDS, COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS
@@ -522,6 +522,7 @@ class DecideStage:
                     recent.popleft()
                 recent = list(recent)
                 books[p][follower] = (snapshot_book(book, recent), recent)
+                forget_before_window(book, recent)  # the live book keeps what a restore would
             taken_at, now = datetime.now(timezone.utc), time.monotonic()
             for p in partitions:
                 self.snapshots.save(PartitionSnapshot(p, self.decisions_next[p], self.results_assigned[p], taken_at,

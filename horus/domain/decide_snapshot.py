@@ -59,6 +59,14 @@ def snapshot_book(book: FollowerBook, recent: Iterable[Recent] = ()) -> Follower
     )
 
 
+def forget_before_window(book: FollowerBook, recent: Iterable[Recent]) -> None:
+    """Trim the live book to what its snapshot keeps of `decided` and `booked` (the dedup window `recent`):
+    the state a restore would give, so a long-running stage's memory stops growing with the history."""
+    recent = list(recent)
+    book.decided.intersection_update([candidate for candidate, _, _ in recent])
+    book.booked.intersection_update([intent for _, _, intent in recent if intent is not None])
+
+
 def book_to_json(book: FollowerBook, recent: Iterable[Recent] = ()) -> dict:
     """The book as exact JSON-ready data, keeping what `snapshot_book` keeps."""
     recent = [[candidate, at, intent] for candidate, at, intent in recent]

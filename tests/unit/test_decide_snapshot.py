@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from horus.domain.decide import DecideState, FollowerBook, Position, Reservation, decide
 from horus.domain.decide_snapshot import (SnapshotInvalid, book_from_json, book_to_json, decode_books, encode_books,
-                                          recent_of, snapshot_book)
+                                          forget_before_window, recent_of, snapshot_book)
 from tests.unit.test_decide import (FOLLOWER, LEADER, NOW, TOKEN, TOKEN2, candidate, history_view, rebuild,
                                     run_history, step, view)
 
@@ -154,10 +154,16 @@ def test_snapshot_plus_the_rest_is_the_whole_history_and_decides_the_same(steps,
     redelivered = [e[-1] for e in timeline if e[0] == "decision" and e[1]["candidate_id"] in book["decided"]][-3:]
     fresh = [candidate(side=side, price=price, shares=shares * E6 // 4, token=token, age_us=1000,
                        tx=f"0x{10**6 + i:064x}") for i, (side, token, price, shares) in enumerate(more)]
+    # a live stage trims its own book the same way when it snapshots (memory bounded by the window)
+    trimmed = rebuild(DecideState(), timeline)
+    forget_before_window(trimmed.books[FOLLOWER], recent + [
+        (d["candidate_id"], 0, d["intent_id"]) for kind, d, *_ in timeline[at:] if kind == "decision"])
+    assert trimmed.books[FOLLOWER].decided == book["decided"]
     for i, c in enumerate(redelivered + fresh):
         out_whole, _ = decide(c, whole, now_us=end + i, view=v)
         out_resumed, _ = decide(c, resumed, now_us=end + i, view=v)
-        assert out_whole == out_resumed
+        out_trimmed, _ = decide(c, trimmed, now_us=end + i, view=v)
+        assert out_whole == out_resumed == out_trimmed
         assert (out_whole == []) == (c in redelivered)
     assert fields(resumed.books[FOLLOWER]) | {"decided": None, "booked": None} == \
         fields(whole.books[FOLLOWER]) | {"decided": None, "booked": None}
