@@ -157,7 +157,7 @@ def all_terminal(intents: set[str]):
 
 
 class ServiceThread:
-    """The executor in this process, on its own thread and event loop."""
+    """The executor in this process, on its own thread and event loop (`with`: stopped, and its error raised, at the end)."""
 
     def __init__(self, settings: Settings, followers: list[PaperFollower], **options) -> None:
         from streams.execute import run_service
@@ -180,6 +180,12 @@ class ServiceThread:
         assert not self.thread.is_alive(), "executor did not stop"
         if self.error is not None:
             raise self.error
+
+    def __enter__(self) -> "ServiceThread":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def start_subprocess(settings: Settings, followers: list[PaperFollower], log_path: Path, *extra: str) -> subprocess.Popen:

@@ -72,18 +72,12 @@ def test_lost_reply_is_unknown_until_the_reconciler_finds_the_fill(settings):
     intents = {d["intent_id"] for d in decisions}
     results = Results(s)
     produce_decisions(s, decisions)
-    service = ServiceThread(s, followers, resend_unknown=0, reconcile=False)
-    try:
+    with ServiceThread(s, followers, resend_unknown=0, reconcile=False):
         results.wait(lambda latest: intents <= set(latest) and all(latest[i]["status"] == "UNKNOWN" for i in intents))
-    finally:
-        service.close()
     assert {r[1] for r in ledger_rows(s, intents).values()} == {"UNKNOWN"}
     set_faults(sim, reply_lost_rate=0.0)
-    service = ServiceThread(s.model_copy(update={"app_id": s.app_id + "-rec"}), followers)
-    try:
+    with ServiceThread(s.model_copy(update={"app_id": s.app_id + "-rec"}), followers):
         latest = results.wait(all_terminal(intents))
-    finally:
-        service.close()
     orders = orders_by_intent(sim, intents)
     for intent in intents:
         assert statuses_of(results, intent)[:1] == ["UNKNOWN"] and latest[intent]["status"] == "FILLED"
@@ -102,11 +96,8 @@ def test_425_window_is_retried_with_the_same_bytes(settings):
     intents = {d["intent_id"] for d in decisions}
     results = Results(s)
     produce_decisions(s, decisions)
-    service = ServiceThread(s, followers, backoff_s=0.5)
-    try:
+    with ServiceThread(s, followers, backoff_s=0.5):
         latest = results.wait(all_terminal(intents))
-    finally:
-        service.close()
     orders = orders_by_intent(sim, intents)
     rows = ledger_rows(s, intents)
     for intent in intents:
@@ -125,11 +116,8 @@ def test_killed_fok_with_a_hidden_partial_fill_reports_the_fill(settings):
     intents = {d["intent_id"] for d in decisions}
     results = Results(s)
     produce_decisions(s, decisions)
-    service = ServiceThread(s, followers)
-    try:
+    with ServiceThread(s, followers):
         latest = results.wait(all_terminal(intents))
-    finally:
-        service.close()
     orders = orders_by_intent(sim, intents)
     for intent in intents:
         venue = orders[intent][0]
@@ -148,22 +136,16 @@ def test_chain_fill_settles_an_unknown_order_the_venue_never_answered_for(settin
     d = copy_decision(followers[0].address, 0, tag="chain")
     results = Results(s)
     produce_decisions(s, [d])
-    service = ServiceThread(s, followers, resend_unknown=0, reconcile=False)
-    try:
+    with ServiceThread(s, followers, resend_unknown=0, reconcile=False):
         results.wait(lambda latest: latest.get(d["intent_id"], {}).get("status") == "UNKNOWN")
-    finally:
-        service.close()
     order_hash = ledger_rows(s, {d["intent_id"]})[d["intent_id"]][2]
     # the order reached the chain anyway (a fill the venue's API never showed us): 4 of 10 shares
     emit_v2(s.eth_rpc_url, emitters.v2, V2Fill(order_hash, maker=followers[0].address, taker=None, side=0,
                                                 token_id=int(TOKEN), maker_amount_filled=2_000_000,
                                                 taker_amount_filled=4_000_000))
     set_faults(sim, error_rate=0.0)
-    service = ServiceThread(s.model_copy(update={"app_id": s.app_id + "-rec"}), followers)
-    try:
+    with ServiceThread(s.model_copy(update={"app_id": s.app_id + "-rec"}), followers):
         latest = results.wait(all_terminal({d["intent_id"]}))
-    finally:
-        service.close()
     result = latest[d["intent_id"]]
     assert result["status"] == "PARTIAL" and result["filled_shares_e6"] == 4_000_000
     assert result["filled_collateral_e6"] == 2_000_000 and result["avg_price"] == "0.5"
@@ -179,18 +161,12 @@ def test_expired_order_without_any_trace_settles_not_filled_and_is_never_sent_la
     d = copy_decision(followers[0].address, 0, tag="expire", expires_at_us=time.time_ns() // 1000 + 2_000_000)
     results = Results(s)
     produce_decisions(s, [d])
-    service = ServiceThread(s, followers, resend_unknown=0, reconcile=False)
-    try:
+    with ServiceThread(s, followers, resend_unknown=0, reconcile=False):
         results.wait(lambda latest: latest.get(d["intent_id"], {}).get("status") == "UNKNOWN")
-    finally:
-        service.close()
     time.sleep(2.5)
     set_faults(sim, error_rate=0.0)
-    service = ServiceThread(s.model_copy(update={"app_id": s.app_id + "-rec"}), followers)
-    try:
+    with ServiceThread(s.model_copy(update={"app_id": s.app_id + "-rec"}), followers):
         latest = results.wait(all_terminal({d["intent_id"]}))
-    finally:
-        service.close()
     result = latest[d["intent_id"]]
     assert result["status"] == "NOT_FILLED" and "no order, no trade, no chain fill" in result["error"]
     assert venue_orders(sim) == []
@@ -209,11 +185,8 @@ def test_one_follower_in_order_while_others_run_concurrently(settings):
     results = Results(s)
     produce_decisions(s, mine[:2] + others + mine[2:])
     started = time.monotonic()
-    service = ServiceThread(s, followers)
-    try:
+    with ServiceThread(s, followers):
         results.wait(all_terminal(intents))
-    finally:
-        service.close()
     orders = orders_by_intent(sim, intents)
     created = [orders[d["intent_id"]][0]["created_ms"] for d in mine]
     assert created == sorted(created) and all(b - a >= 250 for a, b in zip(created, created[1:]))  # one at a time

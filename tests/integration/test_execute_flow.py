@@ -31,11 +31,8 @@ def test_each_copy_is_one_venue_order_and_redelivery_changes_nothing(settings):
     intents = {d["intent_id"] for d in decisions}
     produce_decisions(s, decisions + skips + decisions[:5])  # some duplicated in the topic already
     results = Results(s)
-    service = ServiceThread(s, followers)
-    try:
+    with ServiceThread(s, followers):
         latest = results.wait(all_terminal(intents))
-    finally:
-        service.close()
     assert {r["status"] for r in latest.values()} == {"FILLED"}
     orders = orders_by_intent(sim, intents)
     assert all(len(o) == 1 for o in orders.values()), {i: len(o) for i, o in orders.items() if len(o) != 1}
@@ -49,12 +46,9 @@ def test_each_copy_is_one_venue_order_and_redelivery_changes_nothing(settings):
     first_results = {r["envelope"]["event_id"]: raw for r, raw in zip(results.seen, results.raw)}
 
     # the whole topic again under a new consumer group: every decision is a redelivery now
-    again = ServiceThread(s.model_copy(update={"app_id": s.app_id + "-again"}), followers)
-    try:
+    with ServiceThread(s.model_copy(update={"app_id": s.app_id + "-again"}), followers):
         count = len(results.seen)
         results.wait(lambda _latest: len(results.seen) >= count + len(decisions) + 5, timeout=60)
-    finally:
-        again.close()
     assert all(len(o) == 1 for o in orders_by_intent(sim, intents).values())  # still one order each
     for r, raw in zip(results.seen[count:], results.raw[count:]):
         assert first_results[r["envelope"]["event_id"]] == raw  # the very same event, byte for byte
@@ -70,11 +64,8 @@ def test_unknown_follower_is_rejected_with_a_reason_and_dry_run_never_posts(sett
     decisions = [copy_decision(stranger, 0, tag="b"), copy_decision(known[0].address, 0, tag="b", worst_price="0.555")]
     produce_decisions(s, decisions)
     results = Results(s)
-    service = ServiceThread(s, known)
-    try:
+    with ServiceThread(s, known):
         latest = results.wait(all_terminal({d["intent_id"] for d in decisions}))
-    finally:
-        service.close()
     rejected, off_grid = latest[decisions[0]["intent_id"]], latest[decisions[1]["intent_id"]]
     assert rejected["status"] == "REJECTED" and "no account configured" in rejected["error"]
     assert off_grid["status"] == "REJECTED" and "tick" in off_grid["error"]
@@ -87,11 +78,8 @@ def test_unknown_follower_is_rejected_with_a_reason_and_dry_run_never_posts(sett
     d = copy_decision(known[0].address, 1, tag="b-dry")
     produce_decisions(dry, [d])
     dry_results = Results(dry)
-    service = ServiceThread(dry, known)
-    try:
+    with ServiceThread(dry, known):
         latest = dry_results.wait(all_terminal({d["intent_id"]}))
-    finally:
-        service.close()
     result = latest[d["intent_id"]]
     assert result["status"] == "DRY_RUN" and result["envelope"]["event_id"] == ids.result_id(d["intent_id"], 0)
     row = ledger(dry, {d["intent_id"]})[d["intent_id"]]
@@ -120,11 +108,8 @@ def test_ledger_and_reconcile_commands_show_rows_without_secrets(settings, tmp_p
     d = copy_decision(followers[0].address, 0, tag="cli")
     produce_decisions(s, [d])
     results = Results(s)
-    service = ServiceThread(s, followers)
-    try:
+    with ServiceThread(s, followers):
         results.wait(all_terminal({d["intent_id"]}))
-    finally:
-        service.close()
     env = {**os.environ, **s.as_env()}
     horus = [sys.executable, "-m", "horus.cli.main"]
     out = subprocess.run([*horus, "ledger", "--intent", d["intent_id"], "--json"], env=env, capture_output=True,

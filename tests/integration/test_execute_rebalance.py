@@ -94,11 +94,8 @@ def test_a_follower_backlog_longer_than_the_lease_is_sent_once_and_in_order(sett
     intents = {d["intent_id"] for d in decisions}
     results = Results(s)
     produce_decisions(s, decisions)
-    service = ServiceThread(s, [follower])
-    try:
+    with ServiceThread(s, [follower]):
         results.wait(all_terminal(intents), timeout=60)
-    finally:
-        service.close()
     log = paper.venue_orders(sim.url)
     assert log["counts"]["posts"] == log["counts"]["accepted"] == len(decisions)  # each POSTed once
     orders = orders_by_intent(sim, intents)

@@ -50,8 +50,7 @@ def test_row_open_past_the_alert_bound_is_counted_and_reported_until_the_venue_l
         intent = d["intent_id"]
         results = Results(s)
         produce_decisions(s, [d])
-        service = ServiceThread(s, [follower], resend_unknown=0)
-        try:
+        with ServiceThread(s, [follower], resend_unknown=0):
             results.wait(lambda latest: latest.get(intent, {}).get("status") == "UNKNOWN")
             assert gauge("horus_execute_stuck_rows") == 0  # open, but not for long yet
             wait_until(lambda: gauge("horus_execute_stuck_rows") == 1, 30, "the stuck-rows gauge at 1")
@@ -68,8 +67,6 @@ def test_row_open_past_the_alert_bound_is_counted_and_reported_until_the_venue_l
             set_faults(sim, read_error_rate=0.0)  # the venue's record of the order is readable again
             latest = results.wait(all_terminal({intent}), timeout=30)
             wait_until(lambda: gauge("horus_execute_stuck_rows") == 0, 10, "the stuck-rows gauge back at 0")
-        finally:
-            service.close()
         status, order_hash, unknown_since = row_of(s, intent)
         assert status == latest[intent]["status"] == "FILLED" and unknown_since is None
         orders = orders_by_intent(sim, {intent})[intent]
