@@ -22,48 +22,13 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from horus.kafka.client import make_consumer, poll_available
 from horus.settings import Settings
-from streams.runtime import Batching, Runtime, StageSpec
+from streams.runtime import Batching, Deliveries, Runtime, StageSpec
 
 log = logging.getLogger("horus.streams")
 IDLE_WAIT_S = 0.05  # how long a poll blocks when nothing is fetched (how fast a stop is noticed)
 
 REBALANCE_ERRORS = (KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS, KafkaError.UNKNOWN_MEMBER_ID,
                     KafkaError._ASSIGNMENT_LOST)
-
-
-class _Deliveries:
-    """One batch's delivery reports (called from librdkafka's poll, on either thread): the failures, and per
-    (topic, partition) the offset after the last output delivered (decide's snapshots say what they cover)."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.next_offsets: dict[tuple[str, int], int] = {}
-        self.pending = 0
-        self._reported = threading.Condition()
-
-    def add(self) -> None:  # Runtime.process announces each output
-        with self._reported:
-            self.pending += 1
-
-    def __call__(self, err, msg) -> None:
-        with self._reported:
-            self.pending -= 1
-            if err is not None:
-                self.errors.append(f"{msg.topic()}: {err}")
-            else:
-                key, offset = (msg.topic(), msg.partition()), msg.offset() + 1
-                if offset > self.next_offsets.get(key, 0):
-                    self.next_offsets[key] = offset
-            if self.pending == 0:
-                self._reported.notify_all()
-
-    def wait(self, timeout: float) -> int:
-        """Until every output of the batch is reported (the runtime's poll thread serves the reports); how many
-        are not. Not producer.flush(): with the reports served elsewhere it sleeps in 10 ms slices
-        (bench/latency.py measured +10 ms on every lone message)."""
-        with self._reported:
-            self._reported.wait_for(lambda: self.pending <= 0, timeout)
-            return max(self.pending, 0)
 
 
 class ConfluentStageLoop:
@@ -124,7 +89,7 @@ class ConfluentStageLoop:
         for m in messages:
             per_spec[m.topic()].append((m.topic(), m.partition(), m.offset(), m.key(), m.value()))
             next_offsets[(m.topic(), m.partition())] = m.offset() + 1
-        deliveries = _Deliveries()
+        deliveries = Deliveries()
         for topic, batch in per_spec.items():
             spec = self.by_topic[topic]
             decoded = spec.before_batch(batch) if spec.before_batch is not None else None
