@@ -76,10 +76,14 @@ class Settings(BaseSettings):
     execute_lease_s: float = Field(30.0, gt=0, description="a worker's claim on a ledger row while it talks "
                                    "to the venue; the reconciler takes rows whose lease lapsed")
     venue_timeout_s: float = Field(10.0, gt=0, description="per-request timeout towards the CLOB")
+    execute_ledger_down_exit_s: float = Field(60.0, gt=0, description="an executor that cannot reach its ledger "
+                                              "(Postgres) for this long exits with code 70, to be restarted")
     reconcile_interval_s: float = Field(5.0, gt=0, description="seconds between reconciliation rounds")
     reconcile_min_age_s: float = Field(3.0, ge=0, description="open rows younger than this are left alone")
     reconcile_alert_after_s: float = Field(300.0, gt=0, description="an open row unsettled this long raises "
                                            "the horus_execute_stuck_rows alert gauge")
+    reconcile_max_backoff_s: float = Field(60.0, gt=0, description="a row the reconciler could not settle is "
+                                           "looked at again after the interval, doubled per try, at most this")
     chain_lookback_blocks: int = Field(0, ge=0, description="reconciler eth_getLogs window (0: from genesis)")
 
     # Decide stage: market data, balances and the circuit breaker

@@ -5,8 +5,8 @@ Two ways to run it:
   `horus worker`, for pipelines without venue access: a COPY gives one DRY_RUN result.
 - `run_service(...)` / `python -m streams.execute`: the real executor (horus.execution.runner):
   prewrite, sign once, POST to the venue of `HORUS_VENUE_MODE`, per-follower concurrency, reconciler.
-  It needs follower accounts: the caller passes `follower_account(address) -> FollowerConfig | None`;
-  the command line takes them from a JSON file (a list of FollowerConfig objects) with `--accounts`.
+  Follower accounts come from config.changes (folded by the service itself), or from a JSON file (a list of
+  FollowerConfig objects) with `--accounts` (the caller's `follower_account(address) -> FollowerConfig | None`).
 """
 from __future__ import annotations
 
@@ -49,9 +49,10 @@ def accounts_from_file(path: Path) -> Callable[[str], Any]:
     return lambda address: configs.get(address.lower())
 
 
-def run_service(settings: Settings, follower_account: Callable[[str], Any], stop: threading.Event, *,
+def run_service(settings: Settings, follower_account: Callable[[str], Any] | None, stop: threading.Event, *,
                 secrets: Callable[[str], Any] | None = None, **options) -> None:
-    """Run the executor until `stop` is set (blocking; its own event loop)."""
+    """Run the executor until `stop` is set (blocking; its own event loop). `follower_account` None: accounts
+    from config.changes. Raises LedgerUnreachable when the ledger stayed down past its bound (exit 70)."""
     from horus.execution.lookup import ChainLookup
     from horus.execution.runner import ExecuteService
     from horus.ingest.chain import book_for
@@ -80,16 +81,26 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - exercised
     from horus.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m streams.execute", description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=Path, required=True, help="JSON list of FollowerConfig objects")
+    parser.add_argument("--accounts", type=Path, help="JSON list of FollowerConfig objects (default: the followers "
+                        "on config.changes)")
     parser.add_argument("--loglevel", default="info")
     parser.add_argument("--resend-unknown", type=int, default=1, help="same-bytes re-sends after an unknown reply")
     parser.add_argument("--no-reconcile", action="store_true", help="do not run the reconciler in this process")
     args = parser.parse_args(argv)
     configure_logging(args.loglevel)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per venue request drowns the log
+    from horus.execution.ledger import LedgerUnreachable
+    from streams.runtime import EXIT_OUTPUT_LOST
+
     stop = stop_on_signals()
-    run_service(load_settings(), accounts_from_file(args.accounts), stop, resend_unknown=args.resend_unknown,
-                reconcile=not args.no_reconcile)
+    accounts = accounts_from_file(args.accounts) if args.accounts else None
+    try:
+        run_service(load_settings(), accounts, stop, resend_unknown=args.resend_unknown,
+                    reconcile=not args.no_reconcile)
+    except LedgerUnreachable as exc:
+        log.critical("execute: %s; exiting %d to be restarted", exc, EXIT_OUTPUT_LOST)
+        logging.shutdown()
+        raise SystemExit(EXIT_OUTPUT_LOST) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

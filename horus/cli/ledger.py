@@ -87,7 +87,8 @@ def reconcile_command(
     once: bool = typer.Option(False, "--once", help="one round, then exit (default: every reconcile_interval_s)"),
     report: bool = typer.Option(False, "--report", help="only list rows open past the alert bound; no venue calls"),
     accounts: Path = typer.Option(None, "--accounts", exists=True, dir_okay=False,
-                                  help="JSON list of FollowerConfig objects (the accounts to look orders up with)"),
+                                  help="JSON list of FollowerConfig objects (default: the followers on "
+                                       "config.changes; ledger rows name the credentials of their orders)"),
     as_json: bool = typer.Option(False, "--json", help="JSON output for --report"),
 ) -> None:
     """Settle PENDING / UNKNOWN / SUBMITTED ledger rows from the venue and the chain (and re-emit results
@@ -100,8 +101,6 @@ def reconcile_command(
         if stuck:
             raise typer.Exit(3)  # scripts and alerting can key on it
         return
-    if accounts is None:
-        fail("reconcile needs the follower accounts: pass --accounts FILE (a JSON list of FollowerConfig)", code=2)
     import asyncio
     import threading
 
@@ -113,7 +112,7 @@ def reconcile_command(
     from streams.execute import accounts_from_file
 
     try:
-        follower_account = accounts_from_file(accounts)
+        follower_account = accounts_from_file(accounts) if accounts is not None else None
     except ValueError as exc:
         fail(str(exc), code=2)
     stop = stop_on_signals()

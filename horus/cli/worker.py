@@ -10,35 +10,23 @@ RUNNERS = ("faust", "confluent")
 
 
 def start_executor(config, stop):
-    """The execute service on a thread of its own, with follower accounts folded from config.changes.
-    If it dies, the worker dies with it (exit 70) rather than run half a pipeline."""
+    """The execute service on a thread of its own (it folds its follower accounts, follows and switches from
+    config.changes and control.commands itself). If it dies, the worker dies with it (exit 70) rather than run
+    half a pipeline."""
     import logging
     import os
     import threading
 
-    from horus.codec import default_codec
-    from horus.domain.config import ConfigState, apply_config, apply_config_tombstone
-    from horus.kafka.config_tail import ConfigTail
     from streams.execute import run_service
     from streams.runtime import EXIT_OUTPUT_LOST
 
-    state, lock = ConfigState(), threading.Lock()
-    tail = ConfigTail(config, default_codec(), state, lock, stage="execute-config", apply=apply_config,
-                      tombstone=apply_config_tombstone)
-    tail.start()
-
     def serve() -> None:
         try:
-            while not tail.ready.wait(0.1):
-                if stop.is_set():
-                    return
-            run_service(config, lambda address: state.followers.get(address.lower()), stop)
+            run_service(config, None, stop)
         except BaseException:  # noqa: BLE001 - logged, then the process exits
             logging.getLogger("horus.execution").exception("the execute service failed")
             logging.shutdown()
             os._exit(EXIT_OUTPUT_LOST)
-        finally:
-            tail.stop()
 
     thread = threading.Thread(target=serve, name="horus-execute", daemon=True)
     thread.start()

@@ -85,6 +85,7 @@ class CopyTrade(Base):
         Index("ix_copy_trades_order_hash", "order_hash"),
         Index("ix_copy_trades_status_updated_at", "status", "updated_at"),
         Index("ix_copy_trades_follower", "follower"),
+        Index("ix_copy_trades_status_next_check_at", "status", "next_check_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
@@ -123,6 +124,13 @@ class CopyTrade(Base):
     last_result: Mapped[dict | None] = mapped_column(JSONB)  # the last one, re-emitted verbatim on redelivery
     result_sent_seq: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # acked by the broker
     occurred_at: Mapped[datetime | None] = mapped_column(TZ)  # the decision's occurred_at (results carry it)
+    # safety (migration 0009): what the executor checks before a POST and needs to settle a row on its own
+    condition_id: Mapped[str | None] = mapped_column(Text)  # market pauses name the condition
+    credentials_ref: Mapped[str | None] = mapped_column(Text)  # lookups after the follower is disabled or gone
+    fee_rate: Mapped[Decimal | None] = mapped_column(Numeric)  # the market's taker fee schedule at prewrite
+    fee_exponent: Mapped[Decimal | None] = mapped_column(Numeric)
+    next_check_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())  # reconciler: when due
+    checks: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # inconclusive looks so far (backoff)
 
 
 # --------------------------------------------------------------------------------------------

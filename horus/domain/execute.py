@@ -123,13 +123,18 @@ def _reply_fills(body: Mapping, shape: OrderShape) -> tuple[int, int]:
 
 # ------------------------------------------------------------------------------------- replies
 def classify_reply(status_code: int | None, body: Mapping | None, error: str | None, transport_error: bool,
-                   shape: OrderShape) -> Outcome:
+                   shape: OrderShape, *, may_have_landed: bool = False) -> Outcome:
     """One reply to POST /order (V's VenueReply fields) -> Outcome.
 
     Definitive: a success body (live/matched/delayed/unmatched) or a 4xx naming why. Ambiguous
     (UNKNOWN): no status, a transport error, a 5xx. 425 (engine restart), 429 and the post-only window
     after a restart ask for the same bytes again later. A duplicate means the order exists and a
-    FOK/FAK kill may hide a partial fill: both need a lookup by hash (`confirm`)."""
+    FOK/FAK kill may hide a partial fill: both need a lookup by hash (`confirm`).
+
+    `may_have_landed`: an earlier attempt of these same bytes may have been processed (its reply was lost, or a
+    worker died mid-POST). Then a refusal proves nothing about the order -- a venue that checks the balance
+    before duplicates answers "not enough balance" to the re-send of an order that filled -- so every refusal
+    becomes UNKNOWN, to be settled from the venue's and the chain's records (safety review D5)."""
     text = _text(body, error)
     lowered = text.lower()
     if transport_error or status_code is None:
@@ -147,6 +152,8 @@ def classify_reply(status_code: int | None, body: Mapping | None, error: str | N
             return Outcome("UNKNOWN", error=f"HTTP {status_code}: {text}", retry=True)
         if 200 <= status_code < 300 and not isinstance(body, Mapping):
             return Outcome("UNKNOWN", error=f"HTTP {status_code} with an unreadable body")
+        if may_have_landed:
+            return Outcome("UNKNOWN", error=f"HTTP {status_code} to a re-send: {text or 'refused'}", confirm=True)
         return Outcome("REJECTED", error=f"HTTP {status_code}: {text or 'rejected without a reason'}")
     venue_status = str(body.get("status") or "").lower()
     shares, collateral = _reply_fills(body, shape)

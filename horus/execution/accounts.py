@@ -1,9 +1,14 @@
 """Follower accounts for the executor: who makes, who signs, with which key and API credentials.
 
-`follower_account(address)` (the lead wires it from config.changes) gives the FollowerConfig; the
+`follower_account(address)` (config.changes, or an accounts file) gives the FollowerConfig; the
 secrets come from the CredentialStore by `credentials_ref`. In paper mode the L2 API credentials are
 derived from the simulator with the signer key (L1), once per follower; live mode uses the stored
 ones. Errors say what is missing and never carry a secret.
+
+Two ways to resolve: `get(follower)` for a new order (the follower must be configured, enabled and in direct
+custody), and `for_row(...)` for an order that already exists: its ledger row names the signer and the
+credentials, so it can be looked up (and its stored bytes re-sent) even after the follower was disabled or
+removed -- an order at the venue may still fill, and its outcome must still be recorded (safety review D7).
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ class Account:
     signature_type: int
     private_key: str = field(repr=False)
     creds: ApiCreds | None = field(default=None, repr=False)
+    credentials_ref: str | None = None  # kept on the ledger row: lookups after the follower is gone
 
     @property
     def order_signer(self) -> str:
@@ -45,12 +51,45 @@ class Accounts:
         self.venue = venue
         # one resolution in flight per follower; failures are not cached and reach every asker
         self._cache = SingleFlightCache(self._load, ttl_s, name="accounts", clock=clock, keep_last_on_error=False)
+        self._by_ref = SingleFlightCache(self._load_ref, ttl_s, name="accounts-by-ref", clock=clock,
+                                         keep_last_on_error=False)
 
     def forget(self, follower: str) -> None:
         self._cache.forget(follower.lower())
 
     async def get(self, follower: str) -> Account:
         return await self._cache.get(follower.lower())
+
+    async def for_row(self, follower: str, signer: str | None, credentials_ref: str | None) -> Account:
+        """The account an existing order was signed with, whatever the follower's config says now. Rows
+        written before the ledger kept `credentials_ref` resolve through the config, as `get` does."""
+        if not credentials_ref or not signer:
+            return await self.get(follower)
+        account = await self._by_ref.get(credentials_ref)
+        if account.signer != signer.lower():
+            raise AccountError(f"follower {follower}: credentials {credentials_ref!r} now hold the key of "
+                               f"{account.signer}, not of the order's signer {signer.lower()}")
+        return Account(follower=follower.lower(), signer=account.signer, signature_type=account.signature_type,
+                       private_key=account.private_key, creds=account.creds)
+
+    async def _load_ref(self, ref: str) -> Account:
+        secrets = await self._secrets(ref, f"credentials {ref!r}")
+        signer = secrets.signer_address.lower()
+        creds = await self._creds(signer, secrets)
+        return Account(follower=signer, signer=signer, signature_type=0, private_key=secrets.private_key, creds=creds)
+
+    async def _secrets(self, ref: str, whose: str):
+        if self.secrets is None:
+            raise AccountError("no credential store is configured (HORUS_CREDENTIALS_KEY)")
+        try:
+            return await asyncio.to_thread(self.secrets, ref)
+        except Exception as exc:  # CredentialsNotFound / key errors: their messages never hold secrets
+            raise AccountError(f"{whose}: credentials {ref!r} unavailable: {exc}") from None
+
+    async def _creds(self, whose: str, secrets) -> ApiCreds:
+        if self.mode != "paper":
+            return secrets.api_creds()
+        return await self._derive(whose, secrets.private_key)
 
     async def _load(self, follower: str) -> Account:
         config = self.follower_account(follower)
@@ -64,27 +103,23 @@ class Accounts:
         ref = getattr(config, "credentials_ref", None)
         if not ref:
             raise AccountError(f"follower {follower} has no credentials_ref")
-        if self.secrets is None:
-            raise AccountError("no credential store is configured (HORUS_CREDENTIALS_KEY)")
-        try:
-            secrets = await asyncio.to_thread(self.secrets, ref)
-        except Exception as exc:  # CredentialsNotFound / key errors: their messages never hold secrets
-            raise AccountError(f"follower {follower}: credentials {ref!r} unavailable: {exc}") from None
+        secrets = await self._secrets(ref, f"follower {follower}")
         signer = (getattr(config, "signer", None) or config.follower).lower()
         if secrets.signer_address.lower() != signer:
             raise AccountError(f"follower {follower}: credentials {ref!r} hold the key of "
                                f"{secrets.signer_address}, not of the configured signer {signer}")
-        creds = secrets.api_creds()
-        if self.mode == "paper":
-            creds = await self._derive(follower, secrets.private_key)
+        creds = await self._creds(f"follower {follower}", secrets)
         return Account(follower=config.follower.lower(), signer=signer, signature_type=int(config.signature_type),
-                       private_key=secrets.private_key, creds=creds)
+                       private_key=secrets.private_key, creds=creds, credentials_ref=ref)
 
-    async def _derive(self, follower: str, private_key: str) -> ApiCreds:
+    async def _derive(self, whose: str, private_key: str) -> ApiCreds:
         reply = await self.venue.derive_api_key(private_key)
         if not reply.ok:
             reply = await self.venue.create_api_key(private_key)
         if not reply.ok or not isinstance(reply.body, dict):
-            raise AccountError(f"follower {follower}: the venue gave no API credentials "
+            raise AccountError(f"{whose}: the venue gave no API credentials "
                                f"(HTTP {reply.status_code}: {reply.error})")
-        return ApiCreds.from_venue(reply.body)
+        try:
+            return ApiCreds.from_venue(reply.body)
+        except Exception as exc:  # an unusable answer is this account's problem, never the executor's (D10)
+            raise AccountError(f"{whose}: the venue's API credentials are unusable: {type(exc).__name__}") from None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -36,7 +37,7 @@ COLUMNS = ("id, idempotency_key, follow_id, leader_fill_id, follower, token_id, 
            "signed_order, size_e6, price, filled_shares_e6, filled_collateral_e6, attempts, created_at, "
            "updated_at, locked_at, locked_by, last_error, decision_id, order_type, expires_at, signer, venue_mode, "
            "body_text, signature_generation, venue_status, fee_e6, sent_at, unknown_since, result_seq, last_result, "
-           "result_sent_seq, occurred_at")
+           "result_sent_seq, occurred_at, condition_id, credentials_ref, fee_rate, fee_exponent, checks")
 
 
 def _ts(us: int | None) -> datetime | None:
@@ -86,6 +87,11 @@ class Row:
     last_result: dict | None
     result_sent_seq: int
     occurred_at: datetime | None
+    condition_id: str | None
+    credentials_ref: str | None
+    fee_rate: Decimal | None
+    fee_exponent: Decimal | None
+    checks: int
 
     @property
     def intent_id(self) -> str:
@@ -133,6 +139,10 @@ class Prewrite:
     body_text: str | None
     status: str = "PENDING"
     last_error: str | None = None
+    condition_id: str | None = None
+    credentials_ref: str | None = None
+    fee_rate: Decimal | None = None
+    fee_exponent: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -148,54 +158,81 @@ class Update:
     sent: bool = False  # a POST was made
 
 
-class Ledger:
-    """Async access to copy_trades over a few psycopg connections (one per concurrent writer)."""
+class LedgerUnreachable(RuntimeError):
+    """The ledger could not be reached for longer than the executor may wait (it exits to be restarted)."""
 
-    def __init__(self, database_url: str, *, connections: int = 4) -> None:
+
+class Ledger:
+    """Async access to copy_trades over a few psycopg connections (one per concurrent writer).
+
+    The pool holds `connections` slots; a slot is a live connection or None (connect on next use), and every
+    use returns its slot, whatever happened: a failed reconnect during a Postgres restart never shrinks the
+    pool (safety review D3). Connections time out on connect, probe the TCP peer (keepalives) and bound every
+    statement, so a half-open socket or a stuck server cannot hold a slot forever. `unreachable_for()` says
+    how long every use has failed for connection reasons: the executor exits (code 70, restartable) past its
+    bound rather than hang."""
+
+    def __init__(self, database_url: str, *, connections: int = 4, connect_timeout_s: float = 5.0,
+                 statement_timeout_s: float = 30.0) -> None:
         self._conninfo = psycopg_conninfo(database_url)
+        self._options = {"connect_timeout": max(1, round(connect_timeout_s)), "keepalives": 1,
+                         "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+                         "options": f"-c statement_timeout={int(statement_timeout_s * 1000)}"}
         self._size = connections
-        self._pool: asyncio.Queue[psycopg.AsyncConnection] | None = None
-        self._all: list[psycopg.AsyncConnection] = []
+        self._pool: asyncio.Queue[psycopg.AsyncConnection | None] | None = None
+        self._live: set[psycopg.AsyncConnection] = set()
+        self._failing_since: float | None = None
 
     async def _connect(self) -> psycopg.AsyncConnection:
         # autocommit: a single statement is its own transaction (one round trip); `_run` wraps several in one
-        return await psycopg.AsyncConnection.connect(self._conninfo, row_factory=dict_row, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(self._conninfo, row_factory=dict_row, autocommit=True,
+                                                     **self._options)
+        self._live.add(conn)
+        return conn
 
     async def open(self) -> None:
+        """Make the slots and prove the database answers (a bad URL fails here, at start)."""
         if self._pool is not None:
             return
         self._pool = asyncio.Queue()
         for _ in range(self._size):
-            conn = await self._connect()
-            self._all.append(conn)
-            self._pool.put_nowait(conn)
+            self._pool.put_nowait(None)
+        await self._run(lambda conn: conn.execute("SELECT 1"), atomic=False)
 
     async def close(self) -> None:
-        for conn in self._all:
+        for conn in list(self._live):
             await conn.close()
-        self._all.clear()
+        self._live.clear()
         self._pool = None
 
-    async def _conn(self) -> psycopg.AsyncConnection:
-        if self._pool is None:
-            await self.open()
-        conn = await self._pool.get()
-        if conn.closed or conn.broken:  # a lost server connection: replace it
-            self._all.remove(conn)
-            conn = await self._connect()
-            self._all.append(conn)
-        return conn
+    def unreachable_for(self) -> float:
+        """Seconds every use has failed to reach the database (0 while it answers)."""
+        return 0.0 if self._failing_since is None else time.monotonic() - self._failing_since
 
     async def _run(self, fn, *, atomic: bool = True):
         """fn(conn) inside one transaction; `atomic=False` for a single statement (no BEGIN/COMMIT trips)."""
-        conn = await self._conn()
+        if self._pool is None:
+            await self.open()
+        slot = await self._pool.get()
         try:
-            if not atomic:
-                return await fn(conn)
-            async with conn.transaction():
-                return await fn(conn)
+            if slot is None or slot.closed or slot.broken:  # never connected, or the server went away
+                if slot is not None:
+                    self._live.discard(slot)
+                slot = None
+                slot = await self._connect()
+            if atomic:
+                async with slot.transaction():
+                    result = await fn(slot)
+            else:
+                result = await fn(slot)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+            raise
         finally:
-            self._pool.put_nowait(conn)
+            self._pool.put_nowait(slot)  # the slot always goes back, connected or not
+        self._failing_since = None
+        return result
 
     # ------------------------------------------------------------------------------ reads
     async def rows(self, intent_ids: Sequence[str]) -> dict[str, Row]:
@@ -212,13 +249,15 @@ class Ledger:
         return (await self.rows([intent_id])).get(intent_id)
 
     async def open_rows(self, *, min_age_s: float, lease_s: float, limit: int = 500) -> list[Row]:
-        """Rows the reconciler should look at: open, untouched for `min_age_s`, no live lease."""
+        """Rows the reconciler should look at: open, due (`next_check_at`), untouched for `min_age_s`, no live
+        lease; the longest-due first. A row looked at without progress is postponed (`postpone`), so rows that
+        cannot be settled yet never keep the others out of a round (safety review D7)."""
         async def go(conn):
             cur = await conn.execute(
-                f"SELECT {COLUMNS} FROM copy_trades WHERE status = ANY(%s) "
+                f"SELECT {COLUMNS} FROM copy_trades WHERE status = ANY(%s) AND next_check_at <= now() "
                 "AND updated_at < now() - make_interval(secs => %s) "
                 "AND (locked_at IS NULL OR locked_at < now() - make_interval(secs => %s)) "
-                "ORDER BY updated_at LIMIT %s", (sorted(OPEN), min_age_s, lease_s, limit))
+                "ORDER BY next_check_at LIMIT %s", (sorted(OPEN), min_age_s, lease_s, limit))
             return [Row(**r) for r in await cur.fetchall()]
         return await self._run(go, atomic=False)
 
@@ -251,15 +290,18 @@ class Ledger:
             return {}
         columns = ("idempotency_key", "follow_id", "leader_fill_id", "follower", "token_id", "side", "status",
                    "order_hash", "signed_order", "size_e6", "price", "decision_id", "order_type", "expires_at",
-                   "signer", "venue_mode", "body_text", "occurred_at", "last_error", "locked_by")
+                   "signer", "venue_mode", "body_text", "occurred_at", "last_error", "condition_id", "credentials_ref",
+                   "fee_rate", "fee_exponent", "locked_by")
         types = ("text", "text", "text", "text", "text", "text", "text", "text", "jsonb", "bigint", "numeric", "text",
-                 "text", "timestamptz", "text", "text", "text", "timestamptz", "text", "text")
+                 "text", "timestamptz", "text", "text", "text", "timestamptz", "text", "text", "text", "numeric",
+                 "numeric", "text")
         arrays = [[] for _ in columns]
         for r in rows:
             values = (r.intent_id, r.follow_id, r.leader_fill_id, r.follower, r.token_id, r.side, r.status,
                       r.order_hash, json.dumps(r.signed_order) if r.signed_order is not None else None, r.size_e6,
                       r.price, r.decision_id, r.order_type, _ts(r.expires_at_us), r.signer, r.venue_mode,
-                      r.body_text, _ts(r.occurred_at_us), r.last_error, owner)
+                      r.body_text, _ts(r.occurred_at_us), r.last_error, r.condition_id, r.credentials_ref, r.fee_rate,
+                      r.fee_exponent, owner)
             for array, value in zip(arrays, values):
                 array.append(value)
         # binary parameters: the text array format escapes every element with a regex (long bodies: slow)
@@ -295,16 +337,34 @@ class Ledger:
                                "WHERE idempotency_key = ANY(%s) AND locked_by = %s", (ids, owner))
         await self._run(go, atomic=False)
 
-    async def renew(self, intent_ids: Iterable[str], owner: str) -> None:
-        """Refresh `owner`'s lease on those open rows it still holds (work waiting in its lanes)."""
+    async def postpone(self, intent_ids: Iterable[str], owner: str, *, base_s: float, cap_s: float) -> None:
+        """Release `owner`'s lease on rows looked at without progress and make them due again later: after
+        `base_s` doubled per inconclusive look, at most `cap_s`."""
         ids = list(intent_ids)
         if not ids:
             return
 
         async def go(conn):
-            await conn.execute("UPDATE copy_trades SET locked_at = now() WHERE idempotency_key = ANY(%s) "
-                               "AND locked_by = %s AND status = ANY(%s)", (ids, owner, sorted(OPEN)))
+            await conn.execute(
+                "UPDATE copy_trades SET locked_by = CASE WHEN locked_by = %(owner)s THEN NULL ELSE locked_by END, "
+                "locked_at = CASE WHEN locked_by = %(owner)s THEN NULL ELSE locked_at END, checks = checks + 1, "
+                "next_check_at = now() + make_interval(secs => least(%(cap)s, %(base)s * power(2, least(checks, 30)))) "
+                "WHERE idempotency_key = ANY(%(ids)s)", {"owner": owner, "cap": cap_s, "base": base_s, "ids": ids})
         await self._run(go, atomic=False)
+
+    async def renew(self, intent_ids: Iterable[str], owner: str) -> set[str]:
+        """Refresh `owner`'s lease on those open rows it still holds (work waiting in its lanes); the keys
+        refreshed (a lease that lapsed and was taken by another worker is not among them)."""
+        ids = list(intent_ids)
+        if not ids:
+            return set()
+
+        async def go(conn):
+            cur = await conn.execute("UPDATE copy_trades SET locked_at = now() WHERE idempotency_key = ANY(%s) "
+                                     "AND locked_by = %s AND status = ANY(%s) RETURNING idempotency_key",
+                                     (ids, owner, sorted(OPEN)))
+            return {r["idempotency_key"] for r in await cur.fetchall()}
+        return await self._run(go, atomic=False)
 
     async def write_updates(self, updates: Sequence[Update]) -> list[bool]:
         """Apply outcome updates in ONE transaction; per update, whether its compare-and-set won."""
@@ -314,6 +374,7 @@ class Ledger:
                "filled_collateral_e6 = %(collateral)s, fee_e6 = %(fee)s, "
                "venue_status = coalesce(%(venue)s, venue_status), "
                "last_error = %(error)s, attempts = greatest(attempts, %(attempts)s), updated_at = now(), "
+               "next_check_at = now(), checks = 0, "
                "sent_at = CASE WHEN %(sent)s THEN coalesce(sent_at, now()) ELSE sent_at END, "
                "unknown_since = CASE WHEN %(status)s = 'UNKNOWN' THEN coalesce(unknown_since, now()) ELSE NULL END, "
                "result_seq = CASE WHEN %(result)s::jsonb IS NULL THEN result_seq ELSE result_seq + 1 END, "

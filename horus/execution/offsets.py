@@ -39,7 +39,11 @@ class OffsetTracker:
         return len(self._unfinished)
 
     def committable(self) -> int | None:
-        """The offset to commit (next to read after a restart), or None before anything was added."""
-        if self._heap:
+        """The offset to commit (next to read after a restart), or None before anything was added. Safe to call
+        from the consumer thread while the event loop marks offsets done: the heap may lose its last element
+        between a check and a read (that IndexError silently ended the commit loop: safety review S2); a
+        concurrent `done` only ever moves the answer forward past finished offsets."""
+        try:
             return self._heap[0]
-        return self._next
+        except IndexError:
+            return self._next

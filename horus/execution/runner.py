@@ -14,6 +14,13 @@ Rebalance: on revoke the partitions stop feeding lanes, in-flight work gets a bo
 the finished prefix is committed, and anything still running finishes here: the leases of rows in lanes are
 renewed (every third of `execute_lease_s`), so the next owner and the reconciler leave them alone until this
 process dies and they lapse. Safety never comes from the offset.
+
+The service is the executor's one composition root: besides the consumer, ledger, venue and reconciler it folds
+config.changes (follower accounts, follow and follower enables) and control.commands (kill, pauses) in two tails,
+and starts consuming only once both have read their topic to the end; the executor asks them before every POST.
+A decision that decodes but cannot be executed (safety review D10) is parked in dead.letters with its bytes. If
+the ledger stays unreachable past `execute_ledger_down_exit_s`, `run` raises LedgerUnreachable and the process
+exits 70 to be restarted (D3).
 """
 from __future__ import annotations
 
@@ -28,27 +35,38 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import psycopg
 from confluent_kafka import TopicPartition
 from prometheus_client import Gauge
 
 from horus.codec import Codec, default_codec
+from horus.domain.control import ControlState, apply_control, apply_control_tombstone
+from horus.domain.copy_check import BadCopyDecision, check_copy_decision
+from horus.domain.send_gate import (Blocked, ExecutorConfig, apply_executor_config, apply_executor_config_tombstone,
+                                    blocked)
 from horus.execution.accounts import Accounts
+from horus.execution.crash import CrashPoints
 from horus.execution.lanes import KeyedLanes
-from horus.execution.ledger import GroupWriter, Ledger
+from horus.execution.ledger import GroupWriter, Ledger, LedgerUnreachable, Row
 from horus.execution.lookup import ChainLookup, Lookup
 from horus.execution.offsets import OffsetTracker
 from horus.execution.reconcile import Reconciler
 from horus.execution.submit import Executor, Work
 from horus.kafka.client import fetch_available, make_consumer, produce_reliably
+from horus.kafka.config_tail import ConfigTail
 from horus.settings import Settings
-from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
+from horus.topics import CONTROL_COMMANDS, COPY_DECISIONS, EXECUTION_RESULTS
 from streams.runtime import Runtime
 
 log = logging.getLogger("horus.execution")
 
 IN_FLIGHT = Gauge("horus_execute_in_flight", "Decisions consumed and not finished")
 LANES = Gauge("horus_execute_lanes", "Followers with work in flight")
+LEDGER_DOWN = Gauge("horus_execute_ledger_unreachable_seconds", "How long the ledger has been unreachable (0: up)")
 REVOKE_GRACE_S = 10.0
+TAILS_READY_TIMEOUT_S = 120.0
+# errors that mean "the ledger cannot be reached now": retried; anything else in a batch is the batch's data
+LEDGER_DOWN_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 @dataclass
@@ -62,9 +80,10 @@ class Job:
 
 class ExecuteService:
     """Runs until `stop` is set. Construct with everything the executor needs (tests pass fakes of nothing:
-    the real ledger, Kafka and the simulator)."""
+    the real ledger, Kafka and the simulator). `follower_account(address)` gives a FollowerConfig (an accounts
+    file); None: the followers folded from config.changes."""
 
-    def __init__(self, settings: Settings, *, follower_account: Callable[[str], Any],
+    def __init__(self, settings: Settings, *, follower_account: Callable[[str], Any] | None,
                  secrets: Callable[[str], Any] | None, market_info: Callable[[str], Any] | None = None,
                  venue: Any = None, chain: ChainLookup | None = None, runtime: Runtime | None = None,
                  codec: Codec | None = None, group_id: str | None = None, reconcile: bool = True,
@@ -76,7 +95,9 @@ class ExecuteService:
         self.topic = settings.topic(COPY_DECISIONS.name)
         self.out_topic = settings.topic(EXECUTION_RESULTS.name)
         self.group_id = group_id or f"{settings.app_id}-execute"
-        self.follower_account = follower_account
+        self.configs = ExecutorConfig()
+        self.control = ControlState()
+        self.follower_account = follower_account or (lambda address: self.configs.config.followers.get(address))
         self.secrets = secrets
         self.market_info_fn = market_info
         self.venue = venue
@@ -96,23 +117,28 @@ class ExecuteService:
         self.executor: Executor | None = None
         self.reconciler: Reconciler | None = None
         self.lanes: KeyedLanes | None = None
+        self.tails: list[ConfigTail] = []
+        self.fatal: BaseException | None = None  # set when the service must stop and its caller exit 70
         self.processed = 0
 
     # ------------------------------------------------------------------------------ wiring
     async def _setup(self, consume: bool = True) -> None:
         s = self.settings
         self._loop = asyncio.get_running_loop()
-        self.ledger = Ledger(s.database_url, connections=4)
+        self._start_tails()  # they read while the rest is set up (and the consumer group is joined)
+        self.ledger = Ledger(s.database_url, connections=4, statement_timeout_s=max(30.0, s.venue_timeout_s))
         await self.ledger.open()
         self.writer = GroupWriter(self.ledger)
         self.writer.start()
+        crash = CrashPoints.from_env()
         self._own_venue = self.venue is None and s.venue_mode != "dry-run"
         if self._own_venue:
             from horus.venue.polymarket.clob import ClobHttp
 
             # one aiohttp session; a socket per unfinished decision, so a POST never waits for a connection
             self.venue = ClobHttp(s.clob_url, chain_id=s.venue_chain_id, timeout_s=s.venue_timeout_s,
-                                  max_connections=self.max_in_flight)
+                                  max_connections=self.max_in_flight,
+                                  on_post_sent=lambda: crash.reached("after_post_sent"))
         if self.market_info_fn is None:
             import httpx
 
@@ -126,13 +152,15 @@ class ExecuteService:
             mode=s.venue_mode, ledger=self.ledger, writer=self.writer, accounts=accounts, venue=self.venue,
             lookup=lookup, market_info=self.market_info_fn, emit=self.emit, owner=self.owner,
             chain_id=s.venue_chain_id, builder=s.builder_code.lower(), default_ttl_s=s.execute_default_ttl_s,
-            lease_s=s.execute_lease_s, resend_unknown=self.resend_unknown, backoff_s=self.backoff_s)
+            lease_s=s.execute_lease_s, resend_unknown=self.resend_unknown, backoff_s=self.backoff_s,
+            gate=self.gate, absent_after_s=s.venue_timeout_s + s.execute_lease_s + 1.0,
+            recheck_base_s=s.reconcile_interval_s, recheck_cap_s=s.reconcile_max_backoff_s, crash=crash)
         if lookup is not None:
             self.reconciler = Reconciler(self.executor, self.ledger, min_age_s=s.reconcile_min_age_s,
                                          lease_s=s.execute_lease_s, alert_after_s=s.reconcile_alert_after_s)
         self.lanes = KeyedLanes(self._run_job, self._job_done)
-        self.runtime.start()
         if not consume:
+            await self._tails_ready()
             return
         self.consumer = make_consumer(s, self.group_id, **{
             "partition.assignment.strategy": "cooperative-sticky",
@@ -141,31 +169,95 @@ class ExecuteService:
             "heartbeat.interval.ms": int(min(3.0, s.session_timeout_s / 3) * 1000),
         })
 
+    def _start_tails(self) -> None:
+        """config.changes and control.commands, folded from the beginning on threads of their own; the executor
+        sends nothing before both are read to the end (`_tails_ready`: a kill switch thrown before it started
+        must already hold)."""
+        s = self.settings
+        lock = threading.Lock()
+        self.tails = [
+            ConfigTail(s, self.codec, self.configs, lock, dead_letters=self.runtime.dead_letters, stage="execute-config",
+                       apply=apply_executor_config, tombstone=apply_executor_config_tombstone),
+            ConfigTail(s, self.codec, self.control, lock, dead_letters=self.runtime.dead_letters,
+                       stage="execute-control", apply=apply_control, tombstone=apply_control_tombstone,
+                       topic=CONTROL_COMMANDS)]
+        self.runtime.start()
+        for tail in self.tails:
+            tail.start()
+
+    async def _tails_ready(self) -> None:
+        deadline = time.monotonic() + TAILS_READY_TIMEOUT_S
+        for tail in self.tails:
+            ready = await asyncio.to_thread(tail.ready.wait, max(0.0, deadline - time.monotonic()))
+            if tail.failed is not None:
+                raise RuntimeError(f"execute: cannot fold {tail.topic}: {tail.failed}") from tail.failed
+            if not ready:
+                raise RuntimeError(f"execute: {tail.topic} was not read to its end within {TAILS_READY_TIMEOUT_S:g}s")
+
+    def _stop_tails(self) -> None:
+        for tail in self.tails:
+            tail.stop()
+
+    def gate(self, row: Row) -> Blocked | None:
+        """What forbids POSTing this row now, as the tails last folded it (plain dict reads: no lock needed)."""
+        account = self.follower_account(row.follower)
+        return blocked(self.control, self.configs, follower=row.follower, follow_id=row.follow_id,
+                       condition_id=row.condition_id, token_id=row.token_id,
+                       follower_enabled=account is None or getattr(account, "enabled", True))
+
     async def _kafka_call(self, fn, *args, **kwargs):
         return await self._loop.run_in_executor(self._kafka, lambda: fn(*args, **kwargs))
 
     # ------------------------------------------------------------------------------ main loop
     async def run(self, stop: threading.Event | asyncio.Event) -> None:
-        await self._setup()
+        try:
+            await self._setup()
+        except BaseException:
+            self._stop_tails()
+            raise
         done = asyncio.Event()
         tasks = [asyncio.create_task(self._commit_loop(done), name="execute-commits"),
-                 asyncio.create_task(self._renew_leases(done), name="execute-leases")]
-        if self.reconciler is not None and self.do_reconcile:
-            tasks.append(asyncio.create_task(self.reconciler.run(done, self.settings.reconcile_interval_s),
-                                             name="reconciler"))
+                 asyncio.create_task(self._renew_leases(done), name="execute-leases"),
+                 asyncio.create_task(self._watch_ledger(done), name="execute-ledger-watch")]
         try:
             await self._kafka_call(self.consumer.subscribe, [self.topic], on_assign=self._on_assign,
                                    on_revoke=self._on_revoke, on_lost=self._on_revoke)
+            await self._tails_ready()  # the group is joined meanwhile; nothing is sent before both are read
+            if self.reconciler is not None and self.do_reconcile:
+                tasks.append(asyncio.create_task(self.reconciler.run(done, self.settings.reconcile_interval_s),
+                                                 name="reconciler"))
             log.info("execute: mode %s, group %s, owner %s", self.settings.venue_mode, self.group_id, self.owner)
-            while not stop.is_set():
+            while not stop.is_set() and self.fatal is None:
                 await self._poll_once()
         finally:
             done.set()
             await self._shutdown(tasks)
+        if self.fatal is not None:
+            raise self.fatal
+
+    async def _watch_ledger(self, done: asyncio.Event) -> None:
+        """Exit (through `fatal`) rather than hang when the ledger stays unreachable: nothing can be prewritten or
+        recorded, and a restarted process starts from the committed offsets with a fresh pool."""
+        bound = self.settings.execute_ledger_down_exit_s
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+            down = self.ledger.unreachable_for()
+            LEDGER_DOWN.set(down)
+            if down > bound and self.fatal is None:
+                log.critical("execute: the ledger has been unreachable for %.0fs (bound %.0fs): exiting to be "
+                             "restarted", down, bound)
+                self.fatal = LedgerUnreachable(f"ledger unreachable for {down:.0f}s")
 
     async def reconcile_only(self, stop: asyncio.Event, *, once: bool) -> list:
         """Reconciliation rounds without consuming (`horus reconcile`); returns the last round's reports."""
-        await self._setup(consume=False)
+        try:
+            await self._setup(consume=False)
+        except BaseException:
+            self._stop_tails()
+            raise
         reports = []
         try:
             if self.reconciler is None:
@@ -199,24 +291,56 @@ class ExecuteService:
                 continue
             tracker.add(m.offset())
             decoded.append((m, await self._decode(m)))
-        records = [r for _, r in decoded if r is not None]
-        prepared = iter(await self._prepare(records, seen_at))  # one Work per COPY, in order
+        copies = [r for _, r in decoded if r is not None and r.get("action") == "COPY"]
+        prepared = iter(await self._prepare(copies, seen_at))  # one Work (or why not) per COPY, in order
         for m, record in decoded:
             tp = (m.topic(), m.partition())
             work = next(prepared) if record is not None and record.get("action") == "COPY" else None
+            if isinstance(work, BaseException) or (work is not None and work.row is None):
+                why = work if isinstance(work, BaseException) else RuntimeError(
+                    f"intent {work.intent_id}: another ledger row holds follow {record['follow_id']} and leader fill "
+                    f"{record['leader_fill_id']}")
+                await self._park(m, why)
+                work = None
             job = Job(tp[0], tp[1], m.offset(), work, self._generation.get(tp, 0))
             key = record["follower"].lower() if record is not None else f"parked:{tp}"
             self.lanes.submit(key, job)
         self.processed += len(decoded)
         await self._apply_backpressure()
 
-    async def _prepare(self, records: list[dict], seen_at: float) -> list[Work]:
+    async def _prepare(self, records: list[dict], seen_at: float) -> list[Work | BaseException]:
+        """One Work per record, or the error that keeps that record from being prewritten (it is then parked).
+        A ledger that cannot be reached is waited for (nothing was sent, nothing is committed past these); any
+        other failure is a record's data: the batch is retried one record at a time so one bad record never
+        holds the others (safety review D10)."""
+        if not records:
+            return []
+        try:
+            return list(await self._prewrite_when_reachable(records, seen_at))
+        except LedgerUnreachable:
+            raise
+        except Exception:
+            log.exception("prewrite of a batch of %d decisions failed; retrying them one by one", len(records))
+        out: list[Work | BaseException] = []
+        for record in records:
+            try:
+                out.extend(await self._prewrite_when_reachable([record], seen_at))
+            except LedgerUnreachable:
+                raise
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    async def _prewrite_when_reachable(self, records: list[dict], seen_at: float) -> list[Work]:
         delay = 0.5
         while True:
             try:
                 return await self.executor.prepare(records, seen_at)
-            except Exception:  # the ledger is unreachable: nothing was sent, nothing is committed past these
-                log.exception("prewrite of %d decisions failed; retrying in %.1fs", len(records), delay)
+            except LEDGER_DOWN_ERRORS:
+                if self.fatal is not None:
+                    raise self.fatal
+                log.warning("prewrite of %d decisions: the ledger is unreachable; retrying in %.1fs", len(records),
+                            delay, exc_info=True)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
@@ -227,16 +351,22 @@ class ExecuteService:
             name, record = self.codec.decode(m.value())
             if name != COPY_DECISIONS.event_type:
                 raise ValueError(f"execute expects {COPY_DECISIONS.event_type} on this topic, got {name}")
-            if record.get("action") == "COPY" and not record.get("intent_id"):
-                raise ValueError(f"COPY decision {record['envelope']['event_id']}: intent_id is missing")
+            if record.get("action") == "COPY":
+                check_copy_decision(record, time.time_ns() // 1000)
+            elif record.get("action") != "SKIP":
+                raise BadCopyDecision(f"action: {record.get('action')!r} is not COPY or SKIP")
             return record
         except Exception as exc:
-            future = self._loop.create_future()
-            self.runtime.dead_letters.park(topic=m.topic(), partition=m.partition(), offset=m.offset(), key=m.key(),
-                                           original=m.value(), error=exc, stage="execute",
-                                           on_delivery=self._resolver(future))
-            await future
+            await self._park(m, exc)
             return None
+
+    async def _park(self, m, error: BaseException) -> None:
+        """The message in dead.letters with its bytes, once the broker has it (its offset may then be committed)."""
+        future = self._loop.create_future()
+        self.runtime.dead_letters.park(topic=m.topic(), partition=m.partition(), offset=m.offset(), key=m.key(),
+                                       original=m.value(), error=error, stage="execute",
+                                       on_delivery=self._resolver(future))
+        await future
 
     def _resolver(self, future: asyncio.Future):
         loop = self._loop
@@ -271,18 +401,21 @@ class ExecuteService:
         if job.work is None:
             return
         delay = 1.0
+        retrying = False
         while True:
             try:
+                if retrying:  # continue from the ledger's view of the row
+                    job.work.row = await self.ledger.row(job.work.intent_id) or job.work.row
+                    job.work.fresh = False
                 await self.executor.run(job.work)
                 return
             except Exception:
-                # DB or venue plumbing failed mid-way: try again from the ledger's view (never re-sign:
-                # the row exists now, so the claim path re-sends the stored bytes or looks them up)
+                # DB or venue plumbing failed mid-way (the reload above included: D9): try again from the ledger's
+                # view, never re-signing -- the row exists, so the claim path re-sends its bytes or looks them up
                 log.exception("intent %s failed; retrying in %.0fs", job.work.intent_id, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-                job.work.fresh = False
-                job.work.row = await self.ledger.row(job.work.intent_id) or job.work.row
+                retrying = True
 
     def _job_done(self, job: Job, error: BaseException | None) -> None:
         tp = (job.topic, job.partition)
@@ -344,10 +477,14 @@ class ExecuteService:
             except asyncio.TimeoutError:
                 pass
             held = [job.work.intent_id for job in self.lanes.jobs() if job.work is not None]
+            at = time.monotonic()  # before the statement: each lease it refreshes lasts at least from here
             try:
-                await self.ledger.renew(held, self.owner)
-            except Exception:  # the ledger is unreachable: the leases lapse and the reconciler takes over (safe)
+                renewed = await self.ledger.renew(held, self.owner)
+            except Exception:  # the ledger is unreachable: the leases lapse and the reconciler takes over (safe;
+                # a lane then re-claims its row before its next POST)
                 log.warning("could not renew the leases of %d rows in flight", len(held), exc_info=True)
+                continue
+            self.executor.leases_confirmed(held, renewed, at)
 
     # ------------------------------------------------------------------------------ rebalances
     def _on_assign(self, consumer, partitions) -> None:  # consumer thread
@@ -396,6 +533,7 @@ class ExecuteService:
         if self.lanes is not None:
             await self.lanes.cancel()
         await self.writer.stop()
+        self._stop_tails()
         self.runtime.close()
         if self._own_venue:
             await self.venue.aclose()

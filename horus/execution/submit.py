@@ -11,6 +11,11 @@ inserted are posted as fresh orders; the others are handled from their stored ro
 - a lease held by another live worker -> left to it (the reconciler is the backstop).
 
 `Executor.run(work)` is called by the follower's lane, in decision order for that follower.
+
+Before every POST, fresh or re-send, three things are checked (DESIGN invariant 8): the intent has not expired,
+no switch or config forbids it (`gate`: kill, pauses, disables), and this worker still holds the row's lease.
+Once any attempt of the bytes may have reached the venue, no refusal is believed without a lookup, and
+"absent" proves NOT_FILLED only once a request started before the expiry can no longer be in flight.
 """
 from __future__ import annotations
 
@@ -26,7 +31,9 @@ from prometheus_client import Counter, Histogram
 
 from horus.domain.execute import (DRY_RUN_ATTEMPT, TERMINAL, Outcome, classify_reply, decision_timestamp_ms,
                                   expires_at_us, result_record, settle_from_evidence)
+from horus.domain.send_gate import Blocked
 from horus.execution.accounts import Account, AccountError, Accounts
+from horus.execution.crash import CrashPoints
 from horus.execution.ledger import GroupWriter, Ledger, Prewrite, Row, Update
 from horus.execution.lookup import Lookup
 from horus.venue.polymarket.clob import serialize_body
@@ -39,6 +46,8 @@ ORDERS_SENT = Counter("horus_execute_posts_total", "POST /order attempts", ["mod
 OUTCOMES = Counter("horus_execute_outcomes_total", "Recorded execution outcomes", ["status"])
 SIGN_SECONDS = Histogram("horus_execute_sign_seconds", "Signing time per order",
                          buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01))
+CORRECTIONS = Counter("horus_execute_corrections_total", "Outcomes recorded on top of another writer's because "
+                      "they carried more fills (an ExecutionResult with the next sequence number)")
 SEEN_TO_SENT = Histogram("horus_execute_seen_to_sent_seconds", "Decision consumed -> first POST sent",
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
@@ -63,12 +72,19 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+def _no_gate(_row: Row) -> Blocked | None:
+    return None
+
+
 class Executor:
     def __init__(self, *, mode: str, ledger: Ledger, writer: GroupWriter, accounts: Accounts, venue: Any,
                  lookup: Lookup | None, market_info: Callable[[str], Awaitable[Any]],
                  emit: Callable[[dict], Awaitable[None]], owner: str, chain_id: int = 137,
                  builder: str = BYTES32_ZERO, default_ttl_s: float = 60.0, lease_s: float = 30.0,
-                 resend_unknown: int = 1, backoff_s: float = 1.0, backoff_cap_s: float = 8.0) -> None:
+                 resend_unknown: int = 1, backoff_s: float = 1.0, backoff_cap_s: float = 8.0,
+                 gate: Callable[[Row], Blocked | None] = _no_gate, absent_after_s: float = 45.0,
+                 recheck_base_s: float = 5.0, recheck_cap_s: float = 60.0, crash: CrashPoints | None = None,
+                 now_us: Callable[[], int] = _now_us) -> None:
         if mode not in MODES:
             raise ValueError(f"venue_mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
@@ -87,6 +103,12 @@ class Executor:
         self.resend_unknown = resend_unknown
         self.backoff_s = backoff_s
         self.backoff_cap_s = backoff_cap_s
+        self.gate = gate  # the switches and configs that may forbid a POST (kill, pauses, disables)
+        self.absent_after_s = absent_after_s  # past the expiry: no request of ours can still be in flight
+        self.recheck_base_s, self.recheck_cap_s = recheck_base_s, recheck_cap_s
+        self.crash = crash or CrashPoints()
+        self._now_us = now_us
+        self._leases: dict[str, float] = {}  # intent -> monotonic time its lease was last confirmed held
         self.sign_seconds = 0.0
         self.signed = 0
 
@@ -112,13 +134,18 @@ class Executor:
                 new[w.intent_id] = w
         if new:
             prewrites = await self._build(list(new.values()))
+            leased_at = time.monotonic()  # before the statement: the lease it takes lasts at least from here
             inserted = await self.ledger.prewrite(prewrites, self.owner)
+            if inserted:
+                self.crash.reached("after_prewrite_commit")
             raced = sorted(set(new) - set(inserted))  # inserted meanwhile by another worker
             rows = {**(await self.ledger.rows(raced) if raced else {}), **inserted}
             for w in work:
                 if w.row is None:
-                    w.row = rows.get(w.intent_id)
+                    w.row = rows.get(w.intent_id)  # None: another row holds its (follow, leader fill)
                     w.fresh = w.intent_id in inserted and new.get(w.intent_id) is w
+                    if w.fresh:
+                        self._leases[w.intent_id] = leased_at
         return work
 
     async def _build(self, work: list[Work]) -> list[Prewrite]:
@@ -147,24 +174,37 @@ class Executor:
             return await self.accounts.get(follower)
         except AccountError as exc:
             return str(exc)
+        except Exception as exc:  # one follower's broken account never stalls the batch (D10)
+            log.exception("account of follower %s", follower)
+            return f"account of follower {follower} unavailable: {type(exc).__name__}"
 
     async def _market(self, token_id: str) -> Any:
         for attempt in range(MARKET_RETRIES):
-            info = await self.market_info(token_id)
+            try:
+                info = await self.market_info(token_id)
+            except Exception:  # a metadata failure is this token's problem (D10)
+                log.warning("market metadata for token %s failed", token_id, exc_info=True)
+                info = None
             if info is not None and info.tick_size is not None:
                 return info
             if attempt + 1 < MARKET_RETRIES:
                 await asyncio.sleep(0.2 * (attempt + 1))
         return f"market metadata for token {token_id} is unavailable (unknown token or no tick size)"
 
-    def _base(self, w: Work) -> dict:
+    def _base(self, w: Work, account: Account | None = None, info: Any = None) -> dict:
         d = w.decision
         price = d.get("worst_price")
+        fees = getattr(info, "fees", None)
+        fee_rate = None if fees is None else (Decimal(0) if fees.enabled is False else fees.rate)
         return dict(intent_id=w.intent_id, follow_id=d["follow_id"], leader_fill_id=d["leader_fill_id"],
                     follower=w.follower, token_id=d["token_id"], side=d["side"], size_e6=d["size_e6"],
                     price=Decimal(price) if price else None, decision_id=d["envelope"]["event_id"],
                     occurred_at_us=d["envelope"]["occurred_at_us"], order_type=d.get("order_type") or "FOK",
-                    expires_at_us=expires_at_us(d, self.default_ttl_s), venue_mode=self.mode)
+                    expires_at_us=expires_at_us(d, self.default_ttl_s), venue_mode=self.mode,
+                    condition_id=d.get("condition_id") or getattr(info, "condition_id", None),
+                    credentials_ref=getattr(account, "credentials_ref", None), fee_rate=fee_rate,
+                    fee_exponent=None if fee_rate is None else (fees.exponent if fees.exponent is not None
+                                                                else Decimal(1)))
 
     def _rejected(self, w: Work, reason: str) -> Prewrite:
         return Prewrite(**self._base(w), signer=None, order_hash=None, signed_order=None, body_text=None,
@@ -173,7 +213,7 @@ class Executor:
     def _sign_all(self, jobs) -> list[Prewrite]:  # worker thread: pure CPU, no shared state touched
         out = []
         for w, account, info in jobs:
-            base = self._base(w)
+            base = self._base(w, account, info)
             try:
                 started = time.perf_counter()
                 fields = order_for_intent(
@@ -187,7 +227,7 @@ class Executor:
                 expiration = base["expires_at_us"] // 1_000_000 if base["order_type"] == "GTD" else 0
                 owner = account.creds.api_key if account.creds else "dry-run"
                 body = order_body(signed, owner=owner, order_type=base["order_type"], expiration=expiration)
-            except (OrderError, ValueError, TypeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - this intent only, never the batch (D10)
                 out.append(self._rejected(w, f"order not built: {exc}"))
                 continue
             stored = {**body["order"], "orderHash": signed.order_hash,
@@ -200,13 +240,13 @@ class Executor:
     # ------------------------------------------------------------------------------ run (per lane)
     async def run(self, w: Work) -> None:
         row = w.row
-        if row is None:  # inserted and gone: cannot happen short of manual deletes
+        if row is None:  # the runner parks decisions without a row; reaching here is a bug upstream
             raise RuntimeError(f"intent {w.intent_id}: no ledger row after prewrite")
         if row.status in TERMINAL:
             await self._terminal(row)
             return
         if w.fresh and row.status == "PENDING":
-            await self._submit_and_record(row, w.account, w.seen_at)
+            await self._send_new(row, w.account, w.seen_at)
             return
         if row.status == "SUBMITTED" and row.last_result is not None:
             await self._reemit(row)  # resting at the venue: the reconciler follows it
@@ -219,74 +259,113 @@ class Executor:
             return
         await self.resume(claimed)
 
+    async def _send_new(self, row: Row, account: Account, seen_at: float) -> None:
+        """A row this worker has just inserted: nothing of it can be at the venue yet, so an intent that may not
+        be sent (expired, killed, paused, disabled) ends here as NOT_FILLED, without a lookup."""
+        stop = self._stop_reason(row)
+        if stop is not None:
+            await self._record(row, Outcome("NOT_FILLED", error=stop), row.attempts, sent=False)
+            return
+        await self._submit_and_record(row, account, seen_at, landed=False)
+
+    def _stop_reason(self, row: Row) -> str | None:
+        """Why these bytes must not be POSTed now (DESIGN invariant 8), checked before every POST: the intent's
+        expiry (safety review D2), then the operator's switches and the configs (D4)."""
+        if row.expires_at_us is not None and self._now_us() >= row.expires_at_us:
+            late_s = (self._now_us() - row.expires_at_us) / 1e6
+            return f"EXPIRED: not sent: the intent expired {late_s:.1f}s ago"
+        stop = self.gate(row)
+        return None if stop is None else stop.error
+
+    def _absent_settles(self, row: Row) -> bool:
+        """True once 'the venue has no trace' proves NOT_FILLED: past the expiry by more than a POST started before
+        it can take to land (venue timeout) plus a lease, so no worker's request is still in flight (D6)."""
+        return row.expires_at_us is not None and self._now_us() >= row.expires_at_us + int(self.absent_after_s * 1e6)
+
     async def resume(self, row: Row) -> None:
         """An open row whose lease we hold: re-send the same bytes while it may still be sent, else settle
-        it from the evidence (or leave it UNKNOWN for the next round)."""
+        it from the evidence (or leave it for a later round)."""
         try:
-            account = await self.accounts.get(row.follower)
+            account = await self.accounts.for_row(row.follower, row.signer, row.credentials_ref)
         except AccountError as exc:
             log.warning("intent %s: cannot resume: %s", row.idempotency_key, exc)
-            await self.ledger.release([row.idempotency_key], self.owner)
+            await self.postpone(row)
             return
-        now_us = _now_us()
-        expired = row.expires_at_us is not None and now_us >= row.expires_at_us
-        if row.status == "PENDING" and not expired and self.mode != "dry-run":
-            await self._submit_and_record(row, account, time.monotonic())
+        stop = self._stop_reason(row)
+        if row.status == "PENDING" and stop is None and self.mode != "dry-run":
+            # a worker that died may have sent it: any refusal now is checked against the venue (D5)
+            await self._submit_and_record(row, account, time.monotonic(), landed=True)
             return
-        await self.settle(row, account, expired=expired, resend=not expired)
+        await self.settle(row, account, resend=stop is None)
 
-    async def settle(self, row: Row, account: Account, *, expired: bool, resend: bool) -> bool:
+    async def postpone(self, row: Row) -> None:
+        await self.ledger.postpone([row.idempotency_key], self.owner, base_s=self.recheck_base_s,
+                                   cap_s=self.recheck_cap_s)
+
+    async def settle(self, row: Row, account: Account, *, resend: bool) -> bool:
         """Look the hash up and record what happened; True if the row reached a new state."""
         ev = await self.lookup.evidence(row.order_hash, creds=account.creds, address=account.signer,
                                         maker=row.follower, token_id=row.token_id)
         outcome = settle_from_evidence(row.order_hash, row.shape, venue_order=ev.venue_order, trades=ev.trades,
-                                       chain_fills=ev.chain_fills, expired=expired and ev.complete)
+                                       chain_fills=ev.chain_fills, expired=self._absent_settles(row) and ev.complete)
         if outcome is None:
             if resend and ev.complete and row.status in ("PENDING", "UNKNOWN"):
-                await self._submit_and_record(row, account, time.monotonic())  # the same stored bytes
+                await self._submit_and_record(row, account, time.monotonic(), landed=True)  # the same stored bytes
                 return True
             if row.status == "PENDING":  # we looked and know nothing: it may have been sent
                 outcome = Outcome("UNKNOWN", error="unconfirmed: " + ("; ".join(ev.failures) or "no trace yet"))
             else:
-                await self.ledger.release([row.idempotency_key], self.owner)
+                await self.postpone(row)
                 return False
         if (outcome.status == row.status and outcome.filled_shares_e6 == row.filled_shares_e6
                 and row.last_result is not None):
-            await self.ledger.release([row.idempotency_key], self.owner)
+            await self.postpone(row)
             return False
         await self._record(row, outcome, row.attempts, sent=False)
         return True
 
     # ------------------------------------------------------------------------------ submission
-    async def _submit_and_record(self, row: Row, account: Account, seen_at: float) -> None:
-        outcome, attempts = await self._submit(row, account, seen_at)
-        await self._record(row, outcome, attempts, sent=True)
+    async def _submit_and_record(self, row: Row, account: Account, seen_at: float, *, landed: bool) -> None:
+        outcome, attempts = await self._submit(row, account, seen_at, landed)
+        if outcome is None:  # the lease went to another worker before we could send: it carries on
+            return
+        await self._record(row, outcome, attempts, sent=attempts > row.attempts)
 
-    async def _submit(self, row: Row, account: Account, seen_at: float) -> tuple[Outcome, int]:
+    async def _submit(self, row: Row, account: Account, seen_at: float, landed: bool) -> tuple[Outcome | None, int]:
+        """POST the stored bytes until a definitive answer, re-sending the same bytes after 425/429/post-only
+        and once after an unknown reply. `landed`: an earlier attempt of these bytes may have reached the venue,
+        so a refusal can no longer be believed without a lookup (safety review D5)."""
         attempts = row.attempts
         delay = self.backoff_s
         resends = self.resend_unknown
-        expiry_us = row.expires_at_us or (_now_us() + int(self.default_ttl_s * 1e6))
-        lease_at = time.monotonic()
         shape = row.shape
         while True:
+            stop = self._stop_reason(row)
+            if stop is not None:
+                if not landed:  # not one attempt of these bytes can have been processed
+                    return Outcome("NOT_FILLED", error=stop), attempts
+                said = Outcome("UNKNOWN", error=f"not re-sent: {stop}")
+                return await self._confirm(row, account, said), attempts
+            if not await self._holds_lease(row):
+                return None, attempts
             attempts += 1
             if attempts == row.attempts + 1:
                 SEEN_TO_SENT.observe(time.monotonic() - seen_at)
             ORDERS_SENT.labels(self.mode).inc()
             reply = await self.venue.post_order(row.body_text, account.creds, account.signer)
-            outcome = classify_reply(reply.status_code, reply.body, reply.error, reply.transport_error, shape)
-            if outcome.retry:  # 425 / 429 / post-only window: the same bytes, later, within expiry
+            self.crash.reached("after_reply")
+            outcome = classify_reply(reply.status_code, reply.body, reply.error, reply.transport_error, shape,
+                                     may_have_landed=landed)
+            if outcome.retry:  # 425 / 429 / post-only window: not processed; the same bytes later, within expiry
                 wait = min(delay, self.backoff_cap_s) * random.uniform(0.8, 1.2)
                 delay *= 2
-                if _now_us() + int(wait * 1e6) >= expiry_us:
-                    return Outcome("UNKNOWN", error=f"{outcome.error}; still refused at expiry"), attempts
-                if time.monotonic() - lease_at > self.lease_s / 3:  # keep the reconciler off our row
-                    await self.ledger.claim(row.idempotency_key, self.owner, self.lease_s)
-                    lease_at = time.monotonic()
+                if row.expires_at_us is not None:
+                    wait = min(wait, max(0.0, (row.expires_at_us - self._now_us()) / 1e6))
                 await asyncio.sleep(wait)
                 continue
-            if outcome.status == "UNKNOWN" and not outcome.confirm and resends > 0 and _now_us() < expiry_us:
+            landed = True
+            if outcome.status == "UNKNOWN" and not outcome.confirm and resends > 0 and \
+                    self._stop_reason(row) is None:
                 resends -= 1  # once more with the same bytes: a duplicate reply then proves it landed
                 await asyncio.sleep(0.2)
                 continue
@@ -294,8 +373,37 @@ class Executor:
                 outcome = await self._confirm(row, account, outcome)
             return outcome, attempts
 
+    async def _holds_lease(self, row: Row) -> bool:
+        """Verify, immediately before a POST, that this worker still holds the row's lease (D6): confirmed within
+        a third of the lease by the prewrite, a claim or a renewal, else claimed again now."""
+        key = row.idempotency_key
+        confirmed = self._leases.get(key)
+        now = time.monotonic()
+        if confirmed is not None and now - confirmed < self.lease_s / 3:
+            return True
+        claimed = await self.ledger.claim(key, self.owner, self.lease_s)
+        if claimed is None or claimed.result_seq != row.result_seq:
+            log.warning("intent %s: lease lost before a POST; left to its new holder", key)
+            if claimed is not None:
+                await self.ledger.release([key], self.owner)
+            self._leases.pop(key, None)
+            return False
+        self._leases[key] = now
+        return True
+
+    def leases_confirmed(self, asked: Sequence[str], renewed: set[str], at: float) -> None:
+        """The runner asked to renew the leases of `asked` with a statement sent at `at` (monotonic); `renewed`
+        came back. A lease not renewed is no longer believed held: the next POST claims it first."""
+        for key in asked:
+            if key in renewed:
+                if key in self._leases:
+                    self._leases[key] = at
+            else:
+                self._leases.pop(key, None)
+
     async def _confirm(self, row: Row, account: Account, said: Outcome) -> Outcome:
-        """Duplicate and killed replies: believe only the order's trace at the venue (and chain)."""
+        """Duplicate, killed and after-a-lost-reply replies: believe only the order's trace at the venue (and
+        chain)."""
         ev = await self.lookup.evidence(row.order_hash, creds=account.creds, address=account.signer,
                                         maker=row.follower, token_id=row.token_id)
         settled = settle_from_evidence(row.order_hash, row.shape, venue_order=ev.venue_order, trades=ev.trades,
@@ -309,18 +417,34 @@ class Executor:
 
     # ------------------------------------------------------------------------------ results
     async def _record(self, row: Row, outcome: Outcome, attempts: int, *, sent: bool) -> None:
-        seq = row.result_seq + 1
-        record = result_record(
-            intent_id=row.idempotency_key, follow_id=row.follow_id, follower=row.follower,
-            leader_fill_id=row.leader_fill_id, decision_id=row.decision_id or "", occurred_at_us=row.occurred_at_us,
-            status=outcome.status, seq=DRY_RUN_ATTEMPT if outcome.status == "DRY_RUN" else seq, now_us=_now_us(),
-            order_hash=row.order_hash, filled_shares_e6=outcome.filled_shares_e6,
-            filled_collateral_e6=outcome.filled_collateral_e6, fee_e6=outcome.fee_e6, error=outcome.error,
-            attempts=attempts)
-        won = await self.writer.write(Update(row.id, row.result_seq, outcome, attempts, record, self.owner, sent))
-        if not won:  # someone recorded first (the reconciler); its result is the one that counts
-            log.info("intent %s: outcome %s lost the race to another writer", row.idempotency_key, outcome.status)
-            return
+        """Commit the outcome (compare-and-set on the row's result sequence), then emit its ExecutionResult.
+        Losing the compare-and-set never discards fills (D6): if what the winner recorded shows fewer, this
+        outcome is recorded on top of it as a correction (the next sequence number)."""
+        while True:
+            seq = row.result_seq + 1
+            record = result_record(
+                intent_id=row.idempotency_key, follow_id=row.follow_id, follower=row.follower,
+                leader_fill_id=row.leader_fill_id, decision_id=row.decision_id or "",
+                occurred_at_us=row.occurred_at_us, status=outcome.status,
+                seq=DRY_RUN_ATTEMPT if outcome.status == "DRY_RUN" else seq, now_us=self._now_us(),
+                order_hash=row.order_hash, filled_shares_e6=outcome.filled_shares_e6,
+                filled_collateral_e6=outcome.filled_collateral_e6, fee_e6=outcome.fee_e6, error=outcome.error,
+                attempts=attempts)
+            if await self.writer.write(Update(row.id, row.result_seq, outcome, attempts, record, self.owner, sent)):
+                break
+            current = await self.ledger.row(row.idempotency_key)
+            if current is None or outcome.filled_shares_e6 <= current.filled_shares_e6:
+                log.info("intent %s: outcome %s lost the race to another writer", row.idempotency_key,
+                         outcome.status)
+                self._leases.pop(row.idempotency_key, None)
+                return
+            CORRECTIONS.inc()
+            log.warning("intent %s: %s was recorded with %d shares while this worker saw %s with %d: correcting",
+                        row.idempotency_key, current.status, current.filled_shares_e6, outcome.status,
+                        outcome.filled_shares_e6)
+            row, attempts = current, max(attempts, current.attempts)
+        self._leases.pop(row.idempotency_key, None)
+        self.crash.reached("after_ledger_commit")
         OUTCOMES.labels(outcome.status).inc()
         await self.emit(record)
         self.writer.emitted(row.id, seq)

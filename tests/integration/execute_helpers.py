@@ -188,10 +188,11 @@ class ServiceThread:
         self.close()
 
 
-def start_subprocess(settings: Settings, followers: list[PaperFollower], log_path: Path, *extra: str) -> subprocess.Popen:
+def start_subprocess(settings: Settings, followers: list[PaperFollower], log_path: Path, *extra: str,
+                     env: dict[str, str] | None = None) -> subprocess.Popen:
     accounts = log_path.with_suffix(".accounts.json")
     accounts.write_text(json.dumps([json.loads(f.config().to_body()) for f in followers]))
-    env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(log_path, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "streams.execute", "--accounts", str(accounts), *extra],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -295,3 +296,36 @@ def verdict(settings: Settings, sim, decisions: list[dict], results: Results):
 
     rows = ledger_rows(settings, {d["intent_id"] for d in decisions if d["action"] == "COPY"})
     return compare(decisions, results.seen, rows, venue_orders(sim))
+
+
+def publish_control(settings: Settings, scope: str, verb: str, target: str | None = None,
+                    reason: str = "test") -> None:
+    """One operator switch on control.commands, as `horus pause | resume | kill` produces it."""
+    from horus.domain.control import control_command, control_key
+    from horus.topics import CONTROL_COMMANDS
+
+    command = control_command(scope, verb, target, reason=reason, issued_by="test",
+                              occurred_at_us=time.time_ns() // 1000)
+    producer = make_producer(settings)
+    produce_reliably(producer, settings.topic(CONTROL_COMMANDS.name), default_codec().encode("ControlCommand", command),
+                     key=control_key(scope, command["target"]))
+    flush_or_raise(producer)
+
+
+def publish_follow(settings: Settings, follow_id: str, follower: str, *, enabled: bool = True,
+                   delete: bool = False) -> None:
+    """A FOLLOW change (or its DELETE) on config.changes for a follow the test's decisions name."""
+    from horus.chaos import produce_configs
+    from horus.domain.config import config_change, parse_follow_config
+
+    follow = None if delete else parse_follow_config({
+        "follow_id": follow_id, "follower": follower, "leader": "0x" + "1e" * 20, "enabled": enabled,
+        "sizing": {"mode": "fixed", "amount": "5"}})
+    produce_configs(settings, [config_change("FOLLOW", follow_id, follow, "test")])
+
+
+def publish_follower(settings: Settings, follower: PaperFollower, *, enabled: bool = True) -> None:
+    from horus.chaos import produce_configs
+    from horus.domain.config import config_change
+
+    produce_configs(settings, [config_change("FOLLOWER", follower.address, follower.config(enabled=enabled), "test")])

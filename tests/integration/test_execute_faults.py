@@ -156,14 +156,17 @@ def test_chain_fill_settles_an_unknown_order_the_venue_never_answered_for(settin
 
 def test_expired_order_without_any_trace_settles_not_filled_and_is_never_sent_late(settings):
     sim = simulator(error_rate=1.0)
-    s = paper_settings(private_settings(settings), sim)
+    # absence proves NOT_FILLED only once a POST started before the expiry cannot be in flight any more:
+    # expiry + venue timeout (1 s here) + lease (3 s) + 1 s
+    s = paper_settings(private_settings(settings, venue_timeout_s=1.0), sim)
     followers = make_followers(s, 1)
-    d = copy_decision(followers[0].address, 0, tag="expire", expires_at_us=time.time_ns() // 1000 + 2_000_000)
+    expires_at_us = time.time_ns() // 1000 + 8_000_000  # long enough for a first POST after the executor starts
+    d = copy_decision(followers[0].address, 0, tag="expire", expires_at_us=expires_at_us)
     results = Results(s)
     produce_decisions(s, [d])
     with ServiceThread(s, followers, resend_unknown=0, reconcile=False):
         results.wait(lambda latest: latest.get(d["intent_id"], {}).get("status") == "UNKNOWN")
-    time.sleep(2.5)
+    time.sleep(max(0.0, (expires_at_us - time.time_ns() // 1000) / 1e6 + 0.5))
     set_faults(sim, error_rate=0.0)
     with ServiceThread(s.model_copy(update={"app_id": s.app_id + "-rec"}), followers):
         latest = results.wait(all_terminal({d["intent_id"]}))

@@ -100,17 +100,29 @@ class _AiohttpBackend:
     Measured here (docs/benchmarks.md, execute) it serves many times the requests/s of an httpx pool of the
     same size. The session is made on first use, inside the event loop that will use it."""
 
-    def __init__(self, base_url: str, *, timeout_s: float, connect_timeout_s: float, max_connections: int):
+    def __init__(self, base_url: str, *, timeout_s: float, connect_timeout_s: float, max_connections: int,
+                 on_post_sent: Callable[[], None] | None = None):
         self._base_url = base_url
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
         self._max_connections = max_connections
+        self._on_post_sent = on_post_sent
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections,
                                          keepalive_timeout=15.0)
+        traces = []
+        if self._on_post_sent is not None:
+            hook = self._on_post_sent
+
+            async def body_sent(_session, _context, params) -> None:
+                if params.method == "POST":
+                    hook()
+            trace = aiohttp.TraceConfig()
+            trace.on_request_chunk_sent.append(body_sent)
+            traces.append(trace)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=_DEFAULT_HEADERS,
-                                              auto_decompress=True, raise_for_status=False)
+                                              auto_decompress=True, raise_for_status=False, trace_configs=traces)
         return self._session
 
     async def request(self, method: str, path: str, headers: dict | None, params: dict | None,
@@ -139,12 +151,14 @@ class ClobHttp:
     `backend` "aiohttp" (default: one ClientSession, HTTP/1.1 keep-alive, `max_connections` sockets, the fast
     one) or "httpx" (one AsyncClient; HTTP/2 when `http2` and the server offers it). `timeout_s` bounds each
     request; `time_offset_s` corrects the local clock for the L1/L2 timestamps (the venue rejects stale ones).
-    Passing `transport` (an httpx transport, tests) selects the httpx backend."""
+    Passing `transport` (an httpx transport, tests) selects the httpx backend. `on_post_sent` (aiohttp only) is
+    called once a POST's body is on the wire, before its reply: the executor's `after_post_sent` crash point."""
 
     def __init__(self, base_url: str, *, chain_id: int = 137, timeout_s: float = 5.0,
                  connect_timeout_s: float | None = None, http2: bool = True, max_connections: int = 200,
                  time_offset_s: int = 0, transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Callable[[], float] = time.time, backend: str | None = None):
+                 clock: Callable[[], float] = time.time, backend: str | None = None,
+                 on_post_sent: Callable[[], None] | None = None):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         if max_connections < 1:
@@ -165,7 +179,7 @@ class ClobHttp:
                                        max_connections=max_connections, transport=transport)
         else:
             self._http = _AiohttpBackend(self.base_url, timeout_s=timeout_s, connect_timeout_s=connect,
-                                         max_connections=max_connections)
+                                         max_connections=max_connections, on_post_sent=on_post_sent)
 
     async def __aenter__(self) -> ClobHttp:
         return self
@@ -221,7 +235,8 @@ class ClobHttp:
     async def get_trades(self, creds: ApiCreds, address: str, *, max_pages: int = 100, **filters) -> VenueReply:
         """GET /data/trades with filters (market, asset_id, id, maker_address, before, after), following
         next_cursor to the end. Success: body = {"data": [every trade], "next_cursor": ...}. A failing page is
-        returned as is."""
+        returned as is, and so is a history longer than `max_pages` (an error reply: the trades read are not all
+        of them, so they cannot prove an order absent)."""
         params = {k: str(v) for k, v in filters.items() if v is not None}
         cursor, trades = INITIAL_CURSOR, []
         for _ in range(max_pages):
@@ -231,8 +246,9 @@ class ClobHttp:
             trades.extend(reply.body.get("data") or [])
             cursor = reply.body.get("next_cursor") or END_CURSOR
             if cursor == END_CURSOR:
-                break
-        return VenueReply(200, {"data": trades, "next_cursor": cursor}, None, False)
+                return VenueReply(200, {"data": trades, "next_cursor": cursor}, None, False)
+        return VenueReply(200, {"data": trades, "next_cursor": cursor}, f"trades truncated after {max_pages} pages",
+                          False)
 
     async def cancel(self, order_hashes: str | Sequence[str], creds: ApiCreds, address: str) -> VenueReply:
         """DELETE /order for one hash, DELETE /orders for several -> {"canceled": [...], "not_canceled": {...}}."""
