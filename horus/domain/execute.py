@@ -6,7 +6,8 @@ this module two questions:
 - `classify_reply`: one reply to `POST /order` -> an `Outcome` (ledger status, fills, error, and
   whether to back off and re-send the same bytes, or to look the order up before believing it);
 - `settle_from_evidence`: what the venue order record, its trades and the chain's `OrderFilled`
-  logs say about one order hash -> an `Outcome`, or None while the truth is still unknown.
+  logs say about one order hash -> an `Outcome` (SUBMITTED with venue_status "in-flight" while its
+  trades are not final), or None while the truth is still unknown.
 
 Statuses (ledger and ExecutionResult): SUBMITTED (resting at the venue), FILLED, PARTIAL,
 NOT_FILLED, REJECTED (never accepted: the reason is in `error`), UNKNOWN (no definitive answer yet:
@@ -48,8 +49,8 @@ class Outcome:
 
     status: str  # SUBMITTED | FILLED | PARTIAL | NOT_FILLED | REJECTED | UNKNOWN
     filled_shares_e6: int = 0
-    filled_collateral_e6: int = 0
-    fee_e6: int = 0
+    filled_collateral_e6: int = 0  # shares x fill price, before fees
+    fee_e6: int = 0  # platform fee: a BUY paid collateral + fee, a SELL received collateral - fee
     error: str | None = None
     venue_status: str | None = None
     retry: bool = False  # 425 / 429 / post-only window: back off and re-send the SAME bytes
