@@ -78,14 +78,14 @@ def read_configs(data: Any, name: str = "follows") -> tuple[list, list]:
 
 def read_markets(data: Any, name: str = "markets") -> dict:
     """token id -> MarketInfo from [{token_id, condition_id, tick_size, min_order_size, fee_rate, fee_exponent}]."""
-    from horus.venue.polymarket.markets import FeeParams, MarketInfo
+    from horus.venue.polymarket.markets import NO_FEES, FeeParams, MarketInfo
 
     if not isinstance(data, list):
         raise SimulationInputError(f"{name}: want a JSON list of markets")
     markets = {}
     for i, item in enumerate(data):
         try:
-            fees = None
+            fees = NO_FEES  # a simulation's market without a fee_rate charges none (live: unknown, FEE_UNKNOWN)
             if item.get("fee_rate") not in (None, "", 0, "0"):
                 fees = FeeParams(enabled=True, rate=Decimal(str(item["fee_rate"])),
                                  exponent=Decimal(str(item.get("fee_exponent", 1))))
@@ -167,7 +167,7 @@ def simulate(fills: list[dict], followers: list, follows: list, *, markets: dict
     from horus.domain.decide import Balance, DecideState, StaticView, apply_result, decide
     from horus.domain.follow_graph import FollowGraph, apply_config_change
     from horus.domain.plan import plan
-    from horus.venue.polymarket.markets import MarketInfo
+    from horus.venue.polymarket.markets import NO_FEES, MarketInfo
 
     config = ConfigState()
     config.followers = {f.follower: f for f in followers}
@@ -185,7 +185,7 @@ def simulate(fills: list[dict], followers: list, follows: list, *, markets: dict
         token = fill["token_id"]
         if token not in markets:  # no rules given: the default tick, the fill's market (or the token)
             markets[token] = MarketInfo(token_id=token, condition_id=(fill.get("condition_id") or token).lower(),
-                                        tick_size=DEFAULT_TICK)
+                                        tick_size=DEFAULT_TICK, fees=NO_FEES)
         at = now_us if now_us is not None else fill["envelope"]["occurred_at_us"] + delay_us
         candidates, _ = plan(fill, graph, now_us=at)
         for candidate in candidates:

@@ -14,7 +14,8 @@ Money: integers in 6-decimal base units (`_e6`); prices Decimal. Rules (platform
   away from the follower's favour (BUY down, SELL up) and clamped to [tick, 1 - tick]; a market already
   beyond that is SKIP PRICE_MOVED;
 - shares have 2 decimals; a BUY's notional (shares x price) lands on whole cents; marketable orders need
-  >= $1 notional; BUY cost = notional + taker fee (rate x (p(1-p))^exponent per share);
+  >= $1 notional; BUY cost = notional + taker fee (rate x (p(1-p))^exponent per share); a BUY in a
+  market whose fee schedule is unknown is SKIP FEE_UNKNOWN, never sized with a fee of 0;
 - a BUY is shrunk to fit every cap (follow and follower daily spend, market exposure, available collateral)
   and skipped, naming the binding cap, when what is left is below the minimum; caps are never exceeded;
 - a SELL sells the leader's sold fraction of what this follower holds *from copying this leader*, never
@@ -33,6 +34,7 @@ from typing import Protocol
 from horus.codec import envelope
 from horus.domain.config import ConfigState, FollowConfig, FollowerConfig
 from horus.domain.control import ControlState
+from horus.domain.fees import effective_rate
 from horus.domain.ids import decision_id, intent_id
 from horus.venue.polymarket.markets import MarketInfo
 
@@ -216,13 +218,24 @@ def to_tick(price: Decimal, tick: Decimal, rounding: str) -> Decimal:
     return (price / tick).to_integral_value(rounding=rounding) * tick
 
 
-def fee_per_share(market: MarketInfo, price: Decimal) -> Decimal:
-    """Taker fee per share at `price` (platform notes 5); 0 when the market charges none."""
+def fee_schedule(market: MarketInfo) -> tuple[Decimal, Decimal] | None:
+    """(rate, exponent) of the market's taker fee; (0, 1) when it is known to charge none; None when the
+    schedule is unknown (no `fees`, or no rate: see FeeParams.known). A missing exponent is 1."""
     fees = market.fees
-    if fees is None or fees.enabled is False or not fees.rate:
-        return Decimal(0)
-    exponent = fees.exponent if fees.exponent is not None else Decimal(1)
-    return fees.rate * (price * (1 - price)) ** exponent
+    if fees is None or not fees.known:
+        return None
+    if fees.enabled is False or not fees.rate:
+        return Decimal(0), Decimal(1)
+    return fees.rate, fees.exponent if fees.exponent is not None else Decimal(1)
+
+
+def fee_per_share(market: MarketInfo, price: Decimal) -> Decimal:
+    """Taker fee per share at `price` (platform notes 5; horus.domain.fees); 0 when the market charges
+    none. Raises ValueError for an unknown schedule: decide SKIPs those BUYs (FEE_UNKNOWN) before sizing."""
+    schedule = fee_schedule(market)
+    if schedule is None:
+        raise ValueError(f"the fee schedule of market {market.condition_id} is unknown")
+    return effective_rate(price, *schedule)
 
 
 def buy_cost_e6(shares_e6: int, price: Decimal, fee: Decimal) -> int:
@@ -341,6 +354,11 @@ def _copy(c: dict, book: FollowerBook, now_us: int, view: DecideView, inputs: di
         raise _Skip("PRICE_MOVED", f"{'best ask' if side == 'BUY' else 'best bid'} {ref} is past the worst "
                     f"acceptable {worst} (leader {leader_price} {'+' if side == 'BUY' else '-'} {follow.slippage_bps} bps)")
     if side == "BUY":
+        if fee_schedule(market) is None:
+            # sizing with a fee of 0 would break caps documented as "fees included", and the fee of the
+            # fill could not be booked either; a SELL only earns less, so it is copied
+            raise _Skip("FEE_UNKNOWN", f"the fee schedule of market {market.condition_id} is unknown (no fee "
+                        "rate from Gamma or /clob-markets)")
         shares = _buy_size(c, book, follow, follower, market, worst, quote, now_us, view, inputs)
         reserved = buy_cost_e6(shares, worst, fee_per_share(market, worst))
     else:

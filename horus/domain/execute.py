@@ -6,7 +6,8 @@ this module two questions:
 - `classify_reply`: one reply to `POST /order` -> an `Outcome` (ledger status, fills, error, and
   whether to back off and re-send the same bytes, or to look the order up before believing it);
 - `settle_from_evidence`: what the venue order record, its trades and the chain's `OrderFilled`
-  logs say about one order hash -> an `Outcome`, or None while the truth is still unknown.
+  logs say about one order hash -> an `Outcome` (SUBMITTED with venue_status "in-flight" while its
+  trades are not final), or None while the truth is still unknown.
 
 Statuses (ledger and ExecutionResult): SUBMITTED (resting at the venue), FILLED, PARTIAL,
 NOT_FILLED, REJECTED (never accepted: the reason is in `error`), UNKNOWN (no definitive answer yet:
@@ -20,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
 
 from horus.codec import envelope
+from horus.domain.fees import fee_at_rate_e6
 from horus.domain.ids import result_id
 
 STAGE = "execute"
@@ -38,6 +40,7 @@ _RETRY_LATER = ("post-only mode", "market is not yet ready", "market_not_ready")
 _DEAD_ORDER_STATUSES = ("CANCELED", "CANCELLED", "UNMATCHED", "INVALID", "EXPIRED")
 _LIVE_ORDER_STATUSES = ("LIVE", "DELAYED", "OPEN")
 _FAILED_TRADE = "FAILED"
+_CONFIRMED_TRADE = "CONFIRMED"
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,8 @@ class Outcome:
 
     status: str  # SUBMITTED | FILLED | PARTIAL | NOT_FILLED | REJECTED | UNKNOWN
     filled_shares_e6: int = 0
-    filled_collateral_e6: int = 0
-    fee_e6: int = 0
+    filled_collateral_e6: int = 0  # shares x fill price, before fees
+    fee_e6: int = 0  # platform fee: a BUY paid collateral + fee, a SELL received collateral - fee
     error: str | None = None
     venue_status: str | None = None
     retry: bool = False  # 425 / 429 / post-only window: back off and re-send the SAME bytes
@@ -78,17 +81,31 @@ class OrderShape:
 
 
 # ------------------------------------------------------------------------------------- numbers
-def _e6(value: Any) -> int:
-    """A venue decimal amount ("5.3", 5.3 as text, "") in 1e-6 units; 0 when absent or garbage."""
-    if value is None or value == "":
-        return 0
+def _decimal(value: Any) -> Decimal | None:
+    """A venue decimal ("5.3", 5.3) as a finite Decimal >= 0; None when absent, empty or unreadable
+    ("1,000", "abc", "NaN", "-1"). Callers for whom "unknown" matters test for None."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
     try:
-        number = Decimal(str(value))
+        number = Decimal(str(value).strip())
     except InvalidOperation:
-        return 0
+        return None
     if not number.is_finite() or number < 0:
-        return 0
-    return int((number * E6).to_integral_value(ROUND_HALF_EVEN))
+        return None
+    return number
+
+
+def _amount_e6(value: Any) -> int | None:
+    """A venue decimal amount in 1e-6 units; None when absent, empty or unreadable: unknown, never 0."""
+    number = _decimal(value)
+    return None if number is None else int((number * E6).to_integral_value(ROUND_HALF_EVEN))
+
+
+def _e6(value: Any) -> int:
+    """A venue decimal amount in 1e-6 units, 0 when absent or garbage: only for reply amounts, where a
+    missing amount means "none" (evidence settlement uses `_amount_e6`, where it means "unknown")."""
+    amount = _amount_e6(value)
+    return 0 if amount is None else amount
 
 
 def avg_price(shares_e6: int, collateral_e6: int) -> str | None:
@@ -183,80 +200,127 @@ class ChainFill:
     removed: bool = False
 
 
-def _trade_fills(order_hash: str, trades: Iterable[Mapping]) -> tuple[int, int, int, bool]:
-    """(shares, collateral, fee, any) of the order in venue trades, as taker or as one of the makers."""
-    shares = collateral = fee = 0
-    found = False
+@dataclass
+class _Trades:
+    """What the venue's trades say about one order (amounts in 1e-6 units)."""
+
+    shares: int = 0  # CONFIRMED: final fills
+    collateral: int = 0  # shares x trade price, before fees
+    fee: int = 0  # the order's own fee in those fills (taker or maker rate of its entry)
+    in_flight: int = 0  # MATCHED / MINED / RETRYING / any other status: may still fill or fail
+    failed: int = 0  # FAILED: matched, then the settlement failed: no fill
+    seen: bool = False  # any trade of the order, whatever its status
+    unreadable: bool = False  # a trade of the order with an amount, price or fee rate we cannot read
+
+
+def _trade_status(trade: Mapping) -> str:
+    return str(trade.get("status") or "").upper().removeprefix("TRADE_STATUS_")
+
+
+def _trade_fills(order_hash: str, trades: Iterable[Mapping]) -> _Trades:
+    """The order's part in venue trades, as taker or as one of the makers (platform notes 3.8, 4, 5).
+
+    Only CONFIRMED is a final fill; FAILED is no fill; MATCHED, MINED, RETRYING (and a status we do not
+    know) are in flight. The fee of each fill is its shares x the rate the venue reports for the order's
+    role: the trade's `fee_rate_bps` for the taker, the maker entry's for a maker. `fee_rate_bps` is read
+    as the effective rate at the trade's price, r x (p(1-p))^e in basis points (the simulator writes it so;
+    taker-only markets report "0" for makers), so fee = shares x bps / 10^4 rounded to 5 decimals."""
+    out = _Trades()
     wanted = order_hash.lower()
     for trade in trades:
-        if str(trade.get("status", "")).upper().removeprefix("TRADE_STATUS_") == _FAILED_TRADE:
+        if not isinstance(trade, Mapping):
             continue
         if str(trade.get("taker_order_id", "")).lower() == wanted:
-            size = _e6(trade.get("size"))
-            price = Decimal(str(trade.get("price") or 0))
-            shares += size
-            collateral += int((Decimal(size) * price).to_integral_value(ROUND_HALF_EVEN))
-            fee += _e6(trade.get("fee"))
-            found = True
+            part = (trade.get("size"), trade.get("price"), trade.get("fee_rate_bps"))
+        else:
+            maker = next((m for m in trade.get("maker_orders") or () if isinstance(m, Mapping)
+                          and str(m.get("order_id", "")).lower() == wanted), None)
+            if maker is None:
+                continue
+            part = (maker.get("matched_amount"), maker.get("price"), maker.get("fee_rate_bps"))
+        out.seen = True
+        shares, price, bps = _amount_e6(part[0]), _decimal(part[1]), _decimal(part[2])
+        if shares is None or price is None or price > 1 or bps is None:
+            out.unreadable = True
             continue
-        for maker in trade.get("maker_orders") or ():
-            if str(maker.get("order_id", "")).lower() == wanted:
-                size = _e6(maker.get("matched_amount"))
-                price = Decimal(str(maker.get("price") or 0))
-                shares += size
-                collateral += int((Decimal(size) * price).to_integral_value(ROUND_HALF_EVEN))
-                found = True
-    return shares, collateral, fee, found
+        status = _trade_status(trade)
+        if status == _FAILED_TRADE:
+            out.failed += shares
+        elif status == _CONFIRMED_TRADE:
+            out.shares += shares
+            out.collateral += int((Decimal(shares) * price).to_integral_value(ROUND_HALF_EVEN))
+            out.fee += fee_at_rate_e6(shares, bps.scaleb(-4))
+        else:
+            out.in_flight += shares
+    return out
 
 
 def settle_from_evidence(order_hash: str, shape: OrderShape, *, venue_order: Mapping | None,
                          trades: Iterable[Mapping], chain_fills: Iterable[ChainFill], expired: bool) -> Outcome | None:
-    """What really happened to `order_hash`, or None when the evidence does not settle it yet.
+    """What really happened to `order_hash`: a terminal Outcome only once the evidence is final, a
+    SUBMITTED one while the order rests or its trades are in flight, None while nothing settles it.
 
-    Every source is a lower bound on what filled (fills only accumulate), in order of authority: chain,
-    trades, the order record; the largest wins. Zero fills settle as NOT_FILLED only when the venue
-    knows the order as dead, or (`expired`) when the venue has no order, no trade and the chain no fill
-    after the intent's expiry: then the order can never fill. A resting order stays SUBMITTED."""
+    Final fills come from on-chain `OrderFilled` logs (not removed: authoritative, with their exact fee)
+    and CONFIRMED venue trades (fee from each trade's rate, see `_trade_fills`); the larger wins, as both
+    only ever grow. Not final, so never terminal:
+    - trades MATCHED / MINED / RETRYING: SUBMITTED with venue_status "in-flight" and only the confirmed
+      fills, until each trade is CONFIRMED (a fill) or FAILED (no fill);
+    - the order record's `size_matched` counts matched shares whether or not they settled, so it is
+      checked, not believed: more matched than the trades explain (confirmed + in flight + failed) means
+      trades we cannot see yet: "in-flight" as well;
+    - an order record whose `size_matched` is missing or unreadable, or a trade of the order with an
+      unreadable amount, price or fee rate: unknown (None), never zero. So is a record saying MATCHED
+      with 0 matched and no FAILED trade to explain it: the venue contradicts itself.
+    Zero fills settle as NOT_FILLED only when the venue knows the order as dead (or MATCHED with only
+    FAILED trades), or (`expired`) when the venue has no order, no trade and the chain no fill after the
+    intent's expiry: then the order can never fill. A resting order stays SUBMITTED.
+
+    Amounts: `filled_collateral_e6` is shares x fill price before fees and `fee_e6` the order's fee: a BUY
+    paid collateral + fee, a SELL received collateral - fee."""
     evidence = []
     chain = [c for c in chain_fills if not c.removed]
-    chain_shares = sum(c.shares_e6 for c in chain)
-    chain_collateral = sum(c.collateral_e6 for c in chain)
-    chain_fee = sum(c.fee_e6 for c in chain)
     if chain:
         evidence.append("chain")
-    trade_shares, trade_collateral, trade_fee, traded = _trade_fills(order_hash, trades)
-    if traded:
+    chain_fill = (sum(c.shares_e6 for c in chain), sum(c.collateral_e6 for c in chain), sum(c.fee_e6 for c in chain))
+    traded = _trade_fills(order_hash, trades)
+    if traded.seen:
         evidence.append("trades")
-    order_shares = 0
+    if traded.unreadable:
+        return None
     order_status = None
+    matched = None
     if venue_order:
         evidence.append("venue-order")
-        order_shares = _e6(venue_order.get("size_matched"))
         order_status = str(venue_order.get("status") or "").upper().removeprefix("ORDER_STATUS_")
-        price = venue_order.get("price")
-        order_collateral = (int((Decimal(order_shares) * Decimal(str(price))).to_integral_value(ROUND_HALF_EVEN))
-                            if price not in (None, "") else 0)
-    candidates = [(chain_shares, chain_collateral, chain_fee), (trade_shares, trade_collateral, trade_fee)]
-    if venue_order:
-        candidates.append((order_shares, order_collateral, 0))
-    shares, collateral, fee = max(candidates, key=lambda c: c[0])
-    fee = max(fee, chain_fee, trade_fee)
-    resting = order_status in _LIVE_ORDER_STATUSES
-    dead = order_status is not None and (order_status.startswith(_DEAD_ORDER_STATUSES) or order_status == "MATCHED")
+        matched = _amount_e6(venue_order.get("size_matched"))
+        if matched is None:
+            return None
+    # chain first: it is what settled on-chain, fee included
+    shares, collateral, fee = max([chain_fill, (traded.shares, traded.collateral, traded.fee)], key=lambda c: c[0])
     ev = tuple(evidence)
+    resting = order_status in _LIVE_ORDER_STATUSES
+    venue_status = order_status.lower() if order_status else None
+    unexplained = matched is not None and matched > max(shares, traded.shares + traded.in_flight + traded.failed)
+    if traded.in_flight > 0 or (unexplained and not resting):
+        return Outcome("SUBMITTED", shares, collateral, fee, venue_status="in-flight", evidence=ev)
+    dead = order_status is not None and (order_status.startswith(_DEAD_ORDER_STATUSES) or order_status == "MATCHED")
+    if order_status == "MATCHED" and shares == 0 and traded.failed == 0:
+        return None  # MATCHED with nothing matched: the venue contradicts itself
     if shares > 0:
         status = _fill_status(shares, shape)
         if status == "PARTIAL" and resting:
-            return Outcome("SUBMITTED", shares, collateral, fee, venue_status=order_status.lower(), evidence=ev)
+            return Outcome("SUBMITTED", shares, collateral, fee, venue_status=venue_status, evidence=ev)
         if status == "PARTIAL" and not shape.marketable and not dead and not expired:
             return None  # a resting order the venue no longer lists: wait for more evidence
-        return Outcome(status, shares, collateral, fee, venue_status=(order_status or "").lower() or None,
-                       evidence=ev)
+        return Outcome(status, shares, collateral, fee, venue_status=venue_status, evidence=ev)
     if resting:
-        return Outcome("SUBMITTED", venue_status=order_status.lower(), evidence=ev)
+        return Outcome("SUBMITTED", venue_status=venue_status, evidence=ev)
     if dead:
-        return Outcome("NOT_FILLED", venue_status=order_status.lower(), evidence=ev)
-    if expired and not evidence:
+        return Outcome("NOT_FILLED", venue_status=venue_status, evidence=ev)
+    if expired and not chain and venue_order is None and traded.shares == traded.in_flight == 0:
+        if traded.failed:
+            return Outcome("NOT_FILLED", error="its trades FAILED and no order is left at the venue after expiry",
+                           evidence=ev)
         return Outcome("NOT_FILLED", error="not at the venue: no order, no trade, no chain fill after expiry",
                        evidence=("absent",))
     return None

@@ -26,7 +26,7 @@ from horus.domain.settle import settle
 from horus.topics import COPY_CANDIDATES, COPY_DECISIONS, DEAD_LETTERS, EXECUTION_RESULTS, LEADER_FILLS, SETTLEMENT_EVENTS
 from horus.credentials import generate_key
 from horus.paper import PaperFollower, create_followers, derived_key
-from horus.venue.polymarket.markets import MarketInfo
+from horus.venue.polymarket.markets import NO_FEES, MarketInfo
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
 from tests.integration.pipeline_helpers import (WAIT, Producer, Reader, Worker, assert_exactly_once, prefixed,
                                                 wait_group_stable)
@@ -79,7 +79,7 @@ def expected_ids(changes: list[dict], fills: list[dict]) -> dict[str, set[str]]:
         if change["entity"] == "FOLLOW":
             apply_config_change(change, graph)
         apply_config(change, config)
-    markets = {t: MarketInfo(token_id=t, condition_id=CONDITION, tick_size=Decimal("0.01"))
+    markets = {t: MarketInfo(token_id=t, condition_id=CONDITION, tick_size=Decimal("0.01"), fees=NO_FEES)
                for t in TOKENS}
     view = StaticView(config, ControlState(), markets=markets,
                       balances={f: Balance(10**15, 0) for f in FOLLOWERS})

@@ -1,6 +1,7 @@
 """decide: sizing, price guard, guardrails, sells, the state folds, and properties over random histories."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 
@@ -37,7 +38,7 @@ COND2 = "0x" + "d" * 64
 
 
 def market(token=TOKEN, cond=COND, tick="0.01", fee_rate=None, **extra):
-    fees = FeeParams(enabled=True, rate=Decimal(fee_rate), exponent=Decimal(1)) if fee_rate else None
+    fees = FeeParams(enabled=True, rate=Decimal(fee_rate), exponent=Decimal(1)) if fee_rate else FeeParams(enabled=False)
     return MarketInfo(token_id=token, condition_id=cond, tick_size=Decimal(tick), min_order_size=Decimal(5),
                       fees=fees, **extra)
 
@@ -126,6 +127,48 @@ def test_fees_count_towards_the_buy_cost():
     assert d["reserved_e6"] <= 10 * E6
     assert d["reserved_e6"] == int((Decimal(d["size_e6"]) * (Decimal("0.51") + fee_per_share)).to_integral_value("ROUND_CEILING"))
     assert d["size_e6"] < 19_000_000  # smaller than without the fee
+
+
+UNKNOWN_FEES = [
+    None,  # no fee facts at all
+    FeeParams(),  # a body without feesEnabled and without a schedule
+    FeeParams(enabled=True),  # fees on, rate unknown (Gamma without feeSchedule, /clob-markets failed)
+    FeeParams(enabled=True, exponent=Decimal(1), maker_base_fee_bps=1000, taker_base_fee_bps=1000),  # legacy bps only
+]
+
+
+@pytest.mark.parametrize("fees", UNKNOWN_FEES)
+def test_an_unknown_fee_schedule_never_sizes_a_buy_with_a_fee_of_0(fees):
+    d = one(candidate(), v=view(markets={TOKEN: dataclasses.replace(market(), fees=fees)}))
+    assert (d["action"], d["reason_code"]) == ("SKIP", "FEE_UNKNOWN") and "fee" in d["reason_detail"]
+
+
+def test_a_captured_gamma_market_with_fees_on_and_no_schedule_is_fee_unknown():
+    from pathlib import Path
+
+    from horus.venue.polymarket.markets import parse_gamma_market
+    body = json.loads(Path("/work/shared/fixtures/polymarket/nautilus_trader/captured/crates_test_data/"
+                           "gamma_market.json").read_text())
+    info = dataclasses.replace(parse_gamma_market(body)[0], token_id=TOKEN, condition_id=COND)
+    assert info.fees.enabled is True and info.fees.rate is None and not info.fees.known
+    assert one(candidate(), v=view(markets={TOKEN: info}))["reason_code"] == "FEE_UNKNOWN"
+
+
+@pytest.mark.parametrize("fees", [FeeParams(enabled=False), FeeParams(enabled=True, rate=Decimal(0)),
+                                  FeeParams(rate=Decimal(0), exponent=Decimal(1))])
+def test_a_market_known_to_charge_no_fee_is_copied_without_one(fees):
+    assert fees.known
+    d = one(candidate(price="0.50"), v=view(markets={TOKEN: dataclasses.replace(market(), fees=fees)}))
+    assert d["action"] == "COPY" and d["reserved_e6"] == 9_690_000
+
+
+def test_an_unknown_fee_schedule_does_not_block_sells():
+    v = view(tokens=[(TOKEN, 1000 * E6)])
+    state = bought(DecideState(), v)
+    unknown = view(tokens=[(TOKEN, 1000 * E6)], markets={TOKEN: dataclasses.replace(market(), fees=None)})
+    assert one(candidate(), DecideState(), unknown)["reason_code"] == "FEE_UNKNOWN"
+    d = one(candidate(side="SELL", shares=5 * E6), state, unknown)
+    assert d["action"] == "COPY" and d["side"] == "SELL"  # a fee only lowers the proceeds; caps count BUYs
 
 
 def test_share_step_makes_notional_whole_cents():

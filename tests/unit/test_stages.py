@@ -12,7 +12,7 @@ from decimal import Decimal
 from horus.domain.config import ConfigState, parse_follow_config, parse_follower
 from horus.domain.control import ControlState
 from horus.domain.decide import Balance, DecideState, StaticView, decide
-from horus.venue.polymarket.markets import MarketInfo
+from horus.venue.polymarket.markets import NO_FEES, MarketInfo
 from horus.domain.execute import execute
 from horus.domain.follow_graph import ConfigError, Follow, FollowGraph, apply_config_change, apply_tombstone
 from horus.domain.plan import plan
@@ -165,7 +165,7 @@ def view_for(graph):
                 {"follow_id": f.follow_id, "follower": f.follower, "leader": f.leader, "sizing": {"amount": "5"}})
             config.followers[f.follower] = parse_follower({"follower": f.follower})
     market = MarketInfo(token_id="123456789", condition_id="0x" + "c" * 64, tick_size=Decimal("0.01"),
-                        min_order_size=Decimal(5))
+                        min_order_size=Decimal(5), fees=NO_FEES)
     return StaticView(config, ControlState(), markets={market.token_id: market},
                       balances={f: Balance(1_000_000_000, NOW) for f in config.followers})
 

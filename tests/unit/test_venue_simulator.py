@@ -24,6 +24,7 @@ from py_clob_client_v2.order_builder.builder import OrderBuilder
 from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 from py_clob_client_v2.signer import Signer
 
+from horus.domain.execute import OrderShape, settle_from_evidence
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, create_app
 from horus.venue.simulator.clob.signatures import (
     OrderStruct,
@@ -444,3 +445,162 @@ def test_moving_a_book_recentres_the_synthetic_levels(http):
     assert best_bid <= Decimal("0.8") < best_ask and best_ask != min(Decimal(lv["price"]) for lv in before["asks"])
     assert len(after["asks"]) == len(before["asks"])  # the old synthetic levels are gone, not doubled
     assert http.post("/_sim/books", json={"token_id": "42", "price": "0.5"}).status_code >= 400
+
+
+# ---------- fees as the trades report them ----------
+def _evidence(trader: Trader, order_id: str, shape: OrderShape):
+    """What the engine's evidence settlement makes of the order, from the venue's own order and trades."""
+    venue_order = trader.get(f"/data/order/{order_id}").json()
+    trades = trader.get("/data/trades").json()["data"]
+    return settle_from_evidence(order_id, shape, venue_order=venue_order, trades=trades, chain_fills=[],
+                                expired=False)
+
+
+def _shape(order, order_type: str) -> OrderShape:
+    return OrderShape("BUY" if int(order.side) == 0 else "SELL", order_type, int(order.makerAmount),
+                      int(order.takerAmount))
+
+
+@pytest.mark.parametrize("taker_only", [True, False])
+def test_trade_fee_rates_give_the_fee_the_venue_charged(http, taker_only):
+    maker, taker = Trader(http), Trader(http)
+    token = "5001" if taker_only else "5101"
+    http.post("/_sim/markets", json=market(condition_id="0x" + ("55" if taker_only else "56") * 32,
+                                           tokens=[TokenConfig(token_id=token, asks=[])], fee_rate=Decimal("0.25"),
+                                           fee_exponent=Decimal(2), taker_only_fees=taker_only).model_dump(mode="json"))
+    http.post("/_sim/accounts", json=[{"address": maker.maker, "collateral_e6": 0, "tokens_e6": {token: 50_000_000}},
+                                      {"address": taker.maker, "collateral_e6": 100_000_000}])
+    ask_a, ask_b = maker.limit("SELL", 0.37, 10, token=token), maker.limit("SELL", 0.41, 20, token=token)
+    assert maker.post(ask_a).status_code == maker.post(ask_b).status_code == 200
+    bid = taker.limit("BUY", 0.41, 23, token=token)
+    reply = taker.post(bid, "FOK").json()
+    assert reply["status"] == "matched" and len(reply["tradeIDs"]) == 2
+    notional = 3_700_000 + 13 * 410_000
+    charged = 100_000_000 - notional - taker.balance()["collateral_e6"]
+    seen = _evidence(taker, reply["orderID"], _shape(bid, "FOK"))
+    assert (seen.status, seen.filled_collateral_e6) == ("FILLED", notional)
+    assert seen.fee_e6 == charged > 0  # 10 x .25 x (.37 x .63)^2 + 13 x .25 x (.41 x .59)^2, each to 5 dp
+    maker_fee = 0
+    log = http.get("/_sim/orders", params={"maker": maker.maker}).json()["orders"]  # in arrival order
+    for entry, order, shares in zip(log, (ask_a, ask_b), (10, 13)):
+        mine = _evidence(maker, entry["order_id"], _shape(order, "GTC"))
+        assert mine.filled_shares_e6 == shares * 10**6
+        maker_fee += mine.fee_e6
+    received = maker.balance()["collateral_e6"]
+    assert received == notional - maker_fee
+    assert (maker_fee == 0) is taker_only
+
+
+# ---------- validation order: balance before duplicate ----------
+def test_balance_before_duplicate_answers_a_resend_of_filled_bytes_with_not_enough_balance(http):
+    trader = Trader(http)
+    fund(http, trader.maker, collateral=6_000_000)
+    order = trader.limit("BUY", 0.51, 10)  # 5.1 + fee 0.04998: what is left cannot pay for it again
+    assert trader.post(order, "FOK").json()["status"] == "matched"
+    assert "Duplicated" in trader.post(order, "FOK").json()["error"]  # default: the duplicate check first
+    http.post("/_sim/faults", json={"balance_before_duplicate": True})
+    again = trader.post(order, "FOK")
+    assert again.status_code == 400 and again.json()["error"].startswith("not enough balance / allowance")
+    (entry,) = http.get("/_sim/orders").json()["orders"]
+    assert entry["post_count"] == 3 and entry["size_matched_e6"] == 10_000_000  # received, still filled once
+    fund(http, trader.maker, collateral=100_000_000)  # enough money: the re-send is a duplicate again
+    assert "Duplicated" in trader.post(order, "FOK").json()["error"]
+    assert http.get("/_sim/faults").json()["balance_before_duplicate"] is True
+
+
+# ---------- trade status lag ----------
+def _trade_statuses(trader: Trader) -> list[str]:
+    return [t["status"] for t in trader.get("/data/trades").json()["data"]]
+
+
+def test_trades_advance_matched_mined_confirmed_and_evidence_waits_for_confirmed(http):
+    trader = Trader(http)
+    fund(http, trader.maker)
+    http.post("/_sim/faults", json={"trade_mined_seconds": 1, "trade_confirmed_seconds": 2})
+    order = trader.limit("BUY", 0.51, 10)
+    reply = trader.post(order, "FOK").json()
+    assert reply["status"] == "matched"
+    assert _trade_statuses(trader) == ["MATCHED"]
+    (entry,) = http.get("/_sim/orders").json()["orders"]
+    assert (entry["size_matched_e6"], entry["confirmed_matched_e6"], entry["pending_matched_e6"]) == \
+        (10_000_000, 0, 10_000_000)
+    first = _evidence(trader, reply["orderID"], _shape(order, "FOK"))
+    assert first.status == "SUBMITTED" and first.venue_status == "in-flight"
+    time.sleep(1.05)
+    assert _trade_statuses(trader) == ["MINED"]
+    assert _evidence(trader, reply["orderID"], _shape(order, "FOK")).venue_status == "in-flight"
+    time.sleep(1)
+    assert _trade_statuses(trader) == ["CONFIRMED"]
+    (entry,) = http.get("/_sim/orders").json()["orders"]
+    assert (entry["size_matched_e6"], entry["confirmed_matched_e6"], entry["pending_matched_e6"]) == \
+        (10_000_000, 10_000_000, 0)
+    done = _evidence(trader, reply["orderID"], _shape(order, "FOK"))
+    assert (done.status, done.filled_shares_e6, done.fee_e6) == ("FILLED", 10_000_000, 49_980)
+
+
+def test_a_failed_trade_undoes_its_fill_for_taker_and_makers(http):
+    maker, taker = Trader(http), Trader(http)
+    http.post("/_sim/markets", json=market(condition_id="0x" + "66" * 32, taker_only_fees=False,
+                                           tokens=[TokenConfig(token_id="6001", asks=[])]).model_dump(mode="json"))
+    http.post("/_sim/accounts", json=[
+        {"address": maker.maker, "collateral_e6": 10_000_000, "tokens_e6": {"6001": 30_000_000}},
+        {"address": taker.maker, "collateral_e6": 100_000_000}])
+    full = maker.limit("SELL", 0.6, 10, token="6001")  # the taker's BUY takes all of it
+    part = maker.limit("SELL", 0.62, 20, token="6001")  # ... and 5 of these
+    bid = maker.limit("BUY", 0.3, 5, token="6001")  # the taker's SELL takes all of it
+    ids = [maker.post(o).json()["orderID"] for o in (full, part, bid)]
+    before = {"maker": maker.balance(), "taker": taker.balance()}
+    http.post("/_sim/faults", json={"trade_mined_seconds": 0.5, "trade_confirmed_seconds": 1,
+                                    "trade_failed_rate": 1})
+    buy = taker.limit("BUY", 0.62, 15, token="6001")
+    reply = taker.post(buy, "FOK").json()
+    assert reply["status"] == "matched" and taker.balance()["tokens_e6"]["6001"] == 15_000_000
+    assert taker.post(taker.limit("SELL", 0.3, 5, token="6001"), "FAK").json()["status"] == "matched"
+    assert set(_trade_statuses(taker)) == {"MATCHED"}
+    time.sleep(0.55)
+    assert set(_trade_statuses(taker)) == {"RETRYING"}  # mined, but it will fail: retried on chain
+    time.sleep(0.5)
+    assert set(_trade_statuses(taker)) == set(_trade_statuses(maker)) == {"FAILED"}
+    after = {"maker": maker.balance(), "taker": taker.balance()}
+    for who in ("maker", "taker"):  # every fill undone, fees included (makers pay here: not taker-only)
+        assert after[who]["collateral_e6"] == before[who]["collateral_e6"], who
+        assert after[who]["tokens_e6"].get("6001", 0) == before[who]["tokens_e6"].get("6001", 0), who
+    assert after["taker"]["reserved_collateral_e6"] == after["taker"]["reserved_tokens_e6"].get("6001", 0) == 0
+    # the partly hit ask rests whole again; the orders the trades had filled stay off the book
+    assert after["maker"]["reserved_tokens_e6"]["6001"] == 20_000_000
+    assert after["maker"]["reserved_collateral_e6"] == 0
+    assert sum(Decimal(a["size"]) for a in http.get("/book", params={"token_id": "6001"}).json()["asks"]) == 20
+    log = {o["order_id"]: o for o in http.get("/_sim/orders").json()["orders"]}
+    assert all(o["size_matched_e6"] == o["confirmed_matched_e6"] == o["pending_matched_e6"] == 0 for o in log.values())
+    assert [log[i]["status"] for i in ids] == ["MATCHED", "LIVE", "MATCHED"]
+    assert log[reply["orderID"]]["status"] == "MATCHED"  # the venue keeps the status; the trades say FAILED
+    assert maker.get(f"/data/order/{ids[0]}").json()["size_matched"] == "0"
+    for trader, order_id, order, kind in ((taker, reply["orderID"], buy, "FOK"), (maker, ids[0], full, "GTC")):
+        seen = _evidence(trader, order_id, _shape(order, kind))
+        assert (seen.status, seen.filled_shares_e6) == ("NOT_FILLED", 0), order_id
+
+
+def test_trade_failures_follow_the_rate_and_confirmed_sizes_tell_the_final_truth(http):
+    traders = [Trader(http) for _ in range(3)]
+    for t in traders:
+        fund(http, t.maker, collateral=100_000_000, yes=100_000_000)
+    http.post("/_sim/faults", json={"trade_confirmed_seconds": 0.05, "trade_failed_rate": 0.5})
+    rng = random.Random(5)
+    for _ in range(40):
+        t = rng.choice(traders)
+        t.post(t.limit(rng.choice(["BUY", "SELL"]), rng.choice([0.48, 0.5, 0.52]), rng.choice([5, 10])),
+               rng.choice(["FOK", "FAK", "GTC"]))
+    time.sleep(0.1)
+    trades = http.get("/_sim/trades").json()
+    statuses = [t["status"] for t in trades]
+    assert set(statuses) == {"CONFIRMED", "FAILED"} and 0.2 < statuses.count("FAILED") / len(statuses) < 0.8
+    for entry in http.get("/_sim/orders").json()["orders"]:
+        confirmed = sum(Decimal(t["size"]) * 10**6 for t in trades
+                        if t["id"] in entry["trade_ids"] and t["status"] == "CONFIRMED"
+                        and t["taker_order_id"] == entry["order_id"])
+        confirmed += sum(Decimal(m["matched_amount"]) * 10**6 for t in trades if t["status"] == "CONFIRMED"
+                         for m in t["maker_orders"] if m["order_id"] == entry["order_id"])
+        assert entry["confirmed_matched_e6"] == entry["size_matched_e6"] == confirmed, entry
+    for t in traders:
+        balance = t.balance()
+        assert balance["collateral_e6"] >= balance["reserved_collateral_e6"] >= 0

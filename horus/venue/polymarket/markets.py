@@ -41,6 +41,7 @@ __all__ = [
     "KNOWN_TICK_SIZES",
     "MarketDataError",
     "FeeParams",
+    "NO_FEES",
     "MarketInfo",
     "TickSizeChange",
     "parse_gamma_market",
@@ -74,7 +75,12 @@ class FeeParams:
 
     ``rate``/``exponent``/``taker_only`` come from Gamma ``feeSchedule`` or CLOB ``fd``; ``None`` when the
     body had no schedule. ``enabled`` False means the market charges no platform fee. ``maker_base_fee_bps``
-    and ``taker_base_fee_bps`` are the legacy base fees (bps) when the body carries them."""
+    and ``taker_base_fee_bps`` are the legacy base fees (bps) when the body carries them.
+
+    Known vs unknown (see :attr:`known`): a market charges nothing when ``enabled`` is False or ``rate`` is 0;
+    it charges ``rate`` when a rate is given; otherwise (no schedule: Gamma without ``feeSchedule`` and no
+    ``/clob-markets`` answer, or only the legacy base fees, whose V2 meaning is not a rate) the fee is
+    unknown, never 0. A ``MarketInfo`` with ``fees=None`` is unknown too; :data:`NO_FEES` says "no fee"."""
 
     enabled: bool | None = None
     rate: Decimal | None = None
@@ -83,6 +89,14 @@ class FeeParams:
     rebate_rate: Decimal | None = None
     maker_base_fee_bps: int | None = None
     taker_base_fee_bps: int | None = None
+
+    @property
+    def known(self) -> bool:
+        """Whether the platform fee of a fill can be computed: a rate (0 included), or fees switched off."""
+        return self.enabled is False or self.rate is not None
+
+
+NO_FEES = FeeParams(enabled=False, rate=Decimal(0))  # a market known to charge no platform fee
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Lookup of one token (each step one HTTP GET):
 2. Otherwise CLOB ``GET {clob_url}/markets-by-token/{token}`` -> ``condition_id`` (404/400: the token is
    unknown), then ``GET {clob_url}/markets/{condition_id}`` for tokens, tick, min size, neg risk and
    version, and ``GET {clob_url}/clob-markets/{condition_id}`` for the fee schedule ``fd`` (best effort:
-   if that call fails the base fees of ``/markets`` are kept).
+   if that call fails only the legacy base fees of ``/markets`` are kept, and the fee is unknown).
 
 Every token of the fetched market is cached, so the sibling outcome costs no request.
 
@@ -261,8 +261,10 @@ class MarketMetadata:
             compact = parse_clob_market_compact(
                 await self._get_json("clob", f"{self._clob}/clob-markets/{condition_id}"))
         except (httpx.HTTPError, MarketDataError, ValueError, _NotFound) as exc:
-            log.info("market metadata: no fee schedule for %s from /clob-markets (%s); using base fees",
-                     condition_id, exc)
+            # the legacy base fees of /markets are no V2 rate: the fee stays unknown (FeeParams.known is
+            # False) and decide SKIPs BUYs with FEE_UNKNOWN rather than size them with a fee of 0
+            log.warning("market metadata: no fee schedule for %s from /clob-markets (%s); fee unknown",
+                        condition_id, exc)
             return infos
         fees = {c.token_id: c.fees for c in compact}
         return [replace(i, fees=_merge_fees(i, fees.get(i.token_id))) for i in infos]

@@ -33,7 +33,8 @@ class VenueOrder:
     post_only: bool = False
     created_ms: int = 0
     received_us: int = 0  # when its POST reached the venue, before the simulated latency (latency benchmarks)
-    matched_e6: int = 0
+    matched_e6: int = 0  # matched in trades not FAILED (settled or still in flight)
+    pending_e6: int = 0  # the part of matched_e6 whose trades are still in flight (trade status lag)
     status: str = "LIVE"
     trade_ids: list[str] = field(default_factory=list)
     reserved_e6: int = 0  # collateral (BUY) or tokens (SELL) still held for the resting remainder

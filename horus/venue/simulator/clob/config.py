@@ -111,6 +111,15 @@ class FaultConfig(_Strict):
     # a matching-engine restart: order endpoints answer 425 for restart_seconds, then post-only mode
     restart_seconds: float = Field(0, ge=0)
     post_only_seconds: float = Field(0, ge=0)
+    # validation order: expiry, amounts and balance/allowance are checked before the duplicate check, so a
+    # re-send of bytes that already filled answers 400 "not enough balance / allowance", not "Duplicated"
+    balance_before_duplicate: bool = False
+    # settlement lag: new trades are MATCHED, MINED after trade_mined_seconds and final after
+    # trade_confirmed_seconds (both from the match); trade_failed_rate of them end FAILED (RETRYING while
+    # mined), and a FAILED trade's fill is undone (see state.py)
+    trade_mined_seconds: float = Field(0, ge=0)
+    trade_confirmed_seconds: float = Field(0, ge=0)
+    trade_failed_rate: float = Field(0, ge=0, le=1)
 
 
 class SimulatorConfig(_Strict):

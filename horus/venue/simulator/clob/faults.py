@@ -1,5 +1,6 @@
 """Fault injection around the venue's replies: latency on every call, and on order endpoints a 425 restart
 window, 5xx before processing, a reply held past the client's timeout, or a reply lost after processing.
+(Faults inside the venue's rules, balance_before_duplicate and the trade settlement lag, live in state.py.)
 Every roll comes from the state's seeded RNG, so a run with the same seed and request order repeats."""
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ class LatencyMiddleware:
             delay_ms = faults.latency_ms + (self.state.rng.uniform(0, faults.jitter_ms) if faults.jitter_ms else 0)
             if delay_ms > 0:
                 await asyncio.sleep(delay_ms / 1000)
+        self.state.advance()  # in-flight trades reach their status by the clock, before anyone reads them
         try:
             await self.app(scope, receive, send)
         except DropReply:

@@ -1,4 +1,7 @@
-"""The V2 taker fee (platform notes 5): fee = shares * r * (p(1-p))^e, rounded to 5 decimals, tiny fees are 0."""
+"""The V2 platform fee (platform notes 5): fee = shares * r * (p(1-p))^e, rounded to 5 decimals, tiny fees are 0.
+
+A trade reports the fee rate each side paid as `fee_rate_bps`: the *effective* rate at the trade's price,
+r * (p(1-p))^e in basis points (not the market's base rate r), "0" for a maker of a taker-only market."""
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
@@ -29,5 +32,8 @@ def fee_bound_e6(shares_e6: int, limit_price_e6: int, rate: Decimal, exponent: D
 
 
 def rate_bps(price_e6: int, rate: Decimal, exponent: Decimal) -> str:
-    """The effective fee rate at a price, in basis points, as the trade's `fee_rate_bps` string."""
-    return format((effective_rate(price_e6, rate, exponent) * 10_000).quantize(Decimal("0.0001")).normalize(), "f")
+    """The effective fee rate at a price, in basis points, as the trade's `fee_rate_bps` string.
+
+    Exact (a shift of the decimal point, no rounding): shares x this / 10^4, rounded to 5 decimals, is the
+    very fee the venue charged, so a reader of the trade can book it (the engine's evidence settlement)."""
+    return format(effective_rate(price_e6, rate, exponent).scaleb(4).normalize(), "f")

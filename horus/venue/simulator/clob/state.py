@@ -2,6 +2,31 @@
 
 Everything here is synchronous and runs on the server's event loop, so each request's state change is
 atomic. Money is integer micro-units (shares_e6 / collateral_e6); prices are micro-dollars per share.
+
+Fees (platform notes 5): the taker pays r * (p(1-p))^e per share at each trade's price (a BUY on top of
+the notional, a SELL out of its proceeds); makers pay the same only when the market is not taker-only
+(`taker_only_fees` False), and a resting BUY then reserves its maker fee too. Every trade reports the
+effective rate each side paid as `fee_rate_bps` (see fees.py).
+
+Validation order: market state (restart, post-only mode, accepting orders), signature, then the duplicate
+check, then expiry, amounts and balance/allowance. With the fault `balance_before_duplicate` the duplicate
+check comes last, so a re-send of bytes that already filled is refused for balance when the account can
+no longer pay for it again (a 400 that proves nothing about the first send), and is a duplicate otherwise.
+Every POST of a known hash counts in its `post_count`.
+
+Trade settlement lag (faults `trade_mined_seconds`, `trade_confirmed_seconds`, `trade_failed_rate`): a
+match moves balances and `size_matched` at once, as the venue's book-keeping does, and its trade starts
+MATCHED; on every request (lazily, by the clock: `advance`) trades whose time has come become MINED (or
+RETRYING when they will fail), then CONFIRMED or FAILED. Which ones fail is rolled at the match from the
+seeded RNG. A FAILED trade never happened: its balance effects are reversed for the taker and every maker
+(fees included), and `size_matched` of each order goes down by its part. An order left with a remainder
+keeps its status: a LIVE one rests with the larger remainder (its reservation grows to cover it); one the
+trade had filled (MATCHED) or a killed taker stays off the book, as re-adding it could cross the book.
+Balances may then go below what was since spent or sold (the venue's books were ahead of the chain).
+The order log (`/_sim/orders`) shows per order `size_matched_e6` (matched, not failed),
+`pending_matched_e6` (still in flight) and `confirmed_matched_e6` (final): once nothing is pending,
+`size_matched_e6 == confirmed_matched_e6` is the final truth. With all three faults at 0, trades are
+born CONFIRMED.
 """
 from __future__ import annotations
 
@@ -139,6 +164,8 @@ class VenueState:
         self.post_only_until = 0.0
         self._expiries: list[tuple[int, int, str]] = []  # (expiration, seq, order id) for resting GTD orders
         self._seq = 0
+        self._settling: dict[str, _Settlement] = {}  # in-flight trades by id (trade status lag)
+        self._trade_clock: list[tuple[float, int, bool, str]] = []  # (at, seq, final?, trade id)
         self.set_faults(config.faults)
         for market in config.markets:
             self.add_market(market)
@@ -227,6 +254,56 @@ class VenueState:
             account = self.accounts[key] = Account(collateral_e6=self.config.default_collateral_e6)
         return account
 
+    # ----- trade settlement lag -----
+    def advance(self, now: float | None = None) -> None:
+        """Move in-flight trades whose time has come to MINED / RETRYING, then CONFIRMED / FAILED."""
+        now = time.time() if now is None else now
+        while self._trade_clock and self._trade_clock[0][0] <= now:
+            _, _, final, trade_id = heapq.heappop(self._trade_clock)
+            settling = self._settling.get(trade_id)
+            if settling is None:
+                continue
+            trade = self.trade_index[trade_id]
+            trade["last_update"] = str(int(now))
+            if not final:
+                trade["status"] = "RETRYING" if settling.fails else "MINED"
+                continue
+            del self._settling[trade_id]
+            for order, qty in settling.parts():
+                order.pending_e6 -= qty
+            if settling.fails:
+                self._undo(settling)
+                trade["status"] = "FAILED"
+            else:
+                trade["status"] = "CONFIRMED"
+
+    def _undo(self, s: "_Settlement") -> None:
+        """A FAILED trade: reverse its balance effects for the taker and every real maker, fees included."""
+        taker = s.taker
+        account = self.account(taker.maker)
+        if taker.side == "BUY":
+            account.collateral_e6 += s.notional + s.fee
+            account.tokens_e6[taker.token_id] = account.tokens_e6.get(taker.token_id, 0) - s.shares
+        else:
+            account.tokens_e6[taker.token_id] = account.tokens_e6.get(taker.token_id, 0) + s.shares
+            account.collateral_e6 -= s.notional - s.fee
+        taker.matched_e6 -= s.shares
+        if taker.status == "LIVE":
+            self._reserve_remaining(taker)
+        for maker, qty, notional, fee in s.makers:
+            maker.matched_e6 = max(0, maker.matched_e6 - qty)  # replenished synthetic levels were reset to 0
+            if maker.synthetic:
+                continue
+            owner = self.account(maker.maker)
+            if maker.side == "BUY":
+                owner.collateral_e6 += notional + fee
+                owner.tokens_e6[maker.token_id] = owner.tokens_e6.get(maker.token_id, 0) - qty
+            else:
+                owner.tokens_e6[maker.token_id] = owner.tokens_e6.get(maker.token_id, 0) + qty
+                owner.collateral_e6 -= notional - fee
+            if maker.status == "LIVE":
+                self._reserve_remaining(maker)
+
     def set_faults(self, faults: FaultConfig, now: float | None = None) -> None:
         """Install fault settings; a positive restart window starts now."""
         self.faults = faults
@@ -264,6 +341,7 @@ class VenueState:
         """Validate, sign-check, match and record one POSTed order; the reply dict or Rejected. `received_at`:
         when the request arrived (epoch seconds; default `now`), kept in the order log as received_us."""
         now = time.time() if now is None else now
+        self.advance(now)
         self.counts.posts += 1
         try:
             return self._submit(payload, key, now, now if received_at is None else received_at)
@@ -320,8 +398,9 @@ class VenueState:
         known = self.orders.get(order_id)
         if known is not None:
             known.post_count += 1
-            self.counts.duplicates += 1
-            raise Rejected(duplicated(order_id), order_id=order_id)
+            if not self.faults.balance_before_duplicate:
+                self.counts.duplicates += 1
+                raise Rejected(duplicated(order_id), order_id=order_id)
 
         side = "BUY" if order.side == 0 else "SELL"
         self._check_expiration(order_type, expiration, now, order_id)
@@ -333,6 +412,10 @@ class VenueState:
             order_type=order_type, signature_type=order.signature_type, metadata=order.metadata.lower(),
             builder=order.builder.lower(), expiration=expiration, post_only=post_only, created_ms=int(now * 1000),
             received_us=int(received_at * 1_000_000))
+        self._check_balance(market, venue_order)
+        if known is not None:  # balance_before_duplicate: the order could be paid for again, so it is a duplicate
+            self.counts.duplicates += 1
+            raise Rejected(duplicated(order_id), order_id=order_id)
         return self._execute(market, venue_order, now)
 
     def _check_expiration(self, order_type: str, expiration: int, now: float, order_id: str) -> None:
@@ -378,7 +461,8 @@ class VenueState:
                            f"{format(market.config.min_order_size.normalize(), 'f')}", order_id=order_id)
         return shares, price_e6
 
-    def _execute(self, market: Market, order: VenueOrder, now: float) -> dict:
+    def _check_balance(self, market: Market, order: VenueOrder) -> None:
+        """Balance/allowance for the whole order: a BUY its notional plus the largest fee it could pay."""
         account = self.account(order.maker)
         cfg = market.config
         if order.side == "BUY":
@@ -391,6 +475,8 @@ class VenueState:
                            f"{account.free_tokens(order.token_id)}, order amount: {order.size_e6}",
                            order_id=order.order_id)
 
+    def _execute(self, market: Market, order: VenueOrder, now: float) -> dict:
+        cfg = market.config
         book = self.books[order.token_id]
         self._expire(now)
         fills = plan_fills(book, order, order.size_e6, now)
@@ -428,7 +514,7 @@ class VenueState:
                 book.remove(maker)
 
         if order.order_type in ("GTC", "GTD") and order.remaining_e6 > 0:
-            self._rest(book, account, order)
+            self._rest(book, order)
             status = "live"
         else:  # taker orders never rest: filled (FOK fully, FAK partly) or killed
             order.status = "MATCHED" if order.matched_e6 > 0 and killed_reply is None else "CANCELED"
@@ -459,14 +545,18 @@ class VenueState:
         taker.matched_e6 += shares
         trade_id = self._new_id()
         maker_orders = []
+        maker_parts = []
         for maker, qty in fills:
             maker.matched_e6 += qty
+            maker_fee = 0
             if maker.synthetic:
                 if maker not in touched_synthetic:
                     touched_synthetic.append(maker)
             else:
                 maker.trade_ids.append(trade_id)
-                self._settle_maker(maker, qty)
+                maker_fee = self._maker_fee(cfg, qty, maker.price_e6)
+                self._settle_maker(maker, qty, maker_fee)
+            maker_parts.append((maker, qty, notional_e6(qty, maker.price_e6), maker_fee))
             maker_orders.append({
                 "order_id": maker.order_id, "owner": maker.owner, "maker_address": maker.maker,
                 "matched_amount": decimal_text(qty), "price": decimal_text(maker.price_e6),
@@ -474,10 +564,11 @@ class VenueState:
                 "asset_id": maker.token_id, "outcome": maker.outcome, "side": maker.side})
         self.books[taker.token_id].last_trade_price_e6 = price_e6
         seconds = str(int(now))
+        status = self._track(trade_id, _Settlement(taker, shares, notional, fee, maker_parts), now)
         trade = {
             "id": trade_id, "taker_order_id": taker.order_id, "market": taker.market, "asset_id": taker.token_id,
             "side": taker.side, "size": decimal_text(shares), "price": decimal_text(price_e6),
-            "fee_rate_bps": rate_bps(price_e6, cfg.fee_rate, cfg.fee_exponent), "status": "CONFIRMED",
+            "fee_rate_bps": rate_bps(price_e6, cfg.fee_rate, cfg.fee_exponent), "status": status,
             "match_time": seconds, "last_update": seconds, "outcome": taker.outcome, "bucket_index": 0,
             "owner": taker.owner, "maker_address": taker.maker,
             "transaction_hash": "0x" + hashlib.sha256(trade_id.encode()).hexdigest(),
@@ -488,33 +579,61 @@ class VenueState:
         self.trade_index[trade_id] = trade
         return trade_id, making, taking
 
-    def _settle_maker(self, maker: VenueOrder, qty: int) -> None:
+    def _track(self, trade_id: str, settling: "_Settlement", now: float) -> str:
+        """The new trade's status: CONFIRMED at once, or MATCHED and in flight under the settlement-lag faults."""
+        faults = self.faults
+        settling.fails = self.roll(faults.trade_failed_rate)
+        final_in = max(faults.trade_confirmed_seconds, faults.trade_mined_seconds)
+        if final_in <= 0 and not settling.fails:
+            return "CONFIRMED"
+        self._settling[trade_id] = settling
+        for order, qty in settling.parts():
+            order.pending_e6 += qty
+        self._seq += 1
+        heapq.heappush(self._trade_clock, (now + min(faults.trade_mined_seconds, final_in), self._seq, False,
+                                           trade_id))
+        heapq.heappush(self._trade_clock, (now + final_in, self._seq, True, trade_id))
+        return "MATCHED"
+
+    def _maker_fee(self, cfg: MarketConfig, qty: int, price_e6: int) -> int:
+        return 0 if cfg.taker_only_fees else fee_e6(qty, price_e6, cfg.fee_rate, cfg.fee_exponent)
+
+    def _settle_maker(self, maker: VenueOrder, qty: int, fee: int) -> None:
         """A resting order of a real account was hit: move funds out of its reservation."""
         account = self.account(maker.maker)
         notional = notional_e6(qty, maker.price_e6)
         if maker.side == "BUY":
-            release = maker.reserved_e6 if maker.remaining_e6 == 0 else min(notional, maker.reserved_e6)
+            release = maker.reserved_e6 if maker.remaining_e6 == 0 else min(notional + fee, maker.reserved_e6)
             account.reserved_collateral_e6 -= release
             maker.reserved_e6 -= release
-            account.collateral_e6 -= notional
+            account.collateral_e6 -= notional + fee
             account.tokens_e6[maker.token_id] = account.tokens_e6.get(maker.token_id, 0) + qty
         else:
             account.reserved_tokens_e6[maker.token_id] -= qty
             maker.reserved_e6 -= qty
             account.tokens_e6[maker.token_id] -= qty
-            account.collateral_e6 += notional
+            account.collateral_e6 += notional - fee
         if maker.remaining_e6 == 0:
             maker.status = "MATCHED"
             self.books[maker.token_id].remove(maker)
 
-    def _rest(self, book: Book, account: Account, order: VenueOrder) -> None:
+    def _reserve_remaining(self, order: VenueOrder) -> None:
+        """Hold what the order's remainder may still take: a BUY its notional (rounded up) plus the maker fee
+        it may pay, a SELL its shares."""
         remaining = order.remaining_e6
+        account = self.account(order.maker)
         if order.side == "BUY":
-            order.reserved_e6 = -(-remaining * order.price_e6 // E6)  # round up: never under-reserve
-            account.reserved_collateral_e6 += order.reserved_e6
+            cfg = self.token_market[order.token_id].config
+            needed = -(-remaining * order.price_e6 // E6) + self._maker_fee(cfg, remaining, order.price_e6)
+            account.reserved_collateral_e6 += needed - order.reserved_e6
         else:
-            order.reserved_e6 = remaining
-            account.reserved_tokens_e6[order.token_id] = account.reserved_tokens_e6.get(order.token_id, 0) + remaining
+            needed = remaining
+            account.reserved_tokens_e6[order.token_id] = (account.reserved_tokens_e6.get(order.token_id, 0)
+                                                          + needed - order.reserved_e6)
+        order.reserved_e6 = needed
+
+    def _rest(self, book: Book, order: VenueOrder) -> None:
+        self._reserve_remaining(order)
         order.status = "LIVE"
         book.add(order)
         if order.expiration:
@@ -591,13 +710,29 @@ class VenueState:
             "builder": order.builder, "signature_type": order.signature_type, "order_type": order.order_type,
             "post_only": order.post_only, "status": order.status, "created_ms": order.created_ms,
             "received_us": order.received_us,
-            "expiration": order.expiration, "post_count": order.post_count, "trade_ids": list(order.trade_ids)}
+            "expiration": order.expiration, "post_count": order.post_count, "trade_ids": list(order.trade_ids),
+            "pending_matched_e6": order.pending_e6, "confirmed_matched_e6": order.matched_e6 - order.pending_e6}
 
     def balance_view(self, address: str) -> dict:
         account = self.account(address)
         return {"address": address.lower(), "collateral_e6": account.collateral_e6,
                 "reserved_collateral_e6": account.reserved_collateral_e6, "tokens_e6": dict(account.tokens_e6),
                 "reserved_tokens_e6": dict(account.reserved_tokens_e6)}
+
+
+@dataclass
+class _Settlement:
+    """An in-flight trade's effects, kept until it is final so a FAILED one can be reversed exactly."""
+
+    taker: VenueOrder
+    shares: int
+    notional: int
+    fee: int  # the taker's
+    makers: list[tuple[VenueOrder, int, int, int]]  # (order, shares, notional, maker fee)
+    fails: bool = False
+
+    def parts(self) -> list[tuple[VenueOrder, int]]:
+        return [(self.taker, self.shares)] + [(maker, qty) for maker, qty, _, _ in self.makers]
 
 
 def _limit(fills: list[tuple[VenueOrder, int]], total: int) -> list[tuple[VenueOrder, int]]:
