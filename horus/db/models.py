@@ -131,6 +131,7 @@ class CopyTrade(Base):
     fee_exponent: Mapped[Decimal | None] = mapped_column(Numeric)
     next_check_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())  # reconciler: when due
     checks: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # inconclusive looks so far (backoff)
+    final: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))  # false: matched, not yet settled on chain
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,12 +16,12 @@ prewrite before any POST. Nothing here ever answers FAILED for a missing reply (
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
 
 from horus.codec import envelope
-from horus.domain.fees import fee_at_rate_e6
+from horus.domain.fees import fee_at_rate_e6, taker_fee_e6
 from horus.domain.ids import result_id
 
 STAGE = "execute"
@@ -30,6 +30,7 @@ DRY_RUN_ATTEMPT = 0  # result sequence 0 is the dry run's; venue outcomes count 
 TERMINAL = frozenset({"FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "DRY_RUN"})
 OPEN = frozenset({"PENDING", "UNKNOWN", "SUBMITTED"})  # the reconciler's work
 E6 = Decimal(10**6)
+MAX_FEE_RATE = Decimal("0.05")  # the exchange's maxFeeRateBps default (500 bps), taken per share: never too low
 PRICE_PLACES = Decimal("0.000001")
 
 # substrings of venue error texts (platform notes 3.8), lowercase
@@ -56,6 +57,9 @@ class Outcome:
     retry: bool = False  # 425 / 429 / post-only window: back off and re-send the SAME bytes
     confirm: bool = False  # duplicate or killed reply: look the hash up before trusting this outcome
     evidence: tuple[str, ...] = field(default=())  # which sources spoke (venue-order, trades, chain)
+    # False: fills the venue matched but that have not settled on chain (a `matched` reply): the row is recorded
+    # at once (decide books it), and the reconciler confirms it from final evidence, or corrects it (D11)
+    final: bool = True
 
     @property
     def terminal(self) -> bool:
@@ -132,6 +136,22 @@ def _fill_status(shares_e6: int, shape: OrderShape) -> str:
     return "FILLED" if shares_e6 >= shape.shares_e6 else "PARTIAL"
 
 
+def with_reply_fee(outcome: Outcome, side: str, schedule: tuple[Decimal, Decimal] | None) -> Outcome:
+    """A reply's fills priced with the market's fee `schedule` (rate, exponent), since a reply carries no fee
+    (safety review D8). The reply's amounts, as the V2 flows: a BUY's `makingAmount` is the fill before its fee;
+    a SELL's `takingAmount` is its proceeds after the fee, so the gross collateral is that plus the fee. An unknown
+    schedule prices the fee at the maximum rate the exchange accepts (5 %), an over-estimate, never an
+    under-one: a provisional figure the reconciler replaces with the trades' own fees when it confirms the fill."""
+    shares = outcome.filled_shares_e6
+    if shares <= 0 or outcome.fee_e6:
+        return outcome
+    rate, exponent = schedule if schedule is not None else (MAX_FEE_RATE, Decimal(0))
+    price = min(Decimal(1), Decimal(outcome.filled_collateral_e6) / Decimal(shares))
+    fee = taker_fee_e6(shares, price, rate, exponent)
+    collateral = outcome.filled_collateral_e6 + (fee if side == "SELL" else 0)
+    return replace(outcome, filled_collateral_e6=collateral, fee_e6=fee)
+
+
 def _reply_fills(body: Mapping, shape: OrderShape) -> tuple[int, int]:
     """(shares, collateral) from makingAmount / takingAmount: the maker side gives what it makes."""
     making, taking = _e6(body.get("makingAmount")), _e6(body.get("takingAmount"))
@@ -175,7 +195,7 @@ def classify_reply(status_code: int | None, body: Mapping | None, error: str | N
     venue_status = str(body.get("status") or "").lower()
     shares, collateral = _reply_fills(body, shape)
     if venue_status == "matched":
-        return Outcome(_fill_status(shares, shape), shares, collateral, venue_status=venue_status)
+        return Outcome(_fill_status(shares, shape), shares, collateral, venue_status=venue_status, final=shares == 0)
     if venue_status == "live":
         if shares > 0:  # crossed part of the book, rests with the remainder
             return Outcome("SUBMITTED", shares, collateral, venue_status=venue_status)

@@ -37,7 +37,9 @@ COLUMNS = ("id, idempotency_key, follow_id, leader_fill_id, follower, token_id, 
            "signed_order, size_e6, price, filled_shares_e6, filled_collateral_e6, attempts, created_at, "
            "updated_at, locked_at, locked_by, last_error, decision_id, order_type, expires_at, signer, venue_mode, "
            "body_text, signature_generation, venue_status, fee_e6, sent_at, unknown_since, result_seq, last_result, "
-           "result_sent_seq, occurred_at, condition_id, credentials_ref, fee_rate, fee_exponent, checks")
+           "result_sent_seq, occurred_at, condition_id, credentials_ref, fee_rate, fee_exponent, checks, final")
+# what the reconciler works on: open rows, and fills recorded from a reply that are not settled on chain yet
+RECONCILABLE = "(status = ANY(%(open)s) OR NOT final)"
 
 
 def _ts(us: int | None) -> datetime | None:
@@ -92,6 +94,7 @@ class Row:
     fee_rate: Decimal | None
     fee_exponent: Decimal | None
     checks: int
+    final: bool
 
     @property
     def intent_id(self) -> str:
@@ -100,6 +103,11 @@ class Row:
     @property
     def open(self) -> bool:
         return self.status in OPEN
+
+    @property
+    def unconfirmed(self) -> bool:
+        """Terminal from a `matched` reply, not yet confirmed by final evidence."""
+        return not self.final and not self.open
 
     @property
     def expires_at_us(self) -> int | None:
@@ -254,10 +262,11 @@ class Ledger:
         cannot be settled yet never keep the others out of a round (safety review D7)."""
         async def go(conn):
             cur = await conn.execute(
-                f"SELECT {COLUMNS} FROM copy_trades WHERE status = ANY(%s) AND next_check_at <= now() "
-                "AND updated_at < now() - make_interval(secs => %s) "
-                "AND (locked_at IS NULL OR locked_at < now() - make_interval(secs => %s)) "
-                "ORDER BY next_check_at LIMIT %s", (sorted(OPEN), min_age_s, lease_s, limit))
+                f"SELECT {COLUMNS} FROM copy_trades WHERE {RECONCILABLE} AND next_check_at <= now() "
+                "AND updated_at < now() - make_interval(secs => %(age)s) "
+                "AND (locked_at IS NULL OR locked_at < now() - make_interval(secs => %(lease)s)) "
+                "ORDER BY next_check_at LIMIT %(limit)s",
+                {"open": sorted(OPEN), "age": min_age_s, "lease": lease_s, "limit": limit})
             return [Row(**r) for r in await cur.fetchall()]
         return await self._run(go, atomic=False)
 
@@ -272,13 +281,14 @@ class Ledger:
         return await self._run(go, atomic=False)
 
     async def stuck(self, *, older_than_s: float) -> list[Row]:
-        """Open rows unsettled for longer than the bound (UNKNOWN since, else created): the alert list."""
+        """Open rows unsettled for longer than the bound (UNKNOWN since, else created), and fills still not settled
+        on chain past it: the alert list. A resting (SUBMITTED) order is not stuck."""
         async def go(conn):
             cur = await conn.execute(
-                f"SELECT {COLUMNS} FROM copy_trades WHERE status = ANY(%s) "
+                f"SELECT {COLUMNS} FROM copy_trades WHERE {RECONCILABLE} "
                 "AND status <> 'SUBMITTED' "
-                "AND coalesce(unknown_since, created_at) < now() - make_interval(secs => %s) ORDER BY created_at",
-                (sorted(OPEN), older_than_s))
+                "AND coalesce(unknown_since, created_at) < now() - make_interval(secs => %(age)s) ORDER BY created_at",
+                {"open": sorted(OPEN), "age": older_than_s})
             return [Row(**r) for r in await cur.fetchall()]
         return await self._run(go, atomic=False)
 
@@ -316,13 +326,14 @@ class Ledger:
         return await self._run(go, atomic=False)  # one INSERT: atomic by itself
 
     async def claim(self, intent_id: str, owner: str, lease_s: float) -> Row | None:
-        """Take the lease on an open row (free, ours, or lapsed); None if another holder is live or it is settled."""
+        """Take the lease on an open or unconfirmed row (free, ours, or lapsed); None if another holder is live or
+        it is settled."""
         async def go(conn):
             cur = await conn.execute(
-                f"UPDATE copy_trades SET locked_by = %s, locked_at = now() WHERE idempotency_key = %s "
-                "AND status = ANY(%s) AND (locked_by IS NULL OR locked_by = %s "
-                f"OR locked_at < now() - make_interval(secs => %s)) RETURNING {COLUMNS}",
-                (owner, intent_id, sorted(OPEN), owner, lease_s))
+                "UPDATE copy_trades SET locked_by = %(owner)s, locked_at = now() WHERE idempotency_key = %(key)s "
+                f"AND {RECONCILABLE} AND (locked_by IS NULL OR locked_by = %(owner)s "
+                f"OR locked_at < now() - make_interval(secs => %(lease)s)) RETURNING {COLUMNS}",
+                {"owner": owner, "key": intent_id, "open": sorted(OPEN), "lease": lease_s})
             row = await cur.fetchone()
             return Row(**row) if row else None
         return await self._run(go, atomic=False)
@@ -352,6 +363,13 @@ class Ledger:
                 "WHERE idempotency_key = ANY(%(ids)s)", {"owner": owner, "cap": cap_s, "base": base_s, "ids": ids})
         await self._run(go, atomic=False)
 
+    async def confirm_final(self, intent_id: str, owner: str) -> None:
+        """The fills a reply reported are now settled on chain, as recorded: nothing changes but `final`."""
+        async def go(conn):
+            await conn.execute("UPDATE copy_trades SET final = true, checks = 0, locked_by = NULL, locked_at = NULL "
+                               "WHERE idempotency_key = %s AND locked_by = %s", (intent_id, owner))
+        await self._run(go, atomic=False)
+
     async def renew(self, intent_ids: Iterable[str], owner: str) -> set[str]:
         """Refresh `owner`'s lease on those open rows it still holds (work waiting in its lanes); the keys
         refreshed (a lease that lapsed and was taken by another worker is not among them)."""
@@ -374,7 +392,7 @@ class Ledger:
                "filled_collateral_e6 = %(collateral)s, fee_e6 = %(fee)s, "
                "venue_status = coalesce(%(venue)s, venue_status), "
                "last_error = %(error)s, attempts = greatest(attempts, %(attempts)s), updated_at = now(), "
-               "next_check_at = now(), checks = 0, "
+               "next_check_at = now(), checks = 0, final = %(final)s, "
                "sent_at = CASE WHEN %(sent)s THEN coalesce(sent_at, now()) ELSE sent_at END, "
                "unknown_since = CASE WHEN %(status)s = 'UNKNOWN' THEN coalesce(unknown_since, now()) ELSE NULL END, "
                "result_seq = CASE WHEN %(result)s::jsonb IS NULL THEN result_seq ELSE result_seq + 1 END, "
@@ -386,7 +404,7 @@ class Ledger:
                    "collateral": u.outcome.filled_collateral_e6, "fee": u.outcome.fee_e6,
                    "venue": u.outcome.venue_status, "error": u.outcome.error, "attempts": u.attempts,
                    "sent": u.sent, "result": json.dumps(u.result) if u.result is not None else None,
-                   "owner": u.owner, "id": u.row_id, "seq": u.expect_seq} for u in updates]
+                   "owner": u.owner, "id": u.row_id, "seq": u.expect_seq, "final": u.outcome.final} for u in updates]
 
         async def go(conn):
             won = []

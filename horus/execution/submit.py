@@ -29,8 +29,9 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from prometheus_client import Counter, Histogram
 
+from horus.domain.decide import fee_schedule
 from horus.domain.execute import (DRY_RUN_ATTEMPT, TERMINAL, Outcome, classify_reply, decision_timestamp_ms,
-                                  expires_at_us, result_record, settle_from_evidence)
+                                  expires_at_us, result_record, settle_from_evidence, with_reply_fee)
 from horus.domain.send_gate import Blocked
 from horus.execution.accounts import Account, AccountError, Accounts
 from horus.execution.crash import CrashPoints
@@ -46,8 +47,9 @@ ORDERS_SENT = Counter("horus_execute_posts_total", "POST /order attempts", ["mod
 OUTCOMES = Counter("horus_execute_outcomes_total", "Recorded execution outcomes", ["status"])
 SIGN_SECONDS = Histogram("horus_execute_sign_seconds", "Signing time per order",
                          buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01))
-CORRECTIONS = Counter("horus_execute_corrections_total", "Outcomes recorded on top of another writer's because "
-                      "they carried more fills (an ExecutionResult with the next sequence number)")
+CORRECTIONS = Counter("horus_execute_corrections_total", "Results recorded over an earlier one of the same order "
+                      "(the next sequence number): a lost race with more fills, or settled evidence that differs "
+                      "from a matched reply")
 SEEN_TO_SENT = Histogram("horus_execute_seen_to_sent_seconds", "Decision consumed -> first POST sent",
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
@@ -194,17 +196,15 @@ class Executor:
     def _base(self, w: Work, account: Account | None = None, info: Any = None) -> dict:
         d = w.decision
         price = d.get("worst_price")
-        fees = getattr(info, "fees", None)
-        fee_rate = None if fees is None else (Decimal(0) if fees.enabled is False else fees.rate)
+        schedule = fee_schedule(info) if info is not None else None
         return dict(intent_id=w.intent_id, follow_id=d["follow_id"], leader_fill_id=d["leader_fill_id"],
                     follower=w.follower, token_id=d["token_id"], side=d["side"], size_e6=d["size_e6"],
                     price=Decimal(price) if price else None, decision_id=d["envelope"]["event_id"],
                     occurred_at_us=d["envelope"]["occurred_at_us"], order_type=d.get("order_type") or "FOK",
                     expires_at_us=expires_at_us(d, self.default_ttl_s), venue_mode=self.mode,
                     condition_id=d.get("condition_id") or getattr(info, "condition_id", None),
-                    credentials_ref=getattr(account, "credentials_ref", None), fee_rate=fee_rate,
-                    fee_exponent=None if fee_rate is None else (fees.exponent if fees.exponent is not None
-                                                                else Decimal(1)))
+                    credentials_ref=getattr(account, "credentials_ref", None),
+                    fee_rate=schedule[0] if schedule else None, fee_exponent=schedule[1] if schedule else None)
 
     def _rejected(self, w: Work, reason: str) -> Prewrite:
         return Prewrite(**self._base(w), signer=None, order_hash=None, signed_order=None, body_text=None,
@@ -291,6 +291,9 @@ class Executor:
             log.warning("intent %s: cannot resume: %s", row.idempotency_key, exc)
             await self.postpone(row)
             return
+        if row.unconfirmed:
+            await self.confirm(row, account)
+            return
         stop = self._stop_reason(row)
         if row.status == "PENDING" and stop is None and self.mode != "dry-run":
             # a worker that died may have sent it: any refusal now is checked against the venue (D5)
@@ -321,6 +324,27 @@ class Executor:
                 and row.last_result is not None):
             await self.postpone(row)
             return False
+        await self._record(row, outcome, row.attempts, sent=False)
+        return True
+
+    async def confirm(self, row: Row, account: Account) -> bool:
+        """Fills recorded from a `matched` reply: settled on chain as recorded (marked final), settled otherwise (a
+        correction: a trade FAILED, or the trades' own fees differ from the reply's estimate), or still in flight
+        (looked at again later). True if the row changed."""
+        ev = await self.lookup.evidence(row.order_hash, creds=account.creds, address=account.signer,
+                                        maker=row.follower, token_id=row.token_id)
+        outcome = settle_from_evidence(row.order_hash, row.shape, venue_order=ev.venue_order, trades=ev.trades,
+                                       chain_fills=ev.chain_fills, expired=False)
+        if outcome is None or not outcome.terminal:
+            await self.postpone(row)
+            return False
+        if (outcome.status, outcome.filled_shares_e6, outcome.filled_collateral_e6, outcome.fee_e6) == \
+                (row.status, row.filled_shares_e6, row.filled_collateral_e6, row.fee_e6):
+            await self.ledger.confirm_final(row.idempotency_key, self.owner)
+            return True
+        CORRECTIONS.inc()
+        log.warning("intent %s: the reply said %s with %d shares, the settled evidence %s with %d: correcting",
+                    row.idempotency_key, row.status, row.filled_shares_e6, outcome.status, outcome.filled_shares_e6)
         await self._record(row, outcome, row.attempts, sent=False)
         return True
 
@@ -356,6 +380,8 @@ class Executor:
             self.crash.reached("after_reply")
             outcome = classify_reply(reply.status_code, reply.body, reply.error, reply.transport_error, shape,
                                      may_have_landed=landed)
+            schedule = (row.fee_rate, row.fee_exponent or Decimal(1)) if row.fee_rate is not None else None
+            outcome = with_reply_fee(outcome, row.side, schedule)
             if outcome.retry:  # 425 / 429 / post-only window: not processed; the same bytes later, within expiry
                 wait = min(delay, self.backoff_cap_s) * random.uniform(0.8, 1.2)
                 delay *= 2

@@ -6,7 +6,9 @@
 - `fee_rate` / `fee_exponent`: the market's taker fee schedule at prewrite, to price the fee of a `matched`
   reply (which carries none); NULL: unknown;
 - `next_check_at` / `checks`: the reconciler looks at the rows due first and backs off a row that stays
-  inconclusive, so a pile of unreconcilable rows never starves the others (head-of-line).
+  inconclusive, so a pile of unreconcilable rows never starves the others (head-of-line);
+- `final`: false for fills recorded from a `matched` reply, which are not settled on chain yet: the reconciler
+  confirms them from CONFIRMED trades or the chain, or corrects them (a trade can still FAIL).
 
 Revision ID: 0009
 Revises: 0008
@@ -34,11 +36,12 @@ def upgrade() -> None:
     op.add_column("copy_trades", sa.Column("fee_exponent", sa.Numeric(), nullable=True))
     op.add_column("copy_trades", sa.Column("next_check_at", TZ, server_default=sa.func.now(), nullable=False))
     op.add_column("copy_trades", sa.Column("checks", sa.Integer(), server_default=sa.text("0"), nullable=False))
+    op.add_column("copy_trades", sa.Column("final", sa.Boolean(), server_default=sa.true(), nullable=False))
     # the reconciler's query: open rows by when they are due
     op.create_index("ix_copy_trades_status_next_check_at", "copy_trades", ["status", "next_check_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_copy_trades_status_next_check_at", table_name="copy_trades")
-    for column in ("checks", "next_check_at", "fee_exponent", "fee_rate", "credentials_ref", "condition_id"):
+    for column in ("final", "checks", "next_check_at", "fee_exponent", "fee_rate", "credentials_ref", "condition_id"):
         op.drop_column("copy_trades", column)

@@ -101,29 +101,35 @@ def test_ledger_and_reconcile_commands_show_rows_without_secrets(settings, tmp_p
     import os
     import subprocess
     import sys
+    import uuid
+
+    from horus.db.engine import scratch_database
 
     sim = simulator()
-    s = paper_settings(private_settings(settings), sim)
-    followers = make_followers(s, 1)
-    d = copy_decision(followers[0].address, 0, tag="cli")
-    produce_decisions(s, [d])
-    results = Results(s)
-    with ServiceThread(s, followers):
-        results.wait(all_terminal({d["intent_id"]}))
-    env = {**os.environ, **s.as_env()}
-    horus = [sys.executable, "-m", "horus.cli.main"]
-    out = subprocess.run([*horus, "ledger", "--intent", d["intent_id"], "--json"], env=env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    rows = json.loads(out.stdout)
-    assert [r["status"] for r in rows] == ["FILLED"] and rows[0]["order_hash"].startswith("0x")
-    assert '"signature":' not in out.stdout and followers[0].private_key[2:] not in out.stdout
-    report = subprocess.run([*horus, "reconcile", "--report"], env=env, capture_output=True, text=True, timeout=60)
-    assert report.returncode == 0 and "0 rows" in report.stdout
-    accounts = tmp_path / "accounts.json"
-    accounts.write_text(json.dumps([json.loads(followers[0].config().to_body())]))
-    once = subprocess.run([*horus, "reconcile", "--once", "--accounts", str(accounts)], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert once.returncode == 0 and "settled 0" in once.stdout, once.stdout + once.stderr
-    results.close()
+    # the report and a reconcile round cover the whole ledger: a database holding this test's rows alone
+    with scratch_database(settings, f"horus_cli_{uuid.uuid4().hex[:8]}") as own:
+        s = paper_settings(private_settings(own), sim)
+        followers = make_followers(s, 1)
+        d = copy_decision(followers[0].address, 0, tag="cli")
+        produce_decisions(s, [d])
+        results = Results(s)
+        with ServiceThread(s, followers):
+            results.wait(all_terminal({d["intent_id"]}))
+        env = {**os.environ, **s.as_env()}
+        horus = [sys.executable, "-m", "horus.cli.main"]
+        out = subprocess.run([*horus, "ledger", "--intent", d["intent_id"], "--json"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        rows = json.loads(out.stdout)
+        assert [r["status"] for r in rows] == ["FILLED"] and rows[0]["order_hash"].startswith("0x")
+        assert '"signature":' not in out.stdout and followers[0].private_key[2:] not in out.stdout
+        report = subprocess.run([*horus, "reconcile", "--report"], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert report.returncode == 0 and "0 rows" in report.stdout
+        accounts = tmp_path / "accounts.json"
+        accounts.write_text(json.dumps([json.loads(followers[0].config().to_body())]))
+        once = subprocess.run([*horus, "reconcile", "--once", "--accounts", str(accounts)], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert once.returncode == 0 and "settled 0" in once.stdout, once.stdout + once.stderr
+        results.close()
     sim.stop()

@@ -10,7 +10,9 @@ D10 and the hostile-input findings):
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
+import httpx
 import psycopg
 import pytest
 
@@ -233,23 +235,29 @@ def reconcile_rounds(settings, accounts, rounds: int) -> None:
 
 
 def test_unsettleable_rows_never_starve_the_others_and_a_disabled_followers_fill_is_recorded(settings):
+    import uuid
+
+    from horus.db.engine import scratch_database
+
     sim = simulator(reply_lost_rate=1.0)  # every order processed, its reply lost: UNKNOWN until looked up
-    s = paper_settings(private_settings(settings), sim)
-    active, disabled, ghost = make_followers(s, 3)
-    insert_unsettleable_rows(s, ghost.address, 501)  # more than one round takes, and due before the others
-    mine = copy_decision(active.address, 0, tag="fair")
-    theirs = copy_decision(disabled.address, 0, tag="fair")
-    results = Results(s)
-    produce_decisions(s, [mine, theirs])
-    with ServiceThread(s, [active, disabled], resend_unknown=0, reconcile=False):
-        results.wait(lambda latest: all(latest.get(d["intent_id"], {}).get("status") == "UNKNOWN"
-                                        for d in (mine, theirs)))
-    configs = {active.address: active.config(), disabled.address: disabled.config(enabled=False)}
-    reconcile_rounds(s, configs.get, 3)
-    assert ledger_row(s, mine["intent_id"])["status"] == "FILLED"  # not starved behind 501 hopeless rows
-    assert ledger_row(s, theirs["intent_id"])["status"] == "FILLED"  # looked up although its follower is disabled
-    assert len(venue_orders(sim)) == 2  # settled by lookups, nothing re-sent
-    results.close()
+    # a database of its own: 501 rows stuck for an hour would be everyone's alert
+    with scratch_database(settings, f"horus_fair_{uuid.uuid4().hex[:8]}") as own:
+        s = paper_settings(private_settings(own), sim)
+        active, disabled, ghost = make_followers(s, 3)
+        insert_unsettleable_rows(s, ghost.address, 501)  # more than one round takes, and due before the others
+        mine = copy_decision(active.address, 0, tag="fair")
+        theirs = copy_decision(disabled.address, 0, tag="fair")
+        results = Results(s)
+        produce_decisions(s, [mine, theirs])
+        with ServiceThread(s, [active, disabled], resend_unknown=0, reconcile=False):
+            results.wait(lambda latest: all(latest.get(d["intent_id"], {}).get("status") == "UNKNOWN"
+                                            for d in (mine, theirs)))
+        configs = {active.address: active.config(), disabled.address: disabled.config(enabled=False)}
+        reconcile_rounds(s, configs.get, 3)
+        assert ledger_row(s, mine["intent_id"])["status"] == "FILLED"  # not starved behind 501 hopeless rows
+        assert ledger_row(s, theirs["intent_id"])["status"] == "FILLED"  # looked up though its follower is disabled
+        assert len(venue_orders(sim)) == 2  # settled by lookups, nothing re-sent
+        results.close()
     sim.stop()
 
 
@@ -282,3 +290,79 @@ def test_an_executor_killed_at_each_named_step_leaves_one_order_per_copy_and_eve
     assert all(ledger_row(s, i)["order_hash"] in by_hash or not orders[i] for i in intents)
     results.close()
     sim.stop()
+
+
+# ----------------------------------------------------------------------------------------------- D5, D8, D11
+def test_a_resend_refused_for_balance_after_a_lost_reply_is_settled_from_the_venue_not_rejected(settings):
+    import threading
+
+    from horus import paper
+
+    # the venue checks the balance before duplicates; the first reply is lost after the order filled
+    sim = simulator(balance_before_duplicate=True, reply_lost_rate=1.0)
+    s = paper_settings(private_settings(settings), sim)
+    followers = make_followers(s, 1)
+    paper.fund(sim.url, [(followers[0].address, Decimal("6"))])  # enough for one order of 10 x 0.55, not two
+    d = copy_decision(followers[0].address, 0, tag="d5")
+
+    def restore_replies_after_the_first_order() -> None:  # so the re-send's own answer (400) gets through
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not venue_orders(sim):
+            time.sleep(0.01)
+        set_faults(sim, reply_lost_rate=0.0)
+
+    watcher = threading.Thread(target=restore_replies_after_the_first_order, daemon=True)
+    watcher.start()
+    results = Results(s)
+    produce_decisions(s, [d])
+    with ServiceThread(s, followers, resend_unknown=1, reconcile=False):
+        latest = results.wait(all_terminal({d["intent_id"]}))
+    [order] = venue_orders(sim)
+    assert order["post_count"] == 2  # it was re-sent once, with the same bytes
+    assert latest[d["intent_id"]]["status"] == "FILLED"
+    assert latest[d["intent_id"]]["filled_shares_e6"] == order["size_matched_e6"] == 10_000_000
+    assert ledger_row(s, d["intent_id"])["status"] == "FILLED"
+    results.close()
+    sim.stop()
+
+
+def test_a_matched_fill_is_confirmed_from_the_trades_or_corrected_when_a_trade_fails_and_fees_are_recorded(settings):
+    from horus.venue.simulator.clob import SimulatorConfig, run_simulator
+    from tests.integration.execute_helpers import market_config
+
+    # a fee-bearing market whose trades settle 1.5 s after the match, every one of them FAILED at first
+    sim = run_simulator(SimulatorConfig(
+        markets=[market_config(fee_rate=Decimal("0.05"))], default_collateral_e6=10**12, seed=7,
+        faults={"trade_mined_seconds": 0.5, "trade_confirmed_seconds": 1.5, "trade_failed_rate": 1.0}))
+    s = paper_settings(private_settings(settings), sim)
+    followers = make_followers(s, 2)
+    doomed = copy_decision(followers[0].address, 0, tag="confirm")
+    fine = copy_decision(followers[1].address, 0, tag="confirm")
+    results = Results(s)
+    with ServiceThread(s, followers):
+        produce_decisions(s, [doomed])
+        results.wait(lambda latest: latest.get(doomed["intent_id"], {}).get("status") == "FILLED")
+        set_faults(sim, trade_failed_rate=0.0)
+        produce_decisions(s, [fine])
+        results.wait(lambda latest: latest.get(doomed["intent_id"], {}).get("status") == "NOT_FILLED"
+                     and fine["intent_id"] in latest, timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not final(s, fine["intent_id"]):
+            time.sleep(0.2)
+    orders = orders_by_intent(sim, {doomed["intent_id"], fine["intent_id"]})
+    [lost], [kept] = orders[doomed["intent_id"]], orders[fine["intent_id"]]
+    assert lost["size_matched_e6"] == 0 and kept["size_matched_e6"] == 10_000_000
+    seen = [(r["intent_id"], r["status"]) for r in results.seen]
+    assert seen.count((doomed["intent_id"], "FILLED")) == 1 and seen.count((doomed["intent_id"], "NOT_FILLED")) == 1
+    assert [st for i, st in seen if i == fine["intent_id"]] == ["FILLED"]  # confirmed as it was: no second result
+    assert final(s, fine["intent_id"]) and final(s, doomed["intent_id"])
+    fee = results.latest()[fine["intent_id"]]["fee_e6"]
+    trades = [t for t in httpx.get(f"{sim.url}/_sim/trades").json() if t["taker_order_id"] == kept["order_id"]]
+    assert fee > 0 and fee == sum(t["_fee_e6"] for t in trades)
+    results.close()
+    sim.stop()
+
+
+def final(settings, intent: str) -> bool:
+    with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
+        return conn.execute("SELECT final FROM copy_trades WHERE idempotency_key = %s", (intent,)).fetchone()[0]
