@@ -40,6 +40,7 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import Counter, Gauge
 
 from horus.db.engine import psycopg_conninfo
+from horus.domain.clock import CLOCK_SLACK_S  # the slack FILL_IN_FUTURE allows: the dedup window keeps this much more
 from horus.domain.config import ConfigState, apply_config, apply_config_tombstone
 from horus.domain.control import ControlState, apply_control, apply_control_tombstone, control_command
 from horus.domain.decide import (DecideState, FollowerBook, StaticView, apply_decision, apply_result, decide,
@@ -64,7 +65,6 @@ BREAKER_TRIPS = Counter("horus_circuit_breaker_trips_total", "Times the circuit 
 SNAPSHOTS = Counter("horus_decide_snapshots_total", "Partition snapshots of decide's state, by outcome "
                     "(written, failed: the next rebuild folds more history)", ["outcome"])
 SNAPSHOT_BYTES = Gauge("horus_decide_snapshot_bytes", "Size of the last snapshot written")
-CLOCK_SLACK_S = 60  # a fill's occurred_at may run ahead of our clock: the dedup window keeps this much more
 
 
 class VenueLookups:

@@ -31,6 +31,7 @@ from math import gcd
 from typing import Protocol
 
 from horus.codec import envelope
+from horus.domain.clock import future_detail, in_future
 from horus.domain.config import ConfigState, FollowConfig, FollowerConfig
 from horus.domain.control import ControlState
 from horus.domain.ids import decision_id, intent_id
@@ -390,7 +391,10 @@ def _guards(c: dict, follow: FollowConfig, follower: FollowerConfig, market: Mar
     for target in filter(None, (condition, c["token_id"])):
         if control.market_paused(target):
             raise _Skip("PAUSED_MARKET", control.reason("MARKET", target))
-    age_s = (now_us - c["envelope"]["occurred_at_us"]) / 1_000_000
+    occurred_us = c["envelope"]["occurred_at_us"]
+    if in_future(occurred_us, now_us):  # else its negative age passes the age check and its price looks fresh
+        raise _Skip("FILL_IN_FUTURE", future_detail(occurred_us, now_us))
+    age_s = (now_us - occurred_us) / 1_000_000
     if age_s > follow.max_fill_age_s:
         raise _Skip("FILL_TOO_OLD", f"leader fill is {age_s:.1f}s old, the follow allows {follow.max_fill_age_s:g}s")
     if market is None or market.tick_size is None:

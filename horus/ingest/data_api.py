@@ -44,7 +44,7 @@ import httpx
 from prometheus_client import Counter
 
 from horus.settings import Settings
-from horus.venue.polymarket.data_api import SOURCE, RowDecodeError, page_rows, parse_rows
+from horus.venue.polymarket.data_api import SOURCE, RowDecodeError, page_rows, parse_rows, timestamp_seconds
 from horus.venue.polymarket.exchanges import normalize_address
 from horus.venue.polymarket.fills import aggregate
 
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 ENDPOINTS = ("activity", "trades", "classic-activity", "classic-trades")
 CLASSIC_MAX_LIMIT = 500
 CLASSIC_MAX_OFFSET = 5000
-_MS_THRESHOLD = 10**11
 
 DATA_API_REQUESTS = Counter("horus_data_api_requests_total", "Data API requests", ["endpoint", "status"])
 DATA_API_ROWS = Counter("horus_data_api_rows_total", "Data API rows by outcome", ["outcome"])
@@ -65,13 +64,13 @@ Emit = Callable[[list[dict]], Any | Awaitable[Any]]
 
 
 def _row_seconds(row: Any) -> int | None:
+    """The row's time in seconds, by the parser's rules; None when it has no usable one."""
     if not isinstance(row, Mapping):
         return None
     try:
-        stamp = int(str(row.get("timestamp")).split(".")[0])
-    except ValueError:
+        return timestamp_seconds(row.get("timestamp"))
+    except RowDecodeError:
         return None
-    return stamp // 1000 if stamp > _MS_THRESHOLD else stamp
 
 
 class DataApiSource:

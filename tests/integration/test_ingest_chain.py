@@ -196,6 +196,43 @@ def test_sink_produces_each_event_id_once_across_sources(iso):
     assert set(counts) == {r["envelope"]["event_id"] for r in records} and max(counts.values()) == 1
 
 
+def test_sink_parks_future_dated_and_unencodable_fills_and_produces_the_rest(iso):
+    """D12/D14: whatever the source (a chain block time from a skewed node, a replay file, a Data API row), a
+    fill dated beyond the clock slack, or one whose values do not fit the schema, is parked in dead.letters
+    with its JSON form and counted; the other fills of the same batch are produced."""
+    from prometheus_client import REGISTRY
+
+    from horus.domain.clock import CLOCK_SLACK_S
+    from horus.ingest.sink import FillSink
+
+    now_us = time.time_ns() // 1000
+    good = [_record(LEADERS[3], n) for n in range(3)]
+    future = _record(LEADERS[3], 10)
+    future["envelope"]["occurred_at_us"] = now_us + (CLOCK_SLACK_S + 30) * 1_000_000
+    overflow = _record(LEADERS[3], 11)
+    overflow["shares_e6"] = 2**70
+    within_slack = _record(LEADERS[3], 12)
+    within_slack["envelope"]["occurred_at_us"] = now_us + 10 * 1_000_000
+
+    def refused(reason):
+        return REGISTRY.get_sample_value("horus_ingest_refused_total", {"source": "chain", "reason": reason}) or 0
+
+    before = (refused("future"), refused("unencodable"))
+    sink = FillSink(iso, "chain")
+    produced = sink.emit([good[0], future, good[1], overflow, good[2], within_slack])
+    assert produced == [r["envelope"]["event_id"] for r in (*good, within_slack)]
+    assert (refused("future") - before[0], refused("unencodable") - before[1]) == (1, 1)
+    assert set(fill_ids(iso)) == set(produced)
+    parked = {json.loads(r["original"])["envelope"]["event_id"]: r for n, r in read_topic(iso, DEAD_LETTERS)
+              if n == "DeadLetter"}
+    assert set(parked) == {future["envelope"]["event_id"], overflow["envelope"]["event_id"]}
+    assert "ahead of our clock" in parked[future["envelope"]["event_id"]]["error"]
+    assert "shares_e6" in parked[overflow["envelope"]["event_id"]]["error"]
+    assert all(r["stage"] == "ingest-chain" for r in parked.values())
+    # the same bad fill seen again is parked under the same dead-letter id (consumers deduplicate), never produced
+    assert sink.emit([future]) == []
+
+
 def test_sink_recover_repairs_both_crash_windows(iso):
     """Pending claims: one never produced (crash after the claim), one produced but not marked (crash after
     the flush). recover() produces only the first."""

@@ -523,3 +523,23 @@ def test_same_inputs_same_decisions_and_replay_rebuilds_the_state(steps, tick):
         return
     assert (again.decided, again.reservations, again.booked, again.positions, again.leader_holdings) == \
         (live.decided, live.reservations, live.booked, live.positions, live.leader_holdings)
+
+
+# ------------------------------------------------------------------------------------------ D12: fills from the future
+
+def test_a_fill_dated_beyond_the_clock_slack_is_skipped_not_copied_at_the_leader_price():
+    from horus.domain.clock import CLOCK_SLACK_S
+
+    year_ahead = one(candidate(age_us=-365 * 86_400 * E6))
+    assert (year_ahead["action"], year_ahead["reason_code"]) == ("SKIP", "FILL_IN_FUTURE")
+    assert "ahead of our clock" in year_ahead["reason_detail"]
+    beyond = one(candidate(age_us=-(CLOCK_SLACK_S + 1) * E6))
+    assert beyond["reason_code"] == "FILL_IN_FUTURE"
+    # within the slack a fill is as fresh as any (clocks differ by seconds): copied, the leader price as reference
+    within = one(candidate(age_us=-(CLOCK_SLACK_S - 1) * E6))
+    assert within["action"] == "COPY" and json.loads(within["inputs"])["reference"] == "leader"
+
+
+def test_fill_in_future_comes_before_fill_too_old_and_before_market_checks():
+    far = one(candidate(age_us=-(2**62), token="999"), v=view({"max_fill_age_s": 0.5}))
+    assert far["reason_code"] == "FILL_IN_FUTURE"
