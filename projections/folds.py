@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 from horus.db.models import DECISION_ACTIONS, EXECUTION_STATUSES, FILL_ROLES, SIDES
 from horus.domain.config import ConfigInvalid, parse_change_body
-from horus.domain.control import SCOPES, VERBS, control_key
+from horus.domain.control import SCOPES, VERBS, ControlError, check_control, control_key
 from horus.topics import (
     CONFIG_CHANGES,
     CONTROL_COMMANDS,
@@ -360,7 +360,12 @@ def config_change_row(record: Mapping[str, Any], message: SourceMessage) -> dict
 
 
 def control_command_row(record: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
-    """A ControlCommand -> the switch it sets (PAUSE/KILL: active; RESUME: inactive)."""
+    """A ControlCommand -> the switch it sets (PAUSE/KILL: active; RESUME: inactive). A command that breaks
+    the rules (check_control: e.g. KILL for one follower) is parked: no stage honours it."""
+    try:
+        check_control(record.get("scope"), record.get("command"), record.get("target"))
+    except ControlError as exc:
+        raise BadRecord(str(exc)) from None
     scope = enum("scope", SCOPES)(record)
     target = text("target", required=scope != "GLOBAL", nonempty=True)(record)
     command = enum("command", VERBS)(record)

@@ -7,12 +7,10 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
 
-from horus.codec import default_codec, envelope
-from horus.domain import ids
+from horus.codec import default_codec
 from horus.domain.config import config_change, parse_follow_config
 from horus.kafka.client import flush_or_raise, make_producer
 from horus.topics import CONFIG_CHANGES, CONTROL_COMMANDS, DEAD_LETTERS
@@ -81,3 +79,37 @@ def test_a_nested_json_bomb_on_config_changes_is_parked_and_the_worker_lives(iso
     assert sorted(r["stage"] for r in parked) == ["decide-config", "plan-config"]
     assert all(r["original"] == bomb_bytes and "nested deeper than" in r["error"] for r in parked), \
         [r["error"] for r in parked]
+
+
+def test_control_commands_that_break_the_rules_are_parked_by_a_running_tail_and_change_no_switch(iso):
+    from horus.domain.control import ControlState, apply_control, apply_control_tombstone, control_command
+    from horus.kafka.config_tail import ConfigTail
+    from horus.kafka.dead_letter import DeadLetters
+    from tests.unit.test_cli_config import RULE_BREAKERS, rule_breaker
+
+    producer = make_producer(iso)
+    state, lock = ControlState(), threading.Lock()
+    tail = ConfigTail(iso, codec, state, lock, dead_letters=DeadLetters(iso, producer), stage="decide-control",
+                      apply=apply_control, tombstone=apply_control_tombstone, topic=CONTROL_COMMANDS)
+    tail.start()
+    try:
+        assert tail.ready.wait(30) and tail.failed is None
+        hostile = [codec.encode("ControlCommand", rule_breaker(fields)) for fields, _ in RULE_BREAKERS
+                   if "UNRECOGNIZED" not in fields.values()]  # a writer cannot encode those (see the unit test)
+        valid = control_command("MARKET", "PAUSE", "0xdef", reason="kept")
+        produce(iso, CONTROL_COMMANDS, [("GLOBAL", value) for value in hostile] +
+                [("MARKET:0xdef", codec.encode("ControlCommand", valid))])
+
+        def settled():
+            producer.flush(5)
+            with lock:
+                folded = "MARKET:0xdef" in state.active
+            return folded and len(dead_letters(iso)) == len(hostile)
+        wait_until(settled, 30, "the valid command folded and every hostile one parked")
+        with lock:
+            assert set(state.active) == {"MARKET:0xdef"} and not state.killed and not state.global_paused
+    finally:
+        tail.stop()
+    parked = dead_letters(iso)
+    assert sorted(r["original"] for r in parked) == sorted(hostile)
+    assert all(r["stage"] == "decide-control" and "ControlError" in r["error"] for r in parked)
