@@ -23,6 +23,7 @@ from horus.domain.control import SCOPES, VERBS, ControlError, check_control, con
 from horus.topics import (
     CONFIG_CHANGES,
     CONTROL_COMMANDS,
+    COPY_CANDIDATES,
     COPY_DECISIONS,
     DEAD_LETTERS,
     EXECUTION_RESULTS,
@@ -266,6 +267,19 @@ leader_fill_retraction_row = event_row([
     ("reason", text("reason")),
 ])
 
+copy_candidate_row = event_row([
+    ("leader_fill_id", text("leader_fill_id", nonempty=True)),
+    ("follow_id", text("follow_id", nonempty=True)),
+    ("follower", text("follower", nonempty=True)),
+    ("leader", text("leader", nonempty=True)),
+    ("token_id", text("token_id")),
+    ("side", enum("side", SIDES)),
+    ("leader_shares_e6", integer("leader_shares_e6")),
+    ("leader_collateral_e6", integer("leader_collateral_e6")),
+    ("leader_price", decimal("leader_price")),
+    ("condition_id", text("condition_id", required=False)),
+])
+
 copy_decision_row = event_row([
     ("candidate_id", text("candidate_id", nonempty=True)),
     ("follow_id", text("follow_id", nonempty=True)),
@@ -499,6 +513,8 @@ class Projection:
 LEADER_FILLS_PROJECTION = Projection(
     "leader_fills", LEADER_FILLS.name, "LeaderFill", "leader_fills", leader_fill_row,
     other_types=(RecordTable("LeaderFillRetracted", "leader_fill_retractions", leader_fill_retraction_row),))
+COPY_CANDIDATES_PROJECTION = Projection("copy_candidates", COPY_CANDIDATES.name, "CopyCandidate", "copy_candidates",
+                                        copy_candidate_row)
 COPY_DECISIONS_PROJECTION = Projection("copy_decisions", COPY_DECISIONS.name, "CopyDecision", "copy_decisions",
                                        copy_decision_row)
 EXECUTION_RESULTS_PROJECTION = Projection("execution_results", EXECUTION_RESULTS.name, "ExecutionResult",
@@ -514,6 +530,7 @@ DEAD_LETTERS_PROJECTION = Projection("dead_letters", DEAD_LETTERS.name, "DeadLet
 
 ALL_PROJECTIONS: tuple[Projection, ...] = (
     LEADER_FILLS_PROJECTION,
+    COPY_CANDIDATES_PROJECTION,
     COPY_DECISIONS_PROJECTION,
     EXECUTION_RESULTS_PROJECTION,
     SETTLEMENT_EVENTS_PROJECTION,
