@@ -53,7 +53,8 @@ from horus.settings import Settings
 from horus.venue.polymarket.data_api import (SOURCE, RowDecodeError, SkippedRow, page_rows, parse_row,
                                              timestamp_seconds)
 from horus.venue.polymarket.exchanges import normalize_address
-from horus.venue.polymarket.fills import AggregationError, DecodedFill, aggregate
+from horus.ingest.logic import aggregate_apart
+from horus.venue.polymarket.fills import DecodedFill
 
 __all__ = ["DataApiSource", "ENDPOINTS", "DATA_API_REQUESTS", "DATA_API_ROWS", "DATA_API_ERRORS"]
 
@@ -194,23 +195,15 @@ class DataApiSource:
     def _aggregate(self, leader: str, fills: list[tuple[DecodedFill, Any]]) -> list[dict]:
         """The leader's LeaderFill records; the rows of a fill that cannot be summed (a sum beyond the
         schema) are reported as bad rows and the other fills kept."""
-        try:
-            return aggregate([fill for fill, _ in fills], [leader], source=SOURCE)
-        except AggregationError:
-            pass  # rare: find the groups that fail, then sum the rest in one call (same order as above)
-        groups: dict[tuple, list[tuple[DecodedFill, Any]]] = {}
-        for fill, row in fills:
-            groups.setdefault(fill.group_key, []).append((fill, row))
-        kept = []
-        for members in groups.values():
-            try:
-                aggregate([fill for fill, _ in members], [leader], source=SOURCE)
-            except AggregationError as exc:
-                for _, row in members:
+        records, apart = aggregate_apart([fill for fill, _ in fills], [leader], source=SOURCE)
+        if apart:
+            rows_of: dict[tuple, list] = {}
+            for fill, row in fills:
+                rows_of.setdefault(fill.group_key, []).append(row)
+            for members, exc in apart:
+                for row in rows_of[members[0].group_key]:
                     self._bad_row(leader, row, RowDecodeError(f"its fill cannot be summed: {exc}", "bad-sum"))
-                continue
-            kept += [fill for fill, _ in members]
-        return aggregate(kept, [leader], source=SOURCE)
+        return records
 
     def _bad_row(self, leader: str, row: Any, error: RowDecodeError) -> None:
         """Count, log and hand on a bad row, once per process (later rounds re-read it)."""

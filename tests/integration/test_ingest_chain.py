@@ -289,3 +289,39 @@ def test_a_removed_log_retracts_its_fill_and_rewinds_the_cursor(iso, caplog):
     assert len(retractions) == 1
     assert retractions[0]["leader_fill_id"] == records[0]["envelope"]["event_id"]
     assert (retractions[0]["leader"], retractions[0]["tx_hash"], retractions[0]["block_number"]) == (leader, tx, 40)
+
+
+def test_a_fill_whose_sums_overflow_is_parked_and_the_range_goes_on(iso):
+    """Two logs of one transaction whose amounts each fit, but whose sum does not: the range used to fail
+    (AggregationError) and be retried forever, stalling the chain source. Now that fill is parked (its logs'
+    fills as JSON), the transaction next to it is produced and the cursor moves past the range."""
+    import asyncio
+
+    from eth_abi import encode as abi_encode
+
+    from horus.ingest import chain
+    from horus.ingest.sink import FillSink
+
+    exchange, leader = "0x" + "e1" * 20, LEADERS[2]
+    big = 2**63 - 1
+
+    def log(tx, index, amount):
+        data = abi_encode(["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
+                          [0, 5, amount, amount, 0, b"\0" * 32, b"\0" * 32])
+        return {"address": exchange, "topics": [V2_ORDER_FILLED_TOPIC0, "0x" + f"{index:064x}",
+                                                "0x" + "00" * 12 + leader[2:], "0x" + "00" * 12 + "5e" * 20],
+                "data": "0x" + data.hex(), "blockNumber": 50, "logIndex": index, "transactionHash": tx,
+                "blockHash": "0x" + "b5" * 32, "removed": False}
+
+    overflow_tx, good_tx = "0x" + uuid.uuid4().hex * 2, "0x" + uuid.uuid4().hex * 2
+    sink = FillSink(iso, "chain")
+    source = chain.ChainSource(iso, ExchangeBook.of(exchange), leaders=lambda: frozenset({leader}), sink=sink)
+    source.leaders = frozenset({leader})
+    source.block_times[50] = int(time.time())
+    asyncio.run(source._emit_range([log(overflow_tx, 1, big), log(overflow_tx, 2, big), log(good_tx, 3, 1_000_000)],
+                                   50))
+    assert set(fill_ids(iso)) == {ids.leader_fill_id(good_tx, leader, "5", "BUY")}
+    assert chain.read_cursor(sink.engine, "chain") == (50, 3)
+    parked = [r for n, r in read_topic(iso, DEAD_LETTERS) if n == "DeadLetter"]
+    assert len(parked) == 1 and "exceeds 2^63-1" in parked[0]["error"] and parked[0]["stage"] == "ingest-chain"
+    assert {f["log_index"] for f in json.loads(parked[0]["original"])} == {1, 2}
