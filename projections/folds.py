@@ -19,10 +19,11 @@ from psycopg.types.json import Jsonb
 
 from horus.db.models import DECISION_ACTIONS, EXECUTION_STATUSES, FILL_ROLES, SIDES
 from horus.domain.config import ConfigInvalid, parse_change_body
-from horus.domain.control import SCOPES, VERBS, control_key
+from horus.domain.control import SCOPES, VERBS, ControlError, check_control, control_key
 from horus.topics import (
     CONFIG_CHANGES,
     CONTROL_COMMANDS,
+    COPY_CANDIDATES,
     COPY_DECISIONS,
     DEAD_LETTERS,
     EXECUTION_RESULTS,
@@ -266,6 +267,19 @@ leader_fill_retraction_row = event_row([
     ("reason", text("reason")),
 ])
 
+copy_candidate_row = event_row([
+    ("leader_fill_id", text("leader_fill_id", nonempty=True)),
+    ("follow_id", text("follow_id", nonempty=True)),
+    ("follower", text("follower", nonempty=True)),
+    ("leader", text("leader", nonempty=True)),
+    ("token_id", text("token_id")),
+    ("side", enum("side", SIDES)),
+    ("leader_shares_e6", integer("leader_shares_e6")),
+    ("leader_collateral_e6", integer("leader_collateral_e6")),
+    ("leader_price", decimal("leader_price")),
+    ("condition_id", text("condition_id", required=False)),
+])
+
 copy_decision_row = event_row([
     ("candidate_id", text("candidate_id", nonempty=True)),
     ("follow_id", text("follow_id", nonempty=True)),
@@ -360,7 +374,12 @@ def config_change_row(record: Mapping[str, Any], message: SourceMessage) -> dict
 
 
 def control_command_row(record: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
-    """A ControlCommand -> the switch it sets (PAUSE/KILL: active; RESUME: inactive)."""
+    """A ControlCommand -> the switch it sets (PAUSE/KILL: active; RESUME: inactive). A command that breaks
+    the rules (check_control: e.g. KILL for one follower) is parked: no stage honours it."""
+    try:
+        check_control(record.get("scope"), record.get("command"), record.get("target"))
+    except ControlError as exc:
+        raise BadRecord(str(exc)) from None
     scope = enum("scope", SCOPES)(record)
     target = text("target", required=scope != "GLOBAL", nonempty=True)(record)
     command = enum("command", VERBS)(record)
@@ -494,6 +513,8 @@ class Projection:
 LEADER_FILLS_PROJECTION = Projection(
     "leader_fills", LEADER_FILLS.name, "LeaderFill", "leader_fills", leader_fill_row,
     other_types=(RecordTable("LeaderFillRetracted", "leader_fill_retractions", leader_fill_retraction_row),))
+COPY_CANDIDATES_PROJECTION = Projection("copy_candidates", COPY_CANDIDATES.name, "CopyCandidate", "copy_candidates",
+                                        copy_candidate_row)
 COPY_DECISIONS_PROJECTION = Projection("copy_decisions", COPY_DECISIONS.name, "CopyDecision", "copy_decisions",
                                        copy_decision_row)
 EXECUTION_RESULTS_PROJECTION = Projection("execution_results", EXECUTION_RESULTS.name, "ExecutionResult",
@@ -509,6 +530,7 @@ DEAD_LETTERS_PROJECTION = Projection("dead_letters", DEAD_LETTERS.name, "DeadLet
 
 ALL_PROJECTIONS: tuple[Projection, ...] = (
     LEADER_FILLS_PROJECTION,
+    COPY_CANDIDATES_PROJECTION,
     COPY_DECISIONS_PROJECTION,
     EXECUTION_RESULTS_PROJECTION,
     SETTLEMENT_EVENTS_PROJECTION,

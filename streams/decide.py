@@ -40,10 +40,11 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import Counter, Gauge
 
 from horus.db.engine import psycopg_conninfo
+from horus.domain.clock import CLOCK_SLACK_S  # the slack FILL_IN_FUTURE allows: the dedup window keeps this much more
 from horus.domain.config import ConfigState, apply_config, apply_config_tombstone
 from horus.domain.control import ControlState, apply_control, apply_control_tombstone, control_command
 from horus.domain.decide import (DecideState, FollowerBook, StaticView, apply_decision, apply_result, decide,
-                                 failure_rate)
+                                 failure_rate, token_id_wellformed)
 from horus.domain.decide_snapshot import (FORMAT, SnapshotInvalid, book_from_json, decode_books, encode_books,
                                           forget_before_window, recent_of, snapshot_book)
 from horus.kafka.client import make_consumer, poll_batch, produce_reliably, watermarks
@@ -64,7 +65,6 @@ BREAKER_TRIPS = Counter("horus_circuit_breaker_trips_total", "Times the circuit 
 SNAPSHOTS = Counter("horus_decide_snapshots_total", "Partition snapshots of decide's state, by outcome "
                     "(written, failed: the next rebuild folds more history)", ["outcome"])
 SNAPSHOT_BYTES = Gauge("horus_decide_snapshot_bytes", "Size of the last snapshot written")
-CLOCK_SLACK_S = 60  # a fill's occurred_at may run ahead of our clock: the dedup window keeps this much more
 
 
 class VenueLookups:
@@ -553,8 +553,10 @@ class DecideStage:
             if name == "CopyCandidate":
                 candidates.append(record)
                 self.partition_of[record["follower"]] = partition
-        if candidates and self.lookups is not None:
-            self.lookups.prefetch(candidates)
+        # forged token ids are not sent to the venue (they are SKIP MARKET_UNKNOWN): only well-formed ones are looked up
+        wanted = [c for c in candidates if token_id_wellformed(c["token_id"])]
+        if wanted and self.lookups is not None:
+            self.lookups.prefetch(wanted)
         return decoded
 
     def _fold_new_results(self) -> None:

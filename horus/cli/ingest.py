@@ -83,7 +83,7 @@ async def poll_data_api(source, leaders, emit, *, stop: asyncio.Event, once: boo
 
     def failures() -> float:
         return sum(REGISTRY.get_sample_value("horus_data_api_errors_total", {"kind": kind}) or 0.0
-                   for kind in ("http", "bad-page"))
+                   for kind in ("http", "bad-page", "unexpected"))
 
     def sink(records: list[dict]) -> None:
         produced = emit(records)
@@ -120,6 +120,24 @@ async def poll_data_api(source, leaders, emit, *, stop: asyncio.Event, once: boo
         except asyncio.TimeoutError:
             pass
     return totals
+
+
+def park_bad_rows(sink):
+    """``on_bad_row`` for a DataApiSource: park the row in dead.letters with its JSON (topic ``data-api``, the
+    offset derived from the row, so the same row parked again keeps its dead-letter id), delivered at once."""
+    import json
+
+    from horus.domain.ids import make_id
+
+    def park(row, error) -> None:
+        original = json.dumps(row, sort_keys=True, default=str).encode("utf-8")
+        wallet = (row.get("proxy_wallet") or row.get("proxyWallet")) if isinstance(row, dict) else None
+        sink.dead_letters.park(topic="data-api", partition=0, offset=int(make_id("data-api-row", original)[:15], 16),
+                               key=wallet if isinstance(wallet, str) else None, original=original, error=error,
+                               stage="ingest-data-api")
+        sink.flush()  # bad rows are rare: each is on the broker before the round goes on
+
+    return park
 
 
 @app.command("data-api")
@@ -177,7 +195,7 @@ def data_api(
         loop.add_signal_handler(signal.SIGINT, stop.set)
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0),
                                      headers={"User-Agent": "horus-ingest"}) as client:
-            source = DataApiSource(settings, client, [], endpoint=endpoint)
+            source = DataApiSource(settings, client, [], endpoint=endpoint, on_bad_row=park_bad_rows(sink))
             totals.update(await poll_data_api(source, leaders, sink.emit, stop=stop, once=once,
                                               interval_s=interval_s, since_ts=since))
 
@@ -185,6 +203,7 @@ def data_api(
         asyncio.run(main())
     finally:
         leaders.stop()
+        sink.flush()
         log.info("data api source stopped: %d rounds, %d produced, %d already produced, %d failed fetches",
                  totals.get("rounds", 0), totals.get("produced", 0), totals.get("duplicates", 0),
                  totals.get("failed_fetches", 0), extra={"totals": totals})

@@ -37,5 +37,5 @@ def replay_command(
     except AggregationError as exc:
         fail(f"{exc}. Logs need block timestamps: include `blockTimestamp`, or pass --rpc URL to look them up")
     console.print(f"{report.records} leader fill(s) in {file}: {report.produced} new, {report.duplicates} already "
-                  f"produced; {report.parked} undecodable input(s) parked in dead.letters, "
+                  f"produced; {report.parked} undecodable or refused input(s) parked in dead.letters, "
                   f"{report.other_events} other event(s) ignored, {report.skipped_rows} non-trade row(s) skipped")

@@ -4,7 +4,7 @@ Two kinds of table live here:
 
 - the **ledger** (`copy_trades`): written by the executor itself (prewrite-before-execute,
   DESIGN section 3), never rebuilt from topics;
-- **projections** (`leader_fills`, `leader_fill_retractions`, `copy_decisions`, `execution_results`,
+- **projections** (`leader_fills`, `leader_fill_retractions`, `copy_candidates`, `copy_decisions`, `execution_results`,
   `settlement_events`, `follower_configs`, `follow_configs`, `control_switches`, `dead_letters`) plus their bookkeeping (`projection_offsets`): folded from Kafka topics by
   `projections/`, and rebuilt from offset 0 by `projections/replay.py`. Projection rows carry the
   event's own timestamps and Kafka coordinates, never `now()`, so a replay rebuilds them exactly.
@@ -218,6 +218,29 @@ class LeaderFillRow(_EventColumns, Base):
     order_hashes: Mapped[list[str]] = mapped_column(ARRAY(Text))
 
 
+class CopyCandidateRow(_EventColumns, Base):
+    """A (leader fill x follow) pair plan produced (migration 0010): with copy_decisions, "was this fill
+    planned for this follow, and what became of it?" is answered from the tables alone."""
+
+    __tablename__ = "copy_candidates"
+    __table_args__ = (
+        CheckConstraint(_in("side", SIDES), name="side"),
+        Index("ix_copy_candidates_follower_occurred_at", "follower", "occurred_at"),
+        Index("ix_copy_candidates_leader_fill_id", "leader_fill_id"),
+    )
+
+    leader_fill_id: Mapped[str] = mapped_column(Text)
+    follow_id: Mapped[str] = mapped_column(Text)
+    follower: Mapped[str] = mapped_column(Text)
+    leader: Mapped[str] = mapped_column(Text)
+    token_id: Mapped[str] = mapped_column(Text)
+    side: Mapped[str] = mapped_column(Text)
+    leader_shares_e6: Mapped[int] = mapped_column(BigInteger)
+    leader_collateral_e6: Mapped[int] = mapped_column(BigInteger)
+    leader_price: Mapped[Decimal] = mapped_column(Numeric)
+    condition_id: Mapped[str | None] = mapped_column(Text)
+
+
 class CopyDecisionRow(_EventColumns, Base):
     __tablename__ = "copy_decisions"
     __table_args__ = (
@@ -336,6 +359,7 @@ class LeaderFillClaim(Base):
 PROJECTION_TABLES: tuple[str, ...] = (
     "leader_fills",
     "leader_fill_retractions",
+    "copy_candidates",
     "copy_decisions",
     "execution_results",
     "settlement_events",

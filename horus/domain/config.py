@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +24,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from horus.domain.json_guard import UnsafeJson, check_json
 
 _ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
 _CONDITION = re.compile(r"^0x[0-9a-f]{64}$")
@@ -173,7 +175,33 @@ def _describe(exc: ValidationError, what: str) -> ConfigInvalid:
     return ConfigInvalid(f"invalid {what}: " + "; ".join(parts))
 
 
+# A config body is a flat object with a nested `sizing` and a few lists (depth 2); a market list of a
+# thousand condition ids is ~70 KB. Bodies beyond these bounds are refused before any parser sees them.
+BODY_MAX_DEPTH = 16
+BODY_MAX_BYTES = 256 * 1024
+
+
+def _check_body(body: str, what: str) -> None:
+    """Depth and size of a config body's JSON, checked before it is parsed (horus.domain.json_guard)."""
+    try:
+        check_json(body, max_depth=BODY_MAX_DEPTH, max_bytes=BODY_MAX_BYTES)
+    except UnsafeJson as exc:
+        raise ConfigInvalid(f"invalid {what}: body refused unparsed: {exc}") from None
+
+
+def load_body_json(body: str, what: str = "config") -> Any:
+    """A config body's JSON value, bounded before it is parsed: every reader of config bodies that needs the
+    raw JSON (the follow graph) goes through here. Raises ConfigInvalid."""
+    _check_body(body, what)
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ConfigInvalid(f"invalid {what}: body is not JSON: {exc}") from None
+
+
 def parse_follower(data: dict | str) -> FollowerConfig:
+    if isinstance(data, str):
+        _check_body(data, "follower")
     try:
         return FollowerConfig.model_validate_json(data) if isinstance(data, str) else FollowerConfig.model_validate(data)
     except ValidationError as exc:
@@ -181,6 +209,8 @@ def parse_follower(data: dict | str) -> FollowerConfig:
 
 
 def parse_follow_config(data: dict | str) -> FollowConfig:
+    if isinstance(data, str):
+        _check_body(data, "follow")
     try:
         return FollowConfig.model_validate_json(data) if isinstance(data, str) else FollowConfig.model_validate(data)
     except ValidationError as exc:

@@ -18,18 +18,29 @@ def control_key(scope: str, target: str | None) -> str:
     return scope if scope == "GLOBAL" else f"{scope}:{(target or '').lower()}"
 
 
+def check_control(scope: object, verb: object, target: object) -> str | None:
+    """The rules of a control command, for the command an operator issues and for every command a fold
+    reads off the topic (which anyone with broker access can write): raises ControlError naming the rule
+    broken; returns the target as it is keyed (stripped, lowercase; None for GLOBAL)."""
+    if scope not in SCOPES:
+        raise ControlError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r:.40}")
+    if verb not in VERBS:
+        raise ControlError(f"command must be one of {', '.join(VERBS)}, got {verb!r:.40}")
+    if scope == "GLOBAL":
+        if target is not None:
+            raise ControlError(f"GLOBAL takes no target, got {target!r:.80}")
+        return None
+    if verb == "KILL":
+        raise ControlError("KILL is the global kill switch; pause a follower or market instead")
+    if not isinstance(target, str) or not target.strip():
+        raise ControlError(f"{scope} needs a target, got {target!r:.80}")
+    return target.strip().lower()
+
+
 def control_command(scope: str, verb: str, target: str | None = None, *, reason: str | None = None,
                     issued_by: str | None = None, occurred_at_us: int = 0) -> dict:
     """A ControlCommand record (validated)."""
-    if scope not in SCOPES:
-        raise ControlError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-    if verb not in VERBS:
-        raise ControlError(f"command must be one of {', '.join(VERBS)}, got {verb!r}")
-    if (scope == "GLOBAL") != (target is None):
-        raise ControlError("GLOBAL takes no target" if scope == "GLOBAL" else f"{scope} needs a target")
-    if verb == "KILL" and scope != "GLOBAL":
-        raise ControlError("KILL is the global kill switch; pause a follower or market instead")
-    target = None if target is None else target.strip().lower()
+    target = check_control(scope, verb, target)
     event_id = make_id("control", scope, target, verb, reason, occurred_at_us)
     return {"envelope": envelope(event_id, issued_by or "operator", occurred_at_us), "scope": scope,
             "target": target, "command": verb, "reason": reason, "issued_by": issued_by}
@@ -64,7 +75,10 @@ class ControlState:
 
 
 def apply_control(command: dict, state: ControlState) -> tuple[list, ControlState]:
-    key = control_key(command["scope"], command.get("target"))
+    """Fold one ControlCommand into the switches. A command that breaks the rules (check_control) raises
+    ControlError and changes nothing: the tail parks it."""
+    target = check_control(command.get("scope"), command.get("command"), command.get("target"))
+    key = control_key(command["scope"], target)
     if command["command"] == "RESUME":
         state.active.pop(key, None)
     else:

@@ -26,12 +26,13 @@ from __future__ import annotations
 import json
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from functools import lru_cache
 from math import gcd
 from typing import Protocol
 
 from horus.codec import envelope
+from horus.domain.clock import future_detail, in_future
 from horus.domain.config import ConfigState, FollowConfig, FollowerConfig
 from horus.domain.control import ControlState
 from horus.domain.fees import effective_rate
@@ -274,6 +275,53 @@ class _Skip(Exception):
         self.code, self.detail = code, detail
 
 
+class CandidateInvalid(ValueError):
+    """A candidate no decision can be written for: decide raises before it touches the state, and the runner
+    parks the candidate in dead.letters."""
+
+
+# Ids, addresses, token ids and prices are far shorter. A decision copies these fields (and names some in its
+# detail), so a longer one could swell the decision past the broker's message size: its produce would fail,
+# and the stage would stop on the same candidate after every restart.
+MAX_CANDIDATE_TEXT = 256
+_CANDIDATE_TEXT = ("leader_fill_id", "follow_id", "follower", "leader", "token_id", "leader_price", "condition_id")
+
+
+def _check_candidate(c: dict) -> None:
+    """Raise CandidateInvalid for a candidate whose decision could not be produced."""
+    if c.get("side") not in ("BUY", "SELL"):  # UNRECOGNIZED: a newer writer's side, which no writer may write
+        raise CandidateInvalid(f"candidate side {c.get('side')!r:.20} is neither BUY nor SELL")
+    for name in _CANDIDATE_TEXT:
+        value = c.get(name)
+        if isinstance(value, str) and len(value) > MAX_CANDIDATE_TEXT:
+            raise CandidateInvalid(f"candidate {name} is {len(value)} characters long (at most {MAX_CANDIDATE_TEXT})")
+    if len(c["envelope"]["event_id"]) > MAX_CANDIDATE_TEXT:
+        raise CandidateInvalid(f"candidate id is {len(c['envelope']['event_id'])} characters long")
+
+
+def token_id_wellformed(token_id: str) -> bool:
+    """A decimal uint256 as the venue writes outcome token ids: only such ids are looked up at the venue (a
+    forged one is a SKIP MARKET_UNKNOWN without a request)."""
+    return isinstance(token_id, str) and 0 < len(token_id) <= 78 and token_id.isascii() and token_id.isdigit()
+
+
+def _check_values(c: dict) -> None:
+    """SKIP CANDIDATE_INVALID for well-typed values no real leader fill has (a source bug or a forged record):
+    a price outside (0, 1] or not a number, no shares, negative collateral."""
+    try:
+        price = Decimal(c["leader_price"])
+    except (InvalidOperation, ValueError, TypeError):
+        raise _Skip("CANDIDATE_INVALID", f"leader price {c['leader_price']!r:.40} is not a number") from None
+    if price.is_nan():
+        raise _Skip("CANDIDATE_INVALID", f"leader price {c['leader_price']!r:.40} is not a number")
+    if not 0 < price <= 1:
+        raise _Skip("CANDIDATE_INVALID", f"leader price {c['leader_price']:.40} is outside (0, 1]")
+    if c["leader_shares_e6"] <= 0:
+        raise _Skip("CANDIDATE_INVALID", f"leader shares {c['leader_shares_e6'] / E6:g} are not positive")
+    if c["leader_collateral_e6"] < 0:
+        raise _Skip("CANDIDATE_INVALID", f"leader collateral {c['leader_collateral_e6'] / E6:g} is negative")
+
+
 _INPUTS_JSON = json.JSONEncoder(separators=(",", ":"))  # insertion order is deterministic: no sort needed
 
 
@@ -282,7 +330,9 @@ def _dec(value: Decimal | int | None) -> str | None:
 
 
 def decide(candidate: dict, state: DecideState, *, now_us: int, view: DecideView) -> tuple[list[dict], DecideState]:
-    """(CopyCandidate, state) -> ([one CopyDecision], state); ([], state) for a candidate already decided."""
+    """(CopyCandidate, state) -> ([one CopyDecision], state); ([], state) for a candidate already decided.
+    Raises CandidateInvalid, leaving the state alone, for a candidate no decision can be written for."""
+    _check_candidate(candidate)
     env = candidate["envelope"]
     book = state.book(candidate["follower"])
     if env["event_id"] in book.decided:
@@ -327,6 +377,7 @@ def _decision(candidate: dict, action: dict, inputs: dict, now_us: int) -> dict:
 
 
 def _copy(c: dict, book: FollowerBook, now_us: int, view: DecideView, inputs: dict) -> dict:
+    _check_values(c)
     follow, follower = _configs(c, view)
     market = view.market(c["token_id"])
     _guards(c, follow, follower, market, now_us, view)
@@ -408,7 +459,10 @@ def _guards(c: dict, follow: FollowConfig, follower: FollowerConfig, market: Mar
     for target in filter(None, (condition, c["token_id"])):
         if control.market_paused(target):
             raise _Skip("PAUSED_MARKET", control.reason("MARKET", target))
-    age_s = (now_us - c["envelope"]["occurred_at_us"]) / 1_000_000
+    occurred_us = c["envelope"]["occurred_at_us"]
+    if in_future(occurred_us, now_us):  # else its negative age passes the age check and its price looks fresh
+        raise _Skip("FILL_IN_FUTURE", future_detail(occurred_us, now_us))
+    age_s = (now_us - occurred_us) / 1_000_000
     if age_s > follow.max_fill_age_s:
         raise _Skip("FILL_TOO_OLD", f"leader fill is {age_s:.1f}s old, the follow allows {follow.max_fill_age_s:g}s")
     if market is None or market.tick_size is None:
@@ -559,7 +613,7 @@ def apply_decision(decision: dict, state: DecideState) -> DecideState:
     leader = decision.get("leader") or ""
     key = (decision["follow_id"], decision["token_id"])
     held = book.leader_holdings.get(key, 0)
-    leader_shares = decision.get("leader_shares_e6") or 0
+    leader_shares = max(decision.get("leader_shares_e6") or 0, 0)  # a forged negative never counts
     book.leader_holdings[key] = held + leader_shares if decision["side"] == "BUY" else max(0, held - leader_shares)
     if decision["action"] != "COPY" or decision["intent_id"] in book.booked:
         return state

@@ -13,9 +13,10 @@ per change would dominate the cost); everything else here is pure.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
+
+from horus.domain.config import load_body_json
 
 _ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
 
@@ -48,9 +49,9 @@ def parse_follow(entity_id: str, body: str | None) -> Follow:
     if body is None:
         raise ConfigError(f"FOLLOW UPSERT {entity_id} has no body")
     try:
-        data = json.loads(body)
+        data = load_body_json(body, "follow")  # depth and size bounded first: a deep body crashed the process
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"FOLLOW UPSERT {entity_id}: body is not JSON: {exc}") from None
+        raise ConfigError(f"FOLLOW UPSERT {entity_id}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"FOLLOW UPSERT {entity_id}: body must be a JSON object, got {type(data).__name__}")
     follow_id = data.get("follow_id", entity_id)

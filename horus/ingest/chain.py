@@ -15,12 +15,15 @@ Reorgs: a log the node reports ``removed``, or a new head that replaces a block 
 height with another hash, or another parent), rewinds the cursor to the fork and emits a LeaderFillRetracted
 (+ ERROR log, counter) for each emitted fill that is not on the new chain (the fills emitted per block are
 remembered in memory for the last few hundred blocks; a restart forgets them). Undecodable logs are parked in dead.letters
-with their raw JSON. The follow graph (config.changes tail) gives the leader set; a change resubscribes
+with their raw JSON, and so are the fills of one LeaderFill whose summed amounts do not fit it (as JSON), so no
+range is retried forever; a fill dated in the future is refused by the sink. The follow graph (config.changes tail) gives the leader set; a change resubscribes
 and catches up from the cursor. A watchdog drops a socket that is silent while the head moves.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import threading
 import time
@@ -342,7 +345,10 @@ class ChainSource:
             self._park(raw, error)
         for block in batch.blocks_needing_time() - self.block_times.keys():
             self.block_times[block] = int((await self.w3.eth.get_block(block))["timestamp"])
-        records = logic.batch_records(batch, self.leaders, self.block_times, self.source)
+        records, apart = logic.aggregate_apart(batch.fills, self.leaders, source=self.source,
+                                               block_time=self.block_times)
+        for fills, error in apart:  # a sum beyond the schema: parked, or the range would be retried forever
+            self._park_fills(fills, error)
         if records:
             emitted = {r["envelope"]["event_id"] for r in records}
             for fill in batch.fills:
@@ -353,7 +359,7 @@ class ChainSource:
             now = time.time()
             for record in records:
                 LAG.labels(self.source).observe(max(0.0, now - record["envelope"]["occurred_at_us"] / 1e6))
-        elif batch.bad:
+        elif batch.bad or apart:
             self.sink.flush()
         self._set_cursor(logic.cursor_after(range_end, batch))
         if len(self.block_times) > 10_000:
@@ -374,6 +380,15 @@ class ChainSource:
         tx = ("0x" + bytes(tx).hex()) if isinstance(tx, (bytes, bytearray)) else tx
         self.sink.dead_letters.park(topic=f"chain:{self.settings.chain_id}", partition=index, offset=block,
                                     key=tx, original=logic.raw_log_json(raw), error=error, stage="ingest-chain")
+
+    def _park_fills(self, fills: list, error: Exception) -> None:
+        """The decoded fills of one LeaderFill that cannot be produced, as JSON, at the first log's position."""
+        BAD_LOGS.labels(self.source, "bad-sum").inc()
+        first = min(fills, key=lambda f: (f.block_number or 0, f.log_index or 0))
+        original = json.dumps([dataclasses.asdict(f) for f in fills], sort_keys=True, default=str).encode()
+        self.sink.dead_letters.park(topic=f"chain:{self.settings.chain_id}", partition=first.log_index or 0,
+                                    offset=first.block_number or 0, key=first.tx_hash, original=original,
+                                    error=error, stage="ingest-chain")
 
     def _set_cursor(self, position: tuple[int, int]) -> None:
         write_cursor(self.sink.engine, self.cursor_key, position)

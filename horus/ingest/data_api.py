@@ -26,17 +26,23 @@ Feed one endpoint per fetch: ``/v2/activity`` and ``/v2/trades`` rows for the sa
 twice by :func:`aggregate`. A fill is one group per (tx, leader, token, side) summed over the rows of
 every page of one fetch; rows with equal timestamps stay together because ``since_ts`` is inclusive.
 
-Bad rows never stop a fetch: they are logged, counted and handed to ``on_bad_row(row, error)`` (e.g. to
-park them in the dead-letter topic); non-trade activity (SPLIT, MERGE, REDEEM, ...) is skipped and
-counted. An HTTP error or a malformed page fails that leader's fetch (:meth:`fetch_leader` raises);
-:meth:`poll_forever` logs it, counts it and retries the leader next round from the same point.
+Bad rows never stop a fetch, and one leader's never stop another's: a row that does not parse (a
+malformed field, a timestamp dated beyond the clock slack) and the rows of a fill whose sums do not fit a
+LeaderFill are logged, counted and handed to ``on_bad_row(row, error)`` (the CLI parks them in dead.letters
+with their JSON), once per process however many rounds see them again; the leader's other fills go on.
+Non-trade activity (SPLIT, MERGE, REDEEM, ...) is skipped and counted. An HTTP error or a malformed page
+fails that leader's fetch (:meth:`fetch_leader` raises); :meth:`poll_once` logs it, counts it and retries
+the leader next round from the same point, and so it does with any other failure of one leader's fetch.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
+import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -44,9 +50,11 @@ import httpx
 from prometheus_client import Counter
 
 from horus.settings import Settings
-from horus.venue.polymarket.data_api import SOURCE, RowDecodeError, page_rows, parse_rows
+from horus.venue.polymarket.data_api import (SOURCE, RowDecodeError, SkippedRow, page_rows, parse_row,
+                                             timestamp_seconds)
 from horus.venue.polymarket.exchanges import normalize_address
-from horus.venue.polymarket.fills import aggregate
+from horus.ingest.logic import aggregate_apart
+from horus.venue.polymarket.fills import DecodedFill
 
 __all__ = ["DataApiSource", "ENDPOINTS", "DATA_API_REQUESTS", "DATA_API_ROWS", "DATA_API_ERRORS"]
 
@@ -55,7 +63,7 @@ log = logging.getLogger(__name__)
 ENDPOINTS = ("activity", "trades", "classic-activity", "classic-trades")
 CLASSIC_MAX_LIMIT = 500
 CLASSIC_MAX_OFFSET = 5000
-_MS_THRESHOLD = 10**11
+BAD_ROWS_REMEMBERED = 100_000  # digests of rows already reported (the lookback re-reads them every round)
 
 DATA_API_REQUESTS = Counter("horus_data_api_requests_total", "Data API requests", ["endpoint", "status"])
 DATA_API_ROWS = Counter("horus_data_api_rows_total", "Data API rows by outcome", ["outcome"])
@@ -65,13 +73,13 @@ Emit = Callable[[list[dict]], Any | Awaitable[Any]]
 
 
 def _row_seconds(row: Any) -> int | None:
+    """The row's time in seconds, by the parser's rules; None when it has no usable one."""
     if not isinstance(row, Mapping):
         return None
     try:
-        stamp = int(str(row.get("timestamp")).split(".")[0])
-    except ValueError:
+        return timestamp_seconds(row.get("timestamp"))
+    except RowDecodeError:
         return None
-    return stamp // 1000 if stamp > _MS_THRESHOLD else stamp
 
 
 class DataApiSource:
@@ -93,6 +101,7 @@ class DataApiSource:
         self.on_bad_row = on_bad_row
         #: per leader: the newest fill timestamp seen so far (poll_forever's watermark)
         self.newest_seen: dict[str, int] = {}
+        self._reported: OrderedDict[str, None] = OrderedDict()  # digests of bad rows already reported
 
     # ------------------------------------------------------------------ one leader
 
@@ -164,21 +173,50 @@ class DataApiSource:
         ``since_ts`` (seconds; all history if None). Raises ``httpx.HTTPError`` / ``RowDecodeError`` when a
         request or a page fails; bad rows are only counted and reported."""
         leader = normalize_address(leader)
-        parsed = parse_rows(await self.fetch_rows(leader, since_ts))
-        for row, error in parsed.errors:
-            DATA_API_ROWS.labels("bad").inc()
-            log.warning("data api: bad row for %s: %s", leader, error)
-            if self.on_bad_row is not None:
-                self.on_bad_row(row, error)
-        for skipped in parsed.skipped:
-            DATA_API_ROWS.labels("skipped").inc()
-        fills = [f for f in parsed.fills if since_ts is None or f.block_timestamp >= since_ts]
+        now_s = int(time.time())
+        fills: list[tuple[DecodedFill, Any]] = []  # (fill, the row it came from)
+        for row in await self.fetch_rows(leader, since_ts):
+            try:
+                parsed = parse_row(row, now_s=now_s)
+            except RowDecodeError as error:
+                self._bad_row(leader, row, error)
+                continue
+            if isinstance(parsed, SkippedRow):
+                DATA_API_ROWS.labels("skipped").inc()
+            elif since_ts is None or parsed.block_timestamp >= since_ts:
+                fills.append((parsed, row))
         DATA_API_ROWS.labels("fill").inc(len(fills))
-        records = aggregate(fills, [leader], source=SOURCE)
+        records = self._aggregate(leader, fills)
         if records:
             newest = max(r["envelope"]["occurred_at_us"] for r in records) // 1_000_000
             self.newest_seen[leader] = max(newest, self.newest_seen.get(leader, 0))
         return records
+
+    def _aggregate(self, leader: str, fills: list[tuple[DecodedFill, Any]]) -> list[dict]:
+        """The leader's LeaderFill records; the rows of a fill that cannot be summed (a sum beyond the
+        schema) are reported as bad rows and the other fills kept."""
+        records, apart = aggregate_apart([fill for fill, _ in fills], [leader], source=SOURCE)
+        if apart:
+            rows_of: dict[tuple, list] = {}
+            for fill, row in fills:
+                rows_of.setdefault(fill.group_key, []).append(row)
+            for members, exc in apart:
+                for row in rows_of[members[0].group_key]:
+                    self._bad_row(leader, row, RowDecodeError(f"its fill cannot be summed: {exc}", "bad-sum"))
+        return records
+
+    def _bad_row(self, leader: str, row: Any, error: RowDecodeError) -> None:
+        """Count, log and hand on a bad row, once per process (later rounds re-read it)."""
+        digest = hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+        if digest in self._reported:
+            return
+        self._reported[digest] = None
+        if len(self._reported) > BAD_ROWS_REMEMBERED:
+            self._reported.popitem(last=False)
+        DATA_API_ROWS.labels("bad").inc()
+        log.warning("data api: bad row for %s: %s", leader, error)
+        if self.on_bad_row is not None:
+            self.on_bad_row(row, error)
 
     # ------------------------------------------------------------------ polling
 
@@ -203,6 +241,9 @@ class DataApiSource:
                 DATA_API_ERRORS.labels("http" if isinstance(exc, httpx.HTTPError) else "bad-page").inc()
                 log.warning("data api: fetching %s failed, retrying next round: %s: %s", leader,
                             type(exc).__name__, exc)
+            except Exception:  # noqa: BLE001 - whatever one leader's data does, the other leaders' fills flow
+                DATA_API_ERRORS.labels("unexpected").inc()
+                log.exception("data api: fetching %s failed unexpectedly, retrying next round", leader)
         if records:
             try:
                 result = emit(records)

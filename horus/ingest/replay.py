@@ -167,7 +167,8 @@ class ReplayReport:
 def ingest_replay(settings, text: str, name: str, book: ExchangeBook, leaders: Iterable[str] | None = None,
                   block_time: Callable[[int], int | None] | None = None, batch: int = 1000) -> ReplayReport:
     """Everything in a replay file to leader.fills through the exactly-once sink; undecodable inputs
-    are parked in dead.letters with their raw JSON (topic `replay:<name>`, offset = their index)."""
+    are parked in dead.letters with their raw JSON (topic `replay:<name>`, offset = their index); fills the sink
+    refuses (dated in the future, values beyond the schema) are parked by the sink (topic `ingest:replay`)."""
     from horus.ingest.sink import FillSink  # Kafka and Postgres: only when actually ingesting
 
     replay = replay_records(collect(parse_json_values(text)), book, leaders, block_time)
@@ -180,5 +181,6 @@ def ingest_replay(settings, text: str, name: str, book: ExchangeBook, leaders: I
     for start in range(0, len(replay.records), batch):
         produced += sink.emit(replay.records[start:start + batch])
     sink.flush()
-    return ReplayReport(len(replay.records), len(produced), len(replay.records) - len(produced),
-                        len(replay.problems), replay.decoded.other, replay.skipped_rows)
+    # refused: dated in the future or beyond the schema, parked by the sink like the undecodable inputs
+    return ReplayReport(len(replay.records), len(produced), len(replay.records) - len(produced) - sink.refused,
+                        len(replay.problems) + sink.refused, replay.decoded.other, replay.skipped_rows)

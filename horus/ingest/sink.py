@@ -15,11 +15,18 @@ the ones found are marked produced, the missing ones re-produced from the stored
 One process per source name is assumed (two processes with the same source would repair each other's
 in-flight claims).
 
+A record the sink cannot produce -- dated beyond the clock slack ahead of now (:mod:`horus.domain.clock`),
+or with a value its schema cannot hold (e.g. a sum beyond 2^63-1) -- is refused before the claim: parked in
+dead.letters with its JSON form (topic ``ingest:<source>``, offset derived from the event id, so seeing it
+again parks it under the same id), counted, and never produced; the rest of the batch goes on. This is the
+last gate every source passes (chain block times, Data API rows, replay files).
+
 ``retract(...)``: a reorg removed a log of a fill already produced: a LeaderFillRetracted event (its own
 deterministic id, claimed the same way) and an ERROR log line.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -32,6 +39,7 @@ from sqlalchemy import select, text, update
 from horus.codec import Codec, default_codec, envelope
 from horus.db.engine import make_engine
 from horus.db.models import LeaderFillClaim
+from horus.domain.clock import future_detail, in_future
 from horus.domain.ids import make_id
 from horus.kafka.client import flush_or_raise, make_consumer, make_producer, poll_batch, produce_reliably, watermarks
 from horus.kafka.dead_letter import DeadLetters
@@ -48,6 +56,10 @@ RETRACTIONS_TOTAL = Counter("horus_ingest_retractions_total",
 RECOVERED_TOTAL = Counter("horus_ingest_recovered_claims_total",
                           "Pending claims repaired at start, by outcome", ["source", "outcome"])
 
+REFUSED_TOTAL = Counter("horus_ingest_refused_total", "Records parked in dead.letters instead of produced "
+                        "(future: dated beyond the clock slack; unencodable: a value the schema cannot hold)",
+                        ["source", "reason"])
+
 RECOVER_MARGIN = timedelta(seconds=60)
 
 
@@ -60,6 +72,15 @@ CLAIM = text("""
          AS u(event_id, event_type, key, payload)
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id""")
+
+
+class FutureFill(ValueError):
+    """A fill dated beyond the clock slack ahead of now."""
+
+
+def refused_offset(event_id: str) -> int:
+    """The dead-letter "offset" of a refused record: stable per event id (60 bits of its hash)."""
+    return int(make_id("ingest-refused", event_id)[:15], 16)
 
 
 def retraction_id(leader_fill_id: str, block_hash: str | None) -> str:
@@ -77,6 +98,7 @@ class FillSink:
         self.topic = settings.topic(LEADER_FILLS.name)
         self.engine = make_engine(settings)
         self.dead_letters = DeadLetters(settings, self.producer, self.codec)
+        self.refused = 0  # records parked instead of produced, since this sink was made
 
     # ------------------------------------------------------------------ emit
     def emit(self, records: Iterable[dict]) -> list[str]:
@@ -114,8 +136,18 @@ class FillSink:
 
     def _emit(self, items: list[tuple[str, str, str, dict]]) -> list[str]:
         unique: dict[str, tuple[str, str, bytes]] = {}
+        refused: set[str] = set()
+        now_us = time.time_ns() // 1000
         for event_id, key, type_name, record in items:
-            unique.setdefault(event_id, (key, type_name, self.codec.encode(type_name, record)))
+            if event_id in unique or event_id in refused:
+                continue
+            try:
+                if type_name == "LeaderFill" and in_future(record["envelope"]["occurred_at_us"], now_us):
+                    raise FutureFill(future_detail(record["envelope"]["occurred_at_us"], now_us))
+                unique[event_id] = (key, type_name, self.codec.encode(type_name, record))
+            except Exception as exc:  # noqa: BLE001 - one bad record must not stop the others
+                refused.add(event_id)
+                self._refuse(event_id, key, record, exc)
         if not unique:
             self.flush()
             return []
@@ -124,13 +156,23 @@ class FillSink:
                 "source": self.source, "ids": list(unique), "types": [t for _, t, _ in unique.values()],
                 "keys": [k for k, _, _ in unique.values()], "payloads": [v for _, _, v in unique.values()],
             }).scalars())
-        duplicates = len(items) - len(won)
+        duplicates = len(items) - len(won) - len(refused)
         if duplicates:
             DUPLICATES_TOTAL.labels(self.source).inc(duplicates)
         winners = [eid for eid in unique if eid in won]
         self._produce([(eid, unique[eid][0], unique[eid][2]) for eid in winners])
         self._mark(winners)
         return winners
+
+    def _refuse(self, event_id: str, key: str, record: dict, error: Exception) -> None:
+        reason = "future" if isinstance(error, FutureFill) else "unencodable"
+        REFUSED_TOTAL.labels(self.source, reason).inc()
+        self.refused += 1
+        self.dead_letters.park(
+            topic=f"ingest:{self.source}", partition=0, offset=refused_offset(str(event_id)),
+            key=key if isinstance(key, (str, bytes)) else str(key),
+            original=json.dumps(record, sort_keys=True, default=str).encode("utf-8"),
+            error=f"not produced ({reason}): {type(error).__name__}: {error}", stage=f"ingest-{self.source}")
 
     def _produce(self, items: list[tuple[str, str, bytes]]) -> None:
         failures: list[str] = []

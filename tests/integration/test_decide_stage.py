@@ -22,7 +22,7 @@ from horus.domain import ids
 from horus.domain.config import config_change, parse_follow_config, parse_follower
 from horus.domain.control import control_command
 from horus.kafka.client import end_offsets, make_consumer
-from horus.topics import COPY_CANDIDATES, COPY_DECISIONS
+from horus.topics import COPY_CANDIDATES, COPY_DECISIONS, LEADER_FILLS
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
 from tests.integration.pipeline_helpers import WAIT, Producer, Reader, Worker, prefixed, wait_group_stable
 
@@ -306,3 +306,68 @@ def test_a_restarted_worker_starts_from_the_snapshots_and_folds_only_what_follow
         reader.close()
         codes = [w.stop() for w in (first, second) if w is not None]
     assert codes[-1] == 0, codes
+
+
+def test_hostile_candidates_and_fills_are_skipped_or_parked_and_the_worker_keeps_deciding(topics, sim, tmp_path):
+    """Well-typed but hostile records (as anyone with broker access can write them) reach a running plan+decide
+    worker: each is SKIPped with a reason or parked with its bytes; the worker lives and decides what follows."""
+    from horus.codec import default_codec
+    from horus.topics import DEAD_LETTERS
+
+    settings = decide_settings(topics, sim, "hostile")
+    producer = Producer(settings)
+    producer.configs(configs())
+    reader = Reader(settings, (COPY_DECISIONS, DEAD_LETTERS))
+    worker = Worker(settings, "plan,decide", tmp_path / "hostile.log")
+    now = time.time_ns() // 1000
+
+    def candidate(n: int, **change) -> dict:
+        fill_id = ids.leader_fill_id("0x" + ids.make_id("hostile", n, now), LEADER, TOKEN, "BUY")
+        record = {"envelope": envelope(ids.candidate_id(fill_id, f"f{n}"), "plan", now), "leader_fill_id": fill_id,
+                  "follow_id": f"f{n}", "follower": FOLLOWERS[n], "leader": LEADER, "token_id": TOKEN, "side": "BUY",
+                  "leader_shares_e6": 20_000_000, "leader_collateral_e6": 10_000_000, "leader_price": "0.5",
+                  "condition_id": CONDITION}
+        return {**record, **change}
+
+    skipped = {"CANDIDATE_INVALID": [candidate(0, leader_price="abc"), candidate(1, leader_price="0"),
+                                     candidate(2, leader_shares_e6=-1), candidate(3, leader_collateral_e6=-5)],
+               "FILL_IN_FUTURE": [candidate(4, envelope=envelope("future", "plan", now + 3600 * 1_000_000))],
+               "MARKET_UNKNOWN": [candidate(5, token_id="../../admin"), candidate(6, token_id="9" * 70)]}
+    codec = default_codec()
+    parked = [codec.encode("CopyCandidate", candidate(7, token_id="7" * 600_000)),  # its decision: > 1 MB
+              codec.encode("CopyCandidate", candidate(8, follow_id="f" * 300_000)),
+              b"\xc3\x01 not a record"]
+    huge_fill = codec.encode("LeaderFill", {**fill(99), "token_id": "7" * 600_000})
+    try:
+        wait_group_stable(settings, 1, [worker])
+        for records in skipped.values():
+            for record in records:
+                producer.send(COPY_CANDIDATES, record, key=record["follower"])
+        for raw in parked:
+            producer.send(COPY_CANDIDATES, key=FOLLOWERS[9], raw=raw)
+        producer.send(LEADER_FILLS, key=LEADER, raw=huge_fill)
+        producer.flush()
+        valid_fill = fill(100)
+        producer.fills([valid_fill])  # a valid fill after all of them: every follower decides it
+        want = {c["envelope"]["event_id"] for records in skipped.values() for c in records}
+        reader.wait_for({COPY_DECISIONS.name: {ids.decision_id(c) for c in want}}, [worker])
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline and (len(reader.seen[DEAD_LETTERS.name]) < len(parked) + 1
+                                               or len(decisions_by_candidate(reader)) < len(want) + len(FOLLOWERS)):
+            reader.poll()
+            assert worker.alive(), worker.output()
+        decided = {d["candidate_id"]: d for _, d, _ in reader.seen[COPY_DECISIONS.name]}
+        for code, records in skipped.items():
+            for record in records:
+                got = decided[record["envelope"]["event_id"]]
+                assert (got["action"], got["reason_code"]) == ("SKIP", code), got
+        valid = [d for d in decided.values() if d["leader_fill_id"] == valid_fill["envelope"]["event_id"]]
+        assert len(valid) == len(decided) - len(want) == len(FOLLOWERS)
+        assert any(d["action"] == "COPY" for d in valid), valid[:2]
+        letters = [d for _, d, _ in reader.seen[DEAD_LETTERS.name]]
+        assert sorted(d["original"] for d in letters) == sorted([*parked, huge_fill])
+        assert worker.alive(), worker.output()
+    finally:
+        reader.close()
+        code = worker.stop()
+    assert code == 0, code

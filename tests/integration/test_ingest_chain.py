@@ -196,6 +196,43 @@ def test_sink_produces_each_event_id_once_across_sources(iso):
     assert set(counts) == {r["envelope"]["event_id"] for r in records} and max(counts.values()) == 1
 
 
+def test_sink_parks_future_dated_and_unencodable_fills_and_produces_the_rest(iso):
+    """D12/D14: whatever the source (a chain block time from a skewed node, a replay file, a Data API row), a
+    fill dated beyond the clock slack, or one whose values do not fit the schema, is parked in dead.letters
+    with its JSON form and counted; the other fills of the same batch are produced."""
+    from prometheus_client import REGISTRY
+
+    from horus.domain.clock import CLOCK_SLACK_S
+    from horus.ingest.sink import FillSink
+
+    now_us = time.time_ns() // 1000
+    good = [_record(LEADERS[3], n) for n in range(3)]
+    future = _record(LEADERS[3], 10)
+    future["envelope"]["occurred_at_us"] = now_us + (CLOCK_SLACK_S + 30) * 1_000_000
+    overflow = _record(LEADERS[3], 11)
+    overflow["shares_e6"] = 2**70
+    within_slack = _record(LEADERS[3], 12)
+    within_slack["envelope"]["occurred_at_us"] = now_us + 10 * 1_000_000
+
+    def refused(reason):
+        return REGISTRY.get_sample_value("horus_ingest_refused_total", {"source": "chain", "reason": reason}) or 0
+
+    before = (refused("future"), refused("unencodable"))
+    sink = FillSink(iso, "chain")
+    produced = sink.emit([good[0], future, good[1], overflow, good[2], within_slack])
+    assert produced == [r["envelope"]["event_id"] for r in (*good, within_slack)]
+    assert (refused("future") - before[0], refused("unencodable") - before[1]) == (1, 1)
+    assert set(fill_ids(iso)) == set(produced)
+    parked = {json.loads(r["original"])["envelope"]["event_id"]: r for n, r in read_topic(iso, DEAD_LETTERS)
+              if n == "DeadLetter"}
+    assert set(parked) == {future["envelope"]["event_id"], overflow["envelope"]["event_id"]}
+    assert "ahead of our clock" in parked[future["envelope"]["event_id"]]["error"]
+    assert "shares_e6" in parked[overflow["envelope"]["event_id"]]["error"]
+    assert all(r["stage"] == "ingest-chain" for r in parked.values())
+    # the same bad fill seen again is parked under the same dead-letter id (consumers deduplicate), never produced
+    assert sink.emit([future]) == []
+
+
 def test_sink_recover_repairs_both_crash_windows(iso):
     """Pending claims: one never produced (crash after the claim), one produced but not marked (crash after
     the flush). recover() produces only the first."""
@@ -252,3 +289,39 @@ def test_a_removed_log_retracts_its_fill_and_rewinds_the_cursor(iso, caplog):
     assert len(retractions) == 1
     assert retractions[0]["leader_fill_id"] == records[0]["envelope"]["event_id"]
     assert (retractions[0]["leader"], retractions[0]["tx_hash"], retractions[0]["block_number"]) == (leader, tx, 40)
+
+
+def test_a_fill_whose_sums_overflow_is_parked_and_the_range_goes_on(iso):
+    """Two logs of one transaction whose amounts each fit, but whose sum does not: the range used to fail
+    (AggregationError) and be retried forever, stalling the chain source. Now that fill is parked (its logs'
+    fills as JSON), the transaction next to it is produced and the cursor moves past the range."""
+    import asyncio
+
+    from eth_abi import encode as abi_encode
+
+    from horus.ingest import chain
+    from horus.ingest.sink import FillSink
+
+    exchange, leader = "0x" + "e1" * 20, LEADERS[2]
+    big = 2**63 - 1
+
+    def log(tx, index, amount):
+        data = abi_encode(["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
+                          [0, 5, amount, amount, 0, b"\0" * 32, b"\0" * 32])
+        return {"address": exchange, "topics": [V2_ORDER_FILLED_TOPIC0, "0x" + f"{index:064x}",
+                                                "0x" + "00" * 12 + leader[2:], "0x" + "00" * 12 + "5e" * 20],
+                "data": "0x" + data.hex(), "blockNumber": 50, "logIndex": index, "transactionHash": tx,
+                "blockHash": "0x" + "b5" * 32, "removed": False}
+
+    overflow_tx, good_tx = "0x" + uuid.uuid4().hex * 2, "0x" + uuid.uuid4().hex * 2
+    sink = FillSink(iso, "chain")
+    source = chain.ChainSource(iso, ExchangeBook.of(exchange), leaders=lambda: frozenset({leader}), sink=sink)
+    source.leaders = frozenset({leader})
+    source.block_times[50] = int(time.time())
+    asyncio.run(source._emit_range([log(overflow_tx, 1, big), log(overflow_tx, 2, big), log(good_tx, 3, 1_000_000)],
+                                   50))
+    assert set(fill_ids(iso)) == {ids.leader_fill_id(good_tx, leader, "5", "BUY")}
+    assert chain.read_cursor(sink.engine, "chain") == (50, 3)
+    parked = [r for n, r in read_topic(iso, DEAD_LETTERS) if n == "DeadLetter"]
+    assert len(parked) == 1 and "exceeds 2^63-1" in parked[0]["error"] and parked[0]["stage"] == "ingest-chain"
+    assert {f["log_index"] for f in json.loads(parked[0]["original"])} == {1, 2}

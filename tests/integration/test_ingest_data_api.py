@@ -234,6 +234,40 @@ def test_data_api_then_chain_live_follow_and_http_failure(iso, emitters, stand_i
         assert [record["shares_e6"], record["collateral_e6"]] == chain_sums[eid], record
 
 
+@pytest.mark.integration
+def test_a_poisoned_leader_is_parked_and_every_other_leaders_fills_flow(iso, stand_in, tmp_path):
+    """D14: leader B's rows (a `1e30` timestamp; two rows of one fill whose shares sum beyond 2^63-1) used to
+    fail every round, so no leader's fills were ever produced again, and bad rows left no dead letter. Now
+    A's fills (and B's good one) are produced and B's bad rows are parked with their JSON, once."""
+    from horus.topics import DEAD_LETTERS
+
+    a, b = LEADERS[0], LEADERS[1]
+    follow(iso, "pa", a)
+    follow(iso, "pb", b)
+
+    def row(n, leader, stamp, size=10, price=0.5):
+        return {"proxy_wallet": leader, "timestamp": stamp, "type": "TRADE", "transaction_hash": "0x" + f"{n:064x}",
+                "token_id": "1234567", "condition_id": "0x" + "cd" * 32, "side": "BUY", "size": size, "price": price,
+                "usdc_size": size * price}
+
+    good = [row(1, a, 1_790_000_001), row(2, a, 1_790_000_002), row(3, b, 1_790_000_003)]
+    poisoned = [row(4, b, "1e30"), row(5, b, 1_790_000_005, size=9e12), row(5, b, 1_790_000_005, size=9e12, price=0.6)]
+    stand_in.add(good[0], poisoned[0], good[1], *poisoned[1:], good[2])
+    for attempt in (1, 2):  # a second run sees the same rows: nothing new produced, the bad rows parked again
+        api = HorusProcess(iso, tmp_path / f"data-api-{attempt}.log", "ingest", "data-api", "--once",
+                           HORUS_DATA_API_URL=stand_in.url)
+        assert api.wait(60) == 0, api.log()
+        assert "Traceback" not in api.log()
+    expected = {ids.leader_fill_id(r["transaction_hash"], r["proxy_wallet"], r["token_id"], r["side"]) for r in good}
+    counts = fill_ids(iso)
+    assert set(counts) == expected and max(counts.values()) == 1, counts
+    parked = [r for name, r in read_topic(iso, DEAD_LETTERS) if name == "DeadLetter"]
+    assert {r["stage"] for r in parked} == {"ingest-data-api"}
+    originals = sorted(json.dumps(json.loads(r["original"]), sort_keys=True) for r in parked)
+    assert originals == sorted(2 * [json.dumps(r, sort_keys=True) for r in poisoned])  # each run parks each once
+    assert len({r["envelope"]["event_id"] for r in parked}) == 3  # under one dead-letter id per bad row
+
+
 def test_data_api_command_rejects_bad_options():
     runner = CliRunner()
     result = runner.invoke(horus_app, ["ingest", "data-api", "--endpoint", "bogus", "--once"])

@@ -14,6 +14,7 @@ from horus.kafka.admin import create_topics
 from horus.kafka.client import assign_from_beginning, make_consumer, poll_batch
 from horus.venue.polymarket.exchanges import ExchangeBook
 from horus.venue.polymarket.fills import aggregate, decode_log
+from tests.integration.ingest_helpers import iso  # noqa: F401  (private topics and database)
 from tests.unit.test_venue_fills import v2_log  # the log builder the decoder's unit tests use
 
 pytestmark = pytest.mark.integration
@@ -64,3 +65,31 @@ def test_replay_file_of_mixed_inputs_is_produced_once(topics, tmp_path):
     assert any(json.loads(r["original"]) == {"not": "a fill"} for r in parked)
     said = [" ".join(run.stdout.split()) for run in (first, second)]  # the console wraps long lines
     assert "8 new, 0 already produced" in said[0] and "0 new, 8 already produced" in said[1]
+
+
+def test_replay_refuses_fills_dated_in_the_future(iso, tmp_path):
+    """D12: a replay file's future-dated LeaderFill JSON and Data API rows are parked with their raw form,
+    never produced as fresh fills; the other fills of the file are produced."""
+    import time
+
+    settings = iso
+    demo = [json.loads(line) for line in open(DEMO).read().splitlines()[:3]]
+    future_s = int(time.time()) + 365 * 86_400
+    ahead = dict(demo[2], block_timestamp=future_s)
+    row = {"proxy_wallet": demo[0]["leader"], "timestamp": future_s, "type": "TRADE",
+           "transaction_hash": "0x" + "7f" * 32, "token_id": "1234567", "side": "BUY", "size": 10, "price": 0.5}
+    path = tmp_path / "future.jsonl"
+    path.write_text("\n".join(json.dumps(v) for v in (demo[0], demo[1], ahead, row)) + "\n")
+
+    run = run_replay(settings, path)
+    assert run.returncode == 0, run.stderr
+    fills = [r["envelope"]["event_id"] for name, r in read_topic(settings, "leader.fills") if name == "LeaderFill"]
+    assert sorted(fills) == sorted([demo[0]["event_id"], demo[1]["event_id"]])
+    parked = [r for name, r in read_topic(settings, "dead.letters") if name == "DeadLetter"]
+    errors = " | ".join(r["error"] for r in parked)
+    assert len(parked) == 2 and errors.count("ahead of our clock") == 2, errors
+    originals = [json.loads(r["original"]) for r in parked]
+    assert row in originals  # the Data API row as the file had it
+    assert any(o.get("envelope", {}).get("event_id") == ahead["event_id"] for o in originals)
+    said = " ".join(run.stdout.split())
+    assert "2 new, 0 already produced; 2 " in said, said

@@ -28,6 +28,7 @@ from projections.folds import ALL_PROJECTIONS, LEADER_FILLS_PROJECTION, Projecti
 from projections.replay import ReplayBlocked, replay_all, table_checksums, truncate_projections
 from projections.runner import ProjectionRunner, projection_lag, run_projections, topic_end_offsets
 from tests.unit.test_projection_folds import (
+    copy_candidate,
     copy_decision,
     dead_letter,
     execution_result,
@@ -38,7 +39,8 @@ from tests.unit.test_projection_folds import (
 
 pytestmark = pytest.mark.integration
 
-EVENT_TABLES = ("leader_fills", "copy_decisions", "execution_results", "settlement_events", "dead_letters")
+EVENT_TABLES = ("leader_fills", "copy_candidates", "copy_decisions", "execution_results", "settlement_events",
+                "dead_letters")
 
 PARTITIONS = 4
 FAST_GROUP = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
@@ -394,6 +396,8 @@ def test_replay_twice_gives_the_checksums_of_the_live_tables(s):
     items += [("settlement.events", encoded("SettlementEvent", settlement_event(i)), settlement_event(i)["follower"])
               for i in range(60)]
     items += [("dead.letters", encoded("DeadLetter", dead_letter(i)), "k") for i in range(15)]
+    items += [("copy.candidates", encoded("CopyCandidate", copy_candidate(i)), copy_candidate(i)["follower"])
+              for i in range(80)]
     items += [("copy.decisions", b"\x13garbage", b"k"), ("execution.results", b"", None)]
     items += [("leader.fills", encoded("LeaderFill", leader_fill(3)), "dup")]  # the same event again
     produce(s, items)
@@ -401,6 +405,7 @@ def test_replay_twice_gives_the_checksums_of_the_live_tables(s):
     run_projections(s, threading.Event(), until_caught_up=True, batch_size=250)
     live = table_checksums(s)
     assert live["leader_fills"].rows == 700 and live["dead_letters"].rows == 17
+    assert live["copy_candidates"].rows == 80  # copy.candidates is folded (and checksummed) like every topic
     assert all(live[t].rows > 0 for t in EVENT_TABLES)
 
     holder = ProjectionRunner(s).start()  # a live runner holds the projections' lock

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from horus.cli.config import _follow_options, _merge_follow, default_follow_id
 from horus.cli.main import app
-from horus.codec import default_codec
+from horus.codec import default_codec, envelope
 from horus.db.models import Base
 from horus.domain.config import (ConfigInvalid, ConfigState, apply_config, config_change, parse_follow_config,
                                  parse_follower)
@@ -150,3 +150,44 @@ def test_control_commands_fold_into_switches():
         ("MARKET:0xabc", "PAUSE", True), ("MARKET:0xabc", "RESUME", False), ("GLOBAL", "KILL", True)]
     assert rows[0]["reason"] == "news" and rows[0]["issued_by"] == "ops"
     assert set(rows[0]) == columns("control_switches")
+
+
+# commands that break the rules, as anyone with broker access can write them (control_command refuses them)
+RULE_BREAKERS = [
+    ({"scope": "FOLLOWER", "command": "KILL", "target": FOLLOWER}, "KILL is the global kill switch"),
+    ({"scope": "MARKET", "command": "KILL", "target": "0xabc"}, "KILL is the global kill switch"),
+    ({"scope": "FOLLOWER", "command": "PAUSE", "target": ""}, "FOLLOWER needs a target"),
+    ({"scope": "MARKET", "command": "PAUSE", "target": "   "}, "MARKET needs a target"),
+    ({"scope": "MARKET", "command": "PAUSE", "target": None}, "MARKET needs a target"),
+    ({"scope": "GLOBAL", "command": "PAUSE", "target": "0xabc"}, "GLOBAL takes no target"),
+    ({"scope": "GLOBAL", "command": "PAUSE", "target": ""}, "GLOBAL takes no target"),
+    ({"scope": "UNRECOGNIZED", "command": "PAUSE", "target": None}, "scope must be one of"),
+    ({"scope": "GLOBAL", "command": "UNRECOGNIZED", "target": None}, "command must be one of"),
+]
+
+
+def rule_breaker(fields: dict) -> dict:
+    return {"envelope": envelope("cmd", "attacker", 0), "reason": "hostile", "issued_by": None, **fields}
+
+
+@pytest.mark.parametrize("fields, rule", RULE_BREAKERS)
+def test_control_commands_that_break_the_rules_are_refused_by_the_fold_and_change_nothing(fields, rule):
+    from horus.domain.control import ControlError, ControlState, apply_control
+
+    state = ControlState()
+    apply_control(control_command("MARKET", "PAUSE", "0xdef", reason="kept"), state)
+    before = dict(state.active)
+    with pytest.raises(ControlError, match=rule):
+        apply_control(rule_breaker(fields), state)
+    assert state.active == before and not state.killed and not state.global_paused
+    with pytest.raises(ControlError, match=rule):  # the same rule where an operator issues a command
+        control_command(fields["scope"], fields["command"], fields["target"])
+    # the projection parks it too: no switch row for a command no stage honours
+    if "UNRECOGNIZED" in fields.values():  # what a newer writer's symbol reads as: no writer can encode it
+        raw, name, decoded = b"a newer writer's bytes", "ControlCommand", rule_breaker(fields)
+    else:
+        raw = default_codec().encode("ControlCommand", rule_breaker(fields))
+        name, decoded = default_codec().decode(raw)
+    table, row, parked = CONTROL_COMMANDS_PROJECTION.fold_one(
+        SourceMessage("t.control.commands", 0, 7, raw, b"k", 1_000, name, decoded))
+    assert parked and table == "dead_letters" and rule in row["error"] and row["original"] == raw

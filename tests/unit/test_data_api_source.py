@@ -210,3 +210,33 @@ def test_failed_emit_does_not_advance_the_watermark():
             await source.poll_once(emit)
         return source.newest_seen
     assert run(stand, body) == {}
+
+
+def test_one_leaders_poisoned_rows_are_reported_and_every_other_fill_keeps_flowing():
+    """D14: leader B's rows hold a `1e30` timestamp (it used to pass parsing and break the round's encode)
+    and two 9e12-share rows of one transaction (their sum overflows: aggregate raised for the whole leader,
+    and the round failed). A's fills and B's good fill are emitted; B's bad rows go to on_bad_row, once each
+    however many rounds see them again."""
+    from horus.codec import default_codec
+
+    good_a = [trade(1, 1_700_000_001), trade(2, 1_700_000_002, side="SELL")]
+    far = trade(3, "1e30", wallet=OTHER)
+    huge = [trade(4, 1_700_000_004, wallet=OTHER, size=9e12, price=0.5),
+            trade(4, 1_700_000_004, wallet=OTHER, size=9e12, price=0.6)]
+    good_b = trade(5, 1_700_000_005, wallet=OTHER)
+    stand = DataApiStandIn([*good_a, far, *huge, good_b])
+    emitted, bad = [], []
+
+    async def body(source):
+        source.leaders = [LEADER, OTHER]
+        for _ in range(2):
+            assert await source.poll_once(emitted.append) == 3
+    run(stand, body, on_bad_row=lambda row, err: bad.append((row, err)))
+    assert [sorted(ids(batch)) for batch in emitted] == 2 * [sorted(expected_id(r) for r in (*good_a, good_b))]
+    for batch in emitted:
+        for record in batch:
+            default_codec().encode("LeaderFill", record)
+    assert len(bad) == 3, bad
+    reported = {json.dumps(row, sort_keys=True): str(err) for row, err in bad}
+    assert "timestamp" in reported[json.dumps(far, sort_keys=True)]
+    assert all("2^63-1" in reported[json.dumps(row, sort_keys=True)] for row in huge)

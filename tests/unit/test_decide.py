@@ -566,3 +566,75 @@ def test_same_inputs_same_decisions_and_replay_rebuilds_the_state(steps, tick):
         return
     assert (again.decided, again.reservations, again.booked, again.positions, again.leader_holdings) == \
         (live.decided, live.reservations, live.booked, live.positions, live.leader_holdings)
+
+
+# ------------------------------------------------------------------------------------------ D12: fills from the future
+
+def test_a_fill_dated_beyond_the_clock_slack_is_skipped_not_copied_at_the_leader_price():
+    from horus.domain.clock import CLOCK_SLACK_S
+
+    year_ahead = one(candidate(age_us=-365 * 86_400 * E6))
+    assert (year_ahead["action"], year_ahead["reason_code"]) == ("SKIP", "FILL_IN_FUTURE")
+    assert "ahead of our clock" in year_ahead["reason_detail"]
+    beyond = one(candidate(age_us=-(CLOCK_SLACK_S + 1) * E6))
+    assert beyond["reason_code"] == "FILL_IN_FUTURE"
+    # within the slack a fill is as fresh as any (clocks differ by seconds): copied, the leader price as reference
+    within = one(candidate(age_us=-(CLOCK_SLACK_S - 1) * E6))
+    assert within["action"] == "COPY" and json.loads(within["inputs"])["reference"] == "leader"
+
+
+def test_fill_in_future_comes_before_fill_too_old_and_before_market_checks():
+    far = one(candidate(age_us=-(2**62), token="999"), v=view({"max_fill_age_s": 0.5}))
+    assert far["reason_code"] == "FILL_IN_FUTURE"
+
+
+# ------------------------------------------------------------------------------------------ hostile candidates
+# Well-typed values anyone with broker access can put on copy.candidates (or a source on leader.fills)
+
+@pytest.mark.parametrize("change, detail", [
+    ({"leader_price": "abc"}, "leader price 'abc' is not a number"),
+    ({"leader_price": "NaN"}, "is not a number"),
+    ({"leader_price": "Infinity"}, "outside (0, 1]"),
+    ({"leader_price": "0"}, "outside (0, 1]"),
+    ({"leader_price": "-0.5"}, "outside (0, 1]"),
+    ({"leader_price": "1.5"}, "outside (0, 1]"),
+    ({"leader_shares_e6": 0}, "leader shares"),
+    ({"leader_shares_e6": -20 * E6}, "leader shares"),
+    ({"leader_collateral_e6": -1}, "leader collateral"),
+])
+@pytest.mark.parametrize("side", ["BUY", "SELL"])
+def test_hostile_candidate_values_are_skipped_with_a_reason(change, detail, side):
+    v = view(tokens=[(TOKEN, 1000 * E6)])
+    state = bought(DecideState(), v)
+    before = state.book(FOLLOWER).leader_holdings.copy()
+    d = one({**candidate(side=side), **change}, state, v)
+    assert (d["action"], d["reason_code"]) == ("SKIP", "CANDIDATE_INVALID") and detail in d["reason_detail"]
+    if change.get("leader_shares_e6", 1) <= 0:  # the leader's holdings (the SELL fraction) are not corrupted
+        assert state.book(FOLLOWER).leader_holdings == before
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"side": "UNRECOGNIZED"}, "side"),  # what a newer writer's side reads as: no decision can be written for it
+    ({"token_id": "1" * 5000}, "token_id"),  # copied into the decision and its detail: past the broker's limit
+    ({"follow_id": "f" * 300_000}, "follow_id"),
+    ({"leader_price": "0." + "5" * 100_000}, "leader_price"),
+])
+def test_candidates_no_decision_can_be_written_for_raise_before_touching_the_state(change, error):
+    from horus.domain.decide import CandidateInvalid
+
+    state = DecideState()
+    with pytest.raises(CandidateInvalid, match=error):
+        decide({**candidate(), **change}, state, now_us=NOW, view=view())
+    assert state.books == {}  # nothing reserved, nothing remembered: the runner parks the candidate
+
+
+def test_unknown_token_ids_are_skipped_as_unknown_markets():
+    for token in ("999", "abc", "../../admin", "-1"):
+        assert one(candidate(token=token))["reason_code"] == "MARKET_UNKNOWN"
+
+
+def test_a_skip_with_negative_leader_shares_never_makes_the_leaders_holdings_negative():
+    state, v = DecideState(), view()
+    d = one(candidate(shares=-5 * E6), state, v)
+    assert d["action"] == "SKIP"
+    assert all(held >= 0 for held in state.book(FOLLOWER).leader_holdings.values())

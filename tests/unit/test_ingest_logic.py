@@ -106,3 +106,23 @@ def test_watchdog():
     assert "probe failed" in logic.stall_reason(last_message_at=80.0, seen_head=5, probed_head=None, **base)
     assert "no new head" in logic.stall_reason(last_message_at=99.0, seen_head=5, probed_head=5, max_head_age=4.0,
                                                **base)
+
+
+def test_a_fill_whose_sums_overflow_is_set_apart_and_the_other_fills_are_summed():
+    """Each log's amounts fit the schema, their sum in one transaction does not: aggregate raised for the whole
+    range, and the chain source retried that range forever. Now only that fill is set apart (to be parked)."""
+    big = 2**63 - 1
+    logs = [v2_log(L1, TX1, 7, 0, maker_amt=big, taker_amt=big), v2_log(L1, TX1, 7, 1, maker_amt=big, taker_amt=big),
+            v2_log(L1, TX2, 8, 0)]
+    batch = logic.decode_batch(logs, BOOK)
+    with pytest.raises(logic.AggregationError):
+        logic.batch_records(batch, [L1], {7: 1_000, 8: 1_002})
+    records, apart = logic.aggregate_apart(batch.fills, [L1], source="chain", block_time={7: 1_000, 8: 1_002},
+                                           produced_at_us=5)
+    assert [r["envelope"]["event_id"] for r in records] == [leader_fill_id(TX2, L1, "7", "BUY")]
+    ((fills, error),) = apart
+    assert [f.log_index for f in fills] == [0, 1] and "exceeds 2^63-1" in str(error)
+    assert logic.aggregate_apart(batch.fills[2:], [L1], source="chain", block_time={8: 1_002},
+                                 produced_at_us=5) == (records, [])
+    with pytest.raises(logic.MissingTimestampError):  # a node that gave no block time: retried, never parked
+        logic.aggregate_apart(batch.fills[2:], [L1], source="chain", block_time={})

@@ -67,6 +67,24 @@ def leader_fill_retraction(i: int, **overrides) -> dict:
     return record
 
 
+def copy_candidate(i: int, **overrides) -> dict:
+    record = {
+        "envelope": envelope(f"cc-{i:08d}", "plan", T0_US + i, causation_id=f"lf-{i:08d}", produced_at_us=T0_US + i + 3),
+        "leader_fill_id": f"lf-{i:08d}",
+        "follow_id": f"follow-{i % 7}",
+        "follower": f"0x{(i % 11):040x}",
+        "leader": f"0x{(i % 17):040x}",
+        "token_id": str(10**70 + i),
+        "side": "BUY" if i % 2 else "SELL",
+        "leader_shares_e6": 1_000_000 + i,
+        "leader_collateral_e6": 530_000 + i,
+        "leader_price": "0.53",
+        "condition_id": f"0x{(i % 5):064x}" if i % 4 else None,
+    }
+    record.update(overrides)
+    return record
+
+
 def copy_decision(i: int, **overrides) -> dict:
     copy_ = i % 2 == 0
     record = {
@@ -143,6 +161,7 @@ def dead_letter(i: int, **overrides) -> dict:
 BUILDERS = {
     "LeaderFill": leader_fill,
     "LeaderFillRetracted": leader_fill_retraction,
+    "CopyCandidate": copy_candidate,
     "CopyDecision": copy_decision,
     "ExecutionResult": execution_result,
     "SettlementEvent": settlement_event,
@@ -254,6 +273,25 @@ def test_a_bad_retraction_is_parked_naming_its_type(record, reason):
     assert result.parked == 1 and set(result.rows) == {"dead_letters"}
     assert row["error"] == f"bad LeaderFillRetracted: {reason}" and row["original"] == b"raw"
     assert row["event_id"] == "lr-00000001"
+
+
+def test_copy_candidate_mapping():
+    from projections.folds import COPY_CANDIDATES_PROJECTION
+
+    assert COPY_CANDIDATES_PROJECTION.topic == "copy.candidates" and COPY_CANDIDATES_PROJECTION in ALL_PROJECTIONS
+    (row,) = COPY_CANDIDATES_PROJECTION.fold([message("CopyCandidate", copy_candidate(5), offset=9, partition=2)]
+                                             ).rows["copy_candidates"]
+    assert (row["event_id"], row["causation_id"], row["kafka_partition"], row["kafka_offset"]) == \
+        ("cc-00000005", "lf-00000005", 2, 9)
+    assert (row["follow_id"], row["follower"], row["leader"], row["side"]) == \
+        ("follow-5", f"0x{5:040x}", f"0x{5:040x}", "BUY")
+    assert (row["leader_shares_e6"], row["leader_collateral_e6"], row["leader_price"]) == \
+        (1_000_005, 530_005, Decimal("0.53"))
+    assert row["occurred_at"] == timestamp(T0_US + 5) and row["produced_at"] == timestamp(T0_US + 8)
+    # a hostile candidate decide would SKIP is parked here when the table cannot hold it, never stored half
+    for bad in ({"leader_price": "abc"}, {"side": "UNRECOGNIZED"}, {"follower": "x\x00"}):
+        table, parked_row, parked = COPY_CANDIDATES_PROJECTION.fold_one(message("CopyCandidate", copy_candidate(1, **bad)))
+        assert parked and table == "dead_letters", bad
 
 
 def test_copy_decision_mapping_copy_and_skip():

@@ -318,3 +318,29 @@ def test_worker_command_rejects_unknown_stages_before_touching_the_broker():
     result = CliRunner().invoke(app, ["--stages", "plan,bogus"])
     assert result.exit_code == 2
     assert "unknown stage bogus" in result.output
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"side": "UNRECOGNIZED"}, "side"),
+    ({"token_id": "7" * 600_000}, "token_id"),  # every candidate copies it: past the broker's message size
+    ({"price": "0." + "5" * 5000}, "price"),
+])
+def test_plan_refuses_a_fill_no_candidate_can_be_written_for(change, error):
+    from horus.domain.plan import FillInvalid
+
+    with pytest.raises(FillInvalid, match=error):
+        plan({**leader_fill(), **change}, three_followers_two_leaders(), now_us=NOW)
+
+
+def test_plan_passes_hostile_values_on_for_decide_to_skip_with_a_reason():
+    hostile = {**leader_fill(), "price": "-3", "shares_e6": -5}
+    candidates, _ = plan(hostile, three_followers_two_leaders(), now_us=NOW)
+    assert len(candidates) == 2 and all(c["leader_price"] == "-3" for c in candidates)
+
+
+def test_only_well_formed_token_ids_are_looked_up():
+    from horus.domain.decide import token_id_wellformed
+
+    assert token_id_wellformed("71321045679252212594626385532706912750332728571942532289631379312455583992563")
+    for forged in ("", "abc", "../../admin", "-1", "1" * 79, "١٢٣", "0x12"):
+        assert not token_id_wellformed(forged)

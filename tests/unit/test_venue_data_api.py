@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from horus.codec import default_codec
+from horus.domain.clock import CLOCK_SLACK_S
 from horus.domain.ids import leader_fill_id
 from horus.venue.polymarket.data_api import (
     SOURCE,
@@ -243,4 +245,37 @@ def test_any_field_value_gives_a_fill_a_skip_or_a_row_decode_error(base, key, va
     assert isinstance(parsed, (DecodedFill, SkippedRow))
     if isinstance(parsed, DecodedFill):
         assert parsed.shares_e6 > 0 and parsed.collateral_e6 >= 0 and parsed.fee_e6 >= 0
-        aggregate([parsed], source=SOURCE, produced_at_us=1)
+        assert parsed.block_timestamp <= time.time() + CLOCK_SLACK_S
+        (record,) = aggregate([parsed], source=SOURCE, produced_at_us=1)
+        default_codec().encode("LeaderFill", record)  # whatever a row holds, a fill that parses can be produced
+
+
+NOW_S = 1_796_000_000
+
+
+@pytest.mark.parametrize("stamp, seconds", [
+    (NOW_S, NOW_S),
+    (str(NOW_S), NOW_S),
+    (NOW_S * 1000 + 123, NOW_S),  # milliseconds
+    (NOW_S * 1_000_000 + 123_456, NOW_S),  # microseconds: before, read as ms, a date in the year 58,000
+    (NOW_S + CLOCK_SLACK_S, NOW_S + CLOCK_SLACK_S),  # clocks differ: up to the slack ahead is fine
+])
+def test_timestamps_in_seconds_milliseconds_or_microseconds(stamp, seconds):
+    assert parse_row(dict(TRADES[0], timestamp=stamp), now_s=NOW_S).block_timestamp == seconds
+
+
+@pytest.mark.parametrize("stamp", [
+    "1e30",  # passed the decimal range check and overflowed the Avro long at encode
+    NOW_S + CLOCK_SLACK_S + 1, (NOW_S + 3600) * 1000, (NOW_S + 86_400) * 1_000_000,
+    NOW_S * 1_000_000_000,  # nanoseconds: no unit this source knows
+    2**63,
+])
+def test_timestamps_beyond_the_clock_slack_are_refused(stamp):
+    with pytest.raises(RowDecodeError, match="timestamp") as refused:
+        parse_row(dict(TRADES[0], timestamp=stamp), now_s=NOW_S)
+    assert refused.value.reason in ("future-timestamp", "bad-field")
+
+
+def test_a_future_row_is_refused_against_the_wall_clock_by_default():
+    with pytest.raises(RowDecodeError, match="ahead of our clock"):
+        parse_row(dict(TRADES[0], timestamp=int(time.time()) + 3600))

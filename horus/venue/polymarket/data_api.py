@@ -27,21 +27,27 @@ otherwise None, and :func:`~horus.venue.polymarket.fills.aggregate` writes ``exc
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from horus.domain.amounts import AmountError, json_decimal
+from horus.domain.clock import future_detail, in_future
 from horus.venue.polymarket.exchanges import AddressBookError, normalize_address
 from horus.venue.polymarket.fills import INT64_MAX, DecodedFill, FillDecodeError, _div_half_even
 
 __all__ = ["SOURCE", "RowDecodeError", "SkippedRow", "ParsedRows", "Page", "parse_row", "parse_rows",
-           "page_rows", "to_decimal", "to_e6_half_even"]
+           "page_rows", "timestamp_seconds", "to_decimal", "to_e6_half_even"]
 
 SOURCE = "data-api"
 _E6 = 10**6
-_MS_THRESHOLD = 10**11  # a "timestamp" above this is milliseconds (seconds reach it in the year 5138)
+# The API documents seconds; some routes have answered milliseconds. The unit is read from the magnitude: the
+# ranges do not overlap for any date between 1973 and 5138 (seconds reach 10^11 in the year 5138). Anything
+# larger is no unit this source knows, and anything dated beyond the clock slack ahead of now is refused: a
+# unit mix-up must not turn history into "fresh" fills (review D12/D14).
+_UNITS = ((10**11, 1), (10**14, 1000), (10**17, 1_000_000))  # (below this, divide by this)
 
 
 class RowDecodeError(FillDecodeError):
@@ -107,12 +113,25 @@ def to_e6_half_even(value: Any, what: str = "value") -> int:
     return _div_half_even(numerator * _E6, denominator)
 
 
-def _timestamp(value: Any, where: str) -> int:
+def timestamp_seconds(value: Any, where: str = "row", *, now_s: int | None = None) -> int:
+    """A row's ``timestamp`` (seconds, milliseconds or microseconds) in whole seconds. Raises
+    :class:`RowDecodeError` unless it is a positive whole number of a known unit, dated at most the clock
+    slack ahead of ``now_s`` (default: the wall clock)."""
     number = to_decimal(value, f"{where}: timestamp")
     if number != number.to_integral_value() or number <= 0:
         raise RowDecodeError(f"{where}: timestamp {value!r} is not a positive whole number", "bad-field")
-    seconds = int(number)
-    return seconds // 1000 if seconds > _MS_THRESHOLD else seconds
+    stamp = int(number)
+    for below, per_second in _UNITS:
+        if stamp < below:
+            seconds = stamp // per_second
+            break
+    else:
+        raise RowDecodeError(f"{where}: timestamp {value!r:.40} is not in seconds, milliseconds or microseconds",
+                             "bad-field")
+    at_us, now_us = seconds * 1_000_000, (int(time.time()) if now_s is None else now_s) * 1_000_000
+    if in_future(at_us, now_us):
+        raise RowDecodeError(f"{where}: timestamp {value!r:.40}: {future_detail(at_us, now_us)}", "future-timestamp")
+    return seconds
 
 
 def _row_type(row: Mapping) -> str:
@@ -120,10 +139,11 @@ def _row_type(row: Mapping) -> str:
     return "TRADE" if kind in (None, "") else str(kind).strip().upper()
 
 
-def parse_row(row: Mapping, *, role: str | None = None) -> DecodedFill | SkippedRow:
+def parse_row(row: Mapping, *, role: str | None = None, now_s: int | None = None) -> DecodedFill | SkippedRow:
     """One Data API row (v2 snake_case or classic camelCase) -> a fill, or a :class:`SkippedRow` for a
-    non-trade activity row. ``role``: "MAKER"/"TAKER" when the caller knows it (rows do not say).
-    Raises :class:`RowDecodeError` for a malformed trade row."""
+    non-trade activity row. ``role``: "MAKER"/"TAKER" when the caller knows it (rows do not say); ``now_s``:
+    the clock future timestamps are judged by (default: the wall clock).
+    Raises :class:`RowDecodeError` for a malformed trade row, or one dated in the future."""
     if not isinstance(row, Mapping):
         raise RowDecodeError(f"a Data API row must be a JSON object, got {type(row).__name__}", "bad-row")
     if role is not None and role.upper() not in ("MAKER", "TAKER"):
@@ -197,17 +217,18 @@ def parse_row(row: Mapping, *, role: str | None = None) -> DecodedFill | Skipped
         fee_e6=fee,
         fee_raw_e6=fee,
         role=None if role is None else role.upper(),
-        block_timestamp=_timestamp(required("timestamp"), where),
+        block_timestamp=timestamp_seconds(required("timestamp"), where, now_s=now_s),
         condition_id=condition,
     )
 
 
-def parse_rows(rows: Iterable[Any], *, role: str | None = None) -> ParsedRows:
+def parse_rows(rows: Iterable[Any], *, role: str | None = None, now_s: int | None = None) -> ParsedRows:
     """Parse many rows; nothing raises: fills, skipped rows and (row, error) pairs come back apart."""
     result = ParsedRows()
+    now_s = int(time.time()) if now_s is None else now_s
     for row in rows:
         try:
-            parsed = parse_row(row, role=role)
+            parsed = parse_row(row, role=role, now_s=now_s)
         except RowDecodeError as exc:
             result.errors.append((row, exc))
             continue
