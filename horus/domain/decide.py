@@ -128,6 +128,16 @@ class Reservation:
 
 
 @dataclass
+class Booked:
+    """What a terminal result booked for one COPY, so that a later result of the same order (a correction: a
+    trade that FAILED on chain, a fill another writer missed) books the difference, not the whole again."""
+
+    reservation: Reservation
+    shares_e6: int = 0  # BUY: shares bought; SELL: shares sold
+    amount_e6: int = 0  # BUY: collateral spent, fee included; SELL: cost basis released with the sold shares
+
+
+@dataclass
 class Position:
     shares_e6: int = 0
     cost_e6: int = 0  # cost basis of what is held (fees included)
@@ -141,7 +151,7 @@ class FollowerBook:
 
     decided: set[str] = field(default_factory=set)  # candidate ids with a decision
     reservations: dict[str, Reservation] = field(default_factory=dict)  # intent id -> open COPY
-    booked: set[str] = field(default_factory=set)  # intents whose terminal result is folded
+    booked: dict[str, Booked] = field(default_factory=dict)  # intents whose terminal result is folded
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)  # (token, leader)
     leader_holdings: dict[tuple[str, str], int] = field(default_factory=dict)  # (follow, token) -> leader shares seen
     spend: dict[tuple[int, str], int] = field(default_factory=dict)  # (day, follow id | "*") -> collateral
@@ -627,37 +637,66 @@ def apply_decision(decision: dict, state: DecideState) -> DecideState:
 
 
 def apply_result(result: dict, state: DecideState, *, now_us: int | None = None) -> DecideState:
-    """Fold one ExecutionResult: a terminal one releases the reservation and books the fill, once."""
+    """Fold one ExecutionResult: the first terminal one releases the reservation and books the fill; a later
+    terminal one of the same intent (a correction) books the difference between the two."""
     book = state.book(result["follower"])
     intent = result["intent_id"]
     status = result["status"]
     at_us = result["envelope"]["produced_at_us"] if now_us is None else now_us
-    if status not in TERMINAL or intent in book.booked:
+    if status not in TERMINAL:
         return state
-    reservation = book.release(intent)
-    if reservation is None:
-        return state  # a result for a decision this state never saw (another follower's partition history)
-    book.booked.add(intent)
-    state.outcomes.append((at_us, status in FAILED))
-    filled, paid = result["filled_shares_e6"], result["filled_collateral_e6"]
-    position = book.positions.setdefault((reservation.token_id, reservation.leader),
-                                         Position(condition_id=reservation.condition_id))
-    if reservation.side == "BUY":
-        spent = paid + result["fee_e6"] if filled else 0
-        book.add_spend(reservation.day, reservation.follow_id, spent - reservation.cost_e6)
-        if filled:
-            position.shares_e6 += filled
-            position.cost_e6 += spent
-            book._add_exposure(reservation.condition_id, reservation.leader, spent)
-            book.fills_after.append((at_us, spent))
-            book.forget_fills_before(at_us - FILLS_REMEMBERED_US)  # a rebuild folds years of fills
-    elif filled:
-        sold = min(filled, position.shares_e6)
-        released = position.cost_e6 * sold // position.shares_e6 if position.shares_e6 else 0
-        position.cost_e6 -= released
-        position.shares_e6 -= sold
-        book._add_exposure(reservation.condition_id, reservation.leader, -released)
+    booked = book.booked.get(intent)
+    if booked is None:
+        reservation = book.release(intent)
+        if reservation is None:
+            return state  # a result for a decision this state never saw (another follower's partition history)
+        booked = book.booked[intent] = Booked(reservation)
+        state.outcomes.append((at_us, status in FAILED))
+        if reservation.side == "BUY":  # the reservation's spend gives way to what was really spent
+            book.add_spend(reservation.day, reservation.follow_id, -reservation.cost_e6)
+    filled = result["filled_shares_e6"]
+    if booked.reservation.side == "BUY":
+        _book_buy(book, booked, filled, result["filled_collateral_e6"] + result["fee_e6"] if filled else 0, at_us)
+    else:
+        _book_sell(book, booked, filled)
     return state
+
+
+def _book_buy(book: FollowerBook, booked: Booked, shares: int, spent: int, at_us: int) -> None:
+    r = booked.reservation
+    more_shares, more_spent = shares - booked.shares_e6, spent - booked.amount_e6
+    if not (more_shares or more_spent):
+        return
+    position = book.positions.setdefault((r.token_id, r.leader), Position(condition_id=r.condition_id))
+    position.shares_e6 += more_shares
+    position.cost_e6 += more_spent
+    book._add_exposure(r.condition_id, r.leader, more_spent)
+    book.add_spend(r.day, r.follow_id, more_spent)
+    if more_spent > 0:  # a balance read older than this fill does not show it yet
+        book.fills_after.append((at_us, more_spent))
+        book.forget_fills_before(at_us - FILLS_REMEMBERED_US)  # a rebuild folds years of fills
+    booked.shares_e6, booked.amount_e6 = shares, spent
+
+
+def _book_sell(book: FollowerBook, booked: Booked, sold: int) -> None:
+    r = booked.reservation
+    position = book.positions.setdefault((r.token_id, r.leader), Position(condition_id=r.condition_id))
+    if sold > booked.shares_e6:  # more sold than booked so far: release the cost basis of what left the position
+        extra = min(sold - booked.shares_e6, position.shares_e6)
+        released = position.cost_e6 * extra // position.shares_e6 if position.shares_e6 else 0
+        position.shares_e6 -= extra
+        position.cost_e6 -= released
+        book._add_exposure(r.condition_id, r.leader, -released)
+        booked.shares_e6 += extra
+        booked.amount_e6 += released
+    elif sold < booked.shares_e6:  # fewer sold than booked (a trade FAILED): the shares and their basis come back
+        back = booked.shares_e6 - sold
+        restored = booked.amount_e6 * back // booked.shares_e6
+        position.shares_e6 += back
+        position.cost_e6 += restored
+        book._add_exposure(r.condition_id, r.leader, restored)
+        booked.shares_e6 -= back
+        booked.amount_e6 -= restored
 
 
 def failure_rate(state: DecideState, now_us: int, window_us: int) -> tuple[int, int]:

@@ -10,9 +10,10 @@ is what keeps a snapshot bounded while the history grows forever:
   offset, so a recently decided id must still be recognised. A candidate whose first decision is older
   than the window (never less than the largest `max_fill_age_s` configured) can only be a SKIP
   FILL_TOO_OLD again: never a second order, caps or reservation.
-- `booked` (intents whose terminal result is folded): only those of the `recent` decisions. Elsewhere it
-  changes nothing: a result for an intent with no open reservation is ignored anyway, and a COPY for an
-  already booked intent needs such a duplicate decision.
+- `booked` (intents whose terminal result is folded, with what it booked): only those of the `recent`
+  decisions. Elsewhere it changes nothing: a result for an intent with no open reservation is ignored anyway,
+  a COPY for an already booked intent needs such a duplicate decision, and a correction of a result (the
+  executor's, when a trade FAILS on chain or another writer missed a fill) comes within seconds or minutes.
 
 The running totals (`reserved_cost`, exposure, open sells and buys) are copied as they are (zero entries
 left out), not recomputed: they are what decide compares against caps. `FORMAT` is stored with every
@@ -25,9 +26,9 @@ import zlib
 from collections import Counter, deque
 from typing import Any, Iterable
 
-from horus.domain.decide import FollowerBook, Position, Reservation
+from horus.domain.decide import Booked, FollowerBook, Position, Reservation
 
-FORMAT = 1
+FORMAT = 2  # 2: `booked` keeps what each result booked (corrections book the difference)
 COMPRESS_LEVEL = 1  # bench/decide_rebuild.py: level 6 saves a few % of bytes for ~3x the time
 
 Recent = tuple[str, int, "str | None"]  # (candidate id, decided at (us), intent id of a COPY)
@@ -45,9 +46,9 @@ def snapshot_book(book: FollowerBook, recent: Iterable[Recent] = ()) -> Follower
     intents = {intent for _, _, intent in recent if intent is not None}
     return FollowerBook(
         decided={candidate for candidate, _, _ in recent},
-        booked=book.booked & intents,
-        reservations={intent: Reservation(r.follow_id, r.leader, r.token_id, r.condition_id, r.side, r.shares_e6,
-                                          r.cost_e6, r.day) for intent, r in book.reservations.items()},
+        booked={intent: Booked(_copy(b.reservation), b.shares_e6, b.amount_e6) for intent, b in book.booked.items()
+                if intent in intents},
+        reservations={intent: _copy(r) for intent, r in book.reservations.items()},
         positions={key: Position(p.shares_e6, p.cost_e6, p.condition_id) for key, p in book.positions.items()},
         leader_holdings=dict(book.leader_holdings),
         spend=dict(book.spend),
@@ -64,7 +65,9 @@ def forget_before_window(book: FollowerBook, recent: Iterable[Recent]) -> None:
     the state a restore would give, so a long-running stage's memory stops growing with the history."""
     recent = list(recent)
     book.decided.intersection_update([candidate for candidate, _, _ in recent])
-    book.booked.intersection_update([intent for _, _, intent in recent if intent is not None])
+    intents = {intent for _, _, intent in recent if intent is not None}
+    for intent in [i for i in book.booked if i not in intents]:
+        del book.booked[intent]
 
 
 def book_to_json(book: FollowerBook, recent: Iterable[Recent] = ()) -> dict:
@@ -73,9 +76,9 @@ def book_to_json(book: FollowerBook, recent: Iterable[Recent] = ()) -> dict:
     intents = {intent for _, _, intent in recent if intent is not None}
     return {
         "recent": recent,
-        "booked": sorted(book.booked & intents),
-        "reservations": [[intent, r.follow_id, r.leader, r.token_id, r.condition_id, r.side, r.shares_e6, r.cost_e6,
-                          r.day] for intent, r in book.reservations.items()],
+        "booked": [[intent, *_reservation_row(b.reservation), b.shares_e6, b.amount_e6]
+                   for intent, b in sorted(book.booked.items()) if intent in intents],
+        "reservations": [[intent, *_reservation_row(r)] for intent, r in book.reservations.items()],
         "positions": [[token, leader, p.shares_e6, p.cost_e6, p.condition_id]
                       for (token, leader), p in book.positions.items()],
         "leader_holdings": [[follow, token, n] for (follow, token), n in book.leader_holdings.items()],
@@ -99,7 +102,7 @@ def book_from_json(data: Any, where: str = "book") -> FollowerBook:
         raise SnapshotInvalid(f"{where}.reserved_cost: {reserved_cost!r} is not an integer")
     return FollowerBook(
         decided={candidate for candidate, _, _ in rows["recent"]},
-        booked={intent for (intent,) in rows["booked"]},
+        booked={row[0]: Booked(Reservation(*row[1:9]), row[9], row[10]) for row in rows["booked"]},
         reservations={row[0]: Reservation(*row[1:]) for row in rows["reservations"]},
         positions={(token, leader): Position(shares, cost, condition)
                    for token, leader, shares, cost, condition in rows["positions"]},
@@ -147,7 +150,7 @@ def decode_books(blob: bytes) -> dict[str, dict]:
 _INT, _STR, _OPT_STR = frozenset({int}), frozenset({str}), frozenset({str, type(None)})
 _COLUMNS = {  # the type of every value in the rows of each list field (bool and float are refused: exact ints)
     "recent": (_STR, _INT, _OPT_STR),
-    "booked": None,  # a plain list of intent ids
+    "booked": (_STR,) * 6 + (_INT,) * 5,  # intent, its reservation, shares and amount booked
     "reservations": (_STR,) * 6 + (_INT,) * 3,
     "positions": (_STR, _STR, _INT, _INT, _STR),
     "leader_holdings": (_STR, _STR, _INT),
@@ -159,6 +162,14 @@ _COLUMNS = {  # the type of every value in the rows of each list field (bool and
 }
 
 
+def _copy(r: Reservation) -> Reservation:
+    return Reservation(r.follow_id, r.leader, r.token_id, r.condition_id, r.side, r.shares_e6, r.cost_e6, r.day)
+
+
+def _reservation_row(r: Reservation) -> list:
+    return [r.follow_id, r.leader, r.token_id, r.condition_id, r.side, r.shares_e6, r.cost_e6, r.day]
+
+
 def _split_keys(counter: Counter) -> list:
     return [[key, None, n] if isinstance(key, str) else [key[0], key[1], n] for key, n in counter.items() if n]
 
@@ -167,15 +178,12 @@ def _join_keys(rows: list) -> Counter:
     return Counter({first if second is None else (first, second): n for first, second, n in rows})
 
 
-def _rows(data: dict, name: str, kinds: tuple | None, where: str) -> list:
+def _rows(data: dict, name: str, kinds: tuple, where: str) -> list:
     """The field's rows, each checked against `kinds` (one loop, no message built unless one is wrong)."""
     field = f"{where}.{name}"
     rows = data.get(name)
     if not isinstance(rows, list):
         raise SnapshotInvalid(f"{field}: must be a list")
-    if kinds is None:
-        rows = [[value] for value in rows]
-        kinds = (_STR,)
     width = len(kinds)
     for row in rows:
         if type(row) is not list or len(row) != width:

@@ -17,6 +17,7 @@ from horus.domain.decide import (
     Balance,
     DecideState,
     Quote,
+    TERMINAL,
     StaticView,
     apply_decision,
     apply_result,
@@ -410,6 +411,8 @@ step = st.one_of(
     st.tuples(st.just("result"), st.integers(0, 50), st.sampled_from(["FILLED", "PARTIAL", "NOT_FILLED", "UNKNOWN",
                                                                        "REJECTED"]), st.sampled_from(["0", "0.3", "1"])),
     st.tuples(st.just("config"), CAPS, CAPS, CAPS, st.sampled_from(["fixed", "ratio", "balance_pct"])),
+    # the executor's correction of a settled result: a trade of the order FAILED on chain, fewer shares filled
+    st.tuples(st.just("correction"), st.integers(0, 50), st.sampled_from(["0", "0.3"])),
 )
 
 
@@ -435,6 +438,7 @@ def run_history(steps, tick, v=None, *, before_step=None, stamp_results=False):
     step and once after the last; `stamp_results` stamps a result with the time it is folded (as a rebuild sees it)."""
     v = v or history_view(tick)
     state, timeline = DecideState(), []
+    settled: dict[str, dict] = {}  # intent -> its latest terminal result
     for i, s in enumerate(steps + [("end",)]):
         now = NOW + i * 1000
         if before_step is not None:
@@ -448,10 +452,25 @@ def run_history(steps, tick, v=None, *, before_step=None, stamp_results=False):
             copies = [e[1] for e in timeline if e[0] == "decision" and e[1]["action"] == "COPY"]
             if copies:
                 d = copies[s[1] % len(copies)]
-                r = result(d, s[2], Decimal(s[3]) if s[2] in ("FILLED", "PARTIAL") else Decimal(0))
+                r = settled.get(d["intent_id"])  # a settled one comes again as it was: a redelivery
+                if r is None:
+                    r = result(d, s[2], Decimal(s[3]) if s[2] in ("FILLED", "PARTIAL") else Decimal(0))
+                    if r["status"] in TERMINAL:
+                        settled[d["intent_id"]] = r
                 if stamp_results:
                     r["envelope"] = {**r["envelope"], "produced_at_us": now}
                 apply_result(r, state, now_us=now)
+                timeline.append(("result", r, d))
+        elif s[0] == "correction":
+            done = [d for d in (e[1] for e in timeline if e[0] == "decision") if d["intent_id"] in settled]
+            if done:
+                d = done[s[1] % len(done)]
+                before = settled[d["intent_id"]]["filled_shares_e6"] / Decimal(d["size_e6"])
+                ratio = min(Decimal(s[2]), before)
+                r = result(d, "NOT_FILLED" if ratio == 0 else "PARTIAL", ratio)
+                r["envelope"] = {**r["envelope"], "event_id": ids.result_id(d["intent_id"], 2)}
+                apply_result(r, state, now_us=now)
+                settled[d["intent_id"]] = r
                 timeline.append(("result", r, d))
         elif s[0] == "config":
             _, follow_cap, follower_cap, exposure_cap, mode = s
@@ -503,26 +522,40 @@ def check_history(state, timeline, tick):
     open_sell: dict[str, int] = {}
     held: dict[str, int] = {}
     cost_basis: dict[str, int] = {}
-    done: set[str] = set()
+    done: dict[str, tuple[int, int]] = {}  # intent -> (shares, collateral) its terminal results booked
     for kind, event, *rest in timeline:
         if kind == "result":
             d = rest[0]
             intent = d["intent_id"]
-            if event["status"] == "UNKNOWN" or intent in done:
+            if event["status"] == "UNKNOWN":
                 continue
-            done.add(intent)
             token, filled = d["token_id"], event["filled_shares_e6"]
+            before_shares, before_amount = done.get(intent, (0, 0))
             if d["side"] == "BUY":
                 actual = event["filled_collateral_e6"] + event["fee_e6"] if filled else 0
-                assert actual <= open_buy[intent][0]
-                spent += actual - open_buy.pop(intent)[0]
-                held[token] = held.get(token, 0) + filled
-                cost_basis[token] = cost_basis.get(token, 0) + actual
+                if intent not in done:
+                    assert actual <= open_buy[intent][0]
+                    spent -= open_buy.pop(intent)[0]
+                spent += actual - before_amount  # a correction books the difference
+                held[token] = held.get(token, 0) + filled - before_shares
+                cost_basis[token] = cost_basis.get(token, 0) + actual - before_amount
+                done[intent] = (filled, actual)
             else:
-                open_sell.pop(intent)
-                if held.get(token):
-                    cost_basis[token] -= cost_basis[token] * filled // held[token]
-                held[token] = held.get(token, 0) - filled
+                if intent not in done:
+                    open_sell.pop(intent)
+                    done[intent] = (0, 0)
+                if filled < before_shares:  # a sold trade FAILED: the shares and their basis come back
+                    back = before_shares - filled
+                    restored = before_amount * back // before_shares
+                    held[token] += back
+                    cost_basis[token] += restored
+                    done[intent] = (filled, before_amount - restored)
+                elif filled > before_shares:
+                    more = filled - before_shares
+                    released = cost_basis[token] * more // held[token] if held.get(token) else 0
+                    cost_basis[token] = cost_basis.get(token, 0) - released
+                    held[token] = held.get(token, 0) - more
+                    done[intent] = (filled, before_amount + released)
                 assert held[token] >= 0
             continue
         d, follow, follower = event, rest[0], rest[1]
@@ -638,3 +671,43 @@ def test_a_skip_with_negative_leader_shares_never_makes_the_leaders_holdings_neg
     d = one(candidate(shares=-5 * E6), state, v)
     assert d["action"] == "SKIP"
     assert all(held >= 0 for held in state.book(FOLLOWER).leader_holdings.values())
+
+
+# ------------------------------------------------------------------------------------------ corrections (D6, D11)
+
+def test_a_correction_of_a_settled_result_books_the_difference():
+    """The executor records a result again when the first was wrong: a matched trade FAILED on chain, or another
+    writer settled NOT_FILLED an order that filled. Decide books the difference between the two, never both."""
+    state, v = DecideState(), view()
+    buy = one(candidate(price="0.50"), state, v)
+    book = state.books[FOLLOWER]
+    paid = result(buy, "FILLED", fee_e6=50_000)
+    apply_result(paid, state, now_us=NOW)
+    spent_after_fill = book.spent(NOW // (86_400 * E6), "*")
+    assert book.positions[(TOKEN, LEADER)].shares_e6 == buy["size_e6"] and book.reserved_cost == 0
+    failed = {**result(buy, "NOT_FILLED", Decimal(0)), "envelope": {**paid["envelope"], "event_id": "second"}}
+    apply_result(failed, state, now_us=NOW)
+    day = NOW // (86_400 * E6)
+    assert book.positions[(TOKEN, LEADER)].shares_e6 == 0 and book.positions[(TOKEN, LEADER)].cost_e6 == 0
+    assert book.exposure(COND) == 0 and book.spent(day, "*") == spent_after_fill - paid["filled_collateral_e6"] - 50_000
+    apply_result(failed, state, now_us=NOW)  # redelivered: nothing more
+    assert book.positions[(TOKEN, LEADER)].shares_e6 == 0 and book.spent(day, "*") == 0
+    apply_result(paid, state, now_us=NOW)  # and back again (a fill another writer missed)
+    assert book.positions[(TOKEN, LEADER)].shares_e6 == buy["size_e6"] and book.spent(day, "*") == spent_after_fill
+    assert len(state.outcomes) == 1  # the breaker counts each execution once
+
+
+def test_a_failed_sell_gives_the_shares_and_their_cost_basis_back():
+    state, v = DecideState(), view(tokens=[(TOKEN, 100 * E6)])
+    buy = one(candidate(price="0.50"), state, v)
+    apply_result(result(buy, "FILLED"), state, now_us=NOW)
+    book = state.books[FOLLOWER]
+    held = book.positions[(TOKEN, LEADER)]
+    shares, basis = held.shares_e6, held.cost_e6
+    sell = one(candidate(side="SELL", price="0.50", shares=10 * E6), state, v)
+    assert sell["action"] == "COPY"
+    apply_result(result(sell, "FILLED", price="0.5"), state, now_us=NOW)
+    assert held.shares_e6 == shares - sell["size_e6"] and held.cost_e6 < basis
+    corrected = {**result(sell, "NOT_FILLED", Decimal(0)), "envelope": {"event_id": "again", "produced_at_us": NOW}}
+    apply_result(corrected, state, now_us=NOW)
+    assert (held.shares_e6, held.cost_e6) == (shares, basis) and book.exposure(COND) == basis

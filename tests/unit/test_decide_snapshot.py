@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from horus.domain.decide import DecideState, FollowerBook, Position, Reservation, decide
+from horus.domain.decide import Booked, DecideState, FollowerBook, Position, Reservation, decide
 from horus.domain.decide_snapshot import (SnapshotInvalid, book_from_json, book_to_json, decode_books, encode_books,
                                           forget_before_window, recent_of, snapshot_book)
 from tests.unit.test_decide import (FOLLOWER, LEADER, NOW, TOKEN, TOKEN2, candidate, history_view, rebuild,
@@ -50,7 +50,7 @@ def test_a_snapshot_reads_back_exactly(steps, tick, keep):
     assert fields(through_storage({FOLLOWER: (kept, recent)})[FOLLOWER]) == fields(kept)
     # the copy drops only what a snapshot may drop, and is independent of the live book
     expected = fields(book) | {"decided": {c for c, _, _ in recent},
-                               "booked": book.booked & {i for _, _, i in recent if i}}
+                               "booked": {i: b for i, b in book.booked.items() if i in {i for _, _, i in recent if i}}}
     assert fields(kept) == expected
     for position in book.positions.values():
         position.shares_e6 += 1
@@ -65,12 +65,14 @@ def test_every_field_is_spelled_out_with_integers_and_strings_only():
     book.leader_holdings[("f1", TOKEN)] = 20_000_000
     book.add_spend(20_833, "f1", 9_690_000)
     book.fills_after.append((NOW, 3_500_000))
-    book.booked.update({"i0", "old"})
+    sold = Reservation("f1", LEADER, TOKEN2, "0xd", "SELL", 2_000_000, 0, 20_832)
+    book.booked.update({"i0": Booked(sold, 2_000_000, 1_000_000), "old": Booked(sold)})
     recent = [("c1", NOW, "i1"), ("c0", NOW - 1, "i0"), ("c2", NOW, None)]
     data = book_to_json(book, recent)
     assert data["exposure"] == [["0xc", None, 9_690_000], ["0xc", LEADER, 9_690_000]]
     assert data["selling"] == [[TOKEN2, None, 5_000_000], [TOKEN2, LEADER, 5_000_000]]
-    assert data["booked"] == ["i0"]  # "old" is not an intent of the window
+    # "old" is not an intent of the window; "i0" keeps what its result booked
+    assert data["booked"] == [["i0", "f1", LEADER, TOKEN2, "0xd", "SELL", 2_000_000, 0, 20_832, 2_000_000, 1_000_000]]
     text = json.dumps(data)
     assert "." not in text.replace(TOKEN, "").replace(TOKEN2, "")  # no floats anywhere
 
@@ -147,7 +149,7 @@ def test_snapshot_plus_the_rest_is_the_whole_history_and_decides_the_same(steps,
         {k: v for k, v in full.items() if k not in ("decided", "booked")}
     after = {d["candidate_id"] for kind, d, *_ in timeline[at:] if kind == "decision"}
     assert after | {c for c, _, _ in recent} == book["decided"] <= full["decided"]
-    assert book["booked"] <= full["booked"]
+    assert book["booked"].items() <= full["booked"].items()
     # ... so the next decisions are the same, and a candidate redelivered from the window or after the cut
     # gets none on either state
     end = NOW + (len(steps) + 1) * 1000
