@@ -135,6 +135,7 @@ class Booked:
     reservation: Reservation
     shares_e6: int = 0  # BUY: shares bought; SELL: shares sold
     amount_e6: int = 0  # BUY: collateral spent, fee included; SELL: cost basis released with the sold shares
+    final: bool = True  # False: the fills are the venue's match, not settled on chain; a correction may follow
 
 
 @dataclass
@@ -655,6 +656,7 @@ def apply_result(result: dict, state: DecideState, *, now_us: int | None = None)
         if reservation.side == "BUY":  # the reservation's spend gives way to what was really spent
             book.add_spend(reservation.day, reservation.follow_id, -reservation.cost_e6)
     filled = result["filled_shares_e6"]
+    booked.final = result.get("final", True)
     if booked.reservation.side == "BUY":
         _book_buy(book, booked, filled, result["filled_collateral_e6"] + result["fee_e6"] if filled else 0, at_us)
     else:

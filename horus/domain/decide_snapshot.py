@@ -10,10 +10,11 @@ is what keeps a snapshot bounded while the history grows forever:
   offset, so a recently decided id must still be recognised. A candidate whose first decision is older
   than the window (never less than the largest `max_fill_age_s` configured) can only be a SKIP
   FILL_TOO_OLD again: never a second order, caps or reservation.
-- `booked` (intents whose terminal result is folded, with what it booked): only those of the `recent`
-  decisions. Elsewhere it changes nothing: a result for an intent with no open reservation is ignored anyway,
-  a COPY for an already booked intent needs such a duplicate decision, and a correction of a result (the
-  executor's, when a trade FAILS on chain or another writer missed a fill) comes within seconds or minutes.
+- `booked` (intents whose terminal result is folded, with what it booked): those of the `recent` decisions,
+  and every one whose result is not final yet (its fills are the venue's match, not settled on chain: the
+  executor may still correct it when a trade FAILS). Elsewhere it changes nothing: a result for an intent with
+  no open reservation is ignored anyway, and a COPY for an already booked intent needs such a duplicate
+  decision. (A final result is corrected only when a writer lost a race with more fills: within seconds.)
 
 The running totals (`reserved_cost`, exposure, open sells and buys) are copied as they are (zero entries
 left out), not recomputed: they are what decide compares against caps. `FORMAT` is stored with every
@@ -46,8 +47,8 @@ def snapshot_book(book: FollowerBook, recent: Iterable[Recent] = ()) -> Follower
     intents = {intent for _, _, intent in recent if intent is not None}
     return FollowerBook(
         decided={candidate for candidate, _, _ in recent},
-        booked={intent: Booked(_copy(b.reservation), b.shares_e6, b.amount_e6) for intent, b in book.booked.items()
-                if intent in intents},
+        booked={intent: Booked(_copy(b.reservation), b.shares_e6, b.amount_e6, b.final)
+                for intent, b in book.booked.items() if intent in intents or not b.final},
         reservations={intent: _copy(r) for intent, r in book.reservations.items()},
         positions={key: Position(p.shares_e6, p.cost_e6, p.condition_id) for key, p in book.positions.items()},
         leader_holdings=dict(book.leader_holdings),
@@ -66,7 +67,7 @@ def forget_before_window(book: FollowerBook, recent: Iterable[Recent]) -> None:
     recent = list(recent)
     book.decided.intersection_update([candidate for candidate, _, _ in recent])
     intents = {intent for _, _, intent in recent if intent is not None}
-    for intent in [i for i in book.booked if i not in intents]:
+    for intent in [i for i, b in book.booked.items() if i not in intents and b.final]:
         del book.booked[intent]
 
 
@@ -76,8 +77,8 @@ def book_to_json(book: FollowerBook, recent: Iterable[Recent] = ()) -> dict:
     intents = {intent for _, _, intent in recent if intent is not None}
     return {
         "recent": recent,
-        "booked": [[intent, *_reservation_row(b.reservation), b.shares_e6, b.amount_e6]
-                   for intent, b in sorted(book.booked.items()) if intent in intents],
+        "booked": [[intent, *_reservation_row(b.reservation), b.shares_e6, b.amount_e6, int(b.final)]
+                   for intent, b in sorted(book.booked.items()) if intent in intents or not b.final],
         "reservations": [[intent, *_reservation_row(r)] for intent, r in book.reservations.items()],
         "positions": [[token, leader, p.shares_e6, p.cost_e6, p.condition_id]
                       for (token, leader), p in book.positions.items()],
@@ -102,7 +103,7 @@ def book_from_json(data: Any, where: str = "book") -> FollowerBook:
         raise SnapshotInvalid(f"{where}.reserved_cost: {reserved_cost!r} is not an integer")
     return FollowerBook(
         decided={candidate for candidate, _, _ in rows["recent"]},
-        booked={row[0]: Booked(Reservation(*row[1:9]), row[9], row[10]) for row in rows["booked"]},
+        booked={row[0]: Booked(Reservation(*row[1:9]), row[9], row[10], bool(row[11])) for row in rows["booked"]},
         reservations={row[0]: Reservation(*row[1:]) for row in rows["reservations"]},
         positions={(token, leader): Position(shares, cost, condition)
                    for token, leader, shares, cost, condition in rows["positions"]},
@@ -150,7 +151,7 @@ def decode_books(blob: bytes) -> dict[str, dict]:
 _INT, _STR, _OPT_STR = frozenset({int}), frozenset({str}), frozenset({str, type(None)})
 _COLUMNS = {  # the type of every value in the rows of each list field (bool and float are refused: exact ints)
     "recent": (_STR, _INT, _OPT_STR),
-    "booked": (_STR,) * 6 + (_INT,) * 5,  # intent, its reservation, shares and amount booked
+    "booked": (_STR,) * 6 + (_INT,) * 6,  # intent, its reservation, shares and amount booked, final (0 or 1)
     "reservations": (_STR,) * 6 + (_INT,) * 3,
     "positions": (_STR, _STR, _INT, _INT, _STR),
     "leader_holdings": (_STR, _STR, _INT),

@@ -350,7 +350,7 @@ def settle_from_evidence(order_hash: str, shape: OrderShape, *, venue_order: Map
 def result_record(*, intent_id: str, follow_id: str, follower: str, leader_fill_id: str, decision_id: str,
                   occurred_at_us: int, status: str, seq: int, now_us: int, order_hash: str | None,
                   filled_shares_e6: int = 0, filled_collateral_e6: int = 0, fee_e6: int = 0,
-                  error: str | None = None, attempts: int = 0) -> dict:
+                  error: str | None = None, attempts: int = 0, final: bool = True) -> dict:
     """One ExecutionResult. Its id is result_id(intent, seq): the ledger hands out each seq once and
     keeps the record, so a redelivery re-emits the very same event."""
     return {
@@ -368,6 +368,7 @@ def result_record(*, intent_id: str, follow_id: str, follower: str, leader_fill_
         "fee_e6": fee_e6,
         "error": error,
         "attempts": attempts,
+        "final": final,
     }
 
 

@@ -363,13 +363,6 @@ class Ledger:
                 "WHERE idempotency_key = ANY(%(ids)s)", {"owner": owner, "cap": cap_s, "base": base_s, "ids": ids})
         await self._run(go, atomic=False)
 
-    async def confirm_final(self, intent_id: str, owner: str) -> None:
-        """The fills a reply reported are now settled on chain, as recorded: nothing changes but `final`."""
-        async def go(conn):
-            await conn.execute("UPDATE copy_trades SET final = true, checks = 0, locked_by = NULL, locked_at = NULL "
-                               "WHERE idempotency_key = %s AND locked_by = %s", (intent_id, owner))
-        await self._run(go, atomic=False)
-
     async def renew(self, intent_ids: Iterable[str], owner: str) -> set[str]:
         """Refresh `owner`'s lease on those open rows it still holds (work waiting in its lanes); the keys
         refreshed (a lease that lapsed and was taken by another worker is not among them)."""

@@ -328,9 +328,9 @@ class Executor:
         return True
 
     async def confirm(self, row: Row, account: Account) -> bool:
-        """Fills recorded from a `matched` reply: settled on chain as recorded (marked final), settled otherwise (a
-        correction: a trade FAILED, or the trades' own fees differ from the reply's estimate), or still in flight
-        (looked at again later). True if the row changed."""
+        """Fills recorded from a `matched` reply, once final evidence speaks: settled as recorded (the same
+        result again, final), or otherwise (a correction: a trade FAILED, or the trades' own fees differ from the
+        reply's estimate); still in flight: looked at again later. True if the row changed."""
         ev = await self.lookup.evidence(row.order_hash, creds=account.creds, address=account.signer,
                                         maker=row.follower, token_id=row.token_id)
         outcome = settle_from_evidence(row.order_hash, row.shape, venue_order=ev.venue_order, trades=ev.trades,
@@ -338,13 +338,13 @@ class Executor:
         if outcome is None or not outcome.terminal:
             await self.postpone(row)
             return False
-        if (outcome.status, outcome.filled_shares_e6, outcome.filled_collateral_e6, outcome.fee_e6) == \
+        if (outcome.status, outcome.filled_shares_e6, outcome.filled_collateral_e6, outcome.fee_e6) != \
                 (row.status, row.filled_shares_e6, row.filled_collateral_e6, row.fee_e6):
-            await self.ledger.confirm_final(row.idempotency_key, self.owner)
-            return True
-        CORRECTIONS.inc()
-        log.warning("intent %s: the reply said %s with %d shares, the settled evidence %s with %d: correcting",
-                    row.idempotency_key, row.status, row.filled_shares_e6, outcome.status, outcome.filled_shares_e6)
+            CORRECTIONS.inc()
+            log.warning("intent %s: the reply said %s with %d shares, the settled evidence %s with %d: correcting",
+                        row.idempotency_key, row.status, row.filled_shares_e6, outcome.status,
+                        outcome.filled_shares_e6)
+        # the next result either way: the same fills now final, or what settled; decide needs to know which
         await self._record(row, outcome, row.attempts, sent=False)
         return True
 
@@ -455,7 +455,7 @@ class Executor:
                 seq=DRY_RUN_ATTEMPT if outcome.status == "DRY_RUN" else seq, now_us=self._now_us(),
                 order_hash=row.order_hash, filled_shares_e6=outcome.filled_shares_e6,
                 filled_collateral_e6=outcome.filled_collateral_e6, fee_e6=outcome.fee_e6, error=outcome.error,
-                attempts=attempts)
+                attempts=attempts, final=outcome.final)
             if await self.writer.write(Update(row.id, row.result_seq, outcome, attempts, record, self.owner, sent)):
                 break
             current = await self.ledger.row(row.idempotency_key)

@@ -346,15 +346,15 @@ def test_a_matched_fill_is_confirmed_from_the_trades_or_corrected_when_a_trade_f
         produce_decisions(s, [fine])
         results.wait(lambda latest: latest.get(doomed["intent_id"], {}).get("status") == "NOT_FILLED"
                      and fine["intent_id"] in latest, timeout=60)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not final(s, fine["intent_id"]):
-            time.sleep(0.2)
+        results.wait(lambda latest: latest.get(fine["intent_id"], {}).get("final") is True, timeout=30)
     orders = orders_by_intent(sim, {doomed["intent_id"], fine["intent_id"]})
     [lost], [kept] = orders[doomed["intent_id"]], orders[fine["intent_id"]]
     assert lost["size_matched_e6"] == 0 and kept["size_matched_e6"] == 10_000_000
     seen = [(r["intent_id"], r["status"]) for r in results.seen]
     assert seen.count((doomed["intent_id"], "FILLED")) == 1 and seen.count((doomed["intent_id"], "NOT_FILLED")) == 1
-    assert [st for i, st in seen if i == fine["intent_id"]] == ["FILLED"]  # confirmed as it was: no second result
+    # confirmed as it was: the same result again, now final (decide stops expecting a correction)
+    assert [(r["status"], r["final"]) for r in results.seen if r["intent_id"] == fine["intent_id"]] == \
+        [("FILLED", False), ("FILLED", True)]
     assert final(s, fine["intent_id"]) and final(s, doomed["intent_id"])
     fee = results.latest()[fine["intent_id"]]["fee_e6"]
     trades = [t for t in httpx.get(f"{sim.url}/_sim/trades").json() if t["taker_order_id"] == kept["order_id"]]

@@ -110,6 +110,7 @@ SAMPLES: dict[str, dict] = {
         "fee_e6": 10_800,
         "error": None,
         "attempts": 2,
+        "final": False,
     },
     "SettlementEvent": {
         "envelope": env("se:1", "settle", causation_id="er:1"),

@@ -75,14 +75,14 @@ def one(c, state=None, v=None, now=NOW):
     return out[0]
 
 
-def result(decision, status="FILLED", ratio=Decimal(1), price=None, fee_e6=0):
+def result(decision, status="FILLED", ratio=Decimal(1), price=None, fee_e6=0, final=True):
     filled = int(decision["size_e6"] * ratio) // 10_000 * 10_000
     p = Decimal(price or decision["worst_price"])
     return {"envelope": envelope(ids.result_id(decision["intent_id"], 1), "execute", NOW, produced_at_us=NOW),
             "intent_id": decision["intent_id"], "follow_id": decision["follow_id"], "follower": decision["follower"],
             "leader_fill_id": decision["leader_fill_id"], "status": status, "order_hash": None,
             "filled_shares_e6": filled, "filled_collateral_e6": int(filled * p), "avg_price": str(p),
-            "fee_e6": fee_e6 if filled else 0, "error": None, "attempts": 1}
+            "fee_e6": fee_e6 if filled else 0, "error": None, "attempts": 1, "final": final}
 
 
 # ------------------------------------------------------------------------------------------ sizing
@@ -411,8 +411,8 @@ step = st.one_of(
     st.tuples(st.just("result"), st.integers(0, 50), st.sampled_from(["FILLED", "PARTIAL", "NOT_FILLED", "UNKNOWN",
                                                                        "REJECTED"]), st.sampled_from(["0", "0.3", "1"])),
     st.tuples(st.just("config"), CAPS, CAPS, CAPS, st.sampled_from(["fixed", "ratio", "balance_pct"])),
-    # the executor's correction of a settled result: a trade of the order FAILED on chain, fewer shares filled
-    st.tuples(st.just("correction"), st.integers(0, 50), st.sampled_from(["0", "0.3"])),
+    # the chain settles a result that was the venue's match: as matched, or fewer shares (a trade FAILED)
+    st.tuples(st.just("correction"), st.integers(0, 50), st.sampled_from(["0", "0.3", "1"])),
 )
 
 
@@ -452,22 +452,26 @@ def run_history(steps, tick, v=None, *, before_step=None, stamp_results=False):
             copies = [e[1] for e in timeline if e[0] == "decision" and e[1]["action"] == "COPY"]
             if copies:
                 d = copies[s[1] % len(copies)]
-                r = settled.get(d["intent_id"])  # a settled one comes again as it was: a redelivery
-                if r is None:
-                    r = result(d, s[2], Decimal(s[3]) if s[2] in ("FILLED", "PARTIAL") else Decimal(0))
+                r = dict(settled.get(d["intent_id"]) or {})  # a settled one comes again as it was: a redelivery
+                if not r:
+                    ratio = Decimal(s[3]) if s[2] in ("FILLED", "PARTIAL") else Decimal(0)
+                    # fills from the venue's match are not final until settled on chain (a correction may follow)
+                    r = result(d, s[2], ratio, final=ratio == 0)
                     if r["status"] in TERMINAL:
                         settled[d["intent_id"]] = r
                 if stamp_results:
                     r["envelope"] = {**r["envelope"], "produced_at_us": now}
                 apply_result(r, state, now_us=now)
                 timeline.append(("result", r, d))
-        elif s[0] == "correction":
-            done = [d for d in (e[1] for e in timeline if e[0] == "decision") if d["intent_id"] in settled]
+        elif s[0] == "correction":  # the chain settles a match: fewer shares when a trade FAILED; final from now
+            done = [d for d in (e[1] for e in timeline if e[0] == "decision")
+                    if d["intent_id"] in settled and not settled[d["intent_id"]]["final"]]
             if done:
                 d = done[s[1] % len(done)]
                 before = settled[d["intent_id"]]["filled_shares_e6"] / Decimal(d["size_e6"])
                 ratio = min(Decimal(s[2]), before)
-                r = result(d, "NOT_FILLED" if ratio == 0 else "PARTIAL", ratio)
+                status = settled[d["intent_id"]]["status"] if ratio == before else "NOT_FILLED" if ratio == 0 else "PARTIAL"
+                r = result(d, status, ratio)
                 r["envelope"] = {**r["envelope"], "event_id": ids.result_id(d["intent_id"], 2)}
                 apply_result(r, state, now_us=now)
                 settled[d["intent_id"]] = r
