@@ -49,6 +49,7 @@ from horus.domain.decide_snapshot import (FORMAT, SnapshotInvalid, book_from_jso
 from horus.kafka.client import make_consumer, poll_batch, produce_reliably, watermarks
 from horus.kafka.config_tail import ConfigTail
 from horus.topics import CONTROL_COMMANDS, COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS
+from horus.venue.guard import require_venue
 from horus.venue.polymarket.metadata import MarketMetadata
 from horus.venue.polymarket.quotes import FixedBalances, QuoteSource, VenueBalances
 from streams.runtime import Runtime, StageSpec
@@ -72,11 +73,13 @@ class VenueLookups:
 
     def __init__(self, runtime: Runtime, view: StaticView) -> None:
         settings = runtime.settings
+        require_venue(settings)  # paper reads market data and balances from the simulator only, never a real venue
         self.view, self.timeout_s = view, settings.decide_lookup_timeout_s
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="horus-decide-venue", daemon=True)
         self.thread.start()
         self.balances = None
+        self.paper_markets = None  # paper: the simulator's markets follow the leaders' fills (horus.paper)
         self.settings = settings
 
         async def build():
@@ -86,6 +89,10 @@ class VenueLookups:
             self.metadata = MarketMetadata(settings, self.http)
             self.clob = ClobHttp(settings.clob_url, chain_id=settings.venue_chain_id, timeout_s=settings.venue_timeout_s)
             self.quotes = QuoteSource(self.clob, settings.quote_ttl_s)
+            if settings.venue_mode == "paper" and settings.paper_follow_leaders:
+                from horus.paper import PaperMarkets
+
+                self.paper_markets = PaperMarkets(settings.clob_url, self.http)
             if settings.balance_source == "fixed":
                 self.balances = FixedBalances(int(Decimal(settings.fixed_balance) * 1_000_000))
             else:
@@ -116,6 +123,10 @@ class VenueLookups:
         self.view.balances.clear()  # never decide on a balance read for an earlier batch: missing -> SKIP
 
         async def gather():
+            if self.paper_markets is not None:  # first, so the lookups below see the market where the leader traded
+                for moved in await self.paper_markets.follow(candidates):
+                    self.quotes.cache.forget(moved)
+
             async def market(t):
                 self.view.markets[t] = await self.metadata.get(t)
 

@@ -109,6 +109,13 @@ def worker(
         check_topics(config, selected)
     except WorkerSetupError as exc:
         fail(str(exc))
+    if config.venue_mode == "paper" and {"decide", "execute"} & set(selected):
+        from horus.venue.guard import VenueGuardError, require_venue
+
+        try:  # one clear line now, rather than from a stage that already started
+            require_venue(config)
+        except VenueGuardError as exc:
+            fail(str(exc))
     if metrics_port:
         from prometheus_client import start_http_server
 

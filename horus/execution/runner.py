@@ -42,6 +42,7 @@ from horus.execution.submit import Executor, Work
 from horus.kafka.client import fetch_available, make_consumer, produce_reliably
 from horus.settings import Settings
 from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
+from horus.venue.guard import require_venue_async
 from streams.runtime import Runtime
 
 log = logging.getLogger("horus.execution")
@@ -101,6 +102,7 @@ class ExecuteService:
     # ------------------------------------------------------------------------------ wiring
     async def _setup(self, consume: bool = True) -> None:
         s = self.settings
+        await require_venue_async(s)  # paper: the simulator or nothing (D1); live: a loud banner
         self._loop = asyncio.get_running_loop()
         self.ledger = Ledger(s.database_url, connections=4)
         await self.ledger.open()

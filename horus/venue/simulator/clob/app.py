@@ -23,6 +23,7 @@ from horus.venue.simulator.clob.faults import (
     read_fault,
 )
 from horus.venue.simulator.clob.state import Market, Rejected, VenueState, decimal_text
+from horus.venue.simulator.identity import IDENTITY_PATH, identity
 
 MAX_BATCH = 15
 INITIAL_CURSOR, END_CURSOR = "MA==", "LTE="  # base64 of "0" and "-1"
@@ -409,6 +410,11 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
     async def sim_trades() -> Response:
         return json_response([{k: (sorted(v) if isinstance(v, set) else v) for k, v in t.items()}
                               for t in state.trades])
+
+    @app.get(IDENTITY_PATH)
+    async def sim_identity() -> Response:
+        """What an engine in paper mode asks before its first request: a real venue has no such route."""
+        return json_response(identity())
 
     @app.get("/_sim/health")
     async def sim_health() -> Response:
