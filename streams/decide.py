@@ -101,13 +101,13 @@ class VenueLookups:
         asyncio.run_coroutine_threadsafe(build(), self.loop).result(10)
 
     def _accounts(self):
-        """Signer and API credentials per follower, as the executor resolves them (paper: derived via L1)."""
-        from horus.credentials import CredentialStore
-        from horus.execution.accounts import Accounts
+        """Signer and API credentials per follower, from the store's API-credentials records only: decide reads
+        balances, it never signs, so it never decrypts a signing key (in paper mode the records hold the
+        simulator's credentials, derived when the credentials were stored)."""
+        from horus.credentials import ApiAccounts, CredentialStore
 
         store = CredentialStore(self.settings) if self.settings.credentials_key else None
-        return Accounts(self.view.config.followers.get, store.get if store else None,
-                        mode=self.settings.venue_mode, venue=self.clob)
+        return ApiAccounts(self.view.config.followers.get, store)
 
     def prefetch(self, candidates: list[dict]) -> None:
         tokens = {c["token_id"] for c in candidates}
