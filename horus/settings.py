@@ -115,6 +115,9 @@ class Settings(BaseSettings):
                                        "interval 0: no snapshots, every assign folds the whole history)")
     decide_snapshot_interval_s: float = Field(60.0, ge=0, description="decide: snapshot a partition whose state "
                                               "changed at least this often (0: not by time)")
+    snapshot_key: SecretStr | None = Field(None, description="decide: the secret its snapshots in Postgres are "
+                                           "authenticated with (HMAC-SHA256, key derived from it); unset: derived "
+                                           "from credentials_key; neither set: no snapshots")
     decide_snapshot_dedup_s: float = Field(600.0, ge=0, description="decide: a snapshot keeps the candidate ids "
                                            "decided this recently, to recognise a candidate plan produced twice "
                                            "(never less than the largest follow max_fill_age_s + 60 s)")
