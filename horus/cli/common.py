@@ -52,10 +52,11 @@ def friendly_errors(func):
         from confluent_kafka import KafkaException
 
         from horus.stack import StackError
+        from horus.venue.guard import VenueGuardError
 
         try:
             return func(*args, **kwargs)
-        except StackError as exc:
+        except (StackError, VenueGuardError) as exc:  # e.g. paper mode against a venue that is not the simulator
             fail(str(exc))
         except KafkaException as exc:
             fail(f"Kafka: {exc}. Is the broker up? Try `horus stack status`.")

@@ -169,3 +169,19 @@ def test_paper_decide_refuses_a_real_looking_venue_before_any_read(settings, sim
         assert spec.name == "decide"
     finally:
         runtime.close()
+
+
+def test_the_commands_refuse_with_one_clear_line(settings, lookalike, tmp_path):
+    from typer.testing import CliRunner
+
+    from horus.cli.main import app
+
+    s = private_settings(settings).model_copy(update={"clob_url": lookalike.url, "gamma_url": "",
+                                                      "venue_mode": "paper"})
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text("[]")
+    for argv in (["worker", "--stages", "plan,decide,execute"], ["reconcile", "--accounts", str(accounts), "--once"]):
+        result = CliRunner().invoke(app, argv, env=s.as_env())
+        output = " ".join(result.output.split())
+        assert result.exit_code == 1 and "HORUS_CLOB_URL" in output and "Traceback" not in output, (argv, output)
+    assert lookalike.beyond_identity() == []
