@@ -151,12 +151,13 @@ def move_book(sim_url: str, token_id: str, price: str | Decimal, client: httpx.C
 
 
 class PaperMarkets:
-    """Paper trading of real leaders: the simulator knows no market until a leader trades it. Before decide
-    reads a batch's market data, each token's market is made on the simulator (the fill's condition id when
-    known, else one derived from the token), its book around the leader's price, and a token the leader trades
-    at a new price has its book moved there, as the demo's markets follow their leaders. Paper mode only: the
-    guard has checked that `sim_url` is the simulator. Never raises: a market that cannot be made is a SKIP
-    (unknown market) for this batch and is tried again with the next."""
+    """Paper trading of real leaders on a paper venue that starts empty (its identity says `follow_leaders`):
+    the simulator knows no market until a leader trades it. Before decide reads a batch's market data, each
+    token's market is made on the simulator (the fill's condition id when known, else one derived from the
+    token), and a token the leader trades at a new price has its book moved there: the best level on the side
+    the leader took sits at the leader's price (a BUY lifted the ask, a SELL hit the bid), so a copy within its
+    slippage finds it. Paper mode only: the guard has checked that `sim_url` is the simulator. Never raises: a
+    market that cannot be made is a SKIP (unknown market) for this batch and is tried again with the next."""
 
     def __init__(self, sim_url: str, client: httpx.AsyncClient) -> None:
         self.sim_url, self.client = sim_url.rstrip("/"), client
@@ -165,16 +166,17 @@ class PaperMarkets:
 
     async def follow(self, candidates: Iterable[dict]) -> set[str]:
         """Make or move the markets of these candidates' tokens; returns the tokens whose book moved."""
-        latest: dict[str, tuple[str | None, str]] = {}
+        latest: dict[str, tuple[str | None, str, str]] = {}
         for c in candidates:  # the newest fill of a token in the batch sets its price
-            latest[str(c["token_id"])] = (c.get("condition_id"), str(c["leader_price"]))
-        moved = await asyncio.gather(*(self._follow(token, condition, price)
-                                       for token, (condition, price) in latest.items()))
+            latest[str(c["token_id"])] = (c.get("condition_id"), str(c["leader_price"]), str(c.get("side")))
+        moved = await asyncio.gather(*(self._follow(token, condition, price, side)
+                                       for token, (condition, price, side) in latest.items()))
         return {token for token, changed in zip(latest, moved) if changed}
 
-    async def _follow(self, token: str, condition: str | None, price: str) -> bool:
-        if not _is_price(price):  # a hostile or broken fill makes no market (decide: the market is unknown)
-            log.warning("paper venue: no market for token %s at price %r", token[:80], price[:40])
+    async def _follow(self, token: str, condition: str | None, leader_price: str, side: str) -> bool:
+        price = _book_centre(leader_price, side)
+        if price is None:  # a hostile or broken fill makes no market (decide: the market is unknown)
+            log.warning("paper venue: no market for token %s at price %r", token[:80], leader_price[:40])
             return False
         try:
             if token not in self.known:
@@ -207,11 +209,19 @@ class PaperMarkets:
         raise RuntimeError(f"/_sim/markets answered {error}")
 
 
-def _is_price(text: str) -> bool:
+def _book_centre(leader_price: str, side: str) -> str | None:
+    """The price to centre a paper book on so that the leader's side has its best level at the leader's price:
+    the simulator puts the best bid at the centre (on the tick grid) and the best ask one tick above, so a BUY
+    centres a tick lower. None if `leader_price` is not a price in (0, 1)."""
     try:
-        return Decimal(0) < Decimal(text) < Decimal(1)
+        price = Decimal(leader_price)
     except ArithmeticError:  # InvalidOperation: not a number
-        return False
+        return None
+    if not Decimal(0) < price < Decimal(1):
+        return None
+    tick = Decimal(PAPER_BOOK["tick_size"])
+    centre = price - tick if side == "BUY" and price - tick >= tick else price
+    return str(centre)
 
 
 def _error_of(reply: httpx.Response) -> str:

@@ -72,9 +72,6 @@ class Settings(BaseSettings):
         "paper", description="paper: the Horus CLOB simulator at clob_url, checked at every start (anything "
         "else is refused); live: real orders to clob_url, only ever by this explicit setting; dry-run: sign and "
         "record, never POST")
-    paper_follow_leaders: bool = Field(True, description="paper: decide makes a market on the simulator for "
-                                       "every token a leader trades and moves its book to each fill's price (off: "
-                                       "the simulator's markets stay as seeded)")
     paper_balance: str = Field("1000", pattern=r"^\d+(\.\d{1,6})?$", description="collateral (pUSD) every "
                                "account starts with on the paper venue `horus stack up` runs")
     venue_chain_id: int = Field(137, description="chain id orders are signed for (the venue's, not anvil's)")

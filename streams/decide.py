@@ -77,7 +77,8 @@ class VenueLookups:
 
     def __init__(self, runtime: Runtime, view: StaticView) -> None:
         settings = runtime.settings
-        require_venue(settings)  # paper reads market data and balances from the simulator only, never a real venue
+        # paper reads market data and balances from the simulator only, never a real venue
+        identity = require_venue(settings)
         self.view, self.timeout_s = view, settings.decide_lookup_timeout_s
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="horus-decide-venue", daemon=True)
@@ -93,7 +94,7 @@ class VenueLookups:
             self.metadata = MarketMetadata(settings, self.http)
             self.clob = ClobHttp(settings.clob_url, chain_id=settings.venue_chain_id, timeout_s=settings.venue_timeout_s)
             self.quotes = QuoteSource(self.clob, settings.quote_ttl_s)
-            if settings.venue_mode == "paper" and settings.paper_follow_leaders:
+            if identity is not None and identity.get("follow_leaders") is True:  # an empty paper venue
                 from horus.paper import PaperMarkets
 
                 self.paper_markets = PaperMarkets(settings.clob_url, self.http)

@@ -1,6 +1,6 @@
 """The paper venue of the local stack: the Horus CLOB simulator (`horus venue`) on a loopback port.
 
-It starts with no markets (decide makes one for each token a leader trades, `HORUS_PAPER_FOLLOW_LEADERS`) and
+It starts with no markets and says so (`--follow-leaders`: decide makes one for each token a leader trades) and
 every account it has never seen holds `HORUS_PAPER_BALANCE` pUSD, so a paper follower needs no funding step.
 Its state lives in memory: a restart starts the paper venue afresh.
 """
@@ -32,7 +32,8 @@ class PaperVenue:
     def start(self, port: int) -> None:
         record = self.procs.spawn(self.name, [
             sys.executable, "-m", "horus.cli.main", "venue", "--host", "127.0.0.1", "--port", str(port),
-            "--chain-id", str(self.chain_id), "--seed", str(SEED), "--default-collateral-e6", str(self.balance_e6)])
+            "--chain-id", str(self.chain_id), "--seed", str(SEED), "--default-collateral-e6", str(self.balance_e6),
+            "--follow-leaders"])
         wait_until(lambda: self.healthy(port)[0], timeout=60, what="the CLOB simulator", log=Path(record.log),
                    alive=lambda: self.procs.live(self.name) is not None)
 

@@ -68,22 +68,31 @@ def _body(response: httpx.Response) -> object:
         return None
 
 
-def not_the_simulator(clob_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
-    """None if `clob_url` answers as the Horus CLOB simulator, else why not (also the stack's health check)."""
+def probe(clob_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[str | None, dict | None]:
+    """(None, its identity) if `clob_url` answers as the Horus CLOB simulator, else (why not, None)."""
     try:
         response = httpx.get(identity_url(clob_url), timeout=timeout_s, follow_redirects=False)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return f"no answer: {type(exc).__name__}"
-    return simulator_problem(response.status_code, _body(response))
+        return f"no answer: {type(exc).__name__}", None
+    body = _body(response)
+    problem = simulator_problem(response.status_code, body)
+    return problem, None if problem else body
 
 
-async def not_the_simulator_async(clob_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+async def probe_async(clob_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[str | None, dict | None]:
     try:
         async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client:
             response = await client.get(identity_url(clob_url))
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return f"no answer: {type(exc).__name__}"
-    return simulator_problem(response.status_code, _body(response))
+        return f"no answer: {type(exc).__name__}", None
+    body = _body(response)
+    problem = simulator_problem(response.status_code, body)
+    return problem, None if problem else body
+
+
+def not_the_simulator(clob_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """None if `clob_url` answers as the Horus CLOB simulator, else why not (also the stack's health check)."""
+    return probe(clob_url, timeout_s)[0]
 
 
 def _announce_live(settings: Settings) -> None:
@@ -91,19 +100,24 @@ def _announce_live(settings: Settings) -> None:
         log.warning("==== LIVE MODE: real orders to %s (HORUS_VENUE_MODE=live) ====", shown_url(settings.clob_url))
 
 
-def require_venue(settings: Settings) -> None:
-    """Refuse (VenueGuardError) a paper process whose HORUS_CLOB_URL is not the simulator; announce live mode."""
+def require_venue(settings: Settings) -> dict | None:
+    """Refuse (VenueGuardError) a paper process whose HORUS_CLOB_URL is not the simulator; announce live mode.
+    Paper: the simulator's identity (horus.venue.simulator.identity), else None."""
     _announce_live(settings)
-    if settings.venue_mode == "paper":
-        problem = not_the_simulator(settings.clob_url)
-        if problem is not None:
-            raise _refusal(settings, problem)
+    if settings.venue_mode != "paper":
+        return None
+    problem, identity = probe(settings.clob_url)
+    if problem is not None:
+        raise _refusal(settings, problem)
+    return identity
 
 
-async def require_venue_async(settings: Settings) -> None:
+async def require_venue_async(settings: Settings) -> dict | None:
     """`require_venue` for a process already on an event loop."""
     _announce_live(settings)
-    if settings.venue_mode == "paper":
-        problem = await not_the_simulator_async(settings.clob_url)
-        if problem is not None:
-            raise _refusal(settings, problem)
+    if settings.venue_mode != "paper":
+        return None
+    problem, identity = await probe_async(settings.clob_url)
+    if problem is not None:
+        raise _refusal(settings, problem)
+    return identity

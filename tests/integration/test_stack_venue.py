@@ -31,7 +31,7 @@ def test_stack_up_runs_the_paper_venue_and_paper_mode_finds_it(tmp_path, monkeyp
 
         paper = load_settings(state_dir=state)  # what every command reads
         assert paper.venue_mode == "paper" and paper.clob_url == url and paper.gamma_url == ""
-        require_venue(paper)
+        assert require_venue(paper)["follow_leaders"] is True  # an empty paper venue: decide makes its markets
 
         lines: list[str] = []
         LocalStack(paper).up(("venue",), progress=lines.append)  # idempotent: the same process stays
