@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 
 from horus.codec import default_codec, envelope  # noqa: E402
 from horus.db.engine import psycopg_conninfo, scratch_database  # noqa: E402
@@ -105,6 +106,7 @@ def main() -> None:
     run = uuid.uuid4().hex[:6]
     with scratch_database(base, f"horus_bench_rebuild_{run}") as db:
         settings = db.model_copy(update={"topic_prefix": f"bench.{run}.", "app_id": f"bench-{run}",
+                                         "snapshot_key": SecretStr(f"bench-{run}"),  # snapshots are sealed
                                          "decide_snapshot_every": 10**9, "decide_snapshot_interval_s": 0.0})
         create_topics(settings, partitions=1)
         try:

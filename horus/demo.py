@@ -31,14 +31,13 @@ from rich.table import Table
 
 from horus.codec import default_codec
 from horus.credentials import generate_key
-from horus.domain import ids
 from horus.domain.fill_json import leader_fill_from_json
 from horus.domain.follow_graph import Follow, FollowGraph
 from horus.domain.plan import plan
 from horus.kafka.admin import create_topics
 from horus.kafka.client import flush_or_raise, make_consumer, make_producer, produce_reliably
 from horus.settings import Settings
-from horus.stack import PARTS, LocalStack
+from horus.stack import INFRASTRUCTURE, LocalStack
 from horus.topics import (CONFIG_CHANGES, COPY_CANDIDATES, COPY_DECISIONS, DEAD_LETTERS, EXECUTION_RESULTS,
                           LEADER_FILLS, SETTLEMENT_EVENTS)
 
@@ -239,21 +238,16 @@ def load_inputs(options: DemoOptions) -> DemoInputs:
     return DemoInputs(config.get("seed", "demo"), config["followers"], config["follows"], fills)
 
 
-def market_of(token_id: str) -> str:
-    """A condition id per token for the demo's markets (the replay's fills carry none)."""
-    return "0x" + ids.make_id("demo-market", token_id)
-
-
 def start_venue(inputs: DemoInputs):
-    """The CLOB simulator with one market per traded token, its book around the token's first price."""
-    from horus.venue.simulator.clob import FaultConfig, MarketConfig, SimulatorConfig, TokenConfig, run_simulator
+    """The demo's own CLOB simulator (40-80 ms replies) with one paper market per traded token, its book around
+    the token's first price."""
+    from horus.paper import paper_market
+    from horus.venue.simulator.clob import FaultConfig, MarketConfig, SimulatorConfig, run_simulator
 
     first_price: dict[str, str] = {}
     for fill in inputs.fills:
         first_price.setdefault(fill["token_id"], fill["price"])
-    markets = [MarketConfig(condition_id=market_of(token), tokens=[TokenConfig(token_id=token, price=price)],
-                            tick_size="0.01", levels=6, level_size=400, replenish=True)
-               for token, price in first_price.items()]
+    markets = [MarketConfig.model_validate(paper_market(token, price)) for token, price in first_price.items()]
     return run_simulator(SimulatorConfig(markets=markets, faults=FaultConfig(latency_ms=40, jitter_ms=40), seed=7))
 
 
@@ -320,9 +314,9 @@ def view(counts: dict[str, int], tables: dict[str, int], reasons: dict[str, int]
 
 def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
     stack = LocalStack(settings)
-    was_up = all(row.healthy for row in stack.status())
+    was_up = all(row.healthy for row in stack.status() if row.name in INFRASTRUCTURE)
     console.print("[bold]Horus demo[/]: starting the local stack (Kafka, PostgreSQL, anvil)...")
-    env = stack.up(PARTS, progress=lambda line: console.print(f"  {line}"))
+    env = stack.up(INFRASTRUCTURE, progress=lambda line: console.print(f"  {line}"))
     run = uuid.uuid4().hex[:6]
     inputs = load_inputs(options)
     sim = start_venue(inputs)
@@ -381,7 +375,9 @@ class MarketMoves:
         self.feed, self.http, self.sim_url = feed, httpx.Client(timeout=10), sim_url
 
     def send(self, fill: dict) -> None:
-        self.http.post(f"{self.sim_url}/_sim/books", json={"token_id": fill["token_id"], "price": fill["price"]})
+        from horus.paper import move_book
+
+        move_book(self.sim_url, fill["token_id"], fill["price"], self.http)
         now = time.time_ns() // 1000
         self.feed.send({**fill, "envelope": {**fill["envelope"], "occurred_at_us": now}})
 

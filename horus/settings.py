@@ -11,10 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STACK_ENV_FILE = "stack.env"
+GAMMA_URL = "https://gamma-api.polymarket.com"
 
 
 class Settings(BaseSettings):
@@ -43,9 +44,14 @@ class Settings(BaseSettings):
     max_head_age_seconds: float = Field(0.0, ge=0, description="chain source: reconnect when no new head "
                                         "arrived for this long (0: off; quiet dev chains mine no blocks)")
 
-    # Polymarket read-only services (market metadata, Data API source); defaults are the real hosts
-    gamma_url: str = Field("https://gamma-api.polymarket.com", description="Gamma API base URL (markets)")
-    clob_url: str = Field("https://clob.polymarket.com", description="CLOB REST base URL")
+    # Polymarket services (market metadata, Data API source, the CLOB); defaults are the real hosts, except
+    # that paper mode refuses any CLOB but the simulator (horus.venue.guard) and asks no Gamma unless told to
+    gamma_url: str = Field("", description="Gamma API base URL (market metadata, asked before the CLOB); "
+                           "unset: Polymarket's Gamma in live and dry-run, none in paper (market metadata from "
+                           "the simulator at clob_url); empty: ask the CLOB only")
+    clob_url: str = Field("https://clob.polymarket.com", description="CLOB REST base URL (orders, books, "
+                          "balances, market rules); in paper mode it must be the Horus CLOB simulator, which "
+                          "`horus stack up` starts and writes here")
     data_api_url: str = Field("https://data-api.polymarket.com", description="Data API base URL")
     clob_market_ws_url: str = Field("wss://ws-subscriptions-clob.polymarket.com/ws/market",
                                     description="CLOB market-channel WebSocket (tick-size changes)")
@@ -63,8 +69,11 @@ class Settings(BaseSettings):
 
     # Execute stage (horus.execution): where orders go and how the executor paces itself
     venue_mode: Literal["paper", "live", "dry-run"] = Field(
-        "paper", description="paper: the local simulator at clob_url; live: Polymarket (same adapter); "
-        "dry-run: sign and record, never POST")
+        "paper", description="paper: the Horus CLOB simulator at clob_url, checked at every start (anything "
+        "else is refused); live: real orders to clob_url, only ever by this explicit setting; dry-run: sign and "
+        "record, never POST")
+    paper_balance: str = Field("1000", pattern=r"^\d+(\.\d{1,6})?$", description="collateral (pUSD) every "
+                               "account starts with on the paper venue `horus stack up` runs")
     venue_chain_id: int = Field(137, description="chain id orders are signed for (the venue's, not anvil's)")
     builder_code: str = Field("0x" + "00" * 32, pattern=r"^0x[0-9a-fA-F]{64}$",
                               description="bytes32 builder code signed into every order")
@@ -107,9 +116,20 @@ class Settings(BaseSettings):
                                        "interval 0: no snapshots, every assign folds the whole history)")
     decide_snapshot_interval_s: float = Field(60.0, ge=0, description="decide: snapshot a partition whose state "
                                               "changed at least this often (0: not by time)")
+    snapshot_key: SecretStr | None = Field(None, description="decide: the secret its snapshots in Postgres are "
+                                           "authenticated with (HMAC-SHA256, key derived from it); unset: derived "
+                                           "from credentials_key; neither set: no snapshots")
     decide_snapshot_dedup_s: float = Field(600.0, ge=0, description="decide: a snapshot keeps the candidate ids "
                                            "decided this recently, to recognise a candidate plan produced twice "
                                            "(never less than the largest follow max_fill_age_s + 60 s)")
+
+    @model_validator(mode="after")
+    def _gamma_for_the_mode(self) -> "Settings":
+        """Paper is self-contained: without an explicit HORUS_GAMMA_URL its market metadata comes from the
+        simulator (through clob_url); live and dry-run ask Polymarket's Gamma first."""
+        if "gamma_url" not in self.model_fields_set and self.venue_mode != "paper":
+            self.gamma_url = GAMMA_URL
+        return self
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -20,8 +20,10 @@ every `decide_snapshot_every` decisions or `decide_snapshot_interval_s`, and on 
 are copied (horus.domain.decide_snapshot) and written to Postgres `decide_snapshots` by a thread of its own,
 with the exact offsets they cover: the copy.decisions offset after this stage's last delivered decision (from
 the delivery reports) and the execution.results offset the results tail has folded. The next owner (any
-instance of the same consumer group) restores them and folds only what followed. A missing, unreadable or
-failed snapshot only costs time: the whole history is the fallback.
+instance of the same consumer group) restores them and folds only what followed. Rows are sealed with a MAC
+(key from HORUS_SNAPSHOT_KEY or HORUS_CREDENTIALS_KEY; neither: no snapshots) and their values checked, so a
+row altered in Postgres is refused (horus.domain.decide_snapshot). A missing, refused or failed snapshot only
+costs time: the whole history is the fallback.
 """
 from __future__ import annotations
 
@@ -45,11 +47,13 @@ from horus.domain.config import ConfigState, apply_config, apply_config_tombston
 from horus.domain.control import ControlState, apply_control, apply_control_tombstone, control_command
 from horus.domain.decide import (DecideState, FollowerBook, StaticView, apply_decision, apply_result, decide,
                                  failure_rate, token_id_wellformed)
-from horus.domain.decide_snapshot import (FORMAT, SnapshotInvalid, book_from_json, decode_books, encode_books,
-                                          forget_before_window, recent_of, snapshot_book)
+from horus.domain.decide_snapshot import (FORMAT, SnapshotInvalid, SnapshotPlace, book_from_json, decode_books,
+                                          encode_books, forget_before_window, mac_key, open_sealed, recent_of, seal,
+                                          snapshot_book)
 from horus.kafka.client import make_consumer, poll_batch, produce_reliably, watermarks
 from horus.kafka.config_tail import ConfigTail
 from horus.topics import CONTROL_COMMANDS, COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS
+from horus.venue.guard import require_venue
 from horus.venue.polymarket.metadata import MarketMetadata
 from horus.venue.polymarket.quotes import FixedBalances, QuoteSource, VenueBalances
 from streams.runtime import Runtime, StageSpec
@@ -63,7 +67,8 @@ UNREADABLE = Counter("horus_decide_unreadable_state_total",
                      "Own decisions/results decide could not fold into its state (e.g. a newer writer's schema)")
 BREAKER_TRIPS = Counter("horus_circuit_breaker_trips_total", "Times the circuit breaker paused everything")
 SNAPSHOTS = Counter("horus_decide_snapshots_total", "Partition snapshots of decide's state, by outcome "
-                    "(written, failed: the next rebuild folds more history)", ["outcome"])
+                    "(written, failed: the next rebuild folds more history; refused: a stored snapshot that is not "
+                    "authentic or not valid, the whole history folded instead)", ["outcome"])
 SNAPSHOT_BYTES = Gauge("horus_decide_snapshot_bytes", "Size of the last snapshot written")
 
 
@@ -72,11 +77,14 @@ class VenueLookups:
 
     def __init__(self, runtime: Runtime, view: StaticView) -> None:
         settings = runtime.settings
+        # paper reads market data and balances from the simulator only, never a real venue
+        identity = require_venue(settings)
         self.view, self.timeout_s = view, settings.decide_lookup_timeout_s
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="horus-decide-venue", daemon=True)
         self.thread.start()
         self.balances = None
+        self.paper_markets = None  # paper: the simulator's markets follow the leaders' fills (horus.paper)
         self.settings = settings
 
         async def build():
@@ -86,6 +94,10 @@ class VenueLookups:
             self.metadata = MarketMetadata(settings, self.http)
             self.clob = ClobHttp(settings.clob_url, chain_id=settings.venue_chain_id, timeout_s=settings.venue_timeout_s)
             self.quotes = QuoteSource(self.clob, settings.quote_ttl_s)
+            if identity is not None and identity.get("follow_leaders") is True:  # an empty paper venue
+                from horus.paper import PaperMarkets
+
+                self.paper_markets = PaperMarkets(settings.clob_url, self.http)
             if settings.balance_source == "fixed":
                 self.balances = FixedBalances(int(Decimal(settings.fixed_balance) * 1_000_000))
             else:
@@ -94,13 +106,13 @@ class VenueLookups:
         asyncio.run_coroutine_threadsafe(build(), self.loop).result(10)
 
     def _accounts(self):
-        """Signer and API credentials per follower, as the executor resolves them (paper: derived via L1)."""
-        from horus.credentials import CredentialStore
-        from horus.execution.accounts import Accounts
+        """Signer and API credentials per follower, from the store's API-credentials records only: decide reads
+        balances, it never signs, so it never decrypts a signing key (in paper mode the records hold the
+        simulator's credentials, derived when the credentials were stored)."""
+        from horus.credentials import ApiAccounts, CredentialStore
 
         store = CredentialStore(self.settings) if self.settings.credentials_key else None
-        return Accounts(self.view.config.followers.get, store.get if store else None,
-                        mode=self.settings.venue_mode, venue=self.clob)
+        return ApiAccounts(self.view.config.followers.get, store)
 
     def prefetch(self, candidates: list[dict]) -> None:
         tokens = {c["token_id"] for c in candidates}
@@ -116,6 +128,10 @@ class VenueLookups:
         self.view.balances.clear()  # never decide on a balance read for an earlier batch: missing -> SKIP
 
         async def gather():
+            if self.paper_markets is not None:  # first, so the lookups below see the market where the leader traded
+                for moved in await self.paper_markets.follow(candidates):
+                    self.quotes.cache.forget(moved)
+
             async def market(t):
                 self.view.markets[t] = await self.metadata.get(t)
 
@@ -182,12 +198,39 @@ class PartitionSnapshot:
     books: dict[str, tuple[FollowerBook, list]]  # follower -> (independent copy, its dedup window)
 
 
+def snapshot_mac_key(settings) -> bytes | None:
+    """The key decide's snapshots are sealed with: derived from HORUS_SNAPSHOT_KEY, else from
+    HORUS_CREDENTIALS_KEY (decide reads balances with it anyway; rotating it makes old snapshots refused once);
+    None if neither is set."""
+    if settings.snapshot_key is not None and settings.snapshot_key.get_secret_value():
+        return mac_key(settings.snapshot_key.get_secret_value().encode())
+    if settings.credentials_key is not None and settings.credentials_key.get_secret_value().strip():
+        from horus.credentials import load_key
+
+        return mac_key(load_key(settings))
+    return None
+
+
 class SnapshotStore:
     """Postgres `decide_snapshots`, one row per (consumer group, partition). Written by a thread of its own,
     the newest snapshot per partition replacing one still queued, so a slow or unreachable database never
-    stalls deciding (bench/decide_rebuild.py: encoding + writing a 100k-decision partition takes ~80 ms)."""
+    stalls deciding (bench/decide_rebuild.py: encoding + writing a 100k-decision partition takes ~80 ms).
+    Every row is sealed (horus.domain.decide_snapshot.seal) with a key derived from a configured secret, and
+    opened only if authentic for its place."""
 
-    def __init__(self, settings) -> None:
+    @classmethod
+    def configured(cls, settings) -> "SnapshotStore | None":
+        """The store, or None (and a warning) when no secret to seal snapshots with is configured."""
+        key = snapshot_mac_key(settings)
+        if key is None:
+            log.warning("decide: snapshots are off: they are authenticated with a key derived from "
+                        "HORUS_SNAPSHOT_KEY or HORUS_CREDENTIALS_KEY and neither is set; every assign folds the "
+                        "whole history")
+            return None
+        return cls(settings, key)
+
+    def __init__(self, settings, key: bytes) -> None:
+        self.key = key
         self.conninfo = psycopg_conninfo(settings.database_url)
         self.group, self.topic = settings.app_id, settings.topic(COPY_DECISIONS.name)
         self.pending: dict[int, PartitionSnapshot] = {}
@@ -197,8 +240,15 @@ class SnapshotStore:
         self.conn = None
         self.closed = False
 
+    def place(self, partition: int, decisions_offset: int, results_offset: int) -> SnapshotPlace:
+        return SnapshotPlace(self.group, self.topic, partition, decisions_offset, results_offset)
+
+    def open(self, partition: int, decisions_offset: int, results_offset: int, blob: bytes) -> bytes:
+        """The state of a row read by `load`; SnapshotInvalid if the row is not what this group sealed there."""
+        return open_sealed(blob, self.key, self.place(partition, decisions_offset, results_offset))
+
     def load(self, partitions: list[int]) -> dict[int, tuple[int, int, bytes]]:
-        """partition -> (decisions_offset, results_offset, state) of the snapshots this group has."""
+        """partition -> (decisions_offset, results_offset, sealed state) of the snapshots this group has."""
         with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5) as conn:
             rows = conn.execute(
                 "SELECT partition, decisions_offset, results_offset, state FROM decide_snapshots"
@@ -252,7 +302,8 @@ class SnapshotStore:
 
     def _write(self, snapshot: PartitionSnapshot) -> None:
         started = time.monotonic()
-        state = encode_books(snapshot.books)
+        state = seal(encode_books(snapshot.books), self.key,
+                     self.place(snapshot.partition, snapshot.decisions_offset, snapshot.results_offset))
         if self.conn is None or self.conn.closed:
             self.conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
         self.conn.execute(
@@ -301,7 +352,7 @@ class DecideStage:
         self._counters: dict = {}
         # snapshots (None: off)
         snapshots_on = settings.decide_snapshot_every > 0 or settings.decide_snapshot_interval_s > 0
-        self.snapshots = SnapshotStore(settings) if snapshots_on else None
+        self.snapshots = SnapshotStore.configured(settings) if snapshots_on else None
         self.decisions_next: dict[int, int] = {}  # partition -> copy.decisions offset after the last one folded
         self.changes: dict[int, int] = {}  # partition -> decisions and results folded since its last snapshot
         self.snapshot_at: dict[int, float] = {}  # partition -> monotonic time of its last snapshot (or assign)
@@ -421,11 +472,13 @@ class DecideStage:
                         "%d, results %d): were they recreated? Folding the whole history", partition,
                         decisions_offset, results_offset)
             return None
-        try:
+        try:  # authentic for this place, then every value checked: a forged or damaged row never lifts a cap
+            state = self.snapshots.open(partition, decisions_offset, results_offset, blob)
             books = {follower: (book_from_json(data, f"follower {follower}"), recent_of(data))
-                     for follower, data in decode_books(blob).items()}
+                     for follower, data in decode_books(state).items()}
         except SnapshotInvalid as exc:
-            log.warning("decide: the snapshot of partition %d is unreadable (%s); folding the whole history",
+            SNAPSHOTS.labels("refused").inc()
+            log.warning("decide: the snapshot of partition %d is refused (%s); folding the whole history",
                         partition, exc)
             return None
         with self.lock:

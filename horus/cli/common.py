@@ -27,6 +27,18 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+LOOPBACK = "127.0.0.1"
+METRICS_HOST_HELP = "address the metrics server binds (default loopback; 0.0.0.0 opens it to every interface)"
+
+
+def serve_metrics(port: int, host: str = LOOPBACK):
+    """Prometheus metrics on host:port, on a thread; loopback unless asked (the metrics carry no secrets, but
+    they show volumes). Returns (server, thread)."""
+    from prometheus_client import start_http_server
+
+    return start_http_server(port, addr=host)
+
+
 def fail(message: str, code: int = 1) -> None:
     err_console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
@@ -40,10 +52,11 @@ def friendly_errors(func):
         from confluent_kafka import KafkaException
 
         from horus.stack import StackError
+        from horus.venue.guard import VenueGuardError
 
         try:
             return func(*args, **kwargs)
-        except StackError as exc:
+        except (StackError, VenueGuardError) as exc:  # e.g. paper mode against a venue that is not the simulator
             fail(str(exc))
         except KafkaException as exc:
             fail(f"Kafka: {exc}. Is the broker up? Try `horus stack status`.")

@@ -199,20 +199,29 @@ def _validated_follower(data: dict):
 
 
 def _store_credentials(s: Settings, path: Path, ref: str, signer: str) -> None:
-    """Encrypt the secrets in `path` under `ref`; the key must be the follower's signer."""
-    from horus.credentials import CredentialsError, CredentialStore, FollowerSecrets
+    """Encrypt the secrets in `path` under `ref`, their API credentials apart (paper: the paper venue's, derived
+    with the key); the key must be the follower's signer."""
+    from horus.credentials import CredentialsError, CredentialStore
+    from horus.paper import PaperVenueError, paper_secrets
+    from horus.venue.guard import VenueGuardError
 
     try:
-        secrets = FollowerSecrets.from_json(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror or exc}", INVALID)
-    except ValueError as exc:  # CredentialsError is a ValueError; neither message holds a secret
-        fail(f"credentials file {path}: {exc if isinstance(exc, CredentialsError) else 'not JSON'}", INVALID)
+    except ValueError:  # no parser detail: it could quote a secret
+        fail(f"credentials file {path}: not JSON", INVALID)
+    try:
+        secrets, api_creds = paper_secrets(s, data)
+    except CredentialsError as exc:  # its messages never hold a secret
+        fail(f"credentials file {path}: {exc}", INVALID)
+    except (VenueGuardError, PaperVenueError) as exc:
+        fail(str(exc))
     if secrets.signer_address.lower() != signer:
         fail(f"credentials_ref: the key in {path} signs as {secrets.signer_address.lower()}, but the follower's "
              f"signer is {signer}", INVALID)
     try:
-        CredentialStore(s).put(ref, secrets)
+        CredentialStore(s).put(ref, secrets, api_creds)
     except CredentialsError as exc:
         fail(str(exc))
 

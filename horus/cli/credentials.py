@@ -50,10 +50,15 @@ def _database_errors(func):
 def put(
     ref: str = typer.Argument(..., help="the reference the follower's config points at"),
     from_file: Path = typer.Option(..., "--from-file", metavar="FILE",
-                                   help="JSON with private_key, api_key, api_secret, api_passphrase ('-': stdin)"),
+                                   help="JSON with private_key, api_key, api_secret, api_passphrase ('-': stdin); "
+                                        "in paper mode private_key is enough"),
 ) -> None:
-    """Encrypt and store (or replace) a follower's credentials. Prints only the ref and the signer address."""
-    from horus.credentials import CredentialsError, FollowerSecrets
+    """Encrypt and store (or replace) a follower's credentials, and their API credentials apart (what decide
+    reads). In paper mode those are the paper venue's, derived there with the key: HORUS_CLOB_URL must be the
+    simulator. Prints only the ref and the signer address."""
+    from horus.credentials import CredentialsError
+    from horus.paper import PaperVenueError, paper_secrets
+    from horus.venue.guard import VenueGuardError
 
     try:
         text = sys.stdin.read() if str(from_file) == "-" else from_file.read_text()
@@ -65,8 +70,9 @@ def put(
         fail(f"--from-file {from_file} is not JSON")  # no parser detail: it could quote a secret
     store = _store()
     try:
-        signer = store.put(ref, FollowerSecrets.from_json(data))
-    except CredentialsError as exc:
+        secrets, api_creds = paper_secrets(settings(), data)
+        signer = store.put(ref, secrets, api_creds)
+    except (CredentialsError, VenueGuardError, PaperVenueError) as exc:
         fail(str(exc))
     typer.echo(json.dumps({"ref": ref, "signer_address": signer}))
 
@@ -102,6 +108,26 @@ def delete(ref: str = typer.Argument(..., help="the stored credentials' referenc
     if not removed:
         fail(f"no credentials stored under ref {ref!r}")
     typer.echo(json.dumps({"ref": ref, "deleted": True}))
+
+
+@app.command("sync-api")
+@_database_errors
+def sync_api(refs: list[str] = typer.Argument(None, help="the refs to sync (default: every stored ref)")) -> None:
+    """Write (again) the API-credentials record of stored credentials, the only record decide reads. Live and
+    dry-run: the stored API credentials; paper: the paper venue's, derived there anew with the key, which also
+    makes a restarted paper venue know them again. Prints one ref and signer address per line."""
+    from horus.credentials import CredentialsError
+    from horus.paper import PaperVenueError, paper_api_creds
+    from horus.venue.guard import VenueGuardError
+
+    store, config = _store(), settings()
+    for ref in refs or store.refs():
+        try:
+            secrets = store.get(ref)
+            store.put_api_creds(ref, paper_api_creds(config, secrets), secrets.signer_address)
+        except (CredentialsError, VenueGuardError, PaperVenueError) as exc:
+            fail(str(exc))
+        typer.echo(json.dumps({"ref": ref, "signer_address": secrets.signer_address}))
 
 
 @app.command("generate-key")

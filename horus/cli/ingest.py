@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from horus.cli.common import LOOPBACK, METRICS_HOST_HELP, serve_metrics
+
 app = typer.Typer(help="Leader-fill ingestion: sources -> leader.fills.", no_args_is_help=True)
 
 
@@ -27,6 +29,7 @@ def chain(
                                              help="cold start (no cursor yet): first block to read; "
                                                   "default: the next block"),
     metrics_port: int = typer.Option(0, "--metrics-port", min=0, help="serve Prometheus metrics here (0: off)"),
+    metrics_host: str = typer.Option(LOOPBACK, "--metrics-host", help=METRICS_HOST_HELP),
 ) -> None:
     """Follow OrderFilled logs of the followed leaders over WebSocket and produce LeaderFill events.
 
@@ -39,9 +42,7 @@ def chain(
     configure_logging()
     settings = get_settings()
     if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port)
+        serve_metrics(metrics_port, metrics_host)
     try:
         book = book_for(settings, exchange)
     except ValueError as exc:
@@ -153,6 +154,7 @@ def data_api(
                                         help="first round: only fills at or after this unix time "
                                              "(default: the leaders' whole history)"),
     metrics_port: int = typer.Option(0, "--metrics-port", min=0, help="serve Prometheus metrics here (0: off)"),
+    metrics_host: str = typer.Option(LOOPBACK, "--metrics-host", help=METRICS_HOST_HELP),
 ) -> None:
     """Poll the Data API for the followed leaders' fills and produce LeaderFill events (source data-api).
 
@@ -179,9 +181,7 @@ def data_api(
     settings = get_settings()
     interval_s = settings.data_api_poll_interval_s if interval is None else interval
     if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port)
+        serve_metrics(metrics_port, metrics_host)
     sink = FillSink(settings, "data-api")
     sink.recover()
     leaders = LeaderSet(settings)

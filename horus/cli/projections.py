@@ -6,7 +6,8 @@ import time
 import typer
 from rich.table import Table
 
-from horus.cli.common import console, friendly_errors, settings, stop_on_signals
+from horus.cli.common import (LOOPBACK, METRICS_HOST_HELP, console, friendly_errors, serve_metrics, settings,
+                              stop_on_signals)
 
 app = typer.Typer(help="Fold the topics into Postgres tables.", no_args_is_help=True)
 replay_app = typer.Typer(help="Rebuild state from the topics.", no_args_is_help=True)
@@ -18,9 +19,10 @@ def run(
     until_caught_up: bool = typer.Option(False, "--until-caught-up", help="stop once the end offsets at start are folded"),
     batch_size: int = typer.Option(1000, min=1, help="messages per transaction"),
     metrics_port: int = typer.Option(0, "--metrics-port", min=0, help="serve Prometheus metrics here (0: off)"),
+    metrics_host: str = typer.Option(LOOPBACK, "--metrics-host", help=METRICS_HOST_HELP),
 ) -> None:
     """Fold every topic into its table, offsets stored in the same transaction (SIGTERM stops cleanly)."""
-    from prometheus_client import Counter, start_http_server
+    from prometheus_client import Counter
 
     from horus.logs import configure_logging
     from projections import run_projections
@@ -29,7 +31,7 @@ def run(
     rows_total = Counter("horus_projection_rows_total", "Rows written by the projections", ["table"])
     batches_total = Counter("horus_projection_batches_total", "Batches committed by the projections")
     if metrics_port:
-        start_http_server(metrics_port)
+        serve_metrics(metrics_port, metrics_host)
 
     stop = stop_on_signals()
     started = time.monotonic()

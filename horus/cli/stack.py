@@ -9,7 +9,8 @@ from rich.table import Table
 from horus.cli.common import console, friendly_errors, settings
 from horus.stack import PARTS, LocalStack
 
-app = typer.Typer(help="Run the local stack: Apache Kafka (KRaft), PostgreSQL and anvil.", no_args_is_help=True)
+app = typer.Typer(help="Run the local stack: Apache Kafka (KRaft), PostgreSQL, anvil and the paper venue (the CLOB "
+                  "simulator).", no_args_is_help=True)
 
 
 @app.command()

@@ -36,6 +36,10 @@ def venue_command(
     default_collateral_e6: int = typer.Option(0, "--default-collateral-e6", min=0,
                                               help="collateral every never-seen maker starts with"),
     chain_id: int = typer.Option(137, "--chain-id", help="chain id in the EIP-712 domains (137 or 80002)"),
+    follow_leaders: bool = typer.Option(False, "--follow-leaders",
+                                        help="a paper venue that starts empty: decide makes a market for each token "
+                                             "a leader trades and moves its book to the leader's prices (what "
+                                             "`horus stack up` runs)"),
 ) -> None:
     """Serve the CLOB V2 REST subset py-clob-client-v2 uses, plus /_sim admin routes (accounts, markets, faults)."""
     from pydantic import ValidationError
@@ -53,4 +57,4 @@ def venue_command(
         fail(f"invalid simulator settings: {exc}")
     console.print(f"CLOB V2 simulator on http://{host}:{port} ({len(config.markets)} markets, "
                   f"latency {latency_ms} ms)")
-    serve_forever(config, host, port)
+    serve_forever(config, host, port, follow_leaders=follow_leaders)

@@ -392,6 +392,25 @@ class FollowerCredential(Base):
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
 
 
+class FollowerApiCredential(Base):
+    """The same follower's CLOB API credentials alone, encrypted apart from the signing key (migration 0012), so
+    a reader that only authenticates (decide's balances, lookups) never decrypts a key that can sign orders."""
+
+    __tablename__ = "follower_api_credentials"
+    __table_args__ = (
+        CheckConstraint("octet_length(nonce) = 12", name="nonce_len"),
+        CheckConstraint("octet_length(ciphertext) > 16", name="ciphertext_len"),
+    )
+
+    ref: Mapped[str] = mapped_column(Text, primary_key=True)
+    signer_address: Mapped[str] = mapped_column(Text)  # the EOA the credentials authenticate, lowercase
+    key_id: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+
 # --------------------------------------------------------------------------------------------
 # Config and control projections (migration 0004): the current state per compacted-topic key.
 # One row per key; the change with the highest Kafka offset wins (projections.runner LATEST_WINS).

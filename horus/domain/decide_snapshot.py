@@ -19,17 +19,34 @@ is what keeps a snapshot bounded while the history grows forever:
 The running totals (`reserved_cost`, exposure, open sells and buys) are copied as they are (zero entries
 left out), not recomputed: they are what decide compares against caps. `FORMAT` is stored with every
 snapshot; a snapshot of another format is not read (the stage folds the whole history instead).
+
+Because decide trusts a restored book's totals against caps, a stored snapshot must be the one decide wrote
+(anyone who can write to Postgres could otherwise lift every cap with a negative `spend`):
+
+- It is sealed (`seal`): HMAC-SHA256 over the place it belongs to (`SnapshotPlace`: format, consumer group,
+  topic, partition, and the two offsets it covers) and the state bytes, prefixed to the bytes. A byte changed
+  anywhere, offsets edited, or a row copied to another partition or group does not open (`open_sealed`). The
+  MAC key is derived (`mac_key`, HKDF-SHA256 with its own label) from a configured secret, never written down
+  here; the stage takes it from HORUS_SNAPSHOT_KEY or else HORUS_CREDENTIALS_KEY.
+- Its values are checked (`book_from_json`): money and shares no fold can make negative (spend, reserved cost,
+  reservations, positions, leader holdings, recent fills, open sells and buys) must not be. Exposure is not:
+  a sell booked under another condition id than its buy can take one market's sum below zero.
+
+A refused snapshot only costs time: the stage folds the whole history instead.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import zlib
 from collections import Counter, deque
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from horus.domain.decide import Booked, FollowerBook, Position, Reservation
 
-FORMAT = 2  # 2: `booked` keeps what each result booked (corrections book the difference)
+FORMAT = 3  # 3: sealed (MAC + compressed JSON), `booked` keeps what each result booked; older rows are not read
+MAC_BYTES = 32
 COMPRESS_LEVEL = 1  # bench/decide_rebuild.py: level 6 saves a few % of bytes for ~3x the time
 
 Recent = tuple[str, int, "str | None"]  # (candidate id, decided at (us), intent id of a COPY)
@@ -37,6 +54,45 @@ Recent = tuple[str, int, "str | None"]  # (candidate id, decided at (us), intent
 
 class SnapshotInvalid(ValueError):
     """A snapshot that cannot be read back exactly; the message names the field."""
+
+
+class SnapshotPlace(NamedTuple):
+    """Where a snapshot belongs and what it covers: part of what its MAC authenticates."""
+
+    group: str
+    topic: str
+    partition: int
+    decisions_offset: int
+    results_offset: int
+
+
+def mac_key(secret: bytes) -> bytes:
+    """The 32-byte snapshot MAC key from a configured secret (HKDF-SHA256, RFC 5869, one block, own label): the
+    secret itself never keys anything else's MAC, and knowing this key reveals nothing of the secret."""
+    if not secret:
+        raise ValueError("the snapshot secret is empty")
+    prk = hmac.new(b"horus decide snapshots", secret, hashlib.sha256).digest()
+    return hmac.new(prk, b"horus-decide-snapshot-mac-v1\x01", hashlib.sha256).digest()
+
+
+def _mac(state: bytes, key: bytes, place: SnapshotPlace) -> bytes:
+    context = json.dumps([FORMAT, *place], separators=(",", ":")).encode()
+    return hmac.new(key, len(context).to_bytes(4, "big") + context + state, hashlib.sha256).digest()
+
+
+def seal(state: bytes, key: bytes, place: SnapshotPlace) -> bytes:
+    """The bytes to store: the MAC of (place, state), then the state."""
+    return _mac(state, key, place) + state
+
+
+def open_sealed(blob: bytes, key: bytes, place: SnapshotPlace) -> bytes:
+    """The state of a sealed snapshot read from `place`; SnapshotInvalid if it is not what was sealed there
+    with this key."""
+    mac, state = blob[:MAC_BYTES], blob[MAC_BYTES:]
+    if len(blob) <= MAC_BYTES or not hmac.compare_digest(mac, _mac(state, key, place)):
+        raise SnapshotInvalid("state: not authentic (altered, moved from another partition or group, or written "
+                              "with another key)")
+    return state
 
 
 def snapshot_book(book: FollowerBook, recent: Iterable[Recent] = ()) -> FollowerBook:
@@ -101,6 +157,13 @@ def book_from_json(data: Any, where: str = "book") -> FollowerBook:
     reserved_cost = data.get("reserved_cost")
     if type(reserved_cost) is not int:
         raise SnapshotInvalid(f"{where}.reserved_cost: {reserved_cost!r} is not an integer")
+    if reserved_cost < 0:
+        raise SnapshotInvalid(f"{where}.reserved_cost: {reserved_cost} is negative")
+    for name, columns in _NON_NEGATIVE.items():
+        for row in rows[name]:
+            for column in columns:
+                if row[column] < 0:
+                    raise SnapshotInvalid(f"{where}.{name}: {row[column]} is negative")
     return FollowerBook(
         decided={candidate for candidate, _, _ in rows["recent"]},
         booked={row[0]: Booked(Reservation(*row[1:9]), row[9], row[10], bool(row[11])) for row in rows["booked"]},
@@ -161,6 +224,11 @@ _COLUMNS = {  # the type of every value in the rows of each list field (bool and
     "selling": (_STR, _OPT_STR, _INT),
     "buying": (_STR, _INT),
 }
+
+
+# the columns no fold can make negative (exposure can: see the module doc)
+_NON_NEGATIVE = {"booked": (6, 7, 8, 9, 10, 11), "reservations": (6, 7, 8), "positions": (2, 3),
+                 "leader_holdings": (2,), "spend": (2,), "fills_after": (1,), "selling": (2,), "buying": (1,)}
 
 
 def _copy(r: Reservation) -> Reservation:

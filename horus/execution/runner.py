@@ -56,6 +56,7 @@ from horus.kafka.client import fetch_available, make_consumer, produce_reliably
 from horus.kafka.config_tail import ConfigTail
 from horus.settings import Settings
 from horus.topics import CONTROL_COMMANDS, COPY_DECISIONS, EXECUTION_RESULTS
+from horus.venue.guard import require_venue_async
 from streams.runtime import Runtime
 
 log = logging.getLogger("horus.execution")
@@ -124,6 +125,7 @@ class ExecuteService:
     # ------------------------------------------------------------------------------ wiring
     async def _setup(self, consume: bool = True) -> None:
         s = self.settings
+        await require_venue_async(s)  # paper: the simulator or nothing (D1); live: a loud banner
         self._loop = asyncio.get_running_loop()
         self._start_tails()  # they read while the rest is set up (and the consumer group is joined)
         self.ledger = Ledger(s.database_url, connections=4, statement_timeout_s=max(30.0, s.venue_timeout_s))

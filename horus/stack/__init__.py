@@ -1,4 +1,5 @@
-"""The local stack: Apache Kafka (KRaft), PostgreSQL and anvil on free loopback ports.
+"""The local stack: Apache Kafka (KRaft), PostgreSQL, anvil and the paper venue (the CLOB simulator) on free
+loopback ports.
 
 `up` is idempotent (healthy parts are left alone), writes the connection settings to
 `<state_dir>/stack.env` where every `horus` command and the tests read them, and `down` stops
@@ -17,9 +18,11 @@ from horus.stack.anvil import AnvilNode
 from horus.stack.kafka import KafkaBroker
 from horus.stack.postgres import PostgresServer
 from horus.stack.processes import ProcessTable, StackError, free_port, port_is_free
+from horus.stack.venue import PaperVenue
 
-PARTS = ("kafka", "postgres", "anvil")
-__all__ = ["LocalStack", "PartStatus", "StackError", "PARTS"]
+PARTS = ("kafka", "postgres", "anvil", "venue")
+INFRASTRUCTURE = PARTS[:3]  # what the pipeline runs on; a demo or test run brings its own simulator
+__all__ = ["INFRASTRUCTURE", "LocalStack", "PartStatus", "StackError", "PARTS"]
 
 
 @dataclass
@@ -39,6 +42,7 @@ class LocalStack:
         self.kafka = KafkaBroker(self.state_dir, settings.cache_dir, settings.kafka_version, settings.partitions, self.procs)
         self.postgres = PostgresServer(self.state_dir, self.procs)
         self.anvil = AnvilNode(settings.cache_dir, settings.chain_id, self.procs)
+        self.venue = PaperVenue(self.procs, settings.venue_chain_id, settings.paper_balance)
         self.ports_file = self.state_dir / "ports.json"
 
     # ports ---------------------------------------------------------------
@@ -86,6 +90,13 @@ class LocalStack:
                 progress(f"anvil: starting on 127.0.0.1:{port}")
                 self._save_ports(ports)
                 self.anvil.start(port)
+            elif part == "venue":
+                port = self._reuse_or_pick(ports, "venue")
+                progress(f"venue: starting the CLOB simulator (paper venue) on 127.0.0.1:{port}")
+                self._save_ports(ports)
+                self.venue.start(port)
+                progress("venue: a fresh paper venue (its state lives in memory): follower credentials stored "
+                         "before need `horus credentials sync-api`")
             else:
                 raise StackError(f"unknown stack part {part!r}; choose from {', '.join(PARTS)}")
             progress(f"{part}: ready in {time.monotonic() - started:.1f}s")
@@ -99,7 +110,8 @@ class LocalStack:
         return self._health(part, ports[part])[0]
 
     def _health(self, part: str, port: int) -> tuple[bool, str]:
-        return {"kafka": self.kafka, "postgres": self.postgres, "anvil": self.anvil}[part].healthy(port)
+        parts = {"kafka": self.kafka, "postgres": self.postgres, "anvil": self.anvil, "venue": self.venue}
+        return parts[part].healthy(port)
 
     def connection_env(self, ports: dict[str, int]) -> dict[str, str]:
         env = {}
@@ -110,6 +122,8 @@ class LocalStack:
         if "anvil" in ports:
             env["HORUS_ETH_RPC_URL"] = self.anvil.url(ports["anvil"])
             env["HORUS_CHAIN_ID"] = str(self.settings.chain_id)
+        if "venue" in ports:  # paper mode talks to this simulator and nothing else (horus.venue.guard)
+            env["HORUS_CLOB_URL"] = self.venue.url(ports["venue"])
         return env
 
     def write_env(self, env: dict[str, str]) -> Path:
@@ -122,7 +136,7 @@ class LocalStack:
     def status(self) -> list[PartStatus]:
         ports = self._ports()
         addresses = {"kafka": lambda p: self.kafka.bootstrap(p), "postgres": lambda p: f"127.0.0.1:{p}",
-                     "anvil": lambda p: self.anvil.url(p)}
+                     "anvil": lambda p: self.anvil.url(p), "venue": lambda p: self.venue.url(p)}
         rows = []
         for part in PARTS:
             record = self.procs.get(part)

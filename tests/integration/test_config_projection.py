@@ -122,6 +122,7 @@ def test_follow_add_update_remove_and_list(s):
 
 
 def test_follower_with_credentials_keeps_secrets_out_of_events_and_output(s, tmp_path):
+    s = s.model_copy(update={"venue_mode": "dry-run"})  # stored as given (paper derives the paper venue's API creds)
     signer = Account.from_key(PRIVATE_KEY).address.lower()
     creds = tmp_path / "creds.json"
     creds.write_text(json.dumps({"private_key": PRIVATE_KEY, "api_key": API_KEY, "api_secret": API_SECRET,

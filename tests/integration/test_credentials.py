@@ -137,7 +137,8 @@ def test_repr_str_and_logs_never_show_secrets(caplog, keyed):
 
 def test_cli_put_check_generate_key(keyed, tmp_path):
     key = keyed.credentials_key.get_secret_value()
-    env = {"HORUS_DATABASE_URL": keyed.database_url, "HORUS_CREDENTIALS_KEY": key}
+    # full credentials stored as they are (paper mode would derive the paper venue's: test_credentials_least_privilege)
+    env = {"HORUS_DATABASE_URL": keyed.database_url, "HORUS_CREDENTIALS_KEY": key, "HORUS_VENUE_MODE": "dry-run"}
     source = tmp_path / "creds.json"
     source.write_text(json.dumps({"private_key": PRIVATE_KEY, "api_key": API_KEY, "api_secret": API_SECRET,
                                   "api_passphrase": PASSPHRASE}))

@@ -15,6 +15,7 @@ from collections import Counter
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from horus.codec import envelope
 from horus.db.engine import psycopg_conninfo
@@ -45,7 +46,9 @@ def sim():
 
 def decide_settings(topics, sim, tag):
     settings = prefixed(topics, tag)
+    # snapshots are sealed with a key derived from a configured secret (no credentials key here: fixed balances)
     return settings.model_copy(update={"clob_url": sim.url, "gamma_url": "", "balance_source": "fixed",
+                                       "snapshot_key": SecretStr(f"decide-test-{tag}"),
                                        "fixed_balance": "1000", "session_timeout_s": 6.0})
 
 

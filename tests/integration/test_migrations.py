@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 TABLES = {"copy_trades", "projection_offsets", "dead_letters", "leader_fills", "copy_decisions",
           "execution_results", "settlement_events", "ingest_cursors", "leader_fill_claims",
           "follower_credentials", "follower_configs", "follow_configs", "control_switches",
-          "leader_fill_retractions", "decide_snapshots", "copy_candidates"}
+          "leader_fill_retractions", "decide_snapshots", "copy_candidates", "follower_api_credentials"}
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_upgrade_downgrade_upgrade_on_a_fresh_database(fresh):
 
     upgrade(fresh)
     assert tables(fresh) == TABLES
-    assert current_revision(fresh) == "0010"
+    assert current_revision(fresh) == "0012"
     assert schema_drift(fresh) == []  # the models describe exactly what the migration built
 
     downgrade(fresh, "base")

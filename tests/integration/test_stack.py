@@ -35,12 +35,12 @@ def test_up_status_down_leaves_no_process(tmp_path):
     up = horus(state, "stack", "up")
     env_file = (state / "stack.env").read_text()
     assert "HORUS_KAFKA_BOOTSTRAP=127.0.0.1:" in env_file and "HORUS_DATABASE_URL=" in env_file
-    assert "HORUS_ETH_RPC_URL=http://127.0.0.1:" in env_file
+    assert "HORUS_ETH_RPC_URL=http://127.0.0.1:" in env_file and "HORUS_CLOB_URL=http://127.0.0.1:" in env_file
     pids = stack_pids(state)
-    assert set(pids) == {"kafka", "postgres", "anvil"}, up.stdout
+    assert set(pids) == {"kafka", "postgres", "anvil", "venue"}, up.stdout
 
     status = horus(state, "stack", "status")
-    assert status.stdout.count("ok") >= 3, status.stdout
+    assert status.stdout.count("ok") >= 4, status.stdout
 
     # the settings file is what other commands read
     settings = load_settings(state_dir=state)

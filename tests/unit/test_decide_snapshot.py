@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from horus.domain.decide import Booked, DecideState, FollowerBook, Position, Reservation, decide
-from horus.domain.decide_snapshot import (SnapshotInvalid, book_from_json, book_to_json, decode_books, encode_books,
-                                          forget_before_window, recent_of, snapshot_book)
+from horus.domain.decide_snapshot import (SnapshotInvalid, SnapshotPlace, book_from_json, book_to_json, decode_books,
+                                          encode_books, forget_before_window, mac_key, open_sealed, recent_of, seal,
+                                          snapshot_book)
 from tests.unit.test_decide import (FOLLOWER, LEADER, NOW, TOKEN, TOKEN2, candidate, history_view, rebuild,
                                     run_history, step, view)
 
@@ -99,6 +100,50 @@ def test_a_damaged_book_is_refused_naming_the_field(change, field):
     change(data)
     with pytest.raises(SnapshotInvalid, match=field):
         book_from_json(data)
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda d: d.update(reserved_cost=-1), "book.reserved_cost"),
+    (lambda d: d["spend"].append([20833, "*", -10_000_000]), "book.spend"),
+    (lambda d: d["reservations"].append(["i9", "f1", LEADER, TOKEN, "0xc", "BUY", 5, -1, 20833]), "book.reservations"),
+    (lambda d: d["reservations"].append(["i9", "f1", LEADER, TOKEN, "0xc", "SELL", -5, 0, 20833]), "book.reservations"),
+    (lambda d: d["positions"].append([TOKEN, LEADER, -1, 0, "0xc"]), "book.positions"),
+    (lambda d: d["positions"].append([TOKEN, LEADER, 1, -1, "0xc"]), "book.positions"),
+    (lambda d: d["leader_holdings"].append(["f1", TOKEN, -1]), "book.leader_holdings"),
+    (lambda d: d["fills_after"].append([NOW, -1]), "book.fills_after"),
+    (lambda d: d["selling"].append([TOKEN, None, -1]), "book.selling"),
+    (lambda d: d["buying"].append([TOKEN, -1]), "book.buying"),
+])
+def test_negative_money_or_shares_are_refused(change, field):
+    """A value no fold can produce (they would lift caps or reservations) is refused, naming the field."""
+    data = book_to_json(FollowerBook(), [("c1", NOW, None)])
+    change(data)
+    with pytest.raises(SnapshotInvalid, match=f"{field}.*negative"):
+        book_from_json(data)
+
+
+PLACE = SnapshotPlace(group="horus", topic="copy.decisions", partition=3, decisions_offset=120, results_offset=77)
+
+
+def test_a_sealed_snapshot_opens_only_with_its_key_in_its_place():
+    key = mac_key(b"a configured secret")
+    state = encode_books({FOLLOWER: (FollowerBook(reserved_cost=5), [])})
+    sealed = seal(state, key, PLACE)
+    assert open_sealed(sealed, key, PLACE) == state
+    for i in range(len(sealed)):  # any byte flipped, MAC or state
+        flipped = bytearray(sealed)
+        flipped[i] ^= 0x01
+        with pytest.raises(SnapshotInvalid, match="not authentic"):
+            open_sealed(bytes(flipped), key, PLACE)
+    for moved in (PLACE._replace(partition=4), PLACE._replace(decisions_offset=119), PLACE._replace(results_offset=0),
+                  PLACE._replace(group="other"), PLACE._replace(topic="x.copy.decisions")):
+        with pytest.raises(SnapshotInvalid, match="not authentic"):
+            open_sealed(sealed, key, moved)  # another partition's row, or offsets edited
+    with pytest.raises(SnapshotInvalid, match="not authentic"):
+        open_sealed(sealed, mac_key(b"another secret"), PLACE)
+    with pytest.raises(SnapshotInvalid, match="not authentic"):
+        open_sealed(sealed[:10], key, PLACE)
+    assert mac_key(b"a configured secret") == key and len(key) == 32  # derived, deterministic, not the secret
 
 
 def test_bytes_that_are_not_a_snapshot_are_refused():

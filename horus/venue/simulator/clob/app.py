@@ -23,6 +23,7 @@ from horus.venue.simulator.clob.faults import (
     read_fault,
 )
 from horus.venue.simulator.clob.state import Market, Rejected, VenueState, decimal_text
+from horus.venue.simulator.identity import IDENTITY_PATH, identity
 
 MAX_BATCH = 15
 INITIAL_CURSOR, END_CURSOR = "MA==", "LTE="  # base64 of "0" and "-1"
@@ -84,7 +85,9 @@ def _clob_market_view(market: Market) -> dict:
             "mbf": 0, "tbf": int(cfg.fee_rate * 10_000), "ao": cfg.accepting_orders, "sd": 0, "itode": False}
 
 
-def create_app(config: SimulatorConfig | None = None) -> FastAPI:
+def create_app(config: SimulatorConfig | None = None, *, follow_leaders: bool = False) -> FastAPI:
+    """`follow_leaders`: declared on /_sim/identity (a paper venue whose markets the engine makes as leaders
+    trade; horus.venue.simulator.identity)."""
     state = VenueState(config or SimulatorConfig())
     app = FastAPI(title="Horus CLOB V2 simulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.venue = state
@@ -409,6 +412,11 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
     async def sim_trades() -> Response:
         return json_response([{k: (sorted(v) if isinstance(v, set) else v) for k, v in t.items()}
                               for t in state.trades])
+
+    @app.get(IDENTITY_PATH)
+    async def sim_identity() -> Response:
+        """What an engine in paper mode asks before its first request: a real venue has no such route."""
+        return json_response(identity(follow_leaders))
 
     @app.get("/_sim/health")
     async def sim_health() -> Response:

@@ -47,9 +47,9 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def run_simulator(config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0,
-                  start_timeout: float = 10) -> RunningSimulator:
+                  start_timeout: float = 10, *, follow_leaders: bool = False) -> RunningSimulator:
     """Start the simulator on a background thread; port 0 picks a free port (see `.url`)."""
-    app = create_app(config or SimulatorConfig())
+    app = create_app(config or SimulatorConfig(), follow_leaders=follow_leaders)
     sock = _bind(host, port)
     server = _server(app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="clob-simulator", daemon=True)
@@ -66,8 +66,8 @@ def run_simulator(config: SimulatorConfig | None = None, host: str = "127.0.0.1"
                             _thread=thread)
 
 
-def serve_forever(config: SimulatorConfig, host: str, port: int) -> None:
+def serve_forever(config: SimulatorConfig, host: str, port: int, *, follow_leaders: bool = False) -> None:
     """Foreground server for `horus venue`; Ctrl-C / SIGTERM stop it (uvicorn handles the signals)."""
-    app = create_app(config)
+    app = create_app(config, follow_leaders=follow_leaders)
     sock = _bind(host, port)
     _server(app).run(sockets=[sock])
