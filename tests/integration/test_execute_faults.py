@@ -12,9 +12,10 @@ import pytest
 from horus.db.engine import psycopg_conninfo
 from horus.testchain import V2Fill, deploy_emitters, emit_v2
 from tests.integration.execute_helpers import (TOKEN, Results, ServiceThread, all_terminal, copy_decision,
-                                               make_followers, orders_by_intent, paper_settings, private_settings,
-                                               produce_decisions, set_faults, simulator, start_subprocess,
-                                               venue_orders)
+                                               group_partitions, make_followers, orders_by_intent, paper_settings,
+                                               private_settings, produce_decisions, set_faults, simulator,
+                                               start_subprocess, venue_orders)
+from tests.integration.pipeline_helpers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -91,12 +92,14 @@ def test_425_window_is_retried_with_the_same_bytes(settings):
     sim = simulator()
     s = paper_settings(private_settings(settings), sim)
     followers = make_followers(s, 2)
-    set_faults(sim, restart_seconds=2.5)
     decisions = [copy_decision(f.address, 0, tag="425") for f in followers]
     intents = {d["intent_id"] for d in decisions}
     results = Results(s)
-    produce_decisions(s, decisions)
     with ServiceThread(s, followers, backoff_s=0.5):
+        # the restart window opens once the executor consumes, so its first POST meets it however slow the start
+        wait_until(lambda: group_partitions(s, f"{s.app_id}-execute") == [set(range(4))], 60, "the executor's group")
+        set_faults(sim, restart_seconds=2.5)
+        produce_decisions(s, decisions)
         latest = results.wait(all_terminal(intents))
     orders = orders_by_intent(sim, intents)
     rows = ledger_rows(s, intents)
