@@ -91,7 +91,9 @@ CRASH_POINTS = ("after_prewrite_commit", "after_post_sent", "after_reply", "afte
 CRASH_N_MAX = 3  # n is rolled in 1..this: a crash point fires within a few orders
 RESTART_GAP_S = {"postgres": 8.0, "kafka": 20.0}  # chaos window per restart: start-up plus some traffic after
 # the simulator's fault settings this run needs beyond the basic ones (a simulator without them is refused)
-VENUE_FAULTS_NEEDED = ("balance_before_duplicate",)
+VENUE_FAULTS_NEEDED = ("balance_before_duplicate", "trade_mined_seconds", "trade_confirmed_seconds",
+                       "trade_failed_rate")
+TRADE_FINAL_S = 3.0  # trades are MATCHED, MINED after a second, CONFIRMED or FAILED after this
 
 
 class ChaosError(RuntimeError):
@@ -385,7 +387,9 @@ def base_faults(rng: random.Random, options: ChaosOptions) -> dict:
             "reply_lost_rate": 0.03, "reply_lost_mode": rng.choice(["5xx", "drop"]),
             "hidden_fill_rate": 0.05,
             # a re-sent order is refused for balance (4xx) before the venue sees it is a duplicate (D5)
-            "balance_before_duplicate": True}
+            "balance_before_duplicate": True,
+            # trades settle late (MATCHED -> MINED -> CONFIRMED) and some FAIL, undoing their fill (D11)
+            "trade_mined_seconds": 1.0, "trade_confirmed_seconds": TRADE_FINAL_S, "trade_failed_rate": 0.03}
 
 
 def timeline(rng: random.Random, options: ChaosOptions) -> list[Event]:
@@ -782,7 +786,7 @@ def ledger_rows(settings: Settings, intents: Iterable[str]) -> list[dict]:
     with psycopg.connect(psycopg_conninfo(settings.database_url), row_factory=dict_row) as conn:
         require_commit_timestamps(conn.execute("SHOW track_commit_timestamp").fetchone()["track_commit_timestamp"])
         return conn.execute(
-            "SELECT idempotency_key AS intent_id, status, order_hash, filled_shares_e6, "
+            "SELECT idempotency_key AS intent_id, status, order_hash, filled_shares_e6, last_error, "
             "(extract(epoch FROM pg_xact_commit_timestamp(prewrite_xid::xid)) * 1000000)::bigint AS committed_us "
             "FROM copy_trades WHERE idempotency_key = ANY(%s)", (sorted(intents),)).fetchall()
 
@@ -808,6 +812,10 @@ class VenueBooks:
     books_disagree: list[str]  # followers whose balance change differs from their trades' debits
 
 
+def _in_flight(trade: dict) -> bool:
+    return trade.get("status") not in ("CONFIRMED", "FAILED")
+
+
 def _e6_of(text: str) -> int:
     return int(Decimal(text) * 1_000_000)
 
@@ -825,12 +833,18 @@ def trade_debits(trades: Iterable[dict]) -> list[dict]:
     return out
 
 
-def venue_books(sim_url: str, funds: dict[str, Decimal]) -> VenueBooks:
-    """The order log, the trades, and each follower's balance change checked against its trades' debits."""
+def venue_books(sim_url: str, funds: dict[str, Decimal], wait_s: float = 4 * TRADE_FINAL_S) -> VenueBooks:
+    """The order log, the trades, and each follower's balance change checked against its trades' debits, once
+    no trade is in flight any more (or `wait_s` passed: the books then say how many still were)."""
     import httpx
 
+    give_up = time.monotonic() + wait_s
+    while True:
+        trades = httpx.get(f"{sim_url}/_sim/trades", timeout=60).json()  # each read moves trades on by the clock
+        if not any(_in_flight(t) for t in trades) or time.monotonic() > give_up:
+            break
+        time.sleep(0.5)
     log = venue_orders(sim_url)
-    trades = httpx.get(f"{sim_url}/_sim/trades", timeout=60).json()
     debits = trade_debits(trades)
     debited: Counter = Counter()
     for d in debits:
@@ -842,7 +856,7 @@ def venue_books(sim_url: str, funds: dict[str, Decimal]) -> VenueBooks:
         if change != debited[address.lower()]:
             disagree.append(f"{address}: balance fell by {_e6(change)}, its trades debited "
                             f"{_e6(debited[address.lower()])}")
-    unsettled = sum(1 for t in trades if t.get("status") not in (None, "CONFIRMED", "FAILED"))
+    unsettled = sum(1 for t in trades if _in_flight(t))
     return VenueBooks(log["orders"], log["counts"], debits, unsettled, disagree)
 
 
@@ -887,6 +901,9 @@ class ChaosReport:
             if self.restarts[part] < asked:
                 out.append(f"{part} restarted {self.restarts[part]} times, {asked} asked")
         out += [f"venue books disagree: {line}" for line in self.venue.books_disagree[:SHOWN_INTENTS]]
+        if self.venue.unsettled_trades:
+            out.append(f"{self.venue.unsettled_trades} venue trades still in flight at the verdict: matched sizes "
+                       "are not final")
         return out
 
     @property
