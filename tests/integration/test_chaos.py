@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 
 import psycopg
 import pytest
 
-from horus.chaos import CRASH_POINTS, Caps, ChaosError, compare, ledger_rows, require_commit_timestamps
+from horus.chaos import (CRASH_POINTS, Caps, ChaosError, ChaosOptions, Children, compare, ledger_rows,
+                         require_commit_timestamps)
 from horus.db.engine import psycopg_conninfo, upgrade
 from horus.execution.ledger import Ledger, Prewrite
 from horus.stack.faketime import skewed_env
@@ -268,3 +272,47 @@ def test_a_prewritten_row_carries_the_commit_time_of_its_insert_through_later_up
         assert (got["intent_id"], got["status"], got["order_hash"]) == (intent, "UNKNOWN", "0xh")
     finally:
         server.stop()
+
+
+class FakeProcess:
+    """Stands in for a worker's Popen: `code` is what poll() returns once it has ended."""
+
+    def __init__(self, code: int | None = None) -> None:
+        self.code = code
+
+    def poll(self) -> int | None:
+        return self.code
+
+
+class RecordingChildren(Children):
+    """Children whose start records the crash spec it armed instead of spawning a worker."""
+
+    def start(self, name: str, argv: list[str]) -> None:
+        self.argv[name] = argv
+        self.armed[name] = self._crash_spec(name)
+        self.procs[name] = FakeProcess()
+
+
+def test_executors_are_armed_through_every_crash_point_and_self_kills_are_counted_per_point(tmp_path):
+    children = RecordingChildren({}, tmp_path, ChaosOptions(instances=2, crash_kills=2), random.Random(3))
+    for name in ("execute-0", "execute-1", "decide-0"):
+        children.start(name, ["worker"])
+    assert children.armed["decide-0"] is None  # only executors have crash points
+    first = {children.armed["execute-0"].split(":")[0], children.armed["execute-1"].split(":")[0]}
+    assert first == set(CRASH_POINTS[:2])  # the least-fired points first, never the same one twice at once
+    fired = Counter()
+    for _ in range(40):  # each armed executor fires its point; an exit code other than -9 is an unplanned exit
+        for name in ("execute-0", "execute-1"):
+            spec = children.armed[name]
+            if spec:
+                n = int(spec.split(":")[1])
+                assert 1 <= n <= 3
+                fired[spec.split(":")[0]] += 1
+                children.procs[name].code = -signal.SIGKILL
+        children.restart_crashed()
+    assert children.crash_kills == fired == Counter(dict.fromkeys(CRASH_POINTS, 2))  # then no more arming
+    assert children.armed == {"execute-0": None, "execute-1": None, "decide-0": None}
+    children.procs["decide-0"].code = 1
+    children.procs["execute-0"].code = -signal.SIGKILL  # not armed: a SIGKILL nobody planned
+    children.restart_crashed()
+    assert sorted(children.crashes) == ["decide-0 exited with 1", "execute-0 exited with -9"]
