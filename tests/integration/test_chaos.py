@@ -26,12 +26,11 @@ import pytest
 
 from horus.chaos import (CRASH_POINTS, Caps, ChaosError, ChaosOptions, Children, compare, ledger_rows,
                          require_commit_timestamps)
-from horus.db.engine import psycopg_conninfo, upgrade
+from horus.db.engine import psycopg_conninfo
 from horus.execution.ledger import Ledger, Prewrite
 from horus.stack.faketime import skewed_env
-from horus.stack.postgres import PostgresServer
-from horus.stack.processes import ProcessTable, free_port
 from horus.venue.polymarket.orders import intent_metadata
+from tests.integration.private_postgres import PrivatePostgres
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COUNTS = ("duplicates", "orphans", "lost", "unresolved", "overfilled", "mismatched", "late", "overspent",
@@ -238,15 +237,12 @@ def test_the_verdict_refuses_to_count_orphans_without_commit_timestamps():
 
 
 @pytest.mark.integration
-def test_a_prewritten_row_carries_the_commit_time_of_its_insert_through_later_updates(settings, tmp_path):
+def test_a_prewritten_row_carries_the_commit_time_of_its_insert_through_later_updates(settings):
     """The ledger's own prewrite (INSERT ... SELECT FROM unnest, which does not list prewrite_xid) fills the column
     by its default; an update changes xmin but not prewrite_xid; the local stack's PostgreSQL tracks commit
     timestamps, so the row's commit time is known to the microsecond."""
-    server, port = PostgresServer(tmp_path, ProcessTable(tmp_path)), free_port()
-    server.start(port)
-    try:
-        db = settings.model_copy(update={"database_url": server.url(port)})
-        upgrade(db)
+    with PrivatePostgres() as pg:
+        db = pg.settings(settings)
         intent = uuid.uuid4().hex
         row = Prewrite(intent_id=intent, follow_id="f", leader_fill_id="lf", follower="0x" + "f0" * 20,
                        token_id="1", side="BUY", size_e6=5_000_000, price=None, decision_id="d", occurred_at_us=1,
@@ -270,8 +266,6 @@ def test_a_prewritten_row_carries_the_commit_time_of_its_insert_through_later_up
         (got,) = ledger_rows(db, [intent])
         assert before <= got["committed_us"] <= after
         assert (got["intent_id"], got["status"], got["order_hash"]) == (intent, "UNKNOWN", "0xh")
-    finally:
-        server.stop()
 
 
 class FakeProcess:
