@@ -158,7 +158,7 @@ class Caps:
 @dataclass
 class Verdict:
     """What the sources say, as counts and the intents (or venue order ids, or scopes) behind them.
-    `notes` says why, per listed item, for the failure lines."""
+    `notes[count][item]` says why, for the failure lines."""
 
     decisions: int = 0
     copies: int = 0
@@ -174,7 +174,7 @@ class Verdict:
     overspent: list[str] = field(default_factory=list)  # "follower <address> day <n>" / "follow <id> day <n>"
     decided_twice: list[str] = field(default_factory=list)  # candidates with two different decisions
     statuses: Counter = field(default_factory=Counter)  # ledger status of each COPY intent
-    notes: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
 
     @property
     def unresolved(self) -> int:
@@ -196,26 +196,29 @@ class Verdict:
     def failures(self) -> list[str]:
         """One line per non-empty count, naming its evidence and up to SHOWN_INTENTS items (with why)."""
         lines = []
-        for name, items in (
-                ("duplicates: intents with more than one order in the venue order log", self.duplicates),
-                ("orphans: venue orders (order log) without a ledger row committed before the venue received "
-                 "them (pg_xact_commit_timestamp vs received_us)", self.orphans),
-                ("lost: COPY intents with no terminal result on execution.results", self.lost),
-                ("unresolved: ledger rows still open", self.unresolved_open),
-                ("unresolved: COPY decisions without a ledger row", self.unresolved_missing),
-                ("overfilled: venue size_matched above the order's size, or fills above the decision's size",
-                 self.overfilled),
-                ("mismatched: venue order log size_matched vs ledger filled_shares vs execution.results fills "
-                 "and statuses", self.mismatched),
-                ("late: venue orders received (order log received_us) at or after the intent's expires_at_us",
-                 self.late),
-                ("overspent: collateral the venue debited (its trades: notional + fee) above a daily cap",
-                 self.overspent),
-                ("decided_twice: candidates with two different decisions on copy.decisions", self.decided_twice)):
+        for count, name, items in (
+                ("duplicates", "duplicates: intents with more than one order in the venue order log",
+                 self.duplicates),
+                ("orphans", "orphans: venue orders (order log) without a ledger row committed before the venue "
+                 "received them (pg_xact_commit_timestamp vs received_us)", self.orphans),
+                ("lost", "lost: COPY intents with no terminal result on execution.results", self.lost),
+                ("unresolved", "unresolved: ledger rows still open", self.unresolved_open),
+                ("unresolved", "unresolved: COPY decisions without a ledger row", self.unresolved_missing),
+                ("overfilled", "overfilled: venue size_matched above the order's size, or fills above the "
+                 "decision's size", self.overfilled),
+                ("mismatched", "mismatched: venue order log size_matched vs ledger filled_shares vs "
+                 "execution.results fills and statuses", self.mismatched),
+                ("late", "late: venue orders received (order log received_us) at or after the intent's "
+                 "expires_at_us", self.late),
+                ("overspent", "overspent: collateral the venue debited (its trades: notional + fee) above a daily "
+                 "cap", self.overspent),
+                ("decided_twice", "decided_twice: candidates with two different decisions on copy.decisions",
+                 self.decided_twice)):
             if items:
+                why = self.notes.get(count, {})
                 shown = sorted(items)[:SHOWN_INTENTS]
                 lines.append(f"{name}: {len(items)}: " + ", ".join(
-                    f"{item} ({self.notes[item]})" if item in self.notes else item for item in shown))
+                    f"{item} ({why[item]})" if item in why else item for item in shown))
         return lines
 
 
@@ -267,12 +270,12 @@ def compare(decisions: Iterable[dict], results: Iterable[dict], ledger: Iterable
         committed = row.get("committed_us") if row else None
         if row is None or (row.get("order_hash") or "").lower() != order_id:
             verdict.orphans.append(order_id)
-            verdict.notes[order_id] = "no ledger row with this order hash"
+            verdict.notes["orphans"][order_id] = "no ledger row with this order hash"
         elif committed is None or committed >= order["received_us"]:
             verdict.orphans.append(order_id)
-            verdict.notes[order_id] = ("row commit time unknown" if committed is None else
-                                       f"row committed {committed - order['received_us']} us after the venue "
-                                       "received the order")
+            verdict.notes["orphans"][order_id] = (
+                "row commit time unknown" if committed is None else
+                f"row committed {committed - order['received_us']} us after the venue received the order")
         if intent is None:
             continue
         intent_of_order[order_id] = intent
@@ -282,12 +285,12 @@ def compare(decisions: Iterable[dict], results: Iterable[dict], ledger: Iterable
         expires = (copies.get(intent) or {}).get("expires_at_us")
         if expires is not None and order["received_us"] >= expires:
             late.add(intent)
-            verdict.notes.setdefault(intent, f"received {(order['received_us'] - expires) / 1e6:.3f} s after expiry")
+            verdict.notes["late"][intent] = f"received {(order['received_us'] - expires) / 1e6:.3f} s after expiry"
     verdict.orders = sum(len(ids) for ids in orders_of.values())
     verdict.duplicates = sorted(i for i, ids in orders_of.items() if len(ids) > 1)
     verdict.late = sorted(late)
     for intent in verdict.duplicates:
-        verdict.notes.setdefault(intent, f"orders {', '.join(sorted(orders_of[intent]))}")
+        verdict.notes["duplicates"][intent] = f"orders {', '.join(sorted(orders_of[intent]))}"
 
     terminal: dict[str, list[dict]] = defaultdict(list)  # intent -> its terminal results, in topic order
     for r in results:
@@ -309,9 +312,9 @@ def compare(decisions: Iterable[dict], results: Iterable[dict], ledger: Iterable
         problem = _disagreement(orders_of.get(intent), row, said)
         if problem:
             verdict.mismatched.append(intent)
-            verdict.notes[intent] = problem
+            verdict.notes["mismatched"][intent] = problem
     verdict.overfilled = sorted(overfilled)
-    verdict.overspent = _overspent(trades, caps, copies, intent_of_order, verdict.notes)
+    verdict.overspent = _overspent(trades, caps, copies, intent_of_order, verdict.notes["overspent"])
     return verdict
 
 
@@ -707,7 +710,7 @@ def wait_for_groups(settings: Settings, groups: dict[str, int], children: Childr
 
 # ------------------------------------------------------------------------------------------ reading back
 DECISION_FIELDS = ("candidate_id", "action", "intent_id", "size_e6", "follow_id", "follower", "expires_at_us",
-                   "worst_price", "reserved_e6", "reason_code")
+                   "worst_price", "reserved_e6", "reason_code", "reason_detail")
 
 
 class TopicTail:
