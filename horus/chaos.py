@@ -463,8 +463,9 @@ class FollowPlan:
     caps: Caps
 
 
-FOLLOWER_CAPS = (None, 15, 25, 40, 60)  # dollars a day, fees included (None: no follower cap)
-FOLLOW_CAPS = (None, 8, 12, 20)
+# dollars a day, fees included (None: no cap); some followers run into them within a few fills, some never do
+FOLLOWER_CAPS = (None, None, 15, 25, 40, 60)
+FOLLOW_CAPS = (None, None, 8, 12, 20)
 
 
 def follow_plan(run: str, followers, rng: random.Random, options: ChaosOptions) -> FollowPlan:
@@ -496,8 +497,8 @@ def follow_plan(run: str, followers, rng: random.Random, options: ChaosOptions) 
 class Children:
     """The worker processes, each in its own process group (a SIGKILL takes its threads and children).
 
-    Executors are started armed (`HORUS_CRASH_AT=<step>:<n>`, n rolled in 1..CRASH_N_MAX) while `arming` is on
-    and a crash point is below its target, the least-fired point first. An armed process that ends by SIGKILL
+    Executors are started armed (`HORUS_CRASH_AT=<step>:<n>`, n rolled in 1..CRASH_N_MAX) while a crash point is
+    below its target (and until `stop_all`), the least-fired point first. An armed process that ends by SIGKILL
     without the harness having killed it fired its crash point."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, options: ChaosOptions, rng: random.Random) -> None:
@@ -549,6 +550,10 @@ class Children:
             proc.wait(30)
             self.kills[name.split("-")[0]] += 1
             self.start(name, self.argv[name])
+
+    def crash_points_short(self) -> bool:
+        """Some crash point has fired fewer times than asked."""
+        return any(self.crash_kills[p] < self.options.crash_kills for p in CRASH_POINTS)
 
     def restart_crashed(self) -> None:
         with self.lock:
@@ -874,6 +879,7 @@ class ChaosReport:
     restarts: Counter  # "postgres", "kafka"
     crashes: list[str]  # unplanned exits
     offsets: dict[str, float]  # clock offset per process
+    fills: int  # leader fills produced (more than planned while a crash point was short)
     candidates: int
     expected_candidates: int
     seconds: float
@@ -918,8 +924,8 @@ class ChaosReport:
         points = " ".join(f"{p}={self.crash_kills[p]}" for p in CRASH_POINTS)
         skew = " ".join(f"{name} {offset:+g}s" for name, offset in self.offsets.items() if offset)
         lines = [f"chaos run {self.run}: logs in {self.log_dir}",
-                 f"candidates={self.candidates}/{self.expected_candidates} decisions={v.decisions} "
-                 f"copies={v.copies}",
+                 f"fills={self.fills} ({self.options.fills} planned) candidates={self.candidates}/"
+                 f"{self.expected_candidates} decisions={v.decisions} copies={v.copies}",
                  f"kills={self.total_kills} (random: execute {self.kills['execute']}, decide {self.kills['decide']}; "
                  f"crash points: {points}) restarts: postgres={self.restarts['postgres']} "
                  f"kafka={self.restarts['kafka']} unplanned_exits={len(self.crashes)}",
@@ -975,9 +981,11 @@ def produce_configs(settings: Settings, changes: list[dict]) -> None:
 
 
 def produce_fills(settings: Settings, run: str, options: ChaosOptions, rng: random.Random, started: float,
-                  children: Children, players: list[Player]) -> None:
-    """M fills spread evenly over the chaos window; processes that died by themselves are restarted. Waits out a
-    broker restart (the producer keeps the fills until the broker is back)."""
+                  children: Children, players: list[Player], extend_until: float) -> int:
+    """M fills spread evenly over the chaos window, then more at the same pace while a crash point is below its
+    minimum (until `extend_until`, monotonic): a crash point fires only while orders flow, and restarts under load
+    can eat the window. Processes that died by themselves are restarted. Waits out a broker restart (the producer
+    keeps the fills until the broker is back). Returns how many fills were produced."""
     from horus.codec import default_codec
     from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
     from horus.topics import LEADER_FILLS
@@ -988,7 +996,8 @@ def produce_fills(settings: Settings, run: str, options: ChaosOptions, rng: rand
     failed: list[str] = []
     markets = market_ids(options.seed)
     gap = options.window_s / options.fills
-    for n in range(options.fills):
+    n = 0
+    while n < options.fills or (children.crash_points_short() and time.monotonic() + gap < extend_until):
         time.sleep(max(0.0, started + n * gap - time.monotonic()))
         fill = leader_fill(run, n, markets, rng)
         produce_reliably(producer, settings.topic(LEADER_FILLS.name), codec.encode("LeaderFill", fill),
@@ -998,9 +1007,11 @@ def produce_fills(settings: Settings, run: str, options: ChaosOptions, rng: rand
         for player in players:
             if player.error is not None:
                 raise ChaosError(f"the chaos timeline failed: {player.error!r}")
+        n += 1
     flush_or_raise(producer, timeout=120)
     if failed:
         raise ChaosError(f"{len(failed)} leader fills were not delivered: {failed[0]}")
+    return n
 
 
 def drained(tail: TopicTail, settings: Settings, expected: int) -> bool:
@@ -1119,16 +1130,18 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
                           lambda e: stack.restart(e.target), started, stop)]
         for player in players:
             player.start()
-        produce_fills(config, run, options, rng, started, children, players)
+        # extra fills (for crash points still short) leave time to drain: two order lifetimes and a minute
+        fills = produce_fills(config, run, options, rng, started, children, players,
+                              extend_until=deadline - 2 * options.order_ttl_s - 60)
         for player in players:
             player.join(max(0.0, deadline - time.monotonic()))
             if player.error is not None:
                 raise ChaosError(f"the chaos timeline failed: {player.error!r}")
-        children.arming = False
+        # executors stay armed while the drain goes on, until every crash point has fired its minimum
         say(f"chaos run {run}: chaos window over after {time.monotonic() - started:.0f}s "
             f"({time.monotonic() - began:.0f}s in); draining with the venue's faults on")
         tail = TopicTail(config)
-        expected = options.followers * options.fills
+        expected = options.followers * fills
         is_drained = wait_for(drained, tail, config, children, expected, deadline)
         say(f"chaos run {run}: {'drained' if is_drained else 'NOT drained'} after {time.monotonic() - began:.0f}s; "
             "workers killed, reconciling with the venue's faults on")
@@ -1143,7 +1156,7 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
             "decisions": tail.decisions, "results": tail.results, "ledger": ledger, "venue_orders": books.orders,
             "trades": books.trades, "caps": {"follower": plan.caps.follower, "follow": plan.caps.follow}}))
         return ChaosReport(verdict, options, run, children.kills, children.crash_kills, stack.restarts,
-                           children.crashes, children.offsets, len(tail.candidates), expected,
+                           children.crashes, children.offsets, fills, len(tail.candidates), expected,
                            time.monotonic() - began, is_drained, rounds, reconcile_failures, books, log_dir)
     finally:
         stop.set()
