@@ -378,7 +378,7 @@ def process_names(options: ChaosOptions) -> tuple[list[str], list[str]]:
 
 def clock_offsets(options: ChaosOptions) -> dict[str, float]:
     """Wall-clock offset per process: each kind cycles through +skew, -skew, 0 (ahead, behind, true)."""
-    cycle = (options.clock_skew_s, -options.clock_skew_s, 0.0)
+    cycle = (options.clock_skew_s, -options.clock_skew_s, 0.0) if options.clock_skew_s else (0.0,)
     return {name: cycle[i % len(cycle)] for names in process_names(options) for i, name in enumerate(names)}
 
 
@@ -501,11 +501,14 @@ class Children:
     below its target (and until `stop_all`), the least-fired point first. An armed process that ends by SIGKILL
     without the harness having killed it fired its crash point."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, options: ChaosOptions, rng: random.Random) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, options: ChaosOptions | None = None,
+                 rng: random.Random | None = None) -> None:
+        """Without `options` (other harnesses, benchmarks): no crash points, no clock skew."""
+        options = options or ChaosOptions(crash_kills=0, clock_skew_s=0.0)
         self.env = env
         self.log_dir = log_dir
         self.options = options
-        self.rng = rng
+        self.rng = rng or random.Random(0)
         self.offsets = clock_offsets(options)
         self.argv: dict[str, list[str]] = {}
         self.procs: dict[str, subprocess.Popen] = {}
@@ -779,8 +782,8 @@ def require_commit_timestamps(setting: str) -> None:
     if setting != "on":
         raise ChaosError(f"PostgreSQL does not record commit timestamps (track_commit_timestamp = {setting}), so "
                          "no ledger row can be proven committed before the venue received its order. Start the "
-                         "server with `-c track_commit_timestamp=on` (the local stack's PostgreSQL does, "
-                         "horus/stack/postgres.py)")
+                         "server with `-c track_commit_timestamp=on`: the local stack's PostgreSQL does "
+                         "(horus/stack/postgres.py) once started again (`horus stack down && horus stack up`)")
 
 
 def ledger_rows(settings: Settings, intents: Iterable[str]) -> list[dict]:
