@@ -9,7 +9,7 @@ so it never touches the stack other work uses):
   425 restart windows followed by post-only periods);
 - N paper followers (keys in the encrypted credentials store) funded with tens to hundreds of dollars on the
   simulator, balances read from the venue, follower and follow daily caps, fixed $2-5 copies; M leader fills
-  produced at a steady rate;
+  produced at a steady rate (and more at that pace while a crash point has not fired its minimum yet);
 - D `horus worker --stages plan,decide` and I `horus worker --stages execute` processes, some with their wall
   clock seconds ahead or behind (libfaketime); a killer that SIGKILLs one of them at random moments (mostly
   executors) and restarts it at once; executors started with `HORUS_CRASH_AT=<step>:<n>` so they SIGKILL
@@ -45,7 +45,8 @@ Each count and its evidence:
   at-least-once, is one decision).
 The run fails (exit 1) if any count is not 0, if it did not drain (every candidate decided, every COPY with a
 terminal result, no open row) before the deadline, if a `horus reconcile --once` round failed, if the
-venue's trades and balances disagree, or if fewer crash-point kills or restarts happened than asked.
+venue's trades and balances disagree or trades are still in flight at the verdict, or if fewer crash-point kills
+or restarts happened than asked.
 Unplanned exits (a worker that died by itself) are restarted, as a supervisor would, and counted: safety is
 judged by the counts, liveness by the drain.
 
