@@ -632,7 +632,9 @@ class PrivateStack:
         self.restarts: Counter = Counter()
 
     def up(self) -> Settings:
-        env = self.stack.up()
+        from horus.stack import INFRASTRUCTURE
+
+        env = self.stack.up(INFRASTRUCTURE)  # the venue is the run's own simulator, in this process
         return self.settings.model_copy(update={"kafka_bootstrap": env["HORUS_KAFKA_BOOTSTRAP"],
                                                 "database_url": env["HORUS_DATABASE_URL"],
                                                 "eth_rpc_url": env["HORUS_ETH_RPC_URL"]})
