@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HORUS := $(BIN)/horus
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit stack-up stack-down bench clean
+.PHONY: setup faketime demo test test-unit stack-up stack-down bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# libfaketime: `horus chaos` runs some workers with their clock shifted (LD_PRELOAD). Installed once from the
+# distribution (Debian/Ubuntu: the faketime package); a machine without it and without apt-get fails here.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+faketime:
+	@command -v faketime >/dev/null || { echo "installing faketime (clock skew for horus chaos)"; \
+	  $(SUDO) apt-get install -y -q faketime >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q faketime >/dev/null; }; } || \
+	  { echo "could not install faketime (libfaketime): install it with your package manager" >&2; exit 1; }
+
+setup: $(STAMP) faketime
 
 demo: setup
 	$(HORUS) demo $(DEMO_ARGS)

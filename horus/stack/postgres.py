@@ -55,7 +55,10 @@ class PostgresServer:
         if not (self.data / "PG_VERSION").exists():
             commands.initdb(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=self.data, user=user)
         log = self.data / "server.log"
-        options = f"-h 127.0.0.1 -p {port} -k {self.data} -c fsync=on -c max_connections=200"
+        # track_commit_timestamp: `horus chaos` proves each ledger row was committed before the venue received
+        # its order from Postgres' own commit times (pg_xact_commit_timestamp), not from a column we write
+        options = (f"-h 127.0.0.1 -p {port} -k {self.data} -c fsync=on -c max_connections=200 "
+                   "-c track_commit_timestamp=on")
         try:
             commands.pg_ctl(["-w", "-t", "60", "-o", options, "-l", str(log), "start"], pgdata=self.data, user=user, timeout=90)
         except Exception as exc:
