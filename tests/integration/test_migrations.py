@@ -44,7 +44,7 @@ def test_upgrade_downgrade_upgrade_on_a_fresh_database(fresh):
 
     upgrade(fresh)
     assert tables(fresh) == TABLES
-    assert current_revision(fresh) == "0011"
+    assert current_revision(fresh) == "0012"
     assert schema_drift(fresh) == []  # the models describe exactly what the migration built
 
     downgrade(fresh, "base")

@@ -7,8 +7,8 @@ start, not its commit. The row's `xmin` would name the inserting transaction onl
 the prewrite's transaction id is kept in a column of its own, filled by its default (the prewrite INSERT does
 not list it).
 
-Revision ID: 0011
-Revises: 0012 (0011 was free when this was written; it follows the newest)
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0012"
+revision: str = "0012"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

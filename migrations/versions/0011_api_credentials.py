@@ -3,7 +3,7 @@
 Existing refs get their record the next time their credentials are stored (`horus credentials put`, or
 `horus credentials sync-api` for all of them at once): a migration cannot decrypt, it has no key.
 
-Revision ID: 0012
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-15
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
+revision: str = "0011"
 down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
