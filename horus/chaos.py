@@ -167,7 +167,8 @@ class Verdict:
     duplicates: list[str] = field(default_factory=list)  # intents with more than one venue order
     orphans: list[str] = field(default_factory=list)  # venue order ids without a row committed before receipt
     lost: list[str] = field(default_factory=list)  # COPY intents with no terminal result on execution.results
-    unresolved_open: list[str] = field(default_factory=list)  # ledger rows still PENDING/UNKNOWN/SUBMITTED
+    # ledger rows still PENDING/UNKNOWN/SUBMITTED, or fills from a match not yet settled on chain (final = false)
+    unresolved_open: list[str] = field(default_factory=list)
     unresolved_missing: list[str] = field(default_factory=list)  # COPY intents without any ledger row
     overfilled: list[str] = field(default_factory=list)  # intents (or order ids) filled above their size
     mismatched: list[str] = field(default_factory=list)  # intents: venue matched vs ledger vs results disagree
@@ -203,7 +204,7 @@ class Verdict:
                 ("orphans", "orphans: venue orders (order log) without a ledger row committed before the venue "
                  "received them (pg_xact_commit_timestamp vs received_us)", self.orphans),
                 ("lost", "lost: COPY intents with no terminal result on execution.results", self.lost),
-                ("unresolved", "unresolved: ledger rows still open", self.unresolved_open),
+                ("unresolved", "unresolved: ledger rows still open or not final", self.unresolved_open),
                 ("unresolved", "unresolved: COPY decisions without a ledger row", self.unresolved_missing),
                 ("overfilled", "overfilled: venue size_matched above the order's size, or fills above the "
                  "decision's size", self.overfilled),
@@ -305,7 +306,7 @@ def compare(decisions: Iterable[dict], results: Iterable[dict], ledger: Iterable
             verdict.lost.append(intent)
         if row is None:
             verdict.unresolved_missing.append(intent)
-        elif row["status"] in OPEN:
+        elif row["status"] in OPEN or not row.get("final", True):
             verdict.unresolved_open.append(intent)
         fills = [r["filled_shares_e6"] for r in said] + ([row["filled_shares_e6"]] if row else [])
         if max(fills, default=0) > decision["size_e6"]:
@@ -800,19 +801,20 @@ def ledger_rows(settings: Settings, intents: Iterable[str]) -> list[dict]:
     with psycopg.connect(psycopg_conninfo(settings.database_url), row_factory=dict_row) as conn:
         require_commit_timestamps(conn.execute("SHOW track_commit_timestamp").fetchone()["track_commit_timestamp"])
         return conn.execute(
-            "SELECT idempotency_key AS intent_id, status, order_hash, filled_shares_e6, last_error, "
+            "SELECT idempotency_key AS intent_id, status, final, order_hash, filled_shares_e6, last_error, "
             "(extract(epoch FROM pg_xact_commit_timestamp(prewrite_xid::xid)) * 1000000)::bigint AS committed_us "
             "FROM copy_trades WHERE idempotency_key = ANY(%s)", (sorted(intents),)).fetchall()
 
 
 def open_intents(settings: Settings, intents: Iterable[str]) -> set[str]:
+    """Intents whose ledger row is open, or holds fills from a match the reconciler has not confirmed yet."""
     import psycopg
 
     from horus.db.engine import psycopg_conninfo
 
     with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
         return {r[0] for r in conn.execute("SELECT idempotency_key FROM copy_trades WHERE idempotency_key = ANY(%s) "
-                                           "AND status = ANY(%s)", (sorted(intents), sorted(OPEN)))}
+                                           "AND (status = ANY(%s) OR NOT final)", (sorted(intents), sorted(OPEN)))}
 
 
 @dataclass
