@@ -52,6 +52,7 @@ from horus.execution.lookup import ChainLookup, Lookup
 from horus.execution.offsets import OffsetTracker
 from horus.execution.reconcile import Reconciler
 from horus.execution.submit import Executor, Work
+from horus.execution.venue_clock import VenueClock
 from horus.kafka.client import fetch_available, make_consumer, produce_reliably
 from horus.kafka.config_tail import ConfigTail
 from horus.settings import Settings
@@ -65,6 +66,7 @@ IN_FLIGHT = Gauge("horus_execute_in_flight", "Decisions consumed and not finishe
 LANES = Gauge("horus_execute_lanes", "Followers with work in flight")
 LEDGER_DOWN = Gauge("horus_execute_ledger_unreachable_seconds", "How long the ledger has been unreachable (0: up)")
 REVOKE_GRACE_S = 10.0
+VENUE_CLOCK_EVERY_S = 60.0  # clocks drift slowly; one /time a minute keeps the bounds honest
 TAILS_READY_TIMEOUT_S = 120.0
 # errors that mean "the ledger cannot be reached now": retried; anything else in a batch is the batch's data
 LEDGER_DOWN_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
@@ -150,13 +152,16 @@ class ExecuteService:
             self.market_info_fn = MarketMetadata(s, self._meta_client).get
         accounts = Accounts(self.follower_account, self.secrets, mode=s.venue_mode, venue=self.venue)
         lookup = Lookup(self.venue, self.chain) if self.venue is not None else None
+        self.venue_clock = VenueClock(self.venue)
+        await self.venue_clock.measure()
         self.executor = Executor(
             mode=s.venue_mode, ledger=self.ledger, writer=self.writer, accounts=accounts, venue=self.venue,
             lookup=lookup, market_info=self.market_info_fn, emit=self.emit, owner=self.owner,
             chain_id=s.venue_chain_id, builder=s.builder_code.lower(), default_ttl_s=s.execute_default_ttl_s,
             lease_s=s.execute_lease_s, resend_unknown=self.resend_unknown, backoff_s=self.backoff_s,
             gate=self.gate, absent_after_s=s.venue_timeout_s + s.execute_lease_s + 1.0,
-            recheck_base_s=s.reconcile_interval_s, recheck_cap_s=s.reconcile_max_backoff_s, crash=crash)
+            recheck_base_s=s.reconcile_interval_s, recheck_cap_s=s.reconcile_max_backoff_s, crash=crash,
+            venue_clock=self.venue_clock)
         if lookup is not None:
             self.reconciler = Reconciler(self.executor, self.ledger, min_age_s=s.reconcile_min_age_s,
                                          lease_s=s.execute_lease_s, alert_after_s=s.reconcile_alert_after_s)
@@ -220,7 +225,8 @@ class ExecuteService:
         done = asyncio.Event()
         tasks = [asyncio.create_task(self._commit_loop(done), name="execute-commits"),
                  asyncio.create_task(self._renew_leases(done), name="execute-leases"),
-                 asyncio.create_task(self._watch_ledger(done), name="execute-ledger-watch")]
+                 asyncio.create_task(self._watch_ledger(done), name="execute-ledger-watch"),
+                 asyncio.create_task(self._read_venue_clock(done), name="execute-venue-clock")]
         try:
             await self._kafka_call(self.consumer.subscribe, [self.topic], on_assign=self._on_assign,
                                    on_revoke=self._on_revoke, on_lost=self._on_revoke)
@@ -236,6 +242,13 @@ class ExecuteService:
             await self._shutdown(tasks)
         if self.fatal is not None:
             raise self.fatal
+
+    async def _read_venue_clock(self, done: asyncio.Event) -> None:
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), VENUE_CLOCK_EVERY_S)
+            except asyncio.TimeoutError:
+                await self.venue_clock.measure()
 
     async def _watch_ledger(self, done: asyncio.Event) -> None:
         """Exit (through `fatal`) rather than hang when the ledger stays unreachable: nothing can be prewritten or

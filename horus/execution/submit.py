@@ -35,6 +35,7 @@ from horus.domain.execute import (DRY_RUN_ATTEMPT, TERMINAL, Outcome, classify_r
 from horus.domain.send_gate import Blocked
 from horus.execution.accounts import Account, AccountError, Accounts
 from horus.execution.crash import CrashPoints
+from horus.execution.venue_clock import VenueClock
 from horus.execution.ledger import GroupWriter, Ledger, Prewrite, Row, Update
 from horus.execution.lookup import Lookup
 from horus.venue.polymarket.clob import serialize_body
@@ -86,7 +87,7 @@ class Executor:
                  resend_unknown: int = 1, backoff_s: float = 1.0, backoff_cap_s: float = 8.0,
                  gate: Callable[[Row], Blocked | None] = _no_gate, absent_after_s: float = 45.0,
                  recheck_base_s: float = 5.0, recheck_cap_s: float = 60.0, crash: CrashPoints | None = None,
-                 now_us: Callable[[], int] = _now_us) -> None:
+                 now_us: Callable[[], int] = _now_us, venue_clock: VenueClock | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"venue_mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
@@ -109,7 +110,8 @@ class Executor:
         self.absent_after_s = absent_after_s  # past the expiry: no request of ours can still be in flight
         self.recheck_base_s, self.recheck_cap_s = recheck_base_s, recheck_cap_s
         self.crash = crash or CrashPoints()
-        self._now_us = now_us
+        self._now_us = now_us  # timestamps of the results we write
+        self.venue_clock = venue_clock or VenueClock(local_us=now_us)  # expiries are judged by the venue's clock
         self._leases: dict[str, float] = {}  # intent -> monotonic time its lease was last confirmed held
         self.sign_seconds = 0.0
         self.signed = 0
@@ -271,16 +273,17 @@ class Executor:
     def _stop_reason(self, row: Row) -> str | None:
         """Why these bytes must not be POSTed now (DESIGN invariant 8), checked before every POST: the intent's
         expiry (safety review D2), then the operator's switches and the configs (D4)."""
-        if row.expires_at_us is not None and self._now_us() >= row.expires_at_us:
-            late_s = (self._now_us() - row.expires_at_us) / 1e6
-            return f"EXPIRED: not sent: the intent expired {late_s:.1f}s ago"
+        if row.expires_at_us is not None and self.venue_clock.latest_us() >= row.expires_at_us:
+            late_s = (self.venue_clock.latest_us() - row.expires_at_us) / 1e6
+            return f"EXPIRED: not sent: the intent expired {late_s:.1f}s ago (by the venue's clock)"
         stop = self.gate(row)
         return None if stop is None else stop.error
 
     def _absent_settles(self, row: Row) -> bool:
         """True once 'the venue has no trace' proves NOT_FILLED: past the expiry by more than a POST started before
         it can take to land (venue timeout) plus a lease, so no worker's request is still in flight (D6)."""
-        return row.expires_at_us is not None and self._now_us() >= row.expires_at_us + int(self.absent_after_s * 1e6)
+        return (row.expires_at_us is not None
+                and self.venue_clock.earliest_us() >= row.expires_at_us + int(self.absent_after_s * 1e6))
 
     async def resume(self, row: Row) -> None:
         """An open row whose lease we hold: re-send the same bytes while it may still be sent, else settle
@@ -386,7 +389,7 @@ class Executor:
                 wait = min(delay, self.backoff_cap_s) * random.uniform(0.8, 1.2)
                 delay *= 2
                 if row.expires_at_us is not None:
-                    wait = min(wait, max(0.0, (row.expires_at_us - self._now_us()) / 1e6))
+                    wait = min(wait, max(0.0, (row.expires_at_us - self.venue_clock.latest_us()) / 1e6))
                 await asyncio.sleep(wait)
                 continue
             landed = True

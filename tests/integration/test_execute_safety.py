@@ -366,3 +366,30 @@ def test_a_matched_fill_is_confirmed_from_the_trades_or_corrected_when_a_trade_f
 def final(settings, intent: str) -> bool:
     with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
         return conn.execute("SELECT final FROM copy_trades WHERE idempotency_key = %s", (intent,)).fetchone()[0]
+
+
+def test_an_executor_whose_clock_runs_behind_still_never_posts_after_the_expiry(settings, tmp_path):
+    from horus.stack.faketime import skewed_env
+
+    sim = simulator(latency_ms=1000)  # each of the follower's orders takes a second: the third goes out at ~2 s
+    s = paper_settings(private_settings(settings, venue_timeout_s=5.0), sim)
+    followers = make_followers(s, 1)
+    child = start_subprocess(s, followers, tmp_path / "skewed.log", env=skewed_env(-2))  # its clock 2 s behind
+    results = Results(s)
+    try:
+        warm = copy_decision(followers[0].address, 0, tag="skew")
+        produce_decisions(s, [warm])
+        results.wait(all_terminal({warm["intent_id"]}), timeout=60)
+        lane = [copy_decision(followers[0].address, n, tag="skew") for n in (1, 2)]
+        # expired 1.5 s from now by the venue's clock, when the executor's own clock will still give it 2 s more
+        late = copy_decision(followers[0].address, 3, tag="skew", expires_at_us=now_us() + 1_500_000)
+        produce_decisions(s, [*lane, late])
+        latest = results.wait(all_terminal({d["intent_id"] for d in [*lane, late]}), timeout=60)
+    finally:
+        child.terminate()
+        child.wait(30)
+    orders = orders_by_intent(sim, {late["intent_id"]})[late["intent_id"]]
+    assert orders == [], (orders, (tmp_path / "skewed.log").read_text()[-2000:])
+    assert latest[late["intent_id"]]["status"] == "NOT_FILLED" and latest[late["intent_id"]]["error"].startswith("EXPIRED")
+    results.close()
+    sim.stop()
