@@ -322,7 +322,9 @@ def compare(decisions: Iterable[dict], results: Iterable[dict], ledger: Iterable
 
 def _disagreement(orders: dict[str, dict] | None, row: dict | None, said: list[dict]) -> str | None:
     """Why the venue's matched size, the ledger row and the terminal results of one intent disagree, or None.
-    Every terminal result must agree, not only the last: decide books the first one it folds."""
+    Every final terminal result must agree, not only the last (decide books each), and the last one must be final:
+    a non-final result carries the venue's match before it settled on chain, which a later result of the same
+    intent settles (the same fills, or fewer when a trade FAILED) and decide books by the difference."""
     matched = sum(o["size_matched_e6"] for o in orders.values()) if orders else 0
     problems = []
     if row is None:
@@ -335,8 +337,12 @@ def _disagreement(orders: dict[str, dict] | None, row: dict | None, said: list[d
     if matched and not said:
         problems.append("no terminal result")
     for r in said:
+        if not r.get("final", True):
+            continue
         if r["filled_shares_e6"] != matched or r["status"] in (NO_FILL if matched else FILLED):
             problems.append(f"result {r['status']} {_e6(r['filled_shares_e6'])}")
+    if said and not said[-1].get("final", True):
+        problems.append(f"last result {said[-1]['status']} {_e6(said[-1]['filled_shares_e6'])} not final")
     if not problems:
         return None
     venue = f"venue matched {_e6(matched)}" if orders else "no venue order"
@@ -723,6 +729,7 @@ def wait_for_groups(settings: Settings, groups: dict[str, int], children: Childr
 # ------------------------------------------------------------------------------------------ reading back
 DECISION_FIELDS = ("candidate_id", "action", "intent_id", "size_e6", "follow_id", "follower", "expires_at_us",
                    "worst_price", "reserved_e6", "reason_code", "reason_detail")
+RESULT_FIELDS = ("intent_id", "status", "filled_shares_e6", "filled_collateral_e6", "fee_e6", "final", "error")
 
 
 class TopicTail:
@@ -755,7 +762,7 @@ class TopicTail:
             elif name == COPY_DECISIONS.name:
                 self.decisions.append({k: record[k] for k in DECISION_FIELDS})
             else:
-                self.results.append({k: record[k] for k in ("intent_id", "status", "filled_shares_e6")})
+                self.results.append({k: record.get(k) for k in RESULT_FIELDS})
         return len(messages)
 
     def read_to_end(self, quiet_s: float = 2.0) -> None:

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from horus.codec import Codec
 from horus.domain.follow_graph import FollowGraph, apply_config_change, apply_tombstone
@@ -23,6 +23,7 @@ from horus.settings import Settings
 from horus.topics import CONFIG_CHANGES, TopicSpec
 
 log = logging.getLogger("horus.config_tail")
+ASSIGN_WAIT_S = 60.0
 
 
 def enabled_leaders(graph: FollowGraph) -> frozenset[str]:
@@ -74,7 +75,7 @@ class ConfigTail:
             consumer = make_consumer(self.settings, None, **{"enable.partition.eof": True})
             try:
                 started = time.monotonic()
-                waiting = {tp.partition for tp in assign_from_beginning(consumer, [self.topic])}
+                waiting = {tp.partition for tp in self._assign(consumer)}
                 while waiting and not self._stop.is_set():
                     self._apply(consumer.consume(1000, 0.2), waiting)
                 log.info("%s rebuilt from %s: %d changes in %.2fs", type(self.graph).__name__, self.topic,
@@ -88,6 +89,19 @@ class ConfigTail:
             log.exception("config tail failed")
             self.failed = exc
             self.ready.set()
+
+    def _assign(self, consumer) -> list:
+        """Every partition from the beginning. A broker that is restarting answers no metadata for a few seconds:
+        waited for (up to ASSIGN_WAIT_S), rather than failing the owner, which would exit and restart the same way."""
+        deadline = time.monotonic() + ASSIGN_WAIT_S
+        while True:
+            try:
+                return assign_from_beginning(consumer, [self.topic])
+            except KafkaException as exc:
+                if self._stop.is_set() or time.monotonic() > deadline or exc.args[0].fatal():
+                    raise
+                log.warning("%s: no metadata yet (%s); retrying", self.topic, exc.args[0].str())
+                self._stop.wait(1.0)
 
     def _apply(self, messages: list, waiting: set | None) -> None:
         if not messages:

@@ -312,3 +312,16 @@ def test_executors_are_armed_through_every_crash_point_and_self_kills_are_counte
     children.procs["execute-0"].code = -signal.SIGKILL  # not armed: a SIGKILL nobody planned
     children.restart_crashed()
     assert sorted(children.crashes) == ["decide-0 exited with 1", "execute-0 exited with -9"]
+
+
+def test_a_provisional_fill_settled_by_a_later_result_is_no_mismatch_until_it_stays_provisional():
+    """A matched reply's fills are provisional (final = false) until the chain settles them; a trade that FAILED
+    makes the venue undo them and the executor records the settled truth as the next result."""
+    provisional = {**result(0), "final": False}
+    settled = {**result(0, "NOT_FILLED", 0), "final": True}
+    verdict = compare([decision(0)], [provisional, settled], [row(0, "NOT_FILLED", 0)], [order(0, matched=0)])
+    assert verdict.mismatched == [] and verdict.ok
+    still = compare([decision(0)], [provisional], [row(0, "FILLED")], [order(0, matched=0)])
+    assert still.mismatched == ["i0"] and "not final" in still.notes["mismatched"]["i0"]
+    wrong = compare([decision(0)], [provisional, {**result(0), "final": True}], [row(0)], [order(0, matched=0)])
+    assert wrong.mismatched == ["i0"]  # a final result that says FILLED while the venue matched nothing
