@@ -145,7 +145,7 @@ class CopyTrade(Base):
     fee_exponent: Mapped[Decimal | None] = mapped_column(Numeric)
     next_check_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())  # reconciler: when due
     checks: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # inconclusive looks so far (backoff)
-    final: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))  # false: matched, not yet settled on chain
+    final: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))  # false: matched, not settled on chain
     # the inserting transaction (migration 0011): pg_xact_commit_timestamp of it proves the row was committed
     # before the venue saw the order (the chaos verdict's orphans count)
     prewrite_xid: Mapped[str] = mapped_column(Xid8, server_default=text("pg_current_xact_id()"))

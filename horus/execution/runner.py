@@ -183,8 +183,8 @@ class ExecuteService:
         s = self.settings
         lock = threading.Lock()
         self.tails = [
-            ConfigTail(s, self.codec, self.configs, lock, dead_letters=self.runtime.dead_letters, stage="execute-config",
-                       apply=apply_executor_config, tombstone=apply_executor_config_tombstone),
+            ConfigTail(s, self.codec, self.configs, lock, dead_letters=self.runtime.dead_letters,
+                       stage="execute-config", apply=apply_executor_config, tombstone=apply_executor_config_tombstone),
             ConfigTail(s, self.codec, self.control, lock, dead_letters=self.runtime.dead_letters,
                        stage="execute-control", apply=apply_control, tombstone=apply_control_tombstone,
                        topic=CONTROL_COMMANDS)]

@@ -39,7 +39,7 @@ from horus.execution.venue_clock import VenueClock
 from horus.execution.ledger import GroupWriter, Ledger, Prewrite, Row, Update
 from horus.execution.lookup import Lookup
 from horus.venue.polymarket.clob import serialize_body
-from horus.venue.polymarket.orders import (BYTES32_ZERO, OrderError, exchange_for, order_body, order_for_intent,
+from horus.venue.polymarket.orders import (BYTES32_ZERO, exchange_for, order_body, order_for_intent,
                                            sign_order)
 
 log = logging.getLogger("horus.execution")

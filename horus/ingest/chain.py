@@ -14,10 +14,10 @@ One asyncio loop over web3's AsyncWeb3 + WebSocketProvider (ws:// on the RPC por
 Reorgs: a log the node reports ``removed``, or a new head that replaces a block already announced (same
 height with another hash, or another parent), rewinds the cursor to the fork and emits a LeaderFillRetracted
 (+ ERROR log, counter) for each emitted fill that is not on the new chain (the fills emitted per block are
-remembered in memory for the last few hundred blocks; a restart forgets them). Undecodable logs are parked in dead.letters
-with their raw JSON, and so are the fills of one LeaderFill whose summed amounts do not fit it (as JSON), so no
-range is retried forever; a fill dated in the future is refused by the sink. The follow graph (config.changes tail) gives the leader set; a change resubscribes
-and catches up from the cursor. A watchdog drops a socket that is silent while the head moves.
+remembered in memory for the last few hundred blocks; a restart forgets them). Undecodable logs are parked in
+dead.letters with their raw JSON, and so are the fills of one LeaderFill whose summed amounts do not fit it (as
+JSON), so no range is retried forever; a fill dated in the future is refused by the sink. The follow graph
+(config.changes tail) gives the leader set; a change resubscribes and catches up from the cursor. A watchdog drops a socket that is silent while the head moves.
 """
 from __future__ import annotations
 

@@ -390,6 +390,7 @@ def test_an_executor_whose_clock_runs_behind_still_never_posts_after_the_expiry(
         child.wait(30)
     orders = orders_by_intent(sim, {late["intent_id"]})[late["intent_id"]]
     assert orders == [], (orders, (tmp_path / "skewed.log").read_text()[-2000:])
-    assert latest[late["intent_id"]]["status"] == "NOT_FILLED" and latest[late["intent_id"]]["error"].startswith("EXPIRED")
+    assert latest[late["intent_id"]]["status"] == "NOT_FILLED"
+    assert latest[late["intent_id"]]["error"].startswith("EXPIRED")
     results.close()
     sim.stop()

@@ -22,7 +22,7 @@ from horus.venue.polymarket.auth import ApiCreds
 from horus.venue.polymarket.clob import VenueReply
 from horus.venue.polymarket.markets import MarketInfo
 from horus.venue.polymarket.orders import address_of
-from tests.integration.execute_helpers import CONDITION, TOKEN, copy_decision
+from tests.integration.execute_helpers import CONDITION, copy_decision
 
 pytestmark = pytest.mark.integration
 

@@ -68,7 +68,8 @@ def test_a_nested_json_bomb_on_config_changes_is_parked_and_the_worker_lives(iso
     depth = 100_000
     bomb = config_change("FOLLOW", "bomb", "[" * depth + "]" * depth, "attacker")
     good = config_change("FOLLOW", "good", parse_follow_config({
-        "follow_id": "good", "follower": FOLLOWER, "leader": LEADER, "sizing": {"mode": "fixed", "amount": "5"}}), "test")
+        "follow_id": "good", "follower": FOLLOWER, "leader": LEADER, "sizing": {"mode": "fixed", "amount": "5"}}),
+        "test")
     bomb_bytes = codec.encode("ConfigChange", bomb)
     produce(iso, CONFIG_CHANGES, [("bomb", bomb_bytes), ("good", codec.encode("ConfigChange", good))])
     run = subprocess.run([sys.executable, "-c", TAILS_SCRIPT, LEADER], env={**os.environ, **iso.as_env()},

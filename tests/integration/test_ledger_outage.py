@@ -62,7 +62,8 @@ def test_the_executor_carries_on_after_postgres_is_killed_and_restarted_mid_flig
         with ServiceThread(s, followers):
             produce_decisions(s, first)
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not orders_by_intent(sim, {first[0]["intent_id"]})[first[0]["intent_id"]]:
+            started = first[0]["intent_id"]
+            while time.monotonic() < deadline and not orders_by_intent(sim, {started})[started]:
                 time.sleep(0.02)
             pg.kill()  # replies arriving now cannot be recorded; the next decisions cannot be prewritten
             produce_decisions(s, then)

@@ -39,7 +39,8 @@ COND2 = "0x" + "d" * 64
 
 
 def market(token=TOKEN, cond=COND, tick="0.01", fee_rate=None, **extra):
-    fees = FeeParams(enabled=True, rate=Decimal(fee_rate), exponent=Decimal(1)) if fee_rate else FeeParams(enabled=False)
+    fees = (FeeParams(enabled=True, rate=Decimal(fee_rate), exponent=Decimal(1)) if fee_rate
+            else FeeParams(enabled=False))
     return MarketInfo(token_id=token, condition_id=cond, tick_size=Decimal(tick), min_order_size=Decimal(5),
                       fees=fees, **extra)
 
@@ -470,7 +471,8 @@ def run_history(steps, tick, v=None, *, before_step=None, stamp_results=False):
                 d = done[s[1] % len(done)]
                 before = settled[d["intent_id"]]["filled_shares_e6"] / Decimal(d["size_e6"])
                 ratio = min(Decimal(s[2]), before)
-                status = settled[d["intent_id"]]["status"] if ratio == before else "NOT_FILLED" if ratio == 0 else "PARTIAL"
+                status = (settled[d["intent_id"]]["status"] if ratio == before
+                          else "NOT_FILLED" if ratio == 0 else "PARTIAL")
                 r = result(d, status, ratio)
                 r["envelope"] = {**r["envelope"], "event_id": ids.result_id(d["intent_id"], 2)}
                 apply_result(r, state, now_us=now)

@@ -57,7 +57,8 @@ def test_a_good_copy_passes():
 
 @pytest.mark.parametrize("changes, field", [
     ({"worst_price": "abc"}, "worst_price"), ({"worst_price": "1.5"}, "worst_price"),
-    ({"worst_price": "0"}, "worst_price"), ({"worst_price": "NaN"}, "worst_price"), ({"worst_price": None}, "worst_price"),
+    ({"worst_price": "0"}, "worst_price"), ({"worst_price": "NaN"}, "worst_price"),
+    ({"worst_price": None}, "worst_price"),
     ({"size_e6": 0}, "size_e6"), ({"size_e6": -1}, "size_e6"), ({"size_e6": 10**18}, "size_e6"),
     ({"token_id": "12\x003"}, "NUL"), ({"token_id": "0xabc"}, "token_id"), ({"token_id": "9" * 79}, "token_id"),
     ({"follower": "0xF1"}, "follower"), ({"side": "UNRECOGNIZED"}, "side"),

@@ -69,7 +69,8 @@ def leader_fill_retraction(i: int, **overrides) -> dict:
 
 def copy_candidate(i: int, **overrides) -> dict:
     record = {
-        "envelope": envelope(f"cc-{i:08d}", "plan", T0_US + i, causation_id=f"lf-{i:08d}", produced_at_us=T0_US + i + 3),
+        "envelope": envelope(f"cc-{i:08d}", "plan", T0_US + i, causation_id=f"lf-{i:08d}",
+                             produced_at_us=T0_US + i + 3),
         "leader_fill_id": f"lf-{i:08d}",
         "follow_id": f"follow-{i % 7}",
         "follower": f"0x{(i % 11):040x}",
@@ -290,7 +291,8 @@ def test_copy_candidate_mapping():
     assert row["occurred_at"] == timestamp(T0_US + 5) and row["produced_at"] == timestamp(T0_US + 8)
     # a hostile candidate decide would SKIP is parked here when the table cannot hold it, never stored half
     for bad in ({"leader_price": "abc"}, {"side": "UNRECOGNIZED"}, {"follower": "x\x00"}):
-        table, parked_row, parked = COPY_CANDIDATES_PROJECTION.fold_one(message("CopyCandidate", copy_candidate(1, **bad)))
+        hostile = message("CopyCandidate", copy_candidate(1, **bad))
+        table, parked_row, parked = COPY_CANDIDATES_PROJECTION.fold_one(hostile)
         assert parked and table == "dead_letters", bad
 
 
