@@ -55,3 +55,56 @@ def test_a_key_of_real_size_is_kept_whole():
     record = dead_letter_record(topic=TOPIC, partition=0, offset=1, key=key, original=b"x", error="bad",
                                 stage="decode", now_us=NOW)
     assert record["key"] == key.encode() and record["error"] == "bad"
+
+
+def settle_runtime():
+    from horus.settings import Settings
+    from horus.topics import EXECUTION_RESULTS, SETTLEMENT_EVENTS
+    from horus.domain.settle import settle
+    from streams.runtime import Runtime, StageSpec
+
+    sent: list[tuple[str, object, bytes]] = []
+
+    class Producer:  # records what the stage produces, refusing what librdkafka would refuse
+        def produce(self, topic, value=None, key=None, on_delivery=None, headers=None):
+            if not producible(key, value):
+                from confluent_kafka import KafkaError, KafkaException
+
+                raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+            sent.append((topic, key, value))
+
+        def poll(self, timeout=0):
+            return 0
+
+        def flush(self, timeout=None):
+            return 0
+
+    runtime = Runtime(Settings(topic_prefix="u."), producer=Producer())
+    spec = StageSpec(name="settle", source=EXECUTION_RESULTS, input_type="ExecutionResult", sink=SETTLEMENT_EVENTS,
+                     output_type="SettlementEvent", fn=settle)
+    return runtime, spec, sent
+
+
+def result(follower: str, n: int) -> dict:
+    intent = ids.make_id("intent", n)
+    return {"envelope": envelope(ids.result_id(intent, 1), "execute", NOW), "intent_id": intent, "follow_id": "f",
+            "follower": follower, "leader_fill_id": "lf", "status": "FILLED", "order_hash": None,
+            "filled_shares_e6": 1, "filled_collateral_e6": 1, "avg_price": "0.5", "fee_e6": 0, "error": None,
+            "attempts": 1}
+
+
+def test_an_input_whose_output_would_be_too_large_is_parked_and_the_stage_goes_on():
+    """settle copies a result's follower into its settlement's value and key: a result with a 520 KB follower (a
+    message of 520 KB) makes a settlement of over 1 MB. The result is parked, the next one settled."""
+    codec = default_codec()
+    runtime, spec, sent = settle_runtime()
+    huge = codec.encode("ExecutionResult", result("f" * 520_000, 1))
+    fine = codec.encode("ExecutionResult", result("0x" + "ab" * 20, 2))
+    produced = runtime.process(spec, [("u.execution.results", 0, 7, b"k", huge),
+                                      ("u.execution.results", 0, 8, b"k", fine)], now_us=NOW)
+    assert produced == 1
+    settlements = [codec.decode(v)[1] for t, _, v in sent if t == "u.settlement.events"]
+    assert [s["intent_id"] for s in settlements] == [ids.make_id("intent", 2)]
+    letters = [codec.decode(v)[1] for t, _, v in sent if t == "u.dead.letters"]
+    assert [(d["source_offset"], d["stage"], d["original"]) for d in letters] == [(7, "settle", huge)]
+    assert "too large" in letters[0]["error"]
