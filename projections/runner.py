@@ -222,6 +222,15 @@ def guard_statement(n: int) -> sql.Composed:
     )
 
 
+def refuses_a_value(exc: psycopg.Error) -> bool:
+    """True when the database refused a statement for a value in it, so the same rows would be refused again:
+    a data error, or SQLSTATE class 54 (program_limit_exceeded: e.g. a 50 KB value for an index entry of at most
+    ~8 KB), which psycopg files under OperationalError beside the connection failures the runner retries."""
+    if isinstance(exc, psycopg.OperationalError):
+        return (exc.sqlstate or "").startswith("54")
+    return isinstance(exc, psycopg.DatabaseError)
+
+
 def read_offsets(conn: psycopg.Connection, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], int]:
     """Stored next offsets for (projection, topic, partition) keys that have one."""
     keys = list(keys)
@@ -343,10 +352,10 @@ class _Writer:
                 for row, source in zip(folded.rows.get(table, ()), folded.sources.get(table, ())):
                     try:
                         written[table] += self._one(table, row)
-                    except psycopg.OperationalError:
-                        raise
                     except psycopg.DatabaseError as exc:
-                        if table == DEAD_LETTERS_TABLE and row.get("stage") == "projections":
+                        if not refuses_a_value(exc):
+                            raise
+                        if table == DEAD_LETTERS_TABLE and _parked_here(row, source):
                             raise  # a parked row of our own was refused: nothing safer to fall back to
                         parked.append((parked_row(source, f"rejected by the database: {exc}".strip()), source))
             for row, _source in parked:
@@ -357,6 +366,14 @@ class _Writer:
         with self.conn.transaction():  # a savepoint
             cur = self.conn.execute(self.statements[table], self.getters[table](row))
             return max(cur.rowcount, 0)
+
+
+def _parked_here(row: dict[str, Any], source: SourceMessage) -> bool:
+    """The row is one this runner parked for `source` itself (not a DeadLetter event off the topic, which may name
+    any stage, "projections" included)."""
+    return row.get("stage") == "projections" and (row.get("source_topic"), row.get("source_partition"),
+                                                  row.get("source_offset")) == (source.topic, source.partition,
+                                                                                source.offset)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -635,9 +652,9 @@ class ProjectionRunner:
             return _Outcome("ok", self._writer.write(folded, offsets))
         except StaleBatch as exc:
             return _Outcome("rejected", error=exc)
-        except psycopg.OperationalError as exc:
-            return _Outcome("db_error", error=exc)
         except psycopg.DatabaseError as exc:
+            if not refuses_a_value(exc):  # the connection or the server: reconnect and fold the batch again
+                return _Outcome("db_error", error=exc)
             log.warning("the database refused a row (%s); re-writing the batch row by row", exc)
         try:
             written, parked = self._writer.write_row_by_row(folded, offsets)

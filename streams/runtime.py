@@ -26,7 +26,7 @@ from confluent_kafka import KafkaError, Producer
 from prometheus_client import Counter, Histogram
 
 from horus.codec import Codec, default_codec
-from horus.kafka.client import make_producer, produce_reliably
+from horus.kafka.client import fits_in_a_message, make_producer, message_bytes, produce_reliably
 from horus.kafka.dead_letter import DeadLetters
 from horus.settings import Settings
 from horus.topics import TopicSpec
@@ -71,6 +71,12 @@ class StageSpec:
 
 class OutputLost(RuntimeError):
     pass
+
+
+class OutputTooLarge(ValueError):
+    """An input whose output would not fit in one Kafka message (a hostile input copying huge fields): parked.
+    plan and settle keep no state; decide refuses such a candidate itself before it touches its books
+    (CandidateInvalid), so a state never holds a decision that was not produced."""
 
 
 class Deliveries:
@@ -246,6 +252,10 @@ class Runtime:
                         raise ValueError(f"{stage} expects {input_type} on this topic, got {name}")
                     outputs, spec.state = fn(record, spec.state, now_us=now_us)
                     encoded = [(codec.encode(output_type, out), out[key_field]) for out in outputs]
+                    for data, out_key in encoded:  # checked before any is produced: the input is parked whole
+                        if not fits_in_a_message(out_key, data):
+                            raise OutputTooLarge(f"its {output_type} would be {message_bytes(out_key, data)} bytes "
+                                                 "with its key, too large for one Kafka message")
                 except Exception as exc:
                     self._park(topic, partition, offset, key, value, exc, stage, delivery)
                     continue

@@ -28,6 +28,10 @@ MAX_ERROR_CHARS = 4000
 # A longer original is cut (and says so in `error`); it is still in its source topic at the
 # recorded partition and offset.
 MAX_ORIGINAL_BYTES = 900_000
+# The key is copied too, and a message's key can be as large as its value: a longer one is cut the same way.
+# Original + key + error (4,000 characters, at most 16,000 bytes) + envelope stay below one message
+# (horus.kafka.client.MESSAGE_MAX_BYTES); real keys (addresses, ids, topic names) are far shorter.
+MAX_KEY_BYTES = 64 * 1024
 
 
 def dead_letter_record(*, topic: str, partition: int, offset: int, key: bytes | str | None,
@@ -37,6 +41,7 @@ def dead_letter_record(*, topic: str, partition: int, offset: int, key: bytes | 
     now_us = time.time_ns() // 1000 if now_us is None else now_us
     if isinstance(error, BaseException):
         error = f"{type(error).__name__}: {error}"
+    error = str(error)[:MAX_ERROR_CHARS]  # cut before the notes below, so a long error never hides them
     if original is None:
         error = f"{error} (message value was null)"
         original = b""
@@ -46,6 +51,9 @@ def dead_letter_record(*, topic: str, partition: int, offset: int, key: bytes | 
         original = original[:MAX_ORIGINAL_BYTES]
     if isinstance(key, str):
         key = key.encode("utf-8")
+    if key is not None and len(key) > MAX_KEY_BYTES:
+        error = f"{error} (key cut from {len(key)} to {MAX_KEY_BYTES} bytes)"
+        key = bytes(key[:MAX_KEY_BYTES])
     return {
         "envelope": envelope(dead_letter_id(topic, partition, offset, stage), stage, now_us,
                              causation_id=None, produced_at_us=now_us),
@@ -54,7 +62,7 @@ def dead_letter_record(*, topic: str, partition: int, offset: int, key: bytes | 
         "source_offset": int(offset),
         "key": None if key is None else bytes(key),
         "original": original,
-        "error": str(error)[:MAX_ERROR_CHARS],
+        "error": error,
         "stage": stage,
     }
 
