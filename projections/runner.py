@@ -46,7 +46,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from psycopg import sql
 
 from horus.codec import default_codec
-from horus.db.engine import psycopg_conninfo
+from horus.db.engine import psycopg_conninfo, refuses_a_value
 from horus.db.models import Base
 from horus.kafka.client import make_admin, make_consumer, poll_batch
 from horus.settings import Settings
@@ -220,15 +220,6 @@ def guard_statement(n: int) -> sql.Composed:
         " WHERE o.next_offset < excluded.next_offset"
         " RETURNING projection, topic, partition"
     )
-
-
-def refuses_a_value(exc: psycopg.Error) -> bool:
-    """True when the database refused a statement for a value in it, so the same rows would be refused again:
-    a data error, or SQLSTATE class 54 (program_limit_exceeded: e.g. a 50 KB value for an index entry of at most
-    ~8 KB), which psycopg files under OperationalError beside the connection failures the runner retries."""
-    if isinstance(exc, psycopg.OperationalError):
-        return (exc.sqlstate or "").startswith("54")
-    return isinstance(exc, psycopg.DatabaseError)
 
 
 def read_offsets(conn: psycopg.Connection, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], int]:

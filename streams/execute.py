@@ -52,7 +52,8 @@ def accounts_from_file(path: Path) -> Callable[[str], Any]:
 def run_service(settings: Settings, follower_account: Callable[[str], Any] | None, stop: threading.Event, *,
                 secrets: Callable[[str], Any] | None = None, **options) -> None:
     """Run the executor until `stop` is set (blocking; its own event loop). `follower_account` None: accounts
-    from config.changes. Raises LedgerUnreachable when the ledger stayed down past its bound (exit 70)."""
+    from config.changes. Raises LedgerUnreachable (the ledger stayed down past its bound) or SwitchesUnknown (a
+    tail of config.changes or control.commands died): restart it (exit 70)."""
     from horus.execution.lookup import ChainLookup
     from horus.execution.runner import ExecuteService
     from horus.ingest.chain import book_for
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - exercised
     configure_logging(args.loglevel)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per venue request drowns the log
     from horus.execution.ledger import LedgerUnreachable
+    from horus.execution.runner import SwitchesUnknown
     from streams.runtime import EXIT_OUTPUT_LOST
 
     stop = stop_on_signals()
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - exercised
     try:
         run_service(load_settings(), accounts, stop, resend_unknown=args.resend_unknown,
                     reconcile=not args.no_reconcile)
-    except LedgerUnreachable as exc:
+    except (LedgerUnreachable, SwitchesUnknown) as exc:
         log.critical("execute: %s; exiting %d to be restarted", exc, EXIT_OUTPUT_LOST)
         logging.shutdown()
         raise SystemExit(EXIT_OUTPUT_LOST) from None

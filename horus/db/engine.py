@@ -46,6 +46,17 @@ def psycopg_conninfo(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def refuses_a_value(exc: Exception) -> bool:
+    """True when the database refused a statement for a value in it, so the same rows would be refused again:
+    a data error, or SQLSTATE class 54 (program_limit_exceeded: e.g. a 50 KB value for an index entry of at most
+    ~8 KB), which psycopg files under OperationalError beside the connection failures a caller retries."""
+    import psycopg
+
+    if isinstance(exc, psycopg.OperationalError):
+        return (exc.sqlstate or "").startswith("54")
+    return isinstance(exc, psycopg.DatabaseError)
+
+
 def alembic_config(settings: Settings):
     """An Alembic Config pointing at this repo's migrations and at `settings.database_url`."""
     from alembic.config import Config

@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 import psycopg
 from psycopg.rows import dict_row
 
-from horus.db.engine import psycopg_conninfo
+from horus.db.engine import psycopg_conninfo, refuses_a_value
 from horus.domain.execute import OPEN, Outcome, OrderShape
 
 log = logging.getLogger("horus.execution")
@@ -233,8 +233,8 @@ class Ledger:
                     result = await fn(slot)
             else:
                 result = await fn(slot)
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            if self._failing_since is None:
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if self._failing_since is None and not refuses_a_value(exc):  # a refused value is no outage
                 self._failing_since = time.monotonic()
             raise
         finally:

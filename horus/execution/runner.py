@@ -40,6 +40,7 @@ from confluent_kafka import TopicPartition
 from prometheus_client import Gauge
 
 from horus.codec import Codec, default_codec
+from horus.db.engine import refuses_a_value
 from horus.domain.control import ControlState, apply_control, apply_control_tombstone
 from horus.domain.copy_check import BadCopyDecision, check_copy_decision
 from horus.domain.send_gate import (Blocked, ExecutorConfig, apply_executor_config, apply_executor_config_tombstone,
@@ -68,7 +69,8 @@ LEDGER_DOWN = Gauge("horus_execute_ledger_unreachable_seconds", "How long the le
 REVOKE_GRACE_S = 10.0
 VENUE_CLOCK_EVERY_S = 60.0  # clocks drift slowly; one /time a minute keeps the bounds honest
 TAILS_READY_TIMEOUT_S = 120.0
-# errors that mean "the ledger cannot be reached now": retried; anything else in a batch is the batch's data
+# errors that mean "the ledger cannot be reached now": retried (unless the server refused a value: the batch's data);
+# anything else in a batch is the batch's data
 LEDGER_DOWN_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
@@ -79,6 +81,10 @@ class Job:
     offset: int
     work: Work | None  # None: nothing to execute (SKIP, parked) but still ordered behind the follower
     generation: int  # assignment generation of its partition when consumed
+
+
+class SwitchesUnknown(RuntimeError):
+    """A tail of config.changes or control.commands died: the switches and enables it folds are unknown."""
 
 
 class ExecuteService:
@@ -206,7 +212,15 @@ class ExecuteService:
             tail.stop()
 
     def gate(self, row: Row) -> Blocked | None:
-        """What forbids POSTing this row now, as the tails last folded it (plain dict reads: no lock needed)."""
+        """What forbids POSTing this row now, as the tails last folded it (plain dict reads: no lock needed). A tail
+        that died leaves the switches frozen: nothing may be sent on them, and the service stops (exit 70) so a
+        restart folds them again."""
+        dead = next((t for t in self.tails if t.failed is not None), None)
+        if dead is not None:
+            if self.fatal is None:
+                log.critical("execute: %s is no longer folded (%s): stopping; nothing is sent", dead.topic, dead.failed)
+                self.fatal = SwitchesUnknown(f"{dead.topic} is no longer folded: {dead.failed}")
+            raise self.fatal
         account = self.follower_account(row.follower)
         return blocked(self.control, self.configs, follower=row.follower, follow_id=row.follow_id,
                        condition_id=row.condition_id, token_id=row.token_id,
@@ -351,7 +365,9 @@ class ExecuteService:
         while True:
             try:
                 return await self.executor.prepare(records, seen_at)
-            except LEDGER_DOWN_ERRORS:
+            except LEDGER_DOWN_ERRORS as exc:
+                if refuses_a_value(exc):
+                    raise
                 if self.fatal is not None:
                     raise self.fatal
                 log.warning("prewrite of %d decisions: the ledger is unreachable; retrying in %.1fs", len(records),

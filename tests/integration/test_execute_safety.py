@@ -394,3 +394,23 @@ def test_an_executor_whose_clock_runs_behind_still_never_posts_after_the_expiry(
     assert latest[late["intent_id"]]["error"].startswith("EXPIRED")
     results.close()
     sim.stop()
+
+
+def test_an_executor_whose_switch_tail_died_sends_nothing_and_stops(settings):
+    """The kill switch, pauses and enables are folded by tails; one that dies leaves them frozen, so a later
+    `horus kill` would go unseen. The gate refuses every POST and marks the service for exit 70 instead."""
+    from types import SimpleNamespace
+
+    from horus.execution.runner import ExecuteService, SwitchesUnknown
+
+    service = ExecuteService(settings, follower_account=lambda address: None, secrets=None)
+    try:
+        row = SimpleNamespace(follower="0x" + "f1" * 20, follow_id="fw", condition_id=None, token_id="1")
+        assert service.gate(row) is None  # tails alive (none yet), nothing switched on
+        service.tails = [SimpleNamespace(topic="control.commands", failed=None),
+                         SimpleNamespace(topic="control.commands", failed=RuntimeError("broker gone"))]
+        with pytest.raises(SwitchesUnknown, match="no longer folded"):
+            service.gate(row)
+        assert isinstance(service.fatal, SwitchesUnknown)
+    finally:
+        service.runtime.close()
