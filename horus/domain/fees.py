@@ -26,6 +26,8 @@ def effective_rate(price: Decimal, rate: Decimal, exponent: Decimal) -> Decimal:
         raise ValueError(f"fee rate {rate} and exponent {exponent} must be >= 0")
     if rate == 0:
         return Decimal(0)
+    if exponent == 0:  # a flat rate per share; and Decimal refuses 0 ** 0 (a price of 0 or 1)
+        return rate
     return rate * (price * (1 - price)) ** exponent
 
 
