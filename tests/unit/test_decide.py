@@ -16,6 +16,7 @@ from horus.domain.control import ControlState, apply_control, control_command
 from horus.domain.decide import (
     Balance,
     DecideState,
+    Position,
     Quote,
     TERMINAL,
     StaticView,
@@ -24,6 +25,7 @@ from horus.domain.decide import (
     buy_share_step_e6,
     decide,
     failure_rate,
+    token_id_wellformed,
 )
 from horus.venue.polymarket.markets import FeeParams, MarketInfo
 
@@ -717,3 +719,204 @@ def test_a_failed_sell_gives_the_shares_and_their_cost_basis_back():
     corrected = {**result(sell, "NOT_FILLED", Decimal(0)), "envelope": {"event_id": "again", "produced_at_us": NOW}}
     apply_result(corrected, state, now_us=NOW)
     assert (held.shares_e6, held.cost_e6) == (shares, basis) and book.exposure(COND) == basis
+
+
+# ------------------------------------------------------------------------------------------ sells: every rule pinned
+# Mutation testing (make mutation) found these rules of the sell sizing, the depth check and the folds unpinned.
+
+def sell_inputs(d):
+    return json.loads(d["inputs"])
+
+
+def test_a_follow_that_does_not_copy_sells_skips_them():
+    v = view({"copy_sells": False}, tokens=[(TOKEN, 1000 * E6)])
+    state = bought(DecideState(), v)  # its buys are copied
+    d = one(candidate(side="SELL"), state, v)
+    assert (d["reason_code"], d["reason_detail"]) == ("SELLS_DISABLED", "the follow does not copy sells")
+
+
+def test_a_sell_whose_buys_decide_never_saw_sells_everything_held_from_that_leader():
+    # bought copying LEADER through f1; the leader's sell reaches us through f2 (same leader), which saw no buy
+    v = view(tokens=[(TOKEN, 1000 * E6)])
+    v.config.follows["f2"] = parse_follow_config({"follow_id": "f2", "follower": FOLLOWER, "leader": LEADER,
+                                                  "sizing": {"amount": "10"}})
+    state = bought(DecideState(), v)
+    held = state.books[FOLLOWER].positions[(TOKEN, LEADER)].shares_e6
+    d = one(candidate(side="SELL", shares=5 * E6, follow="f2"), state, v)
+    assert d["action"] == "COPY" and d["size_e6"] == held  # the whole position, never more
+    inputs = sell_inputs(d)
+    assert (inputs["held_e6"], inputs["leader_held_e6"], inputs["fraction"]) == (held, 0, "1")
+    assert "capped_by_venue_balance" not in inputs
+
+
+def test_nothing_to_sell_reports_what_was_looked_at():
+    d = one(candidate(side="SELL"), DecideState(), view(tokens=[(TOKEN, 1000 * E6)]))
+    assert d["reason_code"] == "NOTHING_TO_SELL"
+    assert d["reason_detail"] == "the follower holds nothing of this token bought copying this leader"
+    inputs = sell_inputs(d)
+    assert (inputs["held_e6"], inputs["leader_held_e6"], inputs["fraction"]) == (0, 0, "1")
+
+
+def test_a_speck_held_is_dust_on_the_books_not_nothing():
+    state = DecideState()
+    state.book(FOLLOWER).positions[(TOKEN, LEADER)] = Position(1, 1, COND)
+    d = one(candidate(side="SELL"), state, view(tokens=[(TOKEN, 1000 * E6)]))
+    assert d["reason_code"] == "SELL_DUST"
+    assert d["reason_detail"] == "0 shares at 0.49 is under the venue's $1 minimum; 1e-06 shares stay on the books"
+
+
+def test_a_sell_under_one_dollar_is_dust_and_one_dollar_exactly_is_copied():
+    v = view(tokens=[(TOKEN, 1000 * E6)])
+    state = bought(DecideState(), v)  # 19 shares
+    d = one(candidate(side="SELL", shares=1 * E6), state, v)  # 5 % of the leader's 20: 0.95 x 0.49
+    assert d["reason_code"] == "SELL_DUST"
+    assert d["reason_detail"] == "0.95 shares at 0.49 is under the venue's $1 minimum; 19 shares stay on the books"
+    two = DecideState()
+    two.book(FOLLOWER).positions[(TOKEN, LEADER)] = Position(2 * E6, E6, COND)
+    d = one(candidate(side="SELL", price="0.51"), two, v)  # worst 0.51 - 2 % -> 0.50: 2 x 0.50 = $1.00
+    assert (d["action"], d["size_e6"], d["worst_price"]) == ("COPY", 2 * E6, "0.50")
+
+
+def test_the_venue_balance_check_names_the_token():
+    v = view()
+    state = bought(DecideState(), v)
+    assert one(candidate(side="SELL"), state, v)["reason_detail"] == \
+        f"the venue's balance of token {TOKEN} could not be read"
+
+
+def test_open_sells_come_off_the_venue_balance():
+    v = view(tokens=[(TOKEN, 15 * E6)])  # the venue holds less than the 19 decide booked
+    state = bought(DecideState(), v)
+    first = one(candidate(side="SELL", shares=10 * E6), state, v)  # half of the leader's 20
+    assert first["size_e6"] == 9_500_000
+    rest = one(candidate(side="SELL", shares=10 * E6), state, v)  # the leader's other half: the rest of ours
+    assert rest["size_e6"] == 15 * E6 - 9_500_000 and sell_inputs(rest)["capped_by_venue_balance"]
+    # the venue says even less than is already on sale: nothing left to sell, and the detail says 0
+    v.balances[FOLLOWER] = Balance(1000 * E6, NOW - 1, ((TOKEN, 5 * E6),))
+    state.books[FOLLOWER].leader_holdings[("f1", TOKEN)] = 20 * E6
+    none_left = one(candidate(side="SELL", shares=20 * E6), state, v)
+    assert none_left["reason_code"] == "SELL_DUST" and none_left["reason_detail"].startswith("0 shares at 0.49 ")
+
+
+def test_a_sell_of_exactly_the_venue_balance_is_not_capped():
+    v = view(tokens=[(TOKEN, 1000 * E6)])
+    state = bought(DecideState(), v)
+    held = state.books[FOLLOWER].positions[(TOKEN, LEADER)].shares_e6
+    v.balances[FOLLOWER] = Balance(1000 * E6, NOW - 1, ((TOKEN, held),))
+    d = one(candidate(side="SELL"), state, v)
+    assert d["size_e6"] == held and "capped_by_venue_balance" not in sell_inputs(d)
+
+
+def test_fok_sells_need_bids_at_or_above_the_worst_price():
+    v = view({"order_type": "FOK"}, tokens=[(TOKEN, 1000 * E6)])
+    state = bought(DecideState(), v)  # 19 shares; a SELL of all of them at worst 0.49
+    book = state.books[FOLLOWER]
+
+    def sell(bids, order_type="FOK"):
+        v.config.follows["f1"] = v.config.follows["f1"].model_copy(update={"order_type": order_type})
+        v.quotes[TOKEN] = Quote(Decimal("0.50"), Decimal("0.51"), NOW - 1000, bids=bids)
+        book.leader_holdings[("f1", TOKEN)] = 20 * E6
+        d = one(candidate(side="SELL"), state, v)
+        if d["action"] == "COPY":
+            book.release(d["intent_id"])  # each case on the same holdings
+        return d
+
+    at_worst = sell(((Decimal("0.50"), 10 * E6), (Decimal("0.49"), 9 * E6), (Decimal("0.48"), 100 * E6)))
+    assert (at_worst["action"], at_worst["worst_price"], at_worst["size_e6"]) == ("COPY", "0.49", 19 * E6)
+    thin = sell(((Decimal("0.50"), 1 * E6), (Decimal("0.48"), 100 * E6)))
+    assert (thin["reason_code"], thin["reason_detail"]) == ("INSUFFICIENT_DEPTH",
+                                                            "1 shares bid at >= 0.49, FOK needs 19")
+    assert sell(((Decimal("0.50"), 1 * E6),), order_type="FAK")["action"] == "COPY"  # FAK takes what there is
+
+
+def test_fok_buys_need_asks_at_or_below_the_worst_price():
+    def buy(asks):
+        q = {TOKEN: Quote(Decimal("0.49"), Decimal("0.50"), NOW - 1000, asks=asks)}
+        return one(candidate(), v=view({"order_type": "FOK"}, quotes=q))  # 19 shares at worst 0.51
+
+    exact = buy(((Decimal("0.50"), 10 * E6), (Decimal("0.51"), 9 * E6), (Decimal("0.52"), 100 * E6)))
+    assert (exact["action"], exact["size_e6"]) == ("COPY", 19 * E6)
+    above = buy(((Decimal("0.50"), 10 * E6), (Decimal("0.52"), 100 * E6)))
+    assert (above["reason_code"], above["reason_detail"]) == ("INSUFFICIENT_DEPTH",
+                                                              "10 shares offered at <= 0.51, FOK needs 19")
+
+
+def test_the_breaker_counts_failures_not_successes_and_keeps_the_window_edge():
+    state = DecideState()
+    for i, status in enumerate(("FILLED", "REJECTED", "FILLED")):
+        apply_result(result(one(candidate(), state), status), state, now_us=NOW + i)
+    assert failure_rate(state, NOW + 2, 60_000_000) == (1, 3)
+    assert failure_rate(state, NOW + 60_000_000, 60_000_000) == (1, 3)  # the first is exactly a window old
+    assert failure_rate(state, NOW + 60_000_001, 60_000_000) == (1, 2)
+
+
+def test_a_result_says_whether_its_fills_are_final():
+    state = DecideState()
+    d = one(candidate(), state)
+    apply_result(result(d, final=False), state)
+    assert state.books[FOLLOWER].booked[d["intent_id"]].final is False
+    settled = result(d)
+    del settled["final"]  # written before results carried it: final
+    apply_result(settled, state)
+    assert state.books[FOLLOWER].booked[d["intent_id"]].final is True
+
+
+def test_a_correction_of_the_fee_alone_is_booked():
+    state = DecideState()
+    d = one(candidate(), state)
+    book = state.books[FOLLOWER]
+    apply_result(result(d, fee_e6=0), state)
+    cost, spent = book.positions[(TOKEN, LEADER)].cost_e6, book.spent(NOW // (86_400 * E6), "f1")
+    apply_result(result(d, fee_e6=50_000), state)  # same shares, the chain's fee
+    assert book.positions[(TOKEN, LEADER)].cost_e6 == cost + 50_000 == book.exposure(COND, LEADER)
+    assert book.spent(NOW // (86_400 * E6), "f1") == spent + 50_000
+
+
+def sold(decision, shares_e6):
+    return {**result(decision, "PARTIAL" if shares_e6 < decision["size_e6"] else "FILLED", Decimal(0)),
+            "filled_shares_e6": shares_e6, "filled_collateral_e6": shares_e6 // 2, "avg_price": "0.5"}
+
+
+def test_sell_results_and_their_corrections_release_and_restore_the_exact_cost_basis():
+    v = view(tokens=[(TOKEN, 1000 * E6)])
+    state = DecideState()
+    buy = one(candidate(), state, v)
+    apply_result(result(buy, fee_e6=12_346), state)  # basis 9_702_346: not a multiple of the share counts
+    book = state.books[FOLLOWER]
+    position = book.positions[(TOKEN, LEADER)]
+    shares, basis = position.shares_e6, position.cost_e6
+    assert (shares, basis) == (19 * E6, 9_702_346)
+    sell = one(candidate(side="SELL", shares=10 * E6), state, v)  # half
+    assert sell["size_e6"] == 9_500_000
+
+    def holds(expected_shares, expected_cost):
+        assert (position.shares_e6, position.cost_e6) == (expected_shares, expected_cost)
+        assert book.exposure(COND) == book.exposure(COND, LEADER) == expected_cost
+        booked = book.booked[sell["intent_id"]]  # what the sell took out so far, for the next correction
+        assert (booked.shares_e6, booked.amount_e6) == (shares - expected_shares, basis - expected_cost)
+
+    apply_result(sold(sell, 3_800_000), state)  # partly: the basis of 3.8 of 19 shares leaves
+    first = basis * 3_800_000 // shares
+    holds(shares - 3_800_000, basis - first)
+    apply_result(sold(sell, 9_500_000), state)  # corrected up: the basis of 5.7 of the 15.2 left
+    second = (basis - first) * 5_700_000 // (shares - 3_800_000)
+    holds(shares - 9_500_000, basis - first - second)
+    apply_result(sold(sell, 1_900_000), state)  # corrected down (trades FAILED): 7.6 shares come back
+    restored = (first + second) * 7_600_000 // 9_500_000
+    holds(shares - 1_900_000, basis - first - second + restored)
+
+
+def test_a_sell_result_without_a_position_books_nothing():
+    # a rebuild whose buys left the topics' retention: the sell's result finds no position
+    v = view(tokens=[(TOKEN, 1000 * E6)])
+    sell = one(candidate(side="SELL"), bought(DecideState(), v), v)
+    fresh = DecideState()
+    apply_decision(sell, fresh)
+    apply_result(sold(sell, sell["size_e6"]), fresh)
+    book = fresh.books[FOLLOWER]
+    assert book.positions[(TOKEN, LEADER)] == Position(0, 0, COND) and book.exposure(COND) == 0
+
+
+def test_token_ids_are_decimal_uint256_text():
+    assert token_id_wellformed("7") and token_id_wellformed("9" * 78)
+    assert not token_id_wellformed("") and not token_id_wellformed("9" * 79) and not token_id_wellformed("0x1")

@@ -42,3 +42,15 @@ def test_garbage_is_refused():
         taker_fee_e6(1_000_000, Decimal("1.5"), Decimal("0.02"), Decimal(1))
     with pytest.raises(ValueError):
         fee_at_rate_e6(1_000_000, Decimal("-0.01"))
+
+
+def test_no_shares_pay_no_fee():
+    assert fee_at_rate_e6(0, Decimal("0.01")) == 0
+    assert taker_fee_e6(0, Decimal("0.5"), Decimal("0.02"), Decimal(1)) == 0
+
+
+def test_a_refusal_names_the_values():
+    with pytest.raises(ValueError, match="shares -1 and rate 0.01 must be >= 0"):
+        fee_at_rate_e6(-1, Decimal("0.01"))
+    with pytest.raises(ValueError, match=r"price 1.5 is outside \[0, 1\]"):
+        effective_rate(Decimal("1.5"), Decimal("0.02"), Decimal(1))
