@@ -427,3 +427,10 @@ def test_a_copy_without_an_intent_is_refused_by_the_dry_run():
     decision = {"action": "COPY", "intent_id": None, "envelope": {"event_id": "d1", "occurred_at_us": 1}}
     with pytest.raises(ValueError, match="COPY decision d1 has no intent_id"):
         execute(decision, now_us=2)
+
+
+def test_a_reply_priced_at_zero_or_one_with_an_unknown_schedule_still_gets_its_fee():
+    """The unknown-schedule fallback is a flat 5 % per share (exponent 0); Decimal refuses 0 ** 0, so a reply whose
+    average price is 0 (no collateral) or 1 raised right after the POST."""
+    assert with_reply_fee(Outcome("FILLED", 10_000_000, 0), "BUY", None).fee_e6 == 500_000
+    assert with_reply_fee(Outcome("FILLED", 10_000_000, 10_000_000), "BUY", None).fee_e6 == 500_000
