@@ -294,8 +294,8 @@ def compare(decisions: Iterable[dict], results: Iterable[dict], ledger: Iterable
     for intent in verdict.duplicates:
         verdict.notes["duplicates"][intent] = f"orders {', '.join(sorted(orders_of[intent]))}"
 
-    terminal: dict[str, list[dict]] = defaultdict(list)  # intent -> its terminal results, in topic order
-    for r in results:
+    terminal: dict[str, list[dict]] = defaultdict(list)  # intent -> its terminal results, by result sequence
+    for r in sorted(results, key=lambda r: r.get("seq") or 0):  # stable: redeliveries keep their topic order
         if r["status"] in TERMINAL:
             terminal[r["intent_id"]].append(r)
     for intent, decision in copies.items():
@@ -729,7 +729,8 @@ def wait_for_groups(settings: Settings, groups: dict[str, int], children: Childr
 # ------------------------------------------------------------------------------------------ reading back
 DECISION_FIELDS = ("candidate_id", "action", "intent_id", "size_e6", "follow_id", "follower", "expires_at_us",
                    "worst_price", "reserved_e6", "reason_code", "reason_detail")
-RESULT_FIELDS = ("intent_id", "status", "filled_shares_e6", "filled_collateral_e6", "fee_e6", "final", "error")
+RESULT_FIELDS = ("intent_id", "status", "filled_shares_e6", "filled_collateral_e6", "fee_e6", "final", "seq",
+                 "error")
 
 
 class TopicTail:

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     execute_lease_s: float = Field(30.0, gt=0, description="a worker's claim on a ledger row while it talks "
                                    "to the venue; the reconciler takes rows whose lease lapsed")
     venue_timeout_s: float = Field(10.0, gt=0, description="per-request timeout towards the CLOB")
+    execute_send_margin_s: float = Field(1.0, ge=0, description="no POST starts later than this before its "
+                                         "intent's expiry (by the venue's clock): the time a request may take "
+                                         "to reach the venue on a loaded host")
     execute_ledger_down_exit_s: float = Field(60.0, gt=0, description="an executor that cannot reach its ledger "
                                               "(Postgres) for this long exits with code 70, to be restarted")
     reconcile_interval_s: float = Field(5.0, gt=0, description="seconds between reconciliation rounds")

@@ -136,6 +136,7 @@ class Booked:
     shares_e6: int = 0  # BUY: shares bought; SELL: shares sold
     amount_e6: int = 0  # BUY: collateral spent, fee included; SELL: cost basis released with the sold shares
     final: bool = True  # False: the fills are the venue's match, not settled on chain; a correction may follow
+    seq: int = 0  # the result sequence booked last: an older result redelivered later changes nothing
 
 
 @dataclass
@@ -655,6 +656,10 @@ def apply_result(result: dict, state: DecideState, *, now_us: int | None = None)
         state.outcomes.append((at_us, status in FAILED))
         if reservation.side == "BUY":  # the reservation's spend gives way to what was really spent
             book.add_spend(reservation.day, reservation.follow_id, -reservation.cost_e6)
+    seq = result.get("seq") or 0
+    if seq and seq < booked.seq:
+        return state  # an older result of this intent, redelivered after a newer one
+    booked.seq = max(booked.seq, seq)
     filled = result["filled_shares_e6"]
     booked.final = result.get("final", True)
     if booked.reservation.side == "BUY":

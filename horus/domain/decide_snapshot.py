@@ -103,7 +103,7 @@ def snapshot_book(book: FollowerBook, recent: Iterable[Recent] = ()) -> Follower
     intents = {intent for _, _, intent in recent if intent is not None}
     return FollowerBook(
         decided={candidate for candidate, _, _ in recent},
-        booked={intent: Booked(_copy(b.reservation), b.shares_e6, b.amount_e6, b.final)
+        booked={intent: Booked(_copy(b.reservation), b.shares_e6, b.amount_e6, b.final, b.seq)
                 for intent, b in book.booked.items() if intent in intents or not b.final},
         reservations={intent: _copy(r) for intent, r in book.reservations.items()},
         positions={key: Position(p.shares_e6, p.cost_e6, p.condition_id) for key, p in book.positions.items()},
@@ -133,7 +133,7 @@ def book_to_json(book: FollowerBook, recent: Iterable[Recent] = ()) -> dict:
     intents = {intent for _, _, intent in recent if intent is not None}
     return {
         "recent": recent,
-        "booked": [[intent, *_reservation_row(b.reservation), b.shares_e6, b.amount_e6, int(b.final)]
+        "booked": [[intent, *_reservation_row(b.reservation), b.shares_e6, b.amount_e6, int(b.final), b.seq]
                    for intent, b in sorted(book.booked.items()) if intent in intents or not b.final],
         "reservations": [[intent, *_reservation_row(r)] for intent, r in book.reservations.items()],
         "positions": [[token, leader, p.shares_e6, p.cost_e6, p.condition_id]
@@ -166,7 +166,8 @@ def book_from_json(data: Any, where: str = "book") -> FollowerBook:
                     raise SnapshotInvalid(f"{where}.{name}: {row[column]} is negative")
     return FollowerBook(
         decided={candidate for candidate, _, _ in rows["recent"]},
-        booked={row[0]: Booked(Reservation(*row[1:9]), row[9], row[10], bool(row[11])) for row in rows["booked"]},
+        booked={row[0]: Booked(Reservation(*row[1:9]), row[9], row[10], bool(row[11]), row[12])
+                for row in rows["booked"]},
         reservations={row[0]: Reservation(*row[1:]) for row in rows["reservations"]},
         positions={(token, leader): Position(shares, cost, condition)
                    for token, leader, shares, cost, condition in rows["positions"]},
@@ -214,7 +215,8 @@ def decode_books(blob: bytes) -> dict[str, dict]:
 _INT, _STR, _OPT_STR = frozenset({int}), frozenset({str}), frozenset({str, type(None)})
 _COLUMNS = {  # the type of every value in the rows of each list field (bool and float are refused: exact ints)
     "recent": (_STR, _INT, _OPT_STR),
-    "booked": (_STR,) * 6 + (_INT,) * 6,  # intent, its reservation, shares and amount booked, final (0 or 1)
+    # intent, its reservation, shares and amount booked, final (0 or 1), the result sequence booked
+    "booked": (_STR,) * 6 + (_INT,) * 7,
     "reservations": (_STR,) * 6 + (_INT,) * 3,
     "positions": (_STR, _STR, _INT, _INT, _STR),
     "leader_holdings": (_STR, _STR, _INT),
@@ -227,7 +229,7 @@ _COLUMNS = {  # the type of every value in the rows of each list field (bool and
 
 
 # the columns no fold can make negative (exposure can: see the module doc)
-_NON_NEGATIVE = {"booked": (6, 7, 8, 9, 10, 11), "reservations": (6, 7, 8), "positions": (2, 3),
+_NON_NEGATIVE = {"booked": (6, 7, 8, 9, 10, 11, 12), "reservations": (6, 7, 8), "positions": (2, 3),
                  "leader_holdings": (2,), "spend": (2,), "fills_after": (1,), "selling": (2,), "buying": (1,)}
 
 

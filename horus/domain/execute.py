@@ -369,6 +369,7 @@ def result_record(*, intent_id: str, follow_id: str, follower: str, leader_fill_
         "error": error,
         "attempts": attempts,
         "final": final,
+        "seq": seq,
     }
 
 

@@ -167,7 +167,7 @@ class ExecuteService:
             lease_s=s.execute_lease_s, resend_unknown=self.resend_unknown, backoff_s=self.backoff_s,
             gate=self.gate, absent_after_s=s.venue_timeout_s + s.execute_lease_s + 1.0,
             recheck_base_s=s.reconcile_interval_s, recheck_cap_s=s.reconcile_max_backoff_s, crash=crash,
-            venue_clock=self.venue_clock)
+            venue_clock=self.venue_clock, send_margin_s=s.execute_send_margin_s)
         if lookup is not None:
             self.reconciler = Reconciler(self.executor, self.ledger, min_age_s=s.reconcile_min_age_s,
                                          lease_s=s.execute_lease_s, alert_after_s=s.reconcile_alert_after_s)

@@ -87,7 +87,8 @@ class Executor:
                  resend_unknown: int = 1, backoff_s: float = 1.0, backoff_cap_s: float = 8.0,
                  gate: Callable[[Row], Blocked | None] = _no_gate, absent_after_s: float = 45.0,
                  recheck_base_s: float = 5.0, recheck_cap_s: float = 60.0, crash: CrashPoints | None = None,
-                 now_us: Callable[[], int] = _now_us, venue_clock: VenueClock | None = None) -> None:
+                 now_us: Callable[[], int] = _now_us, venue_clock: VenueClock | None = None,
+                 send_margin_s: float = 1.0) -> None:
         if mode not in MODES:
             raise ValueError(f"venue_mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
@@ -112,6 +113,7 @@ class Executor:
         self.crash = crash or CrashPoints()
         self._now_us = now_us  # timestamps of the results we write
         self.venue_clock = venue_clock or VenueClock(local_us=now_us)  # expiries are judged by the venue's clock
+        self.send_margin_s = send_margin_s  # no POST starts closer to the expiry than this
         self._leases: dict[str, float] = {}  # intent -> monotonic time its lease was last confirmed held
         self.sign_seconds = 0.0
         self.signed = 0
@@ -273,11 +275,17 @@ class Executor:
     def _stop_reason(self, row: Row) -> str | None:
         """Why these bytes must not be POSTed now (DESIGN invariant 8), checked before every POST: the intent's
         expiry (safety review D2), then the operator's switches and the configs (D4)."""
-        if row.expires_at_us is not None and self.venue_clock.latest_us() >= row.expires_at_us:
+        if row.expires_at_us is not None and self._last_send_us(row) <= self.venue_clock.latest_us():
             late_s = (self.venue_clock.latest_us() - row.expires_at_us) / 1e6
-            return f"EXPIRED: not sent: the intent expired {late_s:.1f}s ago (by the venue's clock)"
+            return (f"EXPIRED: not sent: the intent expires at {row.expires_at} and may not be sent within "
+                    f"{self.send_margin_s:g}s of it ({late_s:+.1f}s by the venue's clock)")
         stop = self.gate(row)
         return None if stop is None else stop.error
+
+    def _last_send_us(self, row: Row) -> int:
+        """The last moment (venue clock) a POST of this row may start: its expiry less the time a request can take
+        to reach the venue on a loaded host (`send_margin_s`)."""
+        return row.expires_at_us - int(self.send_margin_s * 1e6)
 
     def _absent_settles(self, row: Row) -> bool:
         """True once 'the venue has no trace' proves NOT_FILLED: past the expiry by more than a POST started before
@@ -286,8 +294,9 @@ class Executor:
                 and self.venue_clock.earliest_us() >= row.expires_at_us + int(self.absent_after_s * 1e6))
 
     async def resume(self, row: Row) -> None:
-        """An open row whose lease we hold: re-send the same bytes while it may still be sent, else settle
+        """An open row whose lease we have just taken: re-send the same bytes while it may still be sent, else settle
         it from the evidence (or leave it for a later round)."""
+        self._leases[row.idempotency_key] = time.monotonic()  # claimed moments ago (a third of the lease is margin)
         try:
             account = await self.accounts.for_row(row.follower, row.signer, row.credentials_ref)
         except AccountError as exc:
@@ -305,6 +314,8 @@ class Executor:
         await self.settle(row, account, resend=stop is None)
 
     async def postpone(self, row: Row) -> None:
+        """Release the row, due again later (backoff): this look settled nothing."""
+        self._leases.pop(row.idempotency_key, None)
         await self.ledger.postpone([row.idempotency_key], self.owner, base_s=self.recheck_base_s,
                                    cap_s=self.recheck_cap_s)
 
@@ -367,14 +378,14 @@ class Executor:
         resends = self.resend_unknown
         shape = row.shape
         while True:
-            stop = self._stop_reason(row)
+            if not await self._holds_lease(row):
+                return None, attempts
+            stop = self._stop_reason(row)  # the last thing before the POST: nothing slow between the two
             if stop is not None:
                 if not landed:  # not one attempt of these bytes can have been processed
                     return Outcome("NOT_FILLED", error=stop), attempts
                 said = Outcome("UNKNOWN", error=f"not re-sent: {stop}")
                 return await self._confirm(row, account, said), attempts
-            if not await self._holds_lease(row):
-                return None, attempts
             attempts += 1
             if attempts == row.attempts + 1:
                 SEEN_TO_SENT.observe(time.monotonic() - seen_at)
@@ -389,7 +400,7 @@ class Executor:
                 wait = min(delay, self.backoff_cap_s) * random.uniform(0.8, 1.2)
                 delay *= 2
                 if row.expires_at_us is not None:
-                    wait = min(wait, max(0.0, (row.expires_at_us - self.venue_clock.latest_us()) / 1e6))
+                    wait = min(wait, max(0.0, (self._last_send_us(row) - self.venue_clock.latest_us()) / 1e6))
                 await asyncio.sleep(wait)
                 continue
             landed = True

@@ -325,3 +325,12 @@ def test_a_provisional_fill_settled_by_a_later_result_is_no_mismatch_until_it_st
     assert still.mismatched == ["i0"] and "not final" in still.notes["mismatched"]["i0"]
     wrong = compare([decision(0)], [provisional, {**result(0), "final": True}], [row(0)], [order(0, matched=0)])
     assert wrong.mismatched == ["i0"]  # a final result that says FILLED while the venue matched nothing
+
+
+def test_an_older_result_redelivered_after_the_settled_one_is_not_the_last_word():
+    """Results carry their sequence: a redelivered decision can re-emit the provisional result (seq 1) after the
+    reconciler's final one (seq 2); the highest sequence is the last word, whatever the topic order."""
+    provisional = {**result(0), "final": False, "seq": 1}
+    settled = {**result(0), "final": True, "seq": 2}
+    verdict = compare([decision(0)], [provisional, settled, provisional], [row(0)], [order(0)])
+    assert verdict.mismatched == [] and verdict.ok

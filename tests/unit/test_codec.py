@@ -111,6 +111,7 @@ SAMPLES: dict[str, dict] = {
         "error": None,
         "attempts": 2,
         "final": False,
+        "seq": 3,
     },
     "SettlementEvent": {
         "envelope": env("se:1", "settle", causation_id="er:1"),

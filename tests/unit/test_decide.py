@@ -78,14 +78,14 @@ def one(c, state=None, v=None, now=NOW):
     return out[0]
 
 
-def result(decision, status="FILLED", ratio=Decimal(1), price=None, fee_e6=0, final=True):
+def result(decision, status="FILLED", ratio=Decimal(1), price=None, fee_e6=0, final=True, seq=1):
     filled = int(decision["size_e6"] * ratio) // 10_000 * 10_000
     p = Decimal(price or decision["worst_price"])
     return {"envelope": envelope(ids.result_id(decision["intent_id"], 1), "execute", NOW, produced_at_us=NOW),
             "intent_id": decision["intent_id"], "follow_id": decision["follow_id"], "follower": decision["follower"],
             "leader_fill_id": decision["leader_fill_id"], "status": status, "order_hash": None,
             "filled_shares_e6": filled, "filled_collateral_e6": int(filled * p), "avg_price": str(p),
-            "fee_e6": fee_e6 if filled else 0, "error": None, "attempts": 1, "final": final}
+            "fee_e6": fee_e6 if filled else 0, "error": None, "attempts": 1, "final": final, "seq": seq}
 
 
 # ------------------------------------------------------------------------------------------ sizing
@@ -475,7 +475,7 @@ def run_history(steps, tick, v=None, *, before_step=None, stamp_results=False):
                 ratio = min(Decimal(s[2]), before)
                 status = (settled[d["intent_id"]]["status"] if ratio == before
                           else "NOT_FILLED" if ratio == 0 else "PARTIAL")
-                r = result(d, status, ratio)
+                r = result(d, status, ratio, seq=2)
                 r["envelope"] = {**r["envelope"], "event_id": ids.result_id(d["intent_id"], 2)}
                 apply_result(r, state, now_us=now)
                 settled[d["intent_id"]] = r
@@ -693,14 +693,16 @@ def test_a_correction_of_a_settled_result_books_the_difference():
     apply_result(paid, state, now_us=NOW)
     spent_after_fill = book.spent(NOW // (86_400 * E6), "*")
     assert book.positions[(TOKEN, LEADER)].shares_e6 == buy["size_e6"] and book.reserved_cost == 0
-    failed = {**result(buy, "NOT_FILLED", Decimal(0)), "envelope": {**paid["envelope"], "event_id": "second"}}
+    failed = {**result(buy, "NOT_FILLED", Decimal(0), seq=2), "envelope": {**paid["envelope"], "event_id": "second"}}
     apply_result(failed, state, now_us=NOW)
     day = NOW // (86_400 * E6)
     assert book.positions[(TOKEN, LEADER)].shares_e6 == 0 and book.positions[(TOKEN, LEADER)].cost_e6 == 0
     assert book.exposure(COND) == 0 and book.spent(day, "*") == spent_after_fill - paid["filled_collateral_e6"] - 50_000
     apply_result(failed, state, now_us=NOW)  # redelivered: nothing more
     assert book.positions[(TOKEN, LEADER)].shares_e6 == 0 and book.spent(day, "*") == 0
-    apply_result(paid, state, now_us=NOW)  # and back again (a fill another writer missed)
+    apply_result(paid, state, now_us=NOW)  # the first result redelivered late: older than what is booked
+    assert book.positions[(TOKEN, LEADER)].shares_e6 == 0 and book.spent(day, "*") == 0
+    apply_result({**paid, "seq": 3}, state, now_us=NOW)  # and back again (a fill another writer missed)
     assert book.positions[(TOKEN, LEADER)].shares_e6 == buy["size_e6"] and book.spent(day, "*") == spent_after_fill
     assert len(state.outcomes) == 1  # the breaker counts each execution once
 
@@ -716,7 +718,8 @@ def test_a_failed_sell_gives_the_shares_and_their_cost_basis_back():
     assert sell["action"] == "COPY"
     apply_result(result(sell, "FILLED", price="0.5"), state, now_us=NOW)
     assert held.shares_e6 == shares - sell["size_e6"] and held.cost_e6 < basis
-    corrected = {**result(sell, "NOT_FILLED", Decimal(0)), "envelope": {"event_id": "again", "produced_at_us": NOW}}
+    corrected = {**result(sell, "NOT_FILLED", Decimal(0), seq=2),
+                 "envelope": {"event_id": "again", "produced_at_us": NOW}}
     apply_result(corrected, state, now_us=NOW)
     assert (held.shares_e6, held.cost_e6) == (shares, basis) and book.exposure(COND) == basis
 

@@ -74,7 +74,7 @@ def test_every_field_is_spelled_out_with_integers_and_strings_only():
     assert data["selling"] == [[TOKEN2, None, 5_000_000], [TOKEN2, LEADER, 5_000_000]]
     # "old" is not an intent of the window; "i0" keeps what its result booked
     assert data["booked"] == [["i0", "f1", LEADER, TOKEN2, "0xd", "SELL", 2_000_000, 0, 20_832, 2_000_000, 1_000_000,
-                               1]]
+                               1, 0]]
     text = json.dumps(data)
     assert "." not in text.replace(TOKEN, "").replace(TOKEN2, "")  # no floats anywhere
 
