@@ -127,5 +127,5 @@ def reconcile_command(
         return await service.reconcile_only(stopper, once=once)
 
     for r in asyncio.run(main()):
-        console.print(f"looked at {r.looked_at} open rows, settled {r.settled}, re-emitted {r.reemitted}, "
-                      f"{len(r.stuck or ())} open past {config.reconcile_alert_after_s:g}s")
+        console.print(f"looked at {r.looked_at} open rows, settled {r.settled}, confirmed {r.confirmed}, "
+                      f"re-emitted {r.reemitted}, {len(r.stuck or ())} open past {config.reconcile_alert_after_s:g}s")

@@ -31,13 +31,16 @@ log = logging.getLogger("horus.execution")
 STUCK = Gauge("horus_execute_stuck_rows", "Ledger rows open (PENDING/UNKNOWN) past the alert bound")
 OPEN_ROWS = Gauge("horus_execute_open_rows", "Ledger rows the last reconciliation round looked at")
 SETTLED = Counter("horus_execute_reconciled_total", "Rows the reconciler moved to a new state")
+CONFIRMED = Counter("horus_execute_confirmed_total", "Provisional fills (a matched reply) the reconciler found settled "
+                    "on chain as recorded")
 REEMITTED = Counter("horus_execute_reemitted_total", "Results re-emitted after a crash window")
 
 
 @dataclass
 class RoundReport:
     looked_at: int = 0
-    settled: int = 0
+    settled: int = 0  # rows that reached a new outcome (corrections of provisional fills included)
+    confirmed: int = 0  # provisional fills that settled on chain as recorded
     reemitted: int = 0
     stuck: list[Row] | None = None
 
@@ -61,9 +64,12 @@ class Reconciler:
         for row, outcome in zip(rows, outcomes):
             if isinstance(outcome, Exception):
                 log.warning("reconcile %s: %s: %s", row.idempotency_key, type(outcome).__name__, outcome)
-            elif outcome:
+            elif outcome == "settled":
                 report.settled += 1
+            elif outcome == "confirmed":
+                report.confirmed += 1
         SETTLED.inc(report.settled)
+        CONFIRMED.inc(report.confirmed)
         for row in await self.ledger.unsent_results(min_age_s=max(self.min_age_s, 1.0)):
             await self.executor.emit(row.last_result)
             self.executor.writer.emitted(row.id, row.result_seq)
@@ -73,15 +79,18 @@ class Reconciler:
         STUCK.set(len(report.stuck))
         return report
 
-    async def _one(self, row: Row) -> bool:
+    async def _one(self, row: Row) -> str | None:
+        """Resume one row; "settled" (a new outcome), "confirmed" (a provisional fill final as recorded) or None."""
         async with self._gate:
             claimed = await self.ledger.claim(row.idempotency_key, self.executor.owner, self.lease_s)
             if claimed is None:
-                return False
-            before = (claimed.status, claimed.result_seq)
+                return None
             await self.executor.resume(claimed)
             after = await self.ledger.row(claimed.idempotency_key)
-            return after is not None and (after.status, after.result_seq) != before
+            if after is None or after.result_seq == claimed.result_seq:
+                return None
+            same = (after.status, after.filled_shares_e6) == (claimed.status, claimed.filled_shares_e6)
+            return "confirmed" if claimed.unconfirmed and after.final and same else "settled"
 
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
         while not stop.is_set():
@@ -89,9 +98,9 @@ class Reconciler:
             try:
                 report = await self.round()
                 if report.settled or report.reemitted or report.stuck:
-                    log.info("reconcile: %d open looked at, %d settled, %d re-emitted, %d stuck past %.0fs",
-                             report.looked_at, report.settled, report.reemitted, len(report.stuck or ()),
-                             self.alert_after_s)
+                    log.info("reconcile: %d open looked at, %d settled, %d confirmed, %d re-emitted, %d stuck past "
+                             "%.0fs", report.looked_at, report.settled, report.confirmed, report.reemitted,
+                             len(report.stuck or ()), self.alert_after_s)
             except Exception:
                 log.exception("reconciliation round failed; retrying next interval")
             try:
