@@ -325,13 +325,16 @@ class Ledger:
             return {r["idempotency_key"]: Row(**r) for r in await cur.fetchall()}
         return await self._run(go, atomic=False)  # one INSERT: atomic by itself
 
-    async def claim(self, intent_id: str, owner: str, lease_s: float) -> Row | None:
-        """Take the lease on an open or unconfirmed row (free, ours, or lapsed); None if another holder is live or
-        it is settled."""
+    async def claim(self, intent_id: str, owner: str, lease_s: float, *, unconfirmed: bool = False) -> Row | None:
+        """Take the lease on an open row (free, ours, or lapsed); None if another holder is live or it is settled.
+        `unconfirmed`: also a row whose provisional fills await confirmation (the reconciler's work, never a
+        lane's: a lookup there would hold up the follower's next orders)."""
+        which = RECONCILABLE if unconfirmed else "status = ANY(%(open)s)"
+
         async def go(conn):
             cur = await conn.execute(
                 "UPDATE copy_trades SET locked_by = %(owner)s, locked_at = now() WHERE idempotency_key = %(key)s "
-                f"AND {RECONCILABLE} AND (locked_by IS NULL OR locked_by = %(owner)s "
+                f"AND {which} AND (locked_by IS NULL OR locked_by = %(owner)s "
                 f"OR locked_at < now() - make_interval(secs => %(lease)s)) RETURNING {COLUMNS}",
                 {"owner": owner, "key": intent_id, "open": sorted(OPEN), "lease": lease_s})
             row = await cur.fetchone()

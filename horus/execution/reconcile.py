@@ -82,7 +82,8 @@ class Reconciler:
     async def _one(self, row: Row) -> str | None:
         """Resume one row; "settled" (a new outcome), "confirmed" (a provisional fill final as recorded) or None."""
         async with self._gate:
-            claimed = await self.ledger.claim(row.idempotency_key, self.executor.owner, self.lease_s)
+            claimed = await self.ledger.claim(row.idempotency_key, self.executor.owner, self.lease_s,
+                                              unconfirmed=True)
             if claimed is None:
                 return None
             await self.executor.resume(claimed)

@@ -156,6 +156,12 @@ def all_terminal(intents: set[str]):
     return lambda latest: intents <= set(latest) and all(latest[i]["status"] in TERMINAL for i in intents)
 
 
+def all_settled(intents: set[str]):
+    """Terminal and final: a fill from a matched reply is provisional until the reconciler confirms it."""
+    terminal = all_terminal(intents)
+    return lambda latest: terminal(latest) and all(latest[i].get("final", True) for i in intents)
+
+
 class ServiceThread:
     """The executor in this process, on its own thread and event loop (`with`: stopped, and its error raised, at the end)."""
 

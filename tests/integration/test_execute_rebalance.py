@@ -11,9 +11,9 @@ import time
 import pytest
 
 from horus import paper
-from tests.integration.execute_helpers import (DecisionStream, Results, ServiceThread, all_terminal, copy_decision,
-                                               group_partitions, leased_rows, make_followers, orders_by_intent,
-                                               paper_settings, private_settings, produce_decisions,
+from tests.integration.execute_helpers import (DecisionStream, Results, ServiceThread, all_settled, all_terminal,
+                                               copy_decision, group_partitions, leased_rows, make_followers,
+                                               orders_by_intent, paper_settings, private_settings, produce_decisions,
                                                publish_accounts, simulator, start_worker, verdict)
 from tests.integration.pipeline_helpers import wait_until
 
@@ -65,7 +65,7 @@ def test_second_executor_joins_mid_stream_then_the_first_is_stopped_with_work_in
         time.sleep(1.0)  # and the stream goes on a little while B owns everything
         decisions = stream.stop()
         intents = {d["intent_id"] for d in decisions}
-        latest = results.wait(all_terminal(intents), timeout=60)
+        latest = results.wait(all_settled(intents), timeout=60)  # B's reconciler confirms every fill
     finally:
         stream.stop()
         if a.poll() is None:
