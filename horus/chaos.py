@@ -32,11 +32,14 @@ Each count and its evidence:
   own clock) against the order log's `received_us` (invariant 2);
 - lost: COPY decisions with no terminal result ON execution.results (a terminal ledger row alone does not
   count: the result is what decide folds to release the reservation and book the fill);
-- unresolved: COPY decisions whose ledger row is still open (PENDING/UNKNOWN/SUBMITTED) or missing;
+- unresolved: COPY decisions whose ledger row is still open (PENDING/UNKNOWN/SUBMITTED), holds fills from a
+  match not yet confirmed on chain (`final` false), or is missing;
 - overfilled: a venue order matched above its size, or fills (ledger, results) above the decision's size;
-- mismatched: per intent, the order log's matched size vs the ledger row's filled_shares vs every terminal
-  result's fills on execution.results: all equal, and the statuses agree (venue matched > 0: no NOT_FILLED /
-  REJECTED / FAILED anywhere; nothing matched or no venue order: no FILLED / PARTIAL) (invariant 4);
+- mismatched: per intent, the order log's matched size vs the ledger row's filled_shares vs every final
+  terminal result's fills on execution.results: all equal, and the statuses agree (venue matched > 0: no
+  NOT_FILLED / REJECTED / FAILED; nothing matched or no venue order: no FILLED / PARTIAL); and the last result
+  (highest sequence) is final: a provisional one (a matched reply, before the chain settled it) must have been
+  settled by a later result of the intent (invariant 4);
 - late: venue orders received (order log `received_us`) at or after their intent's `expires_at_us` (8);
 - overspent: per follower and per follow, per UTC day of the match, the collateral the venue debited for
   their BUYs (its trades: notional + fee, FAILED trades excluded; cross-checked against the accounts' balance
