@@ -81,7 +81,9 @@ class Lookup:
         self.venue = venue
         self.chain = chain
 
-    async def evidence(self, order_hash: str, *, creds, address: str, maker: str, token_id: str) -> Evidence:
+    async def evidence(self, order_hash: str, *, creds, address: str, maker: str, token_id: str,
+                       after_s: int | None = None) -> Evidence:
+        """The three sources for one order; `after_s` (unix seconds): only trades matched after it can be its own."""
         ev = Evidence()
         reply = await self.venue.get_order(order_hash, creds, address)
         if reply.status_code == 404 or (reply.ok and not reply.body):
@@ -90,7 +92,7 @@ class Lookup:
             ev.venue_order = reply.body
         else:
             ev.failures.append(f"venue order: HTTP {reply.status_code}: {reply.error}")
-        reply = await self.venue.get_trades(creds, address, maker_address=maker, asset_id=token_id)
+        reply = await self.venue.get_trades(creds, address, maker_address=maker, asset_id=token_id, after=after_s)
         if reply.ok and isinstance(reply.body, dict):
             ev.trades = list(reply.body.get("data") or [])
         else:

@@ -37,7 +37,7 @@ from horus.execution.accounts import Account, AccountError, Accounts
 from horus.execution.crash import CrashPoints
 from horus.execution.venue_clock import VenueClock
 from horus.execution.ledger import GroupWriter, Ledger, Prewrite, Row, Update
-from horus.execution.lookup import Lookup
+from horus.execution.lookup import Evidence, Lookup
 from horus.venue.polymarket.clob import serialize_body
 from horus.venue.polymarket.orders import (BYTES32_ZERO, exchange_for, order_body, order_for_intent,
                                            sign_order)
@@ -55,6 +55,7 @@ SEEN_TO_SENT = Histogram("horus_execute_seen_to_sent_seconds", "Decision consume
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
 MODES = ("paper", "live", "dry-run")
+TRADES_CLOCK_MARGIN_S = 300  # the database's and the venue's clocks may disagree; trades before that are not ours
 MARKET_RETRIES = 3
 
 
@@ -321,10 +322,7 @@ class Executor:
 
     async def settle(self, row: Row, account: Account, *, resend: bool) -> bool:
         """Look the hash up and record what happened; True if the row reached a new state."""
-        ev = await self.lookup.evidence(row.order_hash, creds=account.creds, address=account.signer,
-                                        maker=row.follower, token_id=row.token_id)
-        outcome = settle_from_evidence(row.order_hash, row.shape, venue_order=ev.venue_order, trades=ev.trades,
-                                       chain_fills=ev.chain_fills, expired=self._absent_settles(row) and ev.complete)
+        outcome, ev = await self._look_up(row, account, absent_settles=self._absent_settles(row))
         if outcome is None:
             if resend and ev.complete and row.status in ("PENDING", "UNKNOWN"):
                 await self._submit_and_record(row, account, time.monotonic(), landed=True)  # the same stored bytes
@@ -345,10 +343,7 @@ class Executor:
         """Fills recorded from a `matched` reply, once final evidence speaks: settled as recorded (the same
         result again, final), or otherwise (a correction: a trade FAILED, or the trades' own fees differ from the
         reply's estimate); still in flight: looked at again later. True if the row changed."""
-        ev = await self.lookup.evidence(row.order_hash, creds=account.creds, address=account.signer,
-                                        maker=row.follower, token_id=row.token_id)
-        outcome = settle_from_evidence(row.order_hash, row.shape, venue_order=ev.venue_order, trades=ev.trades,
-                                       chain_fills=ev.chain_fills, expired=False)
+        outcome, _ = await self._look_up(row, account)
         if outcome is None or not outcome.terminal:
             await self.postpone(row)
             return False
@@ -441,13 +436,23 @@ class Executor:
             else:
                 self._leases.pop(key, None)
 
+    async def _look_up(self, row: Row, account: Account, *,
+                       absent_settles: bool = False) -> tuple[Outcome | None, Evidence]:
+        """What the venue's and the chain's records say happened to this row's order (None: not settled yet), and
+        the evidence. `absent_settles`: no trace at all proves NOT_FILLED (past expiry and grace), when every source
+        answered. Its trades can only come after the row was written (less a margin for the two clocks), which
+        keeps a busy follower's trade history short."""
+        ev = await self.lookup.evidence(row.order_hash, creds=account.creds, address=account.signer,
+                                        maker=row.follower, token_id=row.token_id,
+                                        after_s=int(row.created_at.timestamp()) - TRADES_CLOCK_MARGIN_S)
+        outcome = settle_from_evidence(row.order_hash, row.shape, venue_order=ev.venue_order, trades=ev.trades,
+                                       chain_fills=ev.chain_fills, expired=absent_settles and ev.complete)
+        return outcome, ev
+
     async def _confirm(self, row: Row, account: Account, said: Outcome) -> Outcome:
         """Duplicate, killed and after-a-lost-reply replies: believe only the order's trace at the venue (and
         chain)."""
-        ev = await self.lookup.evidence(row.order_hash, creds=account.creds, address=account.signer,
-                                        maker=row.follower, token_id=row.token_id)
-        settled = settle_from_evidence(row.order_hash, row.shape, venue_order=ev.venue_order, trades=ev.trades,
-                                       chain_fills=ev.chain_fills, expired=False)
+        settled, ev = await self._look_up(row, account)
         if settled is not None:
             return settled
         if said.status == "NOT_FILLED" and ev.complete:  # killed, and no source shows a fill
