@@ -477,17 +477,24 @@ class FollowPlan:
 # dollars a day, fees included (None: no cap); some followers run into them within a few fills, some never do
 FOLLOWER_CAPS = (None, None, 15, 25, 40, 60)
 FOLLOW_CAPS = (None, None, 8, 12, 20)
+WHALE_EVERY = 4
+WHALE_DOLLARS_PER_FILL = 6  # a $5 copy and its fee; x3: fills are added while a crash point has not fired enough
 
 
 def follow_plan(run: str, followers, rng: random.Random, options: ChaosOptions) -> FollowPlan:
     """Per follower: $20-300 on the venue, maybe a follower daily cap, one follow of the leader with fixed
-    $2-5 copies, FAK (a quarter FOK), maybe a follow daily cap. Caps and balances bind within a few fills."""
+    $2-5 copies, FAK (a quarter FOK), maybe a follow daily cap. Caps and balances bind within a few fills. One
+    follower in four is a whale, funded for every fill of the run and without caps: orders keep flowing to the
+    end, so a long run (and the crash points, which need orders to fire) never runs dry."""
     from horus.domain.config import config_change, parse_follow_config
 
     plan = FollowPlan([], [], {}, Caps())
     for i, follower in enumerate(followers):
         follower_cap, follow_cap = rng.choice(FOLLOWER_CAPS), rng.choice(FOLLOW_CAPS)
         plan.funds[follower.address] = Decimal(rng.randint(20, 300))
+        if i % WHALE_EVERY == 0:
+            follower_cap = follow_cap = None
+            plan.funds[follower.address] = Decimal(WHALE_DOLLARS_PER_FILL * max(options.fills, 1) * 3)
         account = follower.config(daily_cap=None if follower_cap is None else Decimal(follower_cap))
         plan.accounts.append(json.loads(account.to_body()))
         plan.changes.append(config_change("FOLLOWER", follower.address, account, "chaos"))
