@@ -11,6 +11,7 @@ on 2 cores.
 
     .venv/bin/python bench/chaos.py [--followers 100] [--fills 100] [--kills 130] [--crash-kills 20] [--no-record]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,12 +27,25 @@ from horus.settings import load_settings  # noqa: E402
 
 DOC = REPO / "docs" / "benchmarks.md"
 SECTION = "## Chaos run (`bench/chaos.py`)"
-COUNTS = ("duplicates", "orphans", "lost", "unresolved", "overfilled", "mismatched", "late", "overspent",
-          "decided_twice")
-HEADER = ("| date | followers x fills | decisions | venue orders | kills (random; at each crash point) "
-          "| PostgreSQL / broker restarts | unplanned exits | drained | wall time | ledger statuses | "
-          + " | ".join(COUNTS) + " | full size |\n"
-          + "|---" * (10 + len(COUNTS) + 1) + "|\n")
+COUNTS = (
+    "duplicates",
+    "orphans",
+    "lost",
+    "unresolved",
+    "overfilled",
+    "mismatched",
+    "late",
+    "overspent",
+    "decided_twice",
+)
+HEADER = (
+    "| date | followers x fills | decisions | venue orders | kills (random; at each crash point) "
+    "| PostgreSQL / broker restarts | unplanned exits | drained | wall time | ledger statuses | "
+    + " | ".join(COUNTS)
+    + " | full size |\n"
+    + "|---" * (10 + len(COUNTS) + 1)
+    + "|\n"
+)
 INTRO = """
 Since issue 9 (D13) the run reads the venue's own books: `.venv/bin/python bench/chaos.py` runs `horus chaos` at
 full size on a private stack. 2 decide workers and 3 executor processes (clocks +2 s, -2 s and true, libfaketime)
@@ -46,8 +60,9 @@ and trades, the ledger with Postgres' commit times, and execution.results (horus
 reads what). "Unplanned exits" are processes that died by themselves (restarted by the harness, as a supervisor
 would; see the run's logs).
 """
-FULL = dict(decisions=10_000, kills=200, crash_kills=20, pg_restarts=3, broker_restarts=3, instances=3,
-            decide_workers=2)
+FULL = dict(
+    decisions=10_000, kills=200, crash_kills=20, pg_restarts=3, broker_restarts=3, instances=3, decide_workers=2
+)
 
 
 def shortfalls(report: ChaosReport) -> list[str]:
@@ -74,12 +89,14 @@ def row(report: ChaosReport) -> str:
     statuses = ", ".join(f"{s} {n:,}" for s, n in sorted(v.statuses.items()))
     points = ", ".join(str(report.crash_kills[p]) for p in CRASH_POINTS)
     short = shortfalls(report)
-    return (f"| {time.strftime('%Y-%m-%d')} (2 cores) | {o.followers} x {o.fills} | {v.decisions:,} | {v.orders:,} "
-            f"| {report.total_kills} ({sum(report.kills.values())}; {points}) "
-            f"| {report.restarts['postgres']} / {report.restarts['kafka']} | {len(report.crashes)} "
-            f"| {'yes' if report.drained else 'no'} | {report.seconds:.0f} s | {statuses} | "
-            + " | ".join(str(n) for n in v.counts().values())
-            + f" | {'yes' if not short else 'no: ' + '; '.join(short)} |\n")
+    return (
+        f"| {time.strftime('%Y-%m-%d')} (2 cores) | {o.followers} x {o.fills} | {v.decisions:,} | {v.orders:,} "
+        f"| {report.total_kills} ({sum(report.kills.values())}; {points}) "
+        f"| {report.restarts['postgres']} / {report.restarts['kafka']} | {len(report.crashes)} "
+        f"| {'yes' if report.drained else 'no'} | {report.seconds:.0f} s | {statuses} | "
+        + " | ".join(str(n) for n in v.counts().values())
+        + f" | {'yes' if not short else 'no: ' + '; '.join(short)} |\n"
+    )
 
 
 def record(line: str) -> None:
@@ -112,10 +129,18 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to docs/benchmarks.md")
     args = parser.parse_args()
-    options = ChaosOptions(followers=args.followers, fills=args.fills, kills=args.kills, crash_kills=args.crash_kills,
-                           pg_restarts=args.pg_restarts, broker_restarts=args.broker_restarts,
-                           instances=args.instances, decide_workers=args.decide_workers, seed=args.seed,
-                           timeout=args.timeout)
+    options = ChaosOptions(
+        followers=args.followers,
+        fills=args.fills,
+        kills=args.kills,
+        crash_kills=args.crash_kills,
+        pg_restarts=args.pg_restarts,
+        broker_restarts=args.broker_restarts,
+        instances=args.instances,
+        decide_workers=args.decide_workers,
+        seed=args.seed,
+        timeout=args.timeout,
+    )
     report = run_chaos(load_settings(), options, say=lambda line: print(line, flush=True))
     for line in report.lines():
         print(line, flush=True)

@@ -9,6 +9,7 @@ One copy.decisions / execution.results partition is preloaded with `--decisions`
 Run: `.venv/bin/python bench/decide_rebuild.py --decisions 100000 --tail 1000` with the stack up. It uses its
 own topics and a scratch database, both removed afterwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,17 +43,27 @@ def decision(i: int, produced_at_us: int) -> dict:
     fill_id = ids.make_id("bench-fill", i)
     cand = ids.candidate_id(fill_id, f"f{follower}")
     return {
-        "envelope": envelope(ids.decision_id(cand), "decide", produced_at_us - 50_000, causation_id=cand,
-                             produced_at_us=produced_at_us),
-        "candidate_id": cand, "follow_id": f"f{follower}", "follower": f"0x{follower + 1:040x}",
-        "leader_fill_id": fill_id, "action": "COPY" if copy else "SKIP",
+        "envelope": envelope(
+            ids.decision_id(cand), "decide", produced_at_us - 50_000, causation_id=cand, produced_at_us=produced_at_us
+        ),
+        "candidate_id": cand,
+        "follow_id": f"f{follower}",
+        "follower": f"0x{follower + 1:040x}",
+        "leader_fill_id": fill_id,
+        "action": "COPY" if copy else "SKIP",
         "intent_id": ids.intent_id(f"f{follower}", fill_id) if copy else None,
-        "token_id": str(10**70 + (i * 7) % TOKENS), "side": "BUY" if buy else "SELL",
-        "size_e6": 4_000_000 if copy else 0, "worst_price": "0.51" if copy else None,
-        "order_type": "FAK" if copy else None, "expires_at_us": produced_at_us + 60_000_000 if copy else None,
-        "reason_code": None if copy else "DAILY_CAP", "reason_detail": None if copy else "daily cap reached",
-        "leader": f"0x{0xAB0000 + i % LEADERS:040x}", "condition_id": f"0x{(i * 7) % TOKENS // 2:064x}",
-        "reserved_e6": 2_040_000 if copy and buy else 0, "leader_shares_e6": 20_000_000,
+        "token_id": str(10**70 + (i * 7) % TOKENS),
+        "side": "BUY" if buy else "SELL",
+        "size_e6": 4_000_000 if copy else 0,
+        "worst_price": "0.51" if copy else None,
+        "order_type": "FAK" if copy else None,
+        "expires_at_us": produced_at_us + 60_000_000 if copy else None,
+        "reason_code": None if copy else "DAILY_CAP",
+        "reason_detail": None if copy else "daily cap reached",
+        "leader": f"0x{0xAB0000 + i % LEADERS:040x}",
+        "condition_id": f"0x{(i * 7) % TOKENS // 2:064x}",
+        "reserved_e6": 2_040_000 if copy and buy else 0,
+        "leader_shares_e6": 20_000_000,
         "inputs": '{"balance_e6": 1000000000}' if copy else None,
     }
 
@@ -66,11 +77,21 @@ def preload(settings: Settings, first: int, count: int, total: int) -> None:
         d = decision(i, now - (total - i) * 100_000)
         produce_reliably(producer, decisions, codec.encode("CopyDecision", d), key=d["follower"])
         if d["action"] == "COPY" and i % 10 != 0:
-            r = result_record(intent_id=d["intent_id"], follow_id=d["follow_id"], follower=d["follower"],
-                              leader_fill_id=d["leader_fill_id"], decision_id=d["envelope"]["event_id"],
-                              occurred_at_us=d["envelope"]["occurred_at_us"], status="FILLED", seq=1,
-                              now_us=d["envelope"]["produced_at_us"] + 1_000_000, order_hash=None,
-                              filled_shares_e6=4_000_000, filled_collateral_e6=2_000_000, attempts=1)
+            r = result_record(
+                intent_id=d["intent_id"],
+                follow_id=d["follow_id"],
+                follower=d["follower"],
+                leader_fill_id=d["leader_fill_id"],
+                decision_id=d["envelope"]["event_id"],
+                occurred_at_us=d["envelope"]["occurred_at_us"],
+                status="FILLED",
+                seq=1,
+                now_us=d["envelope"]["produced_at_us"] + 1_000_000,
+                order_hash=None,
+                filled_shares_e6=4_000_000,
+                filled_collateral_e6=2_000_000,
+                attempts=1,
+            )
             produce_reliably(producer, results, codec.encode("ExecutionResult", r), key=d["follower"])
         if i % 10_000 == 0:
             producer.poll(0)
@@ -86,10 +107,21 @@ def rebuild(settings: Settings) -> tuple[DecideStage, float]:
 
 def same_books(a: DecideStage, b: DecideStage) -> bool:
     def view(book):
-        return (book.reservations, book.positions, book.leader_holdings, book.spend, list(book.fills_after),
-                book.reserved_cost, book._exposure, book._selling, book._buying)
+        return (
+            book.reservations,
+            book.positions,
+            book.leader_holdings,
+            book.spend,
+            list(book.fills_after),
+            book.reserved_cost,
+            book._exposure,
+            book._selling,
+            book._buying,
+        )
+
     return a.state.books.keys() == b.state.books.keys() and all(
-        view(book) == view(b.state.books[follower]) for follower, book in a.state.books.items())
+        view(book) == view(b.state.books[follower]) for follower, book in a.state.books.items()
+    )
 
 
 def close(stage: DecideStage) -> None:
@@ -105,9 +137,15 @@ def main() -> None:
     base = load_settings()
     run = uuid.uuid4().hex[:6]
     with scratch_database(base, f"horus_bench_rebuild_{run}") as db:
-        settings = db.model_copy(update={"topic_prefix": f"bench.{run}.", "app_id": f"bench-{run}",
-                                         "snapshot_key": SecretStr(f"bench-{run}"),  # snapshots are sealed
-                                         "decide_snapshot_every": 10**9, "decide_snapshot_interval_s": 0.0})
+        settings = db.model_copy(
+            update={
+                "topic_prefix": f"bench.{run}.",
+                "app_id": f"bench-{run}",
+                "snapshot_key": SecretStr(f"bench-{run}"),  # snapshots are sealed
+                "decide_snapshot_every": 10**9,
+                "decide_snapshot_interval_s": 0.0,
+            }
+        )
         create_topics(settings, partitions=1)
         try:
             n, tail = args.decisions, args.tail
@@ -134,14 +172,29 @@ def main() -> None:
             close(resumed)
         finally:
             delete_topics(settings, [settings.topic(spec.name) for spec in ALL_TOPICS])
-    print(f"partition of {n + tail:,} decisions ({followers:,} followers): full fold {full_s:.2f}s; "
-          f"snapshot + {tail:,} tail {resumed_s:.2f}s ({full_s / resumed_s:.0f}x faster)")
-    print(f"snapshot of {n:,}: copy on the stage thread {copy_s * 1000:.0f} ms, encode + upsert {write_s * 1000:.0f} ms, "
-          f"{size / 1e6:.2f} MB")
-    print(json.dumps({"benchmark": "decide_rebuild", "decisions": n + tail, "tail": tail, "followers": followers,
-                      "full_fold_s": round(full_s, 3), "snapshot_rebuild_s": round(resumed_s, 3),
-                      "snapshot_copy_ms": round(copy_s * 1000, 1), "snapshot_write_ms": round(write_s * 1000, 1),
-                      "snapshot_bytes": size}))
+    print(
+        f"partition of {n + tail:,} decisions ({followers:,} followers): full fold {full_s:.2f}s; "
+        f"snapshot + {tail:,} tail {resumed_s:.2f}s ({full_s / resumed_s:.0f}x faster)"
+    )
+    print(
+        f"snapshot of {n:,}: copy on the stage thread {copy_s * 1000:.0f} ms, encode + upsert {write_s * 1000:.0f} ms, "
+        f"{size / 1e6:.2f} MB"
+    )
+    print(
+        json.dumps(
+            {
+                "benchmark": "decide_rebuild",
+                "decisions": n + tail,
+                "tail": tail,
+                "followers": followers,
+                "full_fold_s": round(full_s, 3),
+                "snapshot_rebuild_s": round(resumed_s, 3),
+                "snapshot_copy_ms": round(copy_s * 1000, 1),
+                "snapshot_write_ms": round(write_s * 1000, 1),
+                "snapshot_bytes": size,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

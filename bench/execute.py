@@ -14,6 +14,7 @@ Prints, each beside a same-run reference:
     .venv/bin/python bench/execute.py [--followers 5000] [--latency-ms 250] [--light-rate 10 --light-seconds 20]
     .venv/bin/python bench/execute.py --light-only --latency-ms 60   # the demo's venue latency, no bursts
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,11 @@ def start_venue(latency_ms: float) -> tuple[subprocess.Popen, str]:
         f"m = MarketConfig(condition_id='{CONDITION}', tokens=[TokenConfig(token_id='{TOKEN}', price='0.5')], "
         "tick_size='0.01', min_order_size=1, levels=5, level_size=10**7, replenish=True)\n"
         f"serve_forever(SimulatorConfig(markets=[m], default_collateral_e6=10**13, "
-        f"faults={{'latency_ms': {latency_ms}}}), '127.0.0.1', {port})\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+        f"faults={{'latency_ms': {latency_ms}}}), '127.0.0.1', {port})\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     import httpx
 
     deadline = time.monotonic() + 30
@@ -75,20 +78,43 @@ def signing_reference(n: int = 2000) -> tuple[float, float]:
 
     address = address_of(key)
     domain = exchange_for("v1", False)
-    fields = [order_for_intent(f"intent-{i}", token_id=TOKEN, side="BUY", size_e6=10_000_000,
-                               worst_price=Decimal("0.55"), tick_size=Decimal("0.01"), order_type="FAK", maker=address,
-                               signer=address, signature_type=0, builder="0x" + "00" * 32,
-                               timestamp_ms=1_764_000_000_000)
-              for i in range(n)]
+    fields = [
+        order_for_intent(
+            f"intent-{i}",
+            token_id=TOKEN,
+            side="BUY",
+            size_e6=10_000_000,
+            worst_price=Decimal("0.55"),
+            tick_size=Decimal("0.01"),
+            order_type="FAK",
+            maker=address,
+            signer=address,
+            signature_type=0,
+            builder="0x" + "00" * 32,
+            timestamp_ms=1_764_000_000_000,
+        )
+        for i in range(n)
+    ]
     started = time.perf_counter()
     for f in fields:
         sign_order(f, domain, key)
     bare = (time.perf_counter() - started) / n * 1e6
     started = time.perf_counter()
     for i in range(n):
-        f = order_for_intent(f"intent-{i}", token_id=TOKEN, side="BUY", size_e6=10_000_000,
-                             worst_price=Decimal("0.55"), tick_size=Decimal("0.01"), order_type="FAK", maker=address,
-                             signer=address, signature_type=0, builder="0x" + "00" * 32, timestamp_ms=1_764_000_000_000)
+        f = order_for_intent(
+            f"intent-{i}",
+            token_id=TOKEN,
+            side="BUY",
+            size_e6=10_000_000,
+            worst_price=Decimal("0.55"),
+            tick_size=Decimal("0.01"),
+            order_type="FAK",
+            maker=address,
+            signer=address,
+            signature_type=0,
+            builder="0x" + "00" * 32,
+            timestamp_ms=1_764_000_000_000,
+        )
         order_body(sign_order(f, domain, key), owner="k", order_type="FAK")
     full = (time.perf_counter() - started) / n * 1e6
     return bare, full
@@ -114,10 +140,20 @@ async def venue_ceiling(url: str, n: int, concurrency: int) -> float:
     for i in range(n):
         key = keys[i % len(keys)]
         address = address_of(key)
-        f = order_for_intent(f"ceiling-{uuid.uuid4().hex}", token_id=TOKEN, side="BUY", size_e6=10_000_000,
-                             worst_price=Decimal("0.55"), tick_size=Decimal("0.01"), order_type="FAK",
-                             maker=address, signer=address, signature_type=0, builder="0x" + "00" * 32,
-                             timestamp_ms=int(time.time() * 1000))
+        f = order_for_intent(
+            f"ceiling-{uuid.uuid4().hex}",
+            token_id=TOKEN,
+            side="BUY",
+            size_e6=10_000_000,
+            worst_price=Decimal("0.55"),
+            tick_size=Decimal("0.01"),
+            order_type="FAK",
+            maker=address,
+            signer=address,
+            signature_type=0,
+            builder="0x" + "00" * 32,
+            timestamp_ms=int(time.time() * 1000),
+        )
         body = order_body(sign_order(f, domain, key), owner=creds[key].api_key, order_type="FAK")
         jobs.append((serialize_body(body), creds[key], address))
     gate = asyncio.Semaphore(concurrency)
@@ -141,7 +177,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def spread(values: list[float]) -> str:
-    return f"p50 {pct(values, .5):,.1f} ms p99 {pct(values, .99):,.1f} ms"
+    return f"p50 {pct(values, 0.5):,.1f} ms p99 {pct(values, 0.99):,.1f} ms"
 
 
 class Probe:
@@ -165,8 +201,12 @@ class Probe:
 
         probe = self
         wall_minus_mono = time.time() - time.monotonic()
-        prepare, submit_one, write, emit = (submit.Executor.prepare, submit.Executor._submit,
-                                            ledger.GroupWriter.write, runner.ExecuteService.emit)
+        prepare, submit_one, write, emit = (
+            submit.Executor.prepare,
+            submit.Executor._submit,
+            ledger.GroupWriter.write,
+            runner.ExecuteService.emit,
+        )
 
         async def timed_prepare(self, decisions, seen_at=None):
             work = await prepare(self, decisions, seen_at)
@@ -217,8 +257,14 @@ def main() -> None:
     from horus.domain import ids
     from horus.domain.config import FollowerConfig
     from horus.kafka.admin import create_topics, delete_topics_with_prefix
-    from horus.kafka.client import (assign_from_beginning, flush_or_raise, make_consumer, make_producer, poll_batch,
-                                    produce_reliably)
+    from horus.kafka.client import (
+        assign_from_beginning,
+        flush_or_raise,
+        make_consumer,
+        make_producer,
+        poll_batch,
+        produce_reliably,
+    )
     from horus.settings import load_settings
     from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
     from horus.venue.polymarket.orders import address_of
@@ -235,22 +281,37 @@ def main() -> None:
         ceiling = float("nan")
         if not args.light_only:
             ceiling = asyncio.run(venue_ceiling(url, 4000, min(args.in_flight, 1000)))
-            print(f"venue ceiling (pre-signed POSTs through the same client, {min(args.in_flight, 1000)} in flight, "
-                  f"{args.latency_ms:g} ms latency): {ceiling:,.0f} orders/s")
+            print(
+                f"venue ceiling (pre-signed POSTs through the same client, {min(args.in_flight, 1000)} in flight, "
+                f"{args.latency_ms:g} ms latency): {ceiling:,.0f} orders/s"
+            )
         with scratch_database(base, f"horus_bench_exec_{run}") as db:
-            s = db.model_copy(update={"topic_prefix": f"bench-exec-{run}.", "app_id": f"bench-exec-{run}",
-                                      "credentials_key": SecretStr(generate_key()), "clob_url": url,
-                                      "gamma_url": url, "venue_mode": "paper", "execute_max_in_flight": args.in_flight,
-                                      "execute_batch_size": args.batch, "reconcile_interval_s": 30.0,
-                                      "execute_default_ttl_s": 600.0})
+            s = db.model_copy(
+                update={
+                    "topic_prefix": f"bench-exec-{run}.",
+                    "app_id": f"bench-exec-{run}",
+                    "credentials_key": SecretStr(generate_key()),
+                    "clob_url": url,
+                    "gamma_url": url,
+                    "venue_mode": "paper",
+                    "execute_max_in_flight": args.in_flight,
+                    "execute_batch_size": args.batch,
+                    "reconcile_interval_s": 30.0,
+                    "execute_default_ttl_s": 600.0,
+                }
+            )
             create_topics(s)
             n_followers = min(args.followers, 200) if args.light_only else args.followers
             keys = ["0x" + pysecrets.token_bytes(32).hex() for _ in range(n_followers)]
             followers = [address_of(k).lower() for k in keys]
-            secrets = {f"bench-{i}": FollowerSecrets(private_key=k, api_key="p", api_secret="eA==",
-                                                     api_passphrase="p") for i, k in enumerate(keys)}
-            configs = {f: FollowerConfig(follower=f, signature_type=0, credentials_ref=f"bench-{i}")
-                       for i, f in enumerate(followers)}
+            secrets = {
+                f"bench-{i}": FollowerSecrets(private_key=k, api_key="p", api_secret="eA==", api_passphrase="p")
+                for i, k in enumerate(keys)
+            }
+            configs = {
+                f: FollowerConfig(follower=f, signature_type=0, credentials_ref=f"bench-{i}")
+                for i, f in enumerate(followers)
+            }
             probe = Probe()
             stop = threading.Event()
 
@@ -272,12 +333,25 @@ def main() -> None:
                 follow = f"bench-{follower}"
                 candidate = ids.candidate_id(fill_id, follow)
                 intent = ids.intent_id(follow, fill_id)
-                d = {"envelope": envelope(ids.decision_id(candidate), "decide", now, causation_id=candidate,
-                                          produced_at_us=now),
-                     "candidate_id": candidate, "follow_id": follow, "follower": follower, "leader_fill_id": fill_id,
-                     "action": "COPY", "intent_id": intent, "token_id": TOKEN,
-                     "side": "BUY", "size_e6": 10_000_000, "worst_price": "0.55", "order_type": "FAK",
-                     "expires_at_us": None, "reason_code": None, "reason_detail": None}
+                d = {
+                    "envelope": envelope(
+                        ids.decision_id(candidate), "decide", now, causation_id=candidate, produced_at_us=now
+                    ),
+                    "candidate_id": candidate,
+                    "follow_id": follow,
+                    "follower": follower,
+                    "leader_fill_id": fill_id,
+                    "action": "COPY",
+                    "intent_id": intent,
+                    "token_id": TOKEN,
+                    "side": "BUY",
+                    "size_e6": 10_000_000,
+                    "worst_price": "0.55",
+                    "order_type": "FAK",
+                    "expires_at_us": None,
+                    "reason_code": None,
+                    "reason_detail": None,
+                }
                 return intent, codec.encode("CopyDecision", d)
 
             def read_results(target: int, limit_s: float = 600) -> None:
@@ -311,13 +385,17 @@ def main() -> None:
                 p_cold = list(probe.seen_to_sent)
                 warm_total, warm_sent = burst("warm", followers)
                 p_warm = list(probe.seen_to_sent)
-                print(f"burst of {n} followers, cold (API keys derived on first use): all sent in {cold_sent:.2f} s, "
-                      f"all results in {cold_total:.2f} s ({n / cold_total:,.0f} orders/s); "
-                      f"seen->sent {spread(p_cold)}")
-                print(f"burst of {n} followers, warm: all sent in {warm_sent:.2f} s, all results in "
-                      f"{warm_total:.2f} s ({n / warm_total:,.0f} orders/s = {n / warm_total / ceiling:.0%} of the "
-                      f"venue ceiling); seen->sent {spread(p_warm)}, mean "
-                      f"{statistics.mean(p_warm) * 1000 if p_warm else float('nan'):.0f} ms")
+                print(
+                    f"burst of {n} followers, cold (API keys derived on first use): all sent in {cold_sent:.2f} s, "
+                    f"all results in {cold_total:.2f} s ({n / cold_total:,.0f} orders/s); "
+                    f"seen->sent {spread(p_cold)}"
+                )
+                print(
+                    f"burst of {n} followers, warm: all sent in {warm_sent:.2f} s, all results in "
+                    f"{warm_total:.2f} s ({n / warm_total:,.0f} orders/s = {n / warm_total / ceiling:.0%} of the "
+                    f"venue ceiling); seen->sent {spread(p_warm)}, mean "
+                    f"{statistics.mean(p_warm) * 1000 if p_warm else float('nan'):.0f} ms"
+                )
 
             if args.light_rate > 0:
                 light = followers[:200]
@@ -347,24 +425,31 @@ def main() -> None:
                 read_results(seen + total - len(results))
 
                 def between(a: str, b: str) -> list[float]:
-                    return [probe.at[k][b] - probe.at[k][a] for k in produced
-                            if a in probe.at.get(k, {}) and b in probe.at.get(k, {})]
+                    return [
+                        probe.at[k][b] - probe.at[k][a]
+                        for k in produced
+                        if a in probe.at.get(k, {}) and b in probe.at.get(k, {})
+                    ]
 
                 for k, t in produced.items():
                     probe.mark(k, "produced", t)
                     if k in results:
                         probe.mark(k, "result_produced", results[k][0] / 1e6)
                         probe.mark(k, "result_read", results[k][1])
-                print(f"light load: {args.light_rate:g} decisions/s for {args.light_seconds:g} s "
-                      f"({len(results)} results, {args.latency_ms:g} ms venue latency):")
-                for label, a, b in [("decision produced -> seen", "produced", "seen"),
-                                    ("seen -> prewritten", "seen", "prepared"),
-                                    ("seen -> POST sent", "seen", "sent"),
-                                    ("POST sent -> reply", "sent", "replied"),
-                                    ("reply -> outcome committed", "replied", "committed"),
-                                    ("committed -> result acked", "committed", "acked"),
-                                    ("decision produced -> result produced", "produced", "result_produced"),
-                                    ("decision produced -> result read", "produced", "result_read")]:
+                print(
+                    f"light load: {args.light_rate:g} decisions/s for {args.light_seconds:g} s "
+                    f"({len(results)} results, {args.latency_ms:g} ms venue latency):"
+                )
+                for label, a, b in [
+                    ("decision produced -> seen", "produced", "seen"),
+                    ("seen -> prewritten", "seen", "prepared"),
+                    ("seen -> POST sent", "seen", "sent"),
+                    ("POST sent -> reply", "sent", "replied"),
+                    ("reply -> outcome committed", "replied", "committed"),
+                    ("committed -> result acked", "committed", "acked"),
+                    ("decision produced -> result produced", "produced", "result_produced"),
+                    ("decision produced -> result read", "produced", "result_read"),
+                ]:
                     print(f"  {label:38s} {spread(between(a, b))}")
             stop.set()
             thread.join(60)

@@ -15,6 +15,7 @@ clock). Printed: p50 / p99 / max in ms and the load actually sent.
 Run: `.venv/bin/python bench/ingest.py --logs 50000 --fills 200` with the stack up. It uses its own topics
 and a scratch database, both removed afterwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kafka_passthrough import run_reference  # noqa: E402
-
 from eth_abi import encode as abi_encode  # noqa: E402
 from eth_utils import keccak, to_hex  # noqa: E402
+from kafka_passthrough import run_reference  # noqa: E402
 from web3 import Web3  # noqa: E402
 from web3.exceptions import TimeExhausted  # noqa: E402
 
@@ -45,14 +45,26 @@ from horus.db.engine import scratch_database  # noqa: E402
 from horus.domain import ids  # noqa: E402
 from horus.ingest.sink import FillSink  # noqa: E402
 from horus.kafka.admin import create_topics, delete_topics  # noqa: E402
-from horus.kafka.client import (assign_from_beginning, end_offsets, flush_or_raise, make_consumer,  # noqa: E402
-                                make_producer, poll_batch)
+from horus.kafka.client import (  # noqa: E402
+    assign_from_beginning,
+    end_offsets,
+    flush_or_raise,
+    make_consumer,
+    make_producer,
+    poll_batch,
+)
 from horus.settings import Settings, load_settings  # noqa: E402
 from horus.testchain import V2Fill, deploy_emitters, emit_v2, web3_for  # noqa: E402
 from horus.topics import ALL_TOPICS, CONFIG_CHANGES, LEADER_FILLS  # noqa: E402
-from horus.venue.polymarket.exchanges import (CTF_EXCHANGE_V1, CTF_EXCHANGE_V2, EXCHANGE_V3,  # noqa: E402
-                                              NEG_RISK_CTF_EXCHANGE_V2, ORDER_FILLED_V1_TOPIC,
-                                              ORDER_FILLED_V2_TOPIC, ExchangeBook)
+from horus.venue.polymarket.exchanges import (  # noqa: E402
+    CTF_EXCHANGE_V1,
+    CTF_EXCHANGE_V2,
+    EXCHANGE_V3,
+    NEG_RISK_CTF_EXCHANGE_V2,
+    ORDER_FILLED_V1_TOPIC,
+    ORDER_FILLED_V2_TOPIC,
+    ExchangeBook,
+)
 from horus.venue.polymarket.fills import aggregate, decode_log  # noqa: E402
 
 HORUS = str(Path(sys.executable).with_name("horus"))
@@ -108,17 +120,19 @@ def replay_logs(count: int, seed: int = 7) -> tuple[list[list[dict]], dict[int, 
             else:
                 topic0 = ORDER_FILLED_V2_TOPIC
                 data = abi_encode(V2_TYPES, [side, token, maker_amount, taker_amount, rng.randint(0, 2000), zero, zero])
-            logs.append({
-                "address": exchange,
-                "topics": [topic0, to_hex(keccak(text=f"bench-order-{seed}-{made}")), _word(leader), _word(taker)],
-                "data": to_hex(data),
-                "blockNumber": hex(block),
-                "blockHash": to_hex(keccak(text=f"bench-block-{block}")),
-                "transactionHash": tx,
-                "transactionIndex": hex(len(txs) % 500),
-                "logIndex": hex(index_in_block),
-                "removed": False,
-            })
+            logs.append(
+                {
+                    "address": exchange,
+                    "topics": [topic0, to_hex(keccak(text=f"bench-order-{seed}-{made}")), _word(leader), _word(taker)],
+                    "data": to_hex(data),
+                    "blockNumber": hex(block),
+                    "blockHash": to_hex(keccak(text=f"bench-block-{block}")),
+                    "transactionHash": tx,
+                    "transactionIndex": hex(len(txs) % 500),
+                    "logIndex": hex(index_in_block),
+                    "removed": False,
+                }
+            )
             index_in_block += 1
             made += 1
         txs.append(logs)
@@ -148,8 +162,9 @@ def replay_cpu(groups: list[list[dict]], book: ExchangeBook, block_time: dict[in
     return records, time.perf_counter() - started
 
 
-def replay_full(settings: Settings, groups: list[list[dict]], book: ExchangeBook,
-                block_time: dict[int, int]) -> tuple[int, float, float]:
+def replay_full(
+    settings: Settings, groups: list[list[dict]], book: ExchangeBook, block_time: dict[int, int]
+) -> tuple[int, float, float]:
     """decode -> aggregate -> FillSink.emit per batch; (LeaderFills produced, wall s, CPU s)."""
     sink = FillSink(settings, "replay")
     sink.emit([])  # connect the producer and the pool outside the clock
@@ -186,8 +201,13 @@ def count_topic(settings: Settings, topic: str) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------- part 2
 def follow(settings: Settings, follow_id: str, leader: str) -> None:
     body = json.dumps({"follow_id": follow_id, "follower": "0x" + "f0" * 20, "leader": leader})
-    record = {"envelope": envelope(ids.make_id("bench-config", follow_id, uuid.uuid4().hex), "bench", 0),
-              "entity": "FOLLOW", "entity_id": follow_id, "op": "UPSERT", "body": body}
+    record = {
+        "envelope": envelope(ids.make_id("bench-config", follow_id, uuid.uuid4().hex), "bench", 0),
+        "entity": "FOLLOW",
+        "entity_id": follow_id,
+        "op": "UPSERT",
+        "body": body,
+    }
     producer = make_producer(settings)
     producer.produce(settings.topic(CONFIG_CHANGES.name), codec.encode("ConfigChange", record), key=follow_id)
     flush_or_raise(producer)
@@ -242,10 +262,15 @@ def free_port() -> int:
 def lag_metric(port: int) -> tuple[float, float]:
     """(count, sum) of horus_ingest_detection_lag_seconds from the source's /metrics."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-              if line.startswith("horus_ingest_detection_lag_seconds")}
-    return (values.get('horus_ingest_detection_lag_seconds_count{source="chain"}', 0.0),
-            values.get('horus_ingest_detection_lag_seconds_sum{source="chain"}', 0.0))
+    values = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("horus_ingest_detection_lag_seconds")
+    }
+    return (
+        values.get('horus_ingest_detection_lag_seconds_count{source="chain"}', 0.0),
+        values.get('horus_ingest_detection_lag_seconds_sum{source="chain"}', 0.0),
+    )
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -266,9 +291,24 @@ def detection_latency(settings: Settings, count: int, rate: float, warmup: int) 
     from_block = Web3(Web3.HTTPProvider(rpc)).eth.block_number + 1
     env = {**os.environ, **settings.as_env()}
     log_file = tempfile.NamedTemporaryFile(prefix="bench-ingest-", suffix=".log", delete=False)
-    proc = subprocess.Popen([HORUS, "ingest", "chain", "--exchange", emitters.v1, "--exchange", emitters.v2,
-                             "--from-block", str(from_block), "--metrics-port", str(port)],
-                            env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            HORUS,
+            "ingest",
+            "chain",
+            "--exchange",
+            emitters.v1,
+            "--exchange",
+            emitters.v2,
+            "--from-block",
+            str(from_block),
+            "--metrics-port",
+            str(port),
+        ],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
     watcher = FillWatcher(settings)
     watcher.start()
     latencies: list[float] = []
@@ -285,18 +325,27 @@ def detection_latency(settings: Settings, count: int, rate: float, warmup: int) 
         for n in range(warmup + count):
             if n == warmup:
                 send_started = time.perf_counter()
-            fill = V2Fill(order_hash=ids.make_id("bench-order", leader, n, uuid.uuid4().hex), maker=leader,
-                          taker=None, side=n % 2, token_id=1000 + n % 5, maker_amount_filled=2_000_000 + n,
-                          taker_amount_filled=1_000_000 + n)
+            fill = V2Fill(
+                order_hash=ids.make_id("bench-order", leader, n, uuid.uuid4().hex),
+                maker=leader,
+                taker=None,
+                side=n % 2,
+                token_id=1000 + n % 5,
+                maker_amount_filled=2_000_000 + n,
+                taker_amount_filled=1_000_000 + n,
+            )
             next_at = (send_started or time.perf_counter()) + (n - warmup + 1) * interval
             t_sent = time.perf_counter()
             try:
                 receipt = emit_v2(rpc, emitters.v2, fill, sender=sender)
             except TimeExhausted:
-                raise RuntimeError(f"live fill {n}: its transaction was dropped; anvil is shared, and something "
-                                   f"reorged it (anvil_reorg in the chain integration test?): run again") from None
-            event_id = ids.leader_fill_id(receipt["transactionHash"].to_0x_hex(), leader, str(fill.token_id),
-                                          "BUY" if fill.side == 0 else "SELL")
+                raise RuntimeError(
+                    f"live fill {n}: its transaction was dropped; anvil is shared, and something "
+                    f"reorged it (anvil_reorg in the chain integration test?): run again"
+                ) from None
+            event_id = ids.leader_fill_id(
+                receipt["transactionHash"].to_0x_hex(), leader, str(fill.token_id), "BUY" if fill.side == 0 else "SELL"
+            )
             if n < warmup:
                 if watcher.wait_for(event_id, 60) is None:
                     raise RuntimeError(f"warm-up fill {n} never reached leader.fills; see {log_file.name}")
@@ -332,11 +381,18 @@ def detection_latency(settings: Settings, count: int, rate: float, warmup: int) 
         print(f"horus ingest chain: {line}", file=sys.stderr)  # e.g. a reorg of anvil by a concurrent test
     latencies.sort()
     ms = [x * 1000 for x in latencies]
-    return {"fills": count, "sent_per_s": round(count / send_seconds, 1), "p50_ms": round(percentile(ms, 50), 1),
-            "p99_ms": round(percentile(ms, 99), 1), "max_ms": round(ms[-1], 1), "min_ms": round(ms[0], 1),
-            "metric_lag_count": int(metric_count),
-            "metric_lag_mean_s": round(metric_sum / metric_count, 3) if metric_count else None,
-            "source_exit_code": exit_code, "source_errors": text.count(" ERROR ")}
+    return {
+        "fills": count,
+        "sent_per_s": round(count / send_seconds, 1),
+        "p50_ms": round(percentile(ms, 50), 1),
+        "p99_ms": round(percentile(ms, 99), 1),
+        "max_ms": round(ms[-1], 1),
+        "min_ms": round(ms[0], 1),
+        "metric_lag_count": int(metric_count),
+        "metric_lag_mean_s": round(metric_sum / metric_count, 3) if metric_count else None,
+        "source_exit_code": exit_code,
+        "source_errors": text.count(" ERROR "),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -366,8 +422,10 @@ def main() -> None:
             produced, seconds, cpu = replay_full(scratch, groups, book, block_time)
             in_topic, distinct = count_topic(scratch, scratch.topic(LEADER_FILLS.name))
             if not produced == expected == cpu_records == in_topic == distinct:
-                raise RuntimeError(f"expected {expected} LeaderFills, produced {produced}, "
-                                   f"{in_topic} in leader.fills ({distinct} distinct)")
+                raise RuntimeError(
+                    f"expected {expected} LeaderFills, produced {produced}, "
+                    f"{in_topic} in leader.fills ({distinct} distinct)"
+                )
             live = None if args.skip_live else detection_latency(scratch, args.fills, args.rate, args.warmup)
     finally:
         delete_topics(settings, [settings.topic(spec.name) for spec in ALL_TOPICS])
@@ -375,22 +433,41 @@ def main() -> None:
     full_rate, cpu_rate = produced / seconds, cpu_records / cpu_seconds
     ratio = full_rate / reference.msgs_per_s
     print(f"reference (confluent consume -> decode -> encode -> produce): {reference.msgs_per_s:,.0f} msg/s")
-    print(f"replay: {args.logs:,} OrderFilled logs in {len(txs):,} txs -> {produced:,} LeaderFills "
-          f"(batches of ~{args.batch} logs)")
+    print(
+        f"replay: {args.logs:,} OrderFilled logs in {len(txs):,} txs -> {produced:,} LeaderFills "
+        f"(batches of ~{args.batch} logs)"
+    )
     print(f"  decode + aggregate only:          {cpu_rate:,.0f} LeaderFills/s ({args.logs / cpu_seconds:,.0f} logs/s)")
-    print(f"  decode + aggregate + sink (claim, produce, mark): {full_rate:,.0f} LeaderFills/s "
-          f"({args.logs / seconds:,.0f} logs/s, {cpu / produced * 1e6:.0f} CPU us/fill) "
-          f"= {ratio:.0%} of the reference")
+    print(
+        f"  decode + aggregate + sink (claim, produce, mark): {full_rate:,.0f} LeaderFills/s "
+        f"({args.logs / seconds:,.0f} logs/s, {cpu / produced * 1e6:.0f} CPU us/fill) "
+        f"= {ratio:.0%} of the reference"
+    )
     if live:
-        print(f"detection latency on anvil (tx sent -> LeaderFill read from leader.fills), {live['fills']} fills "
-              f"at {live['sent_per_s']} fills/s: p50 {live['p50_ms']} ms, p99 {live['p99_ms']} ms, "
-              f"max {live['max_ms']} ms (source metric: {live['metric_lag_count']} fills, mean block-time lag "
-              f"{live['metric_lag_mean_s']} s)")
-    print(json.dumps({"benchmark": "ingest", "logs": args.logs, "txs": len(txs), "leader_fills": produced,
-                      "batch_logs": args.batch, "reference_msgs_per_s": reference.msgs_per_s,
-                      "decode_aggregate_fills_per_s": round(cpu_rate), "full_fills_per_s": round(full_rate),
-                      "full_logs_per_s": round(args.logs / seconds), "cpu_us_per_fill": round(cpu / produced * 1e6, 1),
-                      "ratio": round(ratio, 3), "live": live}))
+        print(
+            f"detection latency on anvil (tx sent -> LeaderFill read from leader.fills), {live['fills']} fills "
+            f"at {live['sent_per_s']} fills/s: p50 {live['p50_ms']} ms, p99 {live['p99_ms']} ms, "
+            f"max {live['max_ms']} ms (source metric: {live['metric_lag_count']} fills, mean block-time lag "
+            f"{live['metric_lag_mean_s']} s)"
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest",
+                "logs": args.logs,
+                "txs": len(txs),
+                "leader_fills": produced,
+                "batch_logs": args.batch,
+                "reference_msgs_per_s": reference.msgs_per_s,
+                "decode_aggregate_fills_per_s": round(cpu_rate),
+                "full_fills_per_s": round(full_rate),
+                "full_logs_per_s": round(args.logs / seconds),
+                "cpu_us_per_fill": round(cpu / produced * 1e6, 1),
+                "ratio": round(ratio, 3),
+                "live": live,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

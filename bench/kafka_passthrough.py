@@ -3,6 +3,7 @@
 Every stage benchmark reports its throughput as a ratio to this figure measured in the same run
 (`measure_passthrough`). Run: `make bench` or `.venv/bin/python bench/kafka_passthrough.py --messages 200000`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,15 +30,26 @@ def sample_fill(i: int) -> dict:
     leader = f"0x{(i % 97):040x}"
     return {
         "envelope": envelope(event_id=f"{i:064x}", source="bench", occurred_at_us=1_760_000_000_000_000 + i),
-        "leader": leader, "exchange": "0x" + "e" * 40, "tx_hash": f"0x{i:064x}", "block_number": 70_000_000 + i,
-        "log_index": i % 50, "token_id": str(10**70 + i), "condition_id": None, "side": "BUY" if i % 2 else "SELL",
-        "shares_e6": 12_345_678 + i, "collateral_e6": 6_172_839, "price": "0.5", "fee_e6": 0, "role": "MAKER",
+        "leader": leader,
+        "exchange": "0x" + "e" * 40,
+        "tx_hash": f"0x{i:064x}",
+        "block_number": 70_000_000 + i,
+        "log_index": i % 50,
+        "token_id": str(10**70 + i),
+        "condition_id": None,
+        "side": "BUY" if i % 2 else "SELL",
+        "shares_e6": 12_345_678 + i,
+        "collateral_e6": 6_172_839,
+        "price": "0.5",
+        "fee_e6": 0,
+        "role": "MAKER",
         "order_hashes": [f"0x{i:064x}"],
     }
 
 
-def preload(settings: Settings, topic: str, count: int, sample=None, event_type: str = "LeaderFill",
-            key_field: str = "leader") -> None:
+def preload(
+    settings: Settings, topic: str, count: int, sample=None, event_type: str = "LeaderFill", key_field: str = "leader"
+) -> None:
     """`count` records `sample(i)` (default: leader fills) on `topic`."""
     codec, sample = default_codec(), sample or sample_fill
     producer = make_producer(settings, **{"linger.ms": 20})
@@ -53,8 +65,11 @@ def measure_passthrough(settings: Settings, count: int, source: str, sink: str) 
     """consume `count` messages from source, decode, re-encode, produce to sink; wall and CPU time."""
     codec = default_codec()
     # offsets committed in the background, as a plain at-least-once stage would
-    consumer = make_consumer(settings, f"bench-{uuid.uuid4().hex[:8]}", **{
-        "fetch.min.bytes": 65536, "enable.auto.commit": True, "enable.auto.offset.store": True})
+    consumer = make_consumer(
+        settings,
+        f"bench-{uuid.uuid4().hex[:8]}",
+        **{"fetch.min.bytes": 65536, "enable.auto.commit": True, "enable.auto.offset.store": True},
+    )
     producer = make_producer(settings, **{"linger.ms": 20})
     consumer.subscribe([source])
     seen = 0
@@ -94,8 +109,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     args = parser.parse_args()
     result = run_reference(load_settings(), args.messages)
-    print(f"kafka passthrough (confluent consume -> avro decode -> encode -> produce): "
-          f"{result.msgs_per_s:,.0f} msg/s, {result.cpu_us_per_msg} CPU us/msg over {result.messages:,} messages")
+    print(
+        f"kafka passthrough (confluent consume -> avro decode -> encode -> produce): "
+        f"{result.msgs_per_s:,.0f} msg/s, {result.cpu_us_per_msg} CPU us/msg over {result.messages:,} messages"
+    )
     print(json.dumps({"benchmark": "kafka_passthrough", **asdict(result)}))
 
 

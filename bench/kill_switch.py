@@ -13,6 +13,7 @@ sooner). Goal (DESIGN section 4): <= 250 ms from t0 to the last POST; the best p
 
     .venv/bin/python bench/kill_switch.py [--followers 100] [--copies 25] [--latency-ms 100] [--kill-after 300]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,14 @@ from horus.domain import ids  # noqa: E402
 from horus.domain.config import config_change  # noqa: E402
 from horus.domain.control import control_command, control_key  # noqa: E402
 from horus.kafka.admin import create_topics, delete_topics_with_prefix  # noqa: E402
-from horus.kafka.client import (assign_from_beginning, flush_or_raise, make_consumer, make_producer,  # noqa: E402
-                                poll_batch, produce_reliably)
+from horus.kafka.client import (  # noqa: E402
+    assign_from_beginning,
+    flush_or_raise,
+    make_consumer,
+    make_producer,
+    poll_batch,
+    produce_reliably,
+)
 from horus.paper import create_followers, fund  # noqa: E402
 from horus.settings import load_settings  # noqa: E402
 from horus.topics import CONTROL_COMMANDS, COPY_DECISIONS, EXECUTION_RESULTS  # noqa: E402
@@ -48,13 +55,26 @@ def copy_decision(follower: str, n: int, run: str, now_us: int) -> dict:
 
     follow_id, fill_id = f"kill-{run}-{follower[:10]}", ids.make_id("kill-fill", run, n)
     candidate = ids.candidate_id(fill_id, follow_id)
-    return {"envelope": envelope(ids.decision_id(candidate), "decide", now_us, causation_id=candidate,
-                                 produced_at_us=now_us),
-            "candidate_id": candidate, "follow_id": follow_id, "follower": follower, "leader_fill_id": fill_id,
-            "action": "COPY", "intent_id": ids.intent_id(follow_id, fill_id), "token_id": TOKEN, "side": "BUY",
-            "size_e6": 4_000_000, "worst_price": "0.55", "order_type": "FAK",
-            "expires_at_us": now_us + 120_000_000, "reason_code": None, "reason_detail": None,
-            "condition_id": CONDITION}
+    return {
+        "envelope": envelope(
+            ids.decision_id(candidate), "decide", now_us, causation_id=candidate, produced_at_us=now_us
+        ),
+        "candidate_id": candidate,
+        "follow_id": follow_id,
+        "follower": follower,
+        "leader_fill_id": fill_id,
+        "action": "COPY",
+        "intent_id": ids.intent_id(follow_id, fill_id),
+        "token_id": TOKEN,
+        "side": "BUY",
+        "size_e6": 4_000_000,
+        "worst_price": "0.55",
+        "order_type": "FAK",
+        "expires_at_us": now_us + 120_000_000,
+        "reason_code": None,
+        "reason_detail": None,
+        "condition_id": CONDITION,
+    }
 
 
 class ControlWatch(threading.Thread):
@@ -107,14 +127,29 @@ def main() -> None:
     from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
 
     base, run = load_settings(), uuid.uuid4().hex[:6]
-    market = MarketConfig(condition_id=CONDITION, tokens=[TokenConfig(token_id=TOKEN, price="0.5")], tick_size="0.01",
-                          levels=5, level_size=10**9, replenish=True)
-    with run_simulator(SimulatorConfig(markets=[market])) as sim, \
-            scratch_database(base, f"horus_bench_kill_{run}") as db:
-        settings = db.model_copy(update={
-            "topic_prefix": f"bench-kill-{run}.", "app_id": f"bench-kill-{run}", "venue_mode": "paper",
-            "credentials_key": SecretStr(generate_key()), "clob_url": sim.url, "gamma_url": "",
-            "execute_max_in_flight": total + 100})
+    market = MarketConfig(
+        condition_id=CONDITION,
+        tokens=[TokenConfig(token_id=TOKEN, price="0.5")],
+        tick_size="0.01",
+        levels=5,
+        level_size=10**9,
+        replenish=True,
+    )
+    with (
+        run_simulator(SimulatorConfig(markets=[market])) as sim,
+        scratch_database(base, f"horus_bench_kill_{run}") as db,
+    ):
+        settings = db.model_copy(
+            update={
+                "topic_prefix": f"bench-kill-{run}.",
+                "app_id": f"bench-kill-{run}",
+                "venue_mode": "paper",
+                "credentials_key": SecretStr(generate_key()),
+                "clob_url": sim.url,
+                "gamma_url": "",
+                "execute_max_in_flight": total + 100,
+            }
+        )
         create_topics(settings)
         log_dir = settings.state_dir / "logs" / f"bench-kill-{run}"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -129,11 +164,13 @@ def main() -> None:
             codec, producer = default_codec(), make_producer(settings, log_level=3)
             # warm-up: one order per follower (API keys derived, sockets open, market data cached)
             warm = [copy_decision(f.address, 10**6 + i, run, time.time_ns() // 1000) for i, f in enumerate(followers)]
-            burst = [copy_decision(f.address, n, run, time.time_ns() // 1000)
-                     for n in range(args.copies) for f in followers]
+            burst = [
+                copy_decision(f.address, n, run, time.time_ns() // 1000) for n in range(args.copies) for f in followers
+            ]
             for d in warm:
-                produce_reliably(producer, settings.topic(COPY_DECISIONS.name), codec.encode("CopyDecision", d),
-                                 key=d["follower"])
+                produce_reliably(
+                    producer, settings.topic(COPY_DECISIONS.name), codec.encode("CopyDecision", d), key=d["follower"]
+                )
             flush_or_raise(producer)
             results_of(settings, {d["intent_id"] for d in warm}, 120)
             sim.state.move_book(TOKEN, Decimal("0.5"))
@@ -144,17 +181,23 @@ def main() -> None:
             watch.start()
             before = len(sim.state.orders)
             for d in burst:
-                produce_reliably(producer, settings.topic(COPY_DECISIONS.name), codec.encode("CopyDecision", d),
-                                 key=d["follower"])
+                produce_reliably(
+                    producer, settings.topic(COPY_DECISIONS.name), codec.encode("CopyDecision", d), key=d["follower"]
+                )
             flush_or_raise(producer)
             deadline = time.monotonic() + 120
             while len(sim.state.orders) - before < args.kill_after and time.monotonic() < deadline:
                 time.sleep(0.002)
-            command = control_command("GLOBAL", "KILL", reason="bench: kill switch", issued_by="bench",
-                                      occurred_at_us=time.time_ns() // 1000)
+            command = control_command(
+                "GLOBAL", "KILL", reason="bench: kill switch", issued_by="bench", occurred_at_us=time.time_ns() // 1000
+            )
             t0 = time.time()
-            produce_reliably(producer, settings.topic(CONTROL_COMMANDS.name), codec.encode("ControlCommand", command),
-                             key=control_key("GLOBAL", None))
+            produce_reliably(
+                producer,
+                settings.topic(CONTROL_COMMANDS.name),
+                codec.encode("ControlCommand", command),
+                key=control_key("GLOBAL", None),
+            )
             flush_or_raise(producer)
             sent_at_kill = len(sim.state.orders) - before
             latest = results_of(settings, {d["intent_id"] for d in burst}, 180)
@@ -168,22 +211,43 @@ def main() -> None:
         ours = {intent_metadata(i) for i in metadata}
         received = sorted(o.received_us / 1e6 for o in sim.state.orders.values() if o.metadata in ours)
         after = [t for t in received if t >= t0]
-        killed = sum(1 for r in latest.values() if r["intent_id"] in metadata and r["status"] == "NOT_FILLED"
-                     and (r["error"] or "").startswith("KILLED"))
-        unsettled = sum(1 for i in metadata if latest.get(i, {}).get("status") not in
-                        ("FILLED", "PARTIAL", "NOT_FILLED", "REJECTED"))
+        killed = sum(
+            1
+            for r in latest.values()
+            if r["intent_id"] in metadata and r["status"] == "NOT_FILLED" and (r["error"] or "").startswith("KILLED")
+        )
+        unsettled = sum(
+            1
+            for i in metadata
+            if latest.get(i, {}).get("status") not in ("FILLED", "PARTIAL", "NOT_FILLED", "REJECTED")
+        )
     last_ms = (max(after) - t0) * 1000 if after else 0.0
     reference_ms = (watch.seen_at - t0) * 1000 if watch.seen_at else float("nan")
-    print(f"burst: {total:,} COPYs ({args.followers} followers x {args.copies}), venue latency {args.latency_ms:g} ms; "
-          f"kill after {sent_at_kill} orders reached the venue ({total - sent_at_kill:,} in flight)")
+    print(
+        f"burst: {total:,} COPYs ({args.followers} followers x {args.copies}), venue latency {args.latency_ms:g} ms; "
+        f"kill after {sent_at_kill} orders reached the venue ({total - sent_at_kill:,} in flight)"
+    )
     print(f"  t0 -> last POST the venue received   {last_ms:7.1f} ms   (goal <= 250 ms; best peer 460 ms)")
     print(f"  POSTs received at or after t0        {len(after):7d}")
     print(f"  reference: t0 -> a plain consumer sees the kill  {reference_ms:7.1f} ms")
-    print(f"  COPYs ended NOT_FILLED KILLED        {killed:7,d}   unsettled {unsettled}   "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(json.dumps({"benchmark": "kill_switch", "copies": total, "in_flight_at_kill": total - sent_at_kill,
-                      "t0_to_last_post_ms": round(last_ms, 1), "posts_after_t0": len(after),
-                      "reference_ms": round(reference_ms, 1), "killed": killed, "unsettled": unsettled}))
+    print(
+        f"  COPYs ended NOT_FILLED KILLED        {killed:7,d}   unsettled {unsettled}   "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        json.dumps(
+            {
+                "benchmark": "kill_switch",
+                "copies": total,
+                "in_flight_at_kill": total - sent_at_kill,
+                "t0_to_last_post_ms": round(last_ms, 1),
+                "posts_after_t0": len(after),
+                "reference_ms": round(reference_ms, 1),
+                "killed": killed,
+                "unsettled": unsettled,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ partitions) and the moment a plain consumer's poll() returns it.
 
     .venv/bin/python bench/latency.py [--rate 5] [--seconds 20] [--fanout 1,20] [--latency-ms 0,60] [--split]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,9 @@ class Fills:
             self.n += 1
             record = fill(self.n, who, time.time_ns() // 1000)  # envelope.produced_at_us = now
             fill_id = record["envelope"]["event_id"]
-            self.producer.produce(self.settings.topic(LEADER_FILLS.name), self.codec.encode("LeaderFill", record),
-                                  key=who)
+            self.producer.produce(
+                self.settings.topic(LEADER_FILLS.name), self.codec.encode("LeaderFill", record), key=who
+            )
             self.producer.produce(self.settings.topic(PROBE), fill_id.encode(), key=who)
             self.producer.poll(0)
             self.observed[fill_id] = record["envelope"]["produced_at_us"] / 1e6
@@ -113,20 +115,42 @@ def read_topic(settings: Settings, spec, count: int, timeout: float = 60.0) -> l
 
 
 def spread(seconds: list[float]) -> str:
-    return " ".join(f"{label} {pct(seconds, q):7,.1f}" for label, q in (("p50", .5), ("p95", .95), ("p99", .99),
-                                                                       ("max", 1.0))) + " ms"
+    return (
+        " ".join(
+            f"{label} {pct(seconds, q):7,.1f}"
+            for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
+        )
+        + " ms"
+    )
 
 
-def analyse(latency: float, fanout: int, fill_ids: list[str], rate: float, seconds: float, observed: dict,
-            probes: dict, candidates: list[dict], decisions: list[dict], orders: list[dict]) -> dict:
+def analyse(
+    latency: float,
+    fanout: int,
+    fill_ids: list[str],
+    rate: float,
+    seconds: float,
+    observed: dict,
+    probes: dict,
+    candidates: list[dict],
+    decisions: list[dict],
+    orders: list[dict],
+) -> dict:
     """Print one phase's figures (and return them): each order traced back to its fill."""
     ours = set(fill_ids)
-    candidate_at = {c["envelope"]["event_id"]: c["envelope"]["produced_at_us"] / 1e6 for c in candidates
-                    if c["leader_fill_id"] in ours}
+    candidate_at = {
+        c["envelope"]["event_id"]: c["envelope"]["produced_at_us"] / 1e6
+        for c in candidates
+        if c["leader_fill_id"] in ours
+    }
     mine = [d for d in decisions if d["leader_fill_id"] in ours]
     by_metadata = {intent_metadata(d["intent_id"]): d for d in mine if d["action"] == "COPY"}
-    hops: dict[str, list[float]] = {"fill -> POST received": [], "fill -> candidate produced": [],
-                                    "candidate -> decision produced": [], "decision -> POST received": []}
+    hops: dict[str, list[float]] = {
+        "fill -> POST received": [],
+        "fill -> candidate produced": [],
+        "candidate -> decision produced": [],
+        "decision -> POST received": [],
+    }
     last_post: dict[str, float] = {}
     for order in orders:
         d = by_metadata.get(order["metadata"])
@@ -141,18 +165,26 @@ def analyse(latency: float, fanout: int, fill_ids: list[str], rate: float, secon
         hops[f"fill -> last of its {fanout} POSTs"] = [t - observed[f] for f, t in last_post.items()]
     reference = [probes[f] - observed[f] for f in fill_ids if f in probes]
     skips = sum(d["action"] != "COPY" for d in mine)
-    print(f"venue latency {latency:g} ms, {rate:g} fills/s x {fanout} follower(s) = {rate * fanout:g} orders/s for "
-          f"{seconds:g} s: {len(fill_ids)} fills, {len(candidate_at)} candidates, {len(mine)} decisions "
-          f"({skips} not COPY), {len(hops['fill -> POST received'])} orders")
+    print(
+        f"venue latency {latency:g} ms, {rate:g} fills/s x {fanout} follower(s) = {rate * fanout:g} orders/s for "
+        f"{seconds:g} s: {len(fill_ids)} fills, {len(candidate_at)} candidates, {len(mine)} decisions "
+        f"({skips} not COPY), {len(hops['fill -> POST received'])} orders"
+    )
     for name, values in hops.items():
         print(f"  {name:38s} {spread(values)}")
     print(f"  {'reference: Kafka produce -> poll() sees':38s} {spread(reference)}")
-    ratio = pct(hops["fill -> POST received"], .5) / pct(reference, .5)
+    ratio = pct(hops["fill -> POST received"], 0.5) / pct(reference, 0.5)
     print(f"  fill -> POST p50 = {ratio:,.0f} x the reference p50")
-    return {"latency_ms": latency, "fanout": fanout, "fills": len(fill_ids),
-            "orders": len(hops["fill -> POST received"]),
-            **{name: {q: round(pct(v, p), 1) for q, p in (("p50", .5), ("p95", .95), ("p99", .99), ("max", 1.0))}
-               for name, v in [*hops.items(), ("reference", reference)]}}
+    return {
+        "latency_ms": latency,
+        "fanout": fanout,
+        "fills": len(fill_ids),
+        "orders": len(hops["fill -> POST received"]),
+        **{
+            name: {q: round(pct(v, p), 1) for q, p in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))}
+            for name, v in [*hops.items(), ("reference", reference)]
+        },
+    }
 
 
 def main() -> None:
@@ -181,14 +213,29 @@ def main() -> None:
     began = time.monotonic()
     base = load_settings()
     run = uuid.uuid4().hex[:6]
-    market = MarketConfig(condition_id=CONDITION, tokens=[TokenConfig(token_id=TOKEN, price="0.5")],
-                          tick_size="0.01", levels=5, level_size=10**9, replenish=True)
-    with run_simulator(SimulatorConfig(markets=[market])) as sim, \
-            scratch_database(base, f"horus_bench_latency_{run}") as db:
-        settings = db.model_copy(update={
-            "topic_prefix": f"bench-lat-{run}.", "app_id": f"bench-lat-{run}",
-            "credentials_key": SecretStr(generate_key()), "venue_mode": "paper", "clob_url": sim.url,
-            "gamma_url": "", "balance_source": "venue"})
+    market = MarketConfig(
+        condition_id=CONDITION,
+        tokens=[TokenConfig(token_id=TOKEN, price="0.5")],
+        tick_size="0.01",
+        levels=5,
+        level_size=10**9,
+        replenish=True,
+    )
+    with (
+        run_simulator(SimulatorConfig(markets=[market])) as sim,
+        scratch_database(base, f"horus_bench_latency_{run}") as db,
+    ):
+        settings = db.model_copy(
+            update={
+                "topic_prefix": f"bench-lat-{run}.",
+                "app_id": f"bench-lat-{run}",
+                "credentials_key": SecretStr(generate_key()),
+                "venue_mode": "paper",
+                "clob_url": sim.url,
+                "gamma_url": "",
+                "balance_source": "venue",
+            }
+        )
         create_topics(settings)
         create_topics_named(settings, [settings.topic(PROBE)])  # as many partitions as leader.fills
         log_dir = settings.state_dir / "logs" / f"bench-latency-{run}"
@@ -201,11 +248,19 @@ def main() -> None:
                 followers = create_followers(settings, [f"l{fanout}-{i}" for i in range(fanout)], f"lat{run}{fanout}")
                 fund(sim.url, [(f.address, Decimal(1_000_000)) for f in followers])
                 for i, f in enumerate(followers):
-                    follow = parse_follow_config({"follow_id": f"lat-{fanout}-{i}", "follower": f.address,
-                                                  "leader": leader(fanout), "sizing": {"mode": "fixed", "amount": "2"},
-                                                  "max_fill_age_s": 3600})
-                    changes += [config_change("FOLLOWER", f.address, f.config(), "bench"),
-                                config_change("FOLLOW", follow.follow_id, follow, "bench")]
+                    follow = parse_follow_config(
+                        {
+                            "follow_id": f"lat-{fanout}-{i}",
+                            "follower": f.address,
+                            "leader": leader(fanout),
+                            "sizing": {"mode": "fixed", "amount": "2"},
+                            "max_fill_age_s": 3600,
+                        }
+                    )
+                    changes += [
+                        config_change("FOLLOWER", f.address, f.config(), "bench"),
+                        config_change("FOLLOW", follow.follow_id, follow, "bench"),
+                    ]
             produce_configs(settings, changes)
             for i, stages in enumerate(["plan,decide", "execute"] if args.split else ["plan,decide,execute"]):
                 children.start(f"worker-{i}", ["worker", "--stages", stages, "--runner", "confluent"])
@@ -234,11 +289,17 @@ def main() -> None:
             children.stop_all()
             delete_topics_with_prefix(base, settings.topic_prefix)
         log = venue_orders(sim.url)["orders"]
-        print(f"load: {args.rate:g} leader fills/s for {args.seconds:g} s per phase after a {args.warmup_s:g} s "
-              f"warm-up; {'two worker processes (plan,decide | execute)' if args.split else 'one worker process'}, "
-              f"confluent runner, paper venue in this process; load average {os.getloadavg()[0]:.1f}")
-        report = [analyse(latency, fanout, ids, args.rate, args.seconds, fills.observed, probes.seen, candidates,
-                          decisions, log) for latency, fanout, ids in phases]
+        print(
+            f"load: {args.rate:g} leader fills/s for {args.seconds:g} s per phase after a {args.warmup_s:g} s "
+            f"warm-up; {'two worker processes (plan,decide | execute)' if args.split else 'one worker process'}, "
+            f"confluent runner, paper venue in this process; load average {os.getloadavg()[0]:.1f}"
+        )
+        report = [
+            analyse(
+                latency, fanout, ids, args.rate, args.seconds, fills.observed, probes.seen, candidates, decisions, log
+            )
+            for latency, fanout, ids in phases
+        ]
     print(json.dumps({"benchmark": "latency", "seconds": round(time.monotonic() - began), "phases": report}))
 
 

@@ -4,6 +4,7 @@ with their offsets in the same transaction, against the raw confluent reference 
 Run: `.venv/bin/python bench/projection_fold.py --rows 50000 [--records decisions] [--batch-size 1000]` with the
 stack up. It uses its own topics and a scratch database, both removed afterwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,16 +32,27 @@ def sample_decision(i: int) -> dict:
     """Every other candidate copied (sized, priced, inputs recorded), the others skipped with a reason."""
     copied = i % 2 == 0
     return {
-        "envelope": envelope(event_id=f"{i:064x}", source="decide", occurred_at_us=1_760_000_000_000_000 + i,
-                             causation_id=f"cc-{i:062x}"),
-        "candidate_id": f"cc-{i:062x}", "follow_id": f"follow-{i % 500}", "follower": f"0x{(i % 500):040x}",
-        "leader_fill_id": f"lf-{i // 2:062x}", "action": "COPY" if copied else "SKIP",
-        "intent_id": f"in-{i:062x}" if copied else None, "token_id": str(10**70 + i), "side": "BUY",
-        "size_e6": 2_000_000 if copied else 0, "worst_price": "0.55" if copied else None,
-        "order_type": "FOK" if copied else None, "expires_at_us": 1_760_000_060_000_000 + i if copied else None,
-        "reason_code": None if copied else "DAILY_LIMIT", "reason_detail": None if copied else "daily limit reached",
-        "leader": f"0x{(i % 97):040x}", "condition_id": f"0x{(i % 60):064x}",
-        "reserved_e6": 1_100_000 if copied else 0, "leader_shares_e6": 12_345_678 + i,
+        "envelope": envelope(
+            event_id=f"{i:064x}", source="decide", occurred_at_us=1_760_000_000_000_000 + i, causation_id=f"cc-{i:062x}"
+        ),
+        "candidate_id": f"cc-{i:062x}",
+        "follow_id": f"follow-{i % 500}",
+        "follower": f"0x{(i % 500):040x}",
+        "leader_fill_id": f"lf-{i // 2:062x}",
+        "action": "COPY" if copied else "SKIP",
+        "intent_id": f"in-{i:062x}" if copied else None,
+        "token_id": str(10**70 + i),
+        "side": "BUY",
+        "size_e6": 2_000_000 if copied else 0,
+        "worst_price": "0.55" if copied else None,
+        "order_type": "FOK" if copied else None,
+        "expires_at_us": 1_760_000_060_000_000 + i if copied else None,
+        "reason_code": None if copied else "DAILY_LIMIT",
+        "reason_detail": None if copied else "daily limit reached",
+        "leader": f"0x{(i % 97):040x}",
+        "condition_id": f"0x{(i % 60):064x}",
+        "reserved_e6": 1_100_000 if copied else 0,
+        "leader_shares_e6": 12_345_678 + i,
         "inputs": '{"balance_e6": 1000000000, "best_ask": "0.53"}' if copied else None,
     }
 
@@ -66,21 +78,35 @@ def main() -> None:
             preload(settings, topic, args.rows, sample_decision, "CopyDecision", "follower")
         with scratch_database(settings, f"horus_bench_{run}") as scratch:
             started = time.perf_counter()
-            stats = run_projections(scratch, threading.Event(), until_caught_up=True,
-                                    projections=[projection], **batching)
+            stats = run_projections(
+                scratch, threading.Event(), until_caught_up=True, projections=[projection], **batching
+            )
             wall = time.perf_counter() - started
     finally:
         delete_topics(settings, [settings.topic(spec.name) for spec in ALL_TOPICS])
     busy_rate = stats.rows_per_second
     ratio = busy_rate / reference.msgs_per_s
     print(f"reference (confluent consume -> decode -> encode -> produce): {reference.msgs_per_s:,.0f} msg/s")
-    print(f"projections: {args.rows:,} {projection.record_type}s folded in {wall:.2f}s wall "
-          f"({args.rows / wall:,.0f} rows/s incl. group join), {busy_rate:,.0f} rows/s while busy = "
-          f"{ratio:.0%} of the reference")
-    print(json.dumps({"benchmark": "projections", "records": args.records, "rows": args.rows,
-                      "batch_size": args.batch_size, "wall_rows_per_s": round(args.rows / wall),
-                      "busy_rows_per_s": round(busy_rate), "reference_msgs_per_s": reference.msgs_per_s,
-                      "ratio": round(ratio, 3)}))
+    print(
+        f"projections: {args.rows:,} {projection.record_type}s folded in {wall:.2f}s wall "
+        f"({args.rows / wall:,.0f} rows/s incl. group join), {busy_rate:,.0f} rows/s while busy = "
+        f"{ratio:.0%} of the reference"
+    )
+    print(
+        json.dumps(
+            {
+                "benchmark": "projections",
+                "records": args.records,
+                "rows": args.rows,
+                "batch_size": args.batch_size,
+                "wall_rows_per_s": round(args.rows / wall),
+                "busy_rows_per_s": round(busy_rate),
+                "reference_msgs_per_s": reference.msgs_per_s,
+                "ratio": round(ratio, 3),
+            }
+        )
+    )
+
 
 if __name__ == "__main__":
     main()

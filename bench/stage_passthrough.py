@@ -7,6 +7,7 @@ one's ratio to the reference (DESIGN goal: >= 25%). (Until the decide stage got 
 measured a pass-through decide; decide is now measured by bench/decide.py.)
 Run: `.venv/bin/python bench/stage_passthrough.py --messages 20000` with the stack up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,21 +25,37 @@ from kafka_passthrough import run_reference  # noqa: E402
 
 from horus.codec import default_codec  # noqa: E402
 from horus.domain import ids  # noqa: E402
-from horus.kafka.admin import create_topics, delete_topics  # noqa: E402
-from horus.kafka.client import (assign_from_beginning, flush_or_raise, make_consumer, make_producer,  # noqa: E402
-                                poll_batch, produce_reliably)
-from horus.settings import Settings, load_settings  # noqa: E402
 from horus.domain.execute import result_record  # noqa: E402
+from horus.kafka.admin import create_topics, delete_topics  # noqa: E402
+from horus.kafka.client import (  # noqa: E402
+    assign_from_beginning,
+    flush_or_raise,
+    make_consumer,
+    make_producer,
+    poll_batch,
+    produce_reliably,
+)
+from horus.settings import Settings, load_settings  # noqa: E402
 from horus.topics import ALL_TOPICS, EXECUTION_RESULTS, SETTLEMENT_EVENTS  # noqa: E402
 
 
 def result(i: int) -> dict:
     intent = ids.make_id("bench-intent", i)
-    return result_record(intent_id=intent, follow_id=f"bench-follow-{i % 500}",
-                         follower="0x" + ids.make_id("follower", i % 500)[:40], leader_fill_id=ids.make_id("fill", i),
-                         decision_id=ids.make_id("decision", i), occurred_at_us=1_760_000_000_000_000, status="FILLED",
-                         seq=1, now_us=1_760_000_000_000_000, order_hash="0x" + intent, filled_shares_e6=1_000_000,
-                         filled_collateral_e6=500_000, attempts=1)
+    return result_record(
+        intent_id=intent,
+        follow_id=f"bench-follow-{i % 500}",
+        follower="0x" + ids.make_id("follower", i % 500)[:40],
+        leader_fill_id=ids.make_id("fill", i),
+        decision_id=ids.make_id("decision", i),
+        occurred_at_us=1_760_000_000_000_000,
+        status="FILLED",
+        seq=1,
+        now_us=1_760_000_000_000_000,
+        order_hash="0x" + intent,
+        filled_shares_e6=1_000_000,
+        filled_collateral_e6=500_000,
+        attempts=1,
+    )
 
 
 def preload_results(settings: Settings, count: int) -> None:
@@ -57,9 +74,23 @@ def worker_rate(settings: Settings, stages: str, runner: str, output, count: int
     consumer = make_consumer(settings)
     assign_from_beginning(consumer, [settings.topic(output.name)])
     started = time.perf_counter()
-    worker = subprocess.Popen([sys.executable, "-m", "horus.cli.main", "worker", "--stages", stages,
-                               "--loglevel", "warning", "--runner", runner], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "horus.cli.main",
+            "worker",
+            "--stages",
+            stages,
+            "--loglevel",
+            "warning",
+            "--runner",
+            runner,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     seen, first = 0, None
     try:
         while seen < count and time.perf_counter() - started < 600:
@@ -97,8 +128,10 @@ def main() -> None:
         finally:
             delete_topics(settings, [settings.topic(spec.name) for spec in ALL_TOPICS])
         ratio = rate / reference.msgs_per_s
-        print(f"settle stage, {runner} runner: {rate:,.0f} msg/s ({ratio:.0%} of the reference; goal >= 25%), "
-              f"first output {startup:.1f}s after start")
+        print(
+            f"settle stage, {runner} runner: {rate:,.0f} msg/s ({ratio:.0%} of the reference; goal >= 25%), "
+            f"first output {startup:.1f}s after start"
+        )
         report[f"{runner}_msgs_per_s"] = round(rate)
         report[f"{runner}_ratio"] = round(ratio, 3)
     print(json.dumps(report))

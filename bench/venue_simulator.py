@@ -5,6 +5,7 @@ POST /orders throughput through a `horus venue` server process, with and without
 
 Orders are pre-signed with py-clob-client-v2's builder so only the server's work is timed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,17 +37,44 @@ def sign_orders(signer: Signer, count: int) -> list:
     orders = []
     for i in range(count):
         builder = ExchangeOrderBuilderV2(EXCHANGE, 137, signer, generate_salt=lambda i=i: str(10_000 + i))
-        orders.append(builder.build_signed_order(OrderDataV2(
-            maker=signer.address(), tokenId=TOKEN, makerAmount="5200000", takerAmount="10000000", side=Side.BUY,
-            signer=signer.address(), signatureType=0, timestamp=str(1_700_000_000_000 + i))))
+        orders.append(
+            builder.build_signed_order(
+                OrderDataV2(
+                    maker=signer.address(),
+                    tokenId=TOKEN,
+                    makerAmount="5200000",
+                    takerAmount="10000000",
+                    side=Side.BUY,
+                    signer=signer.address(),
+                    signatureType=0,
+                    timestamp=str(1_700_000_000_000 + i),
+                )
+            )
+        )
     return orders
 
 
 def verify_us(orders: list) -> float:
     domain = exchange_domain_separator("2", 137, EXCHANGE)
-    structs = [(OrderStruct(int(o.salt), o.maker, o.signer, int(o.tokenId), int(o.makerAmount), int(o.takerAmount),
-                            int(o.side), int(o.signatureType), int(o.timestamp), o.metadata, o.builder), o.signature)
-               for o in orders]
+    structs = [
+        (
+            OrderStruct(
+                int(o.salt),
+                o.maker,
+                o.signer,
+                int(o.tokenId),
+                int(o.makerAmount),
+                int(o.takerAmount),
+                int(o.side),
+                int(o.signatureType),
+                int(o.timestamp),
+                o.metadata,
+                o.builder,
+            ),
+            o.signature,
+        )
+        for o in orders
+    ]
     started = time.perf_counter()
     for struct, signature in structs:
         verify_order(struct, signature, domain, 137)
@@ -60,15 +88,37 @@ def free_port() -> int:
 
 
 def start_server(latency_ms: float) -> tuple[subprocess.Popen, str]:
-    seed = {"markets": [{"condition_id": CID, "tokens": [{"token_id": TOKEN, "price": "0.5"}],
-                         "fee_rate": "0.02", "replenish": True}]}
+    seed = {
+        "markets": [
+            {
+                "condition_id": CID,
+                "tokens": [{"token_id": TOKEN, "price": "0.5"}],
+                "fee_rate": "0.02",
+                "replenish": True,
+            }
+        ]
+    }
     path = os.path.join(tempfile.mkdtemp(), "seed.json")
     with open(path, "w") as handle:
         json.dump(seed, handle)
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "horus.cli.main", "venue", "--port", str(port),
-                                "--seed-markets", path, "--latency-ms", str(latency_ms),
-                                "--default-collateral-e6", str(10**15)], stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "horus.cli.main",
+            "venue",
+            "--port",
+            str(port),
+            "--seed-markets",
+            path,
+            "--latency-ms",
+            str(latency_ms),
+            "--default-collateral-e6",
+            str(10**15),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -89,6 +139,7 @@ async def fire(url: str, requests: list[tuple[str, str, dict]], concurrency: int
     queue = list(reversed(requests))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, connector=connector) as http:
+
         async def worker():
             nonlocal ok
             while queue:
@@ -96,6 +147,7 @@ async def fire(url: str, requests: list[tuple[str, str, dict]], concurrency: int
                 async with http.post(path, data=body, headers=headers) as reply:
                     await reply.read()
                     ok += reply.status == 200
+
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.perf_counter() - started, ok
@@ -122,21 +174,30 @@ def main() -> None:
 
             def request(path: str, payload) -> tuple[str, str, dict]:
                 text = json.dumps(payload, separators=(",", ":"))
-                return path, text, create_level_2_headers(signer, creds, RequestArgs("POST", path,
-                                                                                     serialized_body=text))
+                return (
+                    path,
+                    text,
+                    create_level_2_headers(signer, creds, RequestArgs("POST", path, serialized_body=text)),
+                )
 
-            chunk = orders[:args.orders] if latency == 0 else orders[args.orders:2 * args.orders]
+            chunk = orders[: args.orders] if latency == 0 else orders[args.orders : 2 * args.orders]
             singles = [request("/order", order_to_json_v2(o, creds.api_key, "FOK")) for o in chunk]
             elapsed, ok = asyncio.run(fire(url, singles, args.concurrency))
-            print(f"latency {latency:.0f} ms  POST /order : {len(singles) / elapsed:7.0f} orders/s "
-                  f"({ok}/{len(singles)} ok, {args.concurrency} connections)")
+            print(
+                f"latency {latency:.0f} ms  POST /order : {len(singles) / elapsed:7.0f} orders/s "
+                f"({ok}/{len(singles)} ok, {args.concurrency} connections)"
+            )
             if latency == 0:
-                rest = orders[2 * args.orders:]
-                batches = [request("/orders", [order_to_json_v2(o, creds.api_key, "FOK") for o in rest[i:i + 15]])
-                           for i in range(0, len(rest), 15)]
+                rest = orders[2 * args.orders :]
+                batches = [
+                    request("/orders", [order_to_json_v2(o, creds.api_key, "FOK") for o in rest[i : i + 15]])
+                    for i in range(0, len(rest), 15)
+                ]
                 elapsed, ok = asyncio.run(fire(url, batches, min(64, len(batches))))
-                print(f"latency {latency:.0f} ms  POST /orders: {len(rest) / elapsed:7.0f} orders/s "
-                      f"(batches of 15, {ok}/{len(batches)} ok)")
+                print(
+                    f"latency {latency:.0f} ms  POST /orders: {len(rest) / elapsed:7.0f} orders/s "
+                    f"(batches of 15, {ok}/{len(batches)} ok)"
+                )
         finally:
             process.terminate()
             process.wait(10)

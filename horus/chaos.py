@@ -57,6 +57,7 @@ Every roll (faults, funds, caps, sizes, kill times and targets, crash points) co
 `--seed`; what the processes do in between is up to the scheduler, so a seed repeats the plan, not the
 interleaving.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -95,8 +96,12 @@ CRASH_POINTS = ("after_prewrite_commit", "after_post_sent", "after_reply", "afte
 CRASH_N_MAX = 3  # n is rolled in 1..this: a crash point fires within a few orders
 RESTART_GAP_S = {"postgres": 8.0, "kafka": 20.0}  # chaos window per restart: start-up plus some traffic after
 # the simulator's fault settings this run needs beyond the basic ones (a simulator without them is refused)
-VENUE_FAULTS_NEEDED = ("balance_before_duplicate", "trade_mined_seconds", "trade_confirmed_seconds",
-                       "trade_failed_rate")
+VENUE_FAULTS_NEEDED = (
+    "balance_before_duplicate",
+    "trade_mined_seconds",
+    "trade_confirmed_seconds",
+    "trade_failed_rate",
+)
 TRADE_FINAL_S = 3.0  # trades are MATCHED, MINED after a second, CONFIRMED or FAILED after this
 
 
@@ -125,8 +130,16 @@ class ChaosOptions:
 
     def check(self) -> None:
         """Clear errors naming the option."""
-        for name, low in (("followers", 1), ("fills", 1), ("kills", 0), ("crash_kills", 0), ("pg_restarts", 0),
-                          ("broker_restarts", 0), ("instances", 1), ("decide_workers", 1)):
+        for name, low in (
+            ("followers", 1),
+            ("fills", 1),
+            ("kills", 0),
+            ("crash_kills", 0),
+            ("pg_restarts", 0),
+            ("broker_restarts", 0),
+            ("instances", 1),
+            ("decide_workers", 1),
+        ):
             if getattr(self, name) < low:
                 raise ChaosError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
         for name in ("timeout", "fill_rate", "kill_gap_s", "venue_timeout_s"):
@@ -186,10 +199,17 @@ class Verdict:
         return len(self.unresolved_open) + len(self.unresolved_missing)
 
     def counts(self) -> dict[str, int]:
-        return {"duplicates": len(self.duplicates), "orphans": len(self.orphans), "lost": len(self.lost),
-                "unresolved": self.unresolved, "overfilled": len(self.overfilled),
-                "mismatched": len(self.mismatched), "late": len(self.late), "overspent": len(self.overspent),
-                "decided_twice": len(self.decided_twice)}
+        return {
+            "duplicates": len(self.duplicates),
+            "orphans": len(self.orphans),
+            "lost": len(self.lost),
+            "unresolved": self.unresolved,
+            "overfilled": len(self.overfilled),
+            "mismatched": len(self.mismatched),
+            "late": len(self.late),
+            "overspent": len(self.overspent),
+            "decided_twice": len(self.decided_twice),
+        }
 
     @property
     def ok(self) -> bool:
@@ -202,43 +222,77 @@ class Verdict:
         """One line per non-empty count, naming its evidence and up to SHOWN_INTENTS items (with why)."""
         lines = []
         for count, name, items in (
-                ("duplicates", "duplicates: intents with more than one order in the venue order log",
-                 self.duplicates),
-                ("orphans", "orphans: venue orders (order log) without a ledger row committed before the venue "
-                 "received them (pg_xact_commit_timestamp vs received_us)", self.orphans),
-                ("lost", "lost: COPY intents with no terminal result on execution.results", self.lost),
-                ("unresolved", "unresolved: ledger rows still open or not final", self.unresolved_open),
-                ("unresolved", "unresolved: COPY decisions without a ledger row", self.unresolved_missing),
-                ("overfilled", "overfilled: venue size_matched above the order's size, or fills above the "
-                 "decision's size", self.overfilled),
-                ("mismatched", "mismatched: venue order log size_matched vs ledger filled_shares vs "
-                 "execution.results fills and statuses", self.mismatched),
-                ("late", "late: venue orders received (order log received_us) at or after the intent's "
-                 "expires_at_us", self.late),
-                ("overspent", "overspent: collateral the venue debited (its trades: notional + fee) above a daily "
-                 "cap", self.overspent),
-                ("decided_twice", "decided_twice: candidates with two different decisions on copy.decisions",
-                 self.decided_twice)):
+            ("duplicates", "duplicates: intents with more than one order in the venue order log", self.duplicates),
+            (
+                "orphans",
+                "orphans: venue orders (order log) without a ledger row committed before the venue "
+                "received them (pg_xact_commit_timestamp vs received_us)",
+                self.orphans,
+            ),
+            ("lost", "lost: COPY intents with no terminal result on execution.results", self.lost),
+            ("unresolved", "unresolved: ledger rows still open or not final", self.unresolved_open),
+            ("unresolved", "unresolved: COPY decisions without a ledger row", self.unresolved_missing),
+            (
+                "overfilled",
+                "overfilled: venue size_matched above the order's size, or fills above the decision's size",
+                self.overfilled,
+            ),
+            (
+                "mismatched",
+                "mismatched: venue order log size_matched vs ledger filled_shares vs "
+                "execution.results fills and statuses",
+                self.mismatched,
+            ),
+            (
+                "late",
+                "late: venue orders received (order log received_us) at or after the intent's expires_at_us",
+                self.late,
+            ),
+            (
+                "overspent",
+                "overspent: collateral the venue debited (its trades: notional + fee) above a daily cap",
+                self.overspent,
+            ),
+            (
+                "decided_twice",
+                "decided_twice: candidates with two different decisions on copy.decisions",
+                self.decided_twice,
+            ),
+        ):
             if items:
                 why = self.notes.get(count, {})
                 shown = sorted(items)[:SHOWN_INTENTS]
-                lines.append(f"{name}: {len(items)}: " + ", ".join(
-                    f"{item} ({why[item]})" if item in why else item for item in shown))
+                lines.append(
+                    f"{name}: {len(items)}: "
+                    + ", ".join(f"{item} ({why[item]})" if item in why else item for item in shown)
+                )
         return lines
 
 
 def _decision_content(d: dict) -> tuple:
     """What a decision says; a re-production of the same decision (at-least-once) has the same content."""
-    return (d["action"], d.get("intent_id"), d["size_e6"], d.get("worst_price"), d.get("reserved_e6"),
-            d.get("reason_code"))
+    return (
+        d["action"],
+        d.get("intent_id"),
+        d["size_e6"],
+        d.get("worst_price"),
+        d.get("reserved_e6"),
+        d.get("reason_code"),
+    )
 
 
 def _e6(amount: int) -> str:
     return f"{Decimal(amount) / 1_000_000:f}"
 
 
-def compare(decisions: Iterable[dict], results: Iterable[dict], ledger: Iterable[dict],
-            venue_orders: Iterable[dict], trades: Iterable[dict] = (), caps: Caps | None = None) -> Verdict:
+def compare(
+    decisions: Iterable[dict],
+    results: Iterable[dict],
+    ledger: Iterable[dict],
+    venue_orders: Iterable[dict],
+    trades: Iterable[dict] = (),
+    caps: Caps | None = None,
+) -> Verdict:
     """Check invariants 1-5 and 8 over plain data.
 
     decisions (copy.decisions, in topic order): {candidate_id, action, intent_id, size_e6, follow_id, follower,
@@ -279,8 +333,10 @@ def compare(decisions: Iterable[dict], results: Iterable[dict], ledger: Iterable
         elif committed is None or committed >= order["received_us"]:
             verdict.orphans.append(order_id)
             verdict.notes["orphans"][order_id] = (
-                "row commit time unknown" if committed is None else
-                f"row committed {committed - order['received_us']} us after the venue received the order")
+                "row commit time unknown"
+                if committed is None
+                else f"row committed {committed - order['received_us']} us after the venue received the order"
+            )
         if intent is None:
             continue
         intent_of_order[order_id] = intent
@@ -352,8 +408,9 @@ def _disagreement(orders: dict[str, dict] | None, row: dict | None, said: list[d
     return f"{venue}; " + "; ".join(dict.fromkeys(problems))
 
 
-def _overspent(trades: Iterable[dict], caps: Caps, copies: dict[str, dict], intent_of_order: dict[str, str],
-               notes: dict[str, str]) -> list[str]:
+def _overspent(
+    trades: Iterable[dict], caps: Caps, copies: dict[str, dict], intent_of_order: dict[str, str], notes: dict[str, str]
+) -> list[str]:
     """Per UTC day: what the venue debited per follower and per follow, above its cap."""
     spent: Counter = Counter()
     for t in trades:
@@ -383,8 +440,7 @@ class Event:
 
 
 def process_names(options: ChaosOptions) -> tuple[list[str], list[str]]:
-    return ([f"decide-{i}" for i in range(options.decide_workers)],
-            [f"execute-{i}" for i in range(options.instances)])
+    return ([f"decide-{i}" for i in range(options.decide_workers)], [f"execute-{i}" for i in range(options.instances)])
 
 
 def clock_offsets(options: ChaosOptions) -> dict[str, float]:
@@ -395,15 +451,23 @@ def clock_offsets(options: ChaosOptions) -> dict[str, float]:
 
 def base_faults(rng: random.Random, options: ChaosOptions) -> dict:
     """Fault injection from the first order to the verdict (a FaultConfig body)."""
-    return {"latency_ms": 20, "jitter_ms": rng.choice([10, 20, 30]),
-            "error_rate": 0.03, "read_error_rate": 0.02,
-            "timeout_rate": 0.02, "timeout_seconds": options.venue_timeout_s + 1.5,
-            "reply_lost_rate": 0.03, "reply_lost_mode": rng.choice(["5xx", "drop"]),
-            "hidden_fill_rate": 0.05,
-            # a re-sent order is refused for balance (4xx) before the venue sees it is a duplicate (D5)
-            "balance_before_duplicate": True,
-            # trades settle late (MATCHED -> MINED -> CONFIRMED) and some FAIL, undoing their fill (D11)
-            "trade_mined_seconds": 1.0, "trade_confirmed_seconds": TRADE_FINAL_S, "trade_failed_rate": 0.03}
+    return {
+        "latency_ms": 20,
+        "jitter_ms": rng.choice([10, 20, 30]),
+        "error_rate": 0.03,
+        "read_error_rate": 0.02,
+        "timeout_rate": 0.02,
+        "timeout_seconds": options.venue_timeout_s + 1.5,
+        "reply_lost_rate": 0.03,
+        "reply_lost_mode": rng.choice(["5xx", "drop"]),
+        "hidden_fill_rate": 0.05,
+        # a re-sent order is refused for balance (4xx) before the venue sees it is a duplicate (D5)
+        "balance_before_duplicate": True,
+        # trades settle late (MATCHED -> MINED -> CONFIRMED) and some FAIL, undoing their fill (D11)
+        "trade_mined_seconds": 1.0,
+        "trade_confirmed_seconds": TRADE_FINAL_S,
+        "trade_failed_rate": 0.03,
+    }
 
 
 def timeline(rng: random.Random, options: ChaosOptions) -> list[Event]:
@@ -422,8 +486,10 @@ def timeline(rng: random.Random, options: ChaosOptions) -> list[Event]:
         slot = window / len(parts)
         events.append(Event(k * slot + rng.uniform(0.1, 0.4) * slot, "restart", part))
     for _ in range(rng.choice([1, 2])):
-        restart = {"restart_seconds": round(rng.uniform(1.5, 3.0), 2),
-                   "post_only_seconds": round(rng.uniform(1.5, 3.0), 2)}
+        restart = {
+            "restart_seconds": round(rng.uniform(1.5, 3.0), 2),
+            "post_only_seconds": round(rng.uniform(1.5, 3.0), 2),
+        }
         events.append(Event(rng.uniform(0.2, 0.8) * window, "faults", json.dumps(restart)))
     events.append(Event(window / 2, "faults", json.dumps({"reply_lost_mode": rng.choice(["5xx", "drop"])})))
     return sorted(events, key=lambda e: e.at_s)
@@ -434,8 +500,9 @@ def market_ids(seed: int) -> list[tuple[str, list[str]]]:
     out = []
     for m in range(MARKETS):
         condition = "0x" + hashlib.sha256(f"chaos-market:{seed}:{m}".encode()).hexdigest()
-        tokens = [str(int(hashlib.sha256(f"chaos-token:{seed}:{m}:{o}".encode()).hexdigest(), 16) % 2**255)
-                  for o in range(2)]
+        tokens = [
+            str(int(hashlib.sha256(f"chaos-token:{seed}:{m}:{o}".encode()).hexdigest(), 16) % 2**255) for o in range(2)
+        ]
         out.append((condition, tokens))
     return out
 
@@ -443,11 +510,19 @@ def market_ids(seed: int) -> list[tuple[str, list[str]]]:
 def simulator_config(options: ChaosOptions):
     from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig
 
-    markets = [MarketConfig(condition_id=condition, tokens=[TokenConfig(token_id=yes, price="0.5"),
-                                                            TokenConfig(token_id=no, outcome="No", price="0.5")],
-                            tick_size="0.01", min_order_size=1, levels=5, level_size=100000, replenish=True,
-                            fee_rate=FEE_RATE)
-               for condition, (yes, no) in market_ids(options.seed)]
+    markets = [
+        MarketConfig(
+            condition_id=condition,
+            tokens=[TokenConfig(token_id=yes, price="0.5"), TokenConfig(token_id=no, outcome="No", price="0.5")],
+            tick_size="0.01",
+            min_order_size=1,
+            levels=5,
+            level_size=100000,
+            replenish=True,
+            fee_rate=FEE_RATE,
+        )
+        for condition, (yes, no) in market_ids(options.seed)
+    ]
     return SimulatorConfig(markets=markets, seed=options.seed)
 
 
@@ -460,10 +535,23 @@ def leader_fill(run: str, n: int, markets: list[tuple[str, list[str]]], rng: ran
     token = rng.choice(tokens)
     tx = "0x" + ids.make_id("chaos-tx", run, n)
     now_us = time.time_ns() // 1000
-    return {"envelope": envelope(ids.leader_fill_id(tx, LEADER, token, "BUY"), "chaos", now_us),
-            "leader": LEADER, "exchange": EXCHANGE, "tx_hash": tx, "block_number": 1000 + n, "log_index": 0,
-            "token_id": token, "condition_id": condition, "side": "BUY", "shares_e6": 20_000_000,
-            "collateral_e6": 10_000_000, "price": "0.5", "fee_e6": 0, "role": "TAKER", "order_hashes": []}
+    return {
+        "envelope": envelope(ids.leader_fill_id(tx, LEADER, token, "BUY"), "chaos", now_us),
+        "leader": LEADER,
+        "exchange": EXCHANGE,
+        "tx_hash": tx,
+        "block_number": 1000 + n,
+        "log_index": 0,
+        "token_id": token,
+        "condition_id": condition,
+        "side": "BUY",
+        "shares_e6": 20_000_000,
+        "collateral_e6": 10_000_000,
+        "price": "0.5",
+        "fee_e6": 0,
+        "role": "TAKER",
+        "order_hashes": [],
+    }
 
 
 @dataclass
@@ -498,11 +586,18 @@ def follow_plan(run: str, followers, rng: random.Random, options: ChaosOptions) 
         account = follower.config(daily_cap=None if follower_cap is None else Decimal(follower_cap))
         plan.accounts.append(json.loads(account.to_body()))
         plan.changes.append(config_change("FOLLOWER", follower.address, account, "chaos"))
-        follow = parse_follow_config({
-            "follow_id": f"chaos-{run}-{i}", "follower": follower.address, "leader": LEADER,
-            "sizing": {"mode": "fixed", "amount": str(rng.choice([2, 3, 4, 5]))},
-            "order_type": "FOK" if rng.random() < 0.25 else "FAK", "order_ttl_s": options.order_ttl_s,
-            "max_fill_age_s": 3600, "daily_cap": None if follow_cap is None else str(follow_cap)})
+        follow = parse_follow_config(
+            {
+                "follow_id": f"chaos-{run}-{i}",
+                "follower": follower.address,
+                "leader": LEADER,
+                "sizing": {"mode": "fixed", "amount": str(rng.choice([2, 3, 4, 5]))},
+                "order_type": "FOK" if rng.random() < 0.25 else "FAK",
+                "order_ttl_s": options.order_ttl_s,
+                "max_fill_age_s": 3600,
+                "daily_cap": None if follow_cap is None else str(follow_cap),
+            }
+        )
         plan.changes.append(config_change("FOLLOW", follow.follow_id, follow, "chaos"))
         if follower_cap is not None:
             plan.caps.follower[follower.address] = follower_cap * 1_000_000
@@ -519,8 +614,9 @@ class Children:
     below its target (and until `stop_all`), the least-fired point first. An armed process that ends by SIGKILL
     without the harness having killed it fired its crash point."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, options: ChaosOptions | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, options: ChaosOptions | None = None, rng: random.Random | None = None
+    ) -> None:
         """Without `options` (other harnesses, benchmarks): no crash points, no clock skew."""
         options = options or ChaosOptions(crash_kills=0, clock_skew_s=0.0)
         self.env = env
@@ -554,12 +650,19 @@ class Children:
         spec = self.armed[name] = self._crash_spec(name)
         env = {**self.env, **skewed_env(self.offsets.get(name, 0.0)), **({CRASH_ENV: spec} if spec else {})}
         with open(self.log_dir / f"{name}.log", "ab") as log:
-            log.write(f"=== start at {time.strftime('%H:%M:%S')}, clock {self.offsets.get(name, 0.0):+g}s"
-                      f"{f', {CRASH_ENV}={spec}' if spec else ''}\n".encode())
+            log.write(
+                f"=== start at {time.strftime('%H:%M:%S')}, clock {self.offsets.get(name, 0.0):+g}s"
+                f"{f', {CRASH_ENV}={spec}' if spec else ''}\n".encode()
+            )
             log.flush()
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "horus.cli.main", *argv], cwd=REPO,
-                                                env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "horus.cli.main", *argv],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill_and_restart(self, name: str) -> None:
         """SIGKILL `name` and start it again at once. A process that died by itself meanwhile is restarted
@@ -620,8 +723,9 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 class Player(threading.Thread):
     """Plays events at their moments (seconds after `started`, monotonic); an error stops it and is kept."""
 
-    def __init__(self, name: str, events: list[Event], act: Callable[[Event], None], started: float,
-                 stop: threading.Event) -> None:
+    def __init__(
+        self, name: str, events: list[Event], act: Callable[[Event], None], started: float, stop: threading.Event
+    ) -> None:
         super().__init__(name=name, daemon=True)
         self.events, self.act, self.started, self.stop = events, act, started, stop
         self.error: BaseException | None = None
@@ -652,9 +756,13 @@ class PrivateStack:
         from horus.stack import INFRASTRUCTURE
 
         env = self.stack.up(INFRASTRUCTURE)  # the venue is the run's own simulator, in this process
-        return self.settings.model_copy(update={"kafka_bootstrap": env["HORUS_KAFKA_BOOTSTRAP"],
-                                                "database_url": env["HORUS_DATABASE_URL"],
-                                                "eth_rpc_url": env["HORUS_ETH_RPC_URL"]})
+        return self.settings.model_copy(
+            update={
+                "kafka_bootstrap": env["HORUS_KAFKA_BOOTSTRAP"],
+                "database_url": env["HORUS_DATABASE_URL"],
+                "eth_rpc_url": env["HORUS_ETH_RPC_URL"],
+            }
+        )
 
     def restart(self, part: str) -> None:
         """SIGKILL every process of `part` (PostgreSQL: the postmaster and all its backends, as a crash or the
@@ -708,8 +816,10 @@ def require_venue_faults() -> None:
 
     missing = [name for name in VENUE_FAULTS_NEEDED if name not in FaultConfig.model_fields]
     if missing:
-        raise ChaosError(f"the CLOB simulator has no fault setting {', '.join(missing)}, which this run injects "
-                         "(horus/venue/simulator/clob/config.py FaultConfig)")
+        raise ChaosError(
+            f"the CLOB simulator has no fault setting {', '.join(missing)}, which this run injects "
+            "(horus/venue/simulator/clob/config.py FaultConfig)"
+        )
 
 
 def wait_for_groups(settings: Settings, groups: dict[str, int], children: Children, timeout: float) -> None:
@@ -728,8 +838,11 @@ def wait_for_groups(settings: Settings, groups: dict[str, int], children: Childr
                 group = admin.describe_consumer_groups([group_id])[group_id].result(10)
             except Exception:  # noqa: BLE001 - the group does not exist until its first member joins
                 continue
-            if (group.state == ConsumerGroupState.STABLE and len(group.members) == members
-                    and all(m.assignment and m.assignment.topic_partitions for m in group.members)):
+            if (
+                group.state == ConsumerGroupState.STABLE
+                and len(group.members) == members
+                and all(m.assignment and m.assignment.topic_partitions for m in group.members)
+            ):
                 del waiting[group_id]
         time.sleep(0.3)
     if waiting:
@@ -737,10 +850,20 @@ def wait_for_groups(settings: Settings, groups: dict[str, int], children: Childr
 
 
 # ------------------------------------------------------------------------------------------ reading back
-DECISION_FIELDS = ("candidate_id", "action", "intent_id", "size_e6", "follow_id", "follower", "expires_at_us",
-                   "worst_price", "reserved_e6", "reason_code", "reason_detail")
-RESULT_FIELDS = ("intent_id", "status", "filled_shares_e6", "filled_collateral_e6", "fee_e6", "final", "seq",
-                 "error")
+DECISION_FIELDS = (
+    "candidate_id",
+    "action",
+    "intent_id",
+    "size_e6",
+    "follow_id",
+    "follower",
+    "expires_at_us",
+    "worst_price",
+    "reserved_e6",
+    "reason_code",
+    "reason_detail",
+)
+RESULT_FIELDS = ("intent_id", "status", "filled_shares_e6", "filled_collateral_e6", "fee_e6", "final", "seq", "error")
 
 
 class TopicTail:
@@ -787,8 +910,10 @@ class TopicTail:
         while time.monotonic() - quiet_since < quiet_s:
             if self.poll():
                 quiet_since = time.monotonic()
-            positions = {(tp.topic, tp.partition): tp.offset
-                         for tp in self.consumer.position([TopicPartition(t, p) for t, p in ends])}
+            positions = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in self.consumer.position([TopicPartition(t, p) for t, p in ends])
+            }
             if all(high == 0 or positions.get(key, -1) >= high for key, high in ends.items()):
                 return
 
@@ -802,10 +927,12 @@ class TopicTail:
 def require_commit_timestamps(setting: str) -> None:
     """The orphans count needs each row's commit time from Postgres: refuse to count without it."""
     if setting != "on":
-        raise ChaosError(f"PostgreSQL does not record commit timestamps (track_commit_timestamp = {setting}), so "
-                         "no ledger row can be proven committed before the venue received its order. Start the "
-                         "server with `-c track_commit_timestamp=on`: the local stack's PostgreSQL does "
-                         "(horus/stack/postgres.py) once started again (`horus stack down && horus stack up`)")
+        raise ChaosError(
+            f"PostgreSQL does not record commit timestamps (track_commit_timestamp = {setting}), so "
+            "no ledger row can be proven committed before the venue received its order. Start the "
+            "server with `-c track_commit_timestamp=on`: the local stack's PostgreSQL does "
+            "(horus/stack/postgres.py) once started again (`horus stack down && horus stack up`)"
+        )
 
 
 def ledger_rows(settings: Settings, intents: Iterable[str]) -> list[dict]:
@@ -821,7 +948,9 @@ def ledger_rows(settings: Settings, intents: Iterable[str]) -> list[dict]:
         return conn.execute(
             "SELECT idempotency_key AS intent_id, status, final, order_hash, filled_shares_e6, last_error, "
             "(extract(epoch FROM pg_xact_commit_timestamp(prewrite_xid::xid)) * 1000000)::bigint AS committed_us "
-            "FROM copy_trades WHERE idempotency_key = ANY(%s)", (sorted(intents),)).fetchall()
+            "FROM copy_trades WHERE idempotency_key = ANY(%s)",
+            (sorted(intents),),
+        ).fetchall()
 
 
 def open_intents(settings: Settings, intents: Iterable[str]) -> set[str]:
@@ -831,8 +960,14 @@ def open_intents(settings: Settings, intents: Iterable[str]) -> set[str]:
     from horus.db.engine import psycopg_conninfo
 
     with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
-        return {r[0] for r in conn.execute("SELECT idempotency_key FROM copy_trades WHERE idempotency_key = ANY(%s) "
-                                           "AND (status = ANY(%s) OR NOT final)", (sorted(intents), sorted(OPEN)))}
+        return {
+            r[0]
+            for r in conn.execute(
+                "SELECT idempotency_key FROM copy_trades WHERE idempotency_key = ANY(%s) "
+                "AND (status = ANY(%s) OR NOT final)",
+                (sorted(intents), sorted(OPEN)),
+            )
+        }
 
 
 @dataclass
@@ -862,8 +997,14 @@ def trade_debits(trades: Iterable[dict]) -> list[dict]:
         if t["side"] != "BUY" or t.get("status") == "FAILED":
             continue
         notional = _e6_of(t["size"]) * _e6_of(t["price"]) // 1_000_000
-        out.append({"order_id": t["taker_order_id"], "follower": t["maker_address"].lower(),
-                    "day": int(t["match_time"]) // DAY_S, "debit_e6": notional + int(t["_fee_e6"])})
+        out.append(
+            {
+                "order_id": t["taker_order_id"],
+                "follower": t["maker_address"].lower(),
+                "day": int(t["match_time"]) // DAY_S,
+                "debit_e6": notional + int(t["_fee_e6"]),
+            }
+        )
     return out
 
 
@@ -888,8 +1029,9 @@ def venue_books(sim_url: str, funds: dict[str, Decimal], wait_s: float = 4 * TRA
         account = httpx.get(f"{sim_url}/_sim/accounts/{address}", timeout=30).json()
         change = int(funded * 1_000_000) - account["collateral_e6"]
         if change != debited[address.lower()]:
-            disagree.append(f"{address}: balance fell by {_e6(change)}, its trades debited "
-                            f"{_e6(debited[address.lower()])}")
+            disagree.append(
+                f"{address}: balance fell by {_e6(change)}, its trades debited {_e6(debited[address.lower()])}"
+            )
     unsettled = sum(1 for t in trades if _in_flight(t))
     return VenueBooks(log["orders"], log["counts"], debits, unsettled, disagree)
 
@@ -923,22 +1065,29 @@ class ChaosReport:
         """Why the run fails besides the verdict's counts."""
         out = []
         if not self.drained:
-            out.append("not drained: before the deadline, some candidate was not decided, some COPY had no terminal "
-                       "result on execution.results, or some ledger row was still open")
+            out.append(
+                "not drained: before the deadline, some candidate was not decided, some COPY had no terminal "
+                "result on execution.results, or some ledger row was still open"
+            )
         if self.reconcile_failures:
-            out.append(f"`horus reconcile --once` rounds failed (exit codes {self.reconcile_failures}); see "
-                       "reconcile.log")
+            out.append(
+                f"`horus reconcile --once` rounds failed (exit codes {self.reconcile_failures}); see reconcile.log"
+            )
         for point in CRASH_POINTS:
             if self.crash_kills[point] < self.options.crash_kills:
-                out.append(f"crash point {point} fired {self.crash_kills[point]} times, at least "
-                           f"{self.options.crash_kills} asked (does the executor read {CRASH_ENV}?)")
+                out.append(
+                    f"crash point {point} fired {self.crash_kills[point]} times, at least "
+                    f"{self.options.crash_kills} asked (does the executor read {CRASH_ENV}?)"
+                )
         for part, asked in (("postgres", self.options.pg_restarts), ("kafka", self.options.broker_restarts)):
             if self.restarts[part] < asked:
                 out.append(f"{part} restarted {self.restarts[part]} times, {asked} asked")
         out += [f"venue books disagree: {line}" for line in self.venue.books_disagree[:SHOWN_INTENTS]]
         if self.venue.unsettled_trades:
-            out.append(f"{self.venue.unsettled_trades} venue trades still in flight at the verdict: matched sizes "
-                       "are not final")
+            out.append(
+                f"{self.venue.unsettled_trades} venue trades still in flight at the verdict: matched sizes "
+                "are not final"
+            )
         return out
 
     @property
@@ -949,18 +1098,20 @@ class ChaosReport:
         v = self.verdict
         points = " ".join(f"{p}={self.crash_kills[p]}" for p in CRASH_POINTS)
         skew = " ".join(f"{name} {offset:+g}s" for name, offset in self.offsets.items() if offset)
-        lines = [f"chaos run {self.run}: logs in {self.log_dir}",
-                 f"fills={self.fills} ({self.options.fills} planned) candidates={self.candidates}/"
-                 f"{self.expected_candidates} decisions={v.decisions} copies={v.copies}",
-                 f"kills={self.total_kills} (random: execute {self.kills['execute']}, decide {self.kills['decide']}; "
-                 f"crash points: {points}) restarts: postgres={self.restarts['postgres']} "
-                 f"kafka={self.restarts['kafka']} unplanned_exits={len(self.crashes)}",
-                 f"drained={'yes' if self.drained else 'no'} reconcile_rounds={self.reconcile_rounds} "
-                 f"seconds={self.seconds:.1f} clock skew: {skew or 'none'}",
-                 "ledger statuses: " + " ".join(f"{s}={n}" for s, n in sorted(v.statuses.items())),
-                 "venue: " + " ".join(f"{k}={self.venue.counts.get(k, 0)}"
-                                      for k in ("posts", "accepted", "duplicates", "rejected"))
-                 + f" trades={len(self.venue.trades)} unsettled_trades={self.venue.unsettled_trades}"]
+        lines = [
+            f"chaos run {self.run}: logs in {self.log_dir}",
+            f"fills={self.fills} ({self.options.fills} planned) candidates={self.candidates}/"
+            f"{self.expected_candidates} decisions={v.decisions} copies={v.copies}",
+            f"kills={self.total_kills} (random: execute {self.kills['execute']}, decide {self.kills['decide']}; "
+            f"crash points: {points}) restarts: postgres={self.restarts['postgres']} "
+            f"kafka={self.restarts['kafka']} unplanned_exits={len(self.crashes)}",
+            f"drained={'yes' if self.drained else 'no'} reconcile_rounds={self.reconcile_rounds} "
+            f"seconds={self.seconds:.1f} clock skew: {skew or 'none'}",
+            "ledger statuses: " + " ".join(f"{s}={n}" for s, n in sorted(v.statuses.items())),
+            "venue: "
+            + " ".join(f"{k}={self.venue.counts.get(k, 0)}" for k in ("posts", "accepted", "duplicates", "rejected"))
+            + f" trades={len(self.venue.trades)} unsettled_trades={self.venue.unsettled_trades}",
+        ]
         lines += [f"unplanned exit: {c}" for c in self.crashes[:SHOWN_INTENTS]]
         lines += [f"run failed: {p}" for p in self.problems()]
         lines += v.failures()
@@ -978,18 +1129,28 @@ def run_settings(settings: Settings, run: str, options: ChaosOptions, sim_url: s
     from horus.credentials import generate_key
 
     key = settings.credentials_key or SecretStr(generate_key())
-    return settings.model_copy(update={
-        "topic_prefix": f"{settings.topic_prefix}chaos{run}.", "app_id": f"horus-chaos-{run}",
-        "credentials_key": key, "venue_mode": "paper", "clob_url": sim_url, "gamma_url": "",
-        "balance_source": "venue", "session_timeout_s": 6.0,
-        "venue_timeout_s": options.venue_timeout_s, "execute_lease_s": 5.0, "reconcile_interval_s": 1.0,
-        "reconcile_min_age_s": 1.0, "breaker_min_executions": 10**9})
+    return settings.model_copy(
+        update={
+            "topic_prefix": f"{settings.topic_prefix}chaos{run}.",
+            "app_id": f"horus-chaos-{run}",
+            "credentials_key": key,
+            "venue_mode": "paper",
+            "clob_url": sim_url,
+            "gamma_url": "",
+            "balance_source": "venue",
+            "session_timeout_s": 6.0,
+            "venue_timeout_s": options.venue_timeout_s,
+            "execute_lease_s": 5.0,
+            "reconcile_interval_s": 1.0,
+            "reconcile_min_age_s": 1.0,
+            "breaker_min_executions": 10**9,
+        }
+    )
 
 
 def child_env(config: Settings) -> dict[str, str]:
     """The workers' environment: the run's settings, nothing inherited that would skew or crash them."""
-    inherited = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("HORUS_", "FAKETIME")) and k != "LD_PRELOAD"}
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("HORUS_", "FAKETIME")) and k != "LD_PRELOAD"}
     return {**inherited, **config.as_env(), "PYTHONUNBUFFERED": "1"}
 
 
@@ -1001,13 +1162,25 @@ def produce_configs(settings: Settings, changes: list[dict]) -> None:
 
     codec, producer = default_codec(), make_producer(settings, log_level=3)
     for change in changes:
-        produce_reliably(producer, settings.topic(CONFIG_CHANGES.name), codec.encode("ConfigChange", change),
-                         key=config_key(change["entity"], change["entity_id"]))
+        produce_reliably(
+            producer,
+            settings.topic(CONFIG_CHANGES.name),
+            codec.encode("ConfigChange", change),
+            key=config_key(change["entity"], change["entity_id"]),
+        )
     flush_or_raise(producer)
 
 
-def produce_fills(settings: Settings, run: str, options: ChaosOptions, rng: random.Random, started: float,
-                  children: Children, players: list[Player], extend_until: float) -> int:
+def produce_fills(
+    settings: Settings,
+    run: str,
+    options: ChaosOptions,
+    rng: random.Random,
+    started: float,
+    children: Children,
+    players: list[Player],
+    extend_until: float,
+) -> int:
     """M fills spread evenly over the chaos window, then more at the same pace while a crash point is below its
     minimum (until `extend_until`, monotonic): a crash point fires only while orders flow, and restarts under load
     can eat the window. Processes that died by themselves are restarted. Waits out a broker restart (the producer
@@ -1026,8 +1199,13 @@ def produce_fills(settings: Settings, run: str, options: ChaosOptions, rng: rand
     while n < options.fills or (children.crash_points_short() and time.monotonic() + gap < extend_until):
         time.sleep(max(0.0, started + n * gap - time.monotonic()))
         fill = leader_fill(run, n, markets, rng)
-        produce_reliably(producer, settings.topic(LEADER_FILLS.name), codec.encode("LeaderFill", fill),
-                         key=fill["leader"], on_delivery=lambda err, _: err and failed.append(str(err)))
+        produce_reliably(
+            producer,
+            settings.topic(LEADER_FILLS.name),
+            codec.encode("LeaderFill", fill),
+            key=fill["leader"],
+            on_delivery=lambda err, _: err and failed.append(str(err)),
+        )
         producer.poll(0)
         children.restart_crashed()
         for player in players:
@@ -1050,8 +1228,9 @@ def drained(tail: TopicTail, settings: Settings, expected: int) -> bool:
     return not open_intents(settings, copies)
 
 
-def reconcile_until_settled(settings: Settings, env: dict[str, str], accounts: Path, intents: set[str],
-                            log_dir: Path, deadline: float) -> tuple[int, list[int]]:
+def reconcile_until_settled(
+    settings: Settings, env: dict[str, str], accounts: Path, intents: set[str], log_dir: Path, deadline: float
+) -> tuple[int, list[int]]:
     """`horus reconcile --once` until none of the run's ledger rows is open (at least one round, which also
     re-emits results a killed process committed but never produced). Returns the rounds run and the
     non-zero exit codes among them."""
@@ -1061,9 +1240,15 @@ def reconcile_until_settled(settings: Settings, env: dict[str, str], accounts: P
             rounds += 1
             log.write(f"=== round {rounds} at {time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
-            done = subprocess.run([sys.executable, "-m", "horus.cli.main", "reconcile", "--once", "--accounts",
-                                   str(accounts)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  timeout=max(10.0, deadline - time.monotonic()), check=False)
+            done = subprocess.run(
+                [sys.executable, "-m", "horus.cli.main", "reconcile", "--once", "--accounts", str(accounts)],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=max(10.0, deadline - time.monotonic()),
+                check=False,
+            )
             if done.returncode:
                 failed.append(done.returncode)
             if not open_intents(settings, intents) or time.monotonic() > deadline:
@@ -1080,8 +1265,14 @@ def start_workers(children: Children, options: ChaosOptions) -> tuple[list[str],
     return decide, execute
 
 
-def wait_for(done: Callable[[TopicTail, Settings, int], bool], tail: TopicTail, settings: Settings,
-             children: Children, expected: int, deadline: float) -> bool:
+def wait_for(
+    done: Callable[[TopicTail, Settings, int], bool],
+    tail: TopicTail,
+    settings: Settings,
+    children: Children,
+    expected: int,
+    deadline: float,
+) -> bool:
     """Poll the topics until `done` (True) or the deadline (False); a process that died is restarted."""
     while time.monotonic() < deadline:
         tail.poll(1.0)
@@ -1133,12 +1324,18 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
         produce_configs(config, plan.changes)
         children = Children(env, log_dir, options, random.Random(f"{options.seed}:processes"))
         decide, execute = start_workers(children, options)
-        say(f"chaos run {run}: {options.followers} followers x {options.fills} fills, {options.kills} random kills, "
+        say(
+            f"chaos run {run}: {options.followers} followers x {options.fills} fills, {options.kills} random kills, "
             f">= {options.crash_kills} at each crash point, {options.pg_restarts} PostgreSQL and "
             f"{options.broker_restarts} broker restarts over {options.window_s:.0f}s, {options.decide_workers} "
-            f"decide + {options.instances} execute processes; logs in {log_dir}")
-        wait_for_groups(config, {config.app_id: len(decide), f"{config.app_id}-execute": len(execute)}, children,
-                        timeout=min(120.0, max(10.0, deadline - time.monotonic())))
+            f"decide + {options.instances} execute processes; logs in {log_dir}"
+        )
+        wait_for_groups(
+            config,
+            {config.app_id: len(decide), f"{config.app_id}-execute": len(execute)},
+            children,
+            timeout=min(120.0, max(10.0, deadline - time.monotonic())),
+        )
         say(f"chaos run {run}: workers joined after {time.monotonic() - began:.0f}s; chaos begins")
 
         set_faults(sim.url, base_faults(rng, options))
@@ -1151,26 +1348,38 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
             else:
                 set_faults(sim.url, json.loads(event.target))
 
-        players = [Player("chaos-processes", [e for e in events if e.kind != "restart"], act, started, stop),
-                   Player("chaos-restarts", [e for e in events if e.kind == "restart"],
-                          lambda e: stack.restart(e.target), started, stop)]
+        players = [
+            Player("chaos-processes", [e for e in events if e.kind != "restart"], act, started, stop),
+            Player(
+                "chaos-restarts",
+                [e for e in events if e.kind == "restart"],
+                lambda e: stack.restart(e.target),
+                started,
+                stop,
+            ),
+        ]
         for player in players:
             player.start()
         # extra fills (for crash points still short) leave time to drain: two order lifetimes and a minute
-        fills = produce_fills(config, run, options, rng, started, children, players,
-                              extend_until=deadline - 2 * options.order_ttl_s - 60)
+        fills = produce_fills(
+            config, run, options, rng, started, children, players, extend_until=deadline - 2 * options.order_ttl_s - 60
+        )
         for player in players:
             player.join(max(0.0, deadline - time.monotonic()))
             if player.error is not None:
                 raise ChaosError(f"the chaos timeline failed: {player.error!r}")
         # executors stay armed while the drain goes on, until every crash point has fired its minimum
-        say(f"chaos run {run}: chaos window over after {time.monotonic() - started:.0f}s "
-            f"({time.monotonic() - began:.0f}s in); draining with the venue's faults on")
+        say(
+            f"chaos run {run}: chaos window over after {time.monotonic() - started:.0f}s "
+            f"({time.monotonic() - began:.0f}s in); draining with the venue's faults on"
+        )
         tail = TopicTail(config)
         expected = options.followers * fills
         is_drained = wait_for(drained, tail, config, children, expected, deadline)
-        say(f"chaos run {run}: {'drained' if is_drained else 'NOT drained'} after {time.monotonic() - began:.0f}s; "
-            "workers killed, reconciling with the venue's faults on")
+        say(
+            f"chaos run {run}: {'drained' if is_drained else 'NOT drained'} after {time.monotonic() - began:.0f}s; "
+            "workers killed, reconciling with the venue's faults on"
+        )
         children.stop_all(sig=signal.SIGKILL)  # one more crash, and no wait for graceful exits: the ledger must cope
         rounds, reconcile_failures = reconcile_until_settled(config, env, accounts, tail.copies(), log_dir, deadline)
         tail.read_to_end()
@@ -1178,12 +1387,37 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
         ledger = ledger_rows(config, tail.copies())
         verdict = compare(tail.decisions, tail.results, ledger, books.orders, books.trades, plan.caps)
         # everything the verdict was computed from, for a look after the private stack is gone
-        (log_dir / "evidence.json").write_text(json.dumps({
-            "decisions": tail.decisions, "results": tail.results, "ledger": ledger, "venue_orders": books.orders,
-            "trades": books.trades, "caps": {"follower": plan.caps.follower, "follow": plan.caps.follow}}))
-        return ChaosReport(verdict, options, run, children.kills, children.crash_kills, stack.restarts,
-                           children.crashes, children.offsets, fills, len(tail.candidates), expected,
-                           time.monotonic() - began, is_drained, rounds, reconcile_failures, books, log_dir)
+        (log_dir / "evidence.json").write_text(
+            json.dumps(
+                {
+                    "decisions": tail.decisions,
+                    "results": tail.results,
+                    "ledger": ledger,
+                    "venue_orders": books.orders,
+                    "trades": books.trades,
+                    "caps": {"follower": plan.caps.follower, "follow": plan.caps.follow},
+                }
+            )
+        )
+        return ChaosReport(
+            verdict,
+            options,
+            run,
+            children.kills,
+            children.crash_kills,
+            stack.restarts,
+            children.crashes,
+            children.offsets,
+            fills,
+            len(tail.candidates),
+            expected,
+            time.monotonic() - began,
+            is_drained,
+            rounds,
+            reconcile_failures,
+            books,
+            log_dir,
+        )
     finally:
         stop.set()
         if children is not None:
@@ -1193,7 +1427,9 @@ def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], No
         if sim is not None:
             sim.stop()
         if options.keep:
-            say(f"the run's stack keeps running: `HORUS_STATE_DIR={stack.state_dir} horus tap ...`; stop it with "
-                f"`HORUS_STATE_DIR={stack.state_dir} horus stack down`")
+            say(
+                f"the run's stack keeps running: `HORUS_STATE_DIR={stack.state_dir} horus tap ...`; stop it with "
+                f"`HORUS_STATE_DIR={stack.state_dir} horus stack down`"
+            )
         else:
             stack.down()

@@ -34,9 +34,9 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import fastavro
 from fastavro.read import SchemaResolutionError as _FastavroResolutionError
@@ -164,9 +164,7 @@ def _self_contained(schema: Any, named: Mapping[str, Any], seen: set[str] | None
     if kind in _NAMED_KINDS:
         seen.add(out["name"])
     if kind in ("record", "error"):
-        out["fields"] = [
-            {**f, "type": _self_contained(f["type"], named, seen)} for f in out["fields"]
-        ]
+        out["fields"] = [{**f, "type": _self_contained(f["type"], named, seen)} for f in out["fields"]]
     elif kind == "array":
         out["items"] = _self_contained(out["items"], named, seen)
     elif kind == "map":
@@ -185,11 +183,9 @@ def _load_json(schema: dict | str) -> dict:
         except json.JSONDecodeError as e:
             raise SchemaDefinitionError(f"schema is not valid JSON: {e}") from None
     if not isinstance(schema, dict) or schema.get("type") not in ("record", "error"):
-        raise SchemaDefinitionError(
-            "a registered schema must be a JSON object with \"type\": \"record\" and a \"name\""
-        )
+        raise SchemaDefinitionError('a registered schema must be a JSON object with "type": "record" and a "name"')
     if not schema.get("name"):
-        raise SchemaDefinitionError("a registered record schema needs a \"name\"")
+        raise SchemaDefinitionError('a registered record schema needs a "name"')
     return schema
 
 
@@ -528,7 +524,7 @@ def _compile_unrecognized(schema: Any, named: Mapping[str, Any], cache: dict) ->
         is_list = kind == "array"
 
         def find_items(v: Any) -> tuple[tuple[str, ...], str] | None:
-            for k, x in (enumerate(v) if is_list else v.items()):
+            for k, x in enumerate(v) if is_list else v.items():
                 if isinstance(part, str):
                     hit = ((), part) if x == UNRECOGNIZED else None
                 else:
@@ -606,9 +602,7 @@ class SchemaRegistry:
             fp = _fingerprint_of_pcf(pcf)
             known = self._by_fp.get(fp)
             if known is not None and known.fullname != fullname:  # pragma: no cover - 2**-64
-                raise SchemaDefinitionError(
-                    f"fingerprint {fp.hex()} of {fullname} collides with {known.fullname}"
-                )
+                raise SchemaDefinitionError(f"fingerprint {fp.hex()} of {fullname} collides with {known.fullname}")
             if known is not None and not latest:
                 return fp
             try:
@@ -671,13 +665,11 @@ class SchemaRegistry:
             return candidates[0]
         if len(candidates) > 1:
             raise UnknownSchemaError(
-                f"schema name {name!r} is ambiguous ({', '.join(sorted(fulls))}); use the full name",
-                name=name,
+                f"schema name {name!r} is ambiguous ({', '.join(sorted(fulls))}); use the full name", name=name
             )
         known = ", ".join(sorted(e.short for e in self._latest.values())) or "none"
         raise UnknownSchemaError(
-            f"no schema named {name!r} is registered (known: {known}); add schemas/{name}.avsc "
-            "or register it",
+            f"no schema named {name!r} is registered (known: {known}); add schemas/{name}.avsc or register it",
             name=name,
         )
 
@@ -758,8 +750,7 @@ class Codec:
             path = ".".join(reversed(e.path)).replace(".[", "[")
             where = f"field {path!r}: " if path else ""
             raise RecordMismatchError(
-                f"cannot encode {short}: {where}{e.msg}. Fix the value to match the "
-                f"{short} schema."
+                f"cannot encode {short}: {where}{e.msg}. Fix the value to match the {short} schema."
             ) from None
         buf = io.BytesIO()
         buf.write(header)
@@ -820,7 +811,9 @@ class Codec:
                     f"{short} field {field!r}: the writer (schema {fp.hex()}) used a symbol of enum "
                     f"{hit[1]} that this reader does not know, so it is refused rather than read as "
                     f"another value; upgrade this service to the newer {short} schema",
-                    record_type=short, field=field, enum=hit[1],
+                    record_type=short,
+                    field=field,
+                    enum=hit[1],
                 )
         return short, record
 
@@ -840,11 +833,7 @@ def default_codec() -> Codec:
 
 
 def envelope(
-    event_id: str,
-    source: str,
-    occurred_at_us: int,
-    causation_id: str | None = None,
-    produced_at_us: int | None = None,
+    event_id: str, source: str, occurred_at_us: int, causation_id: str | None = None, produced_at_us: int | None = None
 ) -> dict:
     """An Envelope record; ``produced_at_us`` defaults to now (epoch microseconds)."""
     if produced_at_us is None:
@@ -1036,9 +1025,7 @@ def reader_problems(reader: dict, writer: dict) -> list[str]:
     return out
 
 
-def check_compatible(
-    old: dict | str, new: dict | str, *, registry: SchemaRegistry | None = None
-) -> list[str]:
+def check_compatible(old: dict | str, new: dict | str, *, registry: SchemaRegistry | None = None) -> list[str]:
     """Full (backward and forward) compatibility of two versions of a record schema.
 
     Returns the problems found; an empty list means data written with ``old`` is

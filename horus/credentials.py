@@ -9,6 +9,7 @@ to the other, does not decrypt. The key comes from `HORUS_CREDENTIALS_KEY` (base
 `horus credentials generate-key`). Only the signer address is stored in clear. Nothing here logs, prints or
 returns a secret except `CredentialStore.get` (to the caller that signs) and `api_creds` (to one that reads).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,9 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -109,8 +111,10 @@ def generate_key() -> str:
 def load_key(settings: Settings) -> bytes:
     secret = settings.credentials_key
     if secret is None or not secret.get_secret_value().strip():
-        raise CredentialsKeyError(f"{KEY_ENV} is not set: it must be the base64 of a 32-byte key "
-                                  "(make one with `horus credentials generate-key`)")
+        raise CredentialsKeyError(
+            f"{KEY_ENV} is not set: it must be the base64 of a 32-byte key "
+            "(make one with `horus credentials generate-key`)"
+        )
     try:
         key = base64.b64decode(secret.get_secret_value().strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -127,8 +131,10 @@ def key_id(key: bytes) -> str:
 
 def _check_ref(ref: object) -> str:
     if not isinstance(ref, str) or not _REF_RE.fullmatch(ref):
-        raise CredentialsError(f"ref must be 1-200 characters of letters, digits and ._:@/- "
-                               f"(starting with a letter or digit), got {ref!r:.80}")
+        raise CredentialsError(
+            f"ref must be 1-200 characters of letters, digits and ._:@/- "
+            f"(starting with a letter or digit), got {ref!r:.80}"
+        )
     return ref
 
 
@@ -160,12 +166,18 @@ class CredentialStore:
 
     def _upsert(self, table, ref: str, signer: str, plaintext: bytes, associated: bytes):
         nonce = os.urandom(NONCE_BYTES)  # random per record: never reuse a (key, nonce) pair
-        row = {"ref": ref, "signer_address": signer.lower(), "key_id": self._key_id, "nonce": nonce,
-               "ciphertext": self._aead.encrypt(nonce, plaintext, associated)}
+        row = {
+            "ref": ref,
+            "signer_address": signer.lower(),
+            "key_id": self._key_id,
+            "nonce": nonce,
+            "ciphertext": self._aead.encrypt(nonce, plaintext, associated),
+        }
         statement = insert(table).values(**row)
         return statement.on_conflict_do_update(
             index_elements=[table.ref],
-            set_={**{k: statement.excluded[k] for k in row if k != "ref"}, "updated_at": func.now()})
+            set_={**{k: statement.excluded[k] for k in row if k != "ref"}, "updated_at": func.now()},
+        )
 
     def put(self, ref: str, secrets: FollowerSecrets, api_creds: ApiCreds | None = None) -> str:
         """Store (or replace) the credentials under `ref`, and their API-credentials record (`api_creds`, by
@@ -182,8 +194,9 @@ class CredentialStore:
     def _api_upsert(self, ref: str, creds: ApiCreds, signer: str):
         if not isinstance(creds, ApiCreds) or not all((creds.api_key, creds.secret, creds.passphrase)):
             raise CredentialsError("API credentials must have a key, a secret and a passphrase")
-        plaintext = json.dumps(dict(zip(API_FIELDS, (creds.api_key, creds.secret, creds.passphrase))),
-                               separators=(",", ":")).encode()
+        plaintext = json.dumps(
+            dict(zip(API_FIELDS, (creds.api_key, creds.secret, creds.passphrase))), separators=(",", ":")
+        ).encode()
         return self._upsert(FollowerApiCredential, ref, signer, plaintext, API_RECORD + ref.encode())
 
     def put_api_creds(self, ref: str, creds: ApiCreds, signer_address: str) -> None:
@@ -194,18 +207,22 @@ class CredentialStore:
 
     def _decrypt(self, table, ref: str, associated: bytes, what: str) -> tuple[str, bytes]:
         with self._engine().connect() as connection:
-            row = connection.execute(select(table.signer_address, table.key_id, table.nonce, table.ciphertext)
-                                     .where(table.ref == ref)).first()
+            row = connection.execute(
+                select(table.signer_address, table.key_id, table.nonce, table.ciphertext).where(table.ref == ref)
+            ).first()
         if row is None:
             raise CredentialsNotFound(f"no {what} stored under ref {ref!r}")
         if row.key_id != self._key_id:
-            raise CredentialsKeyError(f"{what} {ref!r} were encrypted with a different {KEY_ENV} "
-                                      f"(key id {row.key_id}, current key id {self._key_id})")
+            raise CredentialsKeyError(
+                f"{what} {ref!r} were encrypted with a different {KEY_ENV} "
+                f"(key id {row.key_id}, current key id {self._key_id})"
+            )
         try:
             return row.signer_address, self._aead.decrypt(bytes(row.nonce), bytes(row.ciphertext), associated)
         except InvalidTag:
-            raise CredentialsError(f"{what} {ref!r} do not decrypt: the record was altered or moved "
-                                   f"from another ref") from None
+            raise CredentialsError(
+                f"{what} {ref!r} do not decrypt: the record was altered or moved from another ref"
+            ) from None
 
     def get(self, ref: str) -> FollowerSecrets:
         """The full secrets, signing key included: for the process that signs orders, and nothing else."""
@@ -219,27 +236,28 @@ class CredentialStore:
         credentials were stored before API records existed."""
         _check_ref(ref)
         try:
-            signer, plaintext = self._decrypt(FollowerApiCredential, ref, API_RECORD + ref.encode(),
-                                              "API credentials")
+            signer, plaintext = self._decrypt(FollowerApiCredential, ref, API_RECORD + ref.encode(), "API credentials")
         except CredentialsNotFound as exc:
-            raise CredentialsNotFound(f"{exc} (store the credentials again with `horus credentials put`, or "
-                                      f"run `horus credentials sync-api`)") from None
+            raise CredentialsNotFound(
+                f"{exc} (store the credentials again with `horus credentials put`, or run `horus credentials sync-api`)"
+            ) from None
         data = json.loads(plaintext)
-        return StoredApiCreds(signer, ApiCreds(api_key=data["api_key"], secret=data["api_secret"],
-                                               passphrase=data["api_passphrase"]))
+        return StoredApiCreds(
+            signer, ApiCreds(api_key=data["api_key"], secret=data["api_secret"], passphrase=data["api_passphrase"])
+        )
 
     def refs(self) -> list[str]:
         """Every ref with stored (full) credentials."""
         with self._engine().connect() as connection:
-            return list(connection.execute(select(FollowerCredential.ref).order_by(FollowerCredential.ref))
-                        .scalars())
+            return list(connection.execute(select(FollowerCredential.ref).order_by(FollowerCredential.ref)).scalars())
 
     def signer_address(self, ref: str) -> str | None:
         """The signer address stored in clear for `ref` (no decryption), or None."""
         _check_ref(ref)
         with self._engine().connect() as connection:
-            return connection.execute(select(FollowerCredential.signer_address)
-                                      .where(FollowerCredential.ref == ref)).scalar()
+            return connection.execute(
+                select(FollowerCredential.signer_address).where(FollowerCredential.ref == ref)
+            ).scalar()
 
     def delete(self, ref: str) -> bool:
         """Remove both records of `ref`; True if there were any."""
@@ -296,7 +314,13 @@ class ApiAccounts:
             raise ApiAccountError(f"follower {follower}: API credentials {ref!r} unavailable: {exc}") from None
         signer = (getattr(config, "signer", None) or config.follower).lower()
         if stored.signer_address != signer:
-            raise ApiAccountError(f"follower {follower}: API credentials {ref!r} are those of "
-                                  f"{stored.signer_address}, not of the configured signer {signer}")
-        return ApiAccount(follower=config.follower.lower(), signer=signer,
-                          signature_type=int(config.signature_type), creds=stored.creds)
+            raise ApiAccountError(
+                f"follower {follower}: API credentials {ref!r} are those of "
+                f"{stored.signer_address}, not of the configured signer {signer}"
+            )
+        return ApiAccount(
+            follower=config.follower.lower(),
+            signer=signer,
+            signature_type=int(config.signature_type),
+            creds=stored.creds,
+        )

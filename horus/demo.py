@@ -8,6 +8,7 @@ the Postgres projections moving, and ends by itself once every fill has gone thr
 Postgres, with a table per follower: copies, fills, skips by reason, spend, positions, slippage against the
 leader's price and latency. It stops everything it started, including the stack if it was not up.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,14 +39,34 @@ from horus.kafka.admin import create_topics
 from horus.kafka.client import flush_or_raise, make_consumer, make_producer, produce_reliably
 from horus.settings import Settings
 from horus.stack import INFRASTRUCTURE, LocalStack
-from horus.topics import (CONFIG_CHANGES, COPY_CANDIDATES, COPY_DECISIONS, DEAD_LETTERS, EXECUTION_RESULTS,
-                          LEADER_FILLS, SETTLEMENT_EVENTS)
+from horus.topics import (
+    CONFIG_CHANGES,
+    COPY_CANDIDATES,
+    COPY_DECISIONS,
+    DEAD_LETTERS,
+    EXECUTION_RESULTS,
+    LEADER_FILLS,
+    SETTLEMENT_EVENTS,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "demo"
-STAGE_TOPICS = [("sources", LEADER_FILLS), ("plan", COPY_CANDIDATES), ("decide", COPY_DECISIONS),
-                ("execute", EXECUTION_RESULTS), ("settle", SETTLEMENT_EVENTS), ("parked", DEAD_LETTERS)]
-PROJECTION_TABLES = ["leader_fills", "copy_decisions", "execution_results", "settlement_events", "dead_letters",
-                     "follow_configs", "copy_trades"]
+STAGE_TOPICS = [
+    ("sources", LEADER_FILLS),
+    ("plan", COPY_CANDIDATES),
+    ("decide", COPY_DECISIONS),
+    ("execute", EXECUTION_RESULTS),
+    ("settle", SETTLEMENT_EVENTS),
+    ("parked", DEAD_LETTERS),
+]
+PROJECTION_TABLES = [
+    "leader_fills",
+    "copy_decisions",
+    "execution_results",
+    "settlement_events",
+    "dead_letters",
+    "follow_configs",
+    "copy_trades",
+]
 
 
 @dataclass
@@ -68,8 +89,12 @@ class KafkaFeed:
         self.producer = make_producer(settings, log_level=3)  # a fresh broker's 'coordinator loading' is not news
 
     def send(self, fill: dict) -> None:
-        produce_reliably(self.producer, self.settings.topic(LEADER_FILLS.name),
-                         self.codec.encode("LeaderFill", fill), key=fill["leader"])
+        produce_reliably(
+            self.producer,
+            self.settings.topic(LEADER_FILLS.name),
+            self.codec.encode("LeaderFill", fill),
+            key=fill["leader"],
+        )
         self.producer.poll(0)
 
     def flush(self) -> None:
@@ -91,10 +116,19 @@ class ChainFeed:
 
         buy = fill["side"] == "BUY"
         shares, collateral = fill["shares_e6"], fill["collateral_e6"]
-        emit_v2(self.rpc_url, self.emitter, V2Fill(
-            order_hash=fill["order_hashes"][0], maker=fill["leader"], taker=self.COUNTERPARTY,
-            side=0 if buy else 1, token_id=int(fill["token_id"]),
-            maker_amount_filled=collateral if buy else shares, taker_amount_filled=shares if buy else collateral))
+        emit_v2(
+            self.rpc_url,
+            self.emitter,
+            V2Fill(
+                order_hash=fill["order_hashes"][0],
+                maker=fill["leader"],
+                taker=self.COUNTERPARTY,
+                side=0 if buy else 1,
+                token_id=int(fill["token_id"]),
+                maker_amount_filled=collateral if buy else shares,
+                taker_amount_filled=shares if buy else collateral,
+            ),
+        )
 
     def flush(self) -> None:
         pass
@@ -107,8 +141,13 @@ class Children:
     def start(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         log = open(log_dir / f"demo-{name}.log", "ab")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", "horus.cli.main", *argv], env=env,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "horus.cli.main", *argv],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -151,18 +190,26 @@ class Watch:
 
     def reasons(self, followers: list[str]) -> dict[str, int]:
         with self.engine.connect() as conn:
-            rows = conn.execute(self.text("SELECT coalesce(reason_code, 'COPY'), count(*) FROM copy_decisions "
-                                          "WHERE follower = ANY(:f) GROUP BY 1"), {"f": followers}).all()
+            rows = conn.execute(
+                self.text(
+                    "SELECT coalesce(reason_code, 'COPY'), count(*) FROM copy_decisions "
+                    "WHERE follower = ANY(:f) GROUP BY 1"
+                ),
+                {"f": followers},
+            ).all()
         return {reason: n for reason, n in rows}
 
     def copies_without_result(self, followers: list[str]) -> int:
         """COPY decisions of these followers whose intent has no terminal execution result yet."""
         with self.engine.connect() as conn:
-            return conn.execute(self.text(
-                "SELECT count(*) FROM copy_decisions d WHERE d.action = 'COPY' AND d.follower = ANY(:f)"
-                " AND NOT EXISTS (SELECT 1 FROM execution_results r WHERE r.intent_id = d.intent_id"
-                " AND r.status IN ('FILLED', 'PARTIAL', 'NOT_FILLED', 'REJECTED', 'FAILED', 'DRY_RUN'))"),
-                {"f": followers}).scalar_one()
+            return conn.execute(
+                self.text(
+                    "SELECT count(*) FROM copy_decisions d WHERE d.action = 'COPY' AND d.follower = ANY(:f)"
+                    " AND NOT EXISTS (SELECT 1 FROM execution_results r WHERE r.intent_id = d.intent_id"
+                    " AND r.status IN ('FILLED', 'PARTIAL', 'NOT_FILLED', 'REJECTED', 'FAILED', 'DRY_RUN'))"
+                ),
+                {"f": followers},
+            ).scalar_one()
 
     def per_follower(self, followers: list[str]) -> list:
         with self.engine.connect() as conn:
@@ -207,20 +254,31 @@ FROM joined GROUP BY follower ORDER BY follower
 """
 
 
-def follower_table(counter: "Watch", names: dict[str, str]) -> Table:
+def follower_table(counter: Watch, names: dict[str, str]) -> Table:
     table = Table(title="Per follower (paper venue)", title_justify="left")
-    for column in ("follower", "copies", "fills", "skips by reason", "spent", "net shares (tokens)",
-                   "slippage vs leader", "fill seen -> result p50"):
+    for column in (
+        "follower",
+        "copies",
+        "fills",
+        "skips by reason",
+        "spent",
+        "net shares (tokens)",
+        "slippage vs leader",
+        "fill seen -> result p50",
+    ):
         table.add_column(column, justify="left" if column in ("follower", "skips by reason") else "right")
     for row in counter.per_follower(list(names)):
         skips = Counter(row["skips"] or [])
         table.add_row(
             names[row["follower"]],
-            str(row["copies"]), str(row["fills"]),
+            str(row["copies"]),
+            str(row["fills"]),
             "\n".join(f"{reason} {n}" for reason, n in skips.most_common()) or "-",
-            f"${int(row['spent_e6']) / 1e6:,.2f}", f"{int(row['net_shares_e6']) / 1e6:,.2f} ({row['tokens']})",
+            f"${int(row['spent_e6']) / 1e6:,.2f}",
+            f"{int(row['net_shares_e6']) / 1e6:,.2f} ({row['tokens']})",
             "-" if row["slippage_bps"] is None else f"{float(row['slippage_bps']):+.0f} bps",
-            "-" if row["latency_ms"] is None else f"{float(row['latency_ms']):,.0f} ms")
+            "-" if row["latency_ms"] is None else f"{float(row['latency_ms']):,.0f} ms",
+        )
     return table
 
 
@@ -269,14 +327,19 @@ def publish_configs(settings: Settings, inputs: DemoInputs, sim_url: str, run: s
     for i, spec in enumerate(inputs.follows):
         follower = by_name[spec["follower"]].address
         # ids carry the run: a second demo must not find the first one's intents in the ledger
-        follow = parse_follow_config({"follow_id": f"demo-{run}-{spec['follower']}-{i + 1}", "max_fill_age_s": 600,
-                                      **spec, "follower": follower})
+        follow = parse_follow_config(
+            {"follow_id": f"demo-{run}-{spec['follower']}-{i + 1}", "max_fill_age_s": 600, **spec, "follower": follower}
+        )
         follows.append(follow)
         changes.append(config_change("FOLLOW", follow.follow_id, follow, "demo"))
     codec, producer = default_codec(), make_producer(settings, log_level=3)
     for change in changes:
-        produce_reliably(producer, settings.topic(CONFIG_CHANGES.name), codec.encode("ConfigChange", change),
-                         key=config_key(change["entity"], change["entity_id"]))
+        produce_reliably(
+            producer,
+            settings.topic(CONFIG_CHANGES.name),
+            codec.encode("ConfigChange", change),
+            key=config_key(change["entity"], change["entity_id"]),
+        )
     flush_or_raise(producer)
     return {p.address: p.name for p in people}, follows
 
@@ -289,8 +352,16 @@ def expected_candidates(follows: list, fills: list[dict]) -> int:
     return sum(len(plan(fill, graph, now_us=0)[0]) for fill in fills)
 
 
-def view(counts: dict[str, int], tables: dict[str, int], reasons: dict[str, int], expected: int, produced: int,
-         total: int, progress: Progress, state: str) -> Group:
+def view(
+    counts: dict[str, int],
+    tables: dict[str, int],
+    reasons: dict[str, int],
+    expected: int,
+    produced: int,
+    total: int,
+    progress: Progress,
+    state: str,
+) -> Group:
     stages = Table(title="Horus pipeline", title_justify="left")
     stages.add_column("stage")
     stages.add_column("topic")
@@ -321,11 +392,20 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
     inputs = load_inputs(options)
     sim = start_venue(inputs)
     console.print(f"  CLOB simulator (paper venue) on {sim.url}: {len(sim.state.markets)} markets, 40-80 ms replies")
-    settings = settings.model_copy(update={
-        "kafka_bootstrap": env["HORUS_KAFKA_BOOTSTRAP"], "database_url": env["HORUS_DATABASE_URL"],
-        "eth_rpc_url": env["HORUS_ETH_RPC_URL"], "topic_prefix": f"demo.{run}.", "app_id": f"horus-demo-{run}",
-        "clob_url": sim.url, "gamma_url": "", "venue_mode": "paper", "balance_source": "venue",
-        "credentials_key": settings.credentials_key or SecretStr(generate_key())})
+    settings = settings.model_copy(
+        update={
+            "kafka_bootstrap": env["HORUS_KAFKA_BOOTSTRAP"],
+            "database_url": env["HORUS_DATABASE_URL"],
+            "eth_rpc_url": env["HORUS_ETH_RPC_URL"],
+            "topic_prefix": f"demo.{run}.",
+            "app_id": f"horus-demo-{run}",
+            "clob_url": sim.url,
+            "gamma_url": "",
+            "venue_mode": "paper",
+            "balance_source": "venue",
+            "credentials_key": settings.credentials_key or SecretStr(generate_key()),
+        }
+    )
     children = Children()
     counter = None
     try:
@@ -335,8 +415,10 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
         upgrade(settings)
         console.print(f"  topics created under prefix [cyan]{settings.topic_prefix}[/]; database migrated")
         names, follows = publish_configs(settings, inputs, sim.url, run)
-        console.print(f"  {len(names)} followers (keys in the encrypted credentials store, funded on the venue), "
-                      f"{len(follows)} follows on config.changes")
+        console.print(
+            f"  {len(names)} followers (keys in the encrypted credentials store, funded on the venue), "
+            f"{len(follows)} follows on config.changes"
+        )
         child_env = {**os.environ, **settings.as_env()}
         log_dir = settings.state_dir / "logs"
         children.start("worker", ["worker", "--stages", "plan,decide,execute,settle"], child_env, log_dir)
@@ -392,8 +474,12 @@ def start_chain_source(settings, console, children, child_env, log_dir) -> Chain
     console.print("  deploying the test exchange contracts on anvil (forge + solc-js, cached)...")
     emitters = deploy_emitters(settings.eth_rpc_url, cache_dir=settings.cache_dir)
     head = int(rpc(settings.eth_rpc_url, "eth_blockNumber"), 16)
-    children.start("ingest", ["ingest", "chain", "--exchange", emitters.v1, "--exchange", emitters.v2,
-                              "--from-block", str(head + 1)], child_env, log_dir)
+    children.start(
+        "ingest",
+        ["ingest", "chain", "--exchange", emitters.v1, "--exchange", emitters.v2, "--from-block", str(head + 1)],
+        child_env,
+        log_dir,
+    )
     console.print(f"  leader trades go to {emitters.v2}; `horus ingest chain` follows them over WebSocket")
     return ChainFeed(settings.eth_rpc_url, emitters.v2)
 
@@ -408,7 +494,11 @@ def _drive(settings, options, console, children, counter, feed, fills, expected,
     with Live(console=console, refresh_per_second=8, transient=False) as live:
         while outcome is None:
             # send fills at the chosen rate, then watch
-            due = len(fills) if options.rate <= 0 else min(len(fills), int((time.monotonic() - started) * options.rate) + 1)
+            due = (
+                len(fills)
+                if options.rate <= 0
+                else min(len(fills), int((time.monotonic() - started) * options.rate) + 1)
+            )
             while produced < due:
                 feed.send(fills[produced])
                 produced += 1
@@ -418,9 +508,13 @@ def _drive(settings, options, console, children, counter, feed, fills, expected,
             counts = {spec.name: counter.topic_count(spec.name) for _, spec in STAGE_TOPICS}
             tables = counter.table_counts()
             reasons = counter.reasons(followers)
-            done = (produced == len(fills) and counts[COPY_CANDIDATES.name] >= expected
-                    and counts[COPY_DECISIONS.name] >= counts[COPY_CANDIDATES.name]
-                    and counter.projections_caught_up() and counter.copies_without_result(followers) == 0)
+            done = (
+                produced == len(fills)
+                and counts[COPY_CANDIDATES.name] >= expected
+                and counts[COPY_DECISIONS.name] >= counts[COPY_CANDIDATES.name]
+                and counter.projections_caught_up()
+                and counter.copies_without_result(followers) == 0
+            )
             snapshot = (tuple(counts.values()), tuple(tables.values()))
             quiet_since = (quiet_since or time.monotonic()) if done and snapshot == last_seen else None
             last_seen = snapshot
@@ -441,12 +535,15 @@ def _drive(settings, options, console, children, counter, feed, fills, expected,
         console.print(f"[red]timed out[/] after {options.timeout:.0f}s; logs in .horus/logs/demo-*.log")
         return 1
     copies = reasons.get("COPY", 0)
-    console.print(f"[green]done[/] in {time.monotonic() - started:.1f}s: {len(fills)} leader fills, "
-                  f"{counts[COPY_CANDIDATES.name]} candidates, {counts[COPY_DECISIONS.name]} decisions "
-                  f"({copies} copies, {counts[COPY_DECISIONS.name] - copies} skips), "
-                  f"{counts[EXECUTION_RESULTS.name]} execution results, "
-                  f"{counts[SETTLEMENT_EVENTS.name]} settlement events, all folded into Postgres")
+    console.print(
+        f"[green]done[/] in {time.monotonic() - started:.1f}s: {len(fills)} leader fills, "
+        f"{counts[COPY_CANDIDATES.name]} candidates, {counts[COPY_DECISIONS.name]} decisions "
+        f"({copies} copies, {counts[COPY_DECISIONS.name] - copies} skips), "
+        f"{counts[EXECUTION_RESULTS.name]} execution results, "
+        f"{counts[SETTLEMENT_EVENTS.name]} settlement events, all folded into Postgres"
+    )
     if options.keep_stack:
-        console.print(f"inspect them: HORUS_TOPIC_PREFIX={settings.topic_prefix} horus tap copy.decisions "
-                      "--from-beginning")
+        console.print(
+            f"inspect them: HORUS_TOPIC_PREFIX={settings.topic_prefix} horus tap copy.decisions --from-beginning"
+        )
     return 0

@@ -1,4 +1,5 @@
 """Logging for long-running commands: readable lines on a terminal, JSON lines for log shippers."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ def configure_logging(level: str = "info", json_lines: bool | None = None) -> No
     if json_lines is None:
         json_lines = not sys.stderr.isatty()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_lines else
-                         logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

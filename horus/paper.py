@@ -8,6 +8,7 @@ but the credentials store. API credentials: the paper venue's, derived there wit
 credentials are stored in paper mode (`paper_secrets`), as they would be created on Polymarket; they go into
 the store's API-credentials record, which is all decide reads. The executor derives them again itself.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -78,8 +79,9 @@ PLACEHOLDER_CREDS = ApiCreds(api_key="paper", secret=PLACEHOLDER_SECRET, passphr
 
 def _with_creds(data: dict, creds: ApiCreds) -> FollowerSecrets:
     """FollowerSecrets of a credentials file, its missing API fields filled from `creds`."""
-    return FollowerSecrets.from_json({"api_key": creds.api_key, "api_secret": creds.secret,
-                                      "api_passphrase": creds.passphrase, **data})
+    return FollowerSecrets.from_json(
+        {"api_key": creds.api_key, "api_secret": creds.secret, "api_passphrase": creds.passphrase, **data}
+    )
 
 
 class PaperVenueError(RuntimeError):
@@ -91,6 +93,7 @@ def _derive(settings: Settings, private_key: str) -> ApiCreds:
     url = settings.clob_url.rstrip("/")
     try:
         with httpx.Client(timeout=settings.venue_timeout_s) as client:
+
             def ask(method: str, path: str) -> httpx.Response:
                 headers = l1_headers(private_key, settings.venue_chain_id, int(time.time()))
                 return client.request(method, f"{url}{path}", headers=headers)
@@ -140,14 +143,18 @@ def paper_condition(token_id: str) -> str:
 
 def paper_market(token_id: str, price: str | Decimal, condition_id: str | None = None) -> dict:
     """The simulator's market config (POST /_sim/markets) for one token, its book around `price`."""
-    return {"condition_id": (condition_id or paper_condition(token_id)).lower(),
-            "tokens": [{"token_id": str(token_id), "price": str(price)}], **PAPER_BOOK}
+    return {
+        "condition_id": (condition_id or paper_condition(token_id)).lower(),
+        "tokens": [{"token_id": str(token_id), "price": str(price)}],
+        **PAPER_BOOK,
+    }
 
 
 def move_book(sim_url: str, token_id: str, price: str | Decimal, client: httpx.Client | None = None) -> None:
     """Re-centre a token's synthetic book on `price` (the market moved to where a leader traded)."""
-    (client or httpx).post(f"{sim_url}/_sim/books", json={"token_id": str(token_id), "price": str(price)},
-                           timeout=10).raise_for_status()
+    (client or httpx).post(
+        f"{sim_url}/_sim/books", json={"token_id": str(token_id), "price": str(price)}, timeout=10
+    ).raise_for_status()
 
 
 class PaperMarkets:
@@ -169,8 +176,9 @@ class PaperMarkets:
         latest: dict[str, tuple[str | None, str, str]] = {}
         for c in candidates:  # the newest fill of a token in the batch sets its price
             latest[str(c["token_id"])] = (c.get("condition_id"), str(c["leader_price"]), str(c.get("side")))
-        moved = await asyncio.gather(*(self._follow(token, condition, price, side)
-                                       for token, (condition, price, side) in latest.items()))
+        moved = await asyncio.gather(
+            *(self._follow(token, condition, price, side) for token, (condition, price, side) in latest.items())
+        )
         return {token for token, changed in zip(latest, moved) if changed}
 
     async def _follow(self, token: str, condition: str | None, leader_price: str, side: str) -> bool:
@@ -234,8 +242,10 @@ def _error_of(reply: httpx.Response) -> str:
 
 def fund(sim_url: str, accounts: Iterable[tuple[str, Decimal]], tokens_e6: dict[str, int] | None = None) -> None:
     """Set each (address, collateral) on the simulator (and token balances, if given)."""
-    body = [{"address": address, "collateral_e6": int(amount * 1_000_000), "tokens_e6": tokens_e6 or {}}
-            for address, amount in accounts]
+    body = [
+        {"address": address, "collateral_e6": int(amount * 1_000_000), "tokens_e6": tokens_e6 or {}}
+        for address, amount in accounts
+    ]
     httpx.post(f"{sim_url}/_sim/accounts", json=body, timeout=30).raise_for_status()
 
 

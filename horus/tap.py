@@ -1,11 +1,12 @@
 """The debugging tap: read a topic without joining a group or committing, decode Avro to JSON lines."""
+
 from __future__ import annotations
 
 import base64
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from confluent_kafka import OFFSET_END, TopicPartition
 

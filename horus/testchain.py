@@ -18,12 +18,14 @@ address or a number would be). Addresses may be any case.
 Transactions come from one of anvil's unlocked dev accounts (`eth_accounts`, no private key here);
 by default the last one, so tests that sign with account 0 do not race on its nonce.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 from eth_abi import encode
 from eth_utils import keccak, to_bytes, to_checksum_address
@@ -47,6 +49,7 @@ class Emitters(NamedTuple):
 @dataclass(frozen=True)
 class V1Fill:
     """One CTF Exchange V1 `OrderFilled`. `taker=None` means the emitter itself (the taker order's own fill)."""
+
     order_hash: bytes | str
     maker: str
     taker: str | None
@@ -60,6 +63,7 @@ class V1Fill:
 @dataclass(frozen=True)
 class V2Fill:
     """One V2/V3 `OrderFilled` (side 0 = BUY, 1 = SELL). `taker=None` means the emitter itself."""
+
     order_hash: bytes | str
     maker: str
     taker: str | None
@@ -75,6 +79,7 @@ class V2Fill:
 @dataclass(frozen=True)
 class RawLog:
     """Any log: 0..4 topics (32 bytes each) and data of any length (need not be whole words)."""
+
     topics: Sequence[bytes | str] = field(default_factory=tuple)
     data: bytes | str = b""
 
@@ -144,14 +149,31 @@ def deploy_emitters(rpc_url: str, *, cache_dir: Path | None = None, sender: str 
 
 
 def _v1_tuple(fill: V1Fill, emitter: str) -> tuple:
-    return (_b32(fill.order_hash), to_checksum_address(fill.maker), to_checksum_address(fill.taker or emitter),
-            fill.maker_asset_id, fill.taker_asset_id, fill.maker_amount_filled, fill.taker_amount_filled, fill.fee)
+    return (
+        _b32(fill.order_hash),
+        to_checksum_address(fill.maker),
+        to_checksum_address(fill.taker or emitter),
+        fill.maker_asset_id,
+        fill.taker_asset_id,
+        fill.maker_amount_filled,
+        fill.taker_amount_filled,
+        fill.fee,
+    )
 
 
 def _v2_tuple(fill: V2Fill, emitter: str) -> tuple:
-    return (_b32(fill.order_hash), to_checksum_address(fill.maker), to_checksum_address(fill.taker or emitter),
-            fill.side, fill.token_id, fill.maker_amount_filled, fill.taker_amount_filled, fill.fee,
-            _b32(fill.builder), _b32(fill.metadata))
+    return (
+        _b32(fill.order_hash),
+        to_checksum_address(fill.maker),
+        to_checksum_address(fill.taker or emitter),
+        fill.side,
+        fill.token_id,
+        fill.maker_amount_filled,
+        fill.taker_amount_filled,
+        fill.fee,
+        _b32(fill.builder),
+        _b32(fill.metadata),
+    )
 
 
 def emit_v1(rpc_url: str, emitter: str, fill: V1Fill, *, sender: str | None = None):

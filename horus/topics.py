@@ -1,4 +1,5 @@
 """The topic catalogue (DESIGN section 2): names, what keys them, and how long they keep data."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -7,6 +7,7 @@
 
 Run live: `run_projections(settings, stop_event)`; the demo uses `until_caught_up=True`.
 """
+
 from projections.folds import ALL_PROJECTIONS, FoldResult, Projection, RecordTable, SourceMessage, fold_batch
 from projections.replay import TableChecksum, replay_all, table_checksums, truncate_projections
 from projections.runner import (

@@ -8,12 +8,14 @@ Every message becomes exactly one row: a row in the table of its record type, or
 decoded, is of a type its topic does not carry or holds a value the table cannot store, a row in
 `dead_letters` with the original bytes and the reason. A fold never raises on bad input.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from psycopg.types.json import Jsonb
 
@@ -31,7 +33,7 @@ from horus.topics import (
     SETTLEMENT_EVENTS,
 )
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 STAGE = "projections"  # the `stage` of dead letters this code writes itself
@@ -105,6 +107,7 @@ def text(name: str, *, required: bool = True, nonempty: bool = False) -> Reader:
         if value.__class__ is str and "\x00" not in value and (value or not nonempty):
             return value
         return _check_text(name, value, required, nonempty)
+
     return read
 
 
@@ -128,6 +131,7 @@ def integer(name: str, bounds: tuple[int, int] = INT64, *, minimum: int | None =
         if value.__class__ is int and low <= value <= high:
             return value
         return _check_int(name, value, low, high, required)
+
     return read
 
 
@@ -142,6 +146,7 @@ def enum(name: str, allowed: Sequence[str], *, required: bool = True) -> Reader:
         if value is not None:
             raise BadRecord(f"{name}={value!r} is not one of {', '.join(allowed)}")
         return None
+
     return read
 
 
@@ -162,6 +167,7 @@ def decimal(name: str, *, required: bool = True) -> Reader:
         if number.adjusted() >= 131072 or (isinstance(exponent, int) and exponent < -16383):
             raise BadRecord(f"{name}={value[:40]!r} does not fit a NUMERIC")
         return number
+
     return read
 
 
@@ -180,6 +186,7 @@ def instant(name: str, *, required: bool = True) -> Reader:
     def read(record: Mapping[str, Any]) -> datetime | None:
         us = as_int(record)
         return None if us is None else timestamp(us)
+
     return read
 
 
@@ -189,6 +196,7 @@ def strings(name: str) -> Reader:
         if not isinstance(value, (list, tuple)):
             raise BadRecord(f"{name} is not a list") if value is not None else _missing(name)
         return [_check_text(name, item, True, False) for item in value]  # type: ignore[misc]
+
     return read
 
 
@@ -204,6 +212,7 @@ def blob(name: str, *, required: bool = True) -> Reader:
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise BadRecord(f"{name} is {type(value).__name__}, not bytes")
         return bytes(value)
+
     return read
 
 
@@ -223,7 +232,7 @@ def _envelope(record: Mapping[str, Any]) -> Mapping[str, Any]:
     raise _missing("envelope")
 
 
-def event_row(fields: Sequence[tuple[str, Reader]]) -> "RowMapper":
+def event_row(fields: Sequence[tuple[str, Reader]]) -> RowMapper:
     """A row mapper for an event table: envelope columns, Kafka coordinates, then `fields`
     (column name, reader), in the table's column order."""
     fields = tuple(fields)
@@ -236,102 +245,121 @@ def event_row(fields: Sequence[tuple[str, Reader]]) -> "RowMapper":
         for column, read in fields:
             row[column] = read(record)
         return row
+
     return to_row
 
 
 # ---------------------------------------------------------------------------------------------
 # one mapping per event type (columns in the order of the table)
 # ---------------------------------------------------------------------------------------------
-leader_fill_row = event_row([
-    ("leader", text("leader", nonempty=True)),
-    ("exchange", text("exchange")),
-    ("tx_hash", text("tx_hash", nonempty=True)),
-    ("block_number", integer("block_number", minimum=0)),
-    ("log_index", integer("log_index", INT32, minimum=0)),
-    ("token_id", text("token_id", nonempty=True)),
-    ("condition_id", text("condition_id", required=False)),
-    ("side", enum("side", SIDES)),
-    ("shares_e6", integer("shares_e6")),
-    ("collateral_e6", integer("collateral_e6")),
-    ("price", decimal("price")),
-    ("fee_e6", integer("fee_e6")),
-    ("role", enum("role", FILL_ROLES)),
-    ("order_hashes", strings("order_hashes")),
-])
+leader_fill_row = event_row(
+    [
+        ("leader", text("leader", nonempty=True)),
+        ("exchange", text("exchange")),
+        ("tx_hash", text("tx_hash", nonempty=True)),
+        ("block_number", integer("block_number", minimum=0)),
+        ("log_index", integer("log_index", INT32, minimum=0)),
+        ("token_id", text("token_id", nonempty=True)),
+        ("condition_id", text("condition_id", required=False)),
+        ("side", enum("side", SIDES)),
+        ("shares_e6", integer("shares_e6")),
+        ("collateral_e6", integer("collateral_e6")),
+        ("price", decimal("price")),
+        ("fee_e6", integer("fee_e6")),
+        ("role", enum("role", FILL_ROLES)),
+        ("order_hashes", strings("order_hashes")),
+    ]
+)
 
-leader_fill_retraction_row = event_row([
-    ("leader_fill_id", text("leader_fill_id", nonempty=True)),
-    ("leader", text("leader", nonempty=True)),
-    ("tx_hash", text("tx_hash", nonempty=True)),
-    ("block_number", integer("block_number", minimum=0)),
-    ("reason", text("reason")),
-])
+leader_fill_retraction_row = event_row(
+    [
+        ("leader_fill_id", text("leader_fill_id", nonempty=True)),
+        ("leader", text("leader", nonempty=True)),
+        ("tx_hash", text("tx_hash", nonempty=True)),
+        ("block_number", integer("block_number", minimum=0)),
+        ("reason", text("reason")),
+    ]
+)
 
-copy_candidate_row = event_row([
-    ("leader_fill_id", text("leader_fill_id", nonempty=True)),
-    ("follow_id", text("follow_id", nonempty=True)),
-    ("follower", text("follower", nonempty=True)),
-    ("leader", text("leader", nonempty=True)),
-    ("token_id", text("token_id")),
-    ("side", enum("side", SIDES)),
-    ("leader_shares_e6", integer("leader_shares_e6")),
-    ("leader_collateral_e6", integer("leader_collateral_e6")),
-    ("leader_price", decimal("leader_price")),
-    ("condition_id", text("condition_id", required=False)),
-])
+copy_candidate_row = event_row(
+    [
+        ("leader_fill_id", text("leader_fill_id", nonempty=True)),
+        ("follow_id", text("follow_id", nonempty=True)),
+        ("follower", text("follower", nonempty=True)),
+        ("leader", text("leader", nonempty=True)),
+        ("token_id", text("token_id")),
+        ("side", enum("side", SIDES)),
+        ("leader_shares_e6", integer("leader_shares_e6")),
+        ("leader_collateral_e6", integer("leader_collateral_e6")),
+        ("leader_price", decimal("leader_price")),
+        ("condition_id", text("condition_id", required=False)),
+    ]
+)
 
-copy_decision_row = event_row([
-    ("candidate_id", text("candidate_id", nonempty=True)),
-    ("follow_id", text("follow_id", nonempty=True)),
-    ("follower", text("follower", nonempty=True)),
-    ("leader_fill_id", text("leader_fill_id", nonempty=True)),
-    ("action", enum("action", DECISION_ACTIONS)),
-    ("intent_id", text("intent_id", required=False)),
-    ("token_id", text("token_id")),
-    ("side", enum("side", SIDES)),
-    ("size_e6", integer("size_e6")),
-    ("worst_price", decimal("worst_price", required=False)),
-    ("order_type", text("order_type", required=False)),
-    ("expires_at", instant("expires_at_us", required=False)),
-    ("reason_code", text("reason_code", required=False)),
-    ("reason_detail", text("reason_detail", required=False)),
-    ("leader", text("leader", required=False)),
-    ("condition_id", text("condition_id", required=False)),
-    ("reserved_e6", integer("reserved_e6", required=False)),
-    ("leader_shares_e6", integer("leader_shares_e6", required=False)),
-    ("inputs", text("inputs", required=False)),
-])
+copy_decision_row = event_row(
+    [
+        ("candidate_id", text("candidate_id", nonempty=True)),
+        ("follow_id", text("follow_id", nonempty=True)),
+        ("follower", text("follower", nonempty=True)),
+        ("leader_fill_id", text("leader_fill_id", nonempty=True)),
+        ("action", enum("action", DECISION_ACTIONS)),
+        ("intent_id", text("intent_id", required=False)),
+        ("token_id", text("token_id")),
+        ("side", enum("side", SIDES)),
+        ("size_e6", integer("size_e6")),
+        ("worst_price", decimal("worst_price", required=False)),
+        ("order_type", text("order_type", required=False)),
+        ("expires_at", instant("expires_at_us", required=False)),
+        ("reason_code", text("reason_code", required=False)),
+        ("reason_detail", text("reason_detail", required=False)),
+        ("leader", text("leader", required=False)),
+        ("condition_id", text("condition_id", required=False)),
+        ("reserved_e6", integer("reserved_e6", required=False)),
+        ("leader_shares_e6", integer("leader_shares_e6", required=False)),
+        ("inputs", text("inputs", required=False)),
+    ]
+)
 
-execution_result_row = event_row([
-    ("intent_id", text("intent_id", nonempty=True)),
-    ("follow_id", text("follow_id")),
-    ("follower", text("follower", nonempty=True)),
-    ("leader_fill_id", text("leader_fill_id")),
-    ("status", enum("status", EXECUTION_STATUSES)),
-    ("order_hash", text("order_hash", required=False)),
-    ("filled_shares_e6", integer("filled_shares_e6")),
-    ("filled_collateral_e6", integer("filled_collateral_e6")),
-    ("avg_price", decimal("avg_price", required=False)),
-    ("fee_e6", integer("fee_e6")),
-    ("error", text("error", required=False)),
-    ("attempts", integer("attempts", INT32)),
-])
+execution_result_row = event_row(
+    [
+        ("intent_id", text("intent_id", nonempty=True)),
+        ("follow_id", text("follow_id")),
+        ("follower", text("follower", nonempty=True)),
+        ("leader_fill_id", text("leader_fill_id")),
+        ("status", enum("status", EXECUTION_STATUSES)),
+        ("order_hash", text("order_hash", required=False)),
+        ("filled_shares_e6", integer("filled_shares_e6")),
+        ("filled_collateral_e6", integer("filled_collateral_e6")),
+        ("avg_price", decimal("avg_price", required=False)),
+        ("fee_e6", integer("fee_e6")),
+        ("error", text("error", required=False)),
+        ("attempts", integer("attempts", INT32)),
+    ]
+)
 
-settlement_event_row = event_row([
-    ("follower", text("follower", nonempty=True)),
-    ("intent_id", text("intent_id", required=False)),
-    ("kind", text("kind", nonempty=True)),
-    ("amount_e6", integer("amount_e6")),
-    ("token_id", text("token_id", required=False)),
-    ("tx_hash", text("tx_hash", required=False)),
-    ("debt_id", text("debt_id", required=False)),
-])
+settlement_event_row = event_row(
+    [
+        ("follower", text("follower", nonempty=True)),
+        ("intent_id", text("intent_id", required=False)),
+        ("kind", text("kind", nonempty=True)),
+        ("amount_e6", integer("amount_e6")),
+        ("token_id", text("token_id", required=False)),
+        ("tx_hash", text("tx_hash", required=False)),
+        ("debt_id", text("debt_id", required=False)),
+    ]
+)
+
 
 def _latest_columns(record: Mapping[str, Any], message: SourceMessage) -> dict[str, Any]:
     """Columns of a config/control row that say which change it came from."""
     envelope = _envelope(record)
-    return {"event_id": ENVELOPE[0][1](envelope), "updated_at": ENVELOPE[1][1](envelope),
-            "source": ENVELOPE[3][1](envelope), "kafka_partition": message.partition, "kafka_offset": message.offset}
+    return {
+        "event_id": ENVELOPE[0][1](envelope),
+        "updated_at": ENVELOPE[1][1](envelope),
+        "source": ENVELOPE[3][1](envelope),
+        "kafka_partition": message.partition,
+        "kafka_offset": message.offset,
+    }
 
 
 CONFIG_TABLES = {"FOLLOWER": "follower_configs", "FOLLOW": "follow_configs"}
@@ -351,8 +379,13 @@ def config_change_row(record: Mapping[str, Any], message: SourceMessage) -> dict
     entity = record.get("entity")
     entity_id = text("entity_id", nonempty=True)(record)
     op = enum("op", ("UPSERT", "DELETE"))(record)
-    row = {**_latest_columns(record, message), "deleted": op == "DELETE", "enabled": None, "body": None,
-           "invalid": None}
+    row = {
+        **_latest_columns(record, message),
+        "deleted": op == "DELETE",
+        "enabled": None,
+        "body": None,
+        "invalid": None,
+    }
     config = None
     if op == "UPSERT":
         try:
@@ -364,8 +397,9 @@ def config_change_row(record: Mapping[str, Any], message: SourceMessage) -> dict
     if entity == "FOLLOWER":
         row.update(follower=entity_id, custody=None, signature_type=None, credentials_ref=None)
         if config is not None:
-            row.update(custody=config.custody, signature_type=config.signature_type,
-                       credentials_ref=config.credentials_ref)
+            row.update(
+                custody=config.custody, signature_type=config.signature_type, credentials_ref=config.credentials_ref
+            )
     else:
         row.update(follow_id=entity_id, follower=None, leader=None)
         if config is not None:
@@ -383,9 +417,16 @@ def control_command_row(record: Mapping[str, Any], message: SourceMessage) -> di
     scope = enum("scope", SCOPES)(record)
     target = text("target", required=scope != "GLOBAL", nonempty=True)(record)
     command = enum("command", VERBS)(record)
-    return {**_latest_columns(record, message), "key": control_key(scope, target), "scope": scope,
-            "target": target, "command": command, "active": command != "RESUME",
-            "reason": text("reason", required=False)(record), "issued_by": text("issued_by", required=False)(record)}
+    return {
+        **_latest_columns(record, message),
+        "key": control_key(scope, target),
+        "scope": scope,
+        "target": target,
+        "command": command,
+        "active": command != "RESUME",
+        "reason": text("reason", required=False)(record),
+        "issued_by": text("issued_by", required=False)(record),
+    }
 
 
 _DEAD_LETTER_FIELDS = (
@@ -419,8 +460,11 @@ def parked_row(message: SourceMessage, error: str) -> dict[str, Any]:
     event_id = None
     if message.record is not None:
         envelope = message.record.get("envelope")
-        if isinstance(envelope, Mapping) and isinstance(envelope.get("event_id"), str) \
-                and "\x00" not in envelope["event_id"]:
+        if (
+            isinstance(envelope, Mapping)
+            and isinstance(envelope.get("event_id"), str)
+            and "\x00" not in envelope["event_id"]
+        ):
             event_id = envelope["event_id"]
     occurred_at = None
     if message.timestamp_us is not None:
@@ -505,28 +549,52 @@ class Projection:
                 return DEAD_LETTERS_TABLE, parked_row(message, f"bad {record_type}: {exc}"), True
             except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
                 return DEAD_LETTERS_TABLE, parked_row(message, f"bad {record_type}: {type(exc).__name__}: {exc}"), True
-        return DEAD_LETTERS_TABLE, parked_row(message, f"unexpected record type {record_type!r} on {self.topic}"
-                                                       f" (want {' or '.join(self.record_types)})"), True
+        return (
+            DEAD_LETTERS_TABLE,
+            parked_row(
+                message,
+                f"unexpected record type {record_type!r} on {self.topic} (want {' or '.join(self.record_types)})",
+            ),
+            True,
+        )
 
 
 # a reorg's retraction is a fact of its own: the fill's row stays (it may even be mined again)
 LEADER_FILLS_PROJECTION = Projection(
-    "leader_fills", LEADER_FILLS.name, "LeaderFill", "leader_fills", leader_fill_row,
-    other_types=(RecordTable("LeaderFillRetracted", "leader_fill_retractions", leader_fill_retraction_row),))
-COPY_CANDIDATES_PROJECTION = Projection("copy_candidates", COPY_CANDIDATES.name, "CopyCandidate", "copy_candidates",
-                                        copy_candidate_row)
-COPY_DECISIONS_PROJECTION = Projection("copy_decisions", COPY_DECISIONS.name, "CopyDecision", "copy_decisions",
-                                       copy_decision_row)
-EXECUTION_RESULTS_PROJECTION = Projection("execution_results", EXECUTION_RESULTS.name, "ExecutionResult",
-                                          "execution_results", execution_result_row)
-SETTLEMENT_EVENTS_PROJECTION = Projection("settlement_events", SETTLEMENT_EVENTS.name, "SettlementEvent",
-                                          "settlement_events", settlement_event_row)
-CONFIG_CHANGES_PROJECTION = Projection("configs", CONFIG_CHANGES.name, "ConfigChange", "follower_configs",
-                                       config_change_row, other_tables=("follow_configs",), table_for=config_table)
-CONTROL_COMMANDS_PROJECTION = Projection("control_switches", CONTROL_COMMANDS.name, "ControlCommand",
-                                         "control_switches", control_command_row)
-DEAD_LETTERS_PROJECTION = Projection("dead_letters", DEAD_LETTERS.name, "DeadLetter", DEAD_LETTERS_TABLE,
-                                     dead_letter_event_row)
+    "leader_fills",
+    LEADER_FILLS.name,
+    "LeaderFill",
+    "leader_fills",
+    leader_fill_row,
+    other_types=(RecordTable("LeaderFillRetracted", "leader_fill_retractions", leader_fill_retraction_row),),
+)
+COPY_CANDIDATES_PROJECTION = Projection(
+    "copy_candidates", COPY_CANDIDATES.name, "CopyCandidate", "copy_candidates", copy_candidate_row
+)
+COPY_DECISIONS_PROJECTION = Projection(
+    "copy_decisions", COPY_DECISIONS.name, "CopyDecision", "copy_decisions", copy_decision_row
+)
+EXECUTION_RESULTS_PROJECTION = Projection(
+    "execution_results", EXECUTION_RESULTS.name, "ExecutionResult", "execution_results", execution_result_row
+)
+SETTLEMENT_EVENTS_PROJECTION = Projection(
+    "settlement_events", SETTLEMENT_EVENTS.name, "SettlementEvent", "settlement_events", settlement_event_row
+)
+CONFIG_CHANGES_PROJECTION = Projection(
+    "configs",
+    CONFIG_CHANGES.name,
+    "ConfigChange",
+    "follower_configs",
+    config_change_row,
+    other_tables=("follow_configs",),
+    table_for=config_table,
+)
+CONTROL_COMMANDS_PROJECTION = Projection(
+    "control_switches", CONTROL_COMMANDS.name, "ControlCommand", "control_switches", control_command_row
+)
+DEAD_LETTERS_PROJECTION = Projection(
+    "dead_letters", DEAD_LETTERS.name, "DeadLetter", DEAD_LETTERS_TABLE, dead_letter_event_row
+)
 
 ALL_PROJECTIONS: tuple[Projection, ...] = (
     LEADER_FILLS_PROJECTION,

@@ -8,10 +8,12 @@ twice gives the same checksums, and they equal the checksums of the live-folded 
 A replay takes the projections' advisory lock exclusively: it refuses to start while a live runner
 holds it (stop the runners first), and runners wait for a replay to finish.
 """
+
 from __future__ import annotations
 
 import time
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import psycopg
 from confluent_kafka import TopicPartition
@@ -47,8 +49,7 @@ def checksum_query(table: str) -> sql.Composed:
         ident = sql.Identifier(column.name)
         order.append(sql.SQL('{} COLLATE "C"').format(ident) if column.type.python_type is str else ident)
     return sql.SQL(
-        "SELECT count(*), coalesce(md5(string_agg(md5(t::text), '' ORDER BY {order})), md5(''))"
-        " FROM {table} AS t"
+        "SELECT count(*), coalesce(md5(string_agg(md5(t::text), '' ORDER BY {order})), md5('')) FROM {table} AS t"
     ).format(order=sql.SQL(", ").join(order), table=sql.Identifier(table))
 
 
@@ -121,8 +122,13 @@ def replay_all(
                 conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
 
 
-def _fold_from_beginning(settings: Settings, conn: psycopg.Connection, projections: Sequence[Projection],
-                         batch_size: int, idle_timeout: float) -> ProjectionStats:
+def _fold_from_beginning(
+    settings: Settings,
+    conn: psycopg.Connection,
+    projections: Sequence[Projection],
+    batch_size: int,
+    idle_timeout: float,
+) -> ProjectionStats:
     runner = ProjectionRunner(settings, projections, group=False, take_lock=False, batch_size=batch_size)
     try:
         runner._connect()

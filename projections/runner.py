@@ -30,18 +30,28 @@ Bad input never stops the runner: undecodable messages, wrong record types and v
 would refuse all become dead_letters rows. If the database still rejects a row, the batch is
 re-written row by row under savepoints and the offending rows are parked as dead letters.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
 from collections import Counter
-from operator import itemgetter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any
 
 import psycopg
-from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from psycopg import sql
 
@@ -147,8 +157,12 @@ def table_columns(table: str) -> tuple[str, ...]:
 # The column that identifies "the same fact" in each event table. copy_decisions is keyed by
 # candidate: exactly one decision per candidate, whatever its event id. The config and control
 # tables hold one row per compacted-topic key, and there the LATEST change (highest coordinates) wins.
-CONFLICT_KEYS = {"copy_decisions": "candidate_id", "follower_configs": "follower", "follow_configs": "follow_id",
-                 "control_switches": "key"}
+CONFLICT_KEYS = {
+    "copy_decisions": "candidate_id",
+    "follower_configs": "follower",
+    "follow_configs": "follow_id",
+    "control_switches": "key",
+}
 LATEST_WINS = frozenset({"follower_configs", "follow_configs", "control_switches"})
 DEAD_LETTER_PK = ("source_topic", "source_partition", "source_offset")
 
@@ -177,8 +191,9 @@ def _conflict_clause(table: str) -> sql.Composed:
     else:
         key = (conflict_key(table),)
         updates = [c for c in columns if c not in key]
-        condition = sql.SQL("(excluded.kafka_partition, excluded.kafka_offset) {op} ({t}.kafka_partition, {t}.kafka_offset)"
-                            ).format(t=t, op=sql.SQL(">" if table in LATEST_WINS else "<"))
+        condition = sql.SQL(
+            "(excluded.kafka_partition, excluded.kafka_offset) {op} ({t}.kafka_partition, {t}.kafka_offset)"
+        ).format(t=t, op=sql.SQL(">" if table in LATEST_WINS else "<"))
     return sql.SQL(" ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {condition}").format(
         key=sql.SQL(", ").join(map(sql.Identifier, key)),
         sets=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in updates),
@@ -200,25 +215,28 @@ def staged_insert_statement(table: str, stage: str) -> sql.Composed:
     """INSERT ... SELECT from the staging table: one row per fact (the winning coordinates first)."""
     columns = sql.SQL(", ").join(map(sql.Identifier, table_columns(table)))
     key = sql.Identifier(conflict_key(table))
-    order = sql.SQL("kafka_partition DESC, kafka_offset DESC" if table in LATEST_WINS
-                    else "kafka_partition, kafka_offset")
+    order = sql.SQL(
+        "kafka_partition DESC, kafka_offset DESC" if table in LATEST_WINS else "kafka_partition, kafka_offset"
+    )
     return sql.SQL(
-        "INSERT INTO {table} ({columns}) SELECT DISTINCT ON ({key}) {columns} FROM {stage}"
-        " ORDER BY {key}, {order}"
-    ).format(table=sql.Identifier(table), columns=columns, key=key, stage=sql.Identifier(stage), order=order) \
-        + _conflict_clause(table)
+        "INSERT INTO {table} ({columns}) SELECT DISTINCT ON ({key}) {columns} FROM {stage} ORDER BY {key}, {order}"
+    ).format(
+        table=sql.Identifier(table), columns=columns, key=key, stage=sql.Identifier(stage), order=order
+    ) + _conflict_clause(table)
 
 
 def guard_statement(n: int) -> sql.Composed:
     """Forward-only offset upsert for n partitions; returns the rows it wrote."""
     values = sql.SQL(", ").join(sql.SQL("(%s, %s, %s, %s, now())") for _ in range(n))
-    return sql.SQL(
-        "INSERT INTO projection_offsets AS o (projection, topic, partition, next_offset, updated_at) VALUES "
-    ) + values + sql.SQL(
-        " ON CONFLICT (projection, topic, partition) DO UPDATE"
-        " SET next_offset = excluded.next_offset, updated_at = excluded.updated_at"
-        " WHERE o.next_offset < excluded.next_offset"
-        " RETURNING projection, topic, partition"
+    return (
+        sql.SQL("INSERT INTO projection_offsets AS o (projection, topic, partition, next_offset, updated_at) VALUES ")
+        + values
+        + sql.SQL(
+            " ON CONFLICT (projection, topic, partition) DO UPDATE"
+            " SET next_offset = excluded.next_offset, updated_at = excluded.updated_at"
+            " WHERE o.next_offset < excluded.next_offset"
+            " RETURNING projection, topic, partition"
+        )
     )
 
 
@@ -263,16 +281,26 @@ class _Writer:
 
     def _copy_statement(self, target: str, table: str) -> str:
         columns = sql.SQL(", ").join(map(sql.Identifier, self.columns[table]))
-        return sql.SQL("COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)").format(
-            target=sql.Identifier(target), columns=columns).as_string(self.conn)
+        return (
+            sql.SQL("COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)")
+            .format(target=sql.Identifier(target), columns=columns)
+            .as_string(self.conn)
+        )
 
     def _stage(self, table: str) -> tuple[str, str, list[str]]:
         stage = f"_stage_{table}"
-        self.conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS")
-                          .format(stage=sql.Identifier(stage), table=sql.Identifier(table)))
-        types = dict(self.conn.execute(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped", (table,)).fetchall())
+        self.conn.execute(
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS").format(
+                stage=sql.Identifier(stage), table=sql.Identifier(table)
+            )
+        )
+        types = dict(
+            self.conn.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            ).fetchall()
+        )
         insert = staged_insert_statement(table, stage).as_string(self.conn)
         return self._copy_statement(stage, table), insert, [types[c] for c in self.columns[table]]
 
@@ -311,8 +339,9 @@ class _Writer:
             cur.execute(insert_sql)
             return max(cur.rowcount, 0)
 
-    def _copy(self, cur: psycopg.Cursor, statement: str, types: list[str], table: str,
-              rows: list[dict[str, Any]]) -> None:
+    def _copy(
+        self, cur: psycopg.Cursor, statement: str, types: list[str], table: str, rows: list[dict[str, Any]]
+    ) -> None:
         get = self.getters[table]
         with cur.copy(statement) as copy:
             copy.set_types(types)
@@ -331,7 +360,9 @@ class _Writer:
                     written[table] = self._rows(table, rows)
         return written
 
-    def write_row_by_row(self, folded: FoldResult, offsets: Mapping[tuple[str, str, int], int]) -> tuple[dict[str, int], int]:
+    def write_row_by_row(
+        self, folded: FoldResult, offsets: Mapping[tuple[str, str, int], int]
+    ) -> tuple[dict[str, int], int]:
         """Slow path after the database refused a row: every row under its own savepoint; a row
         Postgres refuses is parked in dead_letters instead. Returns (written, rows parked)."""
         written: Counter = Counter()
@@ -362,9 +393,11 @@ class _Writer:
 def _parked_here(row: dict[str, Any], source: SourceMessage) -> bool:
     """The row is one this runner parked for `source` itself (not a DeadLetter event off the topic, which may name
     any stage, "projections" included)."""
-    return row.get("stage") == "projections" and (row.get("source_topic"), row.get("source_partition"),
-                                                  row.get("source_offset")) == (source.topic, source.partition,
-                                                                                source.offset)
+    return row.get("stage") == "projections" and (
+        row.get("source_topic"),
+        row.get("source_partition"),
+        row.get("source_offset"),
+    ) == (source.topic, source.partition, source.offset)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,8 +426,9 @@ def to_source_message(message: Message, decode: Callable[[bytes], tuple[str, dic
     )
 
 
-def topic_end_offsets(settings: Settings, topics: Sequence[str], admin: AdminClient | None = None,
-                      ) -> dict[TopicPartitionKey, int]:
+def topic_end_offsets(
+    settings: Settings, topics: Sequence[str], admin: AdminClient | None = None
+) -> dict[TopicPartitionKey, int]:
     """Last stable offset (the read_committed end) of every partition of `topics` (real names).
 
     Asked through an AdminClient in one request: a consumer's own watermark queries queue behind
@@ -405,8 +439,11 @@ def topic_end_offsets(settings: Settings, topics: Sequence[str], admin: AdminCli
     for topic in topics:
         info = metadata.topics.get(topic)
         if info is None or info.error is not None:
-            raise KafkaException(info.error if info is not None else
-                                 KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic {topic} does not exist"))
+            raise KafkaException(
+                info.error
+                if info is not None
+                else KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic {topic} does not exist")
+            )
         for p in info.partitions:
             specs[TopicPartition(topic, p)] = OffsetSpec.latest()
     futures = admin.list_offsets(specs, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=10)
@@ -481,12 +518,13 @@ class ProjectionRunner:
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self, stop_event: threading.Event | None = None) -> "ProjectionRunner":
+    def start(self, stop_event: threading.Event | None = None) -> ProjectionRunner:
         self._connect(stop_event)
         if self.group:
             self.consumer = make_consumer(self.settings, group_id(self.settings), **self.consumer_overrides)
-            self.consumer.subscribe(list(self.by_topic), on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                    on_lost=self._on_revoke)
+            self.consumer.subscribe(
+                list(self.by_topic), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+            )
         else:
             self.consumer = make_consumer(self.settings, None, **self.consumer_overrides)
             partitions = [TopicPartition(topic, p) for topic in self.by_topic for p in self._partitions(topic)]
@@ -507,15 +545,16 @@ class ProjectionRunner:
         if self._admin_client is not None:
             self._admin_client = None
 
-    def __enter__(self) -> "ProjectionRunner":
+    def __enter__(self) -> ProjectionRunner:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _connect(self, stop_event: threading.Event | None = None) -> None:
-        self.conn = psycopg.connect(psycopg_conninfo(self.settings.database_url), autocommit=True,
-                                    application_name="horus-projections")
+        self.conn = psycopg.connect(
+            psycopg_conninfo(self.settings.database_url), autocommit=True, application_name="horus-projections"
+        )
         if not self.durable_commits:
             # Safe for projections only: rows and offsets commit together, so a server crash can
             # lose the last few batches *together* and they are simply folded again from Kafka.
@@ -551,8 +590,11 @@ class ProjectionRunner:
         metadata = self._admin().list_topics(topic, timeout=10)
         info = metadata.topics.get(topic)
         if info is None or info.error is not None:
-            raise KafkaException(info.error if info is not None else
-                                 KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic {topic} does not exist"))
+            raise KafkaException(
+                info.error
+                if info is not None
+                else KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic {topic} does not exist")
+            )
         return sorted(info.partitions)
 
     # -- rebalance callbacks: where to start comes from Postgres -------------------------------
@@ -611,8 +653,11 @@ class ProjectionRunner:
             return poll_batch(self.consumer, self.batch_size, self.batch_timeout)
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
-            if isinstance(error, KafkaError) and (error.retriable() or error.code() in (
-                    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)):
+            if isinstance(error, KafkaError) and (
+                error.retriable()
+                or error.code()
+                in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
+            ):
                 log.warning("kafka: %s (retrying)", error)
                 time.sleep(0.5)
                 return []
@@ -627,8 +672,9 @@ class ProjectionRunner:
         if not messages and not offsets:
             return None
         sources = [to_source_message(m, self.decode) for m in messages]
-        prepared = _Prepared(fold_batch(self.by_topic, sources), len(messages),
-                             sum(1 for s in sources if s.error is not None), offsets)
+        prepared = _Prepared(
+            fold_batch(self.by_topic, sources), len(messages), sum(1 for s in sources if s.error is not None), offsets
+        )
         keyed = {(self.by_topic[t].name, t, p): n for (t, p), n in offsets.items()}
         outcome = self._write_job(prepared.folded, keyed)
         result = self._account(prepared, outcome)
@@ -669,8 +715,9 @@ class ProjectionRunner:
             self.stats.slow_path_batches += outcome.slow_path
             if self.group and batch.offsets:
                 try:  # informational only (lag dashboards): Postgres holds the real offsets
-                    self.consumer.commit(offsets=[TopicPartition(t, p, n) for (t, p), n in batch.offsets.items()],
-                                         asynchronous=True)
+                    self.consumer.commit(
+                        offsets=[TopicPartition(t, p, n) for (t, p), n in batch.offsets.items()], asynchronous=True
+                    )
                 except KafkaException as exc:
                     log.debug("kafka offset commit failed: %s", exc)
         elif outcome.status == "rejected":
@@ -797,8 +844,9 @@ def run_projections(
     """Run the projections in the consumer group `<app_id>-projections` until `stop_event` is set
     or, with `until_caught_up`, until every partition reached its end offset at start. Returns the
     counters (also passed to `on_batch` with each batch as `result.stats`)."""
-    runner = ProjectionRunner(settings, projections, batch_size=batch_size, batch_timeout=batch_timeout,
-                              consumer_overrides=consumer_overrides)
+    runner = ProjectionRunner(
+        settings, projections, batch_size=batch_size, batch_timeout=batch_timeout, consumer_overrides=consumer_overrides
+    )
     try:
         return runner.run(stop_event, until_caught_up=until_caught_up, on_batch=on_batch)
     finally:
@@ -814,6 +862,14 @@ def projection_lag(settings: Settings, projections: Sequence[Projection] = ALL_P
     rows = []
     for (t, p), end in sorted(ends.items()):
         next_offset = stored.get((owner[t], t, p), 0)
-        rows.append({"projection": owner[t], "topic": t, "partition": p, "next_offset": next_offset,
-                     "end_offset": end, "lag": max(end - next_offset, 0)})
+        rows.append(
+            {
+                "projection": owner[t],
+                "topic": t,
+                "partition": p,
+                "next_offset": next_offset,
+                "end_offset": end,
+                "lag": max(end - next_offset, 0),
+            }
+        )
     return rows

@@ -14,11 +14,12 @@ Choices, and why (architecture notes 2b, 2g):
 - the consumer group is settings.app_id for every process; Faust's assignor gives a topic's partitions
   only to members subscribed to it, so processes may run different stage sets (tested: disjoint sets).
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import faust
 
@@ -61,8 +62,9 @@ def parse_stages(stages: str | Iterable[str]) -> tuple[str, ...]:
         raise StageError(f"no stages given; choose from {', '.join(STAGES)}")
     unknown = sorted(set(names) - set(STAGES))
     if unknown:
-        raise StageError(f"unknown stage{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                         f"choose from {', '.join(STAGES)}")
+        raise StageError(
+            f"unknown stage{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; choose from {', '.join(STAGES)}"
+        )
     return tuple(s for s in STAGES if s in names)
 
 
@@ -90,13 +92,18 @@ def check_topics(settings: Settings, stages: Iterable[str], timeout: float = 10.
         else:
             counts[name] = len(topic.partitions)
     if missing:
-        raise TopicsNotReady(f"missing topics: {', '.join(missing)}. Create them with `horus topics create` "
-                             "(the worker never creates topics: Faust would pick the wrong partition count)")
-    follower_keyed = {settings.topic(s.name): counts[settings.topic(s.name)]
-                      for s in required_topics(stages) if s.key == "follower"}
+        raise TopicsNotReady(
+            f"missing topics: {', '.join(missing)}. Create them with `horus topics create` "
+            "(the worker never creates topics: Faust would pick the wrong partition count)"
+        )
+    follower_keyed = {
+        settings.topic(s.name): counts[settings.topic(s.name)] for s in required_topics(stages) if s.key == "follower"
+    }
     if len(set(follower_keyed.values())) > 1:
-        raise TopicsNotReady(f"follower-keyed topics differ in partition count {follower_keyed}: one follower "
-                             "would live on different partitions in different topics")
+        raise TopicsNotReady(
+            f"follower-keyed topics differ in partition count {follower_keyed}: one follower "
+            "would live on different partitions in different topics"
+        )
     return counts
 
 
@@ -106,8 +113,9 @@ def require_lz4() -> None:
     from aiokafka.codec import has_lz4
 
     if not has_lz4():
-        raise WorkerSetupError("aiokafka cannot decompress lz4 here: install `aiokafka[lz4]` (cramjam), "
-                             "which Horus's producers use")
+        raise WorkerSetupError(
+            "aiokafka cannot decompress lz4 here: install `aiokafka[lz4]` (cramjam), which Horus's producers use"
+        )
 
 
 # stages that are services with their own loop (the executor: per-follower concurrency, its own consumer
@@ -120,8 +128,14 @@ def build_specs(runtime: Runtime, stages: Iterable[str]) -> dict[str, StageSpec]
     return {name: _MODULES[name].build(runtime) for name in parse_stages(stages) if name not in SERVICES}
 
 
-def create_app(settings: Settings, stages: str | Iterable[str] = STAGES, *, batching: Batching | None = None,
-               runtime: Runtime | None = None, **faust_settings) -> faust.App:
+def create_app(
+    settings: Settings,
+    stages: str | Iterable[str] = STAGES,
+    *,
+    batching: Batching | None = None,
+    runtime: Runtime | None = None,
+    **faust_settings,
+) -> faust.App:
     """A Faust app with the agents of just `stages`; its Runtime is `app.horus_runtime`."""
     selected = parse_stages(stages)
     require_lz4()
@@ -153,14 +167,20 @@ def create_app(settings: Settings, stages: str | Iterable[str] = STAGES, *, batc
     partitioned = [name for name, spec in specs.items() if spec.on_assign is not None]
     if partitioned:  # their state is rebuilt per assigned partition: a hook Faust agents do not give us
         runtime.close()
-        raise StageError(f"stage {', '.join(partitioned)} runs on the confluent runner only (its state is rebuilt "
-                         "per assigned partition; docs/decisions.md): run it with `--runner confluent`")
+        raise StageError(
+            f"stage {', '.join(partitioned)} runs on the confluent runner only (its state is rebuilt "
+            "per assigned partition; docs/decisions.md): run it with `--runner confluent`"
+        )
     app.horus_specs = {name: register_stage(app, runtime, batching, spec) for name, spec in specs.items()}
 
     @app.task
     async def start_runtime() -> None:
-        log.info("horus worker: stages %s, consumer group %s, topics prefixed %r", ",".join(selected),
-                 settings.app_id, settings.topic_prefix)
+        log.info(
+            "horus worker: stages %s, consumer group %s, topics prefixed %r",
+            ",".join(selected),
+            settings.app_id,
+            settings.topic_prefix,
+        )
         runtime.start()
 
     @app.on_before_shutdown.connect

@@ -11,6 +11,7 @@ Why it exists: DESIGN section 3 keeps Faust as the stage framework but asks to m
 its throughput goal onto confluent-kafka behind the same pure function; the two runners share
 everything except the loop, and `bench/stage_passthrough.py` measures both (docs/decisions.md).
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,12 @@ from streams.runtime import Batching, Deliveries, Runtime, StageSpec
 log = logging.getLogger("horus.streams")
 IDLE_WAIT_S = 0.05  # how long a poll blocks when nothing is fetched (how fast a stop is noticed)
 
-REBALANCE_ERRORS = (KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS, KafkaError.UNKNOWN_MEMBER_ID,
-                    KafkaError._ASSIGNMENT_LOST)
+REBALANCE_ERRORS = (
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError._ASSIGNMENT_LOST,
+)
 
 
 class ConfluentStageLoop:
@@ -39,12 +44,16 @@ class ConfluentStageLoop:
         self.by_topic = {settings.topic(spec.source.name): spec for spec in specs}
         # the same group id as the Faust worker's, so tools that watch the group see either runner;
         # do not run both runners under one HORUS_APP_ID (their group protocols differ)
-        self.consumer = make_consumer(settings, settings.app_id, **{
-            "partition.assignment.strategy": "cooperative-sticky",
-            "max.poll.interval.ms": 300_000,
-            "session.timeout.ms": int(settings.session_timeout_s * 1000),
-            "heartbeat.interval.ms": int(min(3.0, settings.session_timeout_s / 3) * 1000),
-        })
+        self.consumer = make_consumer(
+            settings,
+            settings.app_id,
+            **{
+                "partition.assignment.strategy": "cooperative-sticky",
+                "max.poll.interval.ms": 300_000,
+                "session.timeout.ms": int(settings.session_timeout_s * 1000),
+                "heartbeat.interval.ms": int(min(3.0, settings.session_timeout_s / 3) * 1000),
+            },
+        )
         self.batches = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -53,10 +62,14 @@ class ConfluentStageLoop:
             while not all(self.runtime.stage_ready(spec) for spec in self.by_topic.values()):
                 if stop.wait(0.02):
                     return
-            self.consumer.subscribe(list(self.by_topic), on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                    on_lost=self._on_revoke)
-            log.info("horus worker (confluent runner): stages %s, consumer group %s",
-                     ",".join(spec.name for spec in self.by_topic.values()), self.settings.app_id)
+            self.consumer.subscribe(
+                list(self.by_topic), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+            )
+            log.info(
+                "horus worker (confluent runner): stages %s, consumer group %s",
+                ",".join(spec.name for spec in self.by_topic.values()),
+                self.settings.app_id,
+            )
             while not stop.is_set():
                 # what is fetched, at once: consume(n, timeout) would hold a lone message up to the timeout
                 messages = poll_available(self.consumer, self.batching.size, IDLE_WAIT_S)
@@ -96,12 +109,15 @@ class ConfluentStageLoop:
             self.runtime.process(spec, batch, deliveries, decoded=decoded)
         remaining = deliveries.wait(60)
         if remaining or deliveries.errors:
-            self.runtime.output_lost(f"{remaining} outputs undelivered, {len(deliveries.errors)} failed"
-                                     + (f", first: {deliveries.errors[0]}" if deliveries.errors else ""))
+            self.runtime.output_lost(
+                f"{remaining} outputs undelivered, {len(deliveries.errors)} failed"
+                + (f", first: {deliveries.errors[0]}" if deliveries.errors else "")
+            )
         committed = True
         try:
-            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
-                                 asynchronous=False)
+            self.consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()], asynchronous=False
+            )
         except KafkaException as exc:
             if exc.args[0].code() not in REBALANCE_ERRORS:
                 raise

@@ -25,6 +25,7 @@ instance of the same consumer group) restores them and folds only what followed.
 row altered in Postgres is refused (horus.domain.decide_snapshot). A missing, refused or failed snapshot only
 costs time: the whole history is the fallback.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,7 +34,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -45,11 +46,30 @@ from horus.db.engine import psycopg_conninfo
 from horus.domain.clock import CLOCK_SLACK_S  # the slack FILL_IN_FUTURE allows: the dedup window keeps this much more
 from horus.domain.config import ConfigState, apply_config, apply_config_tombstone
 from horus.domain.control import ControlState, apply_control, apply_control_tombstone, control_command
-from horus.domain.decide import (DecideState, FollowerBook, StaticView, apply_decision, apply_result, decide,
-                                 failure_rate, token_id_wellformed)
-from horus.domain.decide_snapshot import (FORMAT, SnapshotInvalid, SnapshotPlace, book_from_json, decode_books,
-                                          encode_books, forget_before_window, mac_key, open_sealed, recent_of, seal,
-                                          snapshot_book)
+from horus.domain.decide import (
+    DecideState,
+    FollowerBook,
+    StaticView,
+    apply_decision,
+    apply_result,
+    decide,
+    failure_rate,
+    token_id_wellformed,
+)
+from horus.domain.decide_snapshot import (
+    FORMAT,
+    SnapshotInvalid,
+    SnapshotPlace,
+    book_from_json,
+    decode_books,
+    encode_books,
+    forget_before_window,
+    mac_key,
+    open_sealed,
+    recent_of,
+    seal,
+    snapshot_book,
+)
 from horus.kafka.client import make_consumer, poll_batch, produce_reliably, watermarks
 from horus.kafka.config_tail import ConfigTail
 from horus.topics import CONTROL_COMMANDS, COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS
@@ -63,12 +83,18 @@ log = logging.getLogger("horus.streams.decide")
 NAME = "decide"
 DECISIONS = Counter("horus_decisions_total", "Decisions made", ["action", "reason"])
 REBUILD_SECONDS = Gauge("horus_decide_rebuild_seconds", "Time the last partition rebuild took")
-UNREADABLE = Counter("horus_decide_unreadable_state_total",
-                     "Own decisions/results decide could not fold into its state (e.g. a newer writer's schema)")
+UNREADABLE = Counter(
+    "horus_decide_unreadable_state_total",
+    "Own decisions/results decide could not fold into its state (e.g. a newer writer's schema)",
+)
 BREAKER_TRIPS = Counter("horus_circuit_breaker_trips_total", "Times the circuit breaker paused everything")
-SNAPSHOTS = Counter("horus_decide_snapshots_total", "Partition snapshots of decide's state, by outcome "
-                    "(written, failed: the next rebuild folds more history; refused: a stored snapshot that is not "
-                    "authentic or not valid, the whole history folded instead)", ["outcome"])
+SNAPSHOTS = Counter(
+    "horus_decide_snapshots_total",
+    "Partition snapshots of decide's state, by outcome "
+    "(written, failed: the next rebuild folds more history; refused: a stored snapshot that is not "
+    "authentic or not valid, the whole history folded instead)",
+    ["outcome"],
+)
 SNAPSHOT_BYTES = Gauge("horus_decide_snapshot_bytes", "Size of the last snapshot written")
 
 
@@ -92,7 +118,9 @@ class VenueLookups:
 
             self.http = httpx.AsyncClient(timeout=settings.venue_timeout_s)
             self.metadata = MarketMetadata(settings, self.http)
-            self.clob = ClobHttp(settings.clob_url, chain_id=settings.venue_chain_id, timeout_s=settings.venue_timeout_s)
+            self.clob = ClobHttp(
+                settings.clob_url, chain_id=settings.venue_chain_id, timeout_s=settings.venue_timeout_s
+            )
             self.quotes = QuoteSource(self.clob, settings.quote_ttl_s)
             if identity is not None and identity.get("follow_leaders") is True:  # an empty paper venue
                 from horus.paper import PaperMarkets
@@ -141,16 +169,21 @@ class VenueLookups:
             async def balance(a):
                 self.view.balances[a.follower] = await self.balances.get(a, sorted(sells.get(a.follower, ())))
 
-            await asyncio.gather(*(market(t) for t in tokens), *(quote(t) for t in tokens),
-                                 *(balance(a) for a in accounts.values()))
+            await asyncio.gather(
+                *(market(t) for t in tokens), *(quote(t) for t in tokens), *(balance(a) for a in accounts.values())
+            )
 
         future = asyncio.run_coroutine_threadsafe(gather(), self.loop)
         try:
             future.result(self.timeout_s)
         except TimeoutError:  # decide with what arrived: a missing price or balance is a SKIP, never a guess
             future.cancel()
-            log.warning("market data / balances for %d tokens, %d followers took over %.1fs", len(tokens),
-                        len(accounts), self.timeout_s)
+            log.warning(
+                "market data / balances for %d tokens, %d followers took over %.1fs",
+                len(tokens),
+                len(accounts),
+                self.timeout_s,
+            )
 
     def close(self) -> None:
         async def shut():
@@ -219,13 +252,15 @@ class SnapshotStore:
     opened only if authentic for its place."""
 
     @classmethod
-    def configured(cls, settings) -> "SnapshotStore | None":
+    def configured(cls, settings) -> SnapshotStore | None:
         """The store, or None (and a warning) when no secret to seal snapshots with is configured."""
         key = snapshot_mac_key(settings)
         if key is None:
-            log.warning("decide: snapshots are off: they are authenticated with a key derived from "
-                        "HORUS_SNAPSHOT_KEY or HORUS_CREDENTIALS_KEY and neither is set; every assign folds the "
-                        "whole history")
+            log.warning(
+                "decide: snapshots are off: they are authenticated with a key derived from "
+                "HORUS_SNAPSHOT_KEY or HORUS_CREDENTIALS_KEY and neither is set; every assign folds the "
+                "whole history"
+            )
             return None
         return cls(settings, key)
 
@@ -253,7 +288,8 @@ class SnapshotStore:
             rows = conn.execute(
                 "SELECT partition, decisions_offset, results_offset, state FROM decide_snapshots"
                 " WHERE group_id = %s AND topic = %s AND format = %s AND partition = ANY(%s)",
-                (self.group, self.topic, FORMAT, list(partitions))).fetchall()
+                (self.group, self.topic, FORMAT, list(partitions)),
+            ).fetchall()
         return {p: (decisions, results, bytes(state)) for p, decisions, results, state in rows}
 
     def save(self, snapshot: PartitionSnapshot) -> None:
@@ -302,8 +338,11 @@ class SnapshotStore:
 
     def _write(self, snapshot: PartitionSnapshot) -> None:
         started = time.monotonic()
-        state = seal(encode_books(snapshot.books), self.key,
-                     self.place(snapshot.partition, snapshot.decisions_offset, snapshot.results_offset))
+        state = seal(
+            encode_books(snapshot.books),
+            self.key,
+            self.place(snapshot.partition, snapshot.decisions_offset, snapshot.results_offset),
+        )
         if self.conn is None or self.conn.closed:
             self.conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
         self.conn.execute(
@@ -312,13 +351,28 @@ class SnapshotStore:
             " SET topic = excluded.topic, decisions_offset = excluded.decisions_offset,"
             " results_offset = excluded.results_offset, format = excluded.format, taken_at = excluded.taken_at,"
             " state = excluded.state",
-            (self.group, snapshot.partition, self.topic, snapshot.decisions_offset, snapshot.results_offset, FORMAT,
-             snapshot.taken_at, state))
+            (
+                self.group,
+                snapshot.partition,
+                self.topic,
+                snapshot.decisions_offset,
+                snapshot.results_offset,
+                FORMAT,
+                snapshot.taken_at,
+                state,
+            ),
+        )
         SNAPSHOTS.labels("written").inc()
         SNAPSHOT_BYTES.set(len(state))
-        log.debug("decide: snapshot of partition %d (%d followers, decisions@%d, results@%d): %d bytes in %.0f ms",
-                  snapshot.partition, len(snapshot.books), snapshot.decisions_offset, snapshot.results_offset,
-                  len(state), (time.monotonic() - started) * 1000)
+        log.debug(
+            "decide: snapshot of partition %d (%d followers, decisions@%d, results@%d): %d bytes in %.0f ms",
+            snapshot.partition,
+            len(snapshot.books),
+            snapshot.decisions_offset,
+            snapshot.results_offset,
+            len(state),
+            (time.monotonic() - started) * 1000,
+        )
 
     def _disconnect(self) -> None:
         if self.conn is not None:
@@ -337,11 +391,27 @@ class DecideStage:
         # configs and switches kept current by the tails; markets, quotes, balances refilled before each batch
         self.view = StaticView(ConfigState(), ControlState(), quote_ttl_us=int(settings.quote_ttl_s * 1_000_000))
         self.lock = threading.Lock()
-        config_tail = ConfigTail(settings, runtime.codec, self.view.config, self.lock, dead_letters=runtime.dead_letters,
-                                 stage="decide-config", apply=apply_config, tombstone=apply_config_tombstone)
-        control_tail = ConfigTail(settings, runtime.codec, self.view.control, self.lock, stage="decide-control",
-                                  dead_letters=runtime.dead_letters, apply=apply_control,
-                                  tombstone=apply_control_tombstone, topic=CONTROL_COMMANDS)
+        config_tail = ConfigTail(
+            settings,
+            runtime.codec,
+            self.view.config,
+            self.lock,
+            dead_letters=runtime.dead_letters,
+            stage="decide-config",
+            apply=apply_config,
+            tombstone=apply_config_tombstone,
+        )
+        control_tail = ConfigTail(
+            settings,
+            runtime.codec,
+            self.view.control,
+            self.lock,
+            stage="decide-control",
+            dead_letters=runtime.dead_letters,
+            apply=apply_control,
+            tombstone=apply_control_tombstone,
+            topic=CONTROL_COMMANDS,
+        )
         self.tails = _Ready(config_tail, control_tail)
         self.lookups = lookups
         self.results_topic = settings.topic(EXECUTION_RESULTS.name)
@@ -385,10 +455,21 @@ class DecideStage:
             self.changes[partition] = self.changes.get(partition, 0) + 1
 
     def spec(self) -> StageSpec:
-        return StageSpec(name=NAME, source=COPY_CANDIDATES, input_type="CopyCandidate", sink=COPY_DECISIONS,
-                         output_type="CopyDecision", fn=self.fn, state=self.state, lock=self.lock, tail=self.tails,
-                         on_assign=self.assign, on_revoke=self.revoke, before_batch=self.before_batch,
-                         after_batch=self.after_batch)
+        return StageSpec(
+            name=NAME,
+            source=COPY_CANDIDATES,
+            input_type="CopyCandidate",
+            sink=COPY_DECISIONS,
+            output_type="CopyDecision",
+            fn=self.fn,
+            state=self.state,
+            lock=self.lock,
+            tail=self.tails,
+            on_assign=self.assign,
+            on_revoke=self.revoke,
+            before_batch=self.before_batch,
+            after_batch=self.after_batch,
+        )
 
     # ------------------------------------------------------------------ partitions
     def assign(self, partitions: list[int]) -> None:
@@ -419,7 +500,10 @@ class DecideStage:
             for p, (decisions_offset, results_offset, blob) in saved.items():
                 followers = self._restore(p, decisions_offset, results_offset, blob, ends)
                 if followers is not None:
-                    starts[(self.decisions_topic, p)], starts[(self.results_topic, p)] = decisions_offset, results_offset
+                    starts[(self.decisions_topic, p)], starts[(self.results_topic, p)] = (
+                        decisions_offset,
+                        results_offset,
+                    )
                     restored[p] = followers
             for kind, topic in enumerate((self.decisions_topic, self.results_topic)):
                 todo = {p for p in partitions if ends[(topic, p)] > starts.get((topic, p), 0)}
@@ -447,10 +531,16 @@ class DecideStage:
         self._assign_results()
         REBUILD_SECONDS.set(time.monotonic() - started)
         whole = sorted(set(partitions) - set(restored))
-        log.info("decide: partitions %s rebuilt from %d decisions and %d results in %.2fs; from snapshots: %s; "
-                 "whole history: %s", sorted(partitions), counts[0], counts[1], time.monotonic() - started,
-                 ", ".join(f"{p} ({n} followers, +{folded[p]} folded)" for p, n in sorted(restored.items()))
-                 or "none", whole or "none")
+        log.info(
+            "decide: partitions %s rebuilt from %d decisions and %d results in %.2fs; from snapshots: %s; "
+            "whole history: %s",
+            sorted(partitions),
+            counts[0],
+            counts[1],
+            time.monotonic() - started,
+            ", ".join(f"{p} ({n} followers, +{folded[p]} folded)" for p, n in sorted(restored.items())) or "none",
+            whole or "none",
+        )
         if self.snapshots is not None:  # a long fold is not repeated at the next assign
             self._snapshot([p for p in partitions if folded[p] >= max(self.settings.decide_snapshot_every, 1)])
 
@@ -466,20 +556,29 @@ class DecideStage:
     def _restore(self, partition: int, decisions_offset: int, results_offset: int, blob: bytes, ends) -> int | None:
         """Put a partition's snapshot into the state: the followers restored, None (and a warning) if it
         cannot be used."""
-        if decisions_offset > ends[(self.decisions_topic, partition)] or \
-                results_offset > ends[(self.results_topic, partition)]:
-            log.warning("decide: the snapshot of partition %d covers offsets past the end of its topics (decisions "
-                        "%d, results %d): were they recreated? Folding the whole history", partition,
-                        decisions_offset, results_offset)
+        if (
+            decisions_offset > ends[(self.decisions_topic, partition)]
+            or results_offset > ends[(self.results_topic, partition)]
+        ):
+            log.warning(
+                "decide: the snapshot of partition %d covers offsets past the end of its topics (decisions "
+                "%d, results %d): were they recreated? Folding the whole history",
+                partition,
+                decisions_offset,
+                results_offset,
+            )
             return None
         try:  # authentic for this place, then every value checked: a forged or damaged row never lifts a cap
             state = self.snapshots.open(partition, decisions_offset, results_offset, blob)
-            books = {follower: (book_from_json(data, f"follower {follower}"), recent_of(data))
-                     for follower, data in decode_books(state).items()}
+            books = {
+                follower: (book_from_json(data, f"follower {follower}"), recent_of(data))
+                for follower, data in decode_books(state).items()
+            }
         except SnapshotInvalid as exc:
             SNAPSHOTS.labels("refused").inc()
-            log.warning("decide: the snapshot of partition %d is refused (%s); folding the whole history",
-                        partition, exc)
+            log.warning(
+                "decide: the snapshot of partition %d is refused (%s); folding the whole history", partition, exc
+            )
             return None
         with self.lock:
             for follower, (book, recent) in books.items():
@@ -495,8 +594,13 @@ class DecideStage:
             return self.runtime.codec.decode(message.value())
         except Exception as exc:
             UNREADABLE.inc()
-            log.warning("decide: cannot fold %s[%d]@%d into its state: %s", message.topic(), message.partition(),
-                        message.offset(), exc)
+            log.warning(
+                "decide: cannot fold %s[%d]@%d into its state: %s",
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                exc,
+            )
             return None, None
 
     def _fold_history(self, message, partition: int) -> int:
@@ -506,8 +610,7 @@ class DecideStage:
                 book = self.state.books.get(record["follower"])
                 new = book is None or record["candidate_id"] not in book.decided
                 apply_decision(record, self.state)
-                if new and self.snapshots is not None \
-                        and record["envelope"]["produced_at_us"] >= self._recent_since_us:
+                if new and self.snapshots is not None and record["envelope"]["produced_at_us"] >= self._recent_since_us:
                     self._remember(record, partition)
             elif name == "ExecutionResult":
                 apply_result(record, self.state)
@@ -547,8 +650,13 @@ class DecideStage:
             return
         every, interval = self.settings.decide_snapshot_every, self.settings.decide_snapshot_interval_s
         now = time.monotonic()
-        self._snapshot([p for p, at in self.snapshot_at.items() if self.changes.get(p) and (
-            (every and self.changes[p] >= every) or (interval and now - at >= interval))])
+        self._snapshot(
+            [
+                p
+                for p, at in self.snapshot_at.items()
+                if self.changes.get(p) and ((every and self.changes[p] >= every) or (interval and now - at >= interval))
+            ]
+        )
 
     def _dedup_window_us(self) -> int:
         """How recent a decision must be for a snapshot to keep its candidate id: the setting, and never less
@@ -576,10 +684,11 @@ class DecideStage:
                 recent = list(recent)
                 books[p][follower] = (snapshot_book(book, recent), recent)
                 forget_before_window(book, recent)  # the live book keeps what a restore would
-            taken_at, now = datetime.now(timezone.utc), time.monotonic()
+            taken_at, now = datetime.now(UTC), time.monotonic()
             for p in partitions:
-                self.snapshots.save(PartitionSnapshot(p, self.decisions_next[p], self.results_assigned[p], taken_at,
-                                                      books[p]))
+                self.snapshots.save(
+                    PartitionSnapshot(p, self.decisions_next[p], self.results_assigned[p], taken_at, books[p])
+                )
                 self.changes[p], self.snapshot_at[p] = 0, now
         except Exception:  # a bug here must not stop deciding: the whole history is the fallback
             SNAPSHOTS.labels("failed").inc()
@@ -634,14 +743,23 @@ class DecideStage:
         settings = self.settings
         now_us = time.time_ns() // 1000
         failed, total = failure_rate(self.state, now_us, int(settings.breaker_window_s * 1_000_000))
-        if total < settings.breaker_min_executions or failed < total * settings.breaker_failure_rate \
-                or self.view.control.global_paused:
+        if (
+            total < settings.breaker_min_executions
+            or failed < total * settings.breaker_failure_rate
+            or self.view.control.global_paused
+        ):
             return
-        reason = (f"circuit breaker: {failed} of the last {total} executions failed within "
-                  f"{settings.breaker_window_s:g}s (threshold {settings.breaker_failure_rate:.0%})")
+        reason = (
+            f"circuit breaker: {failed} of the last {total} executions failed within "
+            f"{settings.breaker_window_s:g}s (threshold {settings.breaker_failure_rate:.0%})"
+        )
         command = control_command("GLOBAL", "PAUSE", reason=reason, issued_by="circuit-breaker", occurred_at_us=now_us)
-        produce_reliably(self.runtime.producer, self.settings.topic(CONTROL_COMMANDS.name),
-                         self.runtime.codec.encode("ControlCommand", command), key="GLOBAL")
+        produce_reliably(
+            self.runtime.producer,
+            self.settings.topic(CONTROL_COMMANDS.name),
+            self.runtime.codec.encode("ControlCommand", command),
+            key="GLOBAL",
+        )
         self.runtime.producer.flush(10)
         self.state.outcomes.clear()  # a resume starts a fresh window
         BREAKER_TRIPS.inc()

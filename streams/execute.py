@@ -8,6 +8,7 @@ Two ways to run it:
   Follower accounts come from config.changes (folded by the service itself), or from a JSON file (a list of
   FollowerConfig objects) with `--accounts` (the caller's `follower_account(address) -> FollowerConfig | None`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,9 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from horus.domain.execute import execute
 from horus.settings import Settings
@@ -28,8 +30,14 @@ log = logging.getLogger("horus.execution")
 
 
 def build(runtime: Runtime) -> StageSpec:
-    return StageSpec(name=NAME, source=COPY_DECISIONS, input_type="CopyDecision", sink=EXECUTION_RESULTS,
-                     output_type="ExecutionResult", fn=execute)
+    return StageSpec(
+        name=NAME,
+        source=COPY_DECISIONS,
+        input_type="CopyDecision",
+        sink=EXECUTION_RESULTS,
+        output_type="ExecutionResult",
+        fn=execute,
+    )
 
 
 def accounts_from_file(path: Path) -> Callable[[str], Any]:
@@ -49,8 +57,14 @@ def accounts_from_file(path: Path) -> Callable[[str], Any]:
     return lambda address: configs.get(address.lower())
 
 
-def run_service(settings: Settings, follower_account: Callable[[str], Any] | None, stop: threading.Event, *,
-                secrets: Callable[[str], Any] | None = None, **options) -> None:
+def run_service(
+    settings: Settings,
+    follower_account: Callable[[str], Any] | None,
+    stop: threading.Event,
+    *,
+    secrets: Callable[[str], Any] | None = None,
+    **options,
+) -> None:
     """Run the executor until `stop` is set (blocking; its own event loop). `follower_account` None: accounts
     from config.changes. Raises LedgerUnreachable (the ledger stayed down past its bound) or SwitchesUnknown (a
     tail of config.changes or control.commands died): restart it (exit 70)."""
@@ -82,8 +96,9 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - exercised
     from horus.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m streams.execute", description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=Path, help="JSON list of FollowerConfig objects (default: the followers "
-                        "on config.changes)")
+    parser.add_argument(
+        "--accounts", type=Path, help="JSON list of FollowerConfig objects (default: the followers on config.changes)"
+    )
     parser.add_argument("--loglevel", default="info")
     parser.add_argument("--resend-unknown", type=int, default=1, help="same-bytes re-sends after an unknown reply")
     parser.add_argument("--no-reconcile", action="store_true", help="do not run the reconciler in this process")
@@ -97,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - exercised
     stop = stop_on_signals()
     accounts = accounts_from_file(args.accounts) if args.accounts else None
     try:
-        run_service(load_settings(), accounts, stop, resend_unknown=args.resend_unknown,
-                    reconcile=not args.no_reconcile)
+        run_service(
+            load_settings(), accounts, stop, resend_unknown=args.resend_unknown, reconcile=not args.no_reconcile
+        )
     except (LedgerUnreachable, SwitchesUnknown) as exc:
         log.critical("execute: %s; exiting %d to be restarted", exc, EXIT_OUTPUT_LOST)
         logging.shutdown()

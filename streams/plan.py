@@ -6,6 +6,7 @@ from the beginning to the end (partition EOF) before the first fill is planned, 
 tailing it. A consumer-group agent on config.changes would only see the partitions assigned to it.
 Graph updates and planning a batch of fills take the same lock.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,9 @@ class ConfigTail(SharedConfigTail):
     """The shared config.changes tail (horus.kafka.config_tail), parking bad changes as stage plan-config."""
 
     def __init__(self, runtime: Runtime, graph: FollowGraph, lock: threading.Lock) -> None:
-        super().__init__(runtime.settings, runtime.codec, graph, lock, dead_letters=runtime.dead_letters,
-                         stage="plan-config")
+        super().__init__(
+            runtime.settings, runtime.codec, graph, lock, dead_letters=runtime.dead_letters, stage="plan-config"
+        )
         self.runtime = runtime
 
 
@@ -37,7 +39,16 @@ def build(runtime: Runtime) -> StageSpec:
     tail = ConfigTail(runtime, graph, lock)
     runtime.on_start.append(tail.start)
     runtime.extra_stop.append(tail.stop)
-    return StageSpec(name=NAME, source=LEADER_FILLS, input_type="LeaderFill", sink=COPY_CANDIDATES,
-                     output_type="CopyCandidate", fn=plan, state=graph, lock=lock, tail=tail,
-                     # a reorged-away fill does not undo copies already made (docs/decisions.md); counted
-                     ignored_types=("LeaderFillRetracted",))
+    return StageSpec(
+        name=NAME,
+        source=LEADER_FILLS,
+        input_type="LeaderFill",
+        sink=COPY_CANDIDATES,
+        output_type="CopyCandidate",
+        fn=plan,
+        state=graph,
+        lock=lock,
+        tail=tail,
+        # a reorged-away fill does not undo copies already made (docs/decisions.md); counted
+        ignored_types=("LeaderFillRetracted",),
+    )

@@ -12,6 +12,7 @@ at once (exit code 70) *without* committing, and the restarted worker reprocesse
 committed offset. Raising instead would let Faust's take() machinery and the periodic committer
 move past the lost batch.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 from prometheus_client import Counter, Histogram
@@ -37,10 +39,13 @@ EXIT_OUTPUT_LOST = 70  # EX_SOFTWARE
 
 EVENTS_IN = Counter("horus_stage_events_in_total", "Input messages handled by a stage", ["stage"])
 EVENTS_OUT = Counter("horus_stage_events_out_total", "Events produced by a stage", ["stage"])
-IGNORED = Counter("horus_stage_events_ignored_total", "Input records a stage reads past on purpose",
-                  ["stage", "type"])
-BATCH_SECONDS = Histogram("horus_stage_batch_seconds", "Time to process and deliver one batch", ["stage"],
-                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+IGNORED = Counter("horus_stage_events_ignored_total", "Input records a stage reads past on purpose", ["stage", "type"])
+BATCH_SECONDS = Histogram(
+    "horus_stage_batch_seconds",
+    "Time to process and deliver one batch",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 StageFn = Callable[..., tuple[list[dict], Any]]
 
@@ -143,12 +148,18 @@ class Deliveries:
 class Runtime:
     """Per-process resources shared by the stages: producer, its poll thread, codec, dead letters."""
 
-    def __init__(self, settings: Settings, codec: Codec | None = None, producer: Producer | None = None,
-                 exit_on_output_lost: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        codec: Codec | None = None,
+        producer: Producer | None = None,
+        exit_on_output_lost: bool = True,
+    ) -> None:
         self.settings = settings
         self.codec = codec or default_codec()
         self.producer = producer or make_producer(
-            settings, **{"linger.ms": 2, "error_cb": self._on_producer_error, "message.timeout.ms": 120_000})
+            settings, **{"linger.ms": 2, "error_cb": self._on_producer_error, "message.timeout.ms": 120_000}
+        )
         self.dead_letters = DeadLetters(settings, self.producer, self.codec)
         self.exit_on_output_lost = exit_on_output_lost
         self._stop = threading.Event()
@@ -192,8 +203,10 @@ class Runtime:
             log.warning("producer: %s", err)
 
     def output_lost(self, why: str) -> None:
-        log.critical("output could not be delivered (%s); exiting without committing so the input is "
-                     "reprocessed after restart", why)
+        log.critical(
+            "output could not be delivered (%s); exiting without committing so the input is reprocessed after restart",
+            why,
+        )
         if self.exit_on_output_lost:
             logging.shutdown()
             os._exit(EXIT_OUTPUT_LOST)
@@ -212,9 +225,14 @@ class Runtime:
         return True
 
     # ---------------------------------------------------------------- batches
-    def process(self, spec: StageSpec, messages: Sequence[tuple[str, int, int, Any, Any]],
-                delivery: Callable | None = None, now_us: int | None = None,
-                decoded: Sequence[tuple[str, dict] | Exception] | None = None) -> int:
+    def process(
+        self,
+        spec: StageSpec,
+        messages: Sequence[tuple[str, int, int, Any, Any]],
+        delivery: Callable | None = None,
+        now_us: int | None = None,
+        decoded: Sequence[tuple[str, dict] | Exception] | None = None,
+    ) -> int:
         """Run one batch of raw messages (topic, partition, offset, key, value) through the stage and
         produce the outputs and dead letters; returns the number of events produced. Synchronous and
         broker-free apart from produce(), so benchmarks and tests can drive it directly. `decoded`: the
@@ -254,8 +272,10 @@ class Runtime:
                     encoded = [(codec.encode(output_type, out), out[key_field]) for out in outputs]
                     for data, out_key in encoded:  # checked before any is produced: the input is parked whole
                         if not fits_in_a_message(out_key, data):
-                            raise OutputTooLarge(f"its {output_type} would be {message_bytes(out_key, data)} bytes "
-                                                 "with its key, too large for one Kafka message")
+                            raise OutputTooLarge(
+                                f"its {output_type} would be {message_bytes(out_key, data)} bytes "
+                                "with its key, too large for one Kafka message"
+                            )
                 except Exception as exc:
                     self._park(topic, partition, offset, key, value, exc, stage, delivery)
                     continue
@@ -277,15 +297,24 @@ class Runtime:
     def _park(self, topic, partition, offset, key, value, exc, stage, delivery) -> None:
         if delivery is not None:
             delivery.add()
-        self.dead_letters.park(topic=topic, partition=partition, offset=offset, key=key, original=value,
-                               error=exc, stage=stage, on_delivery=delivery)
+        self.dead_letters.park(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            original=value,
+            error=exc,
+            stage=stage,
+            on_delivery=delivery,
+        )
 
     async def run_batch(self, spec: StageSpec, events: Sequence[Any]) -> None:
         """Process a batch of Faust events and wait until every output is acknowledged by the broker."""
         started = time.perf_counter()
         delivery = Deliveries(asyncio.get_running_loop())
-        messages = [(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
-                    for e in events]
+        messages = [
+            (e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value) for e in events
+        ]
         try:
             self.process(spec, messages, delivery)
         except Exception as exc:  # a bug in the runner itself: never ack what we may not have produced

@@ -1,4 +1,5 @@
 """settle stage: execution.results -> settlement.events."""
+
 from __future__ import annotations
 
 from horus.domain.settle import settle
@@ -9,5 +10,11 @@ NAME = "settle"
 
 
 def build(runtime: Runtime) -> StageSpec:
-    return StageSpec(name=NAME, source=EXECUTION_RESULTS, input_type="ExecutionResult", sink=SETTLEMENT_EVENTS,
-                     output_type="SettlementEvent", fn=settle)
+    return StageSpec(
+        name=NAME,
+        source=EXECUTION_RESULTS,
+        input_type="ExecutionResult",
+        sink=SETTLEMENT_EVENTS,
+        output_type="SettlementEvent",
+        fn=settle,
+    )

@@ -1,5 +1,6 @@
 """The generic Faust agent every stage uses: wait until the stage is ready, then batch, run, wait for
 delivery, and only then ack."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +12,9 @@ from streams.runtime import Batching, Runtime, StageSpec
 
 def source_topic(app: faust.App, runtime: Runtime, spec: StageSpec) -> faust.TopicT:
     # raw bytes in: horus.codec decodes, so an undecodable message reaches the dead letters intact
-    return app.topic(runtime.settings.topic(spec.source.name), key_serializer="raw", value_serializer="raw",
-                     allow_empty=True)
+    return app.topic(
+        runtime.settings.topic(spec.source.name), key_serializer="raw", value_serializer="raw", allow_empty=True
+    )
 
 
 def register_stage(app: faust.App, runtime: Runtime, batching: Batching, spec: StageSpec) -> StageSpec:

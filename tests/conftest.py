@@ -4,6 +4,7 @@ Integration tests never mock Kafka or Postgres: the session starts (or reuses) t
 stack. A stack that cannot start is an error, never a skip. Each session gets its own topic prefix
 and its own freshly migrated database, so runs do not see each other's data.
 """
+
 from __future__ import annotations
 
 import os

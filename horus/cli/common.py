@@ -1,4 +1,5 @@
 """What every command shares: settings, the console, and turning known errors into clear messages."""
+
 from __future__ import annotations
 
 import functools

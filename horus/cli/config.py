@@ -7,6 +7,7 @@ config, read from the Postgres projection when it is caught up with the topic, e
 itself. Secrets never enter an event: `--credentials-file` goes to the encrypted credentials store and
 only its ref is put in the config; everything printed passes through `redacted()`.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ from horus.cli.common import console, fail, friendly_errors, settings
 from horus.settings import Settings
 
 follower_app = typer.Typer(help="Follower accounts (config.changes, entity FOLLOWER).", no_args_is_help=True)
-follow_app = typer.Typer(help="Follows: one follower copying one leader (config.changes, entity FOLLOW).",
-                         no_args_is_help=True)
+follow_app = typer.Typer(
+    help="Follows: one follower copying one leader (config.changes, entity FOLLOW).", no_args_is_help=True
+)
 
 INVALID = 2  # exit code for a config that breaks a rule (as for a bad command-line option)
 
@@ -51,8 +53,11 @@ def _from_projection(s: Settings, entity: str, entity_id: str) -> tuple[dict | N
 
     from horus.db.engine import psycopg_conninfo
 
-    query = ("SELECT body, invalid FROM follower_configs WHERE follower = %s AND NOT deleted" if entity == "FOLLOWER"
-             else "SELECT body, invalid FROM follow_configs WHERE follow_id = %s AND NOT deleted")
+    query = (
+        "SELECT body, invalid FROM follower_configs WHERE follower = %s AND NOT deleted"
+        if entity == "FOLLOWER"
+        else "SELECT body, invalid FROM follow_configs WHERE follow_id = %s AND NOT deleted"
+    )
     with psycopg.connect(psycopg_conninfo(s.database_url), autocommit=True, connect_timeout=5) as conn:
         row = conn.execute(query, (entity_id,)).fetchone()
     return (None, None) if row is None else (row[0], row[1])
@@ -134,8 +139,13 @@ def publish(s: Settings, entity: str, entity_id: str, config: Any | None) -> tup
         where.append(err if err is not None else (msg.partition(), msg.offset()))
 
     producer = make_producer(s, log_level=3)
-    produce_reliably(producer, s.topic(CONFIG_CHANGES.name), default_codec().encode("ConfigChange", change),
-                     key=config_key(entity, entity_id), on_delivery=delivered)
+    produce_reliably(
+        producer,
+        s.topic(CONFIG_CHANGES.name),
+        default_codec().encode("ConfigChange", change),
+        key=config_key(entity, entity_id),
+        on_delivery=delivered,
+    )
     flush_or_raise(producer)
     if not where or not isinstance(where[0], tuple):
         fail(f"config.changes did not accept the change: {where[0] if where else 'no delivery report'}")
@@ -166,8 +176,11 @@ def _show(verb: str, what: str, config: dict | None, where: tuple[int, int], as_
 
     shown = redacted(config) if config is not None else None
     if as_json:
-        typer.echo(json.dumps({"result": verb, "id": what, "config": shown, "partition": where[0],
-                               "offset": where[1]}, sort_keys=True))
+        typer.echo(
+            json.dumps(
+                {"result": verb, "id": what, "config": shown, "partition": where[0], "offset": where[1]}, sort_keys=True
+            )
+        )
         return
     console.print(f"{what} {verb} (config.changes partition {where[0]}, offset {where[1]})", highlight=False)
     if shown is not None:
@@ -175,18 +188,30 @@ def _show(verb: str, what: str, config: dict | None, where: tuple[int, int], as_
 
 
 JSON_OPTION = typer.Option(False, "--json", help="print the result as one JSON object")
-FILE_OPTION = typer.Option(None, "--from-file", metavar="FILE", help="JSON object with config fields "
-                           "(options given on the command line override it)")
+FILE_OPTION = typer.Option(
+    None,
+    "--from-file",
+    metavar="FILE",
+    help="JSON object with config fields (options given on the command line override it)",
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # follower
 # ---------------------------------------------------------------------------------------------
-def _follower_options(signature_type, signer, custody, credentials_ref, daily_cap, market_exposure_cap,
-                      max_open_positions, enabled) -> dict:
-    return _given(signature_type=signature_type, signer=signer, custody=custody, credentials_ref=credentials_ref,
-                  daily_cap=daily_cap, market_exposure_cap=market_exposure_cap,
-                  max_open_positions=max_open_positions, enabled=enabled)
+def _follower_options(
+    signature_type, signer, custody, credentials_ref, daily_cap, market_exposure_cap, max_open_positions, enabled
+) -> dict:
+    return _given(
+        signature_type=signature_type,
+        signer=signer,
+        custody=custody,
+        credentials_ref=credentials_ref,
+        daily_cap=daily_cap,
+        market_exposure_cap=market_exposure_cap,
+        max_open_positions=max_open_positions,
+        enabled=enabled,
+    )
 
 
 def _validated_follower(data: dict):
@@ -218,8 +243,11 @@ def _store_credentials(s: Settings, path: Path, ref: str, signer: str) -> None:
     except (VenueGuardError, PaperVenueError) as exc:
         fail(str(exc))
     if secrets.signer_address.lower() != signer:
-        fail(f"credentials_ref: the key in {path} signs as {secrets.signer_address.lower()}, but the follower's "
-             f"signer is {signer}", INVALID)
+        fail(
+            f"credentials_ref: the key in {path} signs as {secrets.signer_address.lower()}, but the follower's "
+            f"signer is {signer}",
+            INVALID,
+        )
     try:
         CredentialStore(s).put(ref, secrets, api_creds)
     except CredentialsError as exc:
@@ -230,13 +258,19 @@ def _store_credentials(s: Settings, path: Path, ref: str, signer: str) -> None:
 @friendly_errors
 def follower_add(
     address: str = typer.Argument(..., help="the follower's trading address (maker/funder of its orders)"),
-    signature_type: int | None = typer.Option(None, "--signature-type", help="0 EOA, 1 proxy, 2 Safe, 3 deposit wallet"),
+    signature_type: int | None = typer.Option(
+        None, "--signature-type", help="0 EOA, 1 proxy, 2 Safe, 3 deposit wallet"
+    ),
     signer: str | None = typer.Option(None, "--signer", help="EOA that signs (types 1-3)"),
     custody: str | None = typer.Option(None, "--custody", help="direct | proxy"),
     credentials_ref: str | None = typer.Option(None, "--credentials-ref", help="ref in the credentials store"),
-    credentials_file: Path | None = typer.Option(None, "--credentials-file", metavar="FILE",
-                                                 help="JSON with private_key, api_key, api_secret, api_passphrase: "
-                                                 "stored encrypted, only the ref goes into the event"),
+    credentials_file: Path | None = typer.Option(
+        None,
+        "--credentials-file",
+        metavar="FILE",
+        help="JSON with private_key, api_key, api_secret, api_passphrase: "
+        "stored encrypted, only the ref goes into the event",
+    ),
     daily_cap: str | None = typer.Option(None, "--daily-cap", help="pUSD spent on BUYs per UTC day"),
     market_exposure_cap: str | None = typer.Option(None, "--market-exposure-cap", help="pUSD per market"),
     max_open_positions: int | None = typer.Option(None, "--max-open-positions"),
@@ -246,9 +280,20 @@ def follower_add(
 ) -> None:
     """Add a follower account."""
     s = settings()
-    data = {**_read_json_file(from_file), "follower": address,
-            **_follower_options(signature_type, signer, custody, credentials_ref, daily_cap, market_exposure_cap,
-                                max_open_positions, enabled)}
+    data = {
+        **_read_json_file(from_file),
+        "follower": address,
+        **_follower_options(
+            signature_type,
+            signer,
+            custody,
+            credentials_ref,
+            daily_cap,
+            market_exposure_cap,
+            max_open_positions,
+            enabled,
+        ),
+    }
     if credentials_file is not None:
         data.setdefault("credentials_ref", f"follower-{address.strip().lower()}")
     config = _validated_follower(data)
@@ -281,9 +326,21 @@ def follower_update(
     current = current_config(s, "FOLLOWER", address)
     if current is None:
         fail(f"no follower {address}; add it with `horus follower add`")
-    data = {**current, **_read_json_file(from_file),
-            **_follower_options(signature_type, signer, custody, credentials_ref, daily_cap, market_exposure_cap,
-                                max_open_positions, enabled), "follower": address}
+    data = {
+        **current,
+        **_read_json_file(from_file),
+        **_follower_options(
+            signature_type,
+            signer,
+            custody,
+            credentials_ref,
+            daily_cap,
+            market_exposure_cap,
+            max_open_positions,
+            enabled,
+        ),
+        "follower": address,
+    }
     config = _validated_follower(data)
     _, where = publish(s, "FOLLOWER", address, config)
     _show("updated", f"follower {address}", config.model_dump(mode="json"), where, as_json)
@@ -304,9 +361,16 @@ def follower_remove(address: str = typer.Argument(...), as_json: bool = JSON_OPT
 # ---------------------------------------------------------------------------------------------
 # follow
 # ---------------------------------------------------------------------------------------------
-SIZING_FIELDS = {"sizing": "mode", "amount": "amount", "ratio": "ratio", "balance_pct": "balance_pct",
-                 "multiplier": "multiplier", "max_per_trade": "max_per_trade", "min_per_trade": "min_per_trade",
-                 "min_size": "min_size_policy"}
+SIZING_FIELDS = {
+    "sizing": "mode",
+    "amount": "amount",
+    "ratio": "ratio",
+    "balance_pct": "balance_pct",
+    "multiplier": "multiplier",
+    "max_per_trade": "max_per_trade",
+    "min_per_trade": "min_per_trade",
+    "min_size": "min_size_policy",
+}
 
 
 def default_follow_id(follower: str, leader: str) -> str:
@@ -338,8 +402,12 @@ def _validated_follow(data: dict):
 
 
 def _follow_options(**options: Any) -> dict:
-    renamed = {"allow": "markets_allow", "deny": "markets_deny", "max_fill_age": "max_fill_age_s",
-               "order_ttl": "order_ttl_s"}
+    renamed = {
+        "allow": "markets_allow",
+        "deny": "markets_deny",
+        "max_fill_age": "max_fill_age_s",
+        "order_ttl": "order_ttl_s",
+    }
     return {renamed.get(k, k): v for k, v in _given(**options).items()}
 
 
@@ -372,26 +440,56 @@ def follow_add(
     leader: str | None = typer.Option(None, "--leader", help="address to copy"),
     follower: str | None = typer.Option(None, "--follower", help="follower trading address"),
     follow_id: str | None = typer.Option(None, "--id", help="default: <follower[:10]>-<leader[:10]>"),
-    sizing: str | None = SIZING, amount: str | None = AMOUNT, ratio: str | None = RATIO,
-    balance_pct: str | None = BALANCE_PCT, multiplier: str | None = MULTIPLIER,
-    max_per_trade: str | None = MAX_PER_TRADE, min_per_trade: str | None = MIN_PER_TRADE,
-    min_size: str | None = MIN_SIZE, slippage_bps: int | None = SLIPPAGE, order_type: str | None = ORDER_TYPE,
-    copy_sells: bool | None = COPY_SELLS, daily_cap: str | None = DAILY_CAP,
-    market_exposure_cap: str | None = EXPOSURE_CAP, price_min: str | None = PRICE_MIN,
-    price_max: str | None = PRICE_MAX, allow: list[str] | None = ALLOW, deny: list[str] | None = DENY,
-    max_fill_age: float | None = MAX_FILL_AGE, order_ttl: int | None = ORDER_TTL, enabled: bool | None = ENABLED,
+    sizing: str | None = SIZING,
+    amount: str | None = AMOUNT,
+    ratio: str | None = RATIO,
+    balance_pct: str | None = BALANCE_PCT,
+    multiplier: str | None = MULTIPLIER,
+    max_per_trade: str | None = MAX_PER_TRADE,
+    min_per_trade: str | None = MIN_PER_TRADE,
+    min_size: str | None = MIN_SIZE,
+    slippage_bps: int | None = SLIPPAGE,
+    order_type: str | None = ORDER_TYPE,
+    copy_sells: bool | None = COPY_SELLS,
+    daily_cap: str | None = DAILY_CAP,
+    market_exposure_cap: str | None = EXPOSURE_CAP,
+    price_min: str | None = PRICE_MIN,
+    price_max: str | None = PRICE_MAX,
+    allow: list[str] | None = ALLOW,
+    deny: list[str] | None = DENY,
+    max_fill_age: float | None = MAX_FILL_AGE,
+    order_ttl: int | None = ORDER_TTL,
+    enabled: bool | None = ENABLED,
     from_file: Path | None = FILE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add a follow: FOLLOWER copies LEADER."""
     s = settings()
-    options = _follow_options(leader=leader, follower=follower, follow_id=follow_id, sizing=sizing, amount=amount,
-                              ratio=ratio, balance_pct=balance_pct, multiplier=multiplier,
-                              max_per_trade=max_per_trade, min_per_trade=min_per_trade, min_size=min_size,
-                              slippage_bps=slippage_bps, order_type=order_type, copy_sells=copy_sells,
-                              daily_cap=daily_cap, market_exposure_cap=market_exposure_cap, price_min=price_min,
-                              price_max=price_max, allow=allow, deny=deny, max_fill_age=max_fill_age,
-                              order_ttl=order_ttl, enabled=enabled)
+    options = _follow_options(
+        leader=leader,
+        follower=follower,
+        follow_id=follow_id,
+        sizing=sizing,
+        amount=amount,
+        ratio=ratio,
+        balance_pct=balance_pct,
+        multiplier=multiplier,
+        max_per_trade=max_per_trade,
+        min_per_trade=min_per_trade,
+        min_size=min_size,
+        slippage_bps=slippage_bps,
+        order_type=order_type,
+        copy_sells=copy_sells,
+        daily_cap=daily_cap,
+        market_exposure_cap=market_exposure_cap,
+        price_min=price_min,
+        price_max=price_max,
+        allow=allow,
+        deny=deny,
+        max_fill_age=max_fill_age,
+        order_ttl=order_ttl,
+        enabled=enabled,
+    )
     data = _merge_follow(_read_json_file(from_file), options)
     if "follow_id" not in data and isinstance(data.get("follower"), str) and isinstance(data.get("leader"), str):
         data["follow_id"] = default_follow_id(data["follower"], data["leader"])
@@ -408,14 +506,26 @@ def follow_update(
     follow_id: str = typer.Argument(...),
     leader: str | None = typer.Option(None, "--leader"),
     follower: str | None = typer.Option(None, "--follower"),
-    sizing: str | None = SIZING, amount: str | None = AMOUNT, ratio: str | None = RATIO,
-    balance_pct: str | None = BALANCE_PCT, multiplier: str | None = MULTIPLIER,
-    max_per_trade: str | None = MAX_PER_TRADE, min_per_trade: str | None = MIN_PER_TRADE,
-    min_size: str | None = MIN_SIZE, slippage_bps: int | None = SLIPPAGE, order_type: str | None = ORDER_TYPE,
-    copy_sells: bool | None = COPY_SELLS, daily_cap: str | None = DAILY_CAP,
-    market_exposure_cap: str | None = EXPOSURE_CAP, price_min: str | None = PRICE_MIN,
-    price_max: str | None = PRICE_MAX, allow: list[str] | None = ALLOW, deny: list[str] | None = DENY,
-    max_fill_age: float | None = MAX_FILL_AGE, order_ttl: int | None = ORDER_TTL, enabled: bool | None = ENABLED,
+    sizing: str | None = SIZING,
+    amount: str | None = AMOUNT,
+    ratio: str | None = RATIO,
+    balance_pct: str | None = BALANCE_PCT,
+    multiplier: str | None = MULTIPLIER,
+    max_per_trade: str | None = MAX_PER_TRADE,
+    min_per_trade: str | None = MIN_PER_TRADE,
+    min_size: str | None = MIN_SIZE,
+    slippage_bps: int | None = SLIPPAGE,
+    order_type: str | None = ORDER_TYPE,
+    copy_sells: bool | None = COPY_SELLS,
+    daily_cap: str | None = DAILY_CAP,
+    market_exposure_cap: str | None = EXPOSURE_CAP,
+    price_min: str | None = PRICE_MIN,
+    price_max: str | None = PRICE_MAX,
+    allow: list[str] | None = ALLOW,
+    deny: list[str] | None = DENY,
+    max_fill_age: float | None = MAX_FILL_AGE,
+    order_ttl: int | None = ORDER_TTL,
+    enabled: bool | None = ENABLED,
     from_file: Path | None = FILE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -424,13 +534,30 @@ def follow_update(
     current = current_config(s, "FOLLOW", follow_id)
     if current is None:
         fail(f"no follow {follow_id}; add it with `horus follow add`")
-    options = _follow_options(leader=leader, follower=follower, sizing=sizing, amount=amount, ratio=ratio,
-                              balance_pct=balance_pct, multiplier=multiplier, max_per_trade=max_per_trade,
-                              min_per_trade=min_per_trade, min_size=min_size, slippage_bps=slippage_bps,
-                              order_type=order_type, copy_sells=copy_sells, daily_cap=daily_cap,
-                              market_exposure_cap=market_exposure_cap, price_min=price_min, price_max=price_max,
-                              allow=allow, deny=deny, max_fill_age=max_fill_age, order_ttl=order_ttl,
-                              enabled=enabled)
+    options = _follow_options(
+        leader=leader,
+        follower=follower,
+        sizing=sizing,
+        amount=amount,
+        ratio=ratio,
+        balance_pct=balance_pct,
+        multiplier=multiplier,
+        max_per_trade=max_per_trade,
+        min_per_trade=min_per_trade,
+        min_size=min_size,
+        slippage_bps=slippage_bps,
+        order_type=order_type,
+        copy_sells=copy_sells,
+        daily_cap=daily_cap,
+        market_exposure_cap=market_exposure_cap,
+        price_min=price_min,
+        price_max=price_max,
+        allow=allow,
+        deny=deny,
+        max_fill_age=max_fill_age,
+        order_ttl=order_ttl,
+        enabled=enabled,
+    )
     from_json = _read_json_file(from_file)
     base = {**current, **from_json}
     if "sizing" in from_json and isinstance(from_json["sizing"], dict):
@@ -453,8 +580,11 @@ def follow_remove(follow_id: str = typer.Argument(...), as_json: bool = JSON_OPT
 
 def _sizing_text(sizing: dict) -> str:
     mode = sizing.get("mode")
-    value = {"fixed": f"{sizing.get('amount')} pUSD", "ratio": f"x{sizing.get('ratio')}",
-             "balance_pct": f"{sizing.get('balance_pct')}%"}.get(mode, "?")
+    value = {
+        "fixed": f"{sizing.get('amount')} pUSD",
+        "ratio": f"x{sizing.get('ratio')}",
+        "balance_pct": f"{sizing.get('balance_pct')}%",
+    }.get(mode, "?")
     multiplier = sizing.get("multiplier")
     return f"{mode} {value}" + (f" x{multiplier}" if multiplier not in (None, "1") else "")
 
@@ -483,11 +613,14 @@ def follow_list(
     if leader:
         where.append("leader = %s")
         params.append(leader.strip().lower())
-    query = ("SELECT follow_id, follower, leader, enabled, deleted, body, invalid, updated_at FROM follow_configs "
-             "WHERE " + " AND ".join(where) + " ORDER BY follow_id")
+    query = (
+        "SELECT follow_id, follower, leader, enabled, deleted, body, invalid, updated_at FROM follow_configs "
+        "WHERE " + " AND ".join(where) + " ORDER BY follow_id"
+    )
     try:
-        with psycopg.connect(psycopg_conninfo(settings().database_url), autocommit=True, connect_timeout=5,
-                             row_factory=dict_row) as conn:
+        with psycopg.connect(
+            psycopg_conninfo(settings().database_url), autocommit=True, connect_timeout=5, row_factory=dict_row
+        ) as conn:
             rows = conn.execute(query, params).fetchall()
     except psycopg.OperationalError as exc:
         fail(f"database unreachable ({type(exc).__name__}); is it up? Try `horus stack status`.")
@@ -495,18 +628,39 @@ def follow_list(
         fail("the follow_configs table is missing; run `horus db upgrade`")
     if as_json:
         for row in rows:
-            typer.echo(json.dumps({**row, "body": redacted(row["body"]) if row["body"] else None,
-                                   "updated_at": row["updated_at"].isoformat()}, sort_keys=True))
+            typer.echo(
+                json.dumps(
+                    {
+                        **row,
+                        "body": redacted(row["body"]) if row["body"] else None,
+                        "updated_at": row["updated_at"].isoformat(),
+                    },
+                    sort_keys=True,
+                )
+            )
         return
     table = Table("follow", "follower", "leader", "enabled", "sizing", "slippage", "daily cap", "updated")
     for row in rows:
         body = row["body"] or {}
-        state = ("removed" if row["deleted"] else f"INVALID: {row['invalid']}" if row["invalid"]
-                 else "yes" if row["enabled"] else "no")
-        table.add_row(row["follow_id"], row["follower"] or "", row["leader"] or "", state,
-                      _sizing_text(body.get("sizing") or {}) if body else "",
-                      f"{body.get('slippage_bps')} bps" if body else "", str(body.get("daily_cap") or "-"),
-                      row["updated_at"].strftime("%Y-%m-%d %H:%M:%S"))
+        state = (
+            "removed"
+            if row["deleted"]
+            else f"INVALID: {row['invalid']}"
+            if row["invalid"]
+            else "yes"
+            if row["enabled"]
+            else "no"
+        )
+        table.add_row(
+            row["follow_id"],
+            row["follower"] or "",
+            row["leader"] or "",
+            state,
+            _sizing_text(body.get("sizing") or {}) if body else "",
+            f"{body.get('slippage_bps')} bps" if body else "",
+            str(body.get("daily_cap") or "-"),
+            row["updated_at"].strftime("%Y-%m-%d %H:%M:%S"),
+        )
     console.print(table)
     if not rows:
         console.print("no follows (is `horus projections run` running?)")

@@ -4,6 +4,7 @@ Every decide instance folds the whole compacted topic, so a command is honoured 
 `control status` folds the topic itself (with the same fold the stages use), so it shows what the
 stages see even when the projections are not running.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -32,16 +33,21 @@ def send(scope: str, verb: str, target: str | None, reason: str | None, issued_b
     from horus.topics import CONTROL_COMMANDS
 
     try:
-        command = control_command(scope, verb, target, reason=reason, issued_by=issued_by,
-                                  occurred_at_us=time.time_ns() // 1000)
+        command = control_command(
+            scope, verb, target, reason=reason, issued_by=issued_by, occurred_at_us=time.time_ns() // 1000
+        )
     except ControlError as exc:
         fail(str(exc), 2)
     s = settings()
     where: list = []
     producer = make_producer(s, log_level=3)
-    produce_reliably(producer, s.topic(CONTROL_COMMANDS.name), default_codec().encode("ControlCommand", command),
-                     key=control_key(scope, command["target"]),
-                     on_delivery=lambda err, msg: where.append(err or (msg.partition(), msg.offset())))
+    produce_reliably(
+        producer,
+        s.topic(CONTROL_COMMANDS.name),
+        default_codec().encode("ControlCommand", command),
+        key=control_key(scope, command["target"]),
+        on_delivery=lambda err, msg: where.append(err or (msg.partition(), msg.offset())),
+    )
     flush_or_raise(producer)
     if not where or not isinstance(where[0], tuple):
         fail(f"control.commands did not accept the command: {where[0] if where else 'no delivery report'}")
@@ -66,8 +72,12 @@ def _scope(global_: bool, follower: str | None, market: str | None) -> tuple[str
 
 def _report(command: dict, partition: int, offset: int) -> None:
     where = "everything" if command["scope"] == "GLOBAL" else f"{command['scope'].lower()} {command['target']}"
-    console.print(f"{command['command']} {where}" + (f": {command['reason']}" if command["reason"] else "")
-                  + f" (control.commands partition {partition}, offset {offset})", highlight=False)
+    console.print(
+        f"{command['command']} {where}"
+        + (f": {command['reason']}" if command["reason"] else "")
+        + f" (control.commands partition {partition}, offset {offset})",
+        highlight=False,
+    )
 
 
 GLOBAL = typer.Option(False, "--global", help="every follower and market")
@@ -86,23 +96,35 @@ def _issuer(by: str | None) -> str:
 
 
 @friendly_errors
-def pause_command(global_: bool = GLOBAL, follower: str | None = FOLLOWER, market: str | None = MARKET,
-                  reason: str | None = typer.Option(None, "--reason"), by: str | None = BY) -> None:
+def pause_command(
+    global_: bool = GLOBAL,
+    follower: str | None = FOLLOWER,
+    market: str | None = MARKET,
+    reason: str | None = typer.Option(None, "--reason"),
+    by: str | None = BY,
+) -> None:
     """Pause copying globally, for one follower, or for one market (new candidates are SKIPped)."""
     scope, target = _scope(global_, follower, market)
     _report(*send(scope, "PAUSE", target, reason, _issuer(by)))
 
 
 @friendly_errors
-def resume_command(global_: bool = GLOBAL, follower: str | None = FOLLOWER, market: str | None = MARKET,
-                   reason: str | None = typer.Option(None, "--reason"), by: str | None = BY) -> None:
+def resume_command(
+    global_: bool = GLOBAL,
+    follower: str | None = FOLLOWER,
+    market: str | None = MARKET,
+    reason: str | None = typer.Option(None, "--reason"),
+    by: str | None = BY,
+) -> None:
     """Lift a pause (or, with --global, the kill switch)."""
     scope, target = _scope(global_, follower, market)
     _report(*send(scope, "RESUME", target, reason, _issuer(by)))
 
 
 @friendly_errors
-def kill_command(reason: str = typer.Option(..., "--reason", help="why (shown in every SKIP)"), by: str | None = BY) -> None:
+def kill_command(
+    reason: str = typer.Option(..., "--reason", help="why (shown in every SKIP)"), by: str | None = BY
+) -> None:
     """The global kill switch: nothing is copied until `horus resume --global`."""
     _report(*send("GLOBAL", "KILL", None, reason, _issuer(by)))
 
@@ -116,8 +138,15 @@ def active_switches(timeout: float = 30.0) -> dict[str, tuple[str, str]]:
 
     state = ControlState()
     lock = threading.Lock()
-    tail = ConfigTail(settings(), default_codec(), state, lock, apply=apply_control,
-                      tombstone=apply_control_tombstone, topic=CONTROL_COMMANDS)
+    tail = ConfigTail(
+        settings(),
+        default_codec(),
+        state,
+        lock,
+        apply=apply_control,
+        tombstone=apply_control_tombstone,
+        topic=CONTROL_COMMANDS,
+    )
     tail.start()
     try:
         if not tail.ready.wait(timeout):
@@ -136,8 +165,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="one JSON object")
     """The switches that are on now (read from control.commands)."""
     active = active_switches()
     if as_json:
-        typer.echo(json.dumps({key: {"command": verb, "reason": why} for key, (verb, why) in sorted(active.items())},
-                              sort_keys=True))
+        typer.echo(
+            json.dumps(
+                {key: {"command": verb, "reason": why} for key, (verb, why) in sorted(active.items())}, sort_keys=True
+            )
+        )
         return
     if not active:
         console.print("no active switches: copying runs normally")

@@ -1,4 +1,5 @@
 """`horus credentials`: store and check follower credentials (encrypted at rest), and make a new store key."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,9 @@ import typer
 
 from horus.cli.common import fail, settings
 
-app = typer.Typer(help="Follower credentials, AES-GCM encrypted in Postgres (key: HORUS_CREDENTIALS_KEY).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Follower credentials, AES-GCM encrypted in Postgres (key: HORUS_CREDENTIALS_KEY).", no_args_is_help=True
+)
 
 
 @app.callback()
@@ -49,9 +51,13 @@ def _database_errors(func):
 @_database_errors
 def put(
     ref: str = typer.Argument(..., help="the reference the follower's config points at"),
-    from_file: Path = typer.Option(..., "--from-file", metavar="FILE",
-                                   help="JSON with private_key, api_key, api_secret, api_passphrase ('-': stdin); "
-                                        "in paper mode private_key is enough"),
+    from_file: Path = typer.Option(
+        ...,
+        "--from-file",
+        metavar="FILE",
+        help="JSON with private_key, api_key, api_secret, api_passphrase ('-': stdin); "
+        "in paper mode private_key is enough",
+    ),
 ) -> None:
     """Encrypt and store (or replace) a follower's credentials, and their API credentials apart (what decide
     reads). In paper mode those are the paper venue's, derived there with the key: HORUS_CLOB_URL must be the

@@ -1,4 +1,5 @@
 """`horus db upgrade`."""
+
 from __future__ import annotations
 
 import typer

@@ -9,16 +9,18 @@ instant instead (old fills are then skipped as the live stage would).
 
 Same files in, same decisions out: nothing reads a clock or a random source.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import typer
 
@@ -63,8 +65,11 @@ def read_configs(data: Any, name: str = "follows") -> tuple[list, list]:
     """(followers, follows) validated from {"followers": [...], "follows": [...]}."""
     from horus.domain.config import ConfigInvalid, parse_follow_config, parse_follower
 
-    if not isinstance(data, dict) or not isinstance(data.get("follows", []), list) \
-            or not isinstance(data.get("followers", []), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("follows", []), list)
+        or not isinstance(data.get("followers", []), list)
+    ):
         raise SimulationInputError(f'{name}: want {{"followers": [...], "follows": [...]}}')
     out: tuple[list, list] = ([], [])
     for kind, parse, target in (("followers", parse_follower, out[0]), ("follows", parse_follow_config, out[1])):
@@ -87,15 +92,23 @@ def read_markets(data: Any, name: str = "markets") -> dict:
         try:
             fees = NO_FEES  # a simulation's market without a fee_rate charges none (live: unknown, FEE_UNKNOWN)
             if item.get("fee_rate") not in (None, "", 0, "0"):
-                fees = FeeParams(enabled=True, rate=Decimal(str(item["fee_rate"])),
-                                 exponent=Decimal(str(item.get("fee_exponent", 1))))
+                fees = FeeParams(
+                    enabled=True,
+                    rate=Decimal(str(item["fee_rate"])),
+                    exponent=Decimal(str(item.get("fee_exponent", 1))),
+                )
             token = str(item["token_id"])
             markets[token] = MarketInfo(
-                token_id=token, condition_id=str(item.get("condition_id") or token).lower(),
+                token_id=token,
+                condition_id=str(item.get("condition_id") or token).lower(),
                 tick_size=Decimal(str(item.get("tick_size", DEFAULT_TICK))),
                 min_order_size=Decimal(str(item["min_order_size"])) if item.get("min_order_size") is not None else None,
-                fees=fees, category=item.get("category"), tags=tuple(item.get("tags", ())),
-                closed=item.get("closed"), accepting_orders=item.get("accepting_orders"))
+                fees=fees,
+                category=item.get("category"),
+                tags=tuple(item.get("tags", ())),
+                closed=item.get("closed"),
+                accepting_orders=item.get("accepting_orders"),
+            )
         except (KeyError, TypeError, ArithmeticError, AttributeError) as exc:
             raise SimulationInputError(f"{name}[{i}]: {type(exc).__name__}: {exc}") from None
     return markets
@@ -131,11 +144,16 @@ class Simulation:
             "copied": sum(a.copied for a in self.accounts.values()),
             "skipped": dict(sorted(skipped.items())),
             "followers": {
-                follower: {"copied": a.copied, "skipped": dict(sorted(a.skipped.items())),
-                           "spent": from_e6(a.spent_e6), "proceeds": from_e6(a.proceeds_e6),
-                           "balance": from_e6(a.balance_e6),
-                           "positions": {t: from_e6(n) for t, n in sorted(a.tokens.items()) if n}}
-                for follower, a in sorted(self.accounts.items())},
+                follower: {
+                    "copied": a.copied,
+                    "skipped": dict(sorted(a.skipped.items())),
+                    "spent": from_e6(a.spent_e6),
+                    "proceeds": from_e6(a.proceeds_e6),
+                    "balance": from_e6(a.balance_e6),
+                    "positions": {t: from_e6(n) for t, n in sorted(a.tokens.items()) if n},
+                }
+                for follower, a in sorted(self.accounts.items())
+            },
         }
 
 
@@ -149,17 +167,40 @@ def _fill_result(decision: dict, market, ratio: Decimal, now_us: int) -> dict:
     filled = floor_to(int(decision["size_e6"] * ratio), SHARE_STEP_E6)
     fee = int((Decimal(filled) * fee_per_share(market, price)).to_integral_value(ROUND_CEILING)) if filled else 0
     status = "FILLED" if filled == decision["size_e6"] else ("PARTIAL" if filled else "NOT_FILLED")
-    return {"envelope": envelope(result_id(decision["intent_id"], 1), "simulate", decision["envelope"]["occurred_at_us"],
-                                 causation_id=decision["envelope"]["event_id"], produced_at_us=now_us),
-            "intent_id": decision["intent_id"], "follow_id": decision["follow_id"], "follower": decision["follower"],
-            "leader_fill_id": decision["leader_fill_id"], "status": status, "order_hash": None,
-            "filled_shares_e6": filled, "filled_collateral_e6": notional_e6(filled, price),
-            "avg_price": decision["worst_price"] if filled else None, "fee_e6": fee, "error": None, "attempts": 1}
+    return {
+        "envelope": envelope(
+            result_id(decision["intent_id"], 1),
+            "simulate",
+            decision["envelope"]["occurred_at_us"],
+            causation_id=decision["envelope"]["event_id"],
+            produced_at_us=now_us,
+        ),
+        "intent_id": decision["intent_id"],
+        "follow_id": decision["follow_id"],
+        "follower": decision["follower"],
+        "leader_fill_id": decision["leader_fill_id"],
+        "status": status,
+        "order_hash": None,
+        "filled_shares_e6": filled,
+        "filled_collateral_e6": notional_e6(filled, price),
+        "avg_price": decision["worst_price"] if filled else None,
+        "fee_e6": fee,
+        "error": None,
+        "attempts": 1,
+    }
 
 
-def simulate(fills: list[dict], followers: list, follows: list, *, markets: dict | None = None,
-             fill_ratio: Decimal = Decimal(1), balance_e6: int = 1000 * 1_000_000,
-             now_us: int | None = None, delay_us: int = FRESH_AFTER_US) -> Simulation:
+def simulate(
+    fills: list[dict],
+    followers: list,
+    follows: list,
+    *,
+    markets: dict | None = None,
+    fill_ratio: Decimal = Decimal(1),
+    balance_e6: int = 1000 * 1_000_000,
+    now_us: int | None = None,
+    delay_us: int = FRESH_AFTER_US,
+) -> Simulation:
     """Plan and decide every fill in order. `now_us` fixes the decision time; else each fill is decided
     `delay_us` after it happened."""
     from horus.domain.config import ConfigState, config_change
@@ -184,8 +225,12 @@ def simulate(fills: list[dict], followers: list, follows: list, *, markets: dict
     for fill in fills:
         token = fill["token_id"]
         if token not in markets:  # no rules given: the default tick, the fill's market (or the token)
-            markets[token] = MarketInfo(token_id=token, condition_id=(fill.get("condition_id") or token).lower(),
-                                        tick_size=DEFAULT_TICK, fees=NO_FEES)
+            markets[token] = MarketInfo(
+                token_id=token,
+                condition_id=(fill.get("condition_id") or token).lower(),
+                tick_size=DEFAULT_TICK,
+                fees=NO_FEES,
+            )
         at = now_us if now_us is not None else fill["envelope"]["occurred_at_us"] + delay_us
         candidates, _ = plan(fill, graph, now_us=at)
         for candidate in candidates:
@@ -232,22 +277,31 @@ def _parse_now(text: str) -> int:
     except ValueError:
         raise SimulationInputError(f"--now: {text!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _print_summary(summary: dict, out) -> None:
     from rich.table import Table
 
-    out.print(f"{summary['decisions']} decisions: {summary['copied']} copied, "
-              f"{sum(summary['skipped'].values())} skipped", highlight=False)
+    out.print(
+        f"{summary['decisions']} decisions: {summary['copied']} copied, {sum(summary['skipped'].values())} skipped",
+        highlight=False,
+    )
     if summary["skipped"]:
         out.print("skipped: " + ", ".join(f"{code} {n}" for code, n in summary["skipped"].items()), highlight=False)
     table = Table("follower", "copied", "skipped", "spent", "proceeds", "balance", "positions")
     for follower, f in summary["followers"].items():
-        table.add_row(follower, str(f["copied"]), str(sum(f["skipped"].values())), f["spent"], f["proceeds"],
-                      f["balance"], ", ".join(f"{t}: {n}" for t, n in f["positions"].items()) or "-")
+        table.add_row(
+            follower,
+            str(f["copied"]),
+            str(sum(f["skipped"].values())),
+            f["spent"],
+            f["proceeds"],
+            f["balance"],
+            ", ".join(f"{t}: {n}" for t, n in f["positions"].items()) or "-",
+        )
     out.print(table)
 
 
@@ -255,9 +309,13 @@ def _print_summary(summary: dict, out) -> None:
 def simulate_command(
     fills: Path = typer.Option(..., "--fills", metavar="FILE", help="LeaderFill JSON lines ('-': stdin)"),
     follows: Path = typer.Option(..., "--follows", metavar="FILE", help='{"followers": [...], "follows": [...]}'),
-    markets: Path | None = typer.Option(None, "--markets", metavar="FILE",
-                                        help="[{token_id, condition_id, tick_size, min_order_size, fee_rate, "
-                                        "fee_exponent}] (default: tick 0.01, no fee)"),
+    markets: Path | None = typer.Option(
+        None,
+        "--markets",
+        metavar="FILE",
+        help="[{token_id, condition_id, tick_size, min_order_size, fee_rate, "
+        "fee_exponent}] (default: tick 0.01, no fee)",
+    ),
     fill_ratio: str = typer.Option("1", "--fill-ratio", help="share of each COPY that fills (0..1)"),
     balance: str = typer.Option("1000", "--balance", help="starting pUSD per follower"),
     now: str | None = typer.Option(None, "--now", help="decide every fill at this ISO time"),
@@ -293,8 +351,16 @@ def simulate_command(
         fixed_now = _parse_now(now) if now is not None else None
     except SimulationInputError as exc:
         fail(str(exc), 2)
-    result = simulate(records, followers, follow_configs, markets=market_rules, fill_ratio=ratio,
-                      balance_e6=start_e6, now_us=fixed_now, delay_us=0 if at_fill_time else FRESH_AFTER_US)
+    result = simulate(
+        records,
+        followers,
+        follow_configs,
+        markets=market_rules,
+        fill_ratio=ratio,
+        balance_e6=start_e6,
+        now_us=fixed_now,
+        delay_us=0 if at_fill_time else FRESH_AFTER_US,
+    )
     summary = result.summary()
     if summary_only:
         typer.echo(json.dumps(summary, sort_keys=True))
@@ -302,4 +368,3 @@ def simulate_command(
     for decision in result.decisions:
         typer.echo(json.dumps(decision, sort_keys=True))
     _print_summary(summary, err_console)
-

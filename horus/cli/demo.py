@@ -1,4 +1,5 @@
 """`horus demo`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,9 +17,12 @@ def demo_command(
     rate: float = typer.Option(40.0, help="leader fills per second to send (0 = all at once)"),
     timeout: float = typer.Option(180.0, help="give up after this many seconds"),
     keep_stack: bool = typer.Option(False, "--keep-stack", help="leave the stack running afterwards"),
-    source: str = typer.Option("replay", "--source",
-                               help="replay: fills straight onto leader.fills; chain: a simulated leader trades "
-                                    "on a test exchange on anvil and `horus ingest chain` picks the fills up"),
+    source: str = typer.Option(
+        "replay",
+        "--source",
+        help="replay: fills straight onto leader.fills; chain: a simulated leader trades "
+        "on a test exchange on anvil and `horus ingest chain` picks the fills up",
+    ),
 ) -> None:
     """Run the pipeline on a bundled replay of leader fills and watch it live."""
     from horus.demo import DemoOptions, run_demo

@@ -1,4 +1,5 @@
 """`horus fills decode`: raw exchange logs -> LeaderFill JSON lines (the replay-file form)."""
+
 from __future__ import annotations
 
 import json
@@ -43,11 +44,16 @@ def validate_addresses(values: list[str] | None) -> list[str]:
 @app.command()
 def decode(
     file: str = typer.Argument("-", help="JSON file of logs or receipts; '-' or nothing reads stdin"),
-    exchange: list[str] = typer.Option(None, "--exchange", metavar="ADDRESS",
-                                       help="also accept OrderFilled logs from this contract (repeatable; "
-                                            "layout recognised by topic0), e.g. anvil test exchanges"),
-    leader: list[str] = typer.Option(None, "--leader", metavar="ADDRESS",
-                                     help="only fills of this wallet (repeatable; default: every wallet)"),
+    exchange: list[str] = typer.Option(
+        None,
+        "--exchange",
+        metavar="ADDRESS",
+        help="also accept OrderFilled logs from this contract (repeatable; "
+        "layout recognised by topic0), e.g. anvil test exchanges",
+    ),
+    leader: list[str] = typer.Option(
+        None, "--leader", metavar="ADDRESS", help="only fills of this wallet (repeatable; default: every wallet)"
+    ),
 ) -> None:
     """Decode OrderFilled logs into LeaderFill JSON lines (one per tx, leader, token, side).
 
@@ -89,9 +95,13 @@ def decode(
         sys.stdout.write(json.dumps(leader_fill_to_json(record)) + "\n")
     sys.stdout.flush()
 
-    summary = (f"{len(records)} leader fill(s) from {len(fills)} OrderFilled log(s); {bad} undecodable, "
-               f"{other} other event(s) ignored, {removed} removed log(s) skipped")
+    summary = (
+        f"{len(records)} leader fill(s) from {len(fills)} OrderFilled log(s); {bad} undecodable, "
+        f"{other} other event(s) ignored, {removed} removed log(s) skipped"
+    )
     if no_time:
-        summary += (f"; {len(no_time)} block(s) without a timestamp in the input (receipts and eth_subscribe "
-                    f"logs carry none): block_timestamp 0")
+        summary += (
+            f"; {len(no_time)} block(s) without a timestamp in the input (receipts and eth_subscribe "
+            f"logs carry none): block_timestamp 0"
+        )
     typer.echo(summary, err=True)

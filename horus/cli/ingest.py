@@ -1,11 +1,11 @@
 """`horus ingest ...`: leader-fill sources feeding leader.fills (exactly once by event id)."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
 import time
-from typing import Optional
 
 import typer
 
@@ -21,13 +21,17 @@ def _group() -> None:
 
 @app.command("chain")
 def chain(
-    exchange: list[str] = typer.Option([], "--exchange", help="extra exchange contract address (repeatable), "
-                                       "on top of the mainnet ones and HORUS_EXCHANGES"),
-    confirmations: Optional[int] = typer.Option(None, "--confirmations", min=0,
-                                                help="blocks to wait before emitting (default: settings, 0)"),
-    from_block: Optional[int] = typer.Option(None, "--from-block", min=0,
-                                             help="cold start (no cursor yet): first block to read; "
-                                                  "default: the next block"),
+    exchange: list[str] = typer.Option(
+        [],
+        "--exchange",
+        help="extra exchange contract address (repeatable), on top of the mainnet ones and HORUS_EXCHANGES",
+    ),
+    confirmations: int | None = typer.Option(
+        None, "--confirmations", min=0, help="blocks to wait before emitting (default: settings, 0)"
+    ),
+    from_block: int | None = typer.Option(
+        None, "--from-block", min=0, help="cold start (no cursor yet): first block to read; default: the next block"
+    ),
     metrics_port: int = typer.Option(0, "--metrics-port", min=0, help="serve Prometheus metrics here (0: off)"),
     metrics_host: str = typer.Option(LOOPBACK, "--metrics-host", help=METRICS_HOST_HELP),
 ) -> None:
@@ -67,8 +71,16 @@ def chain(
         logging.getLogger("horus.ingest.chain").info("chain source stopped: %d fills produced", source.emitted)
 
 
-async def poll_data_api(source, leaders, emit, *, stop: asyncio.Event, once: bool = False,
-                        interval_s: float = 15.0, since_ts: Optional[int] = None) -> dict[str, int]:
+async def poll_data_api(
+    source,
+    leaders,
+    emit,
+    *,
+    stop: asyncio.Event,
+    once: bool = False,
+    interval_s: float = 15.0,
+    since_ts: int | None = None,
+) -> dict[str, int]:
     """The ``data-api`` command's loop: rounds of ``source.poll_once(emit)`` over the leaders ``leaders()``
     returns at the start of each round (the followed set may change between rounds), one round when
     ``once``, else one every ``interval_s`` until ``stop`` is set. ``emit(records)`` returns the event ids
@@ -80,28 +92,32 @@ async def poll_data_api(source, leaders, emit, *, stop: asyncio.Event, once: boo
 
     log = logging.getLogger("horus.ingest.data_api")
     totals = {"rounds": 0, "records": 0, "produced": 0, "duplicates": 0, "failed_fetches": 0, "failed_rounds": 0}
-    current: Optional[list[str]] = None
+    current: list[str] | None = None
 
     def failures() -> float:
-        return sum(REGISTRY.get_sample_value("horus_data_api_errors_total", {"kind": kind}) or 0.0
-                   for kind in ("http", "bad-page", "unexpected"))
+        return sum(
+            REGISTRY.get_sample_value("horus_data_api_errors_total", {"kind": kind}) or 0.0
+            for kind in ("http", "bad-page", "unexpected")
+        )
 
     def sink(records: list[dict]) -> None:
         produced = emit(records)
         totals["records"] += len(records)
         totals["produced"] += len(produced)
         totals["duplicates"] += len(records) - len(produced)
-        log.info("data api round: %d fills seen, %d produced, %d already produced", len(records), len(produced),
-                 len(records) - len(produced),
-                 extra={"records": len(records), "produced": len(produced),
-                        "duplicates": len(records) - len(produced)})
+        log.info(
+            "data api round: %d fills seen, %d produced, %d already produced",
+            len(records),
+            len(produced),
+            len(records) - len(produced),
+            extra={"records": len(records), "produced": len(produced), "duplicates": len(records) - len(produced)},
+        )
 
     while not stop.is_set():
         started = time.monotonic()
         wanted = sorted(leaders())
         if wanted != current:
-            log.info("data api: following %d -> %d leaders", len(current or ()), len(wanted),
-                     extra={"leaders": wanted})
+            log.info("data api: following %d -> %d leaders", len(current or ()), len(wanted), extra={"leaders": wanted})
             source.leaders = wanted
             current = wanted
         failed_before = failures()
@@ -118,7 +134,7 @@ async def poll_data_api(source, leaders, emit, *, stop: asyncio.Event, once: boo
             break
         try:
             await asyncio.wait_for(stop.wait(), timeout=max(0.0, interval_s - (time.monotonic() - started)))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     return totals
 
@@ -133,9 +149,15 @@ def park_bad_rows(sink):
     def park(row, error) -> None:
         original = json.dumps(row, sort_keys=True, default=str).encode("utf-8")
         wallet = (row.get("proxy_wallet") or row.get("proxyWallet")) if isinstance(row, dict) else None
-        sink.dead_letters.park(topic="data-api", partition=0, offset=int(make_id("data-api-row", original)[:15], 16),
-                               key=wallet if isinstance(wallet, str) else None, original=original, error=error,
-                               stage="ingest-data-api")
+        sink.dead_letters.park(
+            topic="data-api",
+            partition=0,
+            offset=int(make_id("data-api-row", original)[:15], 16),
+            key=wallet if isinstance(wallet, str) else None,
+            original=original,
+            error=error,
+            stage="ingest-data-api",
+        )
         sink.flush()  # bad rows are rare: each is on the broker before the round goes on
 
     return park
@@ -143,16 +165,21 @@ def park_bad_rows(sink):
 
 @app.command("data-api")
 def data_api(
-    endpoint: str = typer.Option("activity", "--endpoint",
-                                 help="Data API route: activity (/v2/activity), trades (/v2/trades), "
-                                      "classic-activity or classic-trades"),
+    endpoint: str = typer.Option(
+        "activity",
+        "--endpoint",
+        help="Data API route: activity (/v2/activity), trades (/v2/trades), classic-activity or classic-trades",
+    ),
     once: bool = typer.Option(False, "--once", help="one round, then exit (backfills); exit 1 if a fetch failed"),
-    interval: Optional[float] = typer.Option(None, "--interval",
-                                             help="seconds between rounds (default: settings, "
-                                                  "HORUS_DATA_API_POLL_INTERVAL_S)"),
-    since: Optional[int] = typer.Option(None, "--since", min=0,
-                                        help="first round: only fills at or after this unix time "
-                                             "(default: the leaders' whole history)"),
+    interval: float | None = typer.Option(
+        None, "--interval", help="seconds between rounds (default: settings, HORUS_DATA_API_POLL_INTERVAL_S)"
+    ),
+    since: int | None = typer.Option(
+        None,
+        "--since",
+        min=0,
+        help="first round: only fills at or after this unix time (default: the leaders' whole history)",
+    ),
     metrics_port: int = typer.Option(0, "--metrics-port", min=0, help="serve Prometheus metrics here (0: off)"),
     metrics_host: str = typer.Option(LOOPBACK, "--metrics-host", help=METRICS_HOST_HELP),
 ) -> None:
@@ -193,21 +220,32 @@ def data_api(
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0),
-                                     headers={"User-Agent": "horus-ingest"}) as client:
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, connect=10.0), headers={"User-Agent": "horus-ingest"}
+        ) as client:
             source = DataApiSource(settings, client, [], endpoint=endpoint, on_bad_row=park_bad_rows(sink))
-            totals.update(await poll_data_api(source, leaders, sink.emit, stop=stop, once=once,
-                                              interval_s=interval_s, since_ts=since))
+            totals.update(
+                await poll_data_api(
+                    source, leaders, sink.emit, stop=stop, once=once, interval_s=interval_s, since_ts=since
+                )
+            )
 
     try:
         asyncio.run(main())
     finally:
         leaders.stop()
         sink.flush()
-        log.info("data api source stopped: %d rounds, %d produced, %d already produced, %d failed fetches",
-                 totals.get("rounds", 0), totals.get("produced", 0), totals.get("duplicates", 0),
-                 totals.get("failed_fetches", 0), extra={"totals": totals})
+        log.info(
+            "data api source stopped: %d rounds, %d produced, %d already produced, %d failed fetches",
+            totals.get("rounds", 0),
+            totals.get("produced", 0),
+            totals.get("duplicates", 0),
+            totals.get("failed_fetches", 0),
+            extra={"totals": totals},
+        )
     if once and totals.get("failed_fetches"):
-        typer.echo(f"data-api: {totals['failed_fetches']} leader fetch(es) failed (see the log); "
-                   "the round was incomplete", err=True)
+        typer.echo(
+            f"data-api: {totals['failed_fetches']} leader fetch(es) failed (see the log); the round was incomplete",
+            err=True,
+        )
         raise typer.Exit(1)

@@ -2,6 +2,7 @@
 
 Neither prints a signed body or an API key: rows show the order hash, status, fills and the error.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,15 +12,52 @@ import typer
 
 from horus.cli.common import console, fail, friendly_errors, settings
 
-STATUSES = ("PENDING", "SUBMITTED", "FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "UNKNOWN", "DRY_RUN",
-            "SENT")
-_SHOWN = ("idempotency_key", "follower", "status", "order_hash", "token_id", "side", "size_e6", "price",
-          "order_type", "filled_shares_e6", "filled_collateral_e6", "fee_e6", "attempts", "signature_generation",
-          "venue_mode", "venue_status", "last_error", "created_at", "updated_at", "expires_at", "unknown_since")
+STATUSES = (
+    "PENDING",
+    "SUBMITTED",
+    "FILLED",
+    "PARTIAL",
+    "NOT_FILLED",
+    "REJECTED",
+    "FAILED",
+    "UNKNOWN",
+    "DRY_RUN",
+    "SENT",
+)
+_SHOWN = (
+    "idempotency_key",
+    "follower",
+    "status",
+    "order_hash",
+    "token_id",
+    "side",
+    "size_e6",
+    "price",
+    "order_type",
+    "filled_shares_e6",
+    "filled_collateral_e6",
+    "fee_e6",
+    "attempts",
+    "signature_generation",
+    "venue_mode",
+    "venue_status",
+    "last_error",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "unknown_since",
+)
 
 
-def _rows(config, *, status: str | None, follower: str | None, intent: str | None, limit: int,
-          stuck_after_s: float | None = None) -> list[dict]:
+def _rows(
+    config,
+    *,
+    status: str | None,
+    follower: str | None,
+    intent: str | None,
+    limit: int,
+    stuck_after_s: float | None = None,
+) -> list[dict]:
     import psycopg
     from psycopg.rows import dict_row
 
@@ -36,11 +74,15 @@ def _rows(config, *, status: str | None, follower: str | None, intent: str | Non
         where.append("idempotency_key = %s")
         params.append(intent)
     if stuck_after_s is not None:
-        where.append("status IN ('PENDING', 'UNKNOWN') "
-                     "AND coalesce(unknown_since, created_at) < now() - make_interval(secs => %s)")
+        where.append(
+            "status IN ('PENDING', 'UNKNOWN') "
+            "AND coalesce(unknown_since, created_at) < now() - make_interval(secs => %s)"
+        )
         params.append(stuck_after_s)
-    sql = (f"SELECT {', '.join(_SHOWN)} FROM copy_trades {'WHERE ' + ' AND '.join(where) if where else ''} "
-           "ORDER BY created_at DESC LIMIT %s")
+    sql = (
+        f"SELECT {', '.join(_SHOWN)} FROM copy_trades {'WHERE ' + ' AND '.join(where) if where else ''} "
+        "ORDER BY created_at DESC LIMIT %s"
+    )
     try:
         with psycopg.connect(psycopg_conninfo(config.database_url), row_factory=dict_row) as conn:
             return conn.execute(sql, [*params, limit]).fetchall()
@@ -60,9 +102,17 @@ def _print(rows: list[dict], as_json: bool, title: str) -> None:
     for column in ("intent", "follower", "status", "order hash", "side", "size", "filled", "attempts", "error"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["idempotency_key"][:12], r["follower"][:12], r["status"], (r["order_hash"] or "")[:14],
-                      r["side"], f"{r['size_e6'] / 1e6:g}", f"{r['filled_shares_e6'] / 1e6:g}", str(r["attempts"]),
-                      (r["last_error"] or "")[:60])
+        table.add_row(
+            r["idempotency_key"][:12],
+            r["follower"][:12],
+            r["status"],
+            (r["order_hash"] or "")[:14],
+            r["side"],
+            f"{r['size_e6'] / 1e6:g}",
+            f"{r['filled_shares_e6'] / 1e6:g}",
+            str(r["attempts"]),
+            (r["last_error"] or "")[:60],
+        )
     console.print(table)
 
 
@@ -77,8 +127,7 @@ def ledger_command(
     """Show the execution ledger (copy_trades): one row per COPY, its order hash, status and fills."""
     if status and status.upper() not in STATUSES:
         fail(f"--status must be one of {', '.join(STATUSES)}, got {status!r}", code=2)
-    rows = _rows(settings(), status=status.upper() if status else None, follower=follower, intent=intent,
-                 limit=limit)
+    rows = _rows(settings(), status=status.upper() if status else None, follower=follower, intent=intent, limit=limit)
     _print(rows, as_json, f"copy_trades ({len(rows)} rows)")
 
 
@@ -86,17 +135,23 @@ def ledger_command(
 def reconcile_command(
     once: bool = typer.Option(False, "--once", help="one round, then exit (default: every reconcile_interval_s)"),
     report: bool = typer.Option(False, "--report", help="only list rows open past the alert bound; no venue calls"),
-    accounts: Path = typer.Option(None, "--accounts", exists=True, dir_okay=False,
-                                  help="JSON list of FollowerConfig objects (default: the followers on "
-                                       "config.changes; ledger rows name the credentials of their orders)"),
+    accounts: Path = typer.Option(
+        None,
+        "--accounts",
+        exists=True,
+        dir_okay=False,
+        help="JSON list of FollowerConfig objects (default: the followers on "
+        "config.changes; ledger rows name the credentials of their orders)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="JSON output for --report"),
 ) -> None:
     """Settle PENDING / UNKNOWN / SUBMITTED ledger rows from the venue and the chain (and re-emit results
     a crash kept from the broker). With --report, list what is stuck instead."""
     config = settings()
     if report:
-        stuck = _rows(config, status=None, follower=None, intent=None, limit=100_000,
-                      stuck_after_s=config.reconcile_alert_after_s)
+        stuck = _rows(
+            config, status=None, follower=None, intent=None, limit=100_000, stuck_after_s=config.reconcile_alert_after_s
+        )
         _print(stuck, as_json, f"open longer than {config.reconcile_alert_after_s:g}s: {len(stuck)} rows")
         if stuck:
             raise typer.Exit(3)  # scripts and alerting can key on it
@@ -117,8 +172,9 @@ def reconcile_command(
         fail(str(exc), code=2)
     stop = stop_on_signals()
     chain = ChainLookup(config.eth_rpc_url, book_for(config), lookback_blocks=config.chain_lookback_blocks)
-    service = ExecuteService(config, follower_account=follower_account, secrets=CredentialStore(config).get,
-                             chain=chain)
+    service = ExecuteService(
+        config, follower_account=follower_account, secrets=CredentialStore(config).get, chain=chain
+    )
 
     async def main():
         stopper = asyncio.Event()
@@ -127,5 +183,7 @@ def reconcile_command(
         return await service.reconcile_only(stopper, once=once)
 
     for r in asyncio.run(main()):
-        console.print(f"looked at {r.looked_at} open rows, settled {r.settled}, confirmed {r.confirmed}, "
-                      f"re-emitted {r.reemitted}, {len(r.stuck or ())} open past {config.reconcile_alert_after_s:g}s")
+        console.print(
+            f"looked at {r.looked_at} open rows, settled {r.settled}, confirmed {r.confirmed}, "
+            f"re-emitted {r.reemitted}, {len(r.stuck or ())} open past {config.reconcile_alert_after_s:g}s"
+        )

@@ -1,14 +1,15 @@
 """`horus`: the command line. Each command group lives in its own module; this file wires them."""
+
 from __future__ import annotations
 
 import typer
 
-from horus.cli import contracts, db, fills, ingest, projections, stack, topics
-from horus.cli import credentials as credentials_cli
-from horus.cli import orders as orders_cli
 from horus.cli import config as config_cli
+from horus.cli import contracts, db, fills, ingest, projections, stack, topics
 from horus.cli import control as control_cli
+from horus.cli import credentials as credentials_cli
 from horus.cli import decide as decide_cli
+from horus.cli import orders as orders_cli
 from horus.cli.chaos import chaos_command
 from horus.cli.demo import demo_command
 from horus.cli.ingest_replay import replay_command
@@ -18,8 +19,11 @@ from horus.cli.venue import venue_command
 from horus.cli.why import why_command
 from horus.cli.worker import worker as worker_command
 
-app = typer.Typer(help="Horus: copy-trading engine for Polymarket on Apache Kafka.", no_args_is_help=True,
-                  pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="Horus: copy-trading engine for Polymarket on Apache Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(db.app, name="db")

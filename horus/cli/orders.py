@@ -1,4 +1,5 @@
 """`horus orders sign`: sign one CLOB V2 order (EIP-712) with a local key and print its hash and signature."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ from horus.cli.common import fail
 app = typer.Typer(help="CLOB V2 orders: sign and hash.", no_args_is_help=True)
 
 KEY_ENV = "HORUS_SIGNER_KEY"
-REQUIRED = ("salt", "maker", "signer", "tokenId", "makerAmount", "takerAmount", "side", "signatureType",
-            "timestamp")
+REQUIRED = ("salt", "maker", "signer", "tokenId", "makerAmount", "takerAmount", "side", "signatureType", "timestamp")
 ZERO32 = "0x" + "00" * 32
 
 
@@ -39,7 +39,7 @@ def _side(value: object) -> int:
         return 0 if value.upper() == "BUY" else 1
     if value in (0, 1) and not isinstance(value, bool):
         return int(value)
-    raise ValueError(f"side must be \"BUY\", \"SELL\", 0 or 1, got {value!r}")
+    raise ValueError(f'side must be "BUY", "SELL", 0 or 1, got {value!r}')
 
 
 def fields_from_json(data: object):
@@ -52,12 +52,18 @@ def fields_from_json(data: object):
     if missing:
         raise ValueError(f"order is missing {', '.join(missing)}")
     return OrderFields(
-        salt=_uint("salt", data["salt"]), maker=data["maker"], signer=data["signer"],
-        token_id=_uint("tokenId", data["tokenId"]), maker_amount=_uint("makerAmount", data["makerAmount"]),
-        taker_amount=_uint("takerAmount", data["takerAmount"]), side=_side(data["side"]),
+        salt=_uint("salt", data["salt"]),
+        maker=data["maker"],
+        signer=data["signer"],
+        token_id=_uint("tokenId", data["tokenId"]),
+        maker_amount=_uint("makerAmount", data["makerAmount"]),
+        taker_amount=_uint("takerAmount", data["takerAmount"]),
+        side=_side(data["side"]),
         signature_type=_uint("signatureType", data["signatureType"]),
         timestamp_ms=_uint("timestamp", data["timestamp"]),
-        metadata=data.get("metadata") or ZERO32, builder=data.get("builder") or ZERO32)
+        metadata=data.get("metadata") or ZERO32,
+        builder=data.get("builder") or ZERO32,
+    )
 
 
 def _read_key(key_file: Path | None) -> str:
@@ -75,15 +81,21 @@ def _read_key(key_file: Path | None) -> str:
 @app.command()
 def sign(
     file: Path = typer.Option(None, "--file", help="JSON file with the order (default: read stdin)"),
-    exchange: str = typer.Option(None, "--exchange", metavar="ADDRESS",
-                                 help="verifying contract (default: the chain's CTF exchange for domain 2, "
-                                      "ExchangeV3 for domain 3; add --neg-risk for the neg-risk exchange)"),
+    exchange: str = typer.Option(
+        None,
+        "--exchange",
+        metavar="ADDRESS",
+        help="verifying contract (default: the chain's CTF exchange for domain 2, "
+        "ExchangeV3 for domain 3; add --neg-risk for the neg-risk exchange)",
+    ),
     neg_risk: bool = typer.Option(False, "--neg-risk", help="default exchange: the neg-risk CTF exchange"),
     chain_id: int = typer.Option(137, "--chain-id", help="EIP-712 domain chainId"),
-    domain_version: str = typer.Option("2", "--domain-version",
-                                       help="2 = CTF exchanges (V1 markets), 3 = ExchangeV3 (Protocol V2 markets)"),
-    key_file: Path = typer.Option(None, "--key-file", metavar="PATH",
-                                  help=f"file holding the hex private key (default: ${KEY_ENV})"),
+    domain_version: str = typer.Option(
+        "2", "--domain-version", help="2 = CTF exchanges (V1 markets), 3 = ExchangeV3 (Protocol V2 markets)"
+    ),
+    key_file: Path = typer.Option(
+        None, "--key-file", metavar="PATH", help=f"file holding the hex private key (default: ${KEY_ENV})"
+    ),
 ) -> None:
     """Sign ONE order given as a JSON object: salt, maker, signer, tokenId, makerAmount, takerAmount,
     side ("BUY"/"SELL" or 0/1), signatureType (0-3), timestamp (ms), metadata, builder (bytes32, default zero).

@@ -1,4 +1,5 @@
 """`horus projections run | lag` and `horus replay projections`."""
+
 from __future__ import annotations
 
 import time
@@ -6,8 +7,15 @@ import time
 import typer
 from rich.table import Table
 
-from horus.cli.common import (LOOPBACK, METRICS_HOST_HELP, console, friendly_errors, serve_metrics, settings,
-                              stop_on_signals)
+from horus.cli.common import (
+    LOOPBACK,
+    METRICS_HOST_HELP,
+    console,
+    friendly_errors,
+    serve_metrics,
+    settings,
+    stop_on_signals,
+)
 
 app = typer.Typer(help="Fold the topics into Postgres tables.", no_args_is_help=True)
 replay_app = typer.Typer(help="Rebuild state from the topics.", no_args_is_help=True)
@@ -16,7 +24,9 @@ replay_app = typer.Typer(help="Rebuild state from the topics.", no_args_is_help=
 @app.command()
 @friendly_errors
 def run(
-    until_caught_up: bool = typer.Option(False, "--until-caught-up", help="stop once the end offsets at start are folded"),
+    until_caught_up: bool = typer.Option(
+        False, "--until-caught-up", help="stop once the end offsets at start are folded"
+    ),
     batch_size: int = typer.Option(1000, min=1, help="messages per transaction"),
     metrics_port: int = typer.Option(0, "--metrics-port", min=0, help="serve Prometheus metrics here (0: off)"),
     metrics_host: str = typer.Option(LOOPBACK, "--metrics-host", help=METRICS_HOST_HELP),
@@ -45,8 +55,10 @@ def run(
         if now - last_report[0] >= 5.0:
             last_report[0] = now
             stats = result.stats
-            console.print(f"projections: {stats.messages:,} messages, {sum(stats.rows_written.values()):,} rows, "
-                          f"{stats.dead_letters:,} dead letters, {stats.rows_per_second:,.0f} rows/s")
+            console.print(
+                f"projections: {stats.messages:,} messages, {sum(stats.rows_written.values()):,} rows, "
+                f"{stats.dead_letters:,} dead letters, {stats.rows_per_second:,.0f} rows/s"
+            )
 
     stats = run_projections(settings(), stop, until_caught_up=until_caught_up, on_batch=report, batch_size=batch_size)
     console.print(f"projections stopped after {time.monotonic() - started:.1f}s: {stats.as_dict()}")
@@ -60,8 +72,14 @@ def lag() -> None:
 
     table = Table("projection", "topic", "partition", "next offset", "end offset", "lag")
     for row in projection_lag(settings()):
-        table.add_row(row["projection"], row["topic"], str(row["partition"]), str(row["next_offset"]),
-                      str(row["end_offset"]), str(row["lag"]))
+        table.add_row(
+            row["projection"],
+            row["topic"],
+            str(row["partition"]),
+            str(row["next_offset"]),
+            str(row["end_offset"]),
+            str(row["lag"]),
+        )
     console.print(table)
 
 

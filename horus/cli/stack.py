@@ -1,4 +1,5 @@
 """`horus stack up | status | down`."""
+
 from __future__ import annotations
 
 import time
@@ -9,8 +10,10 @@ from rich.table import Table
 from horus.cli.common import console, friendly_errors, settings
 from horus.stack import PARTS, LocalStack
 
-app = typer.Typer(help="Run the local stack: Apache Kafka (KRaft), PostgreSQL, anvil and the paper venue (the CLOB "
-                  "simulator).", no_args_is_help=True)
+app = typer.Typer(
+    help="Run the local stack: Apache Kafka (KRaft), PostgreSQL, anvil and the paper venue (the CLOB simulator).",
+    no_args_is_help=True,
+)
 
 
 @app.command()
@@ -20,8 +23,9 @@ def up(only: list[str] = typer.Option(list(PARTS), "--only", help="start just th
     started = time.monotonic()
     stack = LocalStack(settings())
     env = stack.up(tuple(only), progress=lambda line: console.print(f"  {line}"))
-    console.print(f"[green]stack up[/] in {time.monotonic() - started:.1f}s; settings written to "
-                  f"{stack.settings.stack_env_path}")
+    console.print(
+        f"[green]stack up[/] in {time.monotonic() - started:.1f}s; settings written to {stack.settings.stack_env_path}"
+    )
     for key, value in env.items():
         console.print(f"  {key}={value}")
 
@@ -33,8 +37,9 @@ def status() -> None:
     rows = LocalStack(settings()).status()
     table = Table("part", "pid", "address", "health", "detail")
     for row in rows:
-        table.add_row(row.name, str(row.pid or "-"), row.address,
-                      "[green]ok[/]" if row.healthy else "[red]down[/]", row.detail)
+        table.add_row(
+            row.name, str(row.pid or "-"), row.address, "[green]ok[/]" if row.healthy else "[red]down[/]", row.detail
+        )
     console.print(table)
     if not all(row.healthy for row in rows):
         raise typer.Exit(1)

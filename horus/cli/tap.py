@@ -1,4 +1,5 @@
 """`horus tap TOPIC`: decode a topic to JSON lines on stdout."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """`horus topics create | list`."""
+
 from __future__ import annotations
 
 import typer

@@ -1,4 +1,5 @@
 """`horus venue`: run the local CLOB V2 venue simulator (py-clob-client-v2 compatible) in the foreground."""
+
 from __future__ import annotations
 
 import json
@@ -28,18 +29,27 @@ def _load_seed(path: Path) -> dict:
 def venue_command(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
     port: int = typer.Option(8081, "--port", min=0, max=65535, help="port to listen on"),
-    seed_markets: Path = typer.Option(None, "--seed-markets", exists=True, dir_okay=False,
-                                      help="JSON/YAML: markets (and optionally accounts, faults) to start with"),
+    seed_markets: Path = typer.Option(
+        None,
+        "--seed-markets",
+        exists=True,
+        dir_okay=False,
+        help="JSON/YAML: markets (and optionally accounts, faults) to start with",
+    ),
     latency_ms: float = typer.Option(0, "--latency-ms", min=0, help="latency added to every venue reply"),
     jitter_ms: float = typer.Option(0, "--jitter-ms", min=0, help="uniform random extra latency, 0..N ms"),
     seed: int = typer.Option(0, "--seed", help="seed of the fault RNG and API-key derivation"),
-    default_collateral_e6: int = typer.Option(0, "--default-collateral-e6", min=0,
-                                              help="collateral every never-seen maker starts with"),
+    default_collateral_e6: int = typer.Option(
+        0, "--default-collateral-e6", min=0, help="collateral every never-seen maker starts with"
+    ),
     chain_id: int = typer.Option(137, "--chain-id", help="chain id in the EIP-712 domains (137 or 80002)"),
-    follow_leaders: bool = typer.Option(False, "--follow-leaders",
-                                        help="a paper venue that starts empty: decide makes a market for each token "
-                                             "a leader trades and moves its book to the leader's prices (what "
-                                             "`horus stack up` runs)"),
+    follow_leaders: bool = typer.Option(
+        False,
+        "--follow-leaders",
+        help="a paper venue that starts empty: decide makes a market for each token "
+        "a leader trades and moves its book to the leader's prices (what "
+        "`horus stack up` runs)",
+    ),
 ) -> None:
     """Serve the CLOB V2 REST subset py-clob-client-v2 uses, plus /_sim admin routes (accounts, markets, faults)."""
     from pydantic import ValidationError
@@ -48,13 +58,22 @@ def venue_command(
     from horus.venue.simulator.clob.runner import serve_forever
 
     data = _load_seed(seed_markets) if seed_markets else {}
-    faults = {**data.get("faults", {}), "latency_ms": latency_ms or data.get("faults", {}).get("latency_ms", 0),
-              "jitter_ms": jitter_ms or data.get("faults", {}).get("jitter_ms", 0)}
+    faults = {
+        **data.get("faults", {}),
+        "latency_ms": latency_ms or data.get("faults", {}).get("latency_ms", 0),
+        "jitter_ms": jitter_ms or data.get("faults", {}).get("jitter_ms", 0),
+    }
     try:
-        config = SimulatorConfig.model_validate({**data, "faults": faults, "seed": seed, "chain_id": chain_id,
-                                                 "default_collateral_e6": default_collateral_e6})
+        config = SimulatorConfig.model_validate(
+            {
+                **data,
+                "faults": faults,
+                "seed": seed,
+                "chain_id": chain_id,
+                "default_collateral_e6": default_collateral_e6,
+            }
+        )
     except ValidationError as exc:
         fail(f"invalid simulator settings: {exc}")
-    console.print(f"CLOB V2 simulator on http://{host}:{port} ({len(config.markets)} markets, "
-                  f"latency {latency_ms} ms)")
+    console.print(f"CLOB V2 simulator on http://{host}:{port} ({len(config.markets)} markets, latency {latency_ms} ms)")
     serve_forever(config, host, port, follow_leaders=follow_leaders)

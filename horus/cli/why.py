@@ -4,6 +4,7 @@ Reads the projections (leader_fills, leader_fill_retractions, copy_decisions, ex
 chain reorg's retraction of the fill, then each decision with its action, reason, size, worst price and
 the inputs decide used, then the execution results of a COPY.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,19 +31,25 @@ def explain(database_url: str, ref: str, follower: str | None = None) -> list[di
     from horus.db.engine import psycopg_conninfo
 
     ref = ref.strip()
-    with psycopg.connect(psycopg_conninfo(database_url), autocommit=True, connect_timeout=5,
-                         row_factory=dict_row) as conn:
+    with psycopg.connect(
+        psycopg_conninfo(database_url), autocommit=True, connect_timeout=5, row_factory=dict_row
+    ) as conn:
         fills = conn.execute("SELECT * FROM leader_fills WHERE event_id = %s", (ref,)).fetchall()
         if not fills and _TX_HASH.match(ref):
-            fills = conn.execute("SELECT * FROM leader_fills WHERE tx_hash = %s ORDER BY log_index, event_id",
-                                 (ref.lower(),)).fetchall()
+            fills = conn.execute(
+                "SELECT * FROM leader_fills WHERE tx_hash = %s ORDER BY log_index, event_id", (ref.lower(),)
+            ).fetchall()
         if not fills:  # decisions may be projected before (or without) their fill
-            fills = [{"event_id": ref, "unknown": True}] if conn.execute(
-                "SELECT 1 FROM copy_decisions WHERE leader_fill_id = %s LIMIT 1", (ref,)).fetchone() else []
+            fills = (
+                [{"event_id": ref, "unknown": True}]
+                if conn.execute("SELECT 1 FROM copy_decisions WHERE leader_fill_id = %s LIMIT 1", (ref,)).fetchone()
+                else []
+            )
         for fill in fills:
             fill["retractions"] = conn.execute(
                 "SELECT * FROM leader_fill_retractions WHERE leader_fill_id = %s ORDER BY occurred_at, event_id",
-                (fill["event_id"],)).fetchall()
+                (fill["event_id"],),
+            ).fetchall()
             query = "SELECT * FROM copy_decisions WHERE leader_fill_id = %s"
             params: list = [fill["event_id"]]
             if follower:
@@ -50,9 +57,15 @@ def explain(database_url: str, ref: str, follower: str | None = None) -> list[di
                 params.append(follower.strip().lower())
             fill["decisions"] = conn.execute(query + " ORDER BY follower, follow_id", params).fetchall()
             intents = [d["intent_id"] for d in fill["decisions"] if d["intent_id"]]
-            results = conn.execute(
-                "SELECT * FROM execution_results WHERE intent_id = ANY(%s) ORDER BY occurred_at, kafka_partition,"
-                " kafka_offset", (intents,)).fetchall() if intents else []
+            results = (
+                conn.execute(
+                    "SELECT * FROM execution_results WHERE intent_id = ANY(%s) ORDER BY occurred_at, kafka_partition,"
+                    " kafka_offset",
+                    (intents,),
+                ).fetchall()
+                if intents
+                else []
+            )
             for decision in fill["decisions"]:
                 decision["inputs"] = json.loads(decision["inputs"]) if decision.get("inputs") else None
                 decision["results"] = [r for r in results if r["intent_id"] == decision["intent_id"]]
@@ -72,16 +85,21 @@ def describe_inputs(decision: dict) -> list[str]:
     inputs = decision.get("inputs") or {}
     lines = []
     if "reference_price" in inputs:
-        source = {"book": "order book", "leader": "leader's fill price"}.get(inputs.get("reference"),
-                                                                            inputs.get("reference"))
-        lines.append(f"reference price {inputs['reference_price']} (from the {source}); leader paid "
-                     f"{inputs.get('leader_price')}; worst {inputs.get('worst_price')} = reference -+ "
-                     f"{inputs.get('slippage_bps')} bps, tick {inputs.get('tick')}")
+        source = {"book": "order book", "leader": "leader's fill price"}.get(
+            inputs.get("reference"), inputs.get("reference")
+        )
+        lines.append(
+            f"reference price {inputs['reference_price']} (from the {source}); leader paid "
+            f"{inputs.get('leader_price')}; worst {inputs.get('worst_price')} = reference -+ "
+            f"{inputs.get('slippage_bps')} bps, tick {inputs.get('tick')}"
+        )
     if "best_bid" in inputs or "best_ask" in inputs:
         lines.append(f"book: best bid {inputs.get('best_bid') or '-'}, best ask {inputs.get('best_ask') or '-'}")
     if "balance_e6" in inputs:
-        lines.append(f"balance {_units(inputs['balance_e6'])} pUSD, available {_units(inputs.get('available_e6'))} "
-                     f"(after open reservations), target {_units(inputs.get('target_e6'))}")
+        lines.append(
+            f"balance {_units(inputs['balance_e6'])} pUSD, available {_units(inputs.get('available_e6'))} "
+            f"(after open reservations), target {_units(inputs.get('target_e6'))}"
+        )
     caps = inputs.get("caps_remaining_e6")
     if caps:
         named = sorted((CAP_NAMES.get(code, code.lower()), left) for code, left in caps.items())
@@ -93,9 +111,11 @@ def describe_inputs(decision: dict) -> list[str]:
     if inputs.get("rounded_up_to_minimum"):
         lines.append("rounded up to the venue's $1 minimum")
     if "held_e6" in inputs:
-        lines.append(f"held {_units(inputs['held_e6'])} shares from copying this leader; leader held "
-                     f"{_units(inputs.get('leader_held_e6'))} and sold fraction {inputs.get('fraction')}"
-                     + (f"; venue balance {_units(inputs['venue_shares_e6'])}" if "venue_shares_e6" in inputs else ""))
+        lines.append(
+            f"held {_units(inputs['held_e6'])} shares from copying this leader; leader held "
+            f"{_units(inputs.get('leader_held_e6'))} and sold fraction {inputs.get('fraction')}"
+            + (f"; venue balance {_units(inputs['venue_shares_e6'])}" if "venue_shares_e6" in inputs else "")
+        )
     if inputs.get("capped_by_venue_balance"):
         lines.append("capped by the venue's token balance")
     return lines
@@ -118,32 +138,49 @@ def _print(fills: list[dict]) -> None:
         if fill.get("unknown"):
             console.print(f"leader fill {fill['event_id']} (the fill itself is not projected yet)", markup=False)
         else:
-            console.print(f"leader fill {fill['event_id']}: {fill['leader']} {fill['side']} "
-                          f"{_units(fill['shares_e6'])} shares of token {fill['token_id']} at {_price(fill['price'])} "
-                          f"({_units(fill['collateral_e6'])} pUSD), tx {fill['tx_hash']} block {fill['block_number']}, "
-                          f"{fill['occurred_at']:%Y-%m-%d %H:%M:%S} UTC", highlight=False, markup=False)
+            console.print(
+                f"leader fill {fill['event_id']}: {fill['leader']} {fill['side']} "
+                f"{_units(fill['shares_e6'])} shares of token {fill['token_id']} at {_price(fill['price'])} "
+                f"({_units(fill['collateral_e6'])} pUSD), tx {fill['tx_hash']} block {fill['block_number']}, "
+                f"{fill['occurred_at']:%Y-%m-%d %H:%M:%S} UTC",
+                highlight=False,
+                markup=False,
+            )
         for r in fill["retractions"]:
-            console.print(f"  RETRACTED by a chain reorg (block {r['block_number']}): {r['reason']}",
-                          highlight=False, markup=False)
+            console.print(
+                f"  RETRACTED by a chain reorg (block {r['block_number']}): {r['reason']}",
+                highlight=False,
+                markup=False,
+            )
         if not fill["decisions"]:
-            console.print("  no decisions for it (no enabled follow of this leader, a --follower filter, or "
-                          "decide/projections are behind)", highlight=False, markup=False)
+            console.print(
+                "  no decisions for it (no enabled follow of this leader, a --follower filter, or "
+                "decide/projections are behind)",
+                highlight=False,
+                markup=False,
+            )
         for d in fill["decisions"]:
             head = f"  {d['action']} follow {d['follow_id']} -> follower {d['follower']}: "
             if d["action"] == "COPY":
-                head += (f"{d['side']} {_units(d['size_e6'])} shares at worst {_price(d['worst_price'])} "
-                         f"{d['order_type'] or ''}, reserves {_units(d['reserved_e6'])} pUSD")
+                head += (
+                    f"{d['side']} {_units(d['size_e6'])} shares at worst {_price(d['worst_price'])} "
+                    f"{d['order_type'] or ''}, reserves {_units(d['reserved_e6'])} pUSD"
+                )
             else:
                 head += f"{d['reason_code']}: {d['reason_detail'] or ''}"
             console.print(head, highlight=False, markup=False)
             for line in describe_inputs(d):
                 console.print(f"      {line}", highlight=False, markup=False)
             for r in d["results"]:
-                console.print(f"      result {r['status']}: filled {_units(r['filled_shares_e6'])} shares for "
-                              f"{_units(r['filled_collateral_e6'])} pUSD at {_price(r['avg_price'])}, fee "
-                              f"{_units(r['fee_e6'])}, attempts {r['attempts']}"
-                              + (f", error: {r['error']}" if r["error"] else "")
-                              + (f", order {r['order_hash']}" if r["order_hash"] else ""), highlight=False, markup=False)
+                console.print(
+                    f"      result {r['status']}: filled {_units(r['filled_shares_e6'])} shares for "
+                    f"{_units(r['filled_collateral_e6'])} pUSD at {_price(r['avg_price'])}, fee "
+                    f"{_units(r['fee_e6'])}, attempts {r['attempts']}"
+                    + (f", error: {r['error']}" if r["error"] else "")
+                    + (f", order {r['order_hash']}" if r["order_hash"] else ""),
+                    highlight=False,
+                    markup=False,
+                )
             if d["action"] == "COPY" and not d["results"]:
                 console.print("      no execution result yet", highlight=False, markup=False)
 
@@ -164,8 +201,10 @@ def why_command(
     except psycopg.errors.UndefinedTable:
         fail("the projection tables are missing; run `horus db upgrade`")
     if not fills:
-        fail(f"no leader fill {ref} in the projections (leader_fills, copy_decisions) — is `horus projections run` "
-             "running?")
+        fail(
+            f"no leader fill {ref} in the projections (leader_fills, copy_decisions) — is `horus projections run` "
+            "running?"
+        )
     if as_json:
         typer.echo(json.dumps(_json_ready(fills), sort_keys=True))
     else:

@@ -1,4 +1,5 @@
 """`horus worker [--stages plan,decide,execute,settle] [--runner confluent|faust]`: run pipeline stages."""
+
 from __future__ import annotations
 
 import typer
@@ -60,20 +61,30 @@ def _run_confluent(config, selected, batching, loglevel: str) -> None:
 
 @friendly_errors
 def worker(
-    stages: str = typer.Option("plan,decide,execute,settle", "--stages", "-s",
-                               help="comma-separated stages to run in this process: plan, decide, execute, settle"),
+    stages: str = typer.Option(
+        "plan,decide,execute,settle",
+        "--stages",
+        "-s",
+        help="comma-separated stages to run in this process: plan, decide, execute, settle",
+    ),
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning, error or critical"),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, help="max messages per batch and stage"),
-    batch_within: float = typer.Option(0.01, "--batch-within", min=0.0,
-                                       help="Faust runner: seconds a batch waits to fill (the latency a lone message "
-                                            "pays); the confluent runner takes what is fetched at once"),
-    metrics_port: int = typer.Option(0, "--metrics-port", min=0,
-                                     help="serve Prometheus metrics on this port (0: off)"),
+    batch_within: float = typer.Option(
+        0.01,
+        "--batch-within",
+        min=0.0,
+        help="Faust runner: seconds a batch waits to fill (the latency a lone message "
+        "pays); the confluent runner takes what is fetched at once",
+    ),
+    metrics_port: int = typer.Option(0, "--metrics-port", min=0, help="serve Prometheus metrics on this port (0: off)"),
     metrics_host: str = typer.Option(LOOPBACK, "--metrics-host", help=METRICS_HOST_HELP),
-    runner: str = typer.Option("confluent", "--runner",
-                               help="confluent (a plain consumer loop: 38% of the raw reference) or faust "
-                                    "(16%, misses DESIGN's 25% goal; see docs/decisions.md). "
-                                    "Never mix both under one HORUS_APP_ID"),
+    runner: str = typer.Option(
+        "confluent",
+        "--runner",
+        help="confluent (a plain consumer loop: 38% of the raw reference) or faust "
+        "(16%, misses DESIGN's 25% goal; see docs/decisions.md). "
+        "Never mix both under one HORUS_APP_ID",
+    ),
 ) -> None:
     """Run the selected pipeline stages as one worker (Ctrl-C or SIGTERM stops it cleanly).
 

@@ -3,12 +3,13 @@
 `upgrade(settings)` is what `horus db upgrade` and the tests call: it runs the Alembic revisions in
 `migrations/` to head against `settings.database_url`, whatever the current directory is.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, make_url
 
@@ -99,8 +100,11 @@ def scratch_database(settings: Settings, name: str, migrate: bool = True) -> Ite
     admin = psycopg_conninfo(make_url(settings.database_url).set(database="postgres").render_as_string(False))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    scratch = settings.model_copy(update={
-        "database_url": make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)})
+    scratch = settings.model_copy(
+        update={
+            "database_url": make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)
+        }
+    )
     try:
         if migrate:
             upgrade(scratch)

@@ -13,6 +13,7 @@ Amounts are integers in 1e-6 units (`*_e6`, BIGINT) and prices are NUMERIC; noth
 The schema itself is created by the Alembic revision in `migrations/versions/`; these models
 describe the same tables (a test checks the two never drift apart).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -50,8 +51,18 @@ NAMING_CONVENTION = {
 }
 
 SIDES = ("BUY", "SELL")
-COPY_TRADE_STATUSES = ("PENDING", "SENT", "FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "UNKNOWN",
-                       "SUBMITTED", "DRY_RUN")
+COPY_TRADE_STATUSES = (
+    "PENDING",
+    "SENT",
+    "FILLED",
+    "PARTIAL",
+    "NOT_FILLED",
+    "REJECTED",
+    "FAILED",
+    "UNKNOWN",
+    "SUBMITTED",
+    "DRY_RUN",
+)
 DECISION_ACTIONS = ("COPY", "SKIP")
 EXECUTION_STATUSES = ("FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "UNKNOWN", "DRY_RUN", "SUBMITTED")
 FILL_ROLES = ("MAKER", "TAKER")
@@ -463,10 +474,7 @@ class FollowConfigRow(_LatestColumns, Base):
     """Current config of each follow (config.changes, entity FOLLOW)."""
 
     __tablename__ = "follow_configs"
-    __table_args__ = (
-        Index("ix_follow_configs_follower", "follower"),
-        Index("ix_follow_configs_leader", "leader"),
-    )
+    __table_args__ = (Index("ix_follow_configs_follower", "follower"), Index("ix_follow_configs_leader", "leader"))
 
     follow_id: Mapped[str] = mapped_column(Text, primary_key=True)
     deleted: Mapped[bool] = mapped_column(Boolean)

@@ -1,4 +1,5 @@
 """Exact amounts: 6-decimal base units as ints, decimal strings at the edges, never floats."""
+
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation

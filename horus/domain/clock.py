@@ -8,6 +8,7 @@ a candidate of one with FILL_IN_FUTURE. decide's dedup window is kept this much 
 fill any follow may copy, for the same reason: a candidate decided up to this slack "early" is still
 young when it is redelivered.
 """
+
 from __future__ import annotations
 
 CLOCK_SLACK_S = 60
@@ -21,5 +22,7 @@ def in_future(occurred_at_us: int, now_us: int) -> bool:
 
 def future_detail(occurred_at_us: int, now_us: int) -> str:
     """Why such a fill is refused, for SKIP details and dead letters."""
-    return (f"leader fill is dated {(occurred_at_us - now_us) / 1_000_000:.1f}s ahead of our clock "
-            f"(at most {CLOCK_SLACK_S}s of clock difference is allowed)")
+    return (
+        f"leader fill is dated {(occurred_at_us - now_us) / 1_000_000:.1f}s ahead of our clock "
+        f"(at most {CLOCK_SLACK_S}s of clock difference is allowed)"
+    )

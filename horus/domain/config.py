@@ -8,6 +8,7 @@ limits and filters. Money is in whole collateral units (pUSD) as decimal strings
 Every rule lives here, so the CLI, the HTTP API and the stages refuse the same configs with the same
 message, which names the field and the rule.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,15 +16,7 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from horus.domain.json_guard import UnsafeJson, check_json
 
@@ -116,8 +109,11 @@ class Sizing(_Config):
             raise ValueError(f"sizing.{needed}: required when sizing.mode is {self.mode!r}")
         if self.mode == "fixed" and self.amount == 0:
             raise ValueError("sizing.amount: must be greater than 0")
-        if self.max_per_trade is not None and self.min_per_trade is not None \
-                and self.min_per_trade > self.max_per_trade:
+        if (
+            self.max_per_trade is not None
+            and self.min_per_trade is not None
+            and self.min_per_trade > self.max_per_trade
+        ):
             raise ValueError("sizing.min_per_trade: must not exceed sizing.max_per_trade")
         return self
 
@@ -203,7 +199,9 @@ def parse_follower(data: dict | str) -> FollowerConfig:
     if isinstance(data, str):
         _check_body(data, "follower")
     try:
-        return FollowerConfig.model_validate_json(data) if isinstance(data, str) else FollowerConfig.model_validate(data)
+        return (
+            FollowerConfig.model_validate_json(data) if isinstance(data, str) else FollowerConfig.model_validate(data)
+        )
     except ValidationError as exc:
         raise _describe(exc, "follower") from None
 
@@ -246,8 +244,9 @@ def config_key(entity: str, entity_id: str) -> str:
     return FOLLOWER_KEY_PREFIX + entity_id if entity == "FOLLOWER" else entity_id
 
 
-def config_change(entity: str, entity_id: str, config: _Config | str | None, source: str,
-                  occurred_at_us: int = 0) -> dict:
+def config_change(
+    entity: str, entity_id: str, config: _Config | str | None, source: str, occurred_at_us: int = 0
+) -> dict:
     """A ConfigChange record: UPSERT of `config` (a validated config, or a body already in JSON), or
     DELETE when it is None."""
     from horus.codec import envelope
@@ -259,8 +258,13 @@ def config_change(entity: str, entity_id: str, config: _Config | str | None, sou
         op, body = "UPSERT", config if isinstance(config, str) else config.to_body()
     # the id covers what changed, so two different changes at one instant never share an id
     event_id = make_id("config-change", entity, entity_id, op, body, occurred_at_us)
-    return {"envelope": envelope(event_id, source, occurred_at_us), "entity": entity, "entity_id": entity_id,
-            "op": op, "body": body}
+    return {
+        "envelope": envelope(event_id, source, occurred_at_us),
+        "entity": entity,
+        "entity_id": entity_id,
+        "op": op,
+        "body": body,
+    }
 
 
 class ConfigState:
@@ -312,7 +316,7 @@ def apply_config_tombstone(key: bytes | str | None, state: ConfigState) -> Confi
     if key:
         text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
         if text.startswith(FOLLOWER_KEY_PREFIX):
-            state.followers.pop(text[len(FOLLOWER_KEY_PREFIX):], None)
+            state.followers.pop(text[len(FOLLOWER_KEY_PREFIX) :], None)
         else:
             state.follows.pop(text, None)
         state.invalid.pop(text, None)

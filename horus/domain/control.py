@@ -1,6 +1,7 @@
 """Operator switches from `control.commands` (compacted, keyed by scope:target): the global circuit
 breaker and kill switch, and pauses per follower or per market. Every decide instance folds the whole
 topic, so a command is honoured everywhere as soon as it is read (well under a second)."""
+
 from __future__ import annotations
 
 from horus.codec import envelope
@@ -37,13 +38,26 @@ def check_control(scope: object, verb: object, target: object) -> str | None:
     return target.strip().lower()
 
 
-def control_command(scope: str, verb: str, target: str | None = None, *, reason: str | None = None,
-                    issued_by: str | None = None, occurred_at_us: int = 0) -> dict:
+def control_command(
+    scope: str,
+    verb: str,
+    target: str | None = None,
+    *,
+    reason: str | None = None,
+    issued_by: str | None = None,
+    occurred_at_us: int = 0,
+) -> dict:
     """A ControlCommand record (validated)."""
     target = check_control(scope, verb, target)
     event_id = make_id("control", scope, target, verb, reason, occurred_at_us)
-    return {"envelope": envelope(event_id, issued_by or "operator", occurred_at_us), "scope": scope,
-            "target": target, "command": verb, "reason": reason, "issued_by": issued_by}
+    return {
+        "envelope": envelope(event_id, issued_by or "operator", occurred_at_us),
+        "scope": scope,
+        "target": target,
+        "command": verb,
+        "reason": reason,
+        "issued_by": issued_by,
+    }
 
 
 class ControlState:

@@ -6,6 +6,7 @@ price that is not a number, a NUL byte Postgres refuses, a timestamp outside any
 not the one of its follow and leader fill) must be parked with its bytes, never retried forever and never allowed
 to wedge a follower's lane. Pure: the caller passes the clock.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,8 +54,10 @@ def check_copy_decision(decision: dict, now_us: int) -> None:
         raise BadCopyDecision("token_id: above uint256")
     expected = intent_id(decision["follow_id"], decision["leader_fill_id"])
     if decision.get("intent_id") != expected:
-        raise BadCopyDecision(f"intent_id: {str(decision.get('intent_id'))[:80]!r} is not the intent of follow "
-                              f"{decision['follow_id']} and leader fill {decision['leader_fill_id']} ({expected})")
+        raise BadCopyDecision(
+            f"intent_id: {str(decision.get('intent_id'))[:80]!r} is not the intent of follow "
+            f"{decision['follow_id']} and leader fill {decision['leader_fill_id']} ({expected})"
+        )
     if decision.get("side") not in SIDES:
         raise BadCopyDecision(f"side: {decision.get('side')!r} is not BUY or SELL")
     size = decision.get("size_e6")

@@ -21,6 +21,7 @@ Money: integers in 6-decimal base units (`_e6`); prices Decimal. Rules (platform
 - a SELL sells the leader's sold fraction of what this follower holds *from copying this leader*, never
   more than the venue says it holds, and reports dust instead of dropping it.
 """
+
 from __future__ import annotations
 
 import json
@@ -364,8 +365,9 @@ def _decision(candidate: dict, action: dict, inputs: dict, now_us: int) -> dict:
     cand_id = env["event_id"]
     copy = action["action"] == "COPY"
     return {
-        "envelope": envelope(decision_id(cand_id), STAGE, env["occurred_at_us"], causation_id=cand_id,
-                             produced_at_us=now_us),
+        "envelope": envelope(
+            decision_id(cand_id), STAGE, env["occurred_at_us"], causation_id=cand_id, produced_at_us=now_us
+        ),
         "candidate_id": cand_id,
         "follow_id": candidate["follow_id"],
         "follower": candidate["follower"],
@@ -409,27 +411,45 @@ def _copy(c: dict, book: FollowerBook, now_us: int, view: DecideView, inputs: di
         worst = max(ref * (1 - slip), limit)
         worst = min(max(to_tick(worst, tick, ROUND_CEILING), tick), 1 - tick)
         moved = ref < worst
-    inputs.update(leader_price=c["leader_price"], reference_price=_dec(ref), reference=ref_source,
-                  worst_price=_dec(worst), tick=_dec(tick), slippage_bps=follow.slippage_bps)
+    inputs.update(
+        leader_price=c["leader_price"],
+        reference_price=_dec(ref),
+        reference=ref_source,
+        worst_price=_dec(worst),
+        tick=_dec(tick),
+        slippage_bps=follow.slippage_bps,
+    )
     if quote is not None:
         inputs.update(best_bid=_dec(quote.best_bid), best_ask=_dec(quote.best_ask))
     if moved:
-        raise _Skip("PRICE_MOVED", f"{'best ask' if side == 'BUY' else 'best bid'} {ref} is past the worst "
-                    f"acceptable {worst} (leader {leader_price} {'+' if side == 'BUY' else '-'} {follow.slippage_bps} bps)")
+        raise _Skip(
+            "PRICE_MOVED",
+            f"{'best ask' if side == 'BUY' else 'best bid'} {ref} is past the worst "
+            f"acceptable {worst} (leader {leader_price} {'+' if side == 'BUY' else '-'} {follow.slippage_bps} bps)",
+        )
     if side == "BUY":
         if fee_schedule(market) is None:
             # sizing with a fee of 0 would break caps documented as "fees included", and the fee of the
             # fill could not be booked either; a SELL only earns less, so it is copied
-            raise _Skip("FEE_UNKNOWN", f"the fee schedule of market {market.condition_id} is unknown (no fee "
-                        "rate from Gamma or /clob-markets)")
+            raise _Skip(
+                "FEE_UNKNOWN",
+                f"the fee schedule of market {market.condition_id} is unknown (no fee "
+                "rate from Gamma or /clob-markets)",
+            )
         shares = _buy_size(c, book, follow, follower, market, worst, quote, now_us, view, inputs)
         reserved = buy_cost_e6(shares, worst, fee_per_share(market, worst))
     else:
         shares = _sell_size(c, book, follow, market, worst, quote, view, inputs)
         reserved = 0
-    return {"action": "COPY", "size_e6": shares, "worst_price": worst, "order_type": follow.order_type,
-            "expires_at_us": now_us + follow.order_ttl_s * 1_000_000, "reserved_e6": reserved,
-            "condition_id": market.condition_id}
+    return {
+        "action": "COPY",
+        "size_e6": shares,
+        "worst_price": worst,
+        "order_type": follow.order_type,
+        "expires_at_us": now_us + follow.order_ttl_s * 1_000_000,
+        "reserved_e6": reserved,
+        "condition_id": market.condition_id,
+    }
 
 
 def _configs(c: dict, view: DecideView) -> tuple[FollowConfig, FollowerConfig]:
@@ -445,7 +465,9 @@ def _configs(c: dict, view: DecideView) -> tuple[FollowConfig, FollowerConfig]:
     follower = config.followers.get(c["follower"])
     if follower is None:
         why = config.invalid.get("follower:" + c["follower"])
-        raise _Skip("FOLLOWER_INVALID" if why else "FOLLOWER_UNKNOWN", why or f"no account for follower {c['follower']}")
+        raise _Skip(
+            "FOLLOWER_INVALID" if why else "FOLLOWER_UNKNOWN", why or f"no account for follower {c['follower']}"
+        )
     if not follower.enabled:
         raise _Skip("FOLLOWER_DISABLED", f"follower {follower.follower} is disabled")
     return follow, follower
@@ -458,8 +480,9 @@ def _market_tags(market: MarketInfo) -> set[str]:
     return tags
 
 
-def _guards(c: dict, follow: FollowConfig, follower: FollowerConfig, market: MarketInfo | None, now_us: int,
-            view: DecideView) -> None:
+def _guards(
+    c: dict, follow: FollowConfig, follower: FollowerConfig, market: MarketInfo | None, now_us: int, view: DecideView
+) -> None:
     control = view.control
     if control.killed:
         raise _Skip("KILL_SWITCH", control.reason("GLOBAL"))
@@ -492,8 +515,9 @@ def _guards(c: dict, follow: FollowConfig, follower: FollowerConfig, market: Mar
         raise _Skip("PRICE_OUT_OF_BAND", f"leader price {price} is outside [{follow.price_min}, {follow.price_max}]")
 
 
-def _reference_price(c: dict, side: str, leader_price: Decimal, now_us: int,
-                     view: DecideView) -> tuple[Decimal, str, Quote | None]:
+def _reference_price(
+    c: dict, side: str, leader_price: Decimal, now_us: int, view: DecideView
+) -> tuple[Decimal, str, Quote | None]:
     ttl = min(view.quote_ttl_us, MAX_QUOTE_TTL_US)
     quote = view.quote(c["token_id"])
     if quote is not None and now_us - quote.as_of_us <= ttl:
@@ -510,8 +534,18 @@ def _depth_within(levels: tuple[tuple[Decimal, int], ...], worst: Decimal, side:
     return sum(size for price, size in levels if (price <= worst if side == "BUY" else price >= worst))
 
 
-def _buy_size(c, book: FollowerBook, follow: FollowConfig, follower: FollowerConfig, market: MarketInfo,
-              worst: Decimal, quote: Quote | None, now_us: int, view: DecideView, inputs: dict) -> int:
+def _buy_size(
+    c,
+    book: FollowerBook,
+    follow: FollowConfig,
+    follower: FollowerConfig,
+    market: MarketInfo,
+    worst: Decimal,
+    quote: Quote | None,
+    now_us: int,
+    view: DecideView,
+    inputs: dict,
+) -> int:
     sizing = follow.sizing
     balance = view.balance(c["follower"])
     if balance is None or balance.collateral_e6 is None:
@@ -530,7 +564,9 @@ def _buy_size(c, book: FollowerBook, follow: FollowConfig, follower: FollowerCon
     if sizing.max_per_trade is not None:
         target = min(target, int(sizing.max_per_trade * E6))
     if sizing.min_per_trade is not None and target < int(sizing.min_per_trade * E6):
-        raise _Skip("BELOW_MIN_TRADE", f"copy of {target / E6:g} is below the follow's min_per_trade {sizing.min_per_trade}")
+        raise _Skip(
+            "BELOW_MIN_TRADE", f"copy of {target / E6:g} is below the follow's min_per_trade {sizing.min_per_trade}"
+        )
     day = now_us // DAY_US
     condition = market.condition_id
     caps = [("INSUFFICIENT_BALANCE", available)]
@@ -539,15 +575,19 @@ def _buy_size(c, book: FollowerBook, follow: FollowConfig, follower: FollowerCon
     if follower.daily_cap is not None:
         caps.append(("FOLLOWER_DAILY_CAP", int(follower.daily_cap * E6) - book.spent(day, "*")))
     if follow.market_exposure_cap is not None:
-        caps.append(("MARKET_EXPOSURE_CAP", int(follow.market_exposure_cap * E6) - book.exposure(condition, c["leader"])))
+        caps.append(
+            ("MARKET_EXPOSURE_CAP", int(follow.market_exposure_cap * E6) - book.exposure(condition, c["leader"]))
+        )
     if follower.market_exposure_cap is not None:
         caps.append(("FOLLOWER_MARKET_EXPOSURE_CAP", int(follower.market_exposure_cap * E6) - book.exposure(condition)))
     inputs["caps_remaining_e6"] = {code: left for code, left in caps}
     if follower.max_open_positions is not None:
         open_tokens = book.open_tokens()
         if c["token_id"] not in open_tokens and len(open_tokens) >= follower.max_open_positions:
-            raise _Skip("MAX_OPEN_POSITIONS", f"{len(open_tokens)} open positions, the follower allows "
-                        f"{follower.max_open_positions}")
+            raise _Skip(
+                "MAX_OPEN_POSITIONS",
+                f"{len(open_tokens)} open positions, the follower allows {follower.max_open_positions}",
+            )
     binding_code, budget = min(caps, key=lambda cap: cap[1])
     if budget >= target:
         binding_code, budget = None, target
@@ -561,13 +601,17 @@ def _buy_size(c, book: FollowerBook, follow: FollowConfig, follower: FollowerCon
         minimum = ceil_to(int((MIN_NOTIONAL_E6 / worst).to_integral_value(ROUND_CEILING)), step)
         cost = buy_cost_e6(minimum, worst, fee)
         within = all(cost <= left for _, left in caps) and (
-            sizing.max_per_trade is None or cost <= int(sizing.max_per_trade * E6))
+            sizing.max_per_trade is None or cost <= int(sizing.max_per_trade * E6)
+        )
         if sizing.min_size_policy == "round_up" and within:
             inputs["rounded_up_to_minimum"] = True
             shares = minimum
         elif binding_code is not None:
-            raise _Skip(binding_code, f"only {max(budget, 0) / E6:g} left under {binding_code.lower()}; the venue "
-                        f"minimum is $1 ({minimum / E6:g} shares at {worst})")
+            raise _Skip(
+                binding_code,
+                f"only {max(budget, 0) / E6:g} left under {binding_code.lower()}; the venue "
+                f"minimum is $1 ({minimum / E6:g} shares at {worst})",
+            )
         else:
             raise _Skip("BELOW_MIN_ORDER", f"{shares / E6:g} shares at {worst} is under the venue's $1 minimum")
     elif binding_code is not None:
@@ -579,8 +623,16 @@ def _buy_size(c, book: FollowerBook, follow: FollowConfig, follower: FollowerCon
     return shares
 
 
-def _sell_size(c, book: FollowerBook, follow: FollowConfig, market: MarketInfo, worst: Decimal,
-               quote: Quote | None, view: DecideView, inputs: dict) -> int:
+def _sell_size(
+    c,
+    book: FollowerBook,
+    follow: FollowConfig,
+    market: MarketInfo,
+    worst: Decimal,
+    quote: Quote | None,
+    view: DecideView,
+    inputs: dict,
+) -> int:
     if not follow.copy_sells:
         raise _Skip("SELLS_DISABLED", "the follow does not copy sells")
     key = (c["token_id"], c["leader"])
@@ -603,8 +655,11 @@ def _sell_size(c, book: FollowerBook, follow: FollowConfig, market: MarketInfo, 
         inputs["capped_by_venue_balance"] = True
         shares = max(sellable, 0)
     if shares <= 0 or notional_e6(shares, worst) < MIN_NOTIONAL_E6:
-        raise _Skip("SELL_DUST", f"{shares / E6:g} shares at {worst} is under the venue's $1 minimum; "
-                    f"{held / E6:g} shares stay on the books")
+        raise _Skip(
+            "SELL_DUST",
+            f"{shares / E6:g} shares at {worst} is under the venue's $1 minimum; "
+            f"{held / E6:g} shares stay on the books",
+        )
     if follow.order_type == "FOK" and quote is not None and quote.bids:
         depth = _depth_within(quote.bids, worst, "SELL")
         if depth < shares:
@@ -630,8 +685,16 @@ def apply_decision(decision: dict, state: DecideState) -> DecideState:
     if decision["action"] != "COPY" or decision["intent_id"] in book.booked:
         return state
     day = decision["envelope"]["produced_at_us"] // DAY_US
-    reservation = Reservation(decision["follow_id"], leader, decision["token_id"], decision.get("condition_id") or "",
-                              decision["side"], decision["size_e6"], decision.get("reserved_e6") or 0, day)
+    reservation = Reservation(
+        decision["follow_id"],
+        leader,
+        decision["token_id"],
+        decision.get("condition_id") or "",
+        decision["side"],
+        decision["size_e6"],
+        decision.get("reserved_e6") or 0,
+        day,
+    )
     book.reserve(decision["intent_id"], reservation)
     if reservation.side == "BUY":
         book.add_spend(day, reservation.follow_id, reservation.cost_e6)

@@ -34,6 +34,7 @@ Because decide trusts a restored book's totals against caps, a stored snapshot m
 
 A refused snapshot only costs time: the stage folds the whole history instead.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +42,8 @@ import hmac
 import json
 import zlib
 from collections import Counter, deque
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from horus.domain.decide import Booked, FollowerBook, Position, Reservation
 
@@ -90,8 +92,9 @@ def open_sealed(blob: bytes, key: bytes, place: SnapshotPlace) -> bytes:
     with this key."""
     mac, state = blob[:MAC_BYTES], blob[MAC_BYTES:]
     if len(blob) <= MAC_BYTES or not hmac.compare_digest(mac, _mac(state, key, place)):
-        raise SnapshotInvalid("state: not authentic (altered, moved from another partition or group, or written "
-                              "with another key)")
+        raise SnapshotInvalid(
+            "state: not authentic (altered, moved from another partition or group, or written with another key)"
+        )
     return state
 
 
@@ -103,8 +106,11 @@ def snapshot_book(book: FollowerBook, recent: Iterable[Recent] = ()) -> Follower
     intents = {intent for _, _, intent in recent if intent is not None}
     return FollowerBook(
         decided={candidate for candidate, _, _ in recent},
-        booked={intent: Booked(_copy(b.reservation), b.shares_e6, b.amount_e6, b.final, b.seq)
-                for intent, b in book.booked.items() if intent in intents or not b.final},
+        booked={
+            intent: Booked(_copy(b.reservation), b.shares_e6, b.amount_e6, b.final, b.seq)
+            for intent, b in book.booked.items()
+            if intent in intents or not b.final
+        },
         reservations={intent: _copy(r) for intent, r in book.reservations.items()},
         positions={key: Position(p.shares_e6, p.cost_e6, p.condition_id) for key, p in book.positions.items()},
         leader_holdings=dict(book.leader_holdings),
@@ -133,11 +139,15 @@ def book_to_json(book: FollowerBook, recent: Iterable[Recent] = ()) -> dict:
     intents = {intent for _, _, intent in recent if intent is not None}
     return {
         "recent": recent,
-        "booked": [[intent, *_reservation_row(b.reservation), b.shares_e6, b.amount_e6, int(b.final), b.seq]
-                   for intent, b in sorted(book.booked.items()) if intent in intents or not b.final],
+        "booked": [
+            [intent, *_reservation_row(b.reservation), b.shares_e6, b.amount_e6, int(b.final), b.seq]
+            for intent, b in sorted(book.booked.items())
+            if intent in intents or not b.final
+        ],
         "reservations": [[intent, *_reservation_row(r)] for intent, r in book.reservations.items()],
-        "positions": [[token, leader, p.shares_e6, p.cost_e6, p.condition_id]
-                      for (token, leader), p in book.positions.items()],
+        "positions": [
+            [token, leader, p.shares_e6, p.cost_e6, p.condition_id] for (token, leader), p in book.positions.items()
+        ],
         "leader_holdings": [[follow, token, n] for (follow, token), n in book.leader_holdings.items()],
         "spend": [[day, scope, n] for (day, scope), n in book.spend.items()],
         "fills_after": [[at, cost] for at, cost in book.fills_after],
@@ -166,11 +176,14 @@ def book_from_json(data: Any, where: str = "book") -> FollowerBook:
                     raise SnapshotInvalid(f"{where}.{name}: {row[column]} is negative")
     return FollowerBook(
         decided={candidate for candidate, _, _ in rows["recent"]},
-        booked={row[0]: Booked(Reservation(*row[1:9]), row[9], row[10], bool(row[11]), row[12])
-                for row in rows["booked"]},
+        booked={
+            row[0]: Booked(Reservation(*row[1:9]), row[9], row[10], bool(row[11]), row[12]) for row in rows["booked"]
+        },
         reservations={row[0]: Reservation(*row[1:]) for row in rows["reservations"]},
-        positions={(token, leader): Position(shares, cost, condition)
-                   for token, leader, shares, cost, condition in rows["positions"]},
+        positions={
+            (token, leader): Position(shares, cost, condition)
+            for token, leader, shares, cost, condition in rows["positions"]
+        },
         leader_holdings={(follow, token): n for follow, token, n in rows["leader_holdings"]},
         spend={(day, scope): n for day, scope, n in rows["spend"]},
         fills_after=deque(map(tuple, rows["fills_after"])),
@@ -193,7 +206,9 @@ def encode_books(books: dict[str, tuple[FollowerBook, list[Recent]]]) -> bytes:
     zipper = zlib.compressobj(COMPRESS_LEVEL)
     parts = [zipper.compress(b"{")]
     for i, (follower, (book, recent)) in enumerate(books.items()):
-        entry = f"{',' if i else ''}{json.dumps(follower)}:{json.dumps(book_to_json(book, recent), separators=(',', ':'))}"
+        entry = (
+            f"{',' if i else ''}{json.dumps(follower)}:{json.dumps(book_to_json(book, recent), separators=(',', ':'))}"
+        )
         parts.append(zipper.compress(entry.encode()))
     parts.append(zipper.compress(b"}"))
     parts.append(zipper.flush())
@@ -229,8 +244,16 @@ _COLUMNS = {  # the type of every value in the rows of each list field (bool and
 
 
 # the columns no fold can make negative (exposure can: see the module doc)
-_NON_NEGATIVE = {"booked": (6, 7, 8, 9, 10, 11, 12), "reservations": (6, 7, 8), "positions": (2, 3),
-                 "leader_holdings": (2,), "spend": (2,), "fills_after": (1,), "selling": (2,), "buying": (1,)}
+_NON_NEGATIVE = {
+    "booked": (6, 7, 8, 9, 10, 11, 12),
+    "reservations": (6, 7, 8),
+    "positions": (2, 3),
+    "leader_holdings": (2,),
+    "spend": (2,),
+    "fills_after": (1,),
+    "selling": (2,),
+    "buying": (1,),
+}
 
 
 def _copy(r: Reservation) -> Reservation:

@@ -14,11 +14,13 @@ NOT_FILLED, REJECTED (never accepted: the reason is in `error`), UNKNOWN (no def
 the reconciler settles it), DRY_RUN (signed and recorded, not sent). PENDING is ledger-only: the
 prewrite before any POST. Nothing here ever answers FAILED for a missing reply (DESIGN invariant 4).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from horus.codec import envelope
 from horus.domain.fees import fee_at_rate_e6, taker_fee_e6
@@ -35,8 +37,13 @@ PRICE_PLACES = Decimal("0.000001")
 
 # substrings of venue error texts (platform notes 3.8), lowercase
 _DUPLICATE = ("duplicated", "invalid_order_duplicated", "already been placed")
-_KILLED = ("fok_order_not_filled", "fully filled or killed", "no orders found to match with fak",
-           "partially filled or killed", "couldn't be fully filled")
+_KILLED = (
+    "fok_order_not_filled",
+    "fully filled or killed",
+    "no orders found to match with fak",
+    "partially filled or killed",
+    "couldn't be fully filled",
+)
 _RETRY_LATER = ("post-only mode", "market is not yet ready", "market_not_ready")  # engine restart aftermath
 _DEAD_ORDER_STATUSES = ("CANCELED", "CANCELLED", "UNMATCHED", "INVALID", "EXPIRED")
 _LIVE_ORDER_STATUSES = ("LIVE", "DELAYED", "OPEN")
@@ -159,8 +166,15 @@ def _reply_fills(body: Mapping, shape: OrderShape) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------------- replies
-def classify_reply(status_code: int | None, body: Mapping | None, error: str | None, transport_error: bool,
-                   shape: OrderShape, *, may_have_landed: bool = False) -> Outcome:
+def classify_reply(
+    status_code: int | None,
+    body: Mapping | None,
+    error: str | None,
+    transport_error: bool,
+    shape: OrderShape,
+    *,
+    may_have_landed: bool = False,
+) -> Outcome:
     """One reply to POST /order (V's VenueReply fields) -> Outcome.
 
     Definitive: a success body (live/matched/delayed/unmatched) or a 4xx naming why. Ambiguous
@@ -253,8 +267,14 @@ def _trade_fills(order_hash: str, trades: Iterable[Mapping]) -> _Trades:
         if str(trade.get("taker_order_id", "")).lower() == wanted:
             part = (trade.get("size"), trade.get("price"), trade.get("fee_rate_bps"))
         else:
-            maker = next((m for m in trade.get("maker_orders") or () if isinstance(m, Mapping)
-                          and str(m.get("order_id", "")).lower() == wanted), None)
+            maker = next(
+                (
+                    m
+                    for m in trade.get("maker_orders") or ()
+                    if isinstance(m, Mapping) and str(m.get("order_id", "")).lower() == wanted
+                ),
+                None,
+            )
             if maker is None:
                 continue
             part = (maker.get("matched_amount"), maker.get("price"), maker.get("fee_rate_bps"))
@@ -275,8 +295,15 @@ def _trade_fills(order_hash: str, trades: Iterable[Mapping]) -> _Trades:
     return out
 
 
-def settle_from_evidence(order_hash: str, shape: OrderShape, *, venue_order: Mapping | None,
-                         trades: Iterable[Mapping], chain_fills: Iterable[ChainFill], expired: bool) -> Outcome | None:
+def settle_from_evidence(
+    order_hash: str,
+    shape: OrderShape,
+    *,
+    venue_order: Mapping | None,
+    trades: Iterable[Mapping],
+    chain_fills: Iterable[ChainFill],
+    expired: bool,
+) -> Outcome | None:
     """What really happened to `order_hash`: a terminal Outcome only once the evidence is final, a
     SUBMITTED one while the order rests or its trades are in flight, None while nothing settles it.
 
@@ -339,23 +366,41 @@ def settle_from_evidence(order_hash: str, shape: OrderShape, *, venue_order: Map
         return Outcome("NOT_FILLED", venue_status=venue_status, evidence=ev)
     if expired and not chain and venue_order is None and traded.shares == traded.in_flight == 0:
         if traded.failed:
-            return Outcome("NOT_FILLED", error="its trades FAILED and no order is left at the venue after expiry",
-                           evidence=ev)
-        return Outcome("NOT_FILLED", error="not at the venue: no order, no trade, no chain fill after expiry",
-                       evidence=("absent",))
+            return Outcome(
+                "NOT_FILLED", error="its trades FAILED and no order is left at the venue after expiry", evidence=ev
+            )
+        return Outcome(
+            "NOT_FILLED", error="not at the venue: no order, no trade, no chain fill after expiry", evidence=("absent",)
+        )
     return None
 
 
 # ------------------------------------------------------------------------------------- results
-def result_record(*, intent_id: str, follow_id: str, follower: str, leader_fill_id: str, decision_id: str,
-                  occurred_at_us: int, status: str, seq: int, now_us: int, order_hash: str | None,
-                  filled_shares_e6: int = 0, filled_collateral_e6: int = 0, fee_e6: int = 0,
-                  error: str | None = None, attempts: int = 0, final: bool = True) -> dict:
+def result_record(
+    *,
+    intent_id: str,
+    follow_id: str,
+    follower: str,
+    leader_fill_id: str,
+    decision_id: str,
+    occurred_at_us: int,
+    status: str,
+    seq: int,
+    now_us: int,
+    order_hash: str | None,
+    filled_shares_e6: int = 0,
+    filled_collateral_e6: int = 0,
+    fee_e6: int = 0,
+    error: str | None = None,
+    attempts: int = 0,
+    final: bool = True,
+) -> dict:
     """One ExecutionResult. Its id is result_id(intent, seq): the ledger hands out each seq once and
     keeps the record, so a redelivery re-emits the very same event."""
     return {
-        "envelope": envelope(result_id(intent_id, seq), STAGE, occurred_at_us, causation_id=decision_id,
-                             produced_at_us=now_us),
+        "envelope": envelope(
+            result_id(intent_id, seq), STAGE, occurred_at_us, causation_id=decision_id, produced_at_us=now_us
+        ),
         "intent_id": intent_id,
         "follow_id": follow_id,
         "follower": follower,
@@ -398,7 +443,18 @@ def execute(decision: dict, state: object = None, *, now_us: int) -> tuple[list[
     intent = decision["intent_id"]
     if not intent:
         raise ValueError(f"COPY decision {env['event_id']} has no intent_id")
-    return [result_record(intent_id=intent, follow_id=decision["follow_id"], follower=decision["follower"],
-                          leader_fill_id=decision["leader_fill_id"], decision_id=env["event_id"],
-                          occurred_at_us=env["occurred_at_us"], status="DRY_RUN", seq=DRY_RUN_ATTEMPT,
-                          now_us=now_us, order_hash=None, attempts=DRY_RUN_ATTEMPT)], state
+    return [
+        result_record(
+            intent_id=intent,
+            follow_id=decision["follow_id"],
+            follower=decision["follower"],
+            leader_fill_id=decision["leader_fill_id"],
+            decision_id=env["event_id"],
+            occurred_at_us=env["occurred_at_us"],
+            status="DRY_RUN",
+            seq=DRY_RUN_ATTEMPT,
+            now_us=now_us,
+            order_hash=None,
+            attempts=DRY_RUN_ATTEMPT,
+        )
+    ], state

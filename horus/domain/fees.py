@@ -10,6 +10,7 @@ when the market's schedule is taker-only); a BUY pays fill + fee, a SELL's fee c
 proceeds. The CLOB simulator, a peer that imports nothing of the engine, computes the same formula in
 `horus.venue.simulator.clob.fees`; `tests/unit/test_domain_fees.py` holds the two to the same results.
 """
+
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal

@@ -2,13 +2,24 @@
 
 Amounts are decimal strings in whole units at this edge and 6-decimal integers inside.
 """
+
 from __future__ import annotations
 
 from horus.codec import envelope
 from horus.domain.amounts import from_e6, to_e6
 
-REQUIRED = ("event_id", "leader", "exchange", "tx_hash", "block_number", "token_id", "side", "shares",
-            "collateral", "price")
+REQUIRED = (
+    "event_id",
+    "leader",
+    "exchange",
+    "tx_hash",
+    "block_number",
+    "token_id",
+    "side",
+    "shares",
+    "collateral",
+    "price",
+)
 
 
 class FillJsonError(ValueError):

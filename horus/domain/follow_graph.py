@@ -11,6 +11,7 @@ part of the graph and are ignored here.
 `apply_config_change` updates the graph in place and returns it (copying a graph of 100k follows
 per change would dominate the cost); everything else here is pure.
 """
+
 from __future__ import annotations
 
 import re

@@ -7,6 +7,7 @@ second instance produce byte-identical ids, and consumers deduplicate on them.
 Parts are length-prefixed before hashing, so ("ab", "c") and ("a", "bc") never collide, whatever
 characters the parts contain. Changing a formula here changes every id downstream: don't.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -7,6 +7,7 @@ overflows the stack and the whole process dies with SIGSEGV, no traceback. So JS
 broker, a file) is scanned first by this small iterative scanner, which refuses it with a clear error when
 it is nested deeper or is larger than its caller allows. Never rely on the recursion limit.
 """
+
 from __future__ import annotations
 
 import json

@@ -8,6 +8,7 @@ was thrown: decisions queued on copy.decisions, rows in a follower's lane, re-se
 A follow the executor has never seen is not blocked: decide made the decision with it, and a deleted one is
 remembered as deleted (`ExecutorConfig.deleted`), so "unknown" never means "deleted" here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -61,8 +62,16 @@ def apply_executor_config_tombstone(key: bytes | str | None, state: ExecutorConf
     return state
 
 
-def blocked(control: ControlState, configs: ExecutorConfig, *, follower: str, follow_id: str,
-            condition_id: str | None, token_id: str, follower_enabled: bool = True) -> Blocked | None:
+def blocked(
+    control: ControlState,
+    configs: ExecutorConfig,
+    *,
+    follower: str,
+    follow_id: str,
+    condition_id: str | None,
+    token_id: str,
+    follower_enabled: bool = True,
+) -> Blocked | None:
     """The first switch or config that forbids sending this order now, or None. `follower_enabled` is what the
     executor's account source says (an accounts file, or the same config.changes)."""
     if control.killed:

@@ -3,6 +3,7 @@
 Pass-through for now: every result is NOT_REQUIRED (direct mode, or nothing filled). The proxy-mode
 issue adds reimburse / push / pull / debt steps behind this shape.
 """
+
 from __future__ import annotations
 
 from horus.codec import envelope
@@ -16,8 +17,13 @@ def settle(result: dict, state: object = None, *, now_us: int) -> tuple[list[dic
     env = result["envelope"]
     kind = "NOT_REQUIRED"
     event = {
-        "envelope": envelope(settlement_id(env["event_id"], kind), STAGE, env["occurred_at_us"],
-                             causation_id=env["event_id"], produced_at_us=now_us),
+        "envelope": envelope(
+            settlement_id(env["event_id"], kind),
+            STAGE,
+            env["occurred_at_us"],
+            causation_id=env["event_id"],
+            produced_at_us=now_us,
+        ),
         "follower": result["follower"],
         "intent_id": result["intent_id"],
         "kind": kind,

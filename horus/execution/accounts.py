@@ -10,12 +10,14 @@ custody), and `for_row(...)` for an order that already exists: its ledger row na
 credentials, so it can be looked up (and its stored bytes re-sent) even after the follower was disabled or
 removed -- an order at the venue may still fill, and its outcome must still be recorded (safety review D7).
 """
+
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from horus.venue.cache import SingleFlightCache
 from horus.venue.polymarket.auth import ApiCreds
@@ -43,16 +45,25 @@ class Account:
 class Accounts:
     """Resolves and caches accounts. `secrets(ref)` returns FollowerSecrets (CredentialStore.get)."""
 
-    def __init__(self, follower_account: Callable[[str], Any], secrets: Callable[[str], Any] | None, *,
-                 mode: str, venue: Any = None, ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        follower_account: Callable[[str], Any],
+        secrets: Callable[[str], Any] | None,
+        *,
+        mode: str,
+        venue: Any = None,
+        ttl_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.follower_account = follower_account
         self.secrets = secrets
         self.mode = mode
         self.venue = venue
         # one resolution in flight per follower; failures are not cached and reach every asker
         self._cache = SingleFlightCache(self._load, ttl_s, name="accounts", clock=clock, keep_last_on_error=False)
-        self._by_ref = SingleFlightCache(self._load_ref, ttl_s, name="accounts-by-ref", clock=clock,
-                                         keep_last_on_error=False)
+        self._by_ref = SingleFlightCache(
+            self._load_ref, ttl_s, name="accounts-by-ref", clock=clock, keep_last_on_error=False
+        )
 
     def forget(self, follower: str) -> None:
         self._cache.forget(follower.lower())
@@ -67,10 +78,17 @@ class Accounts:
             return await self.get(follower)
         account = await self._by_ref.get(credentials_ref)
         if account.signer != signer.lower():
-            raise AccountError(f"follower {follower}: credentials {credentials_ref!r} now hold the key of "
-                               f"{account.signer}, not of the order's signer {signer.lower()}")
-        return Account(follower=follower.lower(), signer=account.signer, signature_type=account.signature_type,
-                       private_key=account.private_key, creds=account.creds)
+            raise AccountError(
+                f"follower {follower}: credentials {credentials_ref!r} now hold the key of "
+                f"{account.signer}, not of the order's signer {signer.lower()}"
+            )
+        return Account(
+            follower=follower.lower(),
+            signer=account.signer,
+            signature_type=account.signature_type,
+            private_key=account.private_key,
+            creds=account.creds,
+        )
 
     async def _load_ref(self, ref: str) -> Account:
         secrets = await self._secrets(ref, f"credentials {ref!r}")
@@ -98,27 +116,36 @@ class Accounts:
         if getattr(config, "enabled", True) is False:
             raise AccountError(f"follower {follower} is disabled")
         if getattr(config, "custody", "direct") != "direct":
-            raise AccountError(f"follower {follower}: custody {config.custody!r} is not executed by this stage "
-                               "(proxy mode is filled by the bot's own float)")
+            raise AccountError(
+                f"follower {follower}: custody {config.custody!r} is not executed by this stage "
+                "(proxy mode is filled by the bot's own float)"
+            )
         ref = getattr(config, "credentials_ref", None)
         if not ref:
             raise AccountError(f"follower {follower} has no credentials_ref")
         secrets = await self._secrets(ref, f"follower {follower}")
         signer = (getattr(config, "signer", None) or config.follower).lower()
         if secrets.signer_address.lower() != signer:
-            raise AccountError(f"follower {follower}: credentials {ref!r} hold the key of "
-                               f"{secrets.signer_address}, not of the configured signer {signer}")
+            raise AccountError(
+                f"follower {follower}: credentials {ref!r} hold the key of "
+                f"{secrets.signer_address}, not of the configured signer {signer}"
+            )
         creds = await self._creds(f"follower {follower}", secrets)
-        return Account(follower=config.follower.lower(), signer=signer, signature_type=int(config.signature_type),
-                       private_key=secrets.private_key, creds=creds, credentials_ref=ref)
+        return Account(
+            follower=config.follower.lower(),
+            signer=signer,
+            signature_type=int(config.signature_type),
+            private_key=secrets.private_key,
+            creds=creds,
+            credentials_ref=ref,
+        )
 
     async def _derive(self, whose: str, private_key: str) -> ApiCreds:
         reply = await self.venue.derive_api_key(private_key)
         if not reply.ok:
             reply = await self.venue.create_api_key(private_key)
         if not reply.ok or not isinstance(reply.body, dict):
-            raise AccountError(f"{whose}: the venue gave no API credentials "
-                               f"(HTTP {reply.status_code}: {reply.error})")
+            raise AccountError(f"{whose}: the venue gave no API credentials (HTTP {reply.status_code}: {reply.error})")
         try:
             return ApiCreds.from_venue(reply.body)
         except Exception as exc:  # an unusable answer is this account's problem, never the executor's (D10)

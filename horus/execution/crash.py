@@ -10,6 +10,7 @@ whatever instant a worker dies, and random kills rarely land on the narrow windo
 
 Unset (the default) costs one attribute check per step. Never set it outside a test or chaos run.
 """
+
 from __future__ import annotations
 
 import logging

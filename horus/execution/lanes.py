@@ -2,12 +2,14 @@
 different keys concurrently. A lane exists only while it has work, so a million followers cost
 nothing when idle. `in_flight` counts jobs queued or running (the runner's back-pressure signal).
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Awaitable, Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from typing import Any
 
 log = logging.getLogger("horus.execution")
 
@@ -66,7 +68,7 @@ class KeyedLanes:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def cancel(self) -> None:

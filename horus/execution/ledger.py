@@ -14,36 +14,39 @@ Rules this module enforces (DESIGN invariants 1-4):
 Writes are group-committed (`GroupWriter`): many lanes' updates share one transaction, the fsync
 cost DESIGN section 4 counts per order.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Iterable, Sequence
 
 import psycopg
 from psycopg.rows import dict_row
 
 from horus.db.engine import psycopg_conninfo, refuses_a_value
-from horus.domain.execute import OPEN, Outcome, OrderShape
+from horus.domain.execute import OPEN, OrderShape, Outcome
 
 log = logging.getLogger("horus.execution")
 
-COLUMNS = ("id, idempotency_key, follow_id, leader_fill_id, follower, token_id, side, status, order_hash, "
-           "signed_order, size_e6, price, filled_shares_e6, filled_collateral_e6, attempts, created_at, "
-           "updated_at, locked_at, locked_by, last_error, decision_id, order_type, expires_at, signer, venue_mode, "
-           "body_text, signature_generation, venue_status, fee_e6, sent_at, unknown_since, result_seq, last_result, "
-           "result_sent_seq, occurred_at, condition_id, credentials_ref, fee_rate, fee_exponent, checks, final")
+COLUMNS = (
+    "id, idempotency_key, follow_id, leader_fill_id, follower, token_id, side, status, order_hash, "
+    "signed_order, size_e6, price, filled_shares_e6, filled_collateral_e6, attempts, created_at, "
+    "updated_at, locked_at, locked_by, last_error, decision_id, order_type, expires_at, signer, venue_mode, "
+    "body_text, signature_generation, venue_status, fee_e6, sent_at, unknown_since, result_seq, last_result, "
+    "result_sent_seq, occurred_at, condition_id, credentials_ref, fee_rate, fee_exponent, checks, final"
+)
 # what the reconciler works on: open rows, and fills recorded from a reply that are not settled on chain yet
 RECONCILABLE = "(status = ANY(%(open)s) OR NOT final)"
 
 
 def _ts(us: int | None) -> datetime | None:
-    return None if us is None else datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
+    return None if us is None else datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
 def _us(value: datetime | None) -> int | None:
@@ -120,8 +123,9 @@ class Row:
     @property
     def shape(self) -> OrderShape:
         order = self.signed_order or {}
-        return OrderShape(self.side, self.order_type or "FOK", int(order.get("makerAmount", 0)),
-                          int(order.get("takerAmount", 0)))
+        return OrderShape(
+            self.side, self.order_type or "FOK", int(order.get("makerAmount", 0)), int(order.get("takerAmount", 0))
+        )
 
 
 @dataclass(frozen=True)
@@ -180,12 +184,23 @@ class Ledger:
     how long every use has failed for connection reasons: the executor exits (code 70, restartable) past its
     bound rather than hang."""
 
-    def __init__(self, database_url: str, *, connections: int = 4, connect_timeout_s: float = 5.0,
-                 statement_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        connections: int = 4,
+        connect_timeout_s: float = 5.0,
+        statement_timeout_s: float = 30.0,
+    ) -> None:
         self._conninfo = psycopg_conninfo(database_url)
-        self._options = {"connect_timeout": max(1, round(connect_timeout_s)), "keepalives": 1,
-                         "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
-                         "options": f"-c statement_timeout={int(statement_timeout_s * 1000)}"}
+        self._options = {
+            "connect_timeout": max(1, round(connect_timeout_s)),
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "options": f"-c statement_timeout={int(statement_timeout_s * 1000)}",
+        }
         self._size = connections
         self._pool: asyncio.Queue[psycopg.AsyncConnection | None] | None = None
         self._live: set[psycopg.AsyncConnection] = set()
@@ -193,8 +208,9 @@ class Ledger:
 
     async def _connect(self) -> psycopg.AsyncConnection:
         # autocommit: a single statement is its own transaction (one round trip); `_run` wraps several in one
-        conn = await psycopg.AsyncConnection.connect(self._conninfo, row_factory=dict_row, autocommit=True,
-                                                     **self._options)
+        conn = await psycopg.AsyncConnection.connect(
+            self._conninfo, row_factory=dict_row, autocommit=True, **self._options
+        )
         self._live.add(conn)
         return conn
 
@@ -248,9 +264,11 @@ class Ledger:
             return {}
 
         async def go(conn):
-            cur = await conn.execute(f"SELECT {COLUMNS} FROM copy_trades WHERE idempotency_key = ANY(%s)",
-                                     (list(intent_ids),))
+            cur = await conn.execute(
+                f"SELECT {COLUMNS} FROM copy_trades WHERE idempotency_key = ANY(%s)", (list(intent_ids),)
+            )
             return {r["idempotency_key"]: Row(**r) for r in await cur.fetchall()}
+
         return await self._run(go, atomic=False)
 
     async def row(self, intent_id: str) -> Row | None:
@@ -260,36 +278,45 @@ class Ledger:
         """Rows the reconciler should look at: open, due (`next_check_at`), untouched for `min_age_s`, no live
         lease; the longest-due first. A row looked at without progress is postponed (`postpone`), so rows that
         cannot be settled yet never keep the others out of a round (safety review D7)."""
+
         async def go(conn):
             cur = await conn.execute(
                 f"SELECT {COLUMNS} FROM copy_trades WHERE {RECONCILABLE} AND next_check_at <= now() "
                 "AND updated_at < now() - make_interval(secs => %(age)s) "
                 "AND (locked_at IS NULL OR locked_at < now() - make_interval(secs => %(lease)s)) "
                 "ORDER BY next_check_at LIMIT %(limit)s",
-                {"open": sorted(OPEN), "age": min_age_s, "lease": lease_s, "limit": limit})
+                {"open": sorted(OPEN), "age": min_age_s, "lease": lease_s, "limit": limit},
+            )
             return [Row(**r) for r in await cur.fetchall()]
+
         return await self._run(go, atomic=False)
 
     async def unsent_results(self, *, min_age_s: float, limit: int = 500) -> list[Row]:
         """Rows whose latest ExecutionResult was committed but not confirmed on the broker (crash window)."""
+
         async def go(conn):
             cur = await conn.execute(
                 f"SELECT {COLUMNS} FROM copy_trades WHERE result_sent_seq < result_seq AND last_result IS NOT NULL "
                 "AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s",
-                (min_age_s, limit))
+                (min_age_s, limit),
+            )
             return [Row(**r) for r in await cur.fetchall()]
+
         return await self._run(go, atomic=False)
 
     async def stuck(self, *, older_than_s: float) -> list[Row]:
         """Open rows unsettled for longer than the bound (UNKNOWN since, else created), and fills still not settled
         on chain past it: the alert list. A resting (SUBMITTED) order is not stuck."""
+
         async def go(conn):
             cur = await conn.execute(
                 f"SELECT {COLUMNS} FROM copy_trades WHERE {RECONCILABLE} "
                 "AND status <> 'SUBMITTED' "
                 "AND coalesce(unknown_since, created_at) < now() - make_interval(secs => %(age)s) ORDER BY created_at",
-                {"open": sorted(OPEN), "age": older_than_s})
+                {"open": sorted(OPEN), "age": older_than_s},
+            )
             return [Row(**r) for r in await cur.fetchall()]
+
         return await self._run(go, atomic=False)
 
     # ------------------------------------------------------------------------------ writes
@@ -298,31 +325,100 @@ class Ledger:
         rows come back (key -> Row) with a lease for `owner`. Keys that already existed are not touched."""
         if not rows:
             return {}
-        columns = ("idempotency_key", "follow_id", "leader_fill_id", "follower", "token_id", "side", "status",
-                   "order_hash", "signed_order", "size_e6", "price", "decision_id", "order_type", "expires_at",
-                   "signer", "venue_mode", "body_text", "occurred_at", "last_error", "condition_id", "credentials_ref",
-                   "fee_rate", "fee_exponent", "locked_by")
-        types = ("text", "text", "text", "text", "text", "text", "text", "text", "jsonb", "bigint", "numeric", "text",
-                 "text", "timestamptz", "text", "text", "text", "timestamptz", "text", "text", "text", "numeric",
-                 "numeric", "text")
+        columns = (
+            "idempotency_key",
+            "follow_id",
+            "leader_fill_id",
+            "follower",
+            "token_id",
+            "side",
+            "status",
+            "order_hash",
+            "signed_order",
+            "size_e6",
+            "price",
+            "decision_id",
+            "order_type",
+            "expires_at",
+            "signer",
+            "venue_mode",
+            "body_text",
+            "occurred_at",
+            "last_error",
+            "condition_id",
+            "credentials_ref",
+            "fee_rate",
+            "fee_exponent",
+            "locked_by",
+        )
+        types = (
+            "text",
+            "text",
+            "text",
+            "text",
+            "text",
+            "text",
+            "text",
+            "text",
+            "jsonb",
+            "bigint",
+            "numeric",
+            "text",
+            "text",
+            "timestamptz",
+            "text",
+            "text",
+            "text",
+            "timestamptz",
+            "text",
+            "text",
+            "text",
+            "numeric",
+            "numeric",
+            "text",
+        )
         arrays = [[] for _ in columns]
         for r in rows:
-            values = (r.intent_id, r.follow_id, r.leader_fill_id, r.follower, r.token_id, r.side, r.status,
-                      r.order_hash, json.dumps(r.signed_order) if r.signed_order is not None else None, r.size_e6,
-                      r.price, r.decision_id, r.order_type, _ts(r.expires_at_us), r.signer, r.venue_mode,
-                      r.body_text, _ts(r.occurred_at_us), r.last_error, r.condition_id, r.credentials_ref, r.fee_rate,
-                      r.fee_exponent, owner)
+            values = (
+                r.intent_id,
+                r.follow_id,
+                r.leader_fill_id,
+                r.follower,
+                r.token_id,
+                r.side,
+                r.status,
+                r.order_hash,
+                json.dumps(r.signed_order) if r.signed_order is not None else None,
+                r.size_e6,
+                r.price,
+                r.decision_id,
+                r.order_type,
+                _ts(r.expires_at_us),
+                r.signer,
+                r.venue_mode,
+                r.body_text,
+                _ts(r.occurred_at_us),
+                r.last_error,
+                r.condition_id,
+                r.credentials_ref,
+                r.fee_rate,
+                r.fee_exponent,
+                owner,
+            )
             for array, value in zip(arrays, values):
                 array.append(value)
         # binary parameters: the text array format escapes every element with a regex (long bodies: slow)
         unnest = ", ".join(f"%b::{t}[]" for t in types)
-        sql = (f"INSERT INTO copy_trades ({', '.join(columns)}, locked_at) "
-               f"SELECT *, now() FROM unnest({unnest}) "
-               f"ON CONFLICT DO NOTHING RETURNING {COLUMNS}")
+        sql = (
+            f"INSERT INTO copy_trades ({', '.join(columns)}, locked_at) "
+            f"SELECT *, now() FROM unnest({unnest}) "
+            f"ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+        )
 
         async def go(conn):
             cur = await conn.execute(sql, arrays)
             return {r["idempotency_key"]: Row(**r) for r in await cur.fetchall()}
+
         return await self._run(go, atomic=False)  # one INSERT: atomic by itself
 
     async def claim(self, intent_id: str, owner: str, lease_s: float, *, unconfirmed: bool = False) -> Row | None:
@@ -336,9 +432,11 @@ class Ledger:
                 "UPDATE copy_trades SET locked_by = %(owner)s, locked_at = now() WHERE idempotency_key = %(key)s "
                 f"AND {which} AND (locked_by IS NULL OR locked_by = %(owner)s "
                 f"OR locked_at < now() - make_interval(secs => %(lease)s)) RETURNING {COLUMNS}",
-                {"owner": owner, "key": intent_id, "open": sorted(OPEN), "lease": lease_s})
+                {"owner": owner, "key": intent_id, "open": sorted(OPEN), "lease": lease_s},
+            )
             row = await cur.fetchone()
             return Row(**row) if row else None
+
         return await self._run(go, atomic=False)
 
     async def release(self, intent_ids: Iterable[str], owner: str) -> None:
@@ -347,8 +445,12 @@ class Ledger:
             return
 
         async def go(conn):
-            await conn.execute("UPDATE copy_trades SET locked_by = NULL, locked_at = NULL "
-                               "WHERE idempotency_key = ANY(%s) AND locked_by = %s", (ids, owner))
+            await conn.execute(
+                "UPDATE copy_trades SET locked_by = NULL, locked_at = NULL "
+                "WHERE idempotency_key = ANY(%s) AND locked_by = %s",
+                (ids, owner),
+            )
+
         await self._run(go, atomic=False)
 
     async def postpone(self, intent_ids: Iterable[str], owner: str, *, base_s: float, cap_s: float) -> None:
@@ -363,7 +465,10 @@ class Ledger:
                 "UPDATE copy_trades SET locked_by = CASE WHEN locked_by = %(owner)s THEN NULL ELSE locked_by END, "
                 "locked_at = CASE WHEN locked_by = %(owner)s THEN NULL ELSE locked_at END, checks = checks + 1, "
                 "next_check_at = now() + make_interval(secs => least(%(cap)s, %(base)s * power(2, least(checks, 30)))) "
-                "WHERE idempotency_key = ANY(%(ids)s)", {"owner": owner, "cap": cap_s, "base": base_s, "ids": ids})
+                "WHERE idempotency_key = ANY(%(ids)s)",
+                {"owner": owner, "cap": cap_s, "base": base_s, "ids": ids},
+            )
+
         await self._run(go, atomic=False)
 
     async def renew(self, intent_ids: Iterable[str], owner: str) -> set[str]:
@@ -374,33 +479,51 @@ class Ledger:
             return set()
 
         async def go(conn):
-            cur = await conn.execute("UPDATE copy_trades SET locked_at = now() WHERE idempotency_key = ANY(%s) "
-                                     "AND locked_by = %s AND status = ANY(%s) RETURNING idempotency_key",
-                                     (ids, owner, sorted(OPEN)))
+            cur = await conn.execute(
+                "UPDATE copy_trades SET locked_at = now() WHERE idempotency_key = ANY(%s) "
+                "AND locked_by = %s AND status = ANY(%s) RETURNING idempotency_key",
+                (ids, owner, sorted(OPEN)),
+            )
             return {r["idempotency_key"] for r in await cur.fetchall()}
+
         return await self._run(go, atomic=False)
 
     async def write_updates(self, updates: Sequence[Update]) -> list[bool]:
         """Apply outcome updates in ONE transaction; per update, whether its compare-and-set won."""
         if not updates:
             return []
-        sql = ("UPDATE copy_trades SET status = %(status)s, filled_shares_e6 = %(shares)s, "
-               "filled_collateral_e6 = %(collateral)s, fee_e6 = %(fee)s, "
-               "venue_status = coalesce(%(venue)s, venue_status), "
-               "last_error = %(error)s, attempts = greatest(attempts, %(attempts)s), updated_at = now(), "
-               "next_check_at = now(), checks = 0, final = %(final)s, "
-               "sent_at = CASE WHEN %(sent)s THEN coalesce(sent_at, now()) ELSE sent_at END, "
-               "unknown_since = CASE WHEN %(status)s = 'UNKNOWN' THEN coalesce(unknown_since, now()) ELSE NULL END, "
-               "result_seq = CASE WHEN %(result)s::jsonb IS NULL THEN result_seq ELSE result_seq + 1 END, "
-               "last_result = coalesce(%(result)s::jsonb, last_result), "
-               "locked_by = CASE WHEN locked_by = %(owner)s THEN NULL ELSE locked_by END, "
-               "locked_at = CASE WHEN locked_by = %(owner)s THEN NULL ELSE locked_at END "
-               "WHERE id = %(id)s AND result_seq = %(seq)s RETURNING id")
-        params = [{"status": u.outcome.status, "shares": u.outcome.filled_shares_e6,
-                   "collateral": u.outcome.filled_collateral_e6, "fee": u.outcome.fee_e6,
-                   "venue": u.outcome.venue_status, "error": u.outcome.error, "attempts": u.attempts,
-                   "sent": u.sent, "result": json.dumps(u.result) if u.result is not None else None,
-                   "owner": u.owner, "id": u.row_id, "seq": u.expect_seq, "final": u.outcome.final} for u in updates]
+        sql = (
+            "UPDATE copy_trades SET status = %(status)s, filled_shares_e6 = %(shares)s, "
+            "filled_collateral_e6 = %(collateral)s, fee_e6 = %(fee)s, "
+            "venue_status = coalesce(%(venue)s, venue_status), "
+            "last_error = %(error)s, attempts = greatest(attempts, %(attempts)s), updated_at = now(), "
+            "next_check_at = now(), checks = 0, final = %(final)s, "
+            "sent_at = CASE WHEN %(sent)s THEN coalesce(sent_at, now()) ELSE sent_at END, "
+            "unknown_since = CASE WHEN %(status)s = 'UNKNOWN' THEN coalesce(unknown_since, now()) ELSE NULL END, "
+            "result_seq = CASE WHEN %(result)s::jsonb IS NULL THEN result_seq ELSE result_seq + 1 END, "
+            "last_result = coalesce(%(result)s::jsonb, last_result), "
+            "locked_by = CASE WHEN locked_by = %(owner)s THEN NULL ELSE locked_by END, "
+            "locked_at = CASE WHEN locked_by = %(owner)s THEN NULL ELSE locked_at END "
+            "WHERE id = %(id)s AND result_seq = %(seq)s RETURNING id"
+        )
+        params = [
+            {
+                "status": u.outcome.status,
+                "shares": u.outcome.filled_shares_e6,
+                "collateral": u.outcome.filled_collateral_e6,
+                "fee": u.outcome.fee_e6,
+                "venue": u.outcome.venue_status,
+                "error": u.outcome.error,
+                "attempts": u.attempts,
+                "sent": u.sent,
+                "result": json.dumps(u.result) if u.result is not None else None,
+                "owner": u.owner,
+                "id": u.row_id,
+                "seq": u.expect_seq,
+                "final": u.outcome.final,
+            }
+            for u in updates
+        ]
 
         async def go(conn):
             won = []
@@ -411,6 +534,7 @@ class Ledger:
                     if not cur.nextset():
                         break
             return won
+
         return await self._run(go)
 
     async def mark_emitted(self, done: Sequence[tuple[int, int]]) -> None:
@@ -422,7 +546,9 @@ class Ledger:
             await conn.execute(
                 "UPDATE copy_trades AS c SET result_sent_seq = greatest(c.result_sent_seq, d.seq) "
                 "FROM unnest(%s::bigint[], %s::int[]) AS d(id, seq) WHERE c.id = d.id",
-                ([i for i, _ in done], [s for _, s in done]))
+                ([i for i, _ in done], [s for _, s in done]),
+            )
+
         await self._run(go, atomic=False)
 
 
@@ -478,7 +604,7 @@ class GroupWriter:
 
     async def _flush(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             try:
                 results = await self.ledger.write_updates([u for u, _ in batch])
                 self.transactions += 1

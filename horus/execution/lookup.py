@@ -4,6 +4,7 @@ Each source either answers (possibly "nothing there") or fails; `Evidence.comple
 when every configured source answered, which is what proving an order absent requires (DESIGN
 invariant 4: no guessing).
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,9 @@ class ChainLookup:
 
     async def _rpc(self, method: str, params: list) -> Any:
         self._id += 1
-        response = await self._client.post(self.rpc_url, json={"jsonrpc": "2.0", "id": self._id, "method": method,
-                                                               "params": params})
+        response = await self._client.post(
+            self.rpc_url, json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": params}
+        )
         response.raise_for_status()
         body = response.json()
         if body.get("error"):
@@ -60,9 +62,17 @@ class ChainLookup:
             head = int(await self._rpc("eth_blockNumber", []), 16)
             from_block = hex(max(0, head - self.lookback_blocks))
         flt = self.book.log_filter()
-        logs = await self._rpc("eth_getLogs", [{
-            "address": flt["address"], "fromBlock": from_block, "toBlock": "latest",
-            "topics": [sorted(ORDER_FILLED_TOPICS.values()), order_hash.lower()]}])
+        logs = await self._rpc(
+            "eth_getLogs",
+            [
+                {
+                    "address": flt["address"],
+                    "fromBlock": from_block,
+                    "toBlock": "latest",
+                    "topics": [sorted(ORDER_FILLED_TOPICS.values()), order_hash.lower()],
+                }
+            ],
+        )
         found = []
         for entry in logs:
             try:
@@ -81,8 +91,9 @@ class Lookup:
         self.venue = venue
         self.chain = chain
 
-    async def evidence(self, order_hash: str, *, creds, address: str, maker: str, token_id: str,
-                       after_s: int | None = None) -> Evidence:
+    async def evidence(
+        self, order_hash: str, *, creds, address: str, maker: str, token_id: str, after_s: int | None = None
+    ) -> Evidence:
         """The three sources for one order; `after_s` (unix seconds): only trades matched after it can be its own."""
         ev = Evidence()
         reply = await self.venue.get_order(order_hash, creds, address)

@@ -5,6 +5,7 @@ commit is the lowest offset still unfinished (Kafka's committed offset = the nex
 one past the highest offset seen when nothing is unfinished. Committing that never skips a message
 whose work is not done, so a crash re-delivers every unfinished message (the ledger makes that safe).
 """
+
 from __future__ import annotations
 
 import heapq

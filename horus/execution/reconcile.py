@@ -14,6 +14,7 @@ On start and every `reconcile_interval_s`:
 A new signature for an intent (generation + 1) is never made here: an intent whose order is proven
 unfillable is past its expiry, so it settles as NOT_FILLED instead of being re-sent late.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,10 @@ log = logging.getLogger("horus.execution")
 STUCK = Gauge("horus_execute_stuck_rows", "Ledger rows open (PENDING/UNKNOWN) past the alert bound")
 OPEN_ROWS = Gauge("horus_execute_open_rows", "Ledger rows the last reconciliation round looked at")
 SETTLED = Counter("horus_execute_reconciled_total", "Rows the reconciler moved to a new state")
-CONFIRMED = Counter("horus_execute_confirmed_total", "Provisional fills (a matched reply) the reconciler found settled "
-                    "on chain as recorded")
+CONFIRMED = Counter(
+    "horus_execute_confirmed_total",
+    "Provisional fills (a matched reply) the reconciler found settled on chain as recorded",
+)
 REEMITTED = Counter("horus_execute_reemitted_total", "Results re-emitted after a crash window")
 
 
@@ -46,8 +49,16 @@ class RoundReport:
 
 
 class Reconciler:
-    def __init__(self, executor: Executor, ledger: Ledger, *, min_age_s: float, lease_s: float,
-                 alert_after_s: float, concurrency: int = 32) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        ledger: Ledger,
+        *,
+        min_age_s: float,
+        lease_s: float,
+        alert_after_s: float,
+        concurrency: int = 32,
+    ) -> None:
         self.executor = executor
         self.ledger = ledger
         self.min_age_s = min_age_s
@@ -82,8 +93,7 @@ class Reconciler:
     async def _one(self, row: Row) -> str | None:
         """Resume one row; "settled" (a new outcome), "confirmed" (a provisional fill final as recorded) or None."""
         async with self._gate:
-            claimed = await self.ledger.claim(row.idempotency_key, self.executor.owner, self.lease_s,
-                                              unconfirmed=True)
+            claimed = await self.ledger.claim(row.idempotency_key, self.executor.owner, self.lease_s, unconfirmed=True)
             if claimed is None:
                 return None
             await self.executor.resume(claimed)
@@ -99,12 +109,18 @@ class Reconciler:
             try:
                 report = await self.round()
                 if report.settled or report.reemitted or report.stuck:
-                    log.info("reconcile: %d open looked at, %d settled, %d confirmed, %d re-emitted, %d stuck past "
-                             "%.0fs", report.looked_at, report.settled, report.confirmed, report.reemitted,
-                             len(report.stuck or ()), self.alert_after_s)
+                    log.info(
+                        "reconcile: %d open looked at, %d settled, %d confirmed, %d re-emitted, %d stuck past %.0fs",
+                        report.looked_at,
+                        report.settled,
+                        report.confirmed,
+                        report.reemitted,
+                        len(report.stuck or ()),
+                        self.alert_after_s,
+                    )
             except Exception:
                 log.exception("reconciliation round failed; retrying next interval")
             try:
                 await asyncio.wait_for(stop.wait(), max(0.05, interval_s - (time.monotonic() - started)))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

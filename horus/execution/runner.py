@@ -22,6 +22,7 @@ A decision that decodes but cannot be executed (safety review D10) is parked in 
 the ledger stays unreachable past `execute_ledger_down_exit_s`, `run` raises LedgerUnreachable and the process
 exits 70 to be restarted (D3).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,9 +32,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 from confluent_kafka import TopicPartition
@@ -43,8 +45,13 @@ from horus.codec import Codec, default_codec
 from horus.db.engine import refuses_a_value
 from horus.domain.control import ControlState, apply_control, apply_control_tombstone
 from horus.domain.copy_check import BadCopyDecision, check_copy_decision
-from horus.domain.send_gate import (Blocked, ExecutorConfig, apply_executor_config, apply_executor_config_tombstone,
-                                    blocked)
+from horus.domain.send_gate import (
+    Blocked,
+    ExecutorConfig,
+    apply_executor_config,
+    apply_executor_config_tombstone,
+    blocked,
+)
 from horus.execution.accounts import Accounts
 from horus.execution.crash import CrashPoints
 from horus.execution.lanes import KeyedLanes
@@ -92,11 +99,22 @@ class ExecuteService:
     the real ledger, Kafka and the simulator). `follower_account(address)` gives a FollowerConfig (an accounts
     file); None: the followers folded from config.changes."""
 
-    def __init__(self, settings: Settings, *, follower_account: Callable[[str], Any] | None,
-                 secrets: Callable[[str], Any] | None, market_info: Callable[[str], Any] | None = None,
-                 venue: Any = None, chain: ChainLookup | None = None, runtime: Runtime | None = None,
-                 codec: Codec | None = None, group_id: str | None = None, reconcile: bool = True,
-                 resend_unknown: int = 1, backoff_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        follower_account: Callable[[str], Any] | None,
+        secrets: Callable[[str], Any] | None,
+        market_info: Callable[[str], Any] | None = None,
+        venue: Any = None,
+        chain: ChainLookup | None = None,
+        runtime: Runtime | None = None,
+        codec: Codec | None = None,
+        group_id: str | None = None,
+        reconcile: bool = True,
+        resend_unknown: int = 1,
+        backoff_s: float = 1.0,
+    ) -> None:
         self.settings = settings
         self.codec = codec or default_codec()
         self.runtime = runtime or Runtime(settings, codec=self.codec)
@@ -146,9 +164,13 @@ class ExecuteService:
             from horus.venue.polymarket.clob import ClobHttp
 
             # one aiohttp session; a socket per unfinished decision, so a POST never waits for a connection
-            self.venue = ClobHttp(s.clob_url, chain_id=s.venue_chain_id, timeout_s=s.venue_timeout_s,
-                                  max_connections=self.max_in_flight,
-                                  on_post_sent=lambda: crash.reached("after_post_sent"))
+            self.venue = ClobHttp(
+                s.clob_url,
+                chain_id=s.venue_chain_id,
+                timeout_s=s.venue_timeout_s,
+                max_connections=self.max_in_flight,
+                on_post_sent=lambda: crash.reached("after_post_sent"),
+            )
         if self.market_info_fn is None:
             import httpx
 
@@ -161,26 +183,51 @@ class ExecuteService:
         self.venue_clock = VenueClock(self.venue)
         await self.venue_clock.measure()
         self.executor = Executor(
-            mode=s.venue_mode, ledger=self.ledger, writer=self.writer, accounts=accounts, venue=self.venue,
-            lookup=lookup, market_info=self.market_info_fn, emit=self.emit, owner=self.owner,
-            chain_id=s.venue_chain_id, builder=s.builder_code.lower(), default_ttl_s=s.execute_default_ttl_s,
-            lease_s=s.execute_lease_s, resend_unknown=self.resend_unknown, backoff_s=self.backoff_s,
-            gate=self.gate, absent_after_s=s.venue_timeout_s + s.execute_lease_s + 1.0,
-            recheck_base_s=s.reconcile_interval_s, recheck_cap_s=s.reconcile_max_backoff_s, crash=crash,
-            venue_clock=self.venue_clock, send_margin_s=s.execute_send_margin_s)
+            mode=s.venue_mode,
+            ledger=self.ledger,
+            writer=self.writer,
+            accounts=accounts,
+            venue=self.venue,
+            lookup=lookup,
+            market_info=self.market_info_fn,
+            emit=self.emit,
+            owner=self.owner,
+            chain_id=s.venue_chain_id,
+            builder=s.builder_code.lower(),
+            default_ttl_s=s.execute_default_ttl_s,
+            lease_s=s.execute_lease_s,
+            resend_unknown=self.resend_unknown,
+            backoff_s=self.backoff_s,
+            gate=self.gate,
+            absent_after_s=s.venue_timeout_s + s.execute_lease_s + 1.0,
+            recheck_base_s=s.reconcile_interval_s,
+            recheck_cap_s=s.reconcile_max_backoff_s,
+            crash=crash,
+            venue_clock=self.venue_clock,
+            send_margin_s=s.execute_send_margin_s,
+        )
         if lookup is not None:
-            self.reconciler = Reconciler(self.executor, self.ledger, min_age_s=s.reconcile_min_age_s,
-                                         lease_s=s.execute_lease_s, alert_after_s=s.reconcile_alert_after_s)
+            self.reconciler = Reconciler(
+                self.executor,
+                self.ledger,
+                min_age_s=s.reconcile_min_age_s,
+                lease_s=s.execute_lease_s,
+                alert_after_s=s.reconcile_alert_after_s,
+            )
         self.lanes = KeyedLanes(self._run_job, self._job_done)
         if not consume:
             await self._tails_ready()
             return
-        self.consumer = make_consumer(s, self.group_id, **{
-            "partition.assignment.strategy": "cooperative-sticky",
-            "max.poll.interval.ms": 300_000,
-            "session.timeout.ms": int(s.session_timeout_s * 1000),
-            "heartbeat.interval.ms": int(min(3.0, s.session_timeout_s / 3) * 1000),
-        })
+        self.consumer = make_consumer(
+            s,
+            self.group_id,
+            **{
+                "partition.assignment.strategy": "cooperative-sticky",
+                "max.poll.interval.ms": 300_000,
+                "session.timeout.ms": int(s.session_timeout_s * 1000),
+                "heartbeat.interval.ms": int(min(3.0, s.session_timeout_s / 3) * 1000),
+            },
+        )
 
     def _start_tails(self) -> None:
         """config.changes and control.commands, folded from the beginning on threads of their own; the executor
@@ -189,11 +236,28 @@ class ExecuteService:
         s = self.settings
         lock = threading.Lock()
         self.tails = [
-            ConfigTail(s, self.codec, self.configs, lock, dead_letters=self.runtime.dead_letters,
-                       stage="execute-config", apply=apply_executor_config, tombstone=apply_executor_config_tombstone),
-            ConfigTail(s, self.codec, self.control, lock, dead_letters=self.runtime.dead_letters,
-                       stage="execute-control", apply=apply_control, tombstone=apply_control_tombstone,
-                       topic=CONTROL_COMMANDS)]
+            ConfigTail(
+                s,
+                self.codec,
+                self.configs,
+                lock,
+                dead_letters=self.runtime.dead_letters,
+                stage="execute-config",
+                apply=apply_executor_config,
+                tombstone=apply_executor_config_tombstone,
+            ),
+            ConfigTail(
+                s,
+                self.codec,
+                self.control,
+                lock,
+                dead_letters=self.runtime.dead_letters,
+                stage="execute-control",
+                apply=apply_control,
+                tombstone=apply_control_tombstone,
+                topic=CONTROL_COMMANDS,
+            ),
+        ]
         self.runtime.start()
         for tail in self.tails:
             tail.start()
@@ -222,9 +286,15 @@ class ExecuteService:
                 self.fatal = SwitchesUnknown(f"{dead.topic} is no longer folded: {dead.failed}")
             raise self.fatal
         account = self.follower_account(row.follower)
-        return blocked(self.control, self.configs, follower=row.follower, follow_id=row.follow_id,
-                       condition_id=row.condition_id, token_id=row.token_id,
-                       follower_enabled=account is None or getattr(account, "enabled", True))
+        return blocked(
+            self.control,
+            self.configs,
+            follower=row.follower,
+            follow_id=row.follow_id,
+            condition_id=row.condition_id,
+            token_id=row.token_id,
+            follower_enabled=account is None or getattr(account, "enabled", True),
+        )
 
     async def _kafka_call(self, fn, *args, **kwargs):
         return await self._loop.run_in_executor(self._kafka, lambda: fn(*args, **kwargs))
@@ -237,17 +307,27 @@ class ExecuteService:
             self._stop_tails()
             raise
         done = asyncio.Event()
-        tasks = [asyncio.create_task(self._commit_loop(done), name="execute-commits"),
-                 asyncio.create_task(self._renew_leases(done), name="execute-leases"),
-                 asyncio.create_task(self._watch_ledger(done), name="execute-ledger-watch"),
-                 asyncio.create_task(self._read_venue_clock(done), name="execute-venue-clock")]
+        tasks = [
+            asyncio.create_task(self._commit_loop(done), name="execute-commits"),
+            asyncio.create_task(self._renew_leases(done), name="execute-leases"),
+            asyncio.create_task(self._watch_ledger(done), name="execute-ledger-watch"),
+            asyncio.create_task(self._read_venue_clock(done), name="execute-venue-clock"),
+        ]
         try:
-            await self._kafka_call(self.consumer.subscribe, [self.topic], on_assign=self._on_assign,
-                                   on_revoke=self._on_revoke, on_lost=self._on_revoke)
+            await self._kafka_call(
+                self.consumer.subscribe,
+                [self.topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
             await self._tails_ready()  # the group is joined meanwhile; nothing is sent before both are read
             if self.reconciler is not None and self.do_reconcile:
-                tasks.append(asyncio.create_task(self.reconciler.run(done, self.settings.reconcile_interval_s),
-                                                 name="reconciler"))
+                tasks.append(
+                    asyncio.create_task(
+                        self.reconciler.run(done, self.settings.reconcile_interval_s), name="reconciler"
+                    )
+                )
             log.info("execute: mode %s, group %s, owner %s", self.settings.venue_mode, self.group_id, self.owner)
             while not stop.is_set() and self.fatal is None:
                 await self._poll_once()
@@ -261,7 +341,7 @@ class ExecuteService:
         while not done.is_set():
             try:
                 await asyncio.wait_for(done.wait(), VENUE_CLOCK_EVERY_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self.venue_clock.measure()
 
     async def _watch_ledger(self, done: asyncio.Event) -> None:
@@ -271,13 +351,16 @@ class ExecuteService:
         while not done.is_set():
             try:
                 await asyncio.wait_for(done.wait(), 1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             down = self.ledger.unreachable_for()
             LEDGER_DOWN.set(down)
             if down > bound and self.fatal is None:
-                log.critical("execute: the ledger has been unreachable for %.0fs (bound %.0fs): exiting to be "
-                             "restarted", down, bound)
+                log.critical(
+                    "execute: the ledger has been unreachable for %.0fs (bound %.0fs): exiting to be restarted",
+                    down,
+                    bound,
+                )
                 self.fatal = LedgerUnreachable(f"ledger unreachable for {down:.0f}s")
 
     async def reconcile_only(self, stop: asyncio.Event, *, once: bool) -> list:
@@ -297,7 +380,7 @@ class ExecuteService:
                     return reports
                 try:
                     await asyncio.wait_for(stop.wait(), self.settings.reconcile_interval_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             await self._shutdown([])
@@ -326,9 +409,14 @@ class ExecuteService:
             tp = (m.topic(), m.partition())
             work = next(prepared) if record is not None and record.get("action") == "COPY" else None
             if isinstance(work, BaseException) or (work is not None and work.row is None):
-                why = work if isinstance(work, BaseException) else RuntimeError(
-                    f"intent {work.intent_id}: another ledger row holds follow {record['follow_id']} and leader fill "
-                    f"{record['leader_fill_id']}")
+                why = (
+                    work
+                    if isinstance(work, BaseException)
+                    else RuntimeError(
+                        f"intent {work.intent_id}: another ledger row holds follow {record['follow_id']} and leader fill "
+                        f"{record['leader_fill_id']}"
+                    )
+                )
                 await self._park(m, why)
                 work = None
             job = Job(tp[0], tp[1], m.offset(), work, self._generation.get(tp, 0))
@@ -370,8 +458,12 @@ class ExecuteService:
                     raise
                 if self.fatal is not None:
                     raise self.fatal
-                log.warning("prewrite of %d decisions: the ledger is unreachable; retrying in %.1fs", len(records),
-                            delay, exc_info=True)
+                log.warning(
+                    "prewrite of %d decisions: the ledger is unreachable; retrying in %.1fs",
+                    len(records),
+                    delay,
+                    exc_info=True,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
@@ -394,9 +486,16 @@ class ExecuteService:
     async def _park(self, m, error: BaseException) -> None:
         """The message in dead.letters with its bytes, once the broker has it (its offset may then be committed)."""
         future = self._loop.create_future()
-        self.runtime.dead_letters.park(topic=m.topic(), partition=m.partition(), offset=m.offset(), key=m.key(),
-                                       original=m.value(), error=error, stage="execute",
-                                       on_delivery=self._resolver(future))
+        self.runtime.dead_letters.park(
+            topic=m.topic(),
+            partition=m.partition(),
+            offset=m.offset(),
+            key=m.key(),
+            original=m.value(),
+            error=error,
+            stage="execute",
+            on_delivery=self._resolver(future),
+        )
         await future
 
     def _resolver(self, future: asyncio.Future):
@@ -410,18 +509,21 @@ class ExecuteService:
                     future.set_exception(RuntimeError(f"{msg.topic()}: {err}"))
                 else:
                     future.set_result(None)
+
             try:
                 loop.call_soon_threadsafe(resolve)
             except RuntimeError:  # loop closed at shutdown
                 pass
+
         return on_delivery
 
     async def emit(self, record: dict) -> None:
         """Produce one ExecutionResult (key = follower) and wait for the broker's ack."""
         future = self._loop.create_future()
         data = self.codec.encode(EXECUTION_RESULTS.event_type, record)
-        produce_reliably(self.runtime.producer, self.out_topic, data, key=record["follower"],
-                         on_delivery=self._resolver(future))
+        produce_reliably(
+            self.runtime.producer, self.out_topic, data, key=record["follower"], on_delivery=self._resolver(future)
+        )
         try:
             await future
         except RuntimeError as exc:  # the ledger keeps the result; exit and let the restart re-emit it
@@ -495,7 +597,7 @@ class ExecuteService:
         while not done.is_set():
             try:
                 await asyncio.wait_for(done.wait(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             await self._kafka_call(self._commit_now)
 
@@ -505,7 +607,7 @@ class ExecuteService:
         while not done.is_set():
             try:
                 await asyncio.wait_for(done.wait(), self.settings.execute_lease_s / 3)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             held = [job.work.intent_id for job in self.lanes.jobs() if job.work is not None]
             at = time.monotonic()  # before the statement: each lease it refreshes lasts at least from here

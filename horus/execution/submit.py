@@ -17,42 +17,59 @@ no switch or config forbids it (`gate`: kill, pauses, disables), and this worker
 Once any attempt of the bytes may have reached the venue, no refusal is believed without a lookup, and
 "absent" proves NOT_FILLED only once a request started before the expiry can no longer be in flight.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
 from horus.domain.decide import fee_schedule
-from horus.domain.execute import (DRY_RUN_ATTEMPT, TERMINAL, Outcome, classify_reply, decision_timestamp_ms,
-                                  expires_at_us, result_record, settle_from_evidence, with_reply_fee)
+from horus.domain.execute import (
+    DRY_RUN_ATTEMPT,
+    TERMINAL,
+    Outcome,
+    classify_reply,
+    decision_timestamp_ms,
+    expires_at_us,
+    result_record,
+    settle_from_evidence,
+    with_reply_fee,
+)
 from horus.domain.send_gate import Blocked
 from horus.execution.accounts import Account, AccountError, Accounts
 from horus.execution.crash import CrashPoints
-from horus.execution.venue_clock import VenueClock
 from horus.execution.ledger import GroupWriter, Ledger, Prewrite, Row, Update
 from horus.execution.lookup import Evidence, Lookup
+from horus.execution.venue_clock import VenueClock
 from horus.venue.polymarket.clob import serialize_body
-from horus.venue.polymarket.orders import (BYTES32_ZERO, exchange_for, order_body, order_for_intent,
-                                           sign_order)
+from horus.venue.polymarket.orders import BYTES32_ZERO, exchange_for, order_body, order_for_intent, sign_order
 
 log = logging.getLogger("horus.execution")
 
 ORDERS_SENT = Counter("horus_execute_posts_total", "POST /order attempts", ["mode"])
 OUTCOMES = Counter("horus_execute_outcomes_total", "Recorded execution outcomes", ["status"])
-SIGN_SECONDS = Histogram("horus_execute_sign_seconds", "Signing time per order",
-                         buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01))
-CORRECTIONS = Counter("horus_execute_corrections_total", "Results recorded over an earlier one of the same order "
-                      "(the next sequence number): a lost race with more fills, or settled evidence that differs "
-                      "from a matched reply")
-SEEN_TO_SENT = Histogram("horus_execute_seen_to_sent_seconds", "Decision consumed -> first POST sent",
-                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+SIGN_SECONDS = Histogram(
+    "horus_execute_sign_seconds", "Signing time per order", buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01)
+)
+CORRECTIONS = Counter(
+    "horus_execute_corrections_total",
+    "Results recorded over an earlier one of the same order "
+    "(the next sequence number): a lost race with more fills, or settled evidence that differs "
+    "from a matched reply",
+)
+SEEN_TO_SENT = Histogram(
+    "horus_execute_seen_to_sent_seconds",
+    "Decision consumed -> first POST sent",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 MODES = ("paper", "live", "dry-run")
 TRADES_CLOCK_MARGIN_S = 300  # the database's and the venue's clocks may disagree; trades before that are not ours
@@ -81,15 +98,34 @@ def _no_gate(_row: Row) -> Blocked | None:
 
 
 class Executor:
-    def __init__(self, *, mode: str, ledger: Ledger, writer: GroupWriter, accounts: Accounts, venue: Any,
-                 lookup: Lookup | None, market_info: Callable[[str], Awaitable[Any]],
-                 emit: Callable[[dict], Awaitable[None]], owner: str, chain_id: int = 137,
-                 builder: str = BYTES32_ZERO, default_ttl_s: float = 60.0, lease_s: float = 30.0,
-                 resend_unknown: int = 1, backoff_s: float = 1.0, backoff_cap_s: float = 8.0,
-                 gate: Callable[[Row], Blocked | None] = _no_gate, absent_after_s: float = 45.0,
-                 recheck_base_s: float = 5.0, recheck_cap_s: float = 60.0, crash: CrashPoints | None = None,
-                 now_us: Callable[[], int] = _now_us, venue_clock: VenueClock | None = None,
-                 send_margin_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        mode: str,
+        ledger: Ledger,
+        writer: GroupWriter,
+        accounts: Accounts,
+        venue: Any,
+        lookup: Lookup | None,
+        market_info: Callable[[str], Awaitable[Any]],
+        emit: Callable[[dict], Awaitable[None]],
+        owner: str,
+        chain_id: int = 137,
+        builder: str = BYTES32_ZERO,
+        default_ttl_s: float = 60.0,
+        lease_s: float = 30.0,
+        resend_unknown: int = 1,
+        backoff_s: float = 1.0,
+        backoff_cap_s: float = 8.0,
+        gate: Callable[[Row], Blocked | None] = _no_gate,
+        absent_after_s: float = 45.0,
+        recheck_base_s: float = 5.0,
+        recheck_cap_s: float = 60.0,
+        crash: CrashPoints | None = None,
+        now_us: Callable[[], int] = _now_us,
+        venue_clock: VenueClock | None = None,
+        send_margin_s: float = 1.0,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"venue_mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
@@ -202,18 +238,36 @@ class Executor:
         d = w.decision
         price = d.get("worst_price")
         schedule = fee_schedule(info) if info is not None else None
-        return dict(intent_id=w.intent_id, follow_id=d["follow_id"], leader_fill_id=d["leader_fill_id"],
-                    follower=w.follower, token_id=d["token_id"], side=d["side"], size_e6=d["size_e6"],
-                    price=Decimal(price) if price else None, decision_id=d["envelope"]["event_id"],
-                    occurred_at_us=d["envelope"]["occurred_at_us"], order_type=d.get("order_type") or "FOK",
-                    expires_at_us=expires_at_us(d, self.default_ttl_s), venue_mode=self.mode,
-                    condition_id=d.get("condition_id") or getattr(info, "condition_id", None),
-                    credentials_ref=getattr(account, "credentials_ref", None),
-                    fee_rate=schedule[0] if schedule else None, fee_exponent=schedule[1] if schedule else None)
+        return dict(
+            intent_id=w.intent_id,
+            follow_id=d["follow_id"],
+            leader_fill_id=d["leader_fill_id"],
+            follower=w.follower,
+            token_id=d["token_id"],
+            side=d["side"],
+            size_e6=d["size_e6"],
+            price=Decimal(price) if price else None,
+            decision_id=d["envelope"]["event_id"],
+            occurred_at_us=d["envelope"]["occurred_at_us"],
+            order_type=d.get("order_type") or "FOK",
+            expires_at_us=expires_at_us(d, self.default_ttl_s),
+            venue_mode=self.mode,
+            condition_id=d.get("condition_id") or getattr(info, "condition_id", None),
+            credentials_ref=getattr(account, "credentials_ref", None),
+            fee_rate=schedule[0] if schedule else None,
+            fee_exponent=schedule[1] if schedule else None,
+        )
 
     def _rejected(self, w: Work, reason: str) -> Prewrite:
-        return Prewrite(**self._base(w), signer=None, order_hash=None, signed_order=None, body_text=None,
-                        status="REJECTED", last_error=reason)
+        return Prewrite(
+            **self._base(w),
+            signer=None,
+            order_hash=None,
+            signed_order=None,
+            body_text=None,
+            status="REJECTED",
+            last_error=reason,
+        )
 
     def _sign_all(self, jobs) -> list[Prewrite]:  # worker thread: pure CPU, no shared state touched
         out = []
@@ -222,10 +276,19 @@ class Executor:
             try:
                 started = time.perf_counter()
                 fields = order_for_intent(
-                    w.intent_id, token_id=base["token_id"], side=base["side"], size_e6=base["size_e6"],
-                    worst_price=base["price"], tick_size=info.tick_size, order_type=base["order_type"],
-                    maker=account.follower, signer=account.order_signer, signature_type=account.signature_type,
-                    builder=self.builder, timestamp_ms=decision_timestamp_ms(w.decision))
+                    w.intent_id,
+                    token_id=base["token_id"],
+                    side=base["side"],
+                    size_e6=base["size_e6"],
+                    worst_price=base["price"],
+                    tick_size=info.tick_size,
+                    order_type=base["order_type"],
+                    maker=account.follower,
+                    signer=account.order_signer,
+                    signature_type=account.signature_type,
+                    builder=self.builder,
+                    timestamp_ms=decision_timestamp_ms(w.decision),
+                )
                 domain = exchange_for(info.version, bool(info.neg_risk), self.chain_id)
                 signed = sign_order(fields, domain, account.private_key)
                 SIGN_SECONDS.observe(time.perf_counter() - started)
@@ -235,11 +298,21 @@ class Executor:
             except Exception as exc:  # noqa: BLE001 - this intent only, never the batch (D10)
                 out.append(self._rejected(w, f"order not built: {exc}"))
                 continue
-            stored = {**body["order"], "orderHash": signed.order_hash,
-                      "domain": {"exchange": domain.exchange, "chainId": domain.chain_id, "version": domain.version}}
-            out.append(Prewrite(**base, signer=account.signer, order_hash=signed.order_hash, signed_order=stored,
-                                body_text=serialize_body(body),
-                                status="DRY_RUN" if self.mode == "dry-run" else "PENDING"))
+            stored = {
+                **body["order"],
+                "orderHash": signed.order_hash,
+                "domain": {"exchange": domain.exchange, "chainId": domain.chain_id, "version": domain.version},
+            }
+            out.append(
+                Prewrite(
+                    **base,
+                    signer=account.signer,
+                    order_hash=signed.order_hash,
+                    signed_order=stored,
+                    body_text=serialize_body(body),
+                    status="DRY_RUN" if self.mode == "dry-run" else "PENDING",
+                )
+            )
         return out
 
     # ------------------------------------------------------------------------------ run (per lane)
@@ -278,8 +351,10 @@ class Executor:
         expiry (safety review D2), then the operator's switches and the configs (D4)."""
         if row.expires_at_us is not None and self._last_send_us(row) <= self.venue_clock.latest_us():
             late_s = (self.venue_clock.latest_us() - row.expires_at_us) / 1e6
-            return (f"EXPIRED: not sent: the intent expires at {row.expires_at} and may not be sent within "
-                    f"{self.send_margin_s:g}s of it ({late_s:+.1f}s by the venue's clock)")
+            return (
+                f"EXPIRED: not sent: the intent expires at {row.expires_at} and may not be sent within "
+                f"{self.send_margin_s:g}s of it ({late_s:+.1f}s by the venue's clock)"
+            )
         stop = self.gate(row)
         return None if stop is None else stop.error
 
@@ -291,8 +366,9 @@ class Executor:
     def _absent_settles(self, row: Row) -> bool:
         """True once 'the venue has no trace' proves NOT_FILLED: past the expiry by more than a POST started before
         it can take to land (venue timeout) plus a lease, so no worker's request is still in flight (D6)."""
-        return (row.expires_at_us is not None
-                and self.venue_clock.earliest_us() >= row.expires_at_us + int(self.absent_after_s * 1e6))
+        return row.expires_at_us is not None and self.venue_clock.earliest_us() >= row.expires_at_us + int(
+            self.absent_after_s * 1e6
+        )
 
     async def resume(self, row: Row) -> None:
         """An open row whose lease we have just taken: re-send the same bytes while it may still be sent, else settle
@@ -317,8 +393,9 @@ class Executor:
     async def postpone(self, row: Row) -> None:
         """Release the row, due again later (backoff): this look settled nothing."""
         self._leases.pop(row.idempotency_key, None)
-        await self.ledger.postpone([row.idempotency_key], self.owner, base_s=self.recheck_base_s,
-                                   cap_s=self.recheck_cap_s)
+        await self.ledger.postpone(
+            [row.idempotency_key], self.owner, base_s=self.recheck_base_s, cap_s=self.recheck_cap_s
+        )
 
     async def settle(self, row: Row, account: Account, *, resend: bool) -> bool:
         """Look the hash up and record what happened; True if the row reached a new state."""
@@ -332,8 +409,11 @@ class Executor:
             else:
                 await self.postpone(row)
                 return False
-        if (outcome.status == row.status and outcome.filled_shares_e6 == row.filled_shares_e6
-                and row.last_result is not None):
+        if (
+            outcome.status == row.status
+            and outcome.filled_shares_e6 == row.filled_shares_e6
+            and row.last_result is not None
+        ):
             await self.postpone(row)
             return False
         await self._record(row, outcome, row.attempts, sent=False)
@@ -347,12 +427,21 @@ class Executor:
         if outcome is None or not outcome.terminal:
             await self.postpone(row)
             return False
-        if (outcome.status, outcome.filled_shares_e6, outcome.filled_collateral_e6, outcome.fee_e6) != \
-                (row.status, row.filled_shares_e6, row.filled_collateral_e6, row.fee_e6):
+        if (outcome.status, outcome.filled_shares_e6, outcome.filled_collateral_e6, outcome.fee_e6) != (
+            row.status,
+            row.filled_shares_e6,
+            row.filled_collateral_e6,
+            row.fee_e6,
+        ):
             CORRECTIONS.inc()
-            log.warning("intent %s: the reply said %s with %d shares, the settled evidence %s with %d: correcting",
-                        row.idempotency_key, row.status, row.filled_shares_e6, outcome.status,
-                        outcome.filled_shares_e6)
+            log.warning(
+                "intent %s: the reply said %s with %d shares, the settled evidence %s with %d: correcting",
+                row.idempotency_key,
+                row.status,
+                row.filled_shares_e6,
+                outcome.status,
+                outcome.filled_shares_e6,
+            )
         # the next result either way: the same fills now final, or what settled; decide needs to know which
         await self._record(row, outcome, row.attempts, sent=False)
         return True
@@ -387,8 +476,9 @@ class Executor:
             ORDERS_SENT.labels(self.mode).inc()
             reply = await self.venue.post_order(row.body_text, account.creds, account.signer)
             self.crash.reached("after_reply")
-            outcome = classify_reply(reply.status_code, reply.body, reply.error, reply.transport_error, shape,
-                                     may_have_landed=landed)
+            outcome = classify_reply(
+                reply.status_code, reply.body, reply.error, reply.transport_error, shape, may_have_landed=landed
+            )
             schedule = (row.fee_rate, row.fee_exponent or Decimal(1)) if row.fee_rate is not None else None
             outcome = with_reply_fee(outcome, row.side, schedule)
             if outcome.retry:  # 425 / 429 / post-only window: not processed; the same bytes later, within expiry
@@ -399,8 +489,7 @@ class Executor:
                 await asyncio.sleep(wait)
                 continue
             landed = True
-            if outcome.status == "UNKNOWN" and not outcome.confirm and resends > 0 and \
-                    self._stop_reason(row) is None:
+            if outcome.status == "UNKNOWN" and not outcome.confirm and resends > 0 and self._stop_reason(row) is None:
                 resends -= 1  # once more with the same bytes: a duplicate reply then proves it landed
                 await asyncio.sleep(0.2)
                 continue
@@ -436,17 +525,29 @@ class Executor:
             else:
                 self._leases.pop(key, None)
 
-    async def _look_up(self, row: Row, account: Account, *,
-                       absent_settles: bool = False) -> tuple[Outcome | None, Evidence]:
+    async def _look_up(
+        self, row: Row, account: Account, *, absent_settles: bool = False
+    ) -> tuple[Outcome | None, Evidence]:
         """What the venue's and the chain's records say happened to this row's order (None: not settled yet), and
         the evidence. `absent_settles`: no trace at all proves NOT_FILLED (past expiry and grace), when every source
         answered. Its trades can only come after the row was written (less a margin for the two clocks), which
         keeps a busy follower's trade history short."""
-        ev = await self.lookup.evidence(row.order_hash, creds=account.creds, address=account.signer,
-                                        maker=row.follower, token_id=row.token_id,
-                                        after_s=int(row.created_at.timestamp()) - TRADES_CLOCK_MARGIN_S)
-        outcome = settle_from_evidence(row.order_hash, row.shape, venue_order=ev.venue_order, trades=ev.trades,
-                                       chain_fills=ev.chain_fills, expired=absent_settles and ev.complete)
+        ev = await self.lookup.evidence(
+            row.order_hash,
+            creds=account.creds,
+            address=account.signer,
+            maker=row.follower,
+            token_id=row.token_id,
+            after_s=int(row.created_at.timestamp()) - TRADES_CLOCK_MARGIN_S,
+        )
+        outcome = settle_from_evidence(
+            row.order_hash,
+            row.shape,
+            venue_order=ev.venue_order,
+            trades=ev.trades,
+            chain_fills=ev.chain_fills,
+            expired=absent_settles and ev.complete,
+        )
         return outcome, ev
 
     async def _confirm(self, row: Row, account: Account, said: Outcome) -> Outcome:
@@ -468,25 +569,39 @@ class Executor:
         while True:
             seq = row.result_seq + 1
             record = result_record(
-                intent_id=row.idempotency_key, follow_id=row.follow_id, follower=row.follower,
-                leader_fill_id=row.leader_fill_id, decision_id=row.decision_id or "",
-                occurred_at_us=row.occurred_at_us, status=outcome.status,
-                seq=DRY_RUN_ATTEMPT if outcome.status == "DRY_RUN" else seq, now_us=self._now_us(),
-                order_hash=row.order_hash, filled_shares_e6=outcome.filled_shares_e6,
-                filled_collateral_e6=outcome.filled_collateral_e6, fee_e6=outcome.fee_e6, error=outcome.error,
-                attempts=attempts, final=outcome.final)
+                intent_id=row.idempotency_key,
+                follow_id=row.follow_id,
+                follower=row.follower,
+                leader_fill_id=row.leader_fill_id,
+                decision_id=row.decision_id or "",
+                occurred_at_us=row.occurred_at_us,
+                status=outcome.status,
+                seq=DRY_RUN_ATTEMPT if outcome.status == "DRY_RUN" else seq,
+                now_us=self._now_us(),
+                order_hash=row.order_hash,
+                filled_shares_e6=outcome.filled_shares_e6,
+                filled_collateral_e6=outcome.filled_collateral_e6,
+                fee_e6=outcome.fee_e6,
+                error=outcome.error,
+                attempts=attempts,
+                final=outcome.final,
+            )
             if await self.writer.write(Update(row.id, row.result_seq, outcome, attempts, record, self.owner, sent)):
                 break
             current = await self.ledger.row(row.idempotency_key)
             if current is None or outcome.filled_shares_e6 <= current.filled_shares_e6:
-                log.info("intent %s: outcome %s lost the race to another writer", row.idempotency_key,
-                         outcome.status)
+                log.info("intent %s: outcome %s lost the race to another writer", row.idempotency_key, outcome.status)
                 self._leases.pop(row.idempotency_key, None)
                 return
             CORRECTIONS.inc()
-            log.warning("intent %s: %s was recorded with %d shares while this worker saw %s with %d: correcting",
-                        row.idempotency_key, current.status, current.filled_shares_e6, outcome.status,
-                        outcome.filled_shares_e6)
+            log.warning(
+                "intent %s: %s was recorded with %d shares while this worker saw %s with %d: correcting",
+                row.idempotency_key,
+                current.status,
+                current.filled_shares_e6,
+                outcome.status,
+                outcome.filled_shares_e6,
+            )
             row, attempts = current, max(attempts, current.attempts)
         self._leases.pop(row.idempotency_key, None)
         self.crash.reached("after_ledger_commit")
@@ -499,8 +614,9 @@ class Executor:
             await self._reemit(row)
             return
         # prewritten as REJECTED / DRY_RUN, crashed before its result was recorded: record it now
-        outcome = Outcome(row.status, row.filled_shares_e6, row.filled_collateral_e6, row.fee_e6, row.last_error,
-                          row.venue_status)
+        outcome = Outcome(
+            row.status, row.filled_shares_e6, row.filled_collateral_e6, row.fee_e6, row.last_error, row.venue_status
+        )
         await self._record(row, outcome, row.attempts, sent=False)
 
     async def _reemit(self, row: Row) -> None:

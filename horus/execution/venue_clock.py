@@ -11,11 +11,13 @@ The executor stops sending once the LATEST possible venue time reaches an expiry
 an intent's life, never sends late) and proves an order absent only once the EARLIEST possible venue time is past
 the expiry and its grace. Without a reading (the venue does not answer /time) both bounds are this host's clock.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("horus.execution")
 
@@ -40,15 +42,21 @@ class VenueClock:
         reply = await self.venue.server_time()
         answered = self._local_us()
         if not reply.ok or isinstance(reply.body, bool) or not isinstance(reply.body, (int, float)):
-            log.warning("venue clock: /time gave no usable answer (HTTP %s); keeping %s", reply.status_code,
-                        "the last reading" if self.measured else "this host's clock")
+            log.warning(
+                "venue clock: /time gave no usable answer (HTTP %s); keeping %s",
+                reply.status_code,
+                "the last reading" if self.measured else "this host's clock",
+            )
             return False
         seconds = int(reply.body)
         self.latest_offset_us = (seconds + 1) * 1_000_000 - sent
         self.earliest_offset_us = seconds * 1_000_000 - answered
         if not self.measured or abs(self.latest_offset_us) > 2_000_000:
-            log.info("venue clock: between %+.3fs and %+.3fs from this host's", self.earliest_offset_us / 1e6,
-                     self.latest_offset_us / 1e6)
+            log.info(
+                "venue clock: between %+.3fs and %+.3fs from this host's",
+                self.earliest_offset_us / 1e6,
+                self.latest_offset_us / 1e6,
+            )
         self.measured = True
         return True
 

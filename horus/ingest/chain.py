@@ -19,6 +19,7 @@ dead.letters with their raw JSON, and so are the fills of one LeaderFill whose s
 JSON), so no range is retried forever; a fill dated in the future is refused by the sink. The follow graph
 (config.changes tail) gives the leader set; a change resubscribes and catches up from the cursor. A watchdog drops a socket that is silent while the head moves.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,8 +49,12 @@ log = logging.getLogger("horus.ingest.chain")
 
 SOURCE = "chain"
 
-LAG = Histogram("horus_ingest_detection_lag_seconds", "Block timestamp -> fill emitted", ["source"],
-                buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300, 3600))
+LAG = Histogram(
+    "horus_ingest_detection_lag_seconds",
+    "Block timestamp -> fill emitted",
+    ["source"],
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300, 3600),
+)
 CURSOR = Gauge("horus_ingest_cursor_block", "Last block fully emitted", ["source"])
 RECONNECTS = Counter("horus_ingest_reconnects_total", "WebSocket (re)connections after the first", ["source"])
 STALLS = Counter("horus_ingest_stalls_total", "Silent sockets dropped by the watchdog", ["source"])
@@ -76,26 +81,40 @@ def _hex(value: Any) -> str | None:
 # ---------------------------------------------------------------------------------------- cursors
 def read_cursor(engine, source: str) -> tuple[int, int] | None:
     with engine.connect() as conn:
-        row = conn.execute(select(IngestCursor.block_number, IngestCursor.log_index)
-                           .where(IngestCursor.source == source)).first()
+        row = conn.execute(
+            select(IngestCursor.block_number, IngestCursor.log_index).where(IngestCursor.source == source)
+        ).first()
     return None if row is None else (row.block_number, row.log_index)
 
 
 def write_cursor(engine, source: str, position: tuple[int, int]) -> None:
     block, index = position
     stmt = insert(IngestCursor).values(source=source, block_number=block, log_index=index)
-    stmt = stmt.on_conflict_do_update(index_elements=["source"], set_={
-        "block_number": stmt.excluded.block_number, "log_index": stmt.excluded.log_index,
-        "updated_at": stmt.excluded.updated_at})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source"],
+        set_={
+            "block_number": stmt.excluded.block_number,
+            "log_index": stmt.excluded.log_index,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
     with engine.begin() as conn:
         conn.execute(stmt)
 
 
 # ---------------------------------------------------------------------------------------- source
 class ChainSource:
-    def __init__(self, settings: Settings, book: ExchangeBook, *, leaders: Callable[[], frozenset[str]],
-                 confirmations: int | None = None, from_block: int | None = None, source: str = SOURCE,
-                 sink: FillSink | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        book: ExchangeBook,
+        *,
+        leaders: Callable[[], frozenset[str]],
+        confirmations: int | None = None,
+        from_block: int | None = None,
+        source: str = SOURCE,
+        sink: FillSink | None = None,
+    ) -> None:
         self.settings = settings
         self.book = book
         self.leaders_fn = leaders
@@ -135,7 +154,7 @@ class ChainSource:
                 log.warning("chain source: %s: %s; reconnecting in %.1fs", type(exc).__name__, exc, self._backoff)
                 try:
                     await asyncio.wait_for(stop.wait(), self._backoff)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 self._backoff = min(self._backoff * 2, 5.0)
             finally:
@@ -192,8 +211,15 @@ class ChainSource:
         else:
             self.cursor = stored
             CURSOR.labels(self.source).set(stored[0])
-        log.info("chain source connected to %s (connection %d): head %d, cursor %s, %d leaders, confirmations %d",
-                 self.url, self.connections, head, self.cursor, len(self.leaders), self.confirmations)
+        log.info(
+            "chain source connected to %s (connection %d): head %d, cursor %s, %d leaders, confirmations %d",
+            self.url,
+            self.connections,
+            head,
+            self.cursor,
+            len(self.leaders),
+            self.confirmations,
+        )
         await self._catch_up(logic.safe_head(head, self.confirmations))
         await self._live()
 
@@ -222,7 +248,7 @@ class ChainSource:
             while not self.stop_event.is_set():
                 try:
                     message = await asyncio.wait_for(queue.get(), 0.2)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     message = None
                 now = time.time()
                 if isinstance(message, BaseException):
@@ -236,18 +262,28 @@ class ChainSource:
                     self.leaders = leaders
                     await self._subscribe_logs()
                     await self._catch_up(logic.safe_head(self.seen_head, self.confirmations))
-                if now - last_message_at >= self.settings.stall_seconds and now - last_probe_at >= 1.0 or (
+                if (
+                    now - last_message_at >= self.settings.stall_seconds
+                    and now - last_probe_at >= 1.0
+                    or (
                         self.settings.max_head_age_seconds
-                        and now - self.last_head_at >= self.settings.max_head_age_seconds):
+                        and now - self.last_head_at >= self.settings.max_head_age_seconds
+                    )
+                ):
                     last_probe_at = now
                     try:
                         probed = await asyncio.wait_for(self.w3.eth.block_number, 5)
                     except Exception:  # noqa: BLE001 - a failed probe is evidence of a stall
                         probed = None
-                    reason = logic.stall_reason(now=now, last_message_at=last_message_at,
-                                                stall_seconds=self.settings.stall_seconds, seen_head=self.seen_head,
-                                                probed_head=probed, last_head_at=self.last_head_at,
-                                                max_head_age=self.settings.max_head_age_seconds)
+                    reason = logic.stall_reason(
+                        now=now,
+                        last_message_at=last_message_at,
+                        stall_seconds=self.settings.stall_seconds,
+                        seen_head=self.seen_head,
+                        probed_head=probed,
+                        last_head_at=self.last_head_at,
+                        max_head_age=self.settings.max_head_age_seconds,
+                    )
                     if reason:
                         STALLS.labels(self.source).inc()
                         raise Reconnect(f"stall: {reason}")
@@ -282,11 +318,21 @@ class ChainSource:
             if self.cursor is not None and block <= self.cursor[0]:
                 self._set_cursor((block - 1, logic.NO_LOG))  # re-read the new chain from the fork
             if self.sink.is_claimed(fill.event_id):
-                self.sink.retract(fill.event_id, fill.leader, fill.tx_hash, block, fill.block_hash,
-                                  f"reorg: log {fill.log_index} of block {block} ({fill.block_hash}) removed")
+                self.sink.retract(
+                    fill.event_id,
+                    fill.leader,
+                    fill.tx_hash,
+                    block,
+                    fill.block_hash,
+                    f"reorg: log {fill.log_index} of block {block} ({fill.block_hash}) removed",
+                )
             else:
-                log.error("REORG: removed log of leader %s tx %s block %d (its fill was not produced)",
-                          fill.leader, fill.tx_hash, block)
+                log.error(
+                    "REORG: removed log of leader %s tx %s block %d (its fill was not produced)",
+                    fill.leader,
+                    fill.tx_hash,
+                    block,
+                )
 
     async def _check_reorg(self, number: int, block_hash: str | None, parent: str | None) -> None:
         """A head that replaces a block we saw (same height, other hash; or another parent) is a reorg.
@@ -294,8 +340,9 @@ class ChainSource:
         if block_hash is None:
             return
         same, before = self.heads.get(number), self.heads.get(number - 1)
-        if (same is not None and same != block_hash) or (before is not None and parent is not None
-                                                         and before != parent):
+        if (same is not None and same != block_hash) or (
+            before is not None and parent is not None and before != parent
+        ):
             await self._handle_reorg(number)
         self.heads[number] = block_hash
         if len(self.heads) > 512:
@@ -315,14 +362,21 @@ class ChainSource:
         if replaced:
             still = set()
             if self.leaders:
-                logs = await self.w3.eth.get_logs(logic.logs_filter(self.book, self.leaders, fork + 1,
-                                                                    max(number, self.seen_head)))
+                logs = await self.w3.eth.get_logs(
+                    logic.logs_filter(self.book, self.leaders, fork + 1, max(number, self.seen_head))
+                )
                 still = {f.event_id for f in logic.decode_batch(logs, self.book).fills}
             for fill in replaced:
                 if fill.event_id not in still:
-                    self.sink.retract(fill.event_id, fill.leader, fill.tx_hash, fill.block_number or 0, fill.block_hash,
-                                      f"reorg: block {fill.block_number} ({fill.block_hash}) left the chain "
-                                      f"(fork after block {fork})")
+                    self.sink.retract(
+                        fill.event_id,
+                        fill.leader,
+                        fill.tx_hash,
+                        fill.block_number or 0,
+                        fill.block_hash,
+                        f"reorg: block {fill.block_number} ({fill.block_hash}) left the chain "
+                        f"(fork after block {fork})",
+                    )
         for table in (self.heads, self.emitted_by_block, self.block_times):
             for block in [b for b in table if b > fork]:
                 del table[block]
@@ -345,8 +399,9 @@ class ChainSource:
             self._park(raw, error)
         for block in batch.blocks_needing_time() - self.block_times.keys():
             self.block_times[block] = int((await self.w3.eth.get_block(block))["timestamp"])
-        records, apart = logic.aggregate_apart(batch.fills, self.leaders, source=self.source,
-                                               block_time=self.block_times)
+        records, apart = logic.aggregate_apart(
+            batch.fills, self.leaders, source=self.source, block_time=self.block_times
+        )
         for fills, error in apart:  # a sum beyond the schema: parked, or the range would be retried forever
             self._park_fills(fills, error)
         if records:
@@ -378,17 +433,30 @@ class ChainSource:
             block, index = 0, 0
         tx = raw.get("transactionHash") if hasattr(raw, "get") else None
         tx = ("0x" + bytes(tx).hex()) if isinstance(tx, (bytes, bytearray)) else tx
-        self.sink.dead_letters.park(topic=f"chain:{self.settings.chain_id}", partition=index, offset=block,
-                                    key=tx, original=logic.raw_log_json(raw), error=error, stage="ingest-chain")
+        self.sink.dead_letters.park(
+            topic=f"chain:{self.settings.chain_id}",
+            partition=index,
+            offset=block,
+            key=tx,
+            original=logic.raw_log_json(raw),
+            error=error,
+            stage="ingest-chain",
+        )
 
     def _park_fills(self, fills: list, error: Exception) -> None:
         """The decoded fills of one LeaderFill that cannot be produced, as JSON, at the first log's position."""
         BAD_LOGS.labels(self.source, "bad-sum").inc()
         first = min(fills, key=lambda f: (f.block_number or 0, f.log_index or 0))
         original = json.dumps([dataclasses.asdict(f) for f in fills], sort_keys=True, default=str).encode()
-        self.sink.dead_letters.park(topic=f"chain:{self.settings.chain_id}", partition=first.log_index or 0,
-                                    offset=first.block_number or 0, key=first.tx_hash, original=original,
-                                    error=error, stage="ingest-chain")
+        self.sink.dead_letters.park(
+            topic=f"chain:{self.settings.chain_id}",
+            partition=first.log_index or 0,
+            offset=first.block_number or 0,
+            key=first.tx_hash,
+            original=original,
+            error=error,
+            stage="ingest-chain",
+        )
 
     def _set_cursor(self, position: tuple[int, int]) -> None:
         write_cursor(self.sink.engine, self.cursor_key, position)

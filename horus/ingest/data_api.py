@@ -34,6 +34,7 @@ Non-trade activity (SPLIT, MERGE, REDEEM, ...) is skipped and counted. An HTTP e
 fails that leader's fetch (:meth:`fetch_leader` raises); :meth:`poll_once` logs it, counts it and retries
 the leader next round from the same point, and so it does with any other failure of one leader's fetch.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,11 +50,10 @@ from typing import Any
 import httpx
 from prometheus_client import Counter
 
-from horus.settings import Settings
-from horus.venue.polymarket.data_api import (SOURCE, RowDecodeError, SkippedRow, page_rows, parse_row,
-                                             timestamp_seconds)
-from horus.venue.polymarket.exchanges import normalize_address
 from horus.ingest.logic import aggregate_apart
+from horus.settings import Settings
+from horus.venue.polymarket.data_api import SOURCE, RowDecodeError, SkippedRow, page_rows, parse_row, timestamp_seconds
+from horus.venue.polymarket.exchanges import normalize_address
 from horus.venue.polymarket.fills import DecodedFill
 
 __all__ = ["DataApiSource", "ENDPOINTS", "DATA_API_REQUESTS", "DATA_API_ROWS", "DATA_API_ERRORS"]
@@ -85,9 +85,18 @@ def _row_seconds(row: Any) -> int | None:
 class DataApiSource:
     """LeaderFill records for ``leaders`` from the Data API (see the module docstring)."""
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient, leaders: Iterable[str], *,
-                 endpoint: str = "activity", page_limit: int | None = None, lookback_s: int | None = None,
-                 max_pages: int = 1000, on_bad_row: Callable[[Any, RowDecodeError], None] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        leaders: Iterable[str],
+        *,
+        endpoint: str = "activity",
+        page_limit: int | None = None,
+        lookback_s: int | None = None,
+        max_pages: int = 1000,
+        on_bad_row: Callable[[Any, RowDecodeError], None] | None = None,
+    ):
         if endpoint not in ENDPOINTS:
             raise ValueError(f"endpoint must be one of {ENDPOINTS}, got {endpoint!r}")
         self._base = settings.data_api_url.rstrip("/")
@@ -108,14 +117,25 @@ class DataApiSource:
     def _request(self, leader: str, since_ts: int | None) -> tuple[str, dict[str, Any]]:
         start = {} if since_ts is None else {"start": int(since_ts)}
         if self.endpoint == "activity":
-            return "/v2/activity", {"user": leader, "type": "TRADE", "sort_direction": "DESC",
-                                    "limit": self.page_limit, **start}
+            return "/v2/activity", {
+                "user": leader,
+                "type": "TRADE",
+                "sort_direction": "DESC",
+                "limit": self.page_limit,
+                **start,
+            }
         if self.endpoint == "trades":
             return "/v2/trades", {"user": leader, "taker_only": "false", **start}
         limit = min(self.page_limit, CLASSIC_MAX_LIMIT)
         if self.endpoint == "classic-activity":
-            return "/activity", {"user": leader, "type": "TRADE", "limit": limit, "sortBy": "TIMESTAMP",
-                                 "sortDirection": "DESC", **start}
+            return "/activity", {
+                "user": leader,
+                "type": "TRADE",
+                "limit": limit,
+                "sortBy": "TIMESTAMP",
+                "sortDirection": "DESC",
+                **start,
+            }
         return "/trades", {"user": leader, "takerOnly": "false", "limit": limit}
 
     async def _get(self, path: str, params: Mapping[str, Any]) -> Any:
@@ -146,16 +166,24 @@ class DataApiSource:
             page = page_rows(await self._get(path, query))
             stamps = [_row_seconds(r) for r in page.rows]
             rows.extend(page.rows)
-            if (newest_first and since_ts is not None and page.rows
-                    and all(s is not None and s < since_ts for s in stamps)):
+            if (
+                newest_first
+                and since_ts is not None
+                and page.rows
+                and all(s is not None and s < since_ts for s in stamps)
+            ):
                 break  # a whole page older than since_ts: the rest is older still
             if classic:
                 if len(page.rows) < params["limit"]:
                     break
                 offset += params["limit"]
                 if offset > CLASSIC_MAX_OFFSET:
-                    log.warning("data api: %s of %s reached the classic offset cap %d; older rows need /v2",
-                                path, leader, CLASSIC_MAX_OFFSET)
+                    log.warning(
+                        "data api: %s of %s reached the classic offset cap %d; older rows need /v2",
+                        path,
+                        leader,
+                        CLASSIC_MAX_OFFSET,
+                    )
                     break
                 continue
             if not page.has_more or page.next_cursor is None:
@@ -239,8 +267,9 @@ class DataApiSource:
                 records.extend(await self.fetch_leader(leader, self.next_since(leader, since_ts)))
             except (httpx.HTTPError, RowDecodeError) as exc:
                 DATA_API_ERRORS.labels("http" if isinstance(exc, httpx.HTTPError) else "bad-page").inc()
-                log.warning("data api: fetching %s failed, retrying next round: %s: %s", leader,
-                            type(exc).__name__, exc)
+                log.warning(
+                    "data api: fetching %s failed, retrying next round: %s: %s", leader, type(exc).__name__, exc
+                )
             except Exception:  # noqa: BLE001 - whatever one leader's data does, the other leaders' fills flow
                 DATA_API_ERRORS.labels("unexpected").inc()
                 log.exception("data api: fetching %s failed unexpectedly, retrying next round", leader)
@@ -254,8 +283,13 @@ class DataApiSource:
                 raise
         return len(records)
 
-    async def poll_forever(self, emit: Emit, interval_s: float | None = None,
-                           stop_event: asyncio.Event | None = None, since_ts: int | None = None) -> None:
+    async def poll_forever(
+        self,
+        emit: Emit,
+        interval_s: float | None = None,
+        stop_event: asyncio.Event | None = None,
+        since_ts: int | None = None,
+    ) -> None:
         """Rounds of :meth:`poll_once` every ``interval_s`` (default: the setting) until ``stop_event`` is
         set. ``since_ts`` bounds the first round's backfill (None: full history). An ``emit`` failure is
         logged and counted and the round is retried after the interval."""
@@ -271,5 +305,5 @@ class DataApiSource:
             wait = max(0.0, interval - (time.monotonic() - started))
             try:
                 await asyncio.wait_for(stop.wait(), timeout=wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

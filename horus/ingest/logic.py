@@ -2,6 +2,7 @@
 
 No I/O here; :mod:`horus.ingest.chain` does the talking.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from horus.venue.polymarket.exchanges import ExchangeBook
-from horus.venue.polymarket.fills import (AggregationError, DecodedFill, LogDecodeError, MissingTimestampError,
-                                          aggregate, decode_log)
+from horus.venue.polymarket.fills import (
+    AggregationError,
+    DecodedFill,
+    LogDecodeError,
+    MissingTimestampError,
+    aggregate,
+    decode_log,
+)
 
 #: log_index stored for a block that had no followed fill (the block is still fully processed)
 NO_LOG = -1
@@ -27,8 +34,9 @@ def ws_url(rpc_url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
 
 
-def logs_filter(book: ExchangeBook, leaders: Iterable[str], from_block: int | None = None,
-                to_block: int | None = None) -> dict:
+def logs_filter(
+    book: ExchangeBook, leaders: Iterable[str], from_block: int | None = None, to_block: int | None = None
+) -> dict:
     """eth_subscribe("logs") / eth_getLogs filter: the book's addresses, topic0 = either OrderFilled,
     topic2 (maker) one of ``leaders``. Never call it with no leaders: an empty topic list matches anything."""
     leaders = sorted(set(leaders))
@@ -80,8 +88,10 @@ def raw_log_json(log: Any) -> bytes:
 
 def log_position(log: Mapping) -> tuple[int, int]:
     """(block number, log index) of a node log (ints or hex)."""
+
     def num(value: Any) -> int:
         return int(value, 16) if isinstance(value, str) else int(value)
+
     return num(log["blockNumber"]), num(log["logIndex"])
 
 
@@ -117,16 +127,25 @@ def decode_batch(logs: Iterable[Mapping], book: ExchangeBook) -> Batch:
     return batch
 
 
-def batch_records(batch: Batch, leaders: Iterable[str], block_time: Mapping[int, int] | Callable[[int], int | None],
-                  source: str = "chain", produced_at_us: int | None = None) -> list[dict]:
+def batch_records(
+    batch: Batch,
+    leaders: Iterable[str],
+    block_time: Mapping[int, int] | Callable[[int], int | None],
+    source: str = "chain",
+    produced_at_us: int | None = None,
+) -> list[dict]:
     """LeaderFill records of a batch: one per (tx, leader, token, side), only followed leaders."""
     return aggregate(batch.fills, leaders, source=source, block_time=block_time, produced_at_us=produced_at_us)
 
 
-def aggregate_apart(fills: Iterable[DecodedFill], leaders: Iterable[str] | None, *, source: str,
-                    block_time: Mapping[int, int] | Callable[[int], int | None] | None = None,
-                    produced_at_us: int | None = None
-                    ) -> tuple[list[dict], list[tuple[list[DecodedFill], AggregationError]]]:
+def aggregate_apart(
+    fills: Iterable[DecodedFill],
+    leaders: Iterable[str] | None,
+    *,
+    source: str,
+    block_time: Mapping[int, int] | Callable[[int], int | None] | None = None,
+    produced_at_us: int | None = None,
+) -> tuple[list[dict], list[tuple[list[DecodedFill], AggregationError]]]:
     """aggregate(), except that a fill whose sums do not fit a LeaderFill (beyond 2^63-1) is set apart with its
     error, so one such fill cannot stop the others (a source parks it and goes on). A missing block time still
     raises MissingTimestampError: that is the node's failure, to be retried, not bad input."""
@@ -161,8 +180,16 @@ def cursor_after(range_end: int, batch: Batch) -> tuple[int, int]:
     return range_end, NO_LOG
 
 
-def stall_reason(*, now: float, last_message_at: float, stall_seconds: float, seen_head: int | None,
-                 probed_head: int | None, last_head_at: float | None, max_head_age: float = 0.0) -> str | None:
+def stall_reason(
+    *,
+    now: float,
+    last_message_at: float,
+    stall_seconds: float,
+    seen_head: int | None,
+    probed_head: int | None,
+    last_head_at: float | None,
+    max_head_age: float = 0.0,
+) -> str | None:
     """Why the live socket should be dropped, or None.
 
     Silent for ``stall_seconds`` and the chain's head (``probed_head``, asked separately) is past the last
@@ -175,6 +202,8 @@ def stall_reason(*, now: float, last_message_at: float, stall_seconds: float, se
     if probed_head is None:
         return f"silent for {now - last_message_at:.1f}s and the head probe failed"
     if seen_head is None or probed_head > seen_head:
-        return (f"silent for {now - last_message_at:.1f}s while the head moved to {probed_head} "
-                f"(last announced {seen_head})")
+        return (
+            f"silent for {now - last_message_at:.1f}s while the head moved to {probed_head} "
+            f"(last announced {seen_head})"
+        )
     return None

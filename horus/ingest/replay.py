@@ -6,18 +6,25 @@ classic camelCase), or LeaderFill JSON (the form `horus fills decode` prints). E
 same deterministic event ids as the live sources, so replaying what a source already produced adds
 nothing.
 """
+
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from horus.domain.fill_json import FillJsonError, leader_fill_from_json
-from horus.venue.polymarket.data_api import parse_row, SkippedRow
+from horus.venue.polymarket.data_api import SkippedRow, parse_row
 from horus.venue.polymarket.exchanges import ExchangeBook
-from horus.venue.polymarket.fills import (DecodedFill, FillDecodeError, LogDecodeError, NotOrderFilledError,
-                                          aggregate, decode_log)
+from horus.venue.polymarket.fills import (
+    DecodedFill,
+    FillDecodeError,
+    LogDecodeError,
+    NotOrderFilledError,
+    aggregate,
+    decode_log,
+)
 
 
 class UnreadableInput(ValueError):
@@ -53,8 +60,9 @@ class Inputs:
 
 
 def _is_data_api_row(item: Mapping) -> bool:
-    return ("proxy_wallet" in item or "proxyWallet" in item) and ("transaction_hash" in item
-                                                                   or "transactionHash" in item)
+    return ("proxy_wallet" in item or "proxyWallet" in item) and (
+        "transaction_hash" in item or "transactionHash" in item
+    )
 
 
 def collect(values: list[Any], accept_rows: bool = True) -> Inputs:
@@ -79,7 +87,8 @@ def collect(values: list[Any], accept_rows: bool = True) -> Inputs:
                 found.fills.append(item)
             else:
                 kinds = "a log (no 'topics') nor a receipt (no 'logs')" + (
-                    ", a Data API row or a LeaderFill" if accept_rows else "")
+                    ", a Data API row or a LeaderFill" if accept_rows else ""
+                )
                 found.problems.append((f"{where}: neither {kinds}", item))
         else:
             found.problems.append((f"{where}: expected a log or a receipt object, got {type(item).__name__}", item))
@@ -126,8 +135,12 @@ class Replay:
     problems: list[tuple[str, Any]]  # undecodable inputs: (why, raw value), to park as dead letters
 
 
-def replay_records(inputs: Inputs, book: ExchangeBook, leaders: Iterable[str] | None = None,
-                   block_time: Callable[[int], int | None] | None = None) -> Replay:
+def replay_records(
+    inputs: Inputs,
+    book: ExchangeBook,
+    leaders: Iterable[str] | None = None,
+    block_time: Callable[[int], int | None] | None = None,
+) -> Replay:
     """LeaderFill records from everything in `inputs`: logs and Data API rows are aggregated per source
     (one record per tx, leader, token, side); LeaderFill JSON is taken as it is."""
     decoded = decode_logs(inputs.logs, book)
@@ -164,8 +177,15 @@ class ReplayReport:
     skipped_rows: int
 
 
-def ingest_replay(settings, text: str, name: str, book: ExchangeBook, leaders: Iterable[str] | None = None,
-                  block_time: Callable[[int], int | None] | None = None, batch: int = 1000) -> ReplayReport:
+def ingest_replay(
+    settings,
+    text: str,
+    name: str,
+    book: ExchangeBook,
+    leaders: Iterable[str] | None = None,
+    block_time: Callable[[int], int | None] | None = None,
+    batch: int = 1000,
+) -> ReplayReport:
     """Everything in a replay file to leader.fills through the exactly-once sink; undecodable inputs
     are parked in dead.letters with their raw JSON (topic `replay:<name>`, offset = their index); fills the sink
     refuses (dated in the future, values beyond the schema) are parked by the sink (topic `ingest:replay`)."""
@@ -175,12 +195,25 @@ def ingest_replay(settings, text: str, name: str, book: ExchangeBook, leaders: I
     sink = FillSink(settings, "replay")
     sink.recover()
     for index, (why, raw) in enumerate(replay.problems):
-        sink.dead_letters.park(topic=f"replay:{name}", partition=0, offset=index, key=None,
-                               original=json.dumps(raw, default=str).encode(), error=why, stage="ingest-replay")
+        sink.dead_letters.park(
+            topic=f"replay:{name}",
+            partition=0,
+            offset=index,
+            key=None,
+            original=json.dumps(raw, default=str).encode(),
+            error=why,
+            stage="ingest-replay",
+        )
     produced = []
     for start in range(0, len(replay.records), batch):
-        produced += sink.emit(replay.records[start:start + batch])
+        produced += sink.emit(replay.records[start : start + batch])
     sink.flush()
     # refused: dated in the future or beyond the schema, parked by the sink like the undecodable inputs
-    return ReplayReport(len(replay.records), len(produced), len(replay.records) - len(produced) - sink.refused,
-                        len(replay.problems) + sink.refused, replay.decoded.other, replay.skipped_rows)
+    return ReplayReport(
+        len(replay.records),
+        len(produced),
+        len(replay.records) - len(produced) - sink.refused,
+        len(replay.problems) + sink.refused,
+        replay.decoded.other,
+        replay.skipped_rows,
+    )

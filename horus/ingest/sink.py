@@ -24,13 +24,14 @@ last gate every source passes (chain block times, Data API rows, replay files).
 ``retract(...)``: a reorg removed a log of a fill already produced: a LeaderFillRetracted event (its own
 deterministic id, claimed the same way) and an ERROR log line.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import KafkaException, Producer, TopicPartition
 from prometheus_client import Counter
@@ -49,16 +50,24 @@ from horus.topics import LEADER_FILLS
 log = logging.getLogger("horus.ingest.sink")
 
 FILLS_TOTAL = Counter("horus_ingest_fills_total", "LeaderFill events produced to leader.fills", ["source"])
-DUPLICATES_TOTAL = Counter("horus_ingest_duplicates_suppressed_total",
-                           "Events not produced because their event id was already claimed", ["source"])
-RETRACTIONS_TOTAL = Counter("horus_ingest_retractions_total",
-                            "LeaderFillRetracted events produced (reorged fills)", ["source"])
-RECOVERED_TOTAL = Counter("horus_ingest_recovered_claims_total",
-                          "Pending claims repaired at start, by outcome", ["source", "outcome"])
+DUPLICATES_TOTAL = Counter(
+    "horus_ingest_duplicates_suppressed_total",
+    "Events not produced because their event id was already claimed",
+    ["source"],
+)
+RETRACTIONS_TOTAL = Counter(
+    "horus_ingest_retractions_total", "LeaderFillRetracted events produced (reorged fills)", ["source"]
+)
+RECOVERED_TOTAL = Counter(
+    "horus_ingest_recovered_claims_total", "Pending claims repaired at start, by outcome", ["source", "outcome"]
+)
 
-REFUSED_TOTAL = Counter("horus_ingest_refused_total", "Records parked in dead.letters instead of produced "
-                        "(future: dated beyond the clock slack; unencodable: a value the schema cannot hold)",
-                        ["source", "reason"])
+REFUSED_TOTAL = Counter(
+    "horus_ingest_refused_total",
+    "Records parked in dead.letters instead of produced "
+    "(future: dated beyond the clock slack; unencodable: a value the schema cannot hold)",
+    ["source", "reason"],
+)
 
 RECOVER_MARGIN = timedelta(seconds=60)
 
@@ -89,8 +98,9 @@ def retraction_id(leader_fill_id: str, block_hash: str | None) -> str:
 
 
 class FillSink:
-    def __init__(self, settings: Settings, source: str, producer: Producer | None = None,
-                 codec: Codec | None = None) -> None:
+    def __init__(
+        self, settings: Settings, source: str, producer: Producer | None = None, codec: Codec | None = None
+    ) -> None:
         self.settings = settings
         self.source = source
         self.codec = codec or default_codec()
@@ -108,27 +118,44 @@ class FillSink:
         FILLS_TOTAL.labels(self.source).inc(len(produced))
         return produced
 
-    def retract(self, leader_fill_id: str, leader: str, tx_hash: str, block_number: int,
-                block_hash: str | None, reason: str) -> bool:
+    def retract(
+        self, leader_fill_id: str, leader: str, tx_hash: str, block_number: int, block_hash: str | None, reason: str
+    ) -> bool:
         """Produce a LeaderFillRetracted for a fill whose log was removed (once per fill and block)."""
         now_us = time.time_ns() // 1000
         record = {
-            "envelope": envelope(retraction_id(leader_fill_id, block_hash), self.source, now_us,
-                                 causation_id=leader_fill_id, produced_at_us=now_us),
-            "leader_fill_id": leader_fill_id, "leader": leader, "tx_hash": tx_hash,
-            "block_number": int(block_number), "reason": reason,
+            "envelope": envelope(
+                retraction_id(leader_fill_id, block_hash),
+                self.source,
+                now_us,
+                causation_id=leader_fill_id,
+                produced_at_us=now_us,
+            ),
+            "leader_fill_id": leader_fill_id,
+            "leader": leader,
+            "tx_hash": tx_hash,
+            "block_number": int(block_number),
+            "reason": reason,
         }
         produced = self._emit([(record["envelope"]["event_id"], leader, "LeaderFillRetracted", record)])
         if produced:
             RETRACTIONS_TOTAL.labels(self.source).inc()
-            log.error("REORG: retracted leader fill %s (leader %s, tx %s, block %d): %s",
-                      leader_fill_id, leader, tx_hash, block_number, reason)
+            log.error(
+                "REORG: retracted leader fill %s (leader %s, tx %s, block %d): %s",
+                leader_fill_id,
+                leader,
+                tx_hash,
+                block_number,
+                reason,
+            )
         return bool(produced)
 
     def is_claimed(self, event_id: str) -> bool:
         with self.engine.connect() as conn:
-            return conn.execute(select(LeaderFillClaim.event_id).where(
-                LeaderFillClaim.event_id == event_id)).first() is not None
+            return (
+                conn.execute(select(LeaderFillClaim.event_id).where(LeaderFillClaim.event_id == event_id)).first()
+                is not None
+            )
 
     def flush(self) -> None:
         """Deliver everything produced so far (dead letters included) or raise."""
@@ -152,10 +179,18 @@ class FillSink:
             self.flush()
             return []
         with self.engine.begin() as conn:
-            won = set(conn.execute(CLAIM, {
-                "source": self.source, "ids": list(unique), "types": [t for _, t, _ in unique.values()],
-                "keys": [k for k, _, _ in unique.values()], "payloads": [v for _, _, v in unique.values()],
-            }).scalars())
+            won = set(
+                conn.execute(
+                    CLAIM,
+                    {
+                        "source": self.source,
+                        "ids": list(unique),
+                        "types": [t for _, t, _ in unique.values()],
+                        "keys": [k for k, _, _ in unique.values()],
+                        "payloads": [v for _, _, v in unique.values()],
+                    },
+                ).scalars()
+            )
         duplicates = len(items) - len(won) - len(refused)
         if duplicates:
             DUPLICATES_TOTAL.labels(self.source).inc(duplicates)
@@ -169,10 +204,14 @@ class FillSink:
         REFUSED_TOTAL.labels(self.source, reason).inc()
         self.refused += 1
         self.dead_letters.park(
-            topic=f"ingest:{self.source}", partition=0, offset=refused_offset(str(event_id)),
+            topic=f"ingest:{self.source}",
+            partition=0,
+            offset=refused_offset(str(event_id)),
             key=key if isinstance(key, (str, bytes)) else str(key),
             original=json.dumps(record, sort_keys=True, default=str).encode("utf-8"),
-            error=f"not produced ({reason}): {type(error).__name__}: {error}", stage=f"ingest-{self.source}")
+            error=f"not produced ({reason}): {type(error).__name__}: {error}",
+            stage=f"ingest-{self.source}",
+        )
 
     def _produce(self, items: list[tuple[str, str, bytes]]) -> None:
         failures: list[str] = []
@@ -191,17 +230,21 @@ class FillSink:
         if not event_ids:
             return
         with self.engine.begin() as conn:
-            conn.execute(update(LeaderFillClaim).where(LeaderFillClaim.event_id.in_(event_ids))
-                         .values(status="produced", produced_at=datetime.now(timezone.utc)))
+            conn.execute(
+                update(LeaderFillClaim)
+                .where(LeaderFillClaim.event_id.in_(event_ids))
+                .values(status="produced", produced_at=datetime.now(UTC))
+            )
 
     # ------------------------------------------------------------------ recover
     def recover(self) -> dict[str, int]:
         """Repair this source's pending claims; returns {"found": n, "reproduced": m}."""
         with self.engine.connect() as conn:
-            pending = conn.execute(select(LeaderFillClaim.event_id, LeaderFillClaim.key, LeaderFillClaim.payload,
-                                          LeaderFillClaim.claimed_at)
-                                   .where(LeaderFillClaim.source == self.source,
-                                          LeaderFillClaim.status == "pending")).all()
+            pending = conn.execute(
+                select(
+                    LeaderFillClaim.event_id, LeaderFillClaim.key, LeaderFillClaim.payload, LeaderFillClaim.claimed_at
+                ).where(LeaderFillClaim.source == self.source, LeaderFillClaim.status == "pending")
+            ).all()
         if not pending:
             return {"found": 0, "reproduced": 0}
         since = min(row.claimed_at for row in pending) - RECOVER_MARGIN
@@ -211,8 +254,14 @@ class FillSink:
         self._mark([row.event_id for row in pending])
         RECOVERED_TOTAL.labels(self.source, "found").inc(len(found))
         RECOVERED_TOTAL.labels(self.source, "reproduced").inc(len(missing))
-        log.warning("recovered %d pending claims of %s: %d already in %s, %d produced again",
-                    len(pending), self.source, len(found), self.topic, len(missing))
+        log.warning(
+            "recovered %d pending claims of %s: %d already in %s, %d produced again",
+            len(pending),
+            self.source,
+            len(found),
+            self.topic,
+            len(missing),
+        )
         return {"found": len(found), "reproduced": len(missing)}
 
     def _present_in_topic(self, wanted: set[str], since: datetime) -> set[str]:
@@ -220,8 +269,9 @@ class FillSink:
         try:
             partitions = consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
             stamp_ms = int(since.timestamp() * 1000)
-            starts = consumer.offsets_for_times([TopicPartition(self.topic, p, stamp_ms) for p in partitions],
-                                                timeout=10)
+            starts = consumer.offsets_for_times(
+                [TopicPartition(self.topic, p, stamp_ms) for p in partitions], timeout=10
+            )
             ends: dict[int, int] = {}
             assignment = []
             for tp in starts:

@@ -1,4 +1,5 @@
 """Create and describe the topic catalogue on a broker."""
+
 from __future__ import annotations
 
 import time
@@ -23,13 +24,16 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
 def create_topics(settings: Settings, partitions: int | None = None, timeout: float = 30.0) -> dict[str, str]:
     """Create every catalogue topic; returns name -> 'created' | 'exists'. Never changes partition counts."""
     count = partitions or settings.partitions
-    new = [NewTopic(settings.topic(spec.name), num_partitions=count, replication_factor=1, config=topic_config(spec))
-           for spec in ALL_TOPICS]
+    new = [
+        NewTopic(settings.topic(spec.name), num_partitions=count, replication_factor=1, config=topic_config(spec))
+        for spec in ALL_TOPICS
+    ]
     return _create(settings, new, timeout)
 
 
-def create_topics_named(settings: Settings, names: list[str], partitions: int | None = None,
-                        timeout: float = 30.0) -> dict[str, str]:
+def create_topics_named(
+    settings: Settings, names: list[str], partitions: int | None = None, timeout: float = 30.0
+) -> dict[str, str]:
     """Create ad-hoc topics (benchmarks, tests) with the retention of event topics."""
     count = partitions or settings.partitions
     new = [NewTopic(name, num_partitions=count, replication_factor=1, config=dict(RETAIN_FOREVER)) for name in names]
@@ -57,9 +61,13 @@ def wait_for_leaders(settings: Settings, names: list[str], timeout: float = 30.0
     deadline = time.monotonic() + timeout
     while True:
         metadata = admin.list_topics(timeout=timeout)
-        pending = [name for name in names
-                   if name not in metadata.topics or metadata.topics[name].error is not None
-                   or any(p.leader < 0 for p in metadata.topics[name].partitions.values())]
+        pending = [
+            name
+            for name in names
+            if name not in metadata.topics
+            or metadata.topics[name].error is not None
+            or any(p.leader < 0 for p in metadata.topics[name].partitions.values())
+        ]
         if not pending:
             return
         if time.monotonic() > deadline:
@@ -103,8 +111,7 @@ def describe_topics(settings: Settings, timeout: float = 10.0) -> list[TopicInfo
             if topic is None or topic.error is not None:
                 infos.append(TopicInfo(name, 0, 0, "missing"))
                 continue
-            total = sum(watermarks(consumer, name, p, timeout)[1]
-                        for p in topic.partitions)
+            total = sum(watermarks(consumer, name, p, timeout)[1] for p in topic.partitions)
             infos.append(TopicInfo(name, len(topic.partitions), total, topic_config(spec)["cleanup.policy"]))
         return infos
     finally:

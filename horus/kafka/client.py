@@ -1,10 +1,12 @@
 """confluent-kafka producers, consumers and admin, configured the one way Horus needs them."""
+
 from __future__ import annotations
 
 import socket
 import time
 import uuid
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -75,8 +77,14 @@ def make_admin(settings: Settings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
 
 
-def produce_reliably(producer: Producer, topic: str, value: bytes, key: bytes | str | None = None,
-                     on_delivery: Callable | None = None, headers: list | None = None) -> None:
+def produce_reliably(
+    producer: Producer,
+    topic: str,
+    value: bytes,
+    key: bytes | str | None = None,
+    on_delivery: Callable | None = None,
+    headers: list | None = None,
+) -> None:
     """produce(), waiting for room in the local queue instead of failing when it is full."""
     while True:
         try:

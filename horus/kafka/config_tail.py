@@ -6,12 +6,14 @@ instance, each ingest source) folds the WHOLE topic (all partitions, outside any
 start it reads from the beginning to the end (partition EOF) and sets ``ready``, then it keeps tailing.
 Every graph update takes ``lock``; readers take it too.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -38,12 +40,20 @@ class ConfigTail:
     (every instance parks it under the same deterministic id), else logged and skipped.
     ``on_change`` (optional) is called, under the lock, after each batch that changed something."""
 
-    def __init__(self, settings: Settings, codec: Codec, graph: Any, lock: threading.Lock, *,
-                 dead_letters: DeadLetters | None = None, stage: str = "config",
-                 on_change: Callable[[], None] | None = None,
-                 apply: Callable[[dict, Any], Any] = apply_config_change,
-                 tombstone: Callable[[Any, Any], Any] = apply_tombstone,
-                 topic: TopicSpec = CONFIG_CHANGES) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        codec: Codec,
+        graph: Any,
+        lock: threading.Lock,
+        *,
+        dead_letters: DeadLetters | None = None,
+        stage: str = "config",
+        on_change: Callable[[], None] | None = None,
+        apply: Callable[[dict, Any], Any] = apply_config_change,
+        tombstone: Callable[[Any, Any], Any] = apply_tombstone,
+        topic: TopicSpec = CONFIG_CHANGES,
+    ) -> None:
         self.settings = settings
         self.codec = codec
         self.graph = graph  # the folded state: a FollowGraph by default, any state `apply` folds into
@@ -78,8 +88,13 @@ class ConfigTail:
                 waiting = {tp.partition for tp in self._assign(consumer)}
                 while waiting and not self._stop.is_set():
                     self._apply(consumer.consume(1000, 0.2), waiting)
-                log.info("%s rebuilt from %s: %d changes in %.2fs", type(self.graph).__name__, self.topic,
-                         self.applied, time.monotonic() - started)
+                log.info(
+                    "%s rebuilt from %s: %d changes in %.2fs",
+                    type(self.graph).__name__,
+                    self.topic,
+                    self.applied,
+                    time.monotonic() - started,
+                )
                 self.ready.set()
                 while not self._stop.is_set():
                     self._apply(consumer.consume(1000, 0.1), None)
@@ -133,11 +148,22 @@ class ConfigTail:
                     changed = True
                 except Exception as exc:
                     if self.dead_letters is None:
-                        log.warning("config change %s[%d]@%d skipped: %s", message.topic(), message.partition(),
-                                    message.offset(), exc)
+                        log.warning(
+                            "config change %s[%d]@%d skipped: %s",
+                            message.topic(),
+                            message.partition(),
+                            message.offset(),
+                            exc,
+                        )
                         continue
                     self.dead_letters.park(
-                        topic=message.topic(), partition=message.partition(), offset=message.offset(),
-                        key=message.key(), original=value, error=exc, stage=self.stage)
+                        topic=message.topic(),
+                        partition=message.partition(),
+                        offset=message.offset(),
+                        key=message.key(),
+                        original=value,
+                        error=exc,
+                        stage=self.stage,
+                    )
             if changed and self.on_change is not None:
                 self.on_change()

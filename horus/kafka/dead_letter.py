@@ -4,6 +4,7 @@ A dead letter is keyed by the source topic (topic catalogue) and its id is deriv
 (source topic, partition, offset, stage), so parking the same message twice (redelivery, a second
 worker) gives the same event id and consumers can deduplicate.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,7 @@ from horus.topics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTERS_TOTAL = Counter("horus_dead_letters_total", "Messages parked in the dead-letter topic",
-                             ["stage", "topic"])
+DEAD_LETTERS_TOTAL = Counter("horus_dead_letters_total", "Messages parked in the dead-letter topic", ["stage", "topic"])
 
 MAX_ERROR_CHARS = 4000
 # The broker's default message.max.bytes is ~1 MB; keep room for the record around the original.
@@ -34,9 +34,17 @@ MAX_ORIGINAL_BYTES = 900_000
 MAX_KEY_BYTES = 64 * 1024
 
 
-def dead_letter_record(*, topic: str, partition: int, offset: int, key: bytes | str | None,
-                       original: bytes | None, error: str | BaseException, stage: str,
-                       now_us: int | None = None) -> dict:
+def dead_letter_record(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | str | None,
+    original: bytes | None,
+    error: str | BaseException,
+    stage: str,
+    now_us: int | None = None,
+) -> dict:
     """The DeadLetter record for one message (occurred_at = when it was parked)."""
     now_us = time.time_ns() // 1000 if now_us is None else now_us
     if isinstance(error, BaseException):
@@ -55,8 +63,9 @@ def dead_letter_record(*, topic: str, partition: int, offset: int, key: bytes | 
         error = f"{error} (key cut from {len(key)} to {MAX_KEY_BYTES} bytes)"
         key = bytes(key[:MAX_KEY_BYTES])
     return {
-        "envelope": envelope(dead_letter_id(topic, partition, offset, stage), stage, now_us,
-                             causation_id=None, produced_at_us=now_us),
+        "envelope": envelope(
+            dead_letter_id(topic, partition, offset, stage), stage, now_us, causation_id=None, produced_at_us=now_us
+        ),
         "source_topic": topic,
         "source_partition": int(partition),
         "source_offset": int(offset),
@@ -75,11 +84,29 @@ class DeadLetters:
         self.producer = producer
         self.codec = codec or default_codec()
 
-    def park(self, *, topic: str, partition: int, offset: int, key: bytes | str | None,
-             original: bytes | None, error: str | BaseException, stage: str, now_us: int | None = None,
-             on_delivery=None) -> dict:
-        record = dead_letter_record(topic=topic, partition=partition, offset=offset, key=key,
-                                    original=original, error=error, stage=stage, now_us=now_us)
+    def park(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | str | None,
+        original: bytes | None,
+        error: str | BaseException,
+        stage: str,
+        now_us: int | None = None,
+        on_delivery=None,
+    ) -> dict:
+        record = dead_letter_record(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            original=original,
+            error=error,
+            stage=stage,
+            now_us=now_us,
+        )
         value = self.codec.encode("DeadLetter", record)
         produce_reliably(self.producer, self.topic, value, key=topic, on_delivery=on_delivery)
         DEAD_LETTERS_TOTAL.labels(stage=stage, topic=topic).inc()

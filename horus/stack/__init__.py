@@ -5,13 +5,14 @@ loopback ports.
 `<state_dir>/stack.env` where every `horus` command and the tests read them, and `down` stops
 exactly the processes `up` started (pid records under `<state_dir>/run`).
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from horus.settings import Settings
 from horus.stack.anvil import AnvilNode
@@ -39,7 +40,9 @@ class LocalStack:
         self.settings = settings
         self.state_dir = settings.state_dir.resolve()  # child processes must not depend on our cwd
         self.procs = ProcessTable(self.state_dir)
-        self.kafka = KafkaBroker(self.state_dir, settings.cache_dir, settings.kafka_version, settings.partitions, self.procs)
+        self.kafka = KafkaBroker(
+            self.state_dir, settings.cache_dir, settings.kafka_version, settings.partitions, self.procs
+        )
         self.postgres = PostgresServer(self.state_dir, self.procs)
         self.anvil = AnvilNode(settings.cache_dir, settings.chain_id, self.procs)
         self.venue = PaperVenue(self.procs, settings.venue_chain_id, settings.paper_balance)
@@ -95,8 +98,10 @@ class LocalStack:
                 progress(f"venue: starting the CLOB simulator (paper venue) on 127.0.0.1:{port}")
                 self._save_ports(ports)
                 self.venue.start(port)
-                progress("venue: a fresh paper venue (its state lives in memory): follower credentials stored "
-                         "before need `horus credentials sync-api`")
+                progress(
+                    "venue: a fresh paper venue (its state lives in memory): follower credentials stored "
+                    "before need `horus credentials sync-api`"
+                )
             else:
                 raise StackError(f"unknown stack part {part!r}; choose from {', '.join(PARTS)}")
             progress(f"{part}: ready in {time.monotonic() - started:.1f}s")
@@ -129,14 +134,20 @@ class LocalStack:
     def write_env(self, env: dict[str, str]) -> Path:
         path = self.settings.stack_env_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("# written by `horus stack up`; environment variables override it\n"
-                        + "".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+        path.write_text(
+            "# written by `horus stack up`; environment variables override it\n"
+            + "".join(f"{k}={v}\n" for k, v in sorted(env.items()))
+        )
         return path
 
     def status(self) -> list[PartStatus]:
         ports = self._ports()
-        addresses = {"kafka": lambda p: self.kafka.bootstrap(p), "postgres": lambda p: f"127.0.0.1:{p}",
-                     "anvil": lambda p: self.anvil.url(p), "venue": lambda p: self.venue.url(p)}
+        addresses = {
+            "kafka": lambda p: self.kafka.bootstrap(p),
+            "postgres": lambda p: f"127.0.0.1:{p}",
+            "anvil": lambda p: self.anvil.url(p),
+            "venue": lambda p: self.venue.url(p),
+        }
         rows = []
         for part in PARTS:
             record = self.procs.get(part)

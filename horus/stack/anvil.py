@@ -1,4 +1,5 @@
 """anvil, the Foundry EVM node, from the npm registry's prebuilt package."""
+
 from __future__ import annotations
 
 import fcntl
@@ -32,11 +33,16 @@ def npm_install(prefix: Path, package: str, version: str, marker: Path) -> Path:
 
 
 def _npm_install(npm: str, prefix: Path, package: str, version: str, marker: Path) -> None:
-    result = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(prefix),
-                             f"{package}@{version}"], capture_output=True, text=True)
+    result = subprocess.run(
+        [npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(prefix), f"{package}@{version}"],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0 or not marker.exists():
-        raise StackError(f"npm could not install {package}@{version}:\n{result.stderr[-2000:]}\n"
-                         "Fix: check that the npm registry is reachable.")
+        raise StackError(
+            f"npm could not install {package}@{version}:\n{result.stderr[-2000:]}\n"
+            "Fix: check that the npm registry is reachable."
+        )
 
 
 def foundry_binary(cache_dir: Path, tool: str) -> Path:
@@ -73,10 +79,17 @@ class AnvilNode:
 
     def start(self, port: int) -> None:
         binary = ensure_anvil(self.cache_dir)
-        record = self.procs.spawn(self.name, [str(binary), "--host", "127.0.0.1", "--port", str(port),
-                                              "--chain-id", str(self.chain_id), "--silent"])
-        wait_until(lambda: self.healthy(port)[0], timeout=30, what="anvil", log=Path(record.log),
-                   alive=lambda: self.procs.live(self.name) is not None)
+        record = self.procs.spawn(
+            self.name,
+            [str(binary), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(self.chain_id), "--silent"],
+        )
+        wait_until(
+            lambda: self.healthy(port)[0],
+            timeout=30,
+            what="anvil",
+            log=Path(record.log),
+            alive=lambda: self.procs.live(self.name) is not None,
+        )
 
     def healthy(self, port: int) -> tuple[bool, str]:
         try:

@@ -9,6 +9,7 @@ Builds are cached under `<cache_dir>/contracts-build/<hash>`, the hash covering 
 `foundry.toml`, the wrapper and both tool versions: an unchanged tree is never recompiled and
 the work tree is never written to.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,8 +54,10 @@ def solc_command(cache_dir: Path, contracts_dir: Path = CONTRACTS_DIR) -> Path:
     wrapper = (contracts_dir / WRAPPER).resolve()
     if not wrapper.exists():
         raise ContractsError(f"the solc wrapper {wrapper} is missing")
-    script = (f"#!/bin/sh\n# forge's solc: solc-js {SOLC_JS_VERSION} through {wrapper}\n"
-              f"HORUS_SOLCJS={shlex.quote(str(solcjs))} exec {shlex.quote(node)} {shlex.quote(str(wrapper))} \"$@\"\n")
+    script = (
+        f"#!/bin/sh\n# forge's solc: solc-js {SOLC_JS_VERSION} through {wrapper}\n"
+        f'HORUS_SOLCJS={shlex.quote(str(solcjs))} exec {shlex.quote(node)} {shlex.quote(str(wrapper))} "$@"\n'
+    )
     shim = solcjs.parent.parent / "bin" / f"solc-{hashlib.sha256(script.encode()).hexdigest()[:12]}"
     if not shim.exists():
         shim.parent.mkdir(parents=True, exist_ok=True)
@@ -78,8 +81,8 @@ def source_hash(contracts_dir: Path = CONTRACTS_DIR) -> str:
 
 @dataclass(frozen=True)
 class Build:
-    out_dir: Path        # forge's `out/`: <Source>.sol/<Contract>.json
-    cached: bool         # True if nothing was compiled
+    out_dir: Path  # forge's `out/`: <Source>.sol/<Contract>.json
+    cached: bool  # True if nothing was compiled
     seconds: float
 
     def artifact_path(self, contract: str, source: str = "FillEmitter.sol") -> Path:
@@ -95,13 +98,23 @@ class Build:
 
 
 def _forge(cache_dir: Path, contracts_dir: Path, command: str, out: Path, cache: Path, *extra: str):
-    args = [str(ensure_forge(cache_dir)), command, "--offline", "--root", str(contracts_dir),
-            "--use", str(solc_command(cache_dir, contracts_dir)), "--out", str(out), "--cache-path", str(cache),
-            *extra]
+    args = [
+        str(ensure_forge(cache_dir)),
+        command,
+        "--offline",
+        "--root",
+        str(contracts_dir),
+        "--use",
+        str(solc_command(cache_dir, contracts_dir)),
+        "--out",
+        str(out),
+        "--cache-path",
+        str(cache),
+        *extra,
+    ]
     env = {**os.environ, "NO_COLOR": "1", "FOUNDRY_DISABLE_NIGHTLY_WARNING": "1"}
     try:
-        return subprocess.run(args, capture_output=True, text=True, timeout=FORGE_TIMEOUT, env=env,
-                              cwd=contracts_dir)
+        return subprocess.run(args, capture_output=True, text=True, timeout=FORGE_TIMEOUT, env=env, cwd=contracts_dir)
     except subprocess.TimeoutExpired as exc:
         raise ContractsError(f"forge {command} took longer than {FORGE_TIMEOUT}s") from exc
 
@@ -138,10 +151,10 @@ def build_contracts(cache_dir: Path, contracts_dir: Path = CONTRACTS_DIR, force:
     return Build(final / "out", False, time.monotonic() - started)
 
 
-def run_forge_tests(cache_dir: Path, *forge_args: str,
-                    contracts_dir: Path = CONTRACTS_DIR) -> subprocess.CompletedProcess:
+def run_forge_tests(
+    cache_dir: Path, *forge_args: str, contracts_dir: Path = CONTRACTS_DIR
+) -> subprocess.CompletedProcess:
     """`forge test --offline` (incremental: forge's own cache lives under the cache dir)."""
     contracts_dir = contracts_dir.resolve()
     work = cache_dir / "contracts-test" / hashlib.sha256(str(contracts_dir).encode()).hexdigest()[:12]
     return _forge(cache_dir, contracts_dir, "test", work / "out", work / "forge-cache", *forge_args)
-

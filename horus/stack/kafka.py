@@ -1,4 +1,5 @@
 """A single-node Apache Kafka broker in KRaft mode, run on the JVM from jars fetched with Maven."""
+
 from __future__ import annotations
 
 import shutil
@@ -32,7 +33,9 @@ def ensure_jars(cache_dir: Path, version: str) -> Path:
         shutil.rmtree(lib)
     result = subprocess.run(
         [mvn, "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={lib}"],
-        cwd=home, capture_output=True, text=True,
+        cwd=home,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise StackError(
@@ -91,17 +94,32 @@ class KafkaBroker:
         self.home.mkdir(parents=True, exist_ok=True)
         config.write_text(server_properties(data, port, controller_port, self.partitions))
         log4j.write_text(resources.files("horus.stack").joinpath("kafka-log4j2.properties").read_text())
-        jvm = [java, HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
-               "-cp", f"{lib}/*"]
+        jvm = [
+            java,
+            HEAP,
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            f"{lib}/*",
+        ]
         if not (data / "meta.properties").exists():
             cluster_id = uuid.uuid4().hex[:22]
-            fmt = subprocess.run(jvm + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
-                                        "-c", str(config)], capture_output=True, text=True)
+            fmt = subprocess.run(
+                jvm + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)],
+                capture_output=True,
+                text=True,
+            )
             if fmt.returncode != 0:
                 raise StackError(f"Formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
         record = self.procs.spawn(self.name, jvm + ["kafka.Kafka", str(config)])
-        wait_until(lambda: self.healthy(port)[0], timeout=90, what="Kafka", log=Path(record.log),
-                   alive=lambda: self.procs.live(self.name) is not None)
+        wait_until(
+            lambda: self.healthy(port)[0],
+            timeout=90,
+            what="Kafka",
+            log=Path(record.log),
+            alive=lambda: self.procs.live(self.name) is not None,
+        )
 
     def healthy(self, port: int) -> tuple[bool, str]:
         from confluent_kafka.admin import AdminClient  # imported late: `stack` commands start fast

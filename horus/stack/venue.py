@@ -4,6 +4,7 @@ It starts with no markets and says so (`--follow-leaders`: decide makes one for 
 every account it has never seen holds `HORUS_PAPER_BALANCE` pUSD, so a paper follower needs no funding step.
 Its state lives in memory: a restart starts the paper venue afresh.
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,12 +31,33 @@ class PaperVenue:
         return f"http://127.0.0.1:{port}"
 
     def start(self, port: int) -> None:
-        record = self.procs.spawn(self.name, [
-            sys.executable, "-m", "horus.cli.main", "venue", "--host", "127.0.0.1", "--port", str(port),
-            "--chain-id", str(self.chain_id), "--seed", str(SEED), "--default-collateral-e6", str(self.balance_e6),
-            "--follow-leaders"])
-        wait_until(lambda: self.healthy(port)[0], timeout=60, what="the CLOB simulator", log=Path(record.log),
-                   alive=lambda: self.procs.live(self.name) is not None)
+        record = self.procs.spawn(
+            self.name,
+            [
+                sys.executable,
+                "-m",
+                "horus.cli.main",
+                "venue",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--chain-id",
+                str(self.chain_id),
+                "--seed",
+                str(SEED),
+                "--default-collateral-e6",
+                str(self.balance_e6),
+                "--follow-leaders",
+            ],
+        )
+        wait_until(
+            lambda: self.healthy(port)[0],
+            timeout=60,
+            what="the CLOB simulator",
+            log=Path(record.log),
+            alive=lambda: self.procs.live(self.name) is not None,
+        )
 
     def healthy(self, port: int) -> tuple[bool, str]:
         problem = not_the_simulator(self.url(port), timeout_s=2.0)

@@ -7,12 +7,14 @@ values that must not be stale, such as a follower's account).
 With `refresh_ahead=f`, a hit on a value older than f x TTL (still fresh) answers at once and starts one
 reload in the background, so a key asked for steadily never makes its asker wait for the venue (a decide
 batch blocked ~60 ms on every expiry before)."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable, Generic, Hashable, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -21,9 +23,16 @@ log = logging.getLogger(__name__)
 
 
 class SingleFlightCache(Generic[K, V]):
-    def __init__(self, load: Callable[[K], Awaitable[V]], ttl_s: float, *, name: str,
-                 clock: Callable[[], float] = time.monotonic, keep_last_on_error: bool = True,
-                 refresh_ahead: float | None = None) -> None:
+    def __init__(
+        self,
+        load: Callable[[K], Awaitable[V]],
+        ttl_s: float,
+        *,
+        name: str,
+        clock: Callable[[], float] = time.monotonic,
+        keep_last_on_error: bool = True,
+        refresh_ahead: float | None = None,
+    ) -> None:
         self._load, self.ttl_s, self.name, self._clock = load, ttl_s, name, clock
         self.keep_last_on_error = keep_last_on_error
         if refresh_ahead is not None and not (0 < refresh_ahead < 1 and keep_last_on_error):

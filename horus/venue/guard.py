@@ -12,6 +12,7 @@
 Callers: decide's venue lookups (streams/decide.py), the executor and `horus reconcile`
 (horus.execution.runner), `horus worker` before it starts any stage.
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,7 +59,8 @@ def _refusal(settings: Settings, problem: str) -> VenueGuardError:
         f"HORUS_VENUE_MODE=paper, but HORUS_CLOB_URL={shown_url(settings.clob_url)} is not the Horus CLOB simulator "
         f"({problem}); paper mode never talks to a real venue. Fix: run `horus stack up` (it starts the simulator "
         f"and writes its URL into {settings.stack_env_path}) or point HORUS_CLOB_URL at `horus venue`; to trade "
-        f"for real, set HORUS_VENUE_MODE=live explicitly.")
+        f"for real, set HORUS_VENUE_MODE=live explicitly."
+    )
 
 
 def _body(response: httpx.Response) -> object:

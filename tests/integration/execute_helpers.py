@@ -1,6 +1,7 @@
 """Shared by the execute integration tests: private topics, the CLOB simulator with one market,
 follower accounts with credentials in the real store, COPY decisions, reading execution.results, and
 the executor as a thread or as a subprocess (`python -m streams.execute`)."""
+
 from __future__ import annotations
 
 import json
@@ -14,16 +15,22 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from horus.codec import default_codec, envelope
 from horus import paper
+from horus.codec import default_codec, envelope
 from horus.credentials import generate_key
 from horus.domain import ids
 from horus.kafka.admin import create_topics
-from horus.kafka.client import assign_from_beginning, flush_or_raise, make_consumer, make_producer, poll_batch, \
-    produce_reliably
+from horus.kafka.client import (
+    assign_from_beginning,
+    flush_or_raise,
+    make_consumer,
+    make_producer,
+    poll_batch,
+    produce_reliably,
+)
+from horus.paper import PaperFollower
 from horus.settings import Settings
 from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
-from horus.paper import PaperFollower
 from horus.venue.polymarket.orders import intent_metadata
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
 
@@ -38,25 +45,36 @@ TERMINAL = {"FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "DRY_RUN"}
 def private_settings(settings: Settings, *, partitions: int = 4, **overrides) -> Settings:
     """The session's database, topics of its own (a private prefix), a credentials key."""
     run = uuid.uuid4().hex[:6]
-    private = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}x{run}.",
-                                          "app_id": f"{settings.app_id}-x{run}",
-                                          "credentials_key": SecretStr(generate_key()),
-                                          "reconcile_min_age_s": 0.5, "reconcile_interval_s": 0.5,
-                                          "execute_lease_s": 3.0, **overrides})
+    private = settings.model_copy(
+        update={
+            "topic_prefix": f"{settings.topic_prefix}x{run}.",
+            "app_id": f"{settings.app_id}-x{run}",
+            "credentials_key": SecretStr(generate_key()),
+            "reconcile_min_age_s": 0.5,
+            "reconcile_interval_s": 0.5,
+            "execute_lease_s": 3.0,
+            **overrides,
+        }
+    )
     create_topics(private, partitions=partitions)
     return private
 
 
 def market_config(**overrides) -> MarketConfig:
-    return MarketConfig(condition_id=CONDITION, tokens=[TokenConfig(token_id=TOKEN, price="0.5"),
-                                                        TokenConfig(token_id=NO_TOKEN, outcome="No", price="0.5")],
-                        tick_size="0.01", min_order_size=1, levels=5, level_size=100000, replenish=True,
-                        **overrides)
+    return MarketConfig(
+        condition_id=CONDITION,
+        tokens=[TokenConfig(token_id=TOKEN, price="0.5"), TokenConfig(token_id=NO_TOKEN, outcome="No", price="0.5")],
+        tick_size="0.01",
+        min_order_size=1,
+        levels=5,
+        level_size=100000,
+        replenish=True,
+        **overrides,
+    )
 
 
 def simulator(**faults):
-    config = SimulatorConfig(markets=[market_config()], default_collateral_e6=10**12, seed=7,
-                             faults={**faults})
+    config = SimulatorConfig(markets=[market_config()], default_collateral_e6=10**12, seed=7, faults={**faults})
     return run_simulator(config)
 
 
@@ -82,27 +100,55 @@ def accounts_of(followers: list[PaperFollower]):
     return lambda address: configs.get(address.lower())
 
 
-def copy_decision(follower: str, n: int, *, size_e6: int = 10_000_000, worst_price: str = "0.55",
-                  order_type: str = "FAK", side: str = "BUY", token: str = TOKEN, tag: str = "",
-                  expires_at_us: int | None = None, now_us: int | None = None) -> dict:
+def copy_decision(
+    follower: str,
+    n: int,
+    *,
+    size_e6: int = 10_000_000,
+    worst_price: str = "0.55",
+    order_type: str = "FAK",
+    side: str = "BUY",
+    token: str = TOKEN,
+    tag: str = "",
+    expires_at_us: int | None = None,
+    now_us: int | None = None,
+) -> dict:
     follow_id = f"follow-{follower}-{tag}"
     fill_id = ids.make_id("test-fill", tag, n)
     candidate = ids.candidate_id(fill_id, follow_id)
     produced = now_us if now_us is not None else time.time_ns() // 1000
     return {
-        "envelope": envelope(ids.decision_id(candidate), "decide", T0_US + n, causation_id=candidate,
-                             produced_at_us=produced),
-        "candidate_id": candidate, "follow_id": follow_id, "follower": follower, "leader_fill_id": fill_id,
-        "action": "COPY", "intent_id": ids.intent_id(follow_id, fill_id), "token_id": token, "side": side,
-        "size_e6": size_e6, "worst_price": worst_price, "order_type": order_type, "expires_at_us": expires_at_us,
-        "reason_code": None, "reason_detail": None,
+        "envelope": envelope(
+            ids.decision_id(candidate), "decide", T0_US + n, causation_id=candidate, produced_at_us=produced
+        ),
+        "candidate_id": candidate,
+        "follow_id": follow_id,
+        "follower": follower,
+        "leader_fill_id": fill_id,
+        "action": "COPY",
+        "intent_id": ids.intent_id(follow_id, fill_id),
+        "token_id": token,
+        "side": side,
+        "size_e6": size_e6,
+        "worst_price": worst_price,
+        "order_type": order_type,
+        "expires_at_us": expires_at_us,
+        "reason_code": None,
+        "reason_detail": None,
     }
 
 
 def skip_decision(follower: str, n: int, tag: str = "") -> dict:
     d = copy_decision(follower, n, tag=tag)
-    return {**d, "action": "SKIP", "intent_id": None, "worst_price": None, "order_type": None, "size_e6": 0,
-            "reason_code": "PAUSED"}
+    return {
+        **d,
+        "action": "SKIP",
+        "intent_id": None,
+        "worst_price": None,
+        "order_type": None,
+        "size_e6": 0,
+        "reason_code": "PAUSED",
+    }
 
 
 def produce_decisions(settings: Settings, decisions: list[dict], raw: list[bytes] = ()) -> None:
@@ -145,8 +191,9 @@ class Results:
             latest = self.latest()
             if predicate(latest):
                 return latest
-        raise AssertionError(f"timed out; have {len(self.latest())} intents: "
-                             f"{sorted({r['status'] for r in self.latest().values()})}")
+        raise AssertionError(
+            f"timed out; have {len(self.latest())} intents: {sorted({r['status'] for r in self.latest().values()})}"
+        )
 
     def close(self) -> None:
         self.consumer.close()
@@ -187,21 +234,27 @@ class ServiceThread:
         if self.error is not None:
             raise self.error
 
-    def __enter__(self) -> "ServiceThread":
+    def __enter__(self) -> ServiceThread:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def start_subprocess(settings: Settings, followers: list[PaperFollower], log_path: Path, *extra: str,
-                     env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_subprocess(
+    settings: Settings, followers: list[PaperFollower], log_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     accounts = log_path.with_suffix(".accounts.json")
     accounts.write_text(json.dumps([json.loads(f.config().to_body()) for f in followers]))
     env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(log_path, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "streams.execute", "--accounts", str(accounts), *extra],
-                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.execute", "--accounts", str(accounts), *extra],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def orders_by_intent(sim, intents: set[str]) -> dict[str, list[dict]]:
@@ -222,8 +275,9 @@ class DecisionStream:
         self.produced: list[dict] = []
         self.error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(settings, followers, per_second, tag),
-                                        name="decision-stream", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(settings, followers, per_second, tag), name="decision-stream", daemon=True
+        )
         self._thread.start()
 
     def _run(self, settings: Settings, followers: list[PaperFollower], per_second: float, tag: str) -> None:
@@ -232,8 +286,10 @@ class DecisionStream:
             started = time.monotonic()
             while not self._stop.is_set():
                 due = int((time.monotonic() - started) * per_second) + 1
-                batch = [copy_decision(followers[n % len(followers)].address, n, tag=tag)
-                         for n in range(len(self.produced), due)]
+                batch = [
+                    copy_decision(followers[n % len(followers)].address, n, tag=tag)
+                    for n in range(len(self.produced), due)
+                ]
                 for d in batch:
                     produce_reliably(producer, topic, codec.encode("CopyDecision", d), key=d["follower"])
                 flush_or_raise(producer)
@@ -263,8 +319,13 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
     """`horus worker --stages execute`: the executor as deployed (a service thread; accounts from config.changes)."""
     env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "horus.cli.main", "worker", "--stages", "execute"],
-                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "horus.cli.main", "worker", "--stages", "execute"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def group_partitions(settings: Settings, group_id: str) -> list[set[int]] | None:
@@ -291,8 +352,10 @@ def leased_rows(settings: Settings, pid: int) -> list[str]:
     from horus.db.engine import psycopg_conninfo
 
     with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
-        rows = conn.execute("SELECT idempotency_key FROM copy_trades WHERE locked_by LIKE %s AND status = ANY(%s)",
-                            (f"%:{pid}:%", ["PENDING", "UNKNOWN", "SUBMITTED"])).fetchall()
+        rows = conn.execute(
+            "SELECT idempotency_key FROM copy_trades WHERE locked_by LIKE %s AND status = ANY(%s)",
+            (f"%:{pid}:%", ["PENDING", "UNKNOWN", "SUBMITTED"]),
+        ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -304,29 +367,44 @@ def verdict(settings: Settings, sim, decisions: list[dict], results: Results):
     return compare(decisions, results.seen, rows, venue_orders(sim))
 
 
-def publish_control(settings: Settings, scope: str, verb: str, target: str | None = None,
-                    reason: str = "test") -> None:
+def publish_control(settings: Settings, scope: str, verb: str, target: str | None = None, reason: str = "test") -> None:
     """One operator switch on control.commands, as `horus pause | resume | kill` produces it."""
     from horus.domain.control import control_command, control_key
     from horus.topics import CONTROL_COMMANDS
 
-    command = control_command(scope, verb, target, reason=reason, issued_by="test",
-                              occurred_at_us=time.time_ns() // 1000)
+    command = control_command(
+        scope, verb, target, reason=reason, issued_by="test", occurred_at_us=time.time_ns() // 1000
+    )
     producer = make_producer(settings)
-    produce_reliably(producer, settings.topic(CONTROL_COMMANDS.name), default_codec().encode("ControlCommand", command),
-                     key=control_key(scope, command["target"]))
+    produce_reliably(
+        producer,
+        settings.topic(CONTROL_COMMANDS.name),
+        default_codec().encode("ControlCommand", command),
+        key=control_key(scope, command["target"]),
+    )
     flush_or_raise(producer)
 
 
-def publish_follow(settings: Settings, follow_id: str, follower: str, *, enabled: bool = True,
-                   delete: bool = False) -> None:
+def publish_follow(
+    settings: Settings, follow_id: str, follower: str, *, enabled: bool = True, delete: bool = False
+) -> None:
     """A FOLLOW change (or its DELETE) on config.changes for a follow the test's decisions name."""
     from horus.chaos import produce_configs
     from horus.domain.config import config_change, parse_follow_config
 
-    follow = None if delete else parse_follow_config({
-        "follow_id": follow_id, "follower": follower, "leader": "0x" + "1e" * 20, "enabled": enabled,
-        "sizing": {"mode": "fixed", "amount": "5"}})
+    follow = (
+        None
+        if delete
+        else parse_follow_config(
+            {
+                "follow_id": follow_id,
+                "follower": follower,
+                "leader": "0x" + "1e" * 20,
+                "enabled": enabled,
+                "sizing": {"mode": "fixed", "amount": "5"},
+            }
+        )
+    )
     produce_configs(settings, [config_change("FOLLOW", follow_id, follow, "test")])
 
 

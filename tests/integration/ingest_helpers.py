@@ -1,5 +1,6 @@
 """Shared by the ingest integration tests: private topics and database, emitters on anvil, follows on
 config.changes, reading leader.fills, and a `horus ingest ...` subprocess."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,14 @@ from horus.codec import default_codec, envelope
 from horus.db.engine import scratch_database
 from horus.domain import ids
 from horus.kafka.admin import create_topics
-from horus.kafka.client import assign_from_beginning, end_offsets, flush_or_raise, make_consumer, make_producer, poll_batch
+from horus.kafka.client import (
+    assign_from_beginning,
+    end_offsets,
+    flush_or_raise,
+    make_consumer,
+    make_producer,
+    poll_batch,
+)
 from horus.settings import Settings
 from horus.testchain import V1Fill, V2Fill, deploy_emitters
 from horus.topics import CONFIG_CHANGES, LEADER_FILLS
@@ -49,8 +57,13 @@ def emitters(settings: Settings):
 
 def follow(settings: Settings, follow_id: str, leader: str, delete: bool = False) -> None:
     body = None if delete else json.dumps({"follow_id": follow_id, "follower": "0x" + "f0" * 20, "leader": leader})
-    record = {"envelope": envelope(ids.make_id("test-config", follow_id, uuid.uuid4().hex), "test", 0),
-              "entity": "FOLLOW", "entity_id": follow_id, "op": "DELETE" if delete else "UPSERT", "body": body}
+    record = {
+        "envelope": envelope(ids.make_id("test-config", follow_id, uuid.uuid4().hex), "test", 0),
+        "entity": "FOLLOW",
+        "entity_id": follow_id,
+        "op": "DELETE" if delete else "UPSERT",
+        "body": body,
+    }
     producer = make_producer(settings)
     producer.produce(settings.topic(CONFIG_CHANGES.name), codec.encode("ConfigChange", record), key=follow_id)
     flush_or_raise(producer)
@@ -138,18 +151,44 @@ class Ingest(HorusProcess):
     """`horus ingest chain` over both emitters, from `from_block`."""
 
     def __init__(self, settings: Settings, emitters, log_path: Path, from_block: int, *extra: str, **env) -> None:
-        super().__init__(settings, log_path, "ingest", "chain", "--exchange", emitters.v1, "--exchange", emitters.v2,
-                         "--from-block", str(from_block), *extra, **env)
+        super().__init__(
+            settings,
+            log_path,
+            "ingest",
+            "chain",
+            "--exchange",
+            emitters.v1,
+            "--exchange",
+            emitters.v2,
+            "--from-block",
+            str(from_block),
+            *extra,
+            **env,
+        )
 
 
 def _v2(leader: str, n: int, token: int = 7, side: int = 0, taker=None) -> V2Fill:
-    return V2Fill(order_hash=ids.make_id("order", leader, n, uuid.uuid4().hex), maker=leader, taker=taker, side=side,
-                  token_id=token, maker_amount_filled=1_000_000 * (n % 5 + 1), taker_amount_filled=2_000_000 * (n % 5 + 1))
+    return V2Fill(
+        order_hash=ids.make_id("order", leader, n, uuid.uuid4().hex),
+        maker=leader,
+        taker=taker,
+        side=side,
+        token_id=token,
+        maker_amount_filled=1_000_000 * (n % 5 + 1),
+        taker_amount_filled=2_000_000 * (n % 5 + 1),
+    )
 
 
 def _v1(leader: str, n: int, token: int = 9) -> V1Fill:
-    return V1Fill(order_hash=ids.make_id("order1", leader, n, uuid.uuid4().hex), maker=leader, taker=None,
-                  maker_asset_id=0, taker_asset_id=token, maker_amount_filled=3_000_000, taker_amount_filled=6_000_000)
+    return V1Fill(
+        order_hash=ids.make_id("order1", leader, n, uuid.uuid4().hex),
+        maker=leader,
+        taker=None,
+        maker_asset_id=0,
+        taker_asset_id=token,
+        maker_amount_filled=3_000_000,
+        taker_amount_filled=6_000_000,
+    )
 
 
 def free_port() -> int:
@@ -164,5 +203,8 @@ def metric_values(port: int) -> dict[str, float]:
     import urllib.request
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-            if line.startswith("horus_ingest")}
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("horus_ingest")
+    }

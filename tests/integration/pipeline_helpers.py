@@ -1,5 +1,6 @@
 """Shared by the pipeline and decide integration tests: produce to and read from private topics, run
 `horus worker` subprocesses, wait for a stable consumer group."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,15 @@ from horus.codec import default_codec
 from horus.domain.config import config_key
 from horus.domain.control import control_key
 from horus.kafka.admin import create_topics
-from horus.kafka.client import (assign_from_beginning, flush_or_raise, make_admin, make_consumer, make_producer,
-                                poll_batch, produce_reliably)
+from horus.kafka.client import (
+    assign_from_beginning,
+    flush_or_raise,
+    make_admin,
+    make_consumer,
+    make_producer,
+    poll_batch,
+    produce_reliably,
+)
 from horus.settings import Settings
 from horus.topics import CONFIG_CHANGES, CONTROL_COMMANDS, LEADER_FILLS
 
@@ -28,7 +36,9 @@ class Producer:
         self.settings = settings
         self.producer = make_producer(settings)
         self.codec = default_codec()
-        self.placed: list[tuple[str, int, int] | None] = []  # in send order (delivery reports are not, across partitions)
+        self.placed: list[
+            tuple[str, int, int] | None
+        ] = []  # in send order (delivery reports are not, across partitions)
 
     def send(self, spec, record: dict | None = None, key: str | bytes | None = None, raw: bytes | None = None):
         value = raw if raw is not None else self.codec.encode(spec.event_type, record)
@@ -104,9 +114,23 @@ class Worker:
         self.log_path = log_path
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "horus.cli.main", "worker", "--stages", stages, "--loglevel", "info",
-             "--runner", runner],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "horus.cli.main",
+                "worker",
+                "--stages",
+                stages,
+                "--loglevel",
+                "info",
+                "--runner",
+                runner,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -152,8 +176,12 @@ def wait_group_stable(settings: Settings, members: int, workers, timeout: float 
             group = admin.describe_consumer_groups([settings.app_id])[settings.app_id].result(10)
         except Exception:  # the group does not exist until the first member joins
             group = None
-        if (group is not None and group.state == ConsumerGroupState.STABLE and len(group.members) == members
-                and all(m.assignment and m.assignment.topic_partitions for m in group.members)):
+        if (
+            group is not None
+            and group.state == ConsumerGroupState.STABLE
+            and len(group.members) == members
+            and all(m.assignment and m.assignment.topic_partitions for m in group.members)
+        ):
             return
         time.sleep(0.2)
     raise AssertionError(f"consumer group {settings.app_id} not stable with {members} members in {timeout}s")
@@ -173,7 +201,8 @@ def assert_exactly_once(reader: Reader, want: dict[str, set[str]], workers) -> N
 def prefixed(settings: Settings, tag: str) -> Settings:
     """Own topics and consumer group per test module, so modules never see each other's events."""
     run = uuid.uuid4().hex[:6]
-    new = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}{tag}{run}.",
-                                      "app_id": f"{settings.app_id}-{tag}{run}"})
+    new = settings.model_copy(
+        update={"topic_prefix": f"{settings.topic_prefix}{tag}{run}.", "app_id": f"{settings.app_id}-{tag}{run}"}
+    )
     create_topics(new)
     return new

@@ -1,5 +1,6 @@
 """A PostgreSQL server of a test's own (the stack's code, its own data directory and port), so a test can kill it
 with SIGKILL and start it again without touching the database every other test uses."""
+
 from __future__ import annotations
 
 import signal
@@ -20,7 +21,7 @@ class PrivatePostgres:
         self.server = PostgresServer(state, ProcessTable(state))
         self.port = free_port()
 
-    def start(self) -> "PrivatePostgres":
+    def start(self) -> PrivatePostgres:
         self.server.start(self.port)
         return self
 
@@ -57,7 +58,7 @@ class PrivatePostgres:
         finally:
             self._dir.cleanup()
 
-    def __enter__(self) -> "PrivatePostgres":
+    def __enter__(self) -> PrivatePostgres:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -1,5 +1,6 @@
 """Shared by the CLI-over-projections tests (config commands, `horus why`): private topics, empty
 projection tables, and Rich output wide enough that no cell wraps."""
+
 from __future__ import annotations
 
 import uuid
@@ -20,9 +21,13 @@ from projections.replay import truncate_projections
 def s(settings: Settings):
     """Topics of its own, empty projection tables and a credentials key."""
     run = uuid.uuid4().hex[:6]
-    test_settings = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}c{run}.",
-                                                "app_id": f"{settings.app_id}-c{run}",
-                                                "credentials_key": SecretStr(generate_key())})
+    test_settings = settings.model_copy(
+        update={
+            "topic_prefix": f"{settings.topic_prefix}c{run}.",
+            "app_id": f"{settings.app_id}-c{run}",
+            "credentials_key": SecretStr(generate_key()),
+        }
+    )
     created = create_topics(test_settings)
     with psycopg.connect(psycopg_conninfo(test_settings.database_url), autocommit=True) as conn:
         truncate_projections(conn)

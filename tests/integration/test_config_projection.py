@@ -1,5 +1,6 @@
 """Config and control commands against the real broker and database: the CLI writes config.changes /
 control.commands, the projections fold them (latest change per key wins), replay rebuilds the same tables."""
+
 from __future__ import annotations
 
 import base64
@@ -15,13 +16,19 @@ from horus.codec import default_codec
 from horus.credentials import CredentialStore
 from horus.db.engine import psycopg_conninfo
 from horus.domain.config import config_change
-from horus.kafka.client import (assign_from_beginning, end_offsets, flush_or_raise, make_consumer,
-                                make_producer, poll_batch, produce_reliably)
+from horus.kafka.client import (
+    assign_from_beginning,
+    end_offsets,
+    flush_or_raise,
+    make_consumer,
+    make_producer,
+    poll_batch,
+    produce_reliably,
+)
 from horus.settings import Settings
 from projections.folds import CONFIG_CHANGES_PROJECTION, CONTROL_COMMANDS_PROJECTION
 from projections.replay import replay_all, table_checksums
 from projections.runner import run_projections
-
 from tests.integration.projection_helpers import s, wide_console  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
@@ -41,8 +48,12 @@ def cli(s: Settings, *args: str):
 
 
 def fold(s: Settings, batch_size: int = 1000) -> None:
-    run_projections(s, until_caught_up=True, batch_size=batch_size,
-                    projections=(CONFIG_CHANGES_PROJECTION, CONTROL_COMMANDS_PROJECTION))
+    run_projections(
+        s,
+        until_caught_up=True,
+        batch_size=batch_size,
+        projections=(CONFIG_CHANGES_PROJECTION, CONTROL_COMMANDS_PROJECTION),
+    )
 
 
 def rows(s: Settings, query: str, params=()) -> list[tuple]:
@@ -72,8 +83,22 @@ def flat(text: str) -> str:
 
 
 def test_follow_add_update_remove_and_list(s):
-    added = cli(s, "follow", "add", "--leader", LEADER, "--follower", FOLLOWER, "--amount", "10", "--daily-cap", "50",
-                "--allow", "tag:nba", "--json")
+    added = cli(
+        s,
+        "follow",
+        "add",
+        "--leader",
+        LEADER,
+        "--follower",
+        FOLLOWER,
+        "--amount",
+        "10",
+        "--daily-cap",
+        "50",
+        "--allow",
+        "tag:nba",
+        "--json",
+    )
     assert added.exit_code == 0, added.output
     follow_id = json.loads(added.stdout)["id"].split()[-1]
     assert follow_id == "0x11111111-0xaaaaaaaa"
@@ -81,16 +106,18 @@ def test_follow_add_update_remove_and_list(s):
     assert again.exit_code == 1 and "already exists" in flat(again.output)
 
     # the projection is not running yet: update reads the current config from the topic itself
-    updated = cli(s, "follow", "update", follow_id, "--slippage-bps", "300", "--sizing", "ratio", "--ratio", "0.5",
-                  "--json")
+    updated = cli(
+        s, "follow", "update", follow_id, "--slippage-bps", "300", "--sizing", "ratio", "--ratio", "0.5", "--json"
+    )
     assert updated.exit_code == 0, updated.output
     config = json.loads(updated.stdout)["config"]
     assert config["slippage_bps"] == 300 and config["daily_cap"] == "50" and config["markets_allow"] == ["tag:nba"]
     assert config["sizing"] == {**config["sizing"], "mode": "ratio", "ratio": "0.5", "amount": "10"}
 
     fold(s)
-    (row,) = rows(s, "SELECT follower, leader, enabled, deleted, body FROM follow_configs WHERE follow_id = %s",
-                  (follow_id,))
+    (row,) = rows(
+        s, "SELECT follower, leader, enabled, deleted, body FROM follow_configs WHERE follow_id = %s", (follow_id,)
+    )
     assert row[:4] == (FOLLOWER, LEADER, True, False) and row[4] == config
 
     # caught up now: update merges into the projected config
@@ -111,8 +138,9 @@ def test_follow_add_update_remove_and_list(s):
     removed = cli(s, "follow", "remove", follow_id)
     assert removed.exit_code == 0, removed.output
     fold(s)
-    assert rows(s, "SELECT deleted, body, follower FROM follow_configs WHERE follow_id = %s", (follow_id,)) == \
-        [(True, None, None)]
+    assert rows(s, "SELECT deleted, body, follower FROM follow_configs WHERE follow_id = %s", (follow_id,)) == [
+        (True, None, None)
+    ]
     assert cli(s, "follow", "list", "--json").stdout.strip() == ""
     assert follow_id in cli(s, "follow", "list", "--removed", "--json").stdout
     gone = cli(s, "follow", "update", follow_id, "--amount", "3")
@@ -125,8 +153,11 @@ def test_follower_with_credentials_keeps_secrets_out_of_events_and_output(s, tmp
     s = s.model_copy(update={"venue_mode": "dry-run"})  # stored as given (paper derives the paper venue's API creds)
     signer = Account.from_key(PRIVATE_KEY).address.lower()
     creds = tmp_path / "creds.json"
-    creds.write_text(json.dumps({"private_key": PRIVATE_KEY, "api_key": API_KEY, "api_secret": API_SECRET,
-                                 "api_passphrase": PASSPHRASE}))
+    creds.write_text(
+        json.dumps(
+            {"private_key": PRIVATE_KEY, "api_key": API_KEY, "api_secret": API_SECRET, "api_passphrase": PASSPHRASE}
+        )
+    )
     wrong = cli(s, "follower", "add", FOLLOWER, "--credentials-file", str(creds))
     assert wrong.exit_code == 2 and f"signs as {signer}" in flat(wrong.output)  # type 0: the key must be the follower
 
@@ -140,8 +171,11 @@ def test_follower_with_credentials_keeps_secrets_out_of_events_and_output(s, tmp
     assert config["max_open_positions"] == 3
 
     fold(s)
-    assert rows(s, "SELECT credentials_ref, deleted, body->>'max_open_positions' FROM follower_configs"
-                   " WHERE follower = %s", (signer,)) == [(f"follower-{signer}", False, "3")]
+    assert rows(
+        s,
+        "SELECT credentials_ref, deleted, body->>'max_open_positions' FROM follower_configs WHERE follower = %s",
+        (signer,),
+    ) == [(f"follower-{signer}", False, "3")]
     events = raw_messages(s, "config.changes")
     assert len(events) == 2
     for output in (added.output, updated.output, *(e.decode("latin-1") for e in events)):
@@ -157,13 +191,18 @@ def test_latest_change_wins_in_any_batch_split_and_replay_rebuilds_the_same_tabl
     topic = s.topic("config.changes")
 
     def send(change):
-        produce_reliably(producer, topic, codec.encode("ConfigChange", change),
-                         key=change["entity_id"] if change["entity"] == "FOLLOW" else "follower:" + change["entity_id"])
+        produce_reliably(
+            producer,
+            topic,
+            codec.encode("ConfigChange", change),
+            key=change["entity_id"] if change["entity"] == "FOLLOW" else "follower:" + change["entity_id"],
+        )
 
     for i in range(5):  # five versions of each follow; the last one must win
         for n in range(3):
-            body = json.dumps({"follow_id": f"f{n}", "follower": FOLLOWER, "leader": LEADER,
-                               "sizing": {"amount": str(i + 1)}})
+            body = json.dumps(
+                {"follow_id": f"f{n}", "follower": FOLLOWER, "leader": LEADER, "sizing": {"amount": str(i + 1)}}
+            )
             send(config_change("FOLLOW", f"f{n}", body, "test", 1_000_000 * (i + 1)))
     bad = json.dumps({"follow_id": "f9", "follower": FOLLOWER, "leader": LEADER, "sizing": {"mode": "balance_pct"}})
     send(config_change("FOLLOW", "f9", bad, "test", 7))
@@ -173,17 +212,23 @@ def test_latest_change_wins_in_any_batch_split_and_replay_rebuilds_the_same_tabl
     assert cli(s, "resume", "--market", "0xabc").exit_code == 0
 
     fold(s, batch_size=1)  # every change in its own transaction: the conflict rule decides
-    amounts = rows(s, "SELECT follow_id, body->'sizing'->>'amount' FROM follow_configs WHERE invalid IS NULL "
-                      "ORDER BY follow_id")
+    amounts = rows(
+        s, "SELECT follow_id, body->'sizing'->>'amount' FROM follow_configs WHERE invalid IS NULL ORDER BY follow_id"
+    )
     assert amounts == [("f0", "5"), ("f1", "5"), ("f2", "5")]
     # a change that breaks a rule is not in force (decide drops it too): the row says which rule, not a dead letter
-    assert rows(s, "SELECT enabled, body, invalid LIKE '%%sizing.balance_pct: required%%' FROM follow_configs "
-                   "WHERE follow_id = 'f9'") == [(None, None, True)]
+    assert rows(
+        s,
+        "SELECT enabled, body, invalid LIKE '%%sizing.balance_pct: required%%' FROM follow_configs "
+        "WHERE follow_id = 'f9'",
+    ) == [(None, None, True)]
     assert rows(s, "SELECT count(*) FROM dead_letters WHERE source_topic = %s", (topic,)) == [(0,)]
     listed = cli(s, "follow", "list")
     assert listed.exit_code == 0 and "INVALID" in listed.stdout, listed.output
     assert rows(s, "SELECT key, command, active, reason FROM control_switches ORDER BY key") == [
-        ("GLOBAL", "KILL", True, "incident"), ("MARKET:0xabc", "RESUME", False, None)]
+        ("GLOBAL", "KILL", True, "incident"),
+        ("MARKET:0xabc", "RESUME", False, None),
+    ]
     live = table_checksums(s, CONFIG_TABLES)
 
     rebuilt = replay_all(s, (CONFIG_CHANGES_PROJECTION, CONTROL_COMMANDS_PROJECTION))  # one batch: DISTINCT ON

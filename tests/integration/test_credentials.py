@@ -1,4 +1,5 @@
 """The encrypted credentials store on real Postgres, and `horus credentials`."""
+
 from __future__ import annotations
 
 import base64
@@ -30,8 +31,7 @@ SIGNER = Account.from_key(PRIVATE_KEY).address
 API_KEY = "6f1c2d3e-aaaa-bbbb-cccc-0123456789ab"
 API_SECRET = base64.urlsafe_b64encode(b"hmac-secret-of-the-follower-1234").decode()
 PASSPHRASE = "passphrase-of-the-follower-0001"
-SECRETS = FollowerSecrets(private_key=PRIVATE_KEY, api_key=API_KEY, api_secret=API_SECRET,
-                          api_passphrase=PASSPHRASE)
+SECRETS = FollowerSecrets(private_key=PRIVATE_KEY, api_key=API_KEY, api_secret=API_SECRET, api_passphrase=PASSPHRASE)
 SECRET_STRINGS = (PRIVATE_KEY[2:], API_SECRET, PASSPHRASE, API_KEY)
 
 
@@ -42,8 +42,9 @@ def keyed(settings: Settings) -> Settings:
 
 def raw_row(settings: Settings, ref: str):
     with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
-        return conn.execute("SELECT signer_address, key_id, nonce, ciphertext FROM follower_credentials"
-                            " WHERE ref = %s", (ref,)).fetchone()
+        return conn.execute(
+            "SELECT signer_address, key_id, nonce, ciphertext FROM follower_credentials WHERE ref = %s", (ref,)
+        ).fetchone()
 
 
 def test_round_trip_and_nothing_secret_in_the_table(keyed):
@@ -85,11 +86,15 @@ def test_a_record_moved_to_another_ref_or_altered_does_not_decrypt(keyed):
     store = CredentialStore(keyed)
     store.put("follower-3", SECRETS)
     with psycopg.connect(psycopg_conninfo(keyed.database_url), autocommit=True) as conn:
-        conn.execute("INSERT INTO follower_credentials (ref, signer_address, key_id, nonce, ciphertext)"
-                     " SELECT 'follower-3-copy', signer_address, key_id, nonce, ciphertext"
-                     " FROM follower_credentials WHERE ref = 'follower-3'")
-        conn.execute("UPDATE follower_credentials SET ciphertext = set_byte(ciphertext, 0, get_byte(ciphertext, 0)"
-                     " # 1) WHERE ref = 'follower-3'")
+        conn.execute(
+            "INSERT INTO follower_credentials (ref, signer_address, key_id, nonce, ciphertext)"
+            " SELECT 'follower-3-copy', signer_address, key_id, nonce, ciphertext"
+            " FROM follower_credentials WHERE ref = 'follower-3'"
+        )
+        conn.execute(
+            "UPDATE follower_credentials SET ciphertext = set_byte(ciphertext, 0, get_byte(ciphertext, 0)"
+            " # 1) WHERE ref = 'follower-3'"
+        )
     with pytest.raises(CredentialsError, match="'follower-3-copy' do not decrypt"):
         store.get("follower-3-copy")
     with pytest.raises(CredentialsError, match="'follower-3' do not decrypt"):
@@ -123,8 +128,16 @@ def test_secrets_are_validated_and_named():
 
 def test_repr_str_and_logs_never_show_secrets(caplog, keyed):
     creds = SECRETS.api_creds()
-    texts = [repr(SECRETS), str(SECRETS), f"{SECRETS}", repr([SECRETS]), repr(creds), str(creds),
-             repr(CredentialStore(keyed)), repr(keyed)]
+    texts = [
+        repr(SECRETS),
+        str(SECRETS),
+        f"{SECRETS}",
+        repr([SECRETS]),
+        repr(creds),
+        str(creds),
+        repr(CredentialStore(keyed)),
+        repr(keyed),
+    ]
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("horus.test").info("secrets %s %r creds %s %r", SECRETS, SECRETS, creds, creds)
         logging.getLogger("horus.test").info("in a dict %s", {"s": SECRETS, "c": creds})
@@ -140,8 +153,11 @@ def test_cli_put_check_generate_key(keyed, tmp_path):
     # full credentials stored as they are (paper mode would derive the paper venue's: test_credentials_least_privilege)
     env = {"HORUS_DATABASE_URL": keyed.database_url, "HORUS_CREDENTIALS_KEY": key, "HORUS_VENUE_MODE": "dry-run"}
     source = tmp_path / "creds.json"
-    source.write_text(json.dumps({"private_key": PRIVATE_KEY, "api_key": API_KEY, "api_secret": API_SECRET,
-                                  "api_passphrase": PASSPHRASE}))
+    source.write_text(
+        json.dumps(
+            {"private_key": PRIVATE_KEY, "api_key": API_KEY, "api_secret": API_SECRET, "api_passphrase": PASSPHRASE}
+        )
+    )
     runner = CliRunner()
 
     put = runner.invoke(app, ["credentials", "put", "follower-cli", "--from-file", str(source)], env=env)
@@ -154,11 +170,11 @@ def test_cli_put_check_generate_key(keyed, tmp_path):
         assert not any(secret in result.output for secret in SECRET_STRINGS) and key not in result.output
     assert CredentialStore(keyed).get("follower-cli") == SECRETS
 
-    wrong = runner.invoke(app, ["credentials", "check", "follower-cli"],
-                          env={**env, "HORUS_CREDENTIALS_KEY": generate_key()})
+    wrong = runner.invoke(
+        app, ["credentials", "check", "follower-cli"], env={**env, "HORUS_CREDENTIALS_KEY": generate_key()}
+    )
     assert wrong.exit_code == 1 and "different HORUS_CREDENTIALS_KEY" in " ".join(wrong.output.split())
-    missing_key = runner.invoke(app, ["credentials", "check", "follower-cli"],
-                                env={**env, "HORUS_CREDENTIALS_KEY": ""})
+    missing_key = runner.invoke(app, ["credentials", "check", "follower-cli"], env={**env, "HORUS_CREDENTIALS_KEY": ""})
     assert missing_key.exit_code == 1 and "HORUS_CREDENTIALS_KEY is not set" in " ".join(missing_key.output.split())
     missing = runner.invoke(app, ["credentials", "check", "nobody"], env=env)
     assert missing.exit_code == 1 and "no credentials stored under ref 'nobody'" in missing.output

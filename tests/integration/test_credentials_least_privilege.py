@@ -5,6 +5,7 @@ the signing key; decide's resolver (ApiAccounts) reads only that record. Proven 
 whose signing-key record is corrupted, then deleted, still has its balance read by decide. In paper mode the
 API credentials are the simulator's, derived with the key when the credentials are stored (never the
 placeholders of a key-only file)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,14 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from horus.cli.main import app
-from horus.credentials import ApiAccounts, CredentialsError, CredentialsNotFound, CredentialStore, FollowerSecrets, \
-    generate_key
+from horus.credentials import (
+    ApiAccounts,
+    CredentialsError,
+    CredentialsNotFound,
+    CredentialStore,
+    FollowerSecrets,
+    generate_key,
+)
 from horus.db.engine import psycopg_conninfo
 from horus.domain.config import ConfigState, parse_follower
 from horus.domain.control import ControlState
@@ -35,11 +42,14 @@ pytestmark = pytest.mark.integration
 
 PRIVATE_KEY = "0x" + "5a" * 31 + "07"
 SIGNER = address_of(PRIVATE_KEY).lower()
-API = ApiCreds(api_key="0d5e1c2b-1111-2222-3333-444455556666",
-               secret=base64.urlsafe_b64encode(b"hmac-secret-of-the-follower-7777").decode(),
-               passphrase="passphrase-of-the-follower-0007")
-SECRETS = FollowerSecrets(private_key=PRIVATE_KEY, api_key=API.api_key, api_secret=API.secret,
-                          api_passphrase=API.passphrase)
+API = ApiCreds(
+    api_key="0d5e1c2b-1111-2222-3333-444455556666",
+    secret=base64.urlsafe_b64encode(b"hmac-secret-of-the-follower-7777").decode(),
+    passphrase="passphrase-of-the-follower-0007",
+)
+SECRETS = FollowerSecrets(
+    private_key=PRIVATE_KEY, api_key=API.api_key, api_secret=API.secret, api_passphrase=API.passphrase
+)
 
 
 @pytest.fixture
@@ -54,8 +64,12 @@ def sql(settings, statement: str, *args) -> None:
 
 def break_the_signing_key(settings, ref: str, how: str) -> None:
     if how == "corrupt":
-        sql(settings, "UPDATE follower_credentials SET ciphertext = overlay(ciphertext placing"
-                      " decode('ff', 'hex') from 3 for 1) WHERE ref = %s", ref)
+        sql(
+            settings,
+            "UPDATE follower_credentials SET ciphertext = overlay(ciphertext placing"
+            " decode('ff', 'hex') from 3 for 1) WHERE ref = %s",
+            ref,
+        )
     else:
         sql(settings, "DELETE FROM follower_credentials WHERE ref = %s", ref)
 
@@ -73,9 +87,15 @@ def test_the_api_credentials_are_a_record_of_their_own(keyed):
         assert store.api_creds(ref).creds == API  # ...and the API credentials are still served
     # an API record moved under another ref does not decrypt; a deleted ref has neither record
     store.put("lp-follower-2", SECRETS)
-    sql(keyed, "UPDATE follower_api_credentials SET nonce = (SELECT nonce FROM follower_api_credentials"
-               " WHERE ref = %s), ciphertext = (SELECT ciphertext FROM follower_api_credentials WHERE ref = %s)"
-               " WHERE ref = %s", ref, ref, "lp-follower-2")
+    sql(
+        keyed,
+        "UPDATE follower_api_credentials SET nonce = (SELECT nonce FROM follower_api_credentials"
+        " WHERE ref = %s), ciphertext = (SELECT ciphertext FROM follower_api_credentials WHERE ref = %s)"
+        " WHERE ref = %s",
+        ref,
+        ref,
+        "lp-follower-2",
+    )
     with pytest.raises(CredentialsError, match="do not decrypt"):
         store.api_creds("lp-follower-2")
     assert store.delete(ref)
@@ -87,8 +107,9 @@ def test_decide_reads_balances_with_api_credentials_only(keyed):
     """Paper mode against the simulator: credentials stored (API creds derived there), then the signing key
     record is deleted; decide still reads the follower's balance."""
     with run_simulator(SimulatorConfig(default_collateral_e6=123_000_000)) as sim:
-        s = keyed.model_copy(update={"venue_mode": "paper", "clob_url": sim.url, "gamma_url": "",
-                                     "balance_source": "venue"})
+        s = keyed.model_copy(
+            update={"venue_mode": "paper", "clob_url": sim.url, "gamma_url": "", "balance_source": "venue"}
+        )
         follower = create_followers(s, ["lp"], "least-privilege")[0]
         # the stored API record holds the simulator's credentials, not the placeholders of the full record
         assert CredentialStore(s).api_creds(follower.credentials_ref).creds.api_key != "paper"
@@ -99,15 +120,25 @@ def test_decide_reads_balances_with_api_credentials_only(keyed):
         runtime = Runtime(s)
         lookups = VenueLookups(runtime, view)
         try:
-            lookups.prefetch([{"token_id": "1", "leader_price": "0.5", "condition_id": None,
-                               "follower": follower.address, "side": "BUY"}])
+            lookups.prefetch(
+                [
+                    {
+                        "token_id": "1",
+                        "leader_price": "0.5",
+                        "condition_id": None,
+                        "follower": follower.address,
+                        "side": "BUY",
+                    }
+                ]
+            )
             assert view.balances[follower.address].collateral_e6 == 123_000_000
         finally:
             lookups.close()
             runtime.close()
 
-        resolved = asyncio.run(ApiAccounts({follower.address: follower.config()}.get, CredentialStore(s))
-                               .get(follower.address))
+        resolved = asyncio.run(
+            ApiAccounts({follower.address: follower.config()}.get, CredentialStore(s)).get(follower.address)
+        )
         assert resolved.signer == follower.address and resolved.signature_type == 0
         assert resolved.creds.secret not in repr(resolved) and resolved.creds.passphrase not in repr(resolved)
         assert not hasattr(resolved, "private_key")
@@ -149,8 +180,9 @@ def test_follower_add_in_paper_mode_needs_only_the_key(s, tmp_path):
         paper = s.model_copy(update={"venue_mode": "paper", "clob_url": sim.url})
         creds = tmp_path / "creds.json"
         creds.write_text(json.dumps({"private_key": PRIVATE_KEY}))
-        added = CliRunner().invoke(app, ["follower", "add", SIGNER, "--credentials-file", str(creds)],
-                                   env=paper.as_env())
+        added = CliRunner().invoke(
+            app, ["follower", "add", SIGNER, "--credentials-file", str(creds)], env=paper.as_env()
+        )
         assert added.exit_code == 0, added.output
         stored = CredentialStore(paper).api_creds(f"follower-{SIGNER}")
         assert stored.signer_address == SIGNER and sim.state.api_keys[stored.creds.api_key].address == SIGNER

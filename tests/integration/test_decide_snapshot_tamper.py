@@ -6,6 +6,7 @@ database access could (a byte flipped, spend made negative without the key, offs
 right but with a negative value (a writer bug, or a leaked key). Each time the next stage refuses the row
 (warning + horus_decide_snapshots_total{outcome="refused"}), folds the whole history, and the next candidate
 is still a DAILY_CAP skip."""
+
 from __future__ import annotations
 
 import json
@@ -63,10 +64,15 @@ def history(settings):
     """Settings of a one-partition decide with snapshots on (by hand), and the follower's capped history on
     copy.decisions: $9.69 x 3 spent today of a $30 cap."""
     run = uuid.uuid4().hex[:6]
-    s = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}tamper{run}.",
-                                    "app_id": f"{settings.app_id}-tamper{run}",
-                                    "snapshot_key": SecretStr(f"snapshot-secret-{run}"),
-                                    "decide_snapshot_every": 10**9, "decide_snapshot_interval_s": 0.0})
+    s = settings.model_copy(
+        update={
+            "topic_prefix": f"{settings.topic_prefix}tamper{run}.",
+            "app_id": f"{settings.app_id}-tamper{run}",
+            "snapshot_key": SecretStr(f"snapshot-secret-{run}"),
+            "decide_snapshot_every": 10**9,
+            "decide_snapshot_interval_s": 0.0,
+        }
+    )
     create_topics(s, partitions=1)
     state, decisions = DecideState(), []
     for _ in range(3):
@@ -77,8 +83,7 @@ def history(settings):
     assert one(candidate(), state, view(CAPPED))["reason_code"] == "DAILY_CAP"
     codec, producer = default_codec(), make_producer(s)
     for decision in decisions:
-        produce_reliably(producer, s.topic(COPY_DECISIONS.name), codec.encode("CopyDecision", decision),
-                         key=FOLLOWER)
+        produce_reliably(producer, s.topic(COPY_DECISIONS.name), codec.encode("CopyDecision", decision), key=FOLLOWER)
     flush_or_raise(producer)
     return s
 
@@ -93,14 +98,17 @@ def write_snapshot(s) -> dict:
 
 
 def row(s) -> tuple[int, int, bytes]:
-    ((decisions, results, state),) = sql(s, "SELECT decisions_offset, results_offset, state FROM decide_snapshots"
-                                            " WHERE group_id = %s AND partition = 0", s.app_id)
+    ((decisions, results, state),) = sql(
+        s,
+        "SELECT decisions_offset, results_offset, state FROM decide_snapshots WHERE group_id = %s AND partition = 0",
+        s.app_id,
+    )
     return decisions, results, bytes(state)
 
 
 def with_negative_spend(state: bytes) -> bytes:
     books = json.loads(zlib.decompress(state))
-    books[FOLLOWER]["spend"] = [[day, scope, -10**12] for day, scope, _ in books[FOLLOWER]["spend"]]
+    books[FOLLOWER]["spend"] = [[day, scope, -(10**12)] for day, scope, _ in books[FOLLOWER]["spend"]]
     return zlib.compress(json.dumps(books).encode())
 
 
@@ -117,14 +125,21 @@ def test_an_honest_snapshot_is_restored(history):
 
 
 def flip_a_byte(s):
-    sql(s, "UPDATE decide_snapshots SET state = set_byte(state, 50, get_byte(state, 50) # 1) WHERE group_id = %s",
-        s.app_id)
+    sql(
+        s,
+        "UPDATE decide_snapshots SET state = set_byte(state, 50, get_byte(state, 50) # 1) WHERE group_id = %s",
+        s.app_id,
+    )
 
 
 def negative_spend_without_the_key(s):
     _, _, blob = row(s)
-    sql(s, "UPDATE decide_snapshots SET state = %s WHERE group_id = %s",
-        blob[:MAC_BYTES] + with_negative_spend(blob[MAC_BYTES:]), s.app_id)
+    sql(
+        s,
+        "UPDATE decide_snapshots SET state = %s WHERE group_id = %s",
+        blob[:MAC_BYTES] + with_negative_spend(blob[MAC_BYTES:]),
+        s.app_id,
+    )
 
 
 def offsets_moved(s):
@@ -134,12 +149,17 @@ def offsets_moved(s):
 def negative_spend_sealed_with_the_key(s):
     decisions, results, blob = row(s)
     place = SnapshotPlace(s.app_id, s.topic(COPY_DECISIONS.name), 0, decisions, results)
-    sql(s, "UPDATE decide_snapshots SET state = %s WHERE group_id = %s",
-        seal(with_negative_spend(blob[MAC_BYTES:]), snapshot_mac_key(s), place), s.app_id)
+    sql(
+        s,
+        "UPDATE decide_snapshots SET state = %s WHERE group_id = %s",
+        seal(with_negative_spend(blob[MAC_BYTES:]), snapshot_mac_key(s), place),
+        s.app_id,
+    )
 
 
-@pytest.mark.parametrize("tamper", [flip_a_byte, negative_spend_without_the_key, offsets_moved,
-                                    negative_spend_sealed_with_the_key])
+@pytest.mark.parametrize(
+    "tamper", [flip_a_byte, negative_spend_without_the_key, offsets_moved, negative_spend_sealed_with_the_key]
+)
 def test_a_tampered_snapshot_is_refused_and_the_caps_hold(history, tamper, caplog):
     truth = write_snapshot(history)
     tamper(history)

@@ -7,6 +7,7 @@ simulator (market rules and books), with follower and follow configs on config.c
 - a restarted worker (after SIGTERM, or SIGKILL) restores its partitions from their snapshots in Postgres
   and folds only the decisions that followed them.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,14 @@ DAILY_CAP = 12  # $5 copies: two fit, the third is shrunk, then DAILY_CAP skips
 
 @pytest.fixture(scope="module")
 def sim():
-    market = MarketConfig(condition_id=CONDITION, tokens=[TokenConfig(token_id=TOKEN, price="0.5")],
-                          tick_size="0.01", levels=5, level_size=100000, replenish=True)
+    market = MarketConfig(
+        condition_id=CONDITION,
+        tokens=[TokenConfig(token_id=TOKEN, price="0.5")],
+        tick_size="0.01",
+        levels=5,
+        level_size=100000,
+        replenish=True,
+    )
     with run_simulator(SimulatorConfig(markets=[market])) as running:
         yield running
 
@@ -47,17 +54,31 @@ def sim():
 def decide_settings(topics, sim, tag):
     settings = prefixed(topics, tag)
     # snapshots are sealed with a key derived from a configured secret (no credentials key here: fixed balances)
-    return settings.model_copy(update={"clob_url": sim.url, "gamma_url": "", "balance_source": "fixed",
-                                       "snapshot_key": SecretStr(f"decide-test-{tag}"),
-                                       "fixed_balance": "1000", "session_timeout_s": 6.0})
+    return settings.model_copy(
+        update={
+            "clob_url": sim.url,
+            "gamma_url": "",
+            "balance_source": "fixed",
+            "snapshot_key": SecretStr(f"decide-test-{tag}"),
+            "fixed_balance": "1000",
+            "session_timeout_s": 6.0,
+        }
+    )
 
 
 def configs():
     changes = []
     for i, follower in enumerate(FOLLOWERS):
         changes.append(config_change("FOLLOWER", follower, parse_follower({"follower": follower}), "test"))
-        follow = parse_follow_config({"follow_id": f"f{i}", "follower": follower, "leader": LEADER,
-                                      "sizing": {"mode": "fixed", "amount": "5"}, "daily_cap": str(DAILY_CAP)})
+        follow = parse_follow_config(
+            {
+                "follow_id": f"f{i}",
+                "follower": follower,
+                "leader": LEADER,
+                "sizing": {"mode": "fixed", "amount": "5"},
+                "daily_cap": str(DAILY_CAP),
+            }
+        )
         changes.append(config_change("FOLLOW", follow.follow_id, follow, "test"))
     return changes
 
@@ -65,10 +86,23 @@ def configs():
 def fill(n: int, side: str = "BUY") -> dict:
     tx = "0x" + ids.make_id("decide-test-tx", n, time.time_ns())
     now = time.time_ns() // 1000
-    return {"envelope": envelope(ids.leader_fill_id(tx, LEADER, TOKEN, side), "test", now),
-            "leader": LEADER, "exchange": "0x" + "0e" * 20, "tx_hash": tx, "block_number": 100 + n, "log_index": 0,
-            "token_id": TOKEN, "condition_id": CONDITION, "side": side, "shares_e6": 20_000_000,
-            "collateral_e6": 10_000_000, "price": "0.5", "fee_e6": 0, "role": "TAKER", "order_hashes": []}
+    return {
+        "envelope": envelope(ids.leader_fill_id(tx, LEADER, TOKEN, side), "test", now),
+        "leader": LEADER,
+        "exchange": "0x" + "0e" * 20,
+        "tx_hash": tx,
+        "block_number": 100 + n,
+        "log_index": 0,
+        "token_id": TOKEN,
+        "condition_id": CONDITION,
+        "side": side,
+        "shares_e6": 20_000_000,
+        "collateral_e6": 10_000_000,
+        "price": "0.5",
+        "fee_e6": 0,
+        "role": "TAKER",
+        "order_hashes": [],
+    }
 
 
 def decisions_by_candidate(reader: Reader) -> Counter:
@@ -171,8 +205,9 @@ def test_the_circuit_breaker_pauses_everything_when_executions_keep_failing(topi
     from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
     from horus.topics import CONTROL_COMMANDS, EXECUTION_RESULTS
 
-    settings = decide_settings(topics, sim, "brk").model_copy(update={
-        "breaker_min_executions": 5, "breaker_failure_rate": 0.5, "breaker_window_s": 120.0})
+    settings = decide_settings(topics, sim, "brk").model_copy(
+        update={"breaker_min_executions": 5, "breaker_failure_rate": 0.5, "breaker_window_s": 120.0}
+    )
     producer = Producer(settings)
     producer.configs(configs())
     reader = Reader(settings, (COPY_DECISIONS, CONTROL_COMMANDS))
@@ -185,12 +220,22 @@ def test_the_circuit_breaker_pauses_everything_when_executions_keep_failing(topi
         assert len(copies) == len(FOLLOWERS)
         codec, raw = default_codec(), make_producer(settings)
         for d in copies:  # the executor's verdict: every one rejected
-            result = result_record(intent_id=d["intent_id"], follow_id=d["follow_id"], follower=d["follower"],
-                                   leader_fill_id=d["leader_fill_id"], decision_id=d["envelope"]["event_id"],
-                                   occurred_at_us=d["envelope"]["occurred_at_us"], status="REJECTED", seq=1,
-                                   now_us=time.time_ns() // 1000, order_hash=None, error="not enough balance")
-            produce_reliably(raw, settings.topic(EXECUTION_RESULTS.name), codec.encode("ExecutionResult", result),
-                             key=d["follower"])
+            result = result_record(
+                intent_id=d["intent_id"],
+                follow_id=d["follow_id"],
+                follower=d["follower"],
+                leader_fill_id=d["leader_fill_id"],
+                decision_id=d["envelope"]["event_id"],
+                occurred_at_us=d["envelope"]["occurred_at_us"],
+                status="REJECTED",
+                seq=1,
+                now_us=time.time_ns() // 1000,
+                order_hash=None,
+                error="not enough balance",
+            )
+            produce_reliably(
+                raw, settings.topic(EXECUTION_RESULTS.name), codec.encode("ExecutionResult", result), key=d["follower"]
+            )
         # a result decide cannot read is reported and stepped over; the readable ones still count
         produce_reliably(raw, settings.topic(EXECUTION_RESULTS.name), b"\x00not a result", key=copies[0]["follower"])
         flush_or_raise(raw)
@@ -205,7 +250,7 @@ def test_the_circuit_breaker_pauses_everything_when_executions_keep_failing(topi
         time.sleep(1.0)
         producer.fills([fill(2)])
         wait_for_decisions(reader, 3 * len(FOLLOWERS), [worker])
-        latest = [d for _, d, _ in reader.seen[COPY_DECISIONS.name]][-len(FOLLOWERS):]
+        latest = [d for _, d, _ in reader.seen[COPY_DECISIONS.name]][-len(FOLLOWERS) :]
         assert {d["reason_code"] for d in latest} == {"PAUSED_GLOBAL"}
         assert "circuit breaker" in latest[0]["reason_detail"]
         assert "cannot fold" in worker.log_path.read_text(), worker.output()
@@ -217,8 +262,10 @@ def test_the_circuit_breaker_pauses_everything_when_executions_keep_failing(topi
 def snapshot_offsets(settings) -> dict[int, tuple[int, int]]:
     """partition -> (decisions_offset, results_offset) of the group's rows in decide_snapshots."""
     with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
-        rows = conn.execute("SELECT partition, decisions_offset, results_offset FROM decide_snapshots"
-                            " WHERE group_id = %s", (settings.app_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT partition, decisions_offset, results_offset FROM decide_snapshots WHERE group_id = %s",
+            (settings.app_id,),
+        ).fetchall()
     return {p: (decisions, results) for p, decisions, results in rows}
 
 
@@ -233,9 +280,13 @@ def decision_ends(settings) -> dict[int, int]:
 
 def rebuilds(worker: Worker) -> list[tuple[int, str, str]]:
     """(decisions folded, 'from snapshots: ...', 'whole history: ...') of each assign the worker logged."""
-    return [(int(n), restored, whole) for n, restored, whole in re.findall(
-        r"rebuilt from (\d+) decisions and \d+ results in [\d.]+s; from snapshots: (.*?); whole history: (.*?)\"",
-        worker.log_path.read_text())]
+    return [
+        (int(n), restored, whole)
+        for n, restored, whole in re.findall(
+            r"rebuilt from (\d+) decisions and \d+ results in [\d.]+s; from snapshots: (.*?); whole history: (.*?)\"",
+            worker.log_path.read_text(),
+        )
+    ]
 
 
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
@@ -245,9 +296,13 @@ def test_a_restarted_worker_starts_from_the_snapshots_and_folds_only_what_follow
     its snapshot and folds exactly the decisions made after it; candidates are still decided once (also one
     plan produced again from before the snapshot), and the daily caps still hold."""
     killed = stop == "SIGKILL"
-    settings = decide_settings(topics, sim, f"snap{stop[3:].lower()}").model_copy(update={
-        # SIGTERM: snapshots only when the partitions are given up; SIGKILL: also every 4 s while changing
-        "decide_snapshot_every": 0 if killed else 10_000, "decide_snapshot_interval_s": 4.0 if killed else 0.0})
+    settings = decide_settings(topics, sim, f"snap{stop[3:].lower()}").model_copy(
+        update={
+            # SIGTERM: snapshots only when the partitions are given up; SIGKILL: also every 4 s while changing
+            "decide_snapshot_every": 0 if killed else 10_000,
+            "decide_snapshot_interval_s": 4.0 if killed else 0.0,
+        }
+    )
     producer = Producer(settings)
     producer.configs(configs())
     reader = Reader(settings, (COPY_CANDIDATES, COPY_DECISIONS))
@@ -279,7 +334,7 @@ def test_a_restarted_worker_starts_from_the_snapshots_and_folds_only_what_follow
         second = Worker(settings, "plan,decide", tmp_path / "second.log")
         wait_group_stable(settings, 1, [second])
         # plan produces candidates from before the snapshots again (as after a plan crash): no second decision
-        again = [(key, message.value()) for key, _, message in reader.seen[COPY_CANDIDATES.name][:len(FOLLOWERS)]]
+        again = [(key, message.value()) for key, _, message in reader.seen[COPY_CANDIDATES.name][: len(FOLLOWERS)]]
         for key, value in again:
             producer.send(COPY_CANDIDATES, key=key, raw=value)
         producer.flush()
@@ -326,20 +381,37 @@ def test_hostile_candidates_and_fills_are_skipped_or_parked_and_the_worker_keeps
 
     def candidate(n: int, **change) -> dict:
         fill_id = ids.leader_fill_id("0x" + ids.make_id("hostile", n, now), LEADER, TOKEN, "BUY")
-        record = {"envelope": envelope(ids.candidate_id(fill_id, f"f{n}"), "plan", now), "leader_fill_id": fill_id,
-                  "follow_id": f"f{n}", "follower": FOLLOWERS[n], "leader": LEADER, "token_id": TOKEN, "side": "BUY",
-                  "leader_shares_e6": 20_000_000, "leader_collateral_e6": 10_000_000, "leader_price": "0.5",
-                  "condition_id": CONDITION}
+        record = {
+            "envelope": envelope(ids.candidate_id(fill_id, f"f{n}"), "plan", now),
+            "leader_fill_id": fill_id,
+            "follow_id": f"f{n}",
+            "follower": FOLLOWERS[n],
+            "leader": LEADER,
+            "token_id": TOKEN,
+            "side": "BUY",
+            "leader_shares_e6": 20_000_000,
+            "leader_collateral_e6": 10_000_000,
+            "leader_price": "0.5",
+            "condition_id": CONDITION,
+        }
         return {**record, **change}
 
-    skipped = {"CANDIDATE_INVALID": [candidate(0, leader_price="abc"), candidate(1, leader_price="0"),
-                                     candidate(2, leader_shares_e6=-1), candidate(3, leader_collateral_e6=-5)],
-               "FILL_IN_FUTURE": [candidate(4, envelope=envelope("future", "plan", now + 3600 * 1_000_000))],
-               "MARKET_UNKNOWN": [candidate(5, token_id="../../admin"), candidate(6, token_id="9" * 70)]}
+    skipped = {
+        "CANDIDATE_INVALID": [
+            candidate(0, leader_price="abc"),
+            candidate(1, leader_price="0"),
+            candidate(2, leader_shares_e6=-1),
+            candidate(3, leader_collateral_e6=-5),
+        ],
+        "FILL_IN_FUTURE": [candidate(4, envelope=envelope("future", "plan", now + 3600 * 1_000_000))],
+        "MARKET_UNKNOWN": [candidate(5, token_id="../../admin"), candidate(6, token_id="9" * 70)],
+    }
     codec = default_codec()
-    parked = [codec.encode("CopyCandidate", candidate(7, token_id="7" * 600_000)),  # its decision: > 1 MB
-              codec.encode("CopyCandidate", candidate(8, follow_id="f" * 300_000)),
-              b"\xc3\x01 not a record"]
+    parked = [
+        codec.encode("CopyCandidate", candidate(7, token_id="7" * 600_000)),  # its decision: > 1 MB
+        codec.encode("CopyCandidate", candidate(8, follow_id="f" * 300_000)),
+        b"\xc3\x01 not a record",
+    ]
     huge_fill = codec.encode("LeaderFill", {**fill(99), "token_id": "7" * 600_000})
     try:
         wait_group_stable(settings, 1, [worker])
@@ -355,8 +427,10 @@ def test_hostile_candidates_and_fills_are_skipped_or_parked_and_the_worker_keeps
         want = {c["envelope"]["event_id"] for records in skipped.values() for c in records}
         reader.wait_for({COPY_DECISIONS.name: {ids.decision_id(c) for c in want}}, [worker])
         deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline and (len(reader.seen[DEAD_LETTERS.name]) < len(parked) + 1
-                                               or len(decisions_by_candidate(reader)) < len(want) + len(FOLLOWERS)):
+        while time.monotonic() < deadline and (
+            len(reader.seen[DEAD_LETTERS.name]) < len(parked) + 1
+            or len(decisions_by_candidate(reader)) < len(want) + len(FOLLOWERS)
+        ):
             reader.poll()
             assert worker.alive(), worker.output()
         decided = {d["candidate_id"]: d for _, d, _ in reader.seen[COPY_DECISIONS.name]}

@@ -1,5 +1,6 @@
 """Fault tests of the executor: SIGKILL mid-batch, lost replies, 425 windows, hidden FOK fills,
 chain-only evidence, expiry without a trace, and per-follower ordering under concurrency."""
+
 from __future__ import annotations
 
 import os
@@ -11,10 +12,23 @@ import pytest
 
 from horus.db.engine import psycopg_conninfo
 from horus.testchain import V2Fill, deploy_emitters, emit_v2
-from tests.integration.execute_helpers import (TOKEN, Results, ServiceThread, all_terminal, copy_decision,
-                                               group_partitions, make_followers, orders_by_intent, paper_settings,
-                                               private_settings, produce_decisions, set_faults, simulator,
-                                               start_subprocess, venue_orders)
+from tests.integration.execute_helpers import (
+    TOKEN,
+    Results,
+    ServiceThread,
+    all_terminal,
+    copy_decision,
+    group_partitions,
+    make_followers,
+    orders_by_intent,
+    paper_settings,
+    private_settings,
+    produce_decisions,
+    set_faults,
+    simulator,
+    start_subprocess,
+    venue_orders,
+)
 from tests.integration.pipeline_helpers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -22,8 +36,11 @@ pytestmark = pytest.mark.integration
 
 def ledger_rows(settings, intents):
     with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
-        rows = conn.execute("SELECT idempotency_key, status, order_hash, attempts, filled_shares_e6 FROM copy_trades "
-                            "WHERE idempotency_key = ANY(%s)", (sorted(intents),)).fetchall()
+        rows = conn.execute(
+            "SELECT idempotency_key, status, order_hash, attempts, filled_shares_e6 FROM copy_trades "
+            "WHERE idempotency_key = ANY(%s)",
+            (sorted(intents),),
+        ).fetchall()
     return {r[0]: r for r in rows}
 
 
@@ -143,9 +160,19 @@ def test_chain_fill_settles_an_unknown_order_the_venue_never_answered_for(settin
         results.wait(lambda latest: latest.get(d["intent_id"], {}).get("status") == "UNKNOWN")
     order_hash = ledger_rows(s, {d["intent_id"]})[d["intent_id"]][2]
     # the order reached the chain anyway (a fill the venue's API never showed us): 4 of 10 shares
-    emit_v2(s.eth_rpc_url, emitters.v2, V2Fill(order_hash, maker=followers[0].address, taker=None, side=0,
-                                                token_id=int(TOKEN), maker_amount_filled=2_000_000,
-                                                taker_amount_filled=4_000_000))
+    emit_v2(
+        s.eth_rpc_url,
+        emitters.v2,
+        V2Fill(
+            order_hash,
+            maker=followers[0].address,
+            taker=None,
+            side=0,
+            token_id=int(TOKEN),
+            maker_amount_filled=2_000_000,
+            taker_amount_filled=4_000_000,
+        ),
+    )
     set_faults(sim, error_rate=0.0)
     with ServiceThread(s.model_copy(update={"app_id": s.app_id + "-rec"}), followers):
         latest = results.wait(all_terminal({d["intent_id"]}))

@@ -1,5 +1,6 @@
 """The executor against real Kafka + Postgres + the CLOB simulator: one venue order per COPY, the same
 result on redelivery, rejections with reasons, dry run, per-follower order, dead letters."""
+
 from __future__ import annotations
 
 import psycopg
@@ -7,18 +8,30 @@ import pytest
 
 from horus.db.engine import psycopg_conninfo
 from horus.domain import ids
-from tests.integration.execute_helpers import (Results, ServiceThread, all_terminal, copy_decision, make_followers,
-                                               orders_by_intent, paper_settings, private_settings, produce_decisions,
-                                               simulator, skip_decision)
+from tests.integration.execute_helpers import (
+    Results,
+    ServiceThread,
+    all_terminal,
+    copy_decision,
+    make_followers,
+    orders_by_intent,
+    paper_settings,
+    private_settings,
+    produce_decisions,
+    simulator,
+    skip_decision,
+)
 
 pytestmark = pytest.mark.integration
 
 
 def ledger(settings, intents):
     with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
-        rows = conn.execute("SELECT idempotency_key, status, order_hash, body_text, attempts, result_seq, "
-                            "result_sent_seq, signature_generation FROM copy_trades WHERE idempotency_key = ANY(%s)",
-                            (sorted(intents),)).fetchall()
+        rows = conn.execute(
+            "SELECT idempotency_key, status, order_hash, body_text, attempts, result_seq, "
+            "result_sent_seq, signature_generation FROM copy_trades WHERE idempotency_key = ANY(%s)",
+            (sorted(intents),),
+        ).fetchall()
     return {r[0]: r for r in rows}
 
 
@@ -118,19 +131,28 @@ def test_ledger_and_reconcile_commands_show_rows_without_secrets(settings, tmp_p
             results.wait(all_terminal({d["intent_id"]}))
         env = {**os.environ, **s.as_env()}
         horus = [sys.executable, "-m", "horus.cli.main"]
-        out = subprocess.run([*horus, "ledger", "--intent", d["intent_id"], "--json"], env=env,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [*horus, "ledger", "--intent", d["intent_id"], "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         rows = json.loads(out.stdout)
         assert [r["status"] for r in rows] == ["FILLED"] and rows[0]["order_hash"].startswith("0x")
         assert '"signature":' not in out.stdout and followers[0].private_key[2:] not in out.stdout
-        report = subprocess.run([*horus, "reconcile", "--report"], env=env, capture_output=True, text=True,
-                                timeout=60)
+        report = subprocess.run([*horus, "reconcile", "--report"], env=env, capture_output=True, text=True, timeout=60)
         assert report.returncode == 0 and "0 rows" in report.stdout
         accounts = tmp_path / "accounts.json"
         accounts.write_text(json.dumps([json.loads(followers[0].config().to_body())]))
-        once = subprocess.run([*horus, "reconcile", "--once", "--accounts", str(accounts)], env=env,
-                              capture_output=True, text=True, timeout=120)
+        once = subprocess.run(
+            [*horus, "reconcile", "--once", "--accounts", str(accounts)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert once.returncode == 0 and "settled 0" in once.stdout, once.stdout + once.stderr
         results.close()
     sim.stop()

@@ -3,6 +3,7 @@ flight), then the first is stopped with work in flight (SIGTERM: a clean leave; 
 wait out the session timeout and its leases lapse). Checked with horus.chaos.compare against the ledger,
 the simulator's order log and execution.results: no duplicate, no orphan, nothing lost or left open.
 And the lease that keeps executors and reconcilers apart holds while a row waits in its follower's lane."""
+
 from __future__ import annotations
 
 import signal
@@ -11,10 +12,25 @@ import time
 import pytest
 
 from horus import paper
-from tests.integration.execute_helpers import (DecisionStream, Results, ServiceThread, all_settled, all_terminal,
-                                               copy_decision, group_partitions, leased_rows, make_followers,
-                                               orders_by_intent, paper_settings, private_settings, produce_decisions,
-                                               publish_accounts, simulator, start_worker, verdict)
+from tests.integration.execute_helpers import (
+    DecisionStream,
+    Results,
+    ServiceThread,
+    all_settled,
+    all_terminal,
+    copy_decision,
+    group_partitions,
+    leased_rows,
+    make_followers,
+    orders_by_intent,
+    paper_settings,
+    private_settings,
+    produce_decisions,
+    publish_accounts,
+    simulator,
+    start_worker,
+    verdict,
+)
 from tests.integration.pipeline_helpers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -61,7 +77,8 @@ def test_second_executor_joins_mid_stream_then_the_first_is_stopped_with_work_in
             assert abandoned  # a kill mid-flight leaves rows for B (redelivery, lapsed lease, reconciler)
         # B alone now: all partitions (at once after a clean leave, after the session timeout after a kill)
         assert wait_until(lambda: holding(s, group, 1), 30, "B holding every partition", every=0.3) == [
-            set(range(PARTITIONS))]
+            set(range(PARTITIONS))
+        ]
         time.sleep(1.0)  # and the stream goes on a little while B owns everything
         decisions = stream.stop()
         intents = {d["intent_id"] for d in decisions}

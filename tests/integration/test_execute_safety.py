@@ -7,6 +7,7 @@ D10 and the hostile-input findings):
 - one bad COPY decision never stalls the executor: it is parked with its bytes and the follower's later orders
   still go out (D10, the NUL-byte / out-of-range timestamp / intent-conflict wedges).
 """
+
 from __future__ import annotations
 
 import time
@@ -21,11 +22,26 @@ from horus.db.engine import psycopg_conninfo
 from horus.domain import ids
 from horus.kafka.client import assign_from_beginning, make_consumer, poll_batch
 from horus.topics import DEAD_LETTERS
-from tests.integration.execute_helpers import (NO_TOKEN, TOKEN, Results, ServiceThread, all_terminal,
-                                               copy_decision, make_followers, orders_by_intent, paper_settings,
-                                               private_settings, produce_decisions, publish_control, publish_follow,
-                                               publish_follower, set_faults, simulator, start_subprocess,
-                                               venue_orders)
+from tests.integration.execute_helpers import (
+    NO_TOKEN,
+    TOKEN,
+    Results,
+    ServiceThread,
+    all_terminal,
+    copy_decision,
+    make_followers,
+    orders_by_intent,
+    paper_settings,
+    private_settings,
+    produce_decisions,
+    publish_control,
+    publish_follow,
+    publish_follower,
+    set_faults,
+    simulator,
+    start_subprocess,
+    venue_orders,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +52,9 @@ def now_us() -> int:
 
 def ledger_row(settings, intent: str) -> dict | None:
     with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
-        cur = conn.execute("SELECT status, attempts, last_error, order_hash FROM copy_trades "
-                           "WHERE idempotency_key = %s", (intent,))
+        cur = conn.execute(
+            "SELECT status, attempts, last_error, order_hash FROM copy_trades WHERE idempotency_key = %s", (intent,)
+        )
         row = cur.fetchone()
     return None if row is None else dict(zip(("status", "attempts", "last_error", "order_hash"), row))
 
@@ -220,7 +237,9 @@ def insert_unsettleable_rows(settings, follower: str, n: int) -> None:
             "order_hash, size_e6, expires_at, created_at, updated_at) "
             "SELECT 'stale-' || i, 'stale-follow', 'stale-fill-' || i, %s, %s, 'BUY', 'UNKNOWN', "
             "'0x' || lpad(to_hex(i), 64, '0'), 1000000, now() + interval '1 day', now() - interval '1 hour', "
-            "now() - interval '1 hour' FROM generate_series(1, %s) AS i", (follower, TOKEN, n))
+            "now() - interval '1 hour' FROM generate_series(1, %s) AS i",
+            (follower, TOKEN, n),
+        )
 
 
 def reconcile_rounds(settings, accounts, rounds: int) -> None:
@@ -250,8 +269,9 @@ def test_unsettleable_rows_never_starve_the_others_and_a_disabled_followers_fill
         results = Results(s)
         produce_decisions(s, [mine, theirs])
         with ServiceThread(s, [active, disabled], resend_unknown=0, reconcile=False):
-            results.wait(lambda latest: all(latest.get(d["intent_id"], {}).get("status") == "UNKNOWN"
-                                            for d in (mine, theirs)))
+            results.wait(
+                lambda latest: all(latest.get(d["intent_id"], {}).get("status") == "UNKNOWN" for d in (mine, theirs))
+            )
         configs = {active.address: active.config(), disabled.address: disabled.config(enabled=False)}
         reconcile_rounds(s, configs.get, 3)
         assert ledger_row(s, mine["intent_id"])["status"] == "FILLED"  # not starved behind 501 hopeless rows
@@ -333,9 +353,14 @@ def test_a_matched_fill_is_confirmed_from_the_trades_or_corrected_when_a_trade_f
     from tests.integration.execute_helpers import market_config
 
     # a fee-bearing market whose trades settle 1.5 s after the match, every one of them FAILED at first
-    sim = run_simulator(SimulatorConfig(
-        markets=[market_config(fee_rate=Decimal("0.05"))], default_collateral_e6=10**12, seed=7,
-        faults={"trade_mined_seconds": 0.5, "trade_confirmed_seconds": 1.5, "trade_failed_rate": 1.0}))
+    sim = run_simulator(
+        SimulatorConfig(
+            markets=[market_config(fee_rate=Decimal("0.05"))],
+            default_collateral_e6=10**12,
+            seed=7,
+            faults={"trade_mined_seconds": 0.5, "trade_confirmed_seconds": 1.5, "trade_failed_rate": 1.0},
+        )
+    )
     s = paper_settings(private_settings(settings), sim)
     followers = make_followers(s, 2)
     doomed = copy_decision(followers[0].address, 0, tag="confirm")
@@ -346,8 +371,12 @@ def test_a_matched_fill_is_confirmed_from_the_trades_or_corrected_when_a_trade_f
         results.wait(lambda latest: latest.get(doomed["intent_id"], {}).get("status") == "FILLED")
         set_faults(sim, trade_failed_rate=0.0)
         produce_decisions(s, [fine])
-        results.wait(lambda latest: latest.get(doomed["intent_id"], {}).get("status") == "NOT_FILLED"
-                     and fine["intent_id"] in latest, timeout=60)
+        results.wait(
+            lambda latest: (
+                latest.get(doomed["intent_id"], {}).get("status") == "NOT_FILLED" and fine["intent_id"] in latest
+            ),
+            timeout=60,
+        )
         results.wait(lambda latest: latest.get(fine["intent_id"], {}).get("final") is True, timeout=30)
     orders = orders_by_intent(sim, {doomed["intent_id"], fine["intent_id"]})
     [lost], [kept] = orders[doomed["intent_id"]], orders[fine["intent_id"]]
@@ -355,8 +384,10 @@ def test_a_matched_fill_is_confirmed_from_the_trades_or_corrected_when_a_trade_f
     seen = [(r["intent_id"], r["status"]) for r in results.seen]
     assert seen.count((doomed["intent_id"], "FILLED")) == 1 and seen.count((doomed["intent_id"], "NOT_FILLED")) == 1
     # confirmed as it was: the same result again, now final (decide stops expecting a correction)
-    assert [(r["status"], r["final"]) for r in results.seen if r["intent_id"] == fine["intent_id"]] == \
-        [("FILLED", False), ("FILLED", True)]
+    assert [(r["status"], r["final"]) for r in results.seen if r["intent_id"] == fine["intent_id"]] == [
+        ("FILLED", False),
+        ("FILLED", True),
+    ]
     assert final(s, fine["intent_id"]) and final(s, doomed["intent_id"])
     fee = results.latest()[fine["intent_id"]]["fee_e6"]
     trades = [t for t in httpx.get(f"{sim.url}/_sim/trades").json() if t["taker_order_id"] == kept["order_id"]]
@@ -409,8 +440,10 @@ def test_an_executor_whose_switch_tail_died_sends_nothing_and_stops(settings):
     try:
         row = SimpleNamespace(follower="0x" + "f1" * 20, follow_id="fw", condition_id=None, token_id="1")
         assert service.gate(row) is None  # tails alive (none yet), nothing switched on
-        service.tails = [SimpleNamespace(topic="control.commands", failed=None),
-                         SimpleNamespace(topic="control.commands", failed=RuntimeError("broker gone"))]
+        service.tails = [
+            SimpleNamespace(topic="control.commands", failed=None),
+            SimpleNamespace(topic="control.commands", failed=RuntimeError("broker gone")),
+        ]
         with pytest.raises(SwitchesUnknown, match="no longer folded"):
             service.gate(row)
         assert isinstance(service.fatal, SwitchesUnknown)

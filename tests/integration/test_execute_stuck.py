@@ -2,6 +2,7 @@
 lookup of it fails. Past `reconcile_alert_after_s` the row is counted by `horus_execute_stuck_rows` and
 listed by `horus reconcile --report` (exit 3), and it stays UNKNOWN: never FAILED by guesswork. Once the
 venue answers lookups again the reconciler settles it from the venue's record and the gauge drops to 0."""
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,20 @@ import pytest
 from prometheus_client import REGISTRY
 
 from horus.db.engine import psycopg_conninfo, scratch_database
-from tests.integration.execute_helpers import (REPO, Results, ServiceThread, all_terminal, copy_decision,
-                                               make_followers, orders_by_intent, paper_settings, private_settings,
-                                               produce_decisions, set_faults, simulator)
+from tests.integration.execute_helpers import (
+    REPO,
+    Results,
+    ServiceThread,
+    all_terminal,
+    copy_decision,
+    make_followers,
+    orders_by_intent,
+    paper_settings,
+    private_settings,
+    produce_decisions,
+    set_faults,
+    simulator,
+)
 from tests.integration.pipeline_helpers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -31,13 +43,20 @@ def gauge(name: str) -> float | None:
 
 def row_of(settings, intent: str) -> tuple:
     with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
-        return conn.execute("SELECT status, order_hash, unknown_since FROM copy_trades WHERE idempotency_key = %s",
-                            (intent,)).fetchone()
+        return conn.execute(
+            "SELECT status, order_hash, unknown_since FROM copy_trades WHERE idempotency_key = %s", (intent,)
+        ).fetchone()
 
 
 def report(settings) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "horus.cli.main", "reconcile", "--report", "--json"], cwd=REPO,
-                          env={**os.environ, **settings.as_env()}, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "horus.cli.main", "reconcile", "--report", "--json"],
+        cwd=REPO,
+        env={**os.environ, **settings.as_env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_row_open_past_the_alert_bound_is_counted_and_reported_until_the_venue_lets_it_settle(settings):

@@ -5,6 +5,7 @@ directly with a scripted venue, so the interleaving is exact rather than hoped f
   recorded on top as a correction (the next result sequence), never discarded.
 - A lane whose lease lapsed and was taken by another worker does not POST.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,8 +33,13 @@ FOLLOWER = address_of(KEY).lower()
 
 class Accounts:
     async def get(self, follower: str) -> Account:
-        return Account(follower=follower, signer=follower, signature_type=0, private_key=KEY,
-                       creds=ApiCreds("key", "c2VjcmV0", "pass"))
+        return Account(
+            follower=follower,
+            signer=follower,
+            signature_type=0,
+            private_key=KEY,
+            creds=ApiCreds("key", "c2VjcmV0", "pass"),
+        )
 
     async def for_row(self, follower: str, signer, ref) -> Account:
         return await self.get(follower)
@@ -69,8 +75,18 @@ async def with_executor(settings, venue, scenario, **options):
     async def emit(record: dict) -> None:
         emitted.append(record)
 
-    executor = Executor(mode="paper", ledger=ledger, writer=writer, accounts=Accounts(), venue=venue, lookup=None,
-                        market_info=market, emit=emit, owner="worker-a", **options)
+    executor = Executor(
+        mode="paper",
+        ledger=ledger,
+        writer=writer,
+        accounts=Accounts(),
+        venue=venue,
+        lookup=None,
+        market_info=market,
+        emit=emit,
+        owner="worker-a",
+        **options,
+    )
     try:
         return await scenario(executor, ledger), emitted
     finally:
@@ -86,8 +102,19 @@ def test_a_fill_that_loses_the_race_to_a_not_filled_is_recorded_as_a_correction(
     async def reconciler_elsewhere_settles_absent() -> None:
         ledger = holder["ledger"]
         row = await ledger.row(intent)
-        won = await ledger.write_updates([Update(row.id, row.result_seq, Outcome("NOT_FILLED", error="absent"), 0,
-                                                 {"status": "NOT_FILLED"}, None, False)])
+        won = await ledger.write_updates(
+            [
+                Update(
+                    row.id,
+                    row.result_seq,
+                    Outcome("NOT_FILLED", error="absent"),
+                    0,
+                    {"status": "NOT_FILLED"},
+                    None,
+                    False,
+                )
+            ]
+        )
         assert won == [True]
 
     async def scenario(executor, ledger):
@@ -96,8 +123,9 @@ def test_a_fill_that_loses_the_race_to_a_not_filled_is_recorded_as_a_correction(
         await executor.run(work)
         return await ledger.row(intent)
 
-    row, emitted = asyncio.run(with_executor(settings, ScriptedVenue(MATCHED, reconciler_elsewhere_settles_absent),
-                                             scenario))
+    row, emitted = asyncio.run(
+        with_executor(settings, ScriptedVenue(MATCHED, reconciler_elsewhere_settles_absent), scenario)
+    )
     assert (row.status, row.filled_shares_e6, row.result_seq) == ("FILLED", 10_000_000, 2)
     assert [(r["status"], r["filled_shares_e6"]) for r in emitted] == [("FILLED", 10_000_000)]
 

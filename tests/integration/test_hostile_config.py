@@ -1,5 +1,6 @@
 """Hostile records on the compacted config and control topics, read by real tails on a private stack's topics:
 a bad record is parked in dead.letters with its bytes and changes nothing; the tail (and its process) lives."""
+
 from __future__ import annotations
 
 import os
@@ -67,19 +68,30 @@ TAILS_SCRIPT = textwrap.dedent("""
 def test_a_nested_json_bomb_on_config_changes_is_parked_and_the_worker_lives(iso):
     depth = 100_000
     bomb = config_change("FOLLOW", "bomb", "[" * depth + "]" * depth, "attacker")
-    good = config_change("FOLLOW", "good", parse_follow_config({
-        "follow_id": "good", "follower": FOLLOWER, "leader": LEADER, "sizing": {"mode": "fixed", "amount": "5"}}),
-        "test")
+    good = config_change(
+        "FOLLOW",
+        "good",
+        parse_follow_config(
+            {"follow_id": "good", "follower": FOLLOWER, "leader": LEADER, "sizing": {"mode": "fixed", "amount": "5"}}
+        ),
+        "test",
+    )
     bomb_bytes = codec.encode("ConfigChange", bomb)
     produce(iso, CONFIG_CHANGES, [("bomb", bomb_bytes), ("good", codec.encode("ConfigChange", good))])
-    run = subprocess.run([sys.executable, "-c", TAILS_SCRIPT, LEADER], env={**os.environ, **iso.as_env()},
-                         capture_output=True, text=True, timeout=180)
+    run = subprocess.run(
+        [sys.executable, "-c", TAILS_SCRIPT, LEADER],
+        env={**os.environ, **iso.as_env()},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert run.returncode == 0, f"exit {run.returncode} (-11 is SIGSEGV): {run.stderr[-3000:]}"
     assert run.stdout.split("\n")[0] == "['good'] ['good'] ['bomb']", run.stdout
     parked = dead_letters(iso)
     assert sorted(r["stage"] for r in parked) == ["decide-config", "plan-config"]
-    assert all(r["original"] == bomb_bytes and "nested deeper than" in r["error"] for r in parked), \
-        [r["error"] for r in parked]
+    assert all(r["original"] == bomb_bytes and "nested deeper than" in r["error"] for r in parked), [
+        r["error"] for r in parked
+    ]
 
 
 def test_control_commands_that_break_the_rules_are_parked_by_a_running_tail_and_change_no_switch(iso):
@@ -90,22 +102,38 @@ def test_control_commands_that_break_the_rules_are_parked_by_a_running_tail_and_
 
     producer = make_producer(iso)
     state, lock = ControlState(), threading.Lock()
-    tail = ConfigTail(iso, codec, state, lock, dead_letters=DeadLetters(iso, producer), stage="decide-control",
-                      apply=apply_control, tombstone=apply_control_tombstone, topic=CONTROL_COMMANDS)
+    tail = ConfigTail(
+        iso,
+        codec,
+        state,
+        lock,
+        dead_letters=DeadLetters(iso, producer),
+        stage="decide-control",
+        apply=apply_control,
+        tombstone=apply_control_tombstone,
+        topic=CONTROL_COMMANDS,
+    )
     tail.start()
     try:
         assert tail.ready.wait(30) and tail.failed is None
-        hostile = [codec.encode("ControlCommand", rule_breaker(fields)) for fields, _ in RULE_BREAKERS
-                   if "UNRECOGNIZED" not in fields.values()]  # a writer cannot encode those (see the unit test)
+        hostile = [
+            codec.encode("ControlCommand", rule_breaker(fields))
+            for fields, _ in RULE_BREAKERS
+            if "UNRECOGNIZED" not in fields.values()
+        ]  # a writer cannot encode those (see the unit test)
         valid = control_command("MARKET", "PAUSE", "0xdef", reason="kept")
-        produce(iso, CONTROL_COMMANDS, [("GLOBAL", value) for value in hostile] +
-                [("MARKET:0xdef", codec.encode("ControlCommand", valid))])
+        produce(
+            iso,
+            CONTROL_COMMANDS,
+            [("GLOBAL", value) for value in hostile] + [("MARKET:0xdef", codec.encode("ControlCommand", valid))],
+        )
 
         def settled():
             producer.flush(5)
             with lock:
                 folded = "MARKET:0xdef" in state.active
             return folded and len(dead_letters(iso)) == len(hostile)
+
         wait_until(settled, 30, "the valid command folded and every hostile one parked")
         with lock:
             assert set(state.active) == {"MARKET:0xdef"} and not state.killed and not state.global_paused

@@ -16,6 +16,7 @@ books from the hostile decisions and results, and a second valid fill must go th
 `HORUS_HOSTILE_RECORDS` (default 10,000) and `HORUS_HOSTILE_SEED` make larger or other runs; the counts are printed
 (`pytest -s`).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,14 +37,37 @@ from horus.codec import default_codec, envelope
 from horus.db.engine import psycopg_conninfo
 from horus.domain import ids
 from horus.domain.config import config_change, parse_follow_config
-from horus.kafka.client import (assign_from_beginning, flush_or_raise, make_admin, make_consumer, make_producer,
-                                poll_batch, produce_reliably)
+from horus.kafka.client import (
+    assign_from_beginning,
+    flush_or_raise,
+    make_admin,
+    make_consumer,
+    make_producer,
+    poll_batch,
+    produce_reliably,
+)
 from horus.kafka.dead_letter import MAX_ORIGINAL_BYTES
-from horus.topics import COPY_CANDIDATES, COPY_DECISIONS, DEAD_LETTERS, EXECUTION_RESULTS, LEADER_FILLS, SETTLEMENT_EVENTS
+from horus.topics import (
+    COPY_CANDIDATES,
+    COPY_DECISIONS,
+    DEAD_LETTERS,
+    EXECUTION_RESULTS,
+    LEADER_FILLS,
+    SETTLEMENT_EVENTS,
+)
 from horus.venue.polymarket.orders import intent_metadata
 from projections.runner import projection_lag, topic_end_offsets
-from tests.integration.execute_helpers import (CONDITION, TOKEN, group_partitions, make_followers, paper_settings,
-                                               private_settings, publish_accounts, simulator, venue_orders)
+from tests.integration.execute_helpers import (
+    CONDITION,
+    TOKEN,
+    group_partitions,
+    make_followers,
+    paper_settings,
+    private_settings,
+    publish_accounts,
+    simulator,
+    venue_orders,
+)
 from tests.integration.hostile_helpers import FORGED, PARKED, TABLE, TOPICS, Hostile, World, flood
 from tests.integration.pipeline_helpers import REPO, Worker
 
@@ -65,8 +89,13 @@ class Projections(Worker):
         env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1", "COLUMNS": "400"}
         self.log_path = log_path
         self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "horus.cli.main", "projections", "run"], cwd=REPO,
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "horus.cli.main", "projections", "run"],
+            cwd=REPO,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 @dataclass
@@ -132,19 +161,34 @@ def wait_groups_stable(settings, groups: list[str], processes, timeout: float = 
 
 def valid_fill(run: str) -> dict:
     tx = "0x" + ids.make_id("hostile-volume-valid", run)
-    return {"envelope": envelope(ids.leader_fill_id(tx, LEADER, TOKEN, "BUY"), "test", time.time_ns() // 1000),
-            "leader": LEADER, "exchange": "0x" + "0e" * 20, "tx_hash": tx, "block_number": 1, "log_index": 0,
-            "token_id": TOKEN, "condition_id": CONDITION, "side": "BUY", "shares_e6": 20_000_000,
-            "collateral_e6": 10_000_000, "price": "0.5", "fee_e6": 0, "role": "TAKER", "order_hashes": []}
+    return {
+        "envelope": envelope(ids.leader_fill_id(tx, LEADER, TOKEN, "BUY"), "test", time.time_ns() // 1000),
+        "leader": LEADER,
+        "exchange": "0x" + "0e" * 20,
+        "tx_hash": tx,
+        "block_number": 1,
+        "log_index": 0,
+        "token_id": TOKEN,
+        "condition_id": CONDITION,
+        "side": "BUY",
+        "shares_e6": 20_000_000,
+        "collateral_e6": 10_000_000,
+        "price": "0.5",
+        "fee_e6": 0,
+        "role": "TAKER",
+        "order_hashes": [],
+    }
 
 
 def produce(settings, records: list[Hostile]) -> None:
     """Every record, its (partition, offset) noted once the broker has it."""
     producer = make_producer(settings, log_level=3)
     for h in records:
+
         def placed(err, msg, h=h):
             assert err is None, f"{h.kind}: {err}"
             h.position = (msg.partition(), msg.offset())
+
         produce_reliably(producer, settings.topic(h.topic.name), h.value, key=h.key, on_delivery=placed)
     flush_or_raise(producer, 120)
     assert all(h.position is not None for h in records)
@@ -160,7 +204,9 @@ class Expected:
         self.positions: dict[str, set[tuple[int, int]]] = defaultdict(set)
         for h in records:
             self.positions[h.topic.name].add(h.position)
-        self.letters = {(settings.topic(h.topic.name), *h.position, stage): h for h in records for stage in h.expect.parked}
+        self.letters = {
+            (settings.topic(h.topic.name), *h.position, stage): h for h in records for stage in h.expect.parked
+        }
         self.decisions = {h.expect.decision[0]: (h.expect.decision[1], h) for h in records if h.expect.decision}
         self.results = {h.expect.result[0]: (h.expect.result[1:], h) for h in records if h.expect.result}
         self.settlements = {h.expect.settlement: h for h in records if h.expect.settlement}
@@ -180,13 +226,19 @@ class Expected:
     def missing(self, log: TopicLog) -> Counter:
         """What has not shown up yet, by what it is."""
         out: Counter = Counter()
-        letters = {(s.record["source_topic"], s.record["source_partition"], s.record["source_offset"], s.record["stage"])
-                   for _, s in log.derived(DEAD_LETTERS.name, self.positions[DEAD_LETTERS.name]) if s.record}
+        letters = {
+            (s.record["source_topic"], s.record["source_partition"], s.record["source_offset"], s.record["stage"])
+            for _, s in log.derived(DEAD_LETTERS.name, self.positions[DEAD_LETTERS.name])
+            if s.record
+        }
         for key, h in self.letters.items():
             if key not in letters:
                 out[f"dead letter {key[3]} of {h.kind}"] += 1
-        decided = {s.record["candidate_id"] for _, s in log.derived(COPY_DECISIONS.name, self.positions[COPY_DECISIONS.name])
-                   if s.record}
+        decided = {
+            s.record["candidate_id"]
+            for _, s in log.derived(COPY_DECISIONS.name, self.positions[COPY_DECISIONS.name])
+            if s.record
+        }
         for candidate, (_, h) in self.decisions.items():
             if candidate not in decided:
                 out[f"decision of {h.kind}"] += 1
@@ -216,8 +268,11 @@ class Expected:
         return latest
 
     def settlement_ids(self, log: TopicLog) -> set[str]:
-        return {s.record["envelope"]["event_id"]
-                for _, s in log.derived(SETTLEMENT_EVENTS.name, self.positions[SETTLEMENT_EVENTS.name]) if s.record}
+        return {
+            s.record["envelope"]["event_id"]
+            for _, s in log.derived(SETTLEMENT_EVENTS.name, self.positions[SETTLEMENT_EVENTS.name])
+            if s.record
+        }
 
 
 def settle_all(s, log: TopicLog, expected: Expected, processes, timeout: float) -> float:
@@ -237,16 +292,20 @@ def settle_all(s, log: TopicLog, expected: Expected, processes, timeout: float) 
         missing = expected.missing(log)
         if not missing:
             stages_done = stages_done or time.monotonic() - started
-            lags = {"worker": group_lag(s, admin, s.app_id, [LEADER_FILLS.name, COPY_CANDIDATES.name,
-                                                            EXECUTION_RESULTS.name]),
-                    "executor": group_lag(s, admin, f"{s.app_id}-execute", [COPY_DECISIONS.name])}
+            lags = {
+                "worker": group_lag(
+                    s, admin, s.app_id, [LEADER_FILLS.name, COPY_CANDIDATES.name, EXECUTION_RESULTS.name]
+                ),
+                "executor": group_lag(s, admin, f"{s.app_id}-execute", [COPY_DECISIONS.name]),
+            }
             if not any(lags.values()):
                 lags["projections"] = sum(row["lag"] for row in projection_lag(s))
                 if not lags["projections"]:
                     break
         assert time.monotonic() < deadline, (
             f"not settled after {timeout:.0f}s; lag {lags}; missing {sum(missing.values())}: "
-            f"{missing.most_common(SHOWN)}\n" + "\n".join(f"--- {p.log_path.name}:\n{p.output()}" for p in processes))
+            f"{missing.most_common(SHOWN)}\n" + "\n".join(f"--- {p.log_path.name}:\n{p.output()}" for p in processes)
+        )
     while log.poll(0.5):  # the tail of what was written meanwhile (re-emitted duplicates, if any)
         pass
     return stages_done
@@ -268,8 +327,15 @@ def test_ten_thousand_hostile_records_are_parked_or_skipped_and_a_valid_fill_sti
     s = paper_settings(private_settings(settings, balance_source="fixed", fixed_balance="1000000"), sim)
     follower = make_followers(s, 1)[0]
     publish_accounts(s, [follower])
-    follow = parse_follow_config({"follow_id": FOLLOW, "follower": follower.address, "leader": LEADER,
-                                  "sizing": {"mode": "fixed", "amount": "5"}, "max_fill_age_s": 3600})
+    follow = parse_follow_config(
+        {
+            "follow_id": FOLLOW,
+            "follower": follower.address,
+            "leader": LEADER,
+            "sizing": {"mode": "fixed", "amount": "5"},
+            "max_fill_age_s": 3600,
+        }
+    )
     produce_configs(s, [config_change("FOLLOW", FOLLOW, follow, "test")])
     world = World(run, LEADER, follower.address, FOLLOW, TOKEN, CONDITION, time.time_ns() // 1000)
     records = flood(world, RECORDS, SEED)
@@ -317,7 +383,7 @@ def test_ten_thousand_hostile_records_are_parked_or_skipped_and_a_valid_fill_sti
     for w in (worker, restarted):
         assert "execute: stopped cleanly" in w.output(), w.output()
     report(records, expected, projections.output(), timings, time.monotonic() - started)
-    assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:SHOWN * 4])
+    assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[: SHOWN * 4])
 
 
 # ------------------------------------------------------------------------------------------------ the checks
@@ -339,13 +405,17 @@ def check_everything(s, log: TopicLog, expected: Expected, sim) -> list[str]:
         topic = letter["source_topic"].removeprefix(s.topic_prefix)
         h = hostile_at.get((topic, letter["source_partition"], letter["source_offset"]))
         if h is None:
-            fail(f"{letter['stage']} parked {topic}[{letter['source_partition']}]@{letter['source_offset']}, "
-                 f"which is no hostile record: {letter['error'][:200]}")
+            fail(
+                f"{letter['stage']} parked {topic}[{letter['source_partition']}]@{letter['source_offset']}, "
+                f"which is no hostile record: {letter['error'][:200]}"
+            )
             continue
         parked_by[(topic, *h.position)].add(letter["stage"])
         if letter["stage"] not in h.expect.parked:
-            fail(f"{h.kind}: parked by {letter['stage']}, expected only by {sorted(h.expect.parked)}: "
-                 f"{letter['error'][:200]}")
+            fail(
+                f"{h.kind}: parked by {letter['stage']}, expected only by {sorted(h.expect.parked)}: "
+                f"{letter['error'][:200]}"
+            )
         original = h.original
         if len(original) > MAX_ORIGINAL_BYTES:  # cut, and the dead letter says so; the rest is in its topic
             ok = letter["original"] == original[:MAX_ORIGINAL_BYTES] and "cut" in letter["error"]
@@ -362,8 +432,10 @@ def check_everything(s, log: TopicLog, expected: Expected, sim) -> list[str]:
 
     # plan and decide: a candidate and one SKIP with the reason named for every hostile fill / candidate that
     # reaches decide, and none for anything else; the valid fill's one candidate is a COPY
-    written = {topic.name: log.derived(topic.name, expected.positions[topic.name])
-               for topic in (COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS, SETTLEMENT_EVENTS)}
+    written = {
+        topic.name: log.derived(topic.name, expected.positions[topic.name])
+        for topic in (COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS, SETTLEMENT_EVENTS)
+    }
     for topic, messages in written.items():
         if any(m.record is None for _, m in messages):
             fail(f"a stage wrote a message to {topic} that does not decode")
@@ -372,8 +444,10 @@ def check_everything(s, log: TopicLog, expected: Expected, sim) -> list[str]:
     from_fills = {c for c, (_, h) in expected.decisions.items() if h.topic == LEADER_FILLS}
     valid_candidates = set(expected.valid_candidates)
     if set(candidates) != from_fills | valid_candidates:
-        fail(f"plan's candidates: {len(set(candidates) - from_fills - valid_candidates)} unexpected, "
-             f"{len(from_fills | valid_candidates - set(candidates))} missing")
+        fail(
+            f"plan's candidates: {len(set(candidates) - from_fills - valid_candidates)} unexpected, "
+            f"{len(from_fills | valid_candidates - set(candidates))} missing"
+        )
     decisions: dict[str, list[dict]] = defaultdict(list)
     for _, d in written[COPY_DECISIONS.name]:
         decisions[d.record["candidate_id"]].append(d.record)
@@ -410,23 +484,33 @@ def check_everything(s, log: TopicLog, expected: Expected, sim) -> list[str]:
             if seen is not None and seen.record and seen.record.get("intent_id"):
                 refused.add(seen.record["intent_id"])
     with psycopg.connect(psycopg_conninfo(s.database_url)) as conn:
-        rows = dict(conn.execute("SELECT idempotency_key, status FROM copy_trades WHERE idempotency_key = ANY(%s)",
-                                 (sorted(refused | set(expected.results)),)).fetchall())
+        rows = dict(
+            conn.execute(
+                "SELECT idempotency_key, status FROM copy_trades WHERE idempotency_key = ANY(%s)",
+                (sorted(refused | set(expected.results)),),
+            ).fetchall()
+        )
     for intent in refused & set(rows):
         fail(f"a parked COPY has a ledger row ({rows[intent]}): intent {intent}")
     orders = venue_orders(sim)
     if sorted(o["metadata"] for o in orders) != sorted(intent_metadata(i) for i in expected.valid_intents):
-        fail(f"the venue received {len(orders)} orders; only the valid fills' {len(expected.valid_intents)} were expected")
+        fail(
+            f"the venue received {len(orders)} orders; only the valid fills' {len(expected.valid_intents)} were expected"
+        )
     elif not all(o["size_matched_e6"] > 0 for o in orders):
         fail(f"a valid fill's order did not match at the venue: {orders}")
 
     # settle: one settlement of every result that decodes (the hostile ones and the run's own)
     settled = expected.settlement_ids(log)
-    own = {ids.settlement_id(r.record["envelope"]["event_id"], "NOT_REQUIRED")
-           for _, r in log.derived(EXECUTION_RESULTS.name, expected.positions[EXECUTION_RESULTS.name])}
+    own = {
+        ids.settlement_id(r.record["envelope"]["event_id"], "NOT_REQUIRED")
+        for _, r in log.derived(EXECUTION_RESULTS.name, expected.positions[EXECUTION_RESULTS.name])
+    }
     if settled != set(expected.settlements) | own:
-        fail(f"settlements: {len(set(expected.settlements) | own - settled)} missing, "
-             f"{len(settled - set(expected.settlements) - own)} unexpected")
+        fail(
+            f"settlements: {len(set(expected.settlements) | own - settled)} missing, "
+            f"{len(settled - set(expected.settlements) - own)} unexpected"
+        )
 
     failures += check_projections(s, log, expected)
     return failures
@@ -447,13 +531,21 @@ def check_projections(s, log: TopicLog, expected: Expected) -> list[str]:
     prefix = s.topic_prefix
     hostile_topics = {h.topic.name for h in expected.records}
     with psycopg.connect(psycopg_conninfo(s.database_url)) as conn:
-        letters = {(t.removeprefix(prefix), p, o): (key, bytes(original), stage, event_id)
-                   for t, p, o, key, original, stage, event_id in conn.execute(
-                       "SELECT source_topic, source_partition, source_offset, key, original, stage, event_id"
-                       " FROM dead_letters WHERE starts_with(source_topic, %s)", (prefix,)).fetchall()}
-        forged = {(p, o): (stage, event_id) for p, o, stage, event_id in conn.execute(
-            "SELECT source_partition, source_offset, stage, event_id FROM dead_letters WHERE source_topic = %s",
-            (f"forged.{expected.world.run}",)).fetchall()}
+        letters = {
+            (t.removeprefix(prefix), p, o): (key, bytes(original), stage, event_id)
+            for t, p, o, key, original, stage, event_id in conn.execute(
+                "SELECT source_topic, source_partition, source_offset, key, original, stage, event_id"
+                " FROM dead_letters WHERE starts_with(source_topic, %s)",
+                (prefix,),
+            ).fetchall()
+        }
+        forged = {
+            (p, o): (stage, event_id)
+            for p, o, stage, event_id in conn.execute(
+                "SELECT source_partition, source_offset, stage, event_id FROM dead_letters WHERE source_topic = %s",
+                (f"forged.{expected.world.run}",),
+            ).fetchall()
+        }
         event_ids: dict[str, set[str]] = defaultdict(set)
         for h in expected.records:
             record = decoded(h)
@@ -466,22 +558,32 @@ def check_projections(s, log: TopicLog, expected: Expected) -> list[str]:
         for table, wanted in event_ids.items():
             column = {"follow_configs": "follow_id", "follower_configs": "follower"}.get(table)
             if column:
-                rows[table] = {event_id: (p, o, invalid) for event_id, p, o, invalid in conn.execute(
-                    f"SELECT event_id, kafka_partition, kafka_offset, invalid FROM {table} WHERE event_id = ANY(%s)",
-                    (sorted(wanted),)).fetchall()}
+                rows[table] = {
+                    event_id: (p, o, invalid)
+                    for event_id, p, o, invalid in conn.execute(
+                        f"SELECT event_id, kafka_partition, kafka_offset, invalid FROM {table} WHERE event_id = ANY(%s)",
+                        (sorted(wanted),),
+                    ).fetchall()
+                }
             else:
-                rows[table] = {event_id: (p, o) for event_id, p, o in conn.execute(
-                    f"SELECT event_id, kafka_partition, kafka_offset FROM {table} WHERE event_id = ANY(%s)",
-                    (sorted(wanted),)).fetchall()}
-        for n, (fill, candidate, intent) in enumerate(zip(expected.valid_fills, expected.valid_candidates,
-                                                          expected.valid_intents)):
+                rows[table] = {
+                    event_id: (p, o)
+                    for event_id, p, o in conn.execute(
+                        f"SELECT event_id, kafka_partition, kafka_offset FROM {table} WHERE event_id = ANY(%s)",
+                        (sorted(wanted),),
+                    ).fetchall()
+                }
+        for n, (fill, candidate, intent) in enumerate(
+            zip(expected.valid_fills, expected.valid_candidates, expected.valid_intents)
+        ):
             got = conn.execute(
                 "SELECT (SELECT count(*) FROM leader_fills WHERE event_id = %s),"
                 " (SELECT count(*) FROM copy_candidates WHERE event_id = %s),"
                 " (SELECT action FROM copy_decisions WHERE candidate_id = %s),"
                 " (SELECT bool_or(status = 'FILLED') FROM execution_results WHERE intent_id = %s),"
                 " (SELECT count(*) > 0 FROM settlement_events WHERE intent_id = %s)",
-                (fill, candidate, candidate, intent, intent)).fetchone()
+                (fill, candidate, candidate, intent, intent),
+            ).fetchone()
             if got != (1, 1, "COPY", True, True):
                 failures.append(f"valid fill {n}: projection rows (fill, candidate, decision, FILLED, settled) {got}")
 
@@ -493,7 +595,7 @@ def check_projections(s, log: TopicLog, expected: Expected) -> list[str]:
                 failures.append(f"{h.kind}: no dead_letters row (the projection neither parked nor stored it)")
                 continue
             key, original, stage, _ = got
-            if (original != h.original and not (h.expect.parked and original == h.original[:MAX_ORIGINAL_BYTES])):
+            if original != h.original and not (h.expect.parked and original == h.original[:MAX_ORIGINAL_BYTES]):
                 failures.append(f"{h.kind}: its dead_letters row does not carry its bytes")
             if not h.expect.parked and stage != "projections":
                 failures.append(f"{h.kind}: its dead_letters row is by {stage}, expected the projections'")
@@ -507,8 +609,9 @@ def check_projections(s, log: TopicLog, expected: Expected) -> list[str]:
             got = rows.get(h.expect.projection, {}).get(record["envelope"]["event_id"])
             parked_as = letters.get(at, (None, None, None, None))[2]
             if got is None or got[:2] != h.position:
-                failures.append(f"{h.kind}: no {h.expect.projection} row at {h.position} ({got}); "
-                                f"dead_letters row: {parked_as}")
+                failures.append(
+                    f"{h.kind}: no {h.expect.projection} row at {h.position} ({got}); dead_letters row: {parked_as}"
+                )
             elif parked_as == "projections":
                 failures.append(f"{h.kind}: stored AND parked by the projections")
             elif h.expect.projection in ("follow_configs", "follower_configs") and got[2] is None:
@@ -517,8 +620,10 @@ def check_projections(s, log: TopicLog, expected: Expected) -> list[str]:
     for topic in (COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS, SETTLEMENT_EVENTS):
         for pos, r in log.derived(topic.name, expected.positions[topic.name]):
             if r.record["envelope"]["event_id"] not in rows[TABLE[topic.name]] and (topic.name, *pos) not in letters:
-                failures.append(f"{topic.name}[{pos[0]}]@{pos[1]} ({r.record['envelope']['source']}) neither "
-                                f"folded nor parked by the projections")
+                failures.append(
+                    f"{topic.name}[{pos[0]}]@{pos[1]} ({r.record['envelope']['source']}) neither "
+                    f"folded nor parked by the projections"
+                )
     for pos, r in log.derived(DEAD_LETTERS.name, expected.positions[DEAD_LETTERS.name]):
         letter = r.record
         source = (letter["source_topic"].removeprefix(prefix), letter["source_partition"], letter["source_offset"])
@@ -536,8 +641,9 @@ def decoded(h: Hostile) -> dict | None:
 
 
 # ------------------------------------------------------------------------------------------------ the report
-def report(records: list[Hostile], expected: Expected, projections_output: str,
-           timings: dict[str, float], total_s: float) -> None:
+def report(
+    records: list[Hostile], expected: Expected, projections_output: str, timings: dict[str, float], total_s: float
+) -> None:
     """The counts for docs/benchmarks.md (`pytest -s` shows them)."""
     by_topic = Counter(h.topic.name for h in records)
     kinds = Counter(h.kind for h in records)
@@ -547,17 +653,30 @@ def report(records: list[Hostile], expected: Expected, projections_output: str,
     results = Counter(status for (status, _), _ in expected.results.values())
     projection_parked = Counter(h.topic.name for h in records if h.expect.projection == PARKED)
     stats = re.search(r"'dead_letters':\s*(\d+),\s*'undecodable':\s*(\d+)", projections_output)
-    print(f"\nhostile volume: {len(records):,} records ({len(kinds)} kinds, seed {SEED}) in {total_s:.1f}s "
-          f"(generate {timings['generate']:.1f}s, start {timings['start'] - timings['generate']:.1f}s, produce "
-          f"{timings['produce']:.1f}s, stages done {timings['stages']:.1f}s, all folded {timings['drain']:.1f}s, "
-          f"restart over the hostile history to the second valid fill settled {timings['restart']:.1f}s)")
+    print(
+        f"\nhostile volume: {len(records):,} records ({len(kinds)} kinds, seed {SEED}) in {total_s:.1f}s "
+        f"(generate {timings['generate']:.1f}s, start {timings['start'] - timings['generate']:.1f}s, produce "
+        f"{timings['produce']:.1f}s, stages done {timings['stages']:.1f}s, all folded {timings['drain']:.1f}s, "
+        f"restart over the hostile history to the second valid fill settled {timings['restart']:.1f}s)"
+    )
     print("records per topic: " + ", ".join(f"{t} {n:,}" for t, n in by_topic.most_common()))
-    print("parked by the worker (distinct positions) per topic: "
-          + ", ".join(f"{t} {n:,}" for t, n in parked_positions.most_common()))
+    print(
+        "parked by the worker (distinct positions) per topic: "
+        + ", ".join(f"{t} {n:,}" for t, n in parked_positions.most_common())
+    )
     print("dead letters per stage: " + ", ".join(f"{st} {n:,}" for st, n in stages.most_common()))
     print("SKIPs per reason: " + ", ".join(f"{r} {n:,}" for r, n in skipped.most_common()))
-    print("forged COPYs that reached the ledger (never sent): " + ", ".join(f"{st} {n:,}" for st, n in results.most_common()))
-    print("hostile records parked by the projections per topic: " + ", ".join(f"{t} {n:,}" for t, n in projection_parked.most_common())
-          + (f"; the projections' own count: {int(stats.group(1)):,} parked ({int(stats.group(2)):,} undecodable)"
-             if stats else ""))
+    print(
+        "forged COPYs that reached the ledger (never sent): "
+        + ", ".join(f"{st} {n:,}" for st, n in results.most_common())
+    )
+    print(
+        "hostile records parked by the projections per topic: "
+        + ", ".join(f"{t} {n:,}" for t, n in projection_parked.most_common())
+        + (
+            f"; the projections' own count: {int(stats.group(1)):,} parked ({int(stats.group(2)):,} undecodable)"
+            if stats
+            else ""
+        )
+    )
     print("per kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))

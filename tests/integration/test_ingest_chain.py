@@ -1,5 +1,6 @@
 """`horus ingest chain` against real anvil, Kafka and Postgres: exactly once by event id, through bad logs,
 live follow changes, dropped and silent sockets, and SIGKILLs."""
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,26 @@ from web3 import Web3
 from horus.codec import envelope
 from horus.domain import ids
 from horus.kafka.client import flush_or_raise, make_producer
-from horus.testchain import RawLog, emit_batch, emit_raw, emit_v1, emit_v2, v2_log
-from horus.testchain import V2_ORDER_FILLED_TOPIC0
+from horus.testchain import V2_ORDER_FILLED_TOPIC0, RawLog, emit_batch, emit_raw, emit_v1, emit_v2, v2_log
 from horus.topics import DEAD_LETTERS, LEADER_FILLS
 from horus.venue.polymarket.exchanges import ExchangeBook
-from tests.integration.ingest_helpers import (LEADERS, STRANGER, Ingest, _v1, _v2, codec, emitters,  # noqa: F401
-                                              expected_from, fill_ids, follow, free_port, head, iso, metric_values,
-                                              read_topic)
+from tests.integration.ingest_helpers import (  # noqa: F401
+    LEADERS,
+    STRANGER,
+    Ingest,
+    _v1,
+    _v2,
+    codec,
+    emitters,
+    expected_from,
+    fill_ids,
+    follow,
+    free_port,
+    head,
+    iso,
+    metric_values,
+    read_topic,
+)
 from tests.integration.pipeline_helpers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -40,13 +54,20 @@ def test_chain_source_end_to_end(iso, emitters, tmp_path):
         emit_v2(rpc, emitters.v2, _v2(l1, 1)),
         emit_v1(rpc, emitters.v1, _v1(l2, 2)),
         # one tx: two fills of l1 on token 7 BUY (one event, summed), l2 SELL on token 8, a stranger
-        emit_batch(rpc, emitters.v2, [_v2(l1, 3), _v2(l1, 4, taker=emitters.v2), _v2(l2, 5, token=8, side=1),
-                                      _v2(STRANGER, 6)]),
+        emit_batch(
+            rpc, emitters.v2, [_v2(l1, 3), _v2(l1, 4, taker=emitters.v2), _v2(l2, 5, token=8, side=1), _v2(STRANGER, 6)]
+        ),
         emit_v2(rpc, emitters.v2, _v2(STRANGER, 7)),
     ]
     short = v2_log(_v2(l1, 8), emitters.v2)
-    bad = emit_raw(rpc, emitters.v2, [RawLog(short.topics[:3], short.data),  # 3 topics
-                                      RawLog(short.topics, bytes(short.data)[:100])])  # short data
+    bad = emit_raw(
+        rpc,
+        emitters.v2,
+        [
+            RawLog(short.topics[:3], short.data),  # 3 topics
+            RawLog(short.topics, bytes(short.data)[:100]),
+        ],
+    )  # short data
     expected = expected_from(receipts, book, {l1, l2})
     assert len(expected) == 4
     port = free_port()
@@ -58,8 +79,9 @@ def test_chain_source_end_to_end(iso, emitters, tmp_path):
         assert summed["shares_e6"] == 2_000_000 * 4 + 2_000_000 * 5 and summed["role"] == "TAKER"
         assert len(summed["order_hashes"]) == 2
 
-        dead = wait_until(lambda: [r for n, r in read_topic(iso, DEAD_LETTERS) if r["stage"] == "ingest-chain"],
-                          15, "dead letters")
+        dead = wait_until(
+            lambda: [r for n, r in read_topic(iso, DEAD_LETTERS) if r["stage"] == "ingest-chain"], 15, "dead letters"
+        )
         assert len(dead) == 2
         tx = bad["transactionHash"].to_0x_hex()
         for letter in dead:
@@ -77,8 +99,10 @@ def test_chain_source_end_to_end(iso, emitters, tmp_path):
         expected = expected_from(receipts, book, {l1, l2, l3})
         wait_until(lambda: set(fill_ids(iso)) >= expected, 10, "live fills incl. the new leader", 0.1)
         new = next(r for n, r in read_topic(iso, LEADER_FILLS) if n == "LeaderFill" and r["leader"] == l3)
-        print(f"\nnew leader's fill aggregated {(new['envelope']['produced_at_us'] - sent_at_us) / 1000:.1f} ms "
-              f"after its transaction was sent")
+        print(
+            f"\nnew leader's fill aggregated {(new['envelope']['produced_at_us'] - sent_at_us) / 1000:.1f} ms "
+            f"after its transaction was sent"
+        )
 
         # unfollowed: its later fills are not produced
         follow(iso, "fc", l3, delete=True)
@@ -103,8 +127,9 @@ def test_chain_source_end_to_end(iso, emitters, tmp_path):
         doomed_id = expected_from([doomed], book, {l2}).pop()
         wait_until(lambda: doomed_id in fill_ids(iso), 10, "the fill about to be reorged out", 0.1)
         Web3(Web3.HTTPProvider(rpc)).provider.make_request("anvil_reorg", [1, []])
-        retracted = wait_until(lambda: [r for n, r in read_topic(iso, LEADER_FILLS) if n == "LeaderFillRetracted"],
-                               10, "the retraction")
+        retracted = wait_until(
+            lambda: [r for n, r in read_topic(iso, LEADER_FILLS) if n == "LeaderFillRetracted"], 10, "the retraction"
+        )
         assert [r["leader_fill_id"] for r in retracted] == [doomed_id] and "REORG" in proc.log()
         receipts += [doomed, emit_v2(rpc, emitters.v2, _v2(l1, 31))]
         expected = expected_from(receipts, book, {l1, l2, l3})
@@ -174,10 +199,23 @@ def test_sigkill_while_fills_stream_loses_and_duplicates_nothing(iso, emitters, 
 # ---------------------------------------------------------------------------------------------- the sink
 def _record(leader: str, n: int) -> dict:
     tx = "0x" + ids.make_id("tx", leader, n, uuid.uuid4().hex)
-    return {"envelope": envelope(ids.leader_fill_id(tx, leader, "5", "BUY"), "chain", 1_700_000_000_000_000),
-            "leader": leader, "exchange": "0x" + "e1" * 20, "tx_hash": tx, "block_number": n, "log_index": 0,
-            "token_id": "5", "condition_id": None, "side": "BUY", "shares_e6": 2_000_000, "collateral_e6": 1_000_000,
-            "price": "0.5", "fee_e6": 0, "role": "MAKER", "order_hashes": []}
+    return {
+        "envelope": envelope(ids.leader_fill_id(tx, leader, "5", "BUY"), "chain", 1_700_000_000_000_000),
+        "leader": leader,
+        "exchange": "0x" + "e1" * 20,
+        "tx_hash": tx,
+        "block_number": n,
+        "log_index": 0,
+        "token_id": "5",
+        "condition_id": None,
+        "side": "BUY",
+        "shares_e6": 2_000_000,
+        "collateral_e6": 1_000_000,
+        "price": "0.5",
+        "fee_e6": 0,
+        "role": "MAKER",
+        "order_hashes": [],
+    }
 
 
 def test_sink_produces_each_event_id_once_across_sources(iso):
@@ -223,8 +261,11 @@ def test_sink_parks_future_dated_and_unencodable_fills_and_produces_the_rest(iso
     assert produced == [r["envelope"]["event_id"] for r in (*good, within_slack)]
     assert (refused("future") - before[0], refused("unencodable") - before[1]) == (1, 1)
     assert set(fill_ids(iso)) == set(produced)
-    parked = {json.loads(r["original"])["envelope"]["event_id"]: r for n, r in read_topic(iso, DEAD_LETTERS)
-              if n == "DeadLetter"}
+    parked = {
+        json.loads(r["original"])["envelope"]["event_id"]: r
+        for n, r in read_topic(iso, DEAD_LETTERS)
+        if n == "DeadLetter"
+    }
     assert set(parked) == {future["envelope"]["event_id"], overflow["envelope"]["event_id"]}
     assert "ahead of our clock" in parked[future["envelope"]["event_id"]]["error"]
     assert "shares_e6" in parked[overflow["envelope"]["event_id"]]["error"]
@@ -247,9 +288,11 @@ def test_sink_recover_repairs_both_crash_windows(iso):
     flush_or_raise(producer)
     with psycopg.connect(psycopg_conninfo(iso.database_url), autocommit=True) as conn:
         for record in (never, unmarked):
-            conn.execute("INSERT INTO leader_fill_claims (event_id, source, event_type, key, payload)"
-                         " VALUES (%s, 'chain', 'LeaderFill', %s, %s)",
-                         (record["envelope"]["event_id"], record["leader"], codec.encode("LeaderFill", record)))
+            conn.execute(
+                "INSERT INTO leader_fill_claims (event_id, source, event_type, key, payload)"
+                " VALUES (%s, 'chain', 'LeaderFill', %s, %s)",
+                (record["envelope"]["event_id"], record["leader"], codec.encode("LeaderFill", record)),
+            )
     sink = FillSink(iso, "chain")
     assert sink.recover() == {"found": 1, "reproduced": 1}
     assert sink.recover() == {"found": 0, "reproduced": 0}
@@ -269,12 +312,25 @@ def test_a_removed_log_retracts_its_fill_and_rewinds_the_cursor(iso, caplog):
     from horus.ingest.sink import FillSink
 
     exchange, leader, tx = "0x" + "e1" * 20, LEADERS[2], "0x" + uuid.uuid4().hex * 2
-    data = abi_encode(["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
-                      [0, 5, 1_000_000, 2_000_000, 0, b"\0" * 32, b"\0" * 32])
-    log = {"address": exchange, "topics": [V2_ORDER_FILLED_TOPIC0, "0x" + "01" * 32, "0x" + "00" * 12 + leader[2:],
-                                           "0x" + "00" * 12 + "5e" * 20],
-           "data": "0x" + data.hex(), "blockNumber": 40, "logIndex": 3, "transactionHash": tx,
-           "blockHash": "0x" + "b4" * 32, "removed": False}
+    data = abi_encode(
+        ["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
+        [0, 5, 1_000_000, 2_000_000, 0, b"\0" * 32, b"\0" * 32],
+    )
+    log = {
+        "address": exchange,
+        "topics": [
+            V2_ORDER_FILLED_TOPIC0,
+            "0x" + "01" * 32,
+            "0x" + "00" * 12 + leader[2:],
+            "0x" + "00" * 12 + "5e" * 20,
+        ],
+        "data": "0x" + data.hex(),
+        "blockNumber": 40,
+        "logIndex": 3,
+        "transactionHash": tx,
+        "blockHash": "0x" + "b4" * 32,
+        "removed": False,
+    }
     sink = FillSink(iso, "chain")
     source = chain.ChainSource(iso, ExchangeBook.of(exchange), leaders=lambda: frozenset({leader}), sink=sink)
     records = chain.logic.batch_records(chain.logic.decode_batch([log], source.book), {leader}, {40: 1_000})
@@ -306,20 +362,34 @@ def test_a_fill_whose_sums_overflow_is_parked_and_the_range_goes_on(iso):
     big = 2**63 - 1
 
     def log(tx, index, amount):
-        data = abi_encode(["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
-                          [0, 5, amount, amount, 0, b"\0" * 32, b"\0" * 32])
-        return {"address": exchange, "topics": [V2_ORDER_FILLED_TOPIC0, "0x" + f"{index:064x}",
-                                                "0x" + "00" * 12 + leader[2:], "0x" + "00" * 12 + "5e" * 20],
-                "data": "0x" + data.hex(), "blockNumber": 50, "logIndex": index, "transactionHash": tx,
-                "blockHash": "0x" + "b5" * 32, "removed": False}
+        data = abi_encode(
+            ["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
+            [0, 5, amount, amount, 0, b"\0" * 32, b"\0" * 32],
+        )
+        return {
+            "address": exchange,
+            "topics": [
+                V2_ORDER_FILLED_TOPIC0,
+                "0x" + f"{index:064x}",
+                "0x" + "00" * 12 + leader[2:],
+                "0x" + "00" * 12 + "5e" * 20,
+            ],
+            "data": "0x" + data.hex(),
+            "blockNumber": 50,
+            "logIndex": index,
+            "transactionHash": tx,
+            "blockHash": "0x" + "b5" * 32,
+            "removed": False,
+        }
 
     overflow_tx, good_tx = "0x" + uuid.uuid4().hex * 2, "0x" + uuid.uuid4().hex * 2
     sink = FillSink(iso, "chain")
     source = chain.ChainSource(iso, ExchangeBook.of(exchange), leaders=lambda: frozenset({leader}), sink=sink)
     source.leaders = frozenset({leader})
     source.block_times[50] = int(time.time())
-    asyncio.run(source._emit_range([log(overflow_tx, 1, big), log(overflow_tx, 2, big), log(good_tx, 3, 1_000_000)],
-                                   50))
+    asyncio.run(
+        source._emit_range([log(overflow_tx, 1, big), log(overflow_tx, 2, big), log(good_tx, 3, 1_000_000)], 50)
+    )
     assert set(fill_ids(iso)) == {ids.leader_fill_id(good_tx, leader, "5", "BUY")}
     assert chain.read_cursor(sink.engine, "chain") == (50, 3)
     parked = [r for n, r in read_topic(iso, DEAD_LETTERS) if n == "DeadLetter"]

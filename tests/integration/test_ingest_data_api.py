@@ -1,5 +1,6 @@
 """`horus ingest data-api` against a real HTTP Data API stand-in, Kafka, Postgres and anvil: the chain and the
 Data API report the same fills, and leader.fills holds each once, whichever source sees them first."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,9 +23,22 @@ from horus.topics import LEADER_FILLS
 from horus.venue.polymarket.exchanges import ExchangeBook
 from horus.venue.polymarket.fills import decode_log
 from horus.venue.simulator.data_api import DataApiStandIn
-from tests.integration.ingest_helpers import (LEADERS, STRANGER, HorusProcess, Ingest, _v2, emitters,  # noqa: F401
-                                              expected_from, fill_ids, follow, free_port, head, iso, metric_values,
-                                              read_topic)
+from tests.integration.ingest_helpers import (  # noqa: F401
+    LEADERS,
+    STRANGER,
+    HorusProcess,
+    Ingest,
+    _v2,
+    emitters,
+    expected_from,
+    fill_ids,
+    follow,
+    free_port,
+    head,
+    iso,
+    metric_values,
+    read_topic,
+)
 from tests.integration.pipeline_helpers import wait_until
 
 
@@ -38,8 +52,9 @@ class StandInServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
                 async def call() -> httpx.Response:
-                    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi),
-                                                 base_url="http://stand-in") as client:
+                    async with httpx.AsyncClient(
+                        transport=httpx.ASGITransport(app=asgi), base_url="http://stand-in"
+                    ) as client:
                         return await client.get(self.path)
 
                 response = asyncio.run(call())
@@ -88,11 +103,22 @@ def rows_for(settings: Settings, receipts, book: ExchangeBook, leaders) -> list[
                 continue
             if fill.leader not in leaders:
                 continue
-            rows.append({"proxy_wallet": fill.leader, "timestamp": stamp, "type": "TRADE",
-                         "size": fill.shares_e6 / 1e6, "usdc_size": fill.collateral_e6 / 1e6,
-                         "transaction_hash": fill.tx_hash, "price": round(fill.collateral_e6 / fill.shares_e6, 10),
-                         "token_id": fill.token_id, "side": fill.side, "outcome_index": 0, "title": "test market",
-                         "outcome": "Yes"})
+            rows.append(
+                {
+                    "proxy_wallet": fill.leader,
+                    "timestamp": stamp,
+                    "type": "TRADE",
+                    "size": fill.shares_e6 / 1e6,
+                    "usdc_size": fill.collateral_e6 / 1e6,
+                    "transaction_hash": fill.tx_hash,
+                    "price": round(fill.collateral_e6 / fill.shares_e6, 10),
+                    "token_id": fill.token_id,
+                    "side": fill.side,
+                    "outcome_index": 0,
+                    "title": "test market",
+                    "outcome": "Yes",
+                }
+            )
     return rows
 
 
@@ -104,16 +130,48 @@ def emit_fills(settings: Settings, emitters, leaders: list[str], seed: int) -> l
     for i, leader in enumerate(leaders):
         n = seed + 10 * i
         receipts.append(emit_v2(rpc, emitters.v2, _v2(leader, n)))
-        receipts.append(emit_v2(rpc, emitters.v2, V2Fill(order_hash=_v2(leader, n + 1).order_hash, maker=leader,
-                                                         taker=None, side=1, token_id=8,
-                                                         maker_amount_filled=3_000_000,
-                                                         taker_amount_filled=1_000_000)))
-        receipts.append(emit_batch(rpc, emitters.v2, [
-            V2Fill(order_hash=_v2(leader, n + 2).order_hash, maker=leader, taker=None, side=0, token_id=9,
-                   maker_amount_filled=1_000_000, taker_amount_filled=4_000_000),
-            V2Fill(order_hash=_v2(leader, n + 3).order_hash, maker=leader, taker=emitters.v2, side=0, token_id=9,
-                   maker_amount_filled=2_500_000, taker_amount_filled=10_000_000),
-            _v2(STRANGER, n + 4)]))
+        receipts.append(
+            emit_v2(
+                rpc,
+                emitters.v2,
+                V2Fill(
+                    order_hash=_v2(leader, n + 1).order_hash,
+                    maker=leader,
+                    taker=None,
+                    side=1,
+                    token_id=8,
+                    maker_amount_filled=3_000_000,
+                    taker_amount_filled=1_000_000,
+                ),
+            )
+        )
+        receipts.append(
+            emit_batch(
+                rpc,
+                emitters.v2,
+                [
+                    V2Fill(
+                        order_hash=_v2(leader, n + 2).order_hash,
+                        maker=leader,
+                        taker=None,
+                        side=0,
+                        token_id=9,
+                        maker_amount_filled=1_000_000,
+                        taker_amount_filled=4_000_000,
+                    ),
+                    V2Fill(
+                        order_hash=_v2(leader, n + 3).order_hash,
+                        maker=leader,
+                        taker=emitters.v2,
+                        side=0,
+                        token_id=9,
+                        maker_amount_filled=2_500_000,
+                        taker_amount_filled=10_000_000,
+                    ),
+                    _v2(STRANGER, n + 4),
+                ],
+            )
+        )
     return receipts
 
 
@@ -156,13 +214,13 @@ def test_chain_then_data_api_leader_fills_holds_each_once(iso, emitters, stand_i
     stand_in.add(*rows_for(iso, receipts, book, {l1, l2, STRANGER}))
     stand_in.add({**stand_in.rows[0], "type": "REDEEM", "transaction_hash": "0x" + "ab" * 32})  # not a fill
     stand_in.fail_next = 1  # a --once round with a failed fetch exits 1, after a clear message
-    failed = HorusProcess(iso, tmp_path / "data-api-failed.log", "ingest", "data-api", "--once",
-                          HORUS_DATA_API_URL=stand_in.url)
+    failed = HorusProcess(
+        iso, tmp_path / "data-api-failed.log", "ingest", "data-api", "--once", HORUS_DATA_API_URL=stand_in.url
+    )
     assert failed.wait(60) == 1, failed.log()
     assert "503 Service Unavailable" in failed.log() and "1 leader fetch(es) failed" in failed.log()
     assert "Traceback" not in failed.log()
-    api = HorusProcess(iso, tmp_path / "data-api.log", "ingest", "data-api", "--once",
-                       HORUS_DATA_API_URL=stand_in.url)
+    api = HorusProcess(iso, tmp_path / "data-api.log", "ingest", "data-api", "--once", HORUS_DATA_API_URL=stand_in.url)
     assert api.wait(60) == 0, api.log()
     totals = stopped_totals(api)
     assert (totals["rounds"], totals["records"], totals["produced"], totals["duplicates"]) == (1, 6, 0, 6), totals
@@ -186,8 +244,17 @@ def test_data_api_then_chain_live_follow_and_http_failure(iso, emitters, stand_i
     stand_in.add(*rows_for(iso, receipts, book, {l3, l4, STRANGER}))
     stand_in.fail_next = 1
     port = free_port()
-    api = HorusProcess(iso, tmp_path / "data-api.log", "ingest", "data-api", "--interval", "0.3",
-                       "--metrics-port", str(port), HORUS_DATA_API_URL=stand_in.url)
+    api = HorusProcess(
+        iso,
+        tmp_path / "data-api.log",
+        "ingest",
+        "data-api",
+        "--interval",
+        "0.3",
+        "--metrics-port",
+        str(port),
+        HORUS_DATA_API_URL=stand_in.url,
+    )
     try:
         only_l3 = expected_from(receipts, book, {l3})
         wait_until(lambda: set(fill_ids(iso)) >= only_l3, 30, "the data-api source's fills of the followed leader")
@@ -208,8 +275,11 @@ def test_data_api_then_chain_live_follow_and_http_failure(iso, emitters, stand_i
     chain = Ingest(iso, emitters, tmp_path / "chain.log", first, "--metrics-port", str(chain_port))
     try:
         key = 'horus_ingest_duplicates_suppressed_total{source="chain"}'
-        wait_until(lambda: metrics_or_empty(chain_port).get(key, 0) >= len(expected), 30,
-                   "the chain source to see the same fills")
+        wait_until(
+            lambda: metrics_or_empty(chain_port).get(key, 0) >= len(expected),
+            30,
+            "the chain source to see the same fills",
+        )
         metrics = metric_values(chain_port)
         assert metrics[key] == len(expected)
         assert metrics.get('horus_ingest_fills_total{source="chain"}', 0) == 0
@@ -246,16 +316,26 @@ def test_a_poisoned_leader_is_parked_and_every_other_leaders_fills_flow(iso, sta
     follow(iso, "pb", b)
 
     def row(n, leader, stamp, size=10, price=0.5):
-        return {"proxy_wallet": leader, "timestamp": stamp, "type": "TRADE", "transaction_hash": "0x" + f"{n:064x}",
-                "token_id": "1234567", "condition_id": "0x" + "cd" * 32, "side": "BUY", "size": size, "price": price,
-                "usdc_size": size * price}
+        return {
+            "proxy_wallet": leader,
+            "timestamp": stamp,
+            "type": "TRADE",
+            "transaction_hash": "0x" + f"{n:064x}",
+            "token_id": "1234567",
+            "condition_id": "0x" + "cd" * 32,
+            "side": "BUY",
+            "size": size,
+            "price": price,
+            "usdc_size": size * price,
+        }
 
     good = [row(1, a, 1_790_000_001), row(2, a, 1_790_000_002), row(3, b, 1_790_000_003)]
     poisoned = [row(4, b, "1e30"), row(5, b, 1_790_000_005, size=9e12), row(5, b, 1_790_000_005, size=9e12, price=0.6)]
     stand_in.add(good[0], poisoned[0], good[1], *poisoned[1:], good[2])
     for attempt in (1, 2):  # a second run sees the same rows: nothing new produced, the bad rows parked again
-        api = HorusProcess(iso, tmp_path / f"data-api-{attempt}.log", "ingest", "data-api", "--once",
-                           HORUS_DATA_API_URL=stand_in.url)
+        api = HorusProcess(
+            iso, tmp_path / f"data-api-{attempt}.log", "ingest", "data-api", "--once", HORUS_DATA_API_URL=stand_in.url
+        )
         assert api.wait(60) == 0, api.log()
         assert "Traceback" not in api.log()
     expected = {ids.leader_fill_id(r["transaction_hash"], r["proxy_wallet"], r["token_id"], r["side"]) for r in good}

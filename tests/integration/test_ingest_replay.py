@@ -1,5 +1,6 @@
 """`horus ingest replay FILE` on the real stack: logs, Data API rows and LeaderFill JSON in one file,
 each fill produced once (also across a second replay), bad lines parked with their raw form."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,13 @@ def read_topic(settings, name: str) -> list[tuple[str, dict]]:
 
 def run_replay(settings, path, *args) -> subprocess.CompletedProcess:
     env = {**os.environ, **settings.as_env()}
-    return subprocess.run([sys.executable, "-m", "horus.cli.main", "ingest", "replay", str(path), *args],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "horus.cli.main", "ingest", "replay", str(path), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_replay_file_of_mixed_inputs_is_produced_once(topics, tmp_path):
@@ -76,8 +82,16 @@ def test_replay_refuses_fills_dated_in_the_future(iso, tmp_path):
     demo = [json.loads(line) for line in open(DEMO).read().splitlines()[:3]]
     future_s = int(time.time()) + 365 * 86_400
     ahead = dict(demo[2], block_timestamp=future_s)
-    row = {"proxy_wallet": demo[0]["leader"], "timestamp": future_s, "type": "TRADE",
-           "transaction_hash": "0x" + "7f" * 32, "token_id": "1234567", "side": "BUY", "size": 10, "price": 0.5}
+    row = {
+        "proxy_wallet": demo[0]["leader"],
+        "timestamp": future_s,
+        "type": "TRADE",
+        "transaction_hash": "0x" + "7f" * 32,
+        "token_id": "1234567",
+        "side": "BUY",
+        "size": 10,
+        "price": 0.5,
+    }
     path = tmp_path / "future.jsonl"
     path.write_text("\n".join(json.dumps(v) for v in (demo[0], demo[1], ahead, row)) + "\n")
 

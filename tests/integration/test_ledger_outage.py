@@ -1,6 +1,7 @@
 """The ledger survives a Postgres crash (safety review D3): every failed use returns its pool slot, so the executor
 carries on once the database is back; and an executor whose ledger stays down past its bound exits 70 (to be
 restarted) instead of hanging. Postgres here is a server of the test's own, killed with SIGKILL."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,9 +13,19 @@ import psycopg
 import pytest
 
 from horus.execution.ledger import Ledger
-from tests.integration.execute_helpers import (Results, ServiceThread, all_terminal, copy_decision, make_followers,
-                                               orders_by_intent, paper_settings, private_settings, produce_decisions,
-                                               simulator, start_subprocess)
+from tests.integration.execute_helpers import (
+    Results,
+    ServiceThread,
+    all_terminal,
+    copy_decision,
+    make_followers,
+    orders_by_intent,
+    paper_settings,
+    private_settings,
+    produce_decisions,
+    simulator,
+    start_subprocess,
+)
 from tests.integration.private_postgres import PrivatePostgres
 
 pytestmark = pytest.mark.integration

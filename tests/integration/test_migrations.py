@@ -1,4 +1,5 @@
 """Alembic migrations on a real, fresh PostgreSQL database: up to head, down to base, up again."""
+
 from __future__ import annotations
 
 import uuid
@@ -14,10 +15,25 @@ from horus.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"copy_trades", "projection_offsets", "dead_letters", "leader_fills", "copy_decisions",
-          "execution_results", "settlement_events", "ingest_cursors", "leader_fill_claims",
-          "follower_credentials", "follower_configs", "follow_configs", "control_switches",
-          "leader_fill_retractions", "decide_snapshots", "copy_candidates", "follower_api_credentials"}
+TABLES = {
+    "copy_trades",
+    "projection_offsets",
+    "dead_letters",
+    "leader_fills",
+    "copy_decisions",
+    "execution_results",
+    "settlement_events",
+    "ingest_cursors",
+    "leader_fill_claims",
+    "follower_credentials",
+    "follower_configs",
+    "follow_configs",
+    "control_switches",
+    "leader_fill_retractions",
+    "decide_snapshots",
+    "copy_candidates",
+    "follower_api_credentials",
+}
 
 
 @pytest.fixture
@@ -57,9 +73,11 @@ def test_upgrade_downgrade_upgrade_on_a_fresh_database(fresh):
 
 def test_the_ledger_enforces_one_row_per_follow_and_leader_fill(fresh):
     upgrade(fresh)
-    insert = ("INSERT INTO copy_trades (idempotency_key, follow_id, leader_fill_id, follower, token_id, side, size_e6,"
-              " price, signed_order) VALUES (%s, %s, %s, '0xf', '1', 'BUY', 5000000, 0.53, %s::jsonb)"
-              " ON CONFLICT DO NOTHING RETURNING id, status, attempts, filled_shares_e6, created_at")
+    insert = (
+        "INSERT INTO copy_trades (idempotency_key, follow_id, leader_fill_id, follower, token_id, side, size_e6,"
+        " price, signed_order) VALUES (%s, %s, %s, '0xf', '1', 'BUY', 5000000, 0.53, %s::jsonb)"
+        " ON CONFLICT DO NOTHING RETURNING id, status, attempts, filled_shares_e6, created_at"
+    )
     with psycopg.connect(psycopg_conninfo(fresh.database_url), autocommit=True) as conn:
         row = conn.execute(insert, ("k1", "follow-1", "lf-1", '{"salt": "1"}')).fetchone()
         assert row[1:4] == ("PENDING", 0, 0) and row[4] is not None
@@ -72,8 +90,11 @@ def test_the_ledger_enforces_one_row_per_follow_and_leader_fill(fresh):
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute("UPDATE copy_trades SET size_e6 = -1 WHERE idempotency_key = 'k1'")
         indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'copy_trades'")}
-        assert {"ix_copy_trades_order_hash", "uq_copy_trades_idempotency_key",
-                "uq_copy_trades_follow_id_leader_fill_id"} <= indexes
+        assert {
+            "ix_copy_trades_order_hash",
+            "uq_copy_trades_idempotency_key",
+            "uq_copy_trades_follow_id_leader_fill_id",
+        } <= indexes
 
 
 def test_no_float_columns_anywhere(fresh):
@@ -81,5 +102,6 @@ def test_no_float_columns_anywhere(fresh):
     with psycopg.connect(psycopg_conninfo(fresh.database_url)) as conn:
         floats = conn.execute(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
-            " AND data_type IN ('real', 'double precision')").fetchall()
+            " AND data_type IN ('real', 'double precision')"
+        ).fetchall()
     assert floats == []

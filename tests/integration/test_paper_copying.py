@@ -3,6 +3,7 @@
 The paper venue exactly as `horus stack up` runs it (a private stack of that one part: empty, every account
 funded with HORUS_PAPER_BALANCE), a follower added with a key-only credentials file, a follow, `horus worker`;
 a leader fill for a token the venue has never seen becomes one FILLED paper order for the follower."""
+
 from __future__ import annotations
 
 import json
@@ -37,10 +38,23 @@ def cli(settings, *argv: str) -> None:
 
 def leader_fill() -> dict:
     tx = "0x" + ids.make_id("paper-copying-tx", time.time_ns())
-    return {"envelope": envelope(ids.leader_fill_id(tx, LEADER, TOKEN, "BUY"), "test", time.time_ns() // 1000),
-            "leader": LEADER, "exchange": "0x" + "0e" * 20, "tx_hash": tx, "block_number": 1, "log_index": 0,
-            "token_id": TOKEN, "condition_id": None, "side": "BUY", "shares_e6": 50_000_000,
-            "collateral_e6": 21_000_000, "price": "0.42", "fee_e6": 0, "role": "TAKER", "order_hashes": []}
+    return {
+        "envelope": envelope(ids.leader_fill_id(tx, LEADER, TOKEN, "BUY"), "test", time.time_ns() // 1000),
+        "leader": LEADER,
+        "exchange": "0x" + "0e" * 20,
+        "tx_hash": tx,
+        "block_number": 1,
+        "log_index": 0,
+        "token_id": TOKEN,
+        "condition_id": None,
+        "side": "BUY",
+        "shares_e6": 50_000_000,
+        "collateral_e6": 21_000_000,
+        "price": "0.42",
+        "fee_e6": 0,
+        "role": "TAKER",
+        "order_hashes": [],
+    }
 
 
 def test_the_readme_copying_steps_trade_on_a_fresh_paper_venue(topics, tmp_path):
@@ -48,17 +62,45 @@ def test_the_readme_copying_steps_trade_on_a_fresh_paper_venue(topics, tmp_path)
     venue_url = stack.up(("venue",))["HORUS_CLOB_URL"]
     worker = reader = None
     try:
-        s = prefixed(topics, "papercopy").model_copy(update={
-            "venue_mode": "paper", "clob_url": venue_url, "credentials_key": SecretStr(generate_key()),
-            "session_timeout_s": 6.0})
+        s = prefixed(topics, "papercopy").model_copy(
+            update={
+                "venue_mode": "paper",
+                "clob_url": venue_url,
+                "credentials_key": SecretStr(generate_key()),
+                "session_timeout_s": 6.0,
+            }
+        )
         assert s.gamma_url == ""
         follower = address_of(KEY).lower()
         creds = tmp_path / "creds.json"
         creds.write_text(json.dumps({"private_key": KEY}))
-        cli(s, "follower", "add", follower, "--signature-type", "0", "--credentials-file", str(creds),
-            "--daily-cap", "200")
-        cli(s, "follow", "add", "--follower", follower, "--leader", LEADER, "--sizing", "fixed", "--amount", "10",
-            "--slippage-bps", "200")
+        cli(
+            s,
+            "follower",
+            "add",
+            follower,
+            "--signature-type",
+            "0",
+            "--credentials-file",
+            str(creds),
+            "--daily-cap",
+            "200",
+        )
+        cli(
+            s,
+            "follow",
+            "add",
+            "--follower",
+            follower,
+            "--leader",
+            LEADER,
+            "--sizing",
+            "fixed",
+            "--amount",
+            "10",
+            "--slippage-bps",
+            "200",
+        )
         reader = Reader(s, (COPY_DECISIONS, EXECUTION_RESULTS))
         worker = Worker(s, "plan,decide,execute", tmp_path / "worker.log")
         wait_group_stable(s, 1, [worker])
@@ -68,12 +110,20 @@ def test_the_readme_copying_steps_trade_on_a_fresh_paper_venue(topics, tmp_path)
         while final is None and time.monotonic() < deadline:
             reader.poll()
             assert worker.alive(), worker.output()
-            final = next((r for _, r, _ in reader.seen[EXECUTION_RESULTS.name]
-                          if r["follower"] == follower and r["status"] in ("FILLED", "PARTIAL", "NOT_FILLED",
-                                                                            "REJECTED", "FAILED")), None)
+            final = next(
+                (
+                    r
+                    for _, r, _ in reader.seen[EXECUTION_RESULTS.name]
+                    if r["follower"] == follower
+                    and r["status"] in ("FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED")
+                ),
+                None,
+            )
         decisions = [d for _, d, _ in reader.seen[COPY_DECISIONS.name]]
-        assert final is not None, ([(d["action"], d["reason_code"], d["reason_detail"]) for d in decisions],
-                                   worker.output())
+        assert final is not None, (
+            [(d["action"], d["reason_code"], d["reason_detail"]) for d in decisions],
+            worker.output(),
+        )
         assert [d["action"] for d in decisions] == ["COPY"], decisions
         assert final["status"] == "FILLED" and final["filled_shares_e6"] > 0, final
         (order,) = venue_orders(venue_url)["orders"]

@@ -3,6 +3,7 @@ starts without markets and says so (identity: follow_leaders); before decide rea
 token a leader traded gets a market on the simulator, its best level on the leader's side at the leader's
 price, and a later fill at another price moves the book there (horus.paper.PaperMarkets). A simulator seeded
 with its own markets (tests, the demo, chaos) is left alone."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -25,14 +26,20 @@ CONDITION = "0x" + "c1" * 32
 
 
 def candidate(token: str, price: str, condition: str | None = CONDITION, side: str = "BUY") -> dict:
-    return {"token_id": token, "leader_price": price, "condition_id": condition, "follower": "0x" + "f0" * 20,
-            "side": side}
+    return {
+        "token_id": token,
+        "leader_price": price,
+        "condition_id": condition,
+        "follower": "0x" + "f0" * 20,
+        "side": side,
+    }
 
 
 def test_paper_decide_makes_and_moves_the_markets_its_leaders_trade(settings):
     with run_simulator(SimulatorConfig(), follow_leaders=True) as sim:  # as `horus stack up` runs it
-        s = settings.model_copy(update={"venue_mode": "paper", "clob_url": sim.url, "gamma_url": "",
-                                        "balance_source": "fixed"})
+        s = settings.model_copy(
+            update={"venue_mode": "paper", "clob_url": sim.url, "gamma_url": "", "balance_source": "fixed"}
+        )
         runtime = Runtime(s)
         view = StaticView(ConfigState(), ControlState())
         lookups = VenueLookups(runtime, view)
@@ -60,12 +67,13 @@ def test_paper_decide_makes_and_moves_the_markets_its_leaders_trade(settings):
             lookups.close()
             runtime.close()
 
-
     # a simulator seeded with its own markets: they stay as seeded, and no market is made
-    with run_simulator(SimulatorConfig(markets=[{"condition_id": CONDITION, "tokens": [
-            {"token_id": YES, "price": "0.5"}]}])) as seeded:
-        s = settings.model_copy(update={"venue_mode": "paper", "clob_url": seeded.url, "gamma_url": "",
-                                        "balance_source": "fixed"})
+    with run_simulator(
+        SimulatorConfig(markets=[{"condition_id": CONDITION, "tokens": [{"token_id": YES, "price": "0.5"}]}])
+    ) as seeded:
+        s = settings.model_copy(
+            update={"venue_mode": "paper", "clob_url": seeded.url, "gamma_url": "", "balance_source": "fixed"}
+        )
         runtime = Runtime(s)
         view = StaticView(ConfigState(), ControlState())
         lookups = VenueLookups(runtime, view)

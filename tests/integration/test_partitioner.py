@@ -1,6 +1,7 @@
 """One follower, one partition, whoever produces: our confluent producer and aiokafka (Faust's producer)
 must put every key on the same partition (architecture notes 2b.1: librdkafka's default partitioner
 does not)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -77,7 +78,9 @@ def test_confluent_murmur2_random_matches_aiokafka_for_1000_followers(settings, 
     faust_side = aiokafka_partitions(settings, topic, keys)
     assert len(ours) == len(faust_side) == len(keys)
     disagree = {k: (ours[k], faust_side[k]) for k in keys if ours[k] != faust_side[k]}
-    assert not disagree, f"{len(disagree)} of {len(keys)} keys on different partitions, e.g. {list(disagree.items())[:3]}"
+    assert not disagree, (
+        f"{len(disagree)} of {len(keys)} keys on different partitions, e.g. {list(disagree.items())[:3]}"
+    )
     assert {k: ours[k] for k in PINNED} == PINNED
     assert len(set(ours.values())) == PARTITIONS  # the keys spread over every partition
     assert PARTITIONER == "murmur2_random"  # and make_producer (what every stage uses) sets it

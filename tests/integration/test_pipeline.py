@@ -5,6 +5,7 @@ the pipeline keeps going. Execute is the real executor in dry-run mode (it signs
 the credentials store and records the ledger row, but sends nothing: tests/integration/test_execute_* drive it
 against the venue). decide runs on the confluent runner only (docs/decisions.md), so the Faust variants run
 plan and settle on Faust and decide in a confluent worker beside it; execute is a service on its own thread."""
+
 from __future__ import annotations
 
 import time
@@ -15,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from horus.codec import default_codec, envelope
+from horus.credentials import generate_key
 from horus.domain import ids
 from horus.domain.config import ConfigState, apply_config, config_change, parse_follow_config, parse_follower
 from horus.domain.control import ControlState
@@ -23,13 +25,26 @@ from horus.domain.execute import execute
 from horus.domain.follow_graph import FollowGraph, apply_config_change
 from horus.domain.plan import plan
 from horus.domain.settle import settle
-from horus.topics import COPY_CANDIDATES, COPY_DECISIONS, DEAD_LETTERS, EXECUTION_RESULTS, LEADER_FILLS, SETTLEMENT_EVENTS
-from horus.credentials import generate_key
 from horus.paper import PaperFollower, create_followers, derived_key
+from horus.topics import (
+    COPY_CANDIDATES,
+    COPY_DECISIONS,
+    DEAD_LETTERS,
+    EXECUTION_RESULTS,
+    LEADER_FILLS,
+    SETTLEMENT_EVENTS,
+)
 from horus.venue.polymarket.markets import NO_FEES, MarketInfo
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
-from tests.integration.pipeline_helpers import (WAIT, Producer, Reader, Worker, assert_exactly_once, prefixed,
-                                                wait_group_stable)
+from tests.integration.pipeline_helpers import (
+    WAIT,
+    Producer,
+    Reader,
+    Worker,
+    assert_exactly_once,
+    prefixed,
+    wait_group_stable,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -46,18 +61,32 @@ CONDITION = "0x" + "c0" * 32
 
 # ------------------------------------------------------------------------- helpers
 
+
 def follow_change(follow_id: str, follower: str, leader: str, enabled: bool = True, delete: bool = False) -> dict:
-    config = None if delete else parse_follow_config({
-        "follow_id": follow_id, "follower": follower, "leader": leader, "enabled": enabled,
-        "sizing": {"mode": "fixed", "amount": "5"}, "max_fill_age_s": 3600})
+    config = (
+        None
+        if delete
+        else parse_follow_config(
+            {
+                "follow_id": follow_id,
+                "follower": follower,
+                "leader": leader,
+                "enabled": enabled,
+                "sizing": {"mode": "fixed", "amount": "5"},
+                "max_fill_age_s": 3600,
+            }
+        )
+    )
     change = config_change("FOLLOW", follow_id, config, "test")
     change["envelope"]["event_id"] = ids.make_id("test-config", follow_id, uuid.uuid4().hex)
     return change
 
 
 def follower_changes() -> list[dict]:
-    return [config_change("FOLLOWER", f, parse_follower({"follower": f, "credentials_ref": f"paper-{SEED}-f{i}"}), "test")
-            for i, f in enumerate(FOLLOWERS)]
+    return [
+        config_change("FOLLOWER", f, parse_follower({"follower": f, "credentials_ref": f"paper-{SEED}-f{i}"}), "test")
+        for i, f in enumerate(FOLLOWERS)
+    ]
 
 
 def leader_fill(leader: str, n: int) -> dict:
@@ -65,9 +94,20 @@ def leader_fill(leader: str, n: int) -> dict:
     token = TOKENS[n % len(TOKENS)]
     return {
         "envelope": envelope(ids.leader_fill_id(tx, leader, token, "BUY"), "test", time.time_ns() // 1000),
-        "leader": leader, "exchange": "0x" + "0e" * 20, "tx_hash": tx, "block_number": 100 + n, "log_index": n,
-        "token_id": token, "condition_id": CONDITION, "side": "BUY", "shares_e6": 1_000_000 * (n + 1),
-        "collateral_e6": 500_000 * (n + 1), "price": "0.5", "fee_e6": 0, "role": "TAKER", "order_hashes": [],
+        "leader": leader,
+        "exchange": "0x" + "0e" * 20,
+        "tx_hash": tx,
+        "block_number": 100 + n,
+        "log_index": n,
+        "token_id": token,
+        "condition_id": CONDITION,
+        "side": "BUY",
+        "shares_e6": 1_000_000 * (n + 1),
+        "collateral_e6": 500_000 * (n + 1),
+        "price": "0.5",
+        "fee_e6": 0,
+        "role": "TAKER",
+        "order_hashes": [],
     }
 
 
@@ -79,10 +119,10 @@ def expected_ids(changes: list[dict], fills: list[dict]) -> dict[str, set[str]]:
         if change["entity"] == "FOLLOW":
             apply_config_change(change, graph)
         apply_config(change, config)
-    markets = {t: MarketInfo(token_id=t, condition_id=CONDITION, tick_size=Decimal("0.01"), fees=NO_FEES)
-               for t in TOKENS}
-    view = StaticView(config, ControlState(), markets=markets,
-                      balances={f: Balance(10**15, 0) for f in FOLLOWERS})
+    markets = {
+        t: MarketInfo(token_id=t, condition_id=CONDITION, tick_size=Decimal("0.01"), fees=NO_FEES) for t in TOKENS
+    }
+    view = StaticView(config, ControlState(), markets=markets, balances={f: Balance(10**15, 0) for f in FOLLOWERS})
     state = DecideState()
     out: dict[str, set[str]] = {spec.name: set() for spec in OUTPUTS}
     for fill in fills:
@@ -101,16 +141,30 @@ def expected_ids(changes: list[dict], fills: list[dict]) -> dict[str, set[str]]:
 
 @pytest.fixture(scope="module")
 def sim():
-    market = MarketConfig(condition_id=CONDITION, tokens=[TokenConfig(token_id=t, price="0.5") for t in TOKENS],
-                          tick_size="0.01", levels=5, level_size=10**9, replenish=True)
+    market = MarketConfig(
+        condition_id=CONDITION,
+        tokens=[TokenConfig(token_id=t, price="0.5") for t in TOKENS],
+        tick_size="0.01",
+        levels=5,
+        level_size=10**9,
+        replenish=True,
+    )
     with run_simulator(SimulatorConfig(markets=[market])) as running:
         yield running
 
 
 def pipeline_settings(topics, sim, tag: str, **extra):
-    settings = prefixed(topics, tag).model_copy(update={
-        "clob_url": sim.url, "gamma_url": "", "balance_source": "fixed", "fixed_balance": "1000000",
-        "venue_mode": "dry-run", "credentials_key": SecretStr(CREDENTIALS_KEY), **extra})
+    settings = prefixed(topics, tag).model_copy(
+        update={
+            "clob_url": sim.url,
+            "gamma_url": "",
+            "balance_source": "fixed",
+            "fixed_balance": "1000000",
+            "venue_mode": "dry-run",
+            "credentials_key": SecretStr(CREDENTIALS_KEY),
+            **extra,
+        }
+    )
     assert [f.address for f in create_followers(settings, [p.name for p in PAPER], SEED)] == FOLLOWERS
     return settings
 
@@ -206,7 +260,9 @@ def test_every_stage_event_appears_exactly_once(pipeline):
         assert candidate["envelope"]["source"] == "plan"
         assert candidate["follow_id"] in {"f0a", "f0b", "f1a", "f2b"}
     for _, decision, _ in reader.seen[COPY_DECISIONS.name]:  # sized from the simulator's book
-        assert decision["action"] == "COPY" and decision["worst_price"] == "0.51" and decision["reserved_e6"] <= 5_000_000
+        assert (
+            decision["action"] == "COPY" and decision["worst_price"] == "0.51" and decision["reserved_e6"] <= 5_000_000
+        )
 
 
 def test_garbage_goes_to_dead_letters_with_its_bytes_and_the_pipeline_keeps_going(pipeline):
@@ -224,9 +280,11 @@ def test_garbage_goes_to_dead_letters_with_its_bytes_and_the_pipeline_keeps_goin
     after = [leader_fill(LEADERS[0], 100 + n) for n in range(3)]
     producer.fills(after)
     want = expected_ids(FOLLOWS, after)
-    want[DEAD_LETTERS.name] = {ids.dead_letter_id(settings.topic(LEADER_FILLS.name), g_part, g_off, "decode"),
-                               ids.dead_letter_id(settings.topic(LEADER_FILLS.name), w_part, w_off, "plan"),
-                               ids.dead_letter_id(settings.topic(LEADER_FILLS.name), u_part, u_off, "decode")}
+    want[DEAD_LETTERS.name] = {
+        ids.dead_letter_id(settings.topic(LEADER_FILLS.name), g_part, g_off, "decode"),
+        ids.dead_letter_id(settings.topic(LEADER_FILLS.name), w_part, w_off, "plan"),
+        ids.dead_letter_id(settings.topic(LEADER_FILLS.name), u_part, u_off, "decode"),
+    }
     reader.wait_for(want, workers.procs)
     assert workers.alive(), workers.output()
     letters = {(r["source_partition"], r["source_offset"]): r for _, r, _ in reader.seen[DEAD_LETTERS.name]}
@@ -261,6 +319,7 @@ def test_a_follow_added_while_running_is_planned(pipeline):
 
 # ------------------------------------------------------------------------- stages in two processes
 
+
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_stages_split_across_two_workers_deliver_end_to_end(topics, sim, tmp_path, runner):
     settings = pipeline_settings(topics, sim, "split")
@@ -290,6 +349,7 @@ def test_stages_split_across_two_workers_deliver_end_to_end(topics, sim, tmp_pat
 
 
 # ------------------------------------------------------------------------- crash in the middle
+
 
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_a_worker_killed_mid_stream_loses_nothing(topics, sim, tmp_path, runner):
@@ -327,7 +387,9 @@ def test_a_worker_killed_mid_stream_loses_nothing(topics, sim, tmp_path, runner)
             key = (d["action"], d["size_e6"], d["worst_price"], d["reserved_e6"])
             assert contents.setdefault(d["candidate_id"], key) == key, "a candidate got two different decisions"
         # re-delivery volume is a cost, not a fault (ids are deterministic); shown for the record
-        print(f"{runner}: {len(reader.seen[SETTLEMENT_EVENTS.name])} settlement messages for "
-              f"{len(want[SETTLEMENT_EVENTS.name])} settlements after 3 kills")
+        print(
+            f"{runner}: {len(reader.seen[SETTLEMENT_EVENTS.name])} settlement messages for "
+            f"{len(want[SETTLEMENT_EVENTS.name])} settlements after 3 kills"
+        )
     finally:
         reader.close()

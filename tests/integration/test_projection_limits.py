@@ -3,6 +3,7 @@ btree), and a hostile record may carry a 50 KB token id or topic name. Postgres 
 (program_limit_exceeded), which psycopg files under OperationalError, the class of "the database is unreachable":
 the runner must park the record and go on, not reconnect and retry the same batch forever (found by the
 hostile-input volume test, tests/integration/test_hostile_volume.py)."""
+
 from __future__ import annotations
 
 import random
@@ -32,9 +33,11 @@ def produce(settings, items: list[tuple[str, bytes, str]]) -> list[tuple[str, in
     producer = make_producer(settings)
     where: list = [None] * len(items)
     for i, (topic, value, key) in enumerate(items):
+
         def placed(err, msg, i=i):
             assert err is None, err
             where[i] = (msg.topic(), msg.partition(), msg.offset())
+
         produce_reliably(producer, settings.topic(topic), value, key=key, on_delivery=placed)
     flush_or_raise(producer)
     return where
@@ -78,8 +81,12 @@ def test_a_value_too_large_for_its_index_is_parked_and_the_projections_go_on(s):
 
     assert stats.dead_letters == 1
     assert rows(s, "SELECT count(*) FROM leader_fills")[0][0] == 9
-    (original, error, stage), = rows(s, "SELECT original, error, stage FROM dead_letters WHERE source_topic = %s"
-                                        " AND source_partition = %s AND source_offset = %s", where[5])
+    ((original, error, stage),) = rows(
+        s,
+        "SELECT original, error, stage FROM dead_letters WHERE source_topic = %s"
+        " AND source_partition = %s AND source_offset = %s",
+        where[5],
+    )
     assert bytes(original) == hostile and stage == "projections" and "rejected by the database" in error
 
 
@@ -94,8 +101,13 @@ def test_a_forged_dead_letter_the_database_refuses_is_parked_whatever_stage_it_c
     stats = fold_all(s)
 
     assert stats.dead_letters == 1
-    (original, error, stage), = rows(s, "SELECT original, error, stage FROM dead_letters WHERE source_topic = %s"
-                                        " AND source_partition = %s AND source_offset = %s", where[0])
+    ((original, error, stage),) = rows(
+        s,
+        "SELECT original, error, stage FROM dead_letters WHERE source_topic = %s"
+        " AND source_partition = %s AND source_offset = %s",
+        where[0],
+    )
     assert bytes(original) == forged and stage == "projections" and "rejected by the database" in error
-    assert rows(s, "SELECT stage FROM dead_letters WHERE source_topic = %s AND source_offset = 2",
-                (s.topic("leader.fills"),)) == [("plan",)]
+    assert rows(
+        s, "SELECT stage FROM dead_letters WHERE source_topic = %s AND source_offset = 2", (s.topic("leader.fills"),)
+    ) == [("plan",)]

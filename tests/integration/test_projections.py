@@ -3,6 +3,7 @@
 Each test gets its own topics (a fresh prefix under the session's) and empties the projection
 tables of the session database first, so tests never see each other's events.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,14 @@ from tests.unit.test_projection_folds import (
 
 pytestmark = pytest.mark.integration
 
-EVENT_TABLES = ("leader_fills", "copy_candidates", "copy_decisions", "execution_results", "settlement_events",
-                "dead_letters")
+EVENT_TABLES = (
+    "leader_fills",
+    "copy_candidates",
+    "copy_decisions",
+    "execution_results",
+    "settlement_events",
+    "dead_letters",
+)
 
 PARTITIONS = 4
 FAST_GROUP = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
@@ -52,10 +59,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 def s(settings: Settings) -> Settings:
     """Fresh topics (own prefix and consumer group) and empty projection tables for one test."""
     run = uuid.uuid4().hex[:6]
-    test_settings = settings.model_copy(update={
-        "topic_prefix": f"{settings.topic_prefix}p{run}.",
-        "app_id": f"{settings.app_id}-p{run}",
-    })
+    test_settings = settings.model_copy(
+        update={"topic_prefix": f"{settings.topic_prefix}p{run}.", "app_id": f"{settings.app_id}-p{run}"}
+    )
     created = create_topics(test_settings, partitions=PARTITIONS)
     with connect(test_settings) as conn:
         truncate_projections(conn)
@@ -74,7 +80,9 @@ def connect(settings: Settings) -> psycopg.Connection:
 
 
 # ------------------------------------------------------------------------------------- helpers
-def produce(settings: Settings, items: list[tuple[str, bytes | None, bytes | str | None]]) -> list[tuple[str, int, int]]:
+def produce(
+    settings: Settings, items: list[tuple[str, bytes | None, bytes | str | None]]
+) -> list[tuple[str, int, int]]:
     """Produce (catalogue topic, value, key) items; returns (topic, partition, offset) per item."""
     producer = make_producer(settings)
     where: list[tuple[str, int, int] | None] = [None] * len(items)
@@ -83,6 +91,7 @@ def produce(settings: Settings, items: list[tuple[str, bytes | None, bytes | str
         def callback(err, msg):
             assert err is None, err
             where[index] = (msg.topic(), msg.partition(), msg.offset())
+
         return callback
 
     for i, (topic, value, key) in enumerate(items):
@@ -111,8 +120,10 @@ def scalar(settings: Settings, query: str, params=()):
 
 def stored_offsets(settings: Settings) -> dict[tuple[str, int], int]:
     with connect(settings) as conn:
-        rows = conn.execute("SELECT topic, partition, next_offset FROM projection_offsets WHERE topic LIKE %s",
-                            (settings.topic_prefix + "%",)).fetchall()
+        rows = conn.execute(
+            "SELECT topic, partition, next_offset FROM projection_offsets WHERE topic LIKE %s",
+            (settings.topic_prefix + "%",),
+        ).fetchall()
     return {(t, p): n for t, p, n in rows}
 
 
@@ -149,21 +160,36 @@ def assert_offsets_at_end(settings: Settings) -> None:
 # ------------------------------------------------------------------------------------- tests
 def test_every_event_is_folded_once_and_offsets_reach_the_end(s):
     items = fills(0, 1200)
-    items += [("copy.decisions", encoded("CopyDecision", copy_decision(i)), copy_decision(i)["follower"]) for i in range(300)]
-    items += [("execution.results", encoded("ExecutionResult", execution_result(i)), execution_result(i)["follower"])
-              for i in range(200)]
-    items += [("settlement.events", encoded("SettlementEvent", settlement_event(i)), settlement_event(i)["follower"])
-              for i in range(100)]
-    items += [("dead.letters", encoded("DeadLetter", dead_letter(i)), dead_letter(i)["source_topic"]) for i in range(20)]
+    items += [
+        ("copy.decisions", encoded("CopyDecision", copy_decision(i)), copy_decision(i)["follower"]) for i in range(300)
+    ]
+    items += [
+        ("execution.results", encoded("ExecutionResult", execution_result(i)), execution_result(i)["follower"])
+        for i in range(200)
+    ]
+    items += [
+        ("settlement.events", encoded("SettlementEvent", settlement_event(i)), settlement_event(i)["follower"])
+        for i in range(100)
+    ]
+    items += [
+        ("dead.letters", encoded("DeadLetter", dead_letter(i)), dead_letter(i)["source_topic"]) for i in range(20)
+    ]
     where = produce(s, items)
 
     batches = []
     stats = run_projections(s, threading.Event(), until_caught_up=True, on_batch=batches.append, batch_size=500)
 
-    counts = {t: scalar(s, f"SELECT count(*) FROM {t}") for t in
-              ("leader_fills", "copy_decisions", "execution_results", "settlement_events", "dead_letters")}
-    assert counts == {"leader_fills": 1200, "copy_decisions": 300, "execution_results": 200,
-                      "settlement_events": 100, "dead_letters": 20}
+    counts = {
+        t: scalar(s, f"SELECT count(*) FROM {t}")
+        for t in ("leader_fills", "copy_decisions", "execution_results", "settlement_events", "dead_letters")
+    }
+    assert counts == {
+        "leader_fills": 1200,
+        "copy_decisions": 300,
+        "execution_results": 200,
+        "settlement_events": 100,
+        "dead_letters": 20,
+    }
     assert dict(stats.rows_written) == counts and stats.messages == len(items) and stats.dead_letters == 0
     assert batches and not any(b.rejected for b in batches)
     assert_offsets_at_end(s)
@@ -175,8 +201,10 @@ def test_every_event_is_folded_once_and_offsets_reach_the_end(s):
     topic, partition, offset = where[7]
     with connect(s) as conn:
         conn.execute("SET TimeZone = 'UTC'")
-        row = conn.execute("SELECT event_id, occurred_at, price::text, order_hashes, kafka_partition, kafka_offset,"
-                           " shares_e6 FROM leader_fills WHERE event_id = 'lf-00000007'").fetchone()
+        row = conn.execute(
+            "SELECT event_id, occurred_at, price::text, order_hashes, kafka_partition, kafka_offset,"
+            " shares_e6 FROM leader_fills WHERE event_id = 'lf-00000007'"
+        ).fetchone()
     assert row[0] == "lf-00000007" and row[2] == "0.53" and row[3] == leader_fill(7)["order_hashes"]
     assert (row[4], row[5]) == (partition, offset) and row[6] == 1_000_007
     assert row[1].timestamp() * 1_000_000 == pytest.approx(leader_fill(7)["envelope"]["occurred_at_us"], abs=1)
@@ -187,14 +215,12 @@ def test_stopping_after_a_batch_and_restarting_loses_and_duplicates_nothing(s):
     produce(s, fills(0, n))
 
     stop = threading.Event()
-    first = run_projections(s, stop, on_batch=lambda result: stop.set(), batch_size=300,
-                            consumer_overrides=FAST_GROUP)
+    first = run_projections(s, stop, on_batch=lambda result: stop.set(), batch_size=300, consumer_overrides=FAST_GROUP)
     partial = scalar(s, "SELECT count(*) FROM leader_fills")
     assert 0 < partial < n
     assert partial == sum(stored_offsets(s).values())  # rows and offsets were committed together
 
-    second = run_projections(s, threading.Event(), until_caught_up=True, batch_size=300,
-                             consumer_overrides=FAST_GROUP)
+    second = run_projections(s, threading.Event(), until_caught_up=True, batch_size=300, consumer_overrides=FAST_GROUP)
     assert scalar(s, "SELECT count(*) FROM leader_fills") == n
     assert scalar(s, "SELECT count(DISTINCT event_id) FROM leader_fills") == n
     assert first.rows_written["leader_fills"] + second.rows_written["leader_fills"] == n  # nothing written twice
@@ -205,8 +231,13 @@ def test_stopping_after_a_batch_and_restarting_loses_and_duplicates_nothing(s):
 def test_a_runner_killed_mid_batch_loses_and_duplicates_nothing(s):
     n = 20_000
     produce(s, fills(0, n))
-    env = dict(os.environ, HORUS_DATABASE_URL=s.database_url, HORUS_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
-               HORUS_TOPIC_PREFIX=s.topic_prefix, HORUS_APP_ID=s.app_id)
+    env = dict(
+        os.environ,
+        HORUS_DATABASE_URL=s.database_url,
+        HORUS_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
+        HORUS_TOPIC_PREFIX=s.topic_prefix,
+        HORUS_APP_ID=s.app_id,
+    )
     code = (
         "import threading\n"
         "from horus.settings import load_settings\n"
@@ -274,13 +305,17 @@ def test_garbage_lands_in_dead_letters_with_its_exact_bytes_and_the_runner_goes_
     garbage = b"\x00\x01 not avro at all \xff\xfe"
     truncated = encoded("LeaderFill", leader_fill(999))[:25]
     parked_by_a_stage = dead_letter(1, source_topic=s.topic("copy.candidates"), original=b"\xc3\x01\x99broken")
-    items = fills(0, 10) + [
-        ("leader.fills", garbage, b"bad-key"),
-        ("leader.fills", truncated, None),
-        ("leader.fills", encoded("CopyDecision", copy_decision(5)), b"0xfollower"),  # wrong topic for it
-        ("leader.fills", None, b"tombstone"),
-        ("dead.letters", encoded("DeadLetter", parked_by_a_stage), "x"),
-    ] + fills(10, 10)
+    items = (
+        fills(0, 10)
+        + [
+            ("leader.fills", garbage, b"bad-key"),
+            ("leader.fills", truncated, None),
+            ("leader.fills", encoded("CopyDecision", copy_decision(5)), b"0xfollower"),  # wrong topic for it
+            ("leader.fills", None, b"tombstone"),
+            ("dead.letters", encoded("DeadLetter", parked_by_a_stage), "x"),
+        ]
+        + fills(10, 10)
+    )
     where = produce(s, items)
 
     stats = run_projections(s, threading.Event(), until_caught_up=True)
@@ -288,17 +323,24 @@ def test_garbage_lands_in_dead_letters_with_its_exact_bytes_and_the_runner_goes_
     assert scalar(s, "SELECT count(*) FROM leader_fills") == 20  # everything valid, before and after
     assert stats.dead_letters == 4 and stats.undecodable == 2
     with connect(s) as conn:
-        rows = {(t, p, o): (key, bytes(original), error, stage, event_id)
-                for t, p, o, key, original, error, stage, event_id in conn.execute(
-                    "SELECT source_topic, source_partition, source_offset, key, original, error, stage, event_id"
-                    " FROM dead_letters").fetchall()}
+        rows = {
+            (t, p, o): (key, bytes(original), error, stage, event_id)
+            for t, p, o, key, original, error, stage, event_id in conn.execute(
+                "SELECT source_topic, source_partition, source_offset, key, original, error, stage, event_id"
+                " FROM dead_letters"
+            ).fetchall()
+        }
     assert len(rows) == 5
     key, original, error, stage, event_id = rows[where[10]]
-    assert original == garbage and bytes(key) == b"bad-key" and stage == "projections" and error.startswith("undecodable")
+    assert (
+        original == garbage and bytes(key) == b"bad-key" and stage == "projections" and error.startswith("undecodable")
+    )
     assert rows[where[11]][1] == truncated and rows[where[11]][0] is None
     assert "unexpected record type 'CopyDecision'" in rows[where[12]][2] and rows[where[12]][4] == "cd-00000005"
     assert rows[where[13]][1] == b"" and "null value" in rows[where[13]][2]
-    stage_row = rows[(s.topic("copy.candidates"), parked_by_a_stage["source_partition"], parked_by_a_stage["source_offset"])]
+    stage_row = rows[
+        (s.topic("copy.candidates"), parked_by_a_stage["source_partition"], parked_by_a_stage["source_offset"])
+    ]
     assert stage_row[1] == b"\xc3\x01\x99broken" and stage_row[3] == "plan" and stage_row[4] == "dl-00000001"
     assert_offsets_at_end(s)
 
@@ -315,10 +357,22 @@ def test_a_retraction_lands_in_its_own_table_next_to_the_fill_and_replays_the_sa
     assert stats.dead_letters == 0 and scalar(s, "SELECT count(*) FROM dead_letters") == 0
     assert dict(stats.rows_written) == {"leader_fills": 6, "leader_fill_retractions": 1}  # idempotent on event_id
     with connect(s) as conn:
-        row = conn.execute("SELECT event_id, leader_fill_id, leader, tx_hash, block_number, reason, causation_id,"
-                           " kafka_partition, kafka_offset FROM leader_fill_retractions").fetchall()
-    assert row == [("lr-00000003", "lf-00000003", retraction["leader"], retraction["tx_hash"], 70_000_003,
-                    retraction["reason"], "lf-00000003", *where[6][1:])]
+        row = conn.execute(
+            "SELECT event_id, leader_fill_id, leader, tx_hash, block_number, reason, causation_id,"
+            " kafka_partition, kafka_offset FROM leader_fill_retractions"
+        ).fetchall()
+    assert row == [
+        (
+            "lr-00000003",
+            "lf-00000003",
+            retraction["leader"],
+            retraction["tx_hash"],
+            70_000_003,
+            retraction["reason"],
+            "lf-00000003",
+            *where[6][1:],
+        )
+    ]
     assert scalar(s, "SELECT count(*) FROM leader_fills WHERE event_id = 'lf-00000003'") == 1  # the fill stays
     assert_offsets_at_end(s)
 
@@ -343,8 +397,9 @@ def test_a_row_the_database_refuses_is_parked_and_the_batch_goes_through(s):
             row["side"] = "HOLD"
         return row
 
-    sloppy = Projection(LEADER_FILLS_PROJECTION.name, LEADER_FILLS_PROJECTION.topic, "LeaderFill", "leader_fills",
-                        sloppy_row)
+    sloppy = Projection(
+        LEADER_FILLS_PROJECTION.name, LEADER_FILLS_PROJECTION.topic, "LeaderFill", "leader_fills", sloppy_row
+    )
     where = produce(s, fills(0, 40))
     stats = run_projections(s, threading.Event(), until_caught_up=True, projections=[sloppy])
     assert scalar(s, "SELECT count(*) FROM leader_fills") == 39
@@ -353,7 +408,9 @@ def test_a_row_the_database_refuses_is_parked_and_the_batch_goes_through(s):
     with connect(s) as conn:
         error, original = conn.execute(
             "SELECT error, original FROM dead_letters WHERE source_topic = %s AND source_partition = %s"
-            " AND source_offset = %s", where[13]).fetchone()
+            " AND source_offset = %s",
+            where[13],
+        ).fetchone()
     assert "rejected by the database" in error and "ck_leader_fills_side" in error
     assert bytes(original) == fills(13, 1)[0][1]
     assert_offsets_at_end(s)
@@ -390,14 +447,22 @@ def test_two_runners_in_one_group_share_the_partitions_exactly_once(s):
 
 def test_replay_twice_gives_the_checksums_of_the_live_tables(s):
     items = fills(0, 700)
-    items += [("copy.decisions", encoded("CopyDecision", copy_decision(i)), copy_decision(i)["follower"]) for i in range(150)]
-    items += [("execution.results", encoded("ExecutionResult", execution_result(i)), execution_result(i)["follower"])
-              for i in range(120)]
-    items += [("settlement.events", encoded("SettlementEvent", settlement_event(i)), settlement_event(i)["follower"])
-              for i in range(60)]
+    items += [
+        ("copy.decisions", encoded("CopyDecision", copy_decision(i)), copy_decision(i)["follower"]) for i in range(150)
+    ]
+    items += [
+        ("execution.results", encoded("ExecutionResult", execution_result(i)), execution_result(i)["follower"])
+        for i in range(120)
+    ]
+    items += [
+        ("settlement.events", encoded("SettlementEvent", settlement_event(i)), settlement_event(i)["follower"])
+        for i in range(60)
+    ]
     items += [("dead.letters", encoded("DeadLetter", dead_letter(i)), "k") for i in range(15)]
-    items += [("copy.candidates", encoded("CopyCandidate", copy_candidate(i)), copy_candidate(i)["follower"])
-              for i in range(80)]
+    items += [
+        ("copy.candidates", encoded("CopyCandidate", copy_candidate(i)), copy_candidate(i)["follower"])
+        for i in range(80)
+    ]
     items += [("copy.decisions", b"\x13garbage", b"k"), ("execution.results", b"", None)]
     items += [("leader.fills", encoded("LeaderFill", leader_fill(3)), "dup")]  # the same event again
     produce(s, items)

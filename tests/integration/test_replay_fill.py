@@ -4,6 +4,7 @@ source reports it (same leader fill id, other envelope and fields), go through p
 0 new venue orders. A fresh fill of the same leader produced after the replays is the marker: its results
 follow the replays through every stage (same leader key, same follower keys), so once they are in, the replays
 have been handled."""
+
 from __future__ import annotations
 
 import time
@@ -36,47 +37,91 @@ def leader_fill(n: int, source: str = "chain", occurred_us: int | None = None) -
     tx = "0x" + ids.make_id("replay-tx", n)
     fill_id = ids.leader_fill_id(tx, LEADER, TOKEN, "BUY")
     occurred = occurred_us or time.time_ns() // 1000
-    return {"envelope": envelope(fill_id, source, occurred), "leader": LEADER, "exchange": "0x" + "0e" * 20,
-            "tx_hash": tx, "block_number": 500 + n, "log_index": 3, "token_id": TOKEN, "condition_id": CONDITION,
-            "side": "BUY", "shares_e6": 10_000_000, "collateral_e6": 5_000_000, "price": "0.5", "fee_e6": 0,
-            "role": "TAKER", "order_hashes": []}
+    return {
+        "envelope": envelope(fill_id, source, occurred),
+        "leader": LEADER,
+        "exchange": "0x" + "0e" * 20,
+        "tx_hash": tx,
+        "block_number": 500 + n,
+        "log_index": 3,
+        "token_id": TOKEN,
+        "condition_id": CONDITION,
+        "side": "BUY",
+        "shares_e6": 10_000_000,
+        "collateral_e6": 5_000_000,
+        "price": "0.5",
+        "fee_e6": 0,
+        "role": "TAKER",
+        "order_hashes": [],
+    }
 
 
 def as_another_source_reports_it(fill: dict) -> dict:
     """The same trade seen by the Data API instead of the chain: same leader fill id, its own envelope (source,
     times at second resolution), no log position, no order hashes."""
     occurred = fill["envelope"]["occurred_at_us"] // 1_000_000 * 1_000_000
-    return {**fill, "envelope": envelope(fill["envelope"]["event_id"], "data-api", occurred),
-            "block_number": 0, "log_index": 0, "order_hashes": []}
+    return {
+        **fill,
+        "envelope": envelope(fill["envelope"]["event_id"], "data-api", occurred),
+        "block_number": 0,
+        "log_index": 0,
+        "order_hashes": [],
+    }
 
 
 @pytest.fixture(scope="module")
 def sim():
-    market = MarketConfig(condition_id=CONDITION, tokens=[TokenConfig(token_id=TOKEN, price="0.5")],
-                          tick_size="0.01", levels=5, level_size=10**6, replenish=True)
+    market = MarketConfig(
+        condition_id=CONDITION,
+        tokens=[TokenConfig(token_id=TOKEN, price="0.5")],
+        tick_size="0.01",
+        levels=5,
+        level_size=10**6,
+        replenish=True,
+    )
     with run_simulator(SimulatorConfig(markets=[market])) as running:
         yield running
 
 
 def ledger_intents(settings, follow_ids: list[str]) -> list[str]:
     with psycopg.connect(psycopg_conninfo(settings.database_url)) as conn:
-        return [r[0] for r in conn.execute("SELECT idempotency_key FROM copy_trades WHERE follow_id = ANY(%s)",
-                                           (follow_ids,))]
+        return [
+            r[0]
+            for r in conn.execute("SELECT idempotency_key FROM copy_trades WHERE follow_id = ANY(%s)", (follow_ids,))
+        ]
 
 
 def test_a_replayed_leader_fill_creates_no_new_intent_and_no_new_venue_order(topics, sim, tmp_path):
-    settings = prefixed(topics, "replay").model_copy(update={
-        "clob_url": sim.url, "gamma_url": "", "balance_source": "fixed", "fixed_balance": "1000",
-        "venue_mode": "paper", "credentials_key": SecretStr(generate_key())})
+    settings = prefixed(topics, "replay").model_copy(
+        update={
+            "clob_url": sim.url,
+            "gamma_url": "",
+            "balance_source": "fixed",
+            "fixed_balance": "1000",
+            "venue_mode": "paper",
+            "credentials_key": SecretStr(generate_key()),
+        }
+    )
     followers = create_followers(settings, ["r0", "r1"], f"replay-{settings.app_id}")
     fund(sim.url, [(f.address, Decimal(1000)) for f in followers])
-    follows = [parse_follow_config({"follow_id": f"{settings.app_id}-{i}", "follower": f.address, "leader": LEADER,
-                                    "sizing": {"mode": "fixed", "amount": "2"}, "max_fill_age_s": 3600})
-               for i, f in enumerate(followers)]
+    follows = [
+        parse_follow_config(
+            {
+                "follow_id": f"{settings.app_id}-{i}",
+                "follower": f.address,
+                "leader": LEADER,
+                "sizing": {"mode": "fixed", "amount": "2"},
+                "max_fill_age_s": 3600,
+            }
+        )
+        for i, f in enumerate(followers)
+    ]
     follow_ids = [f.follow_id for f in follows]
     producer = Producer(settings)
-    producer.configs([config_change("FOLLOWER", f.address, f.config(), "test") for f in followers]
-                     + [config_change("FOLLOW", f.follow_id, f, "test") for f in follows])
+    producer.configs(
+        [config_change("FOLLOWER", f.address, f.config(), "test") for f in followers]
+        + [config_change("FOLLOW", f.follow_id, f, "test") for f in follows]
+    )
     reader = Reader(settings, (COPY_DECISIONS, EXECUTION_RESULTS))
     worker = Worker(settings, "plan,decide,execute", tmp_path / "worker.log", "confluent")
     try:

@@ -1,4 +1,5 @@
 """`horus stack up | status | down` on a second, private stack: real processes, nothing left behind."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from horus.settings import load_settings
 from horus.stack import LocalStack
 from horus.stack.processes import StackError
-from horus.settings import load_settings
 
 HORUS = [sys.executable, "-m", "horus.cli.main"]
 

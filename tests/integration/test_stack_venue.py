@@ -1,6 +1,7 @@
 """D1: `horus stack up` runs the paper venue (the CLOB simulator) and writes its URL where every command reads
 it, so paper mode works on a fresh machine with no extra step. A private stack of just that part: the shared
 stack is never touched."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """`horus tap` against the real broker: decoding, filters, limits, and garbage shown, not fatal."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,18 @@ from horus.codec import default_codec
 from horus.domain.fill_json import leader_fill_from_json
 from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
 
-ROW = {"event_id": "e", "leader": "0x" + "a" * 40, "exchange": "0x" + "e" * 40, "tx_hash": "0x" + "1" * 64,
-       "block_number": 1, "token_id": "123", "side": "BUY", "shares": "10", "collateral": "5", "price": "0.5"}
+ROW = {
+    "event_id": "e",
+    "leader": "0x" + "a" * 40,
+    "exchange": "0x" + "e" * 40,
+    "tx_hash": "0x" + "1" * 64,
+    "block_number": 1,
+    "token_id": "123",
+    "side": "BUY",
+    "shares": "10",
+    "collateral": "5",
+    "price": "0.5",
+}
 LEADERS = ["0x" + c * 40 for c in "abc"]
 
 
@@ -33,8 +44,13 @@ def tapped(topics):
 
 def run_tap(settings, *args) -> list[dict]:
     env = {**os.environ, **settings.as_env()}
-    result = subprocess.run([sys.executable, "-m", "horus.cli.main", "tap", "leader.fills", *args], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "horus.cli.main", "tap", "leader.fills", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 

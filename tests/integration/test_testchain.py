@@ -4,6 +4,7 @@ Nothing is mocked: the emitters are compiled by forge + solc-js, deployed to the
 and their logs are read with `eth_getLogs` (HTTP) and an `eth_subscribe` logs subscription
 (WebSocket). Every field is decoded here with eth_abi, independently of the engine's decoder.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -55,9 +56,16 @@ def decode_v1(log) -> dict:
     data = bytes.fromhex(hx(log["data"])[2:])
     assert len(data) == 5 * 32
     maker_asset, taker_asset, maker_amt, taker_amt, fee = decode(["uint256"] * 5, data)
-    return dict(order_hash=topics[1], maker=topic_address(topics[2]), taker=topic_address(topics[3]),
-                maker_asset_id=maker_asset, taker_asset_id=taker_asset, maker_amount_filled=maker_amt,
-                taker_amount_filled=taker_amt, fee=fee)
+    return dict(
+        order_hash=topics[1],
+        maker=topic_address(topics[2]),
+        taker=topic_address(topics[3]),
+        maker_asset_id=maker_asset,
+        taker_asset_id=taker_asset,
+        maker_amount_filled=maker_amt,
+        taker_amount_filled=taker_amt,
+        fee=fee,
+    )
 
 
 def decode_v2(log) -> dict:
@@ -66,43 +74,84 @@ def decode_v2(log) -> dict:
     data = bytes.fromhex(hx(log["data"])[2:])
     assert len(data) == 7 * 32
     side, token, maker_amt, taker_amt, fee, builder, metadata = decode(
-        ["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"], data)
-    return dict(order_hash=topics[1], maker=topic_address(topics[2]), taker=topic_address(topics[3]), side=side,
-                token_id=token, maker_amount_filled=maker_amt, taker_amount_filled=taker_amt, fee=fee,
-                builder=hx(builder), metadata=hx(metadata))
+        ["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"], data
+    )
+    return dict(
+        order_hash=topics[1],
+        maker=topic_address(topics[2]),
+        taker=topic_address(topics[3]),
+        side=side,
+        token_id=token,
+        maker_amount_filled=maker_amt,
+        taker_amount_filled=taker_amt,
+        fee=fee,
+        builder=hx(builder),
+        metadata=hx(metadata),
+    )
 
 
 def expected_v1(fill: tc.V1Fill, emitter: str) -> dict:
-    return dict(order_hash=hx(fill.order_hash), maker=to_checksum_address(fill.maker),
-                taker=to_checksum_address(fill.taker or emitter), maker_asset_id=fill.maker_asset_id,
-                taker_asset_id=fill.taker_asset_id, maker_amount_filled=fill.maker_amount_filled,
-                taker_amount_filled=fill.taker_amount_filled, fee=fill.fee)
+    return dict(
+        order_hash=hx(fill.order_hash),
+        maker=to_checksum_address(fill.maker),
+        taker=to_checksum_address(fill.taker or emitter),
+        maker_asset_id=fill.maker_asset_id,
+        taker_asset_id=fill.taker_asset_id,
+        maker_amount_filled=fill.maker_amount_filled,
+        taker_amount_filled=fill.taker_amount_filled,
+        fee=fill.fee,
+    )
 
 
 def expected_v2(fill: tc.V2Fill, emitter: str) -> dict:
-    return dict(order_hash=hx(fill.order_hash), maker=to_checksum_address(fill.maker),
-                taker=to_checksum_address(fill.taker or emitter), side=fill.side, token_id=fill.token_id,
-                maker_amount_filled=fill.maker_amount_filled, taker_amount_filled=fill.taker_amount_filled,
-                fee=fill.fee, builder=hx(fill.builder), metadata=hx(fill.metadata))
+    return dict(
+        order_hash=hx(fill.order_hash),
+        maker=to_checksum_address(fill.maker),
+        taker=to_checksum_address(fill.taker or emitter),
+        side=fill.side,
+        token_id=fill.token_id,
+        maker_amount_filled=fill.maker_amount_filled,
+        taker_amount_filled=fill.taker_amount_filled,
+        fee=fill.fee,
+        builder=hx(fill.builder),
+        metadata=hx(fill.metadata),
+    )
 
 
 def v2_fill(maker: str, **overrides) -> tc.V2Fill:
-    fields = dict(order_hash=h32(), maker=maker, taker=address(), side=0, token_id=int.from_bytes(os.urandom(32)),
-                  maker_amount_filled=5_000_000, taker_amount_filled=10_000_000, fee=12_345,
-                  builder=h32(), metadata=h32())
+    fields = dict(
+        order_hash=h32(),
+        maker=maker,
+        taker=address(),
+        side=0,
+        token_id=int.from_bytes(os.urandom(32)),
+        maker_amount_filled=5_000_000,
+        taker_amount_filled=10_000_000,
+        fee=12_345,
+        builder=h32(),
+        metadata=h32(),
+    )
     return tc.V2Fill(**{**fields, **overrides})
 
 
 def v1_fill(maker: str, **overrides) -> tc.V1Fill:
-    fields = dict(order_hash=h32(), maker=maker, taker=address(), maker_asset_id=0,
-                  taker_asset_id=int.from_bytes(os.urandom(32)), maker_amount_filled=2**256 - 1,
-                  taker_amount_filled=7_000_000, fee=3)
+    fields = dict(
+        order_hash=h32(),
+        maker=maker,
+        taker=address(),
+        maker_asset_id=0,
+        taker_asset_id=int.from_bytes(os.urandom(32)),
+        maker_amount_filled=2**256 - 1,
+        taker_amount_filled=7_000_000,
+        fee=3,
+    )
     return tc.V1Fill(**{**fields, **overrides})
 
 
 def get_logs(rpc_url: str, emitter: str, topics: list) -> list:
-    return tc.web3_for(rpc_url).eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": emitter,
-                                              "topics": topics})
+    return tc.web3_for(rpc_url).eth.get_logs(
+        {"fromBlock": 0, "toBlock": "latest", "address": emitter, "topics": topics}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +175,14 @@ def test_topic0_is_the_real_exchanges_one(chain):
 def test_fills_read_back_by_maker_with_get_logs(chain):
     rpc_url, (v1, v2) = chain
     leader, other = address(), address()
-    buy = v2_fill(leader)                                               # leader's resting order was filled
+    buy = v2_fill(leader)  # leader's resting order was filled
     sell = v2_fill(leader, side=1, taker=None, fee=0, builder=b"\0" * 32)  # leader took: taker = the exchange
     noise = v2_fill(other)
     old = v1_fill(leader)
     old_sell = v1_fill(leader, maker_asset_id=123, taker_asset_id=0, taker=None)
-    receipts = [tc.emit_v2(rpc_url, v2, f) for f in (buy, sell, noise)] + [tc.emit_v1(rpc_url, v1, f)
-                                                                           for f in (old, old_sell)]
+    receipts = [tc.emit_v2(rpc_url, v2, f) for f in (buy, sell, noise)] + [
+        tc.emit_v1(rpc_url, v1, f) for f in (old, old_sell)
+    ]
     assert all(len(r["logs"]) == 1 for r in receipts)
 
     logs = get_logs(rpc_url, v2, [DOCUMENTED_V2_TOPIC0, None, pad(leader)])
@@ -181,13 +231,16 @@ def test_websocket_subscription_delivers_the_same_logs(chain):
 
     async def run():
         async with AsyncWeb3(WebSocketProvider(ws_url)) as w3:
-            subscription = await w3.eth.subscribe("logs", {
-                "address": [v1, v2],
-                "topics": [[DOCUMENTED_V1_TOPIC0, DOCUMENTED_V2_TOPIC0], None, pad(leader)]})
-            receipts = [await asyncio.to_thread(tc.emit_v2, rpc_url, v2, unrelated),
-                        await asyncio.to_thread(tc.emit_v2, rpc_url, v2, single_v2),
-                        await asyncio.to_thread(tc.emit_v1, rpc_url, v1, single_v1),
-                        await asyncio.to_thread(tc.emit_batch, rpc_url, v2, batch)]
+            subscription = await w3.eth.subscribe(
+                "logs",
+                {"address": [v1, v2], "topics": [[DOCUMENTED_V1_TOPIC0, DOCUMENTED_V2_TOPIC0], None, pad(leader)]},
+            )
+            receipts = [
+                await asyncio.to_thread(tc.emit_v2, rpc_url, v2, unrelated),
+                await asyncio.to_thread(tc.emit_v2, rpc_url, v2, single_v2),
+                await asyncio.to_thread(tc.emit_v1, rpc_url, v1, single_v1),
+                await asyncio.to_thread(tc.emit_batch, rpc_url, v2, batch),
+            ]
             received = []
 
             async def collect():
@@ -218,13 +271,13 @@ def test_raw_logs_keep_their_odd_shapes(chain):
     good = v2_fill(leader)
     words7 = tc.v2_log(good, v2).data
     shapes = [
-        tc.RawLog((), b""),                                                         # log0, nothing at all
-        tc.RawLog((DOCUMENTED_V2_TOPIC0,), b"\x01\x02\x03"),                        # topic0 only, 3 bytes
-        tc.RawLog((DOCUMENTED_V2_TOPIC0, h32(), pad(leader)), words7),              # taker topic missing
+        tc.RawLog((), b""),  # log0, nothing at all
+        tc.RawLog((DOCUMENTED_V2_TOPIC0,), b"\x01\x02\x03"),  # topic0 only, 3 bytes
+        tc.RawLog((DOCUMENTED_V2_TOPIC0, h32(), pad(leader)), words7),  # taker topic missing
         tc.RawLog((DOCUMENTED_V2_TOPIC0, h32(), pad(leader), pad(v2)), words7[:-32]),  # 6 words, not 7
         tc.RawLog((DOCUMENTED_V2_TOPIC0, h32(), pad(leader), pad(v2)), words7 + b"\x00" * 5),  # ragged tail
-        tc.v2_log(good, v2),                                                        # a well-formed fill
-        tc.RawLog((ORDERS_MATCHED_V2_TOPIC0, h32(), pad(leader)), words7[:4 * 32]),  # what follows a match
+        tc.v2_log(good, v2),  # a well-formed fill
+        tc.RawLog((ORDERS_MATCHED_V2_TOPIC0, h32(), pad(leader)), words7[: 4 * 32]),  # what follows a match
     ]
     receipt = tc.emit_raw(rpc_url, v2, shapes)
     assert len({hx(log["transactionHash"]) for log in receipt["logs"]}) == 1
@@ -249,8 +302,10 @@ def test_raw_fill_is_byte_identical_to_the_solidity_event(chain):
     rpc_url, (v1, v2) = chain
     f2, f1 = v2_fill(address(), taker=None), v1_fill(address())
     solidity = [tc.emit_v2(rpc_url, v2, f2)["logs"][0], tc.emit_v1(rpc_url, v1, f1)["logs"][0]]
-    raw = [tc.emit_raw(rpc_url, v2, [tc.v2_log(f2, v2)])["logs"][0],
-           tc.emit_raw(rpc_url, v1, [tc.v1_log(f1, v1)])["logs"][0]]
+    raw = [
+        tc.emit_raw(rpc_url, v2, [tc.v2_log(f2, v2)])["logs"][0],
+        tc.emit_raw(rpc_url, v1, [tc.v1_log(f1, v1)])["logs"][0],
+    ]
     for a, b in zip(solidity, raw):
         assert a["address"] == b["address"]
         assert [hx(t) for t in a["topics"]] == [hx(t) for t in b["topics"]]

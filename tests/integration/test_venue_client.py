@@ -1,5 +1,6 @@
 """The real py-clob-client-v2 against a running simulator (uvicorn on a thread, real HTTP): L1 key derivation,
 signed orders of every kind, read-backs, duplicates, balance errors, tampering, domain "3" and POLY_1271."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -28,12 +29,20 @@ YES, NO, POSITION = "7001", "7002", "8001"
 
 @pytest.fixture(scope="module")
 def sim():
-    config = SimulatorConfig(seed=11, markets=[
-        MarketConfig(condition_id=CID, tokens=[TokenConfig(token_id=YES, price=Decimal("0.6")),
-                                               TokenConfig(token_id=NO, outcome="No")],
-                     fee_rate=Decimal("0.03"), replenish=True),
-        MarketConfig(condition_id=CID_V2, version="v2", tokens=[TokenConfig(token_id=POSITION, price=Decimal("0.2"))]),
-    ])
+    config = SimulatorConfig(
+        seed=11,
+        markets=[
+            MarketConfig(
+                condition_id=CID,
+                tokens=[TokenConfig(token_id=YES, price=Decimal("0.6")), TokenConfig(token_id=NO, outcome="No")],
+                fee_rate=Decimal("0.03"),
+                replenish=True,
+            ),
+            MarketConfig(
+                condition_id=CID_V2, version="v2", tokens=[TokenConfig(token_id=POSITION, price=Decimal("0.2"))]
+            ),
+        ],
+    )
     running = run_simulator(config)
     yield running
     running.stop()
@@ -67,11 +76,15 @@ def test_orders_of_every_type_round_trip(sim):
     fund(sim, address, 100_000_000)
     gtc = client.create_and_post_order(OrderArgsV2(token_id=YES, price=0.55, size=10, side="BUY"))
     assert gtc["success"] and gtc["status"] == "live"
-    fok = client.create_and_post_market_order(MarketOrderArgsV2(token_id=YES, amount=6, side="BUY"), order_type=OrderType.FOK)
+    fok = client.create_and_post_market_order(
+        MarketOrderArgsV2(token_id=YES, amount=6, side="BUY"), order_type=OrderType.FOK
+    )
     assert fok["status"] == "matched" and fok["transactionsHashes"]
     shares = Decimal(fok["takingAmount"])
-    sell = client.create_and_post_order(OrderArgsV2(token_id=YES, price=0.58, size=float(shares.quantize(Decimal("0.01"), "ROUND_DOWN")), side="SELL"),
-                                        order_type=OrderType.FAK)
+    sell = client.create_and_post_order(
+        OrderArgsV2(token_id=YES, price=0.58, size=float(shares.quantize(Decimal("0.01"), "ROUND_DOWN")), side="SELL"),
+        order_type=OrderType.FAK,
+    )
     assert sell["status"] == "matched"
 
     order = client.get_order(gtc["orderID"])
@@ -99,8 +112,12 @@ def test_batch_duplicate_and_balance_errors(sim):
     with pytest.raises(PolyApiException) as broke:
         client.post_order(too_big, OrderType.GTC)
     assert "not enough balance / allowance" in str(broke.value.error_msg)
-    batch = client.post_orders([PostOrdersV2Args(order=signed), PostOrdersV2Args(
-        order=client.create_order(OrderArgsV2(token_id=NO, price=0.3, size=5, side="BUY")))])
+    batch = client.post_orders(
+        [
+            PostOrdersV2Args(order=signed),
+            PostOrdersV2Args(order=client.create_order(OrderArgsV2(token_id=NO, price=0.3, size=5, side="BUY"))),
+        ]
+    )
     assert [r["success"] for r in batch] == [False, True] and "Duplicated" in batch[0]["errorMsg"]
     log = httpx.get(f"{sim.url}/_sim/orders", params={"maker": client.get_address()}).json()
     assert [o["post_count"] for o in log["orders"]] == [3, 1]

@@ -4,6 +4,7 @@
 it does (it forwards them) but has no identity route, as Polymarket has none: a paper executor or decide
 pointed at it must refuse to start and send it nothing but the identity question. Never the real internet.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,9 +18,18 @@ import pytest
 from horus.settings import Settings
 from horus.venue.guard import VenueGuardError, require_venue, require_venue_async
 from horus.venue.simulator.identity import IDENTITY_PATH
-from tests.integration.execute_helpers import (Results, ServiceThread, accounts_of, all_terminal, copy_decision,
-                                               make_followers, paper_settings, private_settings, produce_decisions,
-                                               simulator)
+from tests.integration.execute_helpers import (
+    Results,
+    ServiceThread,
+    accounts_of,
+    all_terminal,
+    copy_decision,
+    make_followers,
+    paper_settings,
+    private_settings,
+    produce_decisions,
+    simulator,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +117,8 @@ def test_the_guard_refuses_paper_against_anything_but_the_simulator(sim, lookali
         require_venue(Settings(venue_mode="live", clob_url=lookalike.url))
         require_venue(Settings(venue_mode="dry-run", clob_url=lookalike.url))
     assert [r.getMessage() for r in caplog.records] == [
-        f"==== LIVE MODE: real orders to {lookalike.url} (HORUS_VENUE_MODE=live) ===="]
+        f"==== LIVE MODE: real orders to {lookalike.url} (HORUS_VENUE_MODE=live) ===="
+    ]
     assert len(lookalike.requests) == before  # live and dry-run ask nothing
 
 
@@ -118,8 +129,9 @@ def test_the_credentials_never_leave_in_the_refusal():
 
 
 def test_a_paper_executor_refuses_a_real_looking_venue_and_posts_nothing(settings, sim, lookalike):
-    s = private_settings(settings).model_copy(update={"clob_url": lookalike.url, "gamma_url": "",
-                                                      "venue_mode": "paper"})
+    s = private_settings(settings).model_copy(
+        update={"clob_url": lookalike.url, "gamma_url": "", "venue_mode": "paper"}
+    )
     followers = make_followers(paper_settings(s, sim), 1)
     decision = copy_decision(followers[0].address, 0, tag="guard")
     produce_decisions(s, [decision])
@@ -153,8 +165,9 @@ def test_paper_decide_refuses_a_real_looking_venue_before_any_read(settings, sim
     from streams import decide
     from streams.runtime import Runtime
 
-    s = private_settings(settings).model_copy(update={"clob_url": lookalike.url, "gamma_url": "",
-                                                      "venue_mode": "paper"})
+    s = private_settings(settings).model_copy(
+        update={"clob_url": lookalike.url, "gamma_url": "", "venue_mode": "paper"}
+    )
     runtime = Runtime(s)
     try:
         with pytest.raises(VenueGuardError, match="HORUS_CLOB_URL"):
@@ -176,8 +189,9 @@ def test_the_commands_refuse_with_one_clear_line(settings, lookalike, tmp_path):
 
     from horus.cli.main import app
 
-    s = private_settings(settings).model_copy(update={"clob_url": lookalike.url, "gamma_url": "",
-                                                      "venue_mode": "paper"})
+    s = private_settings(settings).model_copy(
+        update={"clob_url": lookalike.url, "gamma_url": "", "venue_mode": "paper"}
+    )
     accounts = tmp_path / "accounts.json"
     accounts.write_text("[]")
     for argv in (["worker", "--stages", "plan,decide,execute"], ["reconcile", "--accounts", str(accounts), "--once"]):

@@ -1,5 +1,6 @@
 """`horus why` over the real projections: decisions made by the real plan + decide (the simulator), put on
 the topics, folded by the projection runner, then explained from Postgres."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ from horus.domain.fill_json import leader_fill_from_json
 from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
 from horus.settings import Settings
 from projections.runner import run_projections
-
 from tests.integration.projection_helpers import s, wide_console  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
@@ -28,31 +28,60 @@ T0 = 1_800_000_000
 
 
 def fill_json(event_id: str, token: str, price: str, shares: str) -> dict:
-    return {"event_id": event_id, "leader": LEADER, "exchange": "0x" + "e" * 40, "tx_hash": TX, "block_number": 5,
-            "log_index": int(token) % 7, "block_timestamp": T0, "token_id": token, "condition_id": "0x" + "c" * 64,
-            "side": "BUY", "shares": shares, "collateral": format(Decimal(shares) * Decimal(price), "f"),
-            "price": price, "role": "taker"}
+    return {
+        "event_id": event_id,
+        "leader": LEADER,
+        "exchange": "0x" + "e" * 40,
+        "tx_hash": TX,
+        "block_number": 5,
+        "log_index": int(token) % 7,
+        "block_timestamp": T0,
+        "token_id": token,
+        "condition_id": "0x" + "c" * 64,
+        "side": "BUY",
+        "shares": shares,
+        "collateral": format(Decimal(shares) * Decimal(price), "f"),
+        "price": price,
+        "role": "taker",
+    }
 
 
-CONFIGS = {"followers": [{"follower": F1}, {"follower": F2}], "follows": [
-    {"follow_id": "f1", "follower": F1, "leader": LEADER, "sizing": {"mode": "fixed", "amount": "10"},
-     "daily_cap": "100"},
-    {"follow_id": "f2", "follower": F2, "leader": LEADER, "sizing": {"mode": "fixed", "amount": "10"},
-     "price_max": "0.3"},
-]}
+CONFIGS = {
+    "followers": [{"follower": F1}, {"follower": F2}],
+    "follows": [
+        {
+            "follow_id": "f1",
+            "follower": F1,
+            "leader": LEADER,
+            "sizing": {"mode": "fixed", "amount": "10"},
+            "daily_cap": "100",
+        },
+        {
+            "follow_id": "f2",
+            "follower": F2,
+            "leader": LEADER,
+            "sizing": {"mode": "fixed", "amount": "10"},
+            "price_max": "0.3",
+        },
+    ],
+}
 
 
 @pytest.fixture
 def projected(s):
     """Two leader fills in one tx, decided for two follows, one COPY filled: all on the topics, folded."""
-    fills = [leader_fill_from_json(fill_json("lf-why-1", "1001", "0.50", "20")),
-             leader_fill_from_json(fill_json("lf-why-2", "1002", "0.40", "30"))]
+    fills = [
+        leader_fill_from_json(fill_json("lf-why-1", "1001", "0.50", "20")),
+        leader_fill_from_json(fill_json("lf-why-2", "1002", "0.40", "30")),
+    ]
     followers, follows = read_configs(CONFIGS)
     sim = simulate(fills, followers, follows)
     codec, producer = default_codec(), make_producer(s)
-    for topic, kind, records, key in (("leader.fills", "LeaderFill", fills, "leader"),
-                                      ("copy.decisions", "CopyDecision", sim.decisions, "follower"),
-                                      ("execution.results", "ExecutionResult", sim.results, "follower")):
+    for topic, kind, records, key in (
+        ("leader.fills", "LeaderFill", fills, "leader"),
+        ("copy.decisions", "CopyDecision", sim.decisions, "follower"),
+        ("execution.results", "ExecutionResult", sim.results, "follower"),
+    ):
         for record in records:
             produce_reliably(producer, s.topic(topic), codec.encode(kind, record), key=record[key])
     flush_or_raise(producer)

@@ -1,5 +1,6 @@
 """Config and control commands without a broker: validation (exit 2, field named, secrets never echoed),
 option merging, and the pure folds that project config.changes / control.commands into tables."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,14 @@ from horus.cli.config import _follow_options, _merge_follow, default_follow_id
 from horus.cli.main import app
 from horus.codec import default_codec, envelope
 from horus.db.models import Base
-from horus.domain.config import (ConfigInvalid, ConfigState, apply_config, config_change, parse_follow_config,
-                                 parse_follower)
+from horus.domain.config import (
+    ConfigInvalid,
+    ConfigState,
+    apply_config,
+    config_change,
+    parse_follow_config,
+    parse_follower,
+)
 from horus.domain.control import control_command
 from projections.folds import CONFIG_CHANGES_PROJECTION, CONTROL_COMMANDS_PROJECTION, SourceMessage
 
@@ -30,14 +37,17 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--sizing", "fixed"], "sizing.amount: required when sizing.mode is 'fixed'"),
-    (["--amount", "5", "--slippage-bps", "9000"], "slippage_bps"),
-    (["--amount", "5", "--price-min", "0.9", "--price-max", "0.1"], "price_min: must not exceed price_max"),
-    (["--amount", "5", "--allow", "nba"], "markets_allow"),
-    (["--amount", "5", "--order-type", "GTC"], "order_type"),
-    (["--amount", "5", "--min-size", "maybe"], "min_size_policy"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--sizing", "fixed"], "sizing.amount: required when sizing.mode is 'fixed'"),
+        (["--amount", "5", "--slippage-bps", "9000"], "slippage_bps"),
+        (["--amount", "5", "--price-min", "0.9", "--price-max", "0.1"], "price_min: must not exceed price_max"),
+        (["--amount", "5", "--allow", "nba"], "markets_allow"),
+        (["--amount", "5", "--order-type", "GTC"], "order_type"),
+        (["--amount", "5", "--min-size", "maybe"], "min_size_policy"),
+    ],
+)
 def test_follow_add_refuses_bad_options_with_exit_2_naming_the_field(args, needle):
     result = invoke("follow", "add", "--leader", LEADER, "--follower", FOLLOWER, *args)
     assert result.exit_code == 2, result.output
@@ -71,8 +81,13 @@ def test_default_follow_id_is_deterministic_and_valid():
 
 
 def test_options_merge_into_the_nested_sizing_and_keep_the_rest():
-    current = {"follow_id": "f", "follower": FOLLOWER, "leader": LEADER, "slippage_bps": 150,
-               "sizing": {"mode": "fixed", "amount": "10", "max_per_trade": "20"}}
+    current = {
+        "follow_id": "f",
+        "follower": FOLLOWER,
+        "leader": LEADER,
+        "slippage_bps": 150,
+        "sizing": {"mode": "fixed", "amount": "10", "max_per_trade": "20"},
+    }
     options = _follow_options(sizing="ratio", ratio="0.5", allow=["tag:nba"], deny=[], max_fill_age=None, order_ttl=30)
     merged = _merge_follow(current, options)
     assert merged["sizing"] == {"mode": "ratio", "amount": "10", "max_per_trade": "20", "ratio": "0.5"}
@@ -105,18 +120,27 @@ def columns(table: str) -> set[str]:
 
 def test_config_changes_fold_into_the_table_of_their_entity():
     follower = parse_follower({"follower": FOLLOWER, "credentials_ref": "ref-1", "daily_cap": "50"})
-    follow = parse_follow_config({"follow_id": "f1", "follower": FOLLOWER, "leader": LEADER,
-                                  "sizing": {"amount": "10"}, "enabled": False})
-    folded = CONFIG_CHANGES_PROJECTION.fold([
-        message("ConfigChange", config_change("FOLLOWER", FOLLOWER, follower, "cli", 5_000_000)),
-        message("ConfigChange", config_change("FOLLOW", "f1", follow, "cli", 6_000_000), offset=1),
-        message("ConfigChange", config_change("FOLLOW", "f1", None, "cli", 7_000_000), offset=2),
-    ])
+    follow = parse_follow_config(
+        {"follow_id": "f1", "follower": FOLLOWER, "leader": LEADER, "sizing": {"amount": "10"}, "enabled": False}
+    )
+    folded = CONFIG_CHANGES_PROJECTION.fold(
+        [
+            message("ConfigChange", config_change("FOLLOWER", FOLLOWER, follower, "cli", 5_000_000)),
+            message("ConfigChange", config_change("FOLLOW", "f1", follow, "cli", 6_000_000), offset=1),
+            message("ConfigChange", config_change("FOLLOW", "f1", None, "cli", 7_000_000), offset=2),
+        ]
+    )
     assert folded.parked == 0
     (follower_row,) = folded.rows["follower_configs"]
     assert set(follower_row) == columns("follower_configs")
-    assert (follower_row["follower"], follower_row["credentials_ref"], follower_row["deleted"]) == (FOLLOWER, "ref-1", False)
-    assert follower_row["body"].obj == follower.model_dump(mode="json") and follower_row["body"].obj["daily_cap"] == "50"
+    assert (follower_row["follower"], follower_row["credentials_ref"], follower_row["deleted"]) == (
+        FOLLOWER,
+        "ref-1",
+        False,
+    )
+    assert (
+        follower_row["body"].obj == follower.model_dump(mode="json") and follower_row["body"].obj["daily_cap"] == "50"
+    )
     upsert, delete = folded.rows["follow_configs"]
     assert set(upsert) == set(delete) == columns("follow_configs")
     assert (upsert["leader"], upsert["enabled"], upsert["kafka_offset"]) == (LEADER, False, 1)
@@ -127,8 +151,12 @@ def test_an_invalid_config_body_replaces_the_row_naming_the_rule():
     """As in decide (apply_config): the change is in force as "no config", and the row says which rule broke."""
     body = json.dumps({"follow_id": "f1", "follower": FOLLOWER, "leader": LEADER, "sizing": {"mode": "ratio"}})
     bad = config_change("FOLLOW", "f1", body, "someone")
-    mismatch = config_change("FOLLOW", "f2", parse_follow_config(
-        {"follow_id": "f1", "follower": FOLLOWER, "leader": LEADER, "sizing": {"amount": "1"}}), "someone")
+    mismatch = config_change(
+        "FOLLOW",
+        "f2",
+        parse_follow_config({"follow_id": "f1", "follower": FOLLOWER, "leader": LEADER, "sizing": {"amount": "1"}}),
+        "someone",
+    )
     folded = CONFIG_CHANGES_PROJECTION.fold([message("ConfigChange", bad), message("ConfigChange", mismatch, 1)])
     assert folded.parked == 0 and "dead_letters" not in folded.rows
     first, second = folded.rows["follow_configs"]
@@ -144,10 +172,14 @@ def test_control_commands_fold_into_switches():
     pause = control_command("MARKET", "PAUSE", "0xABC", reason="news", issued_by="ops", occurred_at_us=9)
     resume = control_command("MARKET", "RESUME", "0xabc", occurred_at_us=10)
     kill = control_command("GLOBAL", "KILL", reason="incident")
-    rows = CONTROL_COMMANDS_PROJECTION.fold([message("ControlCommand", c, i) for i, c in
-                                             enumerate((pause, resume, kill))]).rows["control_switches"]
+    rows = CONTROL_COMMANDS_PROJECTION.fold(
+        [message("ControlCommand", c, i) for i, c in enumerate((pause, resume, kill))]
+    ).rows["control_switches"]
     assert [(r["key"], r["command"], r["active"]) for r in rows] == [
-        ("MARKET:0xabc", "PAUSE", True), ("MARKET:0xabc", "RESUME", False), ("GLOBAL", "KILL", True)]
+        ("MARKET:0xabc", "PAUSE", True),
+        ("MARKET:0xabc", "RESUME", False),
+        ("GLOBAL", "KILL", True),
+    ]
     assert rows[0]["reason"] == "news" and rows[0]["issued_by"] == "ops"
     assert set(rows[0]) == columns("control_switches")
 
@@ -189,5 +221,6 @@ def test_control_commands_that_break_the_rules_are_refused_by_the_fold_and_chang
         raw = default_codec().encode("ControlCommand", rule_breaker(fields))
         name, decoded = default_codec().decode(raw)
     table, row, parked = CONTROL_COMMANDS_PROJECTION.fold_one(
-        SourceMessage("t.control.commands", 0, 7, raw, b"k", 1_000, name, decoded))
+        SourceMessage("t.control.commands", 0, 7, raw, b"k", 1_000, name, decoded)
+    )
     assert parked and table == "dead_letters" and rule in row["error"] and row["original"] == raw

@@ -1,4 +1,5 @@
 """`horus fills decode`: logs / receipts in, LeaderFill JSON lines out."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,24 @@ from tests.unit.test_venue_fills import (
 
 runner = CliRunner()
 
-KEYS = ["event_id", "leader", "exchange", "tx_hash", "block_number", "log_index", "block_timestamp", "token_id",
-        "condition_id", "side", "shares", "collateral", "price", "fee", "role", "order_hashes"]
+KEYS = [
+    "event_id",
+    "leader",
+    "exchange",
+    "tx_hash",
+    "block_number",
+    "log_index",
+    "block_timestamp",
+    "token_id",
+    "condition_id",
+    "side",
+    "shares",
+    "collateral",
+    "price",
+    "fee",
+    "role",
+    "order_hashes",
+]
 
 
 def run(args, input=None):
@@ -46,26 +63,53 @@ def lines(result) -> list[dict]:
 
 
 def receipt(logs, tx=TX, block=79_000_001) -> dict:
-    return {"transactionHash": tx, "blockNumber": hex(block), "status": "0x1", "logs": logs,
-            "from": "0x" + "11" * 20, "to": CTF_EXCHANGE_V2, "gasUsed": "0x5208"}
+    return {
+        "transactionHash": tx,
+        "blockNumber": hex(block),
+        "status": "0x1",
+        "logs": logs,
+        "from": "0x" + "11" * 20,
+        "to": CTF_EXCHANGE_V2,
+        "gasUsed": "0x5208",
+    }
 
 
 def mixed_receipt() -> dict:
     """A real-shaped match: leader's taker BUY against two makers, with the other events a match emits."""
-    return receipt([
-        other_log(TRANSFER_SINGLE, index=0, topics=[_word(CTF_EXCHANGE_V2), _word(OTHER), _word(LEADER)],
-                  data=encode(["uint256", "uint256"], [TOKEN, 100_000_000])),
-        v2_log(maker=OTHER, taker=LEADER, side=1, maker_amount=100_000_000, taker_amount=60_000_000, index=1,
-               order=10),
-        other_log(DOC_FEE_CHARGED_V2, index=2, topics=[_word(CTF_EXCHANGE_V2)], data=encode(["uint256"], [5])),
-        v2_log(maker=THIRD, taker=LEADER, side=1, maker_amount=50_000_000, taker_amount=31_000_000, index=3,
-               order=11),
-        v2_log(maker=LEADER, taker=CTF_EXCHANGE_V2, side=0, maker_amount=91_000_000, taker_amount=150_000_000,
-               fee=1_500_000, index=4, order=1),
-        other_log(DOC_ORDERS_MATCHED_V2, index=5, topics=[order_hash(1), _word(LEADER)],
-                  data=encode(["uint8", "uint256", "uint256", "uint256"], [0, TOKEN, 91_000_000, 150_000_000])),
-        {**other_log("0x" + "00" * 32, index=6), "topics": []},  # anonymous event
-    ])
+    return receipt(
+        [
+            other_log(
+                TRANSFER_SINGLE,
+                index=0,
+                topics=[_word(CTF_EXCHANGE_V2), _word(OTHER), _word(LEADER)],
+                data=encode(["uint256", "uint256"], [TOKEN, 100_000_000]),
+            ),
+            v2_log(
+                maker=OTHER, taker=LEADER, side=1, maker_amount=100_000_000, taker_amount=60_000_000, index=1, order=10
+            ),
+            other_log(DOC_FEE_CHARGED_V2, index=2, topics=[_word(CTF_EXCHANGE_V2)], data=encode(["uint256"], [5])),
+            v2_log(
+                maker=THIRD, taker=LEADER, side=1, maker_amount=50_000_000, taker_amount=31_000_000, index=3, order=11
+            ),
+            v2_log(
+                maker=LEADER,
+                taker=CTF_EXCHANGE_V2,
+                side=0,
+                maker_amount=91_000_000,
+                taker_amount=150_000_000,
+                fee=1_500_000,
+                index=4,
+                order=1,
+            ),
+            other_log(
+                DOC_ORDERS_MATCHED_V2,
+                index=5,
+                topics=[order_hash(1), _word(LEADER)],
+                data=encode(["uint8", "uint256", "uint256", "uint256"], [0, TOKEN, 91_000_000, 150_000_000]),
+            ),
+            {**other_log("0x" + "00" * 32, index=6), "topics": []},  # anonymous event
+        ]
+    )
 
 
 def test_json_list_of_logs_from_a_file(tmp_path):
@@ -77,10 +121,22 @@ def test_json_list_of_logs_from_a_file(tmp_path):
     assert [list(o) for o in out] == [KEYS, KEYS]
     v1, v2 = out  # sorted by time
     assert v2 == {
-        "event_id": leader_fill_id(TX, LEADER, str(TOKEN), "BUY"), "leader": LEADER, "exchange": CTF_EXCHANGE_V2,
-        "tx_hash": TX, "block_number": 79_000_001, "log_index": 7, "block_timestamp": 1_788_886_026,
-        "token_id": str(TOKEN), "condition_id": None, "side": "BUY", "shares": "155.03", "collateral": "13.4024",
-        "price": "0.0864503644", "fee": "0", "role": "maker", "order_hashes": [order_hash(1)],
+        "event_id": leader_fill_id(TX, LEADER, str(TOKEN), "BUY"),
+        "leader": LEADER,
+        "exchange": CTF_EXCHANGE_V2,
+        "tx_hash": TX,
+        "block_number": 79_000_001,
+        "log_index": 7,
+        "block_timestamp": 1_788_886_026,
+        "token_id": str(TOKEN),
+        "condition_id": None,
+        "side": "BUY",
+        "shares": "155.03",
+        "collateral": "13.4024",
+        "price": "0.0864503644",
+        "fee": "0",
+        "role": "maker",
+        "order_hashes": [order_hash(1)],
     }
     assert (v1["side"], v1["price"], v1["block_timestamp"]) == ("BUY", "0.5", 1_700_000_000)
     assert "2 leader fill(s) from 2 OrderFilled log(s); 0 undecodable" in result.stderr
@@ -103,7 +159,13 @@ def test_single_receipt_on_stdin_with_other_events_ignored():
     assert set(out) == {LEADER, OTHER, THIRD}
     mine = out[LEADER]
     assert (mine["side"], mine["role"], mine["shares"], mine["collateral"], mine["fee"], mine["price"]) == (
-        "BUY", "taker", "150", "91", "1.5", "0.6066666667")
+        "BUY",
+        "taker",
+        "150",
+        "91",
+        "1.5",
+        "0.6066666667",
+    )
     assert (out[OTHER]["side"], out[OTHER]["role"], out[OTHER]["price"]) == ("SELL", "maker", "0.6")
     stderr = result.stderr.splitlines()
     assert not any(line.startswith("skipped") for line in stderr)
@@ -112,8 +174,9 @@ def test_single_receipt_on_stdin_with_other_events_ignored():
 
 
 def test_stdin_is_the_default_and_leader_filter():
-    result = runner.invoke(app, ["decode", "--leader", LEADER.upper().replace("0X", "0x")],
-                           input=json.dumps(mixed_receipt()))
+    result = runner.invoke(
+        app, ["decode", "--leader", LEADER.upper().replace("0X", "0x")], input=json.dumps(mixed_receipt())
+    )
     assert result.exit_code == 0, result.output
     assert [o["leader"] for o in lines(result)] == [LEADER]
 
@@ -189,8 +252,13 @@ def test_bad_exchange_address_is_a_usage_error():
 
 def test_as_a_process_reading_stdin():
     code = "import sys; from horus.cli.fills import app; sys.argv[0] = 'horus-fills'; app()"
-    proc = subprocess.run([sys.executable, "-c", code, "decode", "-"], input=json.dumps(mixed_receipt()),
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "decode", "-"],
+        input=json.dumps(mixed_receipt()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len([line for line in proc.stdout.splitlines() if line]) == 3
     assert "3 leader fill(s)" in proc.stderr

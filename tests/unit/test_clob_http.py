@@ -1,6 +1,7 @@
 """ClobHttp against an httpx MockTransport (reply handling, exact bytes, HMAC over what was sent), a real local
 socket that never answers (the configured timeout becomes a transport error, not an exception), and both
 backends (aiohttp, the default, and httpx) against the real simulator and a raw HTTP/1.1 server."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,23 +47,35 @@ class Venue:
         return self._reply(request)
 
     def client(self, **kwargs) -> ClobHttp:
-        return ClobHttp("http://venue.test", transport=httpx.MockTransport(self), clock=lambda: NOW + 0.9,
-                        **kwargs)
+        return ClobHttp("http://venue.test", transport=httpx.MockTransport(self), clock=lambda: NOW + 0.9, **kwargs)
 
 
 def hmac_ok(request: httpx.Request) -> bool:
     """What the venue checks: HMAC over ts + method + path (no query) + the bytes actually received."""
-    message = (request.headers["POLY_TIMESTAMP"] + request.method + request.url.path
-               + request.content.decode()).encode()
-    expected = base64.urlsafe_b64encode(hmac.new(base64.urlsafe_b64decode(SECRET), message,
-                                                 hashlib.sha256).digest()).decode()
+    message = (
+        request.headers["POLY_TIMESTAMP"] + request.method + request.url.path + request.content.decode()
+    ).encode()
+    expected = base64.urlsafe_b64encode(
+        hmac.new(base64.urlsafe_b64decode(SECRET), message, hashlib.sha256).digest()
+    ).decode()
     return hmac.compare_digest(expected, request.headers["POLY_SIGNATURE"])
 
 
 def signed_body(intent_id: str = "intent-1") -> dict:
-    fields = order_for_intent(intent_id, token_id="123", side="BUY", size_e6=10_000_000, worst_price="0.5",
-                              tick_size="0.01", order_type="FOK", maker=ADDRESS, signer=ADDRESS, signature_type=0,
-                              builder="0x" + "00" * 32, timestamp_ms=NOW * 1000)
+    fields = order_for_intent(
+        intent_id,
+        token_id="123",
+        side="BUY",
+        size_e6=10_000_000,
+        worst_price="0.5",
+        tick_size="0.01",
+        order_type="FOK",
+        maker=ADDRESS,
+        signer=ADDRESS,
+        signature_type=0,
+        builder="0x" + "00" * 32,
+        timestamp_ms=NOW * 1000,
+    )
     return order_body(sign_order(fields, exchange_for("v1", False), KEY), owner=CREDS.api_key, order_type="FOK")
 
 
@@ -118,17 +131,33 @@ def test_post_orders_batches_up_to_fifteen():
     assert hmac_ok(venue.requests[0]) and len(venue.requests) == 1
 
 
-@pytest.mark.parametrize("response,expected", [
-    (httpx.Response(400, json={"error": "order 0x1 is invalid. Duplicated."}),
-     VenueReply(400, {"error": "order 0x1 is invalid. Duplicated."}, "order 0x1 is invalid. Duplicated.", False)),
-    (httpx.Response(200, json={"success": False, "errorMsg": "not enough balance / allowance"}),
-     VenueReply(200, {"success": False, "errorMsg": "not enough balance / allowance"},
-                "not enough balance / allowance", False)),
-    (httpx.Response(502, text="<html>bad gateway</html>"), VenueReply(502, None, "<html>bad gateway</html>", False)),
-    (httpx.Response(425, text=""), VenueReply(425, None, "HTTP 425", False)),
-    (httpx.Response(503, json={"error": "Trading is currently disabled"}),
-     VenueReply(503, {"error": "Trading is currently disabled"}, "Trading is currently disabled", False)),
-])
+@pytest.mark.parametrize(
+    "response,expected",
+    [
+        (
+            httpx.Response(400, json={"error": "order 0x1 is invalid. Duplicated."}),
+            VenueReply(400, {"error": "order 0x1 is invalid. Duplicated."}, "order 0x1 is invalid. Duplicated.", False),
+        ),
+        (
+            httpx.Response(200, json={"success": False, "errorMsg": "not enough balance / allowance"}),
+            VenueReply(
+                200,
+                {"success": False, "errorMsg": "not enough balance / allowance"},
+                "not enough balance / allowance",
+                False,
+            ),
+        ),
+        (
+            httpx.Response(502, text="<html>bad gateway</html>"),
+            VenueReply(502, None, "<html>bad gateway</html>", False),
+        ),
+        (httpx.Response(425, text=""), VenueReply(425, None, "HTTP 425", False)),
+        (
+            httpx.Response(503, json={"error": "Trading is currently disabled"}),
+            VenueReply(503, {"error": "Trading is currently disabled"}, "Trading is currently disabled", False),
+        ),
+    ],
+)
 def test_http_errors_come_back_as_replies(response, expected):
     venue = Venue(lambda r: response)
 
@@ -140,8 +169,15 @@ def test_http_errors_come_back_as_replies(response, expected):
     assert reply == expected and not reply.ok
 
 
-@pytest.mark.parametrize("exception", [httpx.ReadTimeout("slow"), httpx.ConnectError("refused"),
-                                       httpx.RemoteProtocolError("reset"), httpx.ReadError("connection reset")])
+@pytest.mark.parametrize(
+    "exception",
+    [
+        httpx.ReadTimeout("slow"),
+        httpx.ConnectError("refused"),
+        httpx.RemoteProtocolError("reset"),
+        httpx.ReadError("connection reset"),
+    ],
+)
 def test_transport_failures_come_back_as_transport_errors(exception):
     def fail(request):
         raise exception
@@ -181,9 +217,11 @@ def test_a_silent_server_times_out_at_the_configured_timeout():
 
 
 def test_get_trades_follows_the_cursor_and_signs_the_path_without_query():
-    pages = {"MA==": {"data": [{"id": "t1"}, {"id": "t2"}], "next_cursor": "Mg=="},
-             "Mg==": {"data": [{"id": "t3"}], "next_cursor": "NA=="},
-             "NA==": {"data": [], "next_cursor": "LTE="}}
+    pages = {
+        "MA==": {"data": [{"id": "t1"}, {"id": "t2"}], "next_cursor": "Mg=="},
+        "Mg==": {"data": [{"id": "t3"}], "next_cursor": "NA=="},
+        "NA==": {"data": [], "next_cursor": "LTE="},
+    }
     venue = Venue(lambda r: httpx.Response(200, json=pages[r.url.params["next_cursor"]]))
 
     async def go():
@@ -199,8 +237,13 @@ def test_get_trades_follows_the_cursor_and_signs_the_path_without_query():
 
 
 def test_get_trades_returns_a_failing_page_as_is():
-    venue = Venue(lambda r: httpx.Response(200, json={"data": [{"id": "t1"}], "next_cursor": "Mg=="})
-                  if r.url.params["next_cursor"] == "MA==" else httpx.Response(500, json={"error": "boom"}))
+    venue = Venue(
+        lambda r: (
+            httpx.Response(200, json={"data": [{"id": "t1"}], "next_cursor": "Mg=="})
+            if r.url.params["next_cursor"] == "MA=="
+            else httpx.Response(500, json={"error": "boom"})
+        )
+    )
 
     async def go():
         async with venue.client() as clob:
@@ -215,12 +258,14 @@ def test_get_order_cancel_balance_and_book():
 
     async def go():
         async with venue.client() as clob:
-            return [await clob.get_order(order_hash, CREDS, ADDRESS),
-                    await clob.cancel(order_hash, CREDS, ADDRESS),
-                    await clob.cancel([order_hash, "0x" + "cd" * 32], CREDS, ADDRESS),
-                    await clob.cancel_all(CREDS, ADDRESS),
-                    await clob.balance_allowance(CREDS, ADDRESS, "CONDITIONAL", token_id="77", signature_type=2),
-                    await clob.book("77")]
+            return [
+                await clob.get_order(order_hash, CREDS, ADDRESS),
+                await clob.cancel(order_hash, CREDS, ADDRESS),
+                await clob.cancel([order_hash, "0x" + "cd" * 32], CREDS, ADDRESS),
+                await clob.cancel_all(CREDS, ADDRESS),
+                await clob.balance_allowance(CREDS, ADDRESS, "CONDITIONAL", token_id="77", signature_type=2),
+                await clob.book("77"),
+            ]
 
     replies = run(go())
     assert all(r.ok for r in replies)
@@ -247,17 +292,39 @@ def test_derive_and_create_api_key_send_l1_headers():
     assert ApiCreds.from_venue(derived.body) == ApiCreds("k", SECRET, "p") and created.ok
     derive, create = venue.requests
     assert (derive.method, derive.url.path, create.method, create.url.path) == (
-        "GET", "/auth/derive-api-key", "POST", "/auth/api-key")
+        "GET",
+        "/auth/derive-api-key",
+        "POST",
+        "/auth/api-key",
+    )
     assert derive.headers["POLY_NONCE"] == "5" and create.headers["POLY_NONCE"] == "0"
-    typed = {"primaryType": "ClobAuth", "domain": {"name": "ClobAuthDomain", "version": "1", "chainId": 137},
-             "types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                                        {"name": "chainId", "type": "uint256"}],
-                       "ClobAuth": [{"name": "address", "type": "address"}, {"name": "timestamp", "type": "string"},
-                                    {"name": "nonce", "type": "uint256"}, {"name": "message", "type": "string"}]},
-             "message": {"address": ADDRESS, "timestamp": str(NOW), "nonce": 5,
-                         "message": "This message attests that I control the given wallet"}}
-    assert Account.recover_message(encode_typed_data(full_message=typed),
-                                   signature=derive.headers["POLY_SIGNATURE"]) == ADDRESS
+    typed = {
+        "primaryType": "ClobAuth",
+        "domain": {"name": "ClobAuthDomain", "version": "1", "chainId": 137},
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+            ],
+            "ClobAuth": [
+                {"name": "address", "type": "address"},
+                {"name": "timestamp", "type": "string"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "message", "type": "string"},
+            ],
+        },
+        "message": {
+            "address": ADDRESS,
+            "timestamp": str(NOW),
+            "nonce": 5,
+            "message": "This message attests that I control the given wallet",
+        },
+    }
+    assert (
+        Account.recover_message(encode_typed_data(full_message=typed), signature=derive.headers["POLY_SIGNATURE"])
+        == ADDRESS
+    )
 
 
 def test_clock_offset_moves_the_signed_timestamp():
@@ -278,8 +345,13 @@ TOKEN = "123"
 
 @pytest.fixture
 def sim():
-    config = SimulatorConfig(seed=5, default_collateral_e6=1_000_000_000, markets=[
-        MarketConfig(condition_id="0x" + "c1" * 32, tokens=[TokenConfig(token_id=TOKEN, price=Decimal("0.5"))])])
+    config = SimulatorConfig(
+        seed=5,
+        default_collateral_e6=1_000_000_000,
+        markets=[
+            MarketConfig(condition_id="0x" + "c1" * 32, tokens=[TokenConfig(token_id=TOKEN, price=Decimal("0.5"))])
+        ],
+    )
     running = run_simulator(config)
     yield running
     running.stop()
@@ -291,11 +363,21 @@ def faults(sim, **settings) -> None:
 
 def resting_body(owner: str, intent_id: str, size_e6: int = 10_000_000) -> str:
     """A GTC BUY below the book (rests: no liquidity needed), serialized once like a stored body."""
-    fields = order_for_intent(intent_id, token_id=TOKEN, side="BUY", size_e6=size_e6, worst_price="0.45",
-                              tick_size="0.01", order_type="GTC", maker=ADDRESS, signer=ADDRESS, signature_type=0,
-                              builder="0x" + "00" * 32, timestamp_ms=int(time.time() * 1000))
-    return serialize_body(order_body(sign_order(fields, exchange_for("v1", False), KEY), owner=owner,
-                                     order_type="GTC"))
+    fields = order_for_intent(
+        intent_id,
+        token_id=TOKEN,
+        side="BUY",
+        size_e6=size_e6,
+        worst_price="0.45",
+        tick_size="0.01",
+        order_type="GTC",
+        maker=ADDRESS,
+        signer=ADDRESS,
+        signature_type=0,
+        builder="0x" + "00" * 32,
+        timestamp_ms=int(time.time() * 1000),
+    )
+    return serialize_body(order_body(sign_order(fields, exchange_for("v1", False), KEY), owner=owner, order_type="GTC"))
 
 
 async def derived(clob: ClobHttp) -> ApiCreds:
@@ -313,11 +395,15 @@ def test_simulator_replies_are_classified_alike(sim, backend):
             first = await clob.post_order(body, creds, ADDRESS)
             again = await clob.post_order(body, creds, ADDRESS)  # the same bytes: the venue knows the hash
             broke = await clob.post_order(resting_body(creds.api_key, "intent-b", size_e6=10**13), creds, ADDRESS)
-            forged = await clob.post_order(resting_body(creds.api_key, "intent-c"),
-                                           ApiCreds(creds.api_key, SECRET, creds.passphrase), ADDRESS)
-            batch = await clob.post_orders(f"[{resting_body(creds.api_key, 'intent-d')},"
-                                           f"{resting_body(creds.api_key, 'intent-e', size_e6=10**13)}]",
-                                           creds, ADDRESS)
+            forged = await clob.post_order(
+                resting_body(creds.api_key, "intent-c"), ApiCreds(creds.api_key, SECRET, creds.passphrase), ADDRESS
+            )
+            batch = await clob.post_orders(
+                f"[{resting_body(creds.api_key, 'intent-d')},"
+                f"{resting_body(creds.api_key, 'intent-e', size_e6=10**13)}]",
+                creds,
+                ADDRESS,
+            )
             order = await clob.get_order(first.body["orderID"], creds, ADDRESS)
             return first, again, broke, forged, batch, order
 
@@ -332,12 +418,20 @@ def test_simulator_replies_are_classified_alike(sim, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("fault,expected", [
-    ({"error_rate": 1, "error_status": 503},
-     VenueReply(503, {"error": "Internal Server Error"}, "Internal Server Error", False)),
-    ({"reply_lost_rate": 1, "reply_lost_mode": "5xx"}, VenueReply(502, {"error": "Bad Gateway"}, "Bad Gateway", False)),
-    ({"restart_seconds": 60}, VenueReply(425, {"error": RESTARTING}, RESTARTING, False)),
-])
+@pytest.mark.parametrize(
+    "fault,expected",
+    [
+        (
+            {"error_rate": 1, "error_status": 503},
+            VenueReply(503, {"error": "Internal Server Error"}, "Internal Server Error", False),
+        ),
+        (
+            {"reply_lost_rate": 1, "reply_lost_mode": "5xx"},
+            VenueReply(502, {"error": "Bad Gateway"}, "Bad Gateway", False),
+        ),
+        ({"restart_seconds": 60}, VenueReply(425, {"error": RESTARTING}, RESTARTING, False)),
+    ],
+)
 def test_simulator_faults_come_back_as_replies(sim, backend, fault, expected):
     async def go():
         async with ClobHttp(sim.url, backend=backend) as clob:
@@ -349,8 +443,13 @@ def test_simulator_faults_come_back_as_replies(sim, backend, fault, expected):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("fault,needle", [({"reply_lost_rate": 1, "reply_lost_mode": "drop"}, "on POST /order"),
-                                          ({"timeout_rate": 1, "timeout_seconds": 3}, "timeout")])
+@pytest.mark.parametrize(
+    "fault,needle",
+    [
+        ({"reply_lost_rate": 1, "reply_lost_mode": "drop"}, "on POST /order"),
+        ({"timeout_rate": 1, "timeout_seconds": 3}, "timeout"),
+    ],
+)
 def test_simulator_lost_and_held_replies_are_transport_errors(sim, backend, fault, needle):
     async def go():
         async with ClobHttp(sim.url, backend=backend, timeout_s=0.5) as clob:
@@ -399,8 +498,10 @@ class RawServer:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_exact_bytes_and_hmac_on_the_wire(backend):
-    raw = RawServer(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 24\r\n"
-                    b"Connection: close\r\n\r\n<html>bad gateway</html>")
+    raw = RawServer(
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 24\r\n"
+        b"Connection: close\r\n\r\n<html>bad gateway</html>"
+    )
     stored = serialize_body(signed_body())
 
     async def go():
@@ -418,8 +519,9 @@ def test_exact_bytes_and_hmac_on_the_wire(backend):
     assert line == "POST /order HTTP/1.1" and body == stored.encode()
     assert headers["content-type"] == "application/json" and headers["poly_timestamp"] == str(NOW)
     message = (str(NOW) + "POST" + "/order" + body.decode()).encode()
-    expected = base64.urlsafe_b64encode(hmac.new(base64.urlsafe_b64decode(SECRET), message,
-                                                 hashlib.sha256).digest()).decode()
+    expected = base64.urlsafe_b64encode(
+        hmac.new(base64.urlsafe_b64decode(SECRET), message, hashlib.sha256).digest()
+    ).decode()
     assert headers["poly_signature"] == expected
 
 

@@ -246,8 +246,22 @@ price = st.decimals(min_value=0, max_value=1, places=6, allow_nan=False).map(str
     causation=st.none() | st.text(max_size=40),
 )
 def test_leader_fill_round_trip_property(
-    codec: Codec, shares, collateral, fee, token, block, log_index, leader, tx, price, side,
-    role, condition, hashes, occurred, causation,
+    codec: Codec,
+    shares,
+    collateral,
+    fee,
+    token,
+    block,
+    log_index,
+    leader,
+    tx,
+    price,
+    side,
+    role,
+    condition,
+    hashes,
+    occurred,
+    causation,
 ) -> None:
     rec = {
         "envelope": envelope("lf:" + tx, "chain", occurred, causation, produced_at_us=occurred),
@@ -335,7 +349,7 @@ def test_unknown_fingerprint(codec: Codec) -> None:
     assert isinstance(ei.value, CodecError) and isinstance(ei.value, ValueError)
 
 
-@pytest.mark.parametrize("magic", [b"\x00\x00", b"\xc3\x00", b"\x01\xc3", b"{\"", b"\xc3\x02"])
+@pytest.mark.parametrize("magic", [b"\x00\x00", b"\xc3\x00", b"\x01\xc3", b'{"', b"\xc3\x02"])
 def test_wrong_magic(codec: Codec, magic: bytes) -> None:
     data = codec.encode("LeaderFill", SAMPLES["LeaderFill"])
     with pytest.raises(FramingError, match="magic"):
@@ -493,8 +507,13 @@ def test_register_needs_referenced_types_first() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["{not json", '"string"', '{"type": "record", "fields": []}', {"type": "enum", "name": "E"},
-     {"type": "record", "name": "R", "fields": [{"name": "a", "type": "nosuch"}]}],
+    [
+        "{not json",
+        '"string"',
+        '{"type": "record", "fields": []}',
+        {"type": "enum", "name": "E"},
+        {"type": "record", "name": "R", "fields": [{"name": "a", "type": "nosuch"}]},
+    ],
 )
 def test_register_rejects_invalid_schemas(bad) -> None:
     with pytest.raises(SchemaDefinitionError):
@@ -504,8 +523,7 @@ def test_register_rejects_invalid_schemas(bad) -> None:
 def test_ambiguous_short_name() -> None:
     reg = SchemaRegistry()
     for ns in ("a", "b"):
-        reg.register({"type": "record", "name": "Thing", "namespace": ns,
-                      "fields": [{"name": "x", "type": "long"}]})
+        reg.register({"type": "record", "name": "Thing", "namespace": ns, "fields": [{"name": "x", "type": "long"}]})
     with pytest.raises(UnknownSchemaError, match="ambiguous"):
         reg.writer_for("Thing")
     c = Codec(reg)
@@ -515,15 +533,35 @@ def test_ambiguous_short_name() -> None:
 def test_load_dir_loads_envelope_first_and_retries_forward_references(tmp_path: Path) -> None:
     (tmp_path / "Envelope.avsc").write_text((SCHEMA_DIR / "Envelope.avsc").read_text())
     # "AUses" sorts before "ZDefines" but refers to the enum that ZDefines defines
-    (tmp_path / "AUses.avsc").write_text(json.dumps({
-        "type": "record", "name": "AUses", "namespace": "horus.events",
-        "fields": [{"name": "envelope", "type": "horus.events.Envelope"},
-                   {"name": "c", "type": "horus.events.Colour"}]}))
-    (tmp_path / "ZDefines.avsc").write_text(json.dumps({
-        "type": "record", "name": "ZDefines", "namespace": "horus.events",
-        "fields": [{"name": "envelope", "type": "Envelope"},
-                   {"name": "c", "type": {"type": "enum", "name": "Colour",
-                                          "symbols": ["RED", "BLUE"], "default": "RED"}}]}))
+    (tmp_path / "AUses.avsc").write_text(
+        json.dumps(
+            {
+                "type": "record",
+                "name": "AUses",
+                "namespace": "horus.events",
+                "fields": [
+                    {"name": "envelope", "type": "horus.events.Envelope"},
+                    {"name": "c", "type": "horus.events.Colour"},
+                ],
+            }
+        )
+    )
+    (tmp_path / "ZDefines.avsc").write_text(
+        json.dumps(
+            {
+                "type": "record",
+                "name": "ZDefines",
+                "namespace": "horus.events",
+                "fields": [
+                    {"name": "envelope", "type": "Envelope"},
+                    {
+                        "name": "c",
+                        "type": {"type": "enum", "name": "Colour", "symbols": ["RED", "BLUE"], "default": "RED"},
+                    },
+                ],
+            }
+        )
+    )
     reg = SchemaRegistry()
     reg.load_dir(tmp_path)
     assert reg.names() == ["horus.events.AUses", "horus.events.Envelope", "horus.events.ZDefines"]
@@ -542,7 +580,7 @@ def test_load_dir_reports_the_bad_file(tmp_path: Path) -> None:
 
 def test_default_codec_is_cached_and_uses_schema_dir() -> None:
     assert default_codec() is default_codec()
-    assert SCHEMA_DIR == Path(codec_mod.__file__).resolve().parent.parent / "schemas"
+    assert Path(codec_mod.__file__).resolve().parent.parent / "schemas" == SCHEMA_DIR
     assert SCHEMA_DIR.is_dir()
     assert Codec().registry.names() == default_codec().registry.names()
 
@@ -558,8 +596,13 @@ def test_envelope_helper() -> None:
     assert e["causation_id"] is None
     assert before <= e["produced_at_us"] <= after
     e2 = envelope("id-2", "plan", T0, causation_id="id-1", produced_at_us=T0 + 7)
-    assert e2 == {"event_id": "id-2", "occurred_at_us": T0, "produced_at_us": T0 + 7,
-                  "source": "plan", "causation_id": "id-1"}
+    assert e2 == {
+        "event_id": "id-2",
+        "occurred_at_us": T0,
+        "produced_at_us": T0 + 7,
+        "source": "plan",
+        "causation_id": "id-1",
+    }
 
 
 # ----------------------------------------------------------------------------- symbols from newer writers
@@ -631,8 +674,9 @@ def test_guarded_fields_are_every_enum_with_unrecognized() -> None:
     assert found == {(r, f, e) for r, f, e, _ in GUARDED_FIELDS}
 
 
-@pytest.mark.parametrize(("name", "field", "enum", "known"), GUARDED_FIELDS,
-                         ids=[f"{r}.{f}" for r, f, _, _ in GUARDED_FIELDS])
+@pytest.mark.parametrize(
+    ("name", "field", "enum", "known"), GUARDED_FIELDS, ids=[f"{r}.{f}" for r, f, _, _ in GUARDED_FIELDS]
+)
 def test_a_symbol_from_a_newer_writer_is_refused_naming_the_field(name, field, enum, known) -> None:
     writer, reader = _newer_writer_and_old_reader(name, field)
     assert SAMPLES[name][field] == known
@@ -655,8 +699,9 @@ def test_unrecognized_in_an_optional_field_only_when_set() -> None:
     assert reader.decode(writer.encode("CopyDecision", skip))[1]["order_type"] is None
 
 
-@pytest.mark.parametrize(("name", "field", "enum", "known"), GUARDED_FIELDS,
-                         ids=[f"{r}.{f}" for r, f, _, _ in GUARDED_FIELDS])
+@pytest.mark.parametrize(
+    ("name", "field", "enum", "known"), GUARDED_FIELDS, ids=[f"{r}.{f}" for r, f, _, _ in GUARDED_FIELDS]
+)
 def test_encode_refuses_the_reader_only_symbol(codec: Codec, name, field, enum, known) -> None:
     with pytest.raises(RecordMismatchError) as ei:
         codec.encode(name, dict(SAMPLES[name], **{field: codec_mod.UNRECOGNIZED}))
@@ -670,8 +715,9 @@ def test_a_writer_that_wrote_unrecognized_itself_is_refused(codec: Codec) -> Non
 
     buf = io.BytesIO()
     buf.write(MAGIC + codec.registry.fingerprint_of("LeaderFill"))
-    fastavro.schemaless_writer(buf, codec.registry.writer_for("LeaderFill"),
-                               dict(SAMPLES["LeaderFill"], role=codec_mod.UNRECOGNIZED))
+    fastavro.schemaless_writer(
+        buf, codec.registry.writer_for("LeaderFill"), dict(SAMPLES["LeaderFill"], role=codec_mod.UNRECOGNIZED)
+    )
     with pytest.raises(UnrecognizedSymbolError, match="'role'"):
         codec.decode(buf.getvalue())
 
@@ -688,19 +734,27 @@ def test_execution_status_keeps_unknown_as_its_default() -> None:
 def _nested_schema(symbols: list[str]) -> dict:
     kind = {"type": "enum", "name": "Kind", "symbols": symbols, "default": symbols[-1]}
     inner = {"type": "record", "name": "Inner", "fields": [{"name": "kind", "type": kind}]}
-    return {"type": "record", "name": "Outer", "namespace": "test", "fields": [
-        {"name": "inner", "type": ["null", inner], "default": None},
-        {"name": "kinds", "type": {"type": "array", "items": "Kind"}},
-        {"name": "by_name", "type": {"type": "map", "values": "Kind"}},
-        {"name": "plain", "type": "string"},
-    ]}
+    return {
+        "type": "record",
+        "name": "Outer",
+        "namespace": "test",
+        "fields": [
+            {"name": "inner", "type": ["null", inner], "default": None},
+            {"name": "kinds", "type": {"type": "array", "items": "Kind"}},
+            {"name": "by_name", "type": {"type": "map", "values": "Kind"}},
+            {"name": "plain", "type": "string"},
+        ],
+    }
 
 
-@pytest.mark.parametrize(("record", "field"), [
-    ({"inner": {"kind": "NEW"}, "kinds": [], "by_name": {}}, "inner.kind"),
-    ({"inner": None, "kinds": ["A", "NEW"], "by_name": {}}, "kinds[1]"),
-    ({"inner": None, "kinds": ["A"], "by_name": {"x": "A", "y": "NEW"}}, "by_name['y']"),
-])
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({"inner": {"kind": "NEW"}, "kinds": [], "by_name": {}}, "inner.kind"),
+        ({"inner": None, "kinds": ["A", "NEW"], "by_name": {}}, "kinds[1]"),
+        ({"inner": None, "kinds": ["A"], "by_name": {"x": "A", "y": "NEW"}}, "by_name['y']"),
+    ],
+)
 def test_unrecognized_is_found_in_nested_records_arrays_and_maps(record: dict, field: str) -> None:
     writer = SchemaRegistry()
     writer.register(_nested_schema(["A", "UNRECOGNIZED", "NEW"]))
@@ -724,8 +778,14 @@ def test_a_stage_parks_a_record_with_an_unrecognized_symbol() -> None:
     writer, reader = _newer_writer_and_old_reader("LeaderFill", "side")
     seen = []
     runtime = Runtime(Settings(topic_prefix="u."), codec=reader, producer=Producer())
-    spec = StageSpec(name="plan", source=LEADER_FILLS, input_type="LeaderFill", sink=COPY_CANDIDATES,
-                     output_type="CopyCandidate", fn=lambda record, state, now_us: (seen.append(record) or [], state))
+    spec = StageSpec(
+        name="plan",
+        source=LEADER_FILLS,
+        input_type="LeaderFill",
+        sink=COPY_CANDIDATES,
+        output_type="CopyCandidate",
+        fn=lambda record, state, now_us: (seen.append(record) or [], state),
+    )
     merge = writer.encode("LeaderFill", dict(SAMPLES["LeaderFill"], side="MERGE"))
     buy = writer.encode("LeaderFill", SAMPLES["LeaderFill"])
     runtime.process(spec, [("u.leader.fills", 0, 7, b"k", merge), ("u.leader.fills", 0, 8, b"k", buy)], now_us=T0)

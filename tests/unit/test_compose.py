@@ -1,4 +1,5 @@
 """docker-compose.yml cannot run here (no Docker engine); check it against the code instead."""
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,10 @@ def compose() -> dict:
 def interpolated(env: dict, shell: dict[str, str] | None = None) -> dict[str, str]:
     """The service environment as docker compose hands it over: ${VAR:-default} from the shell's variables."""
     shell = shell or {}
-    return {key: _VARIABLE.sub(lambda m: shell.get(m.group(1)) or m.group(2) or "", str(value))
-            for key, value in env.items()}
+    return {
+        key: _VARIABLE.sub(lambda m: shell.get(m.group(1)) or m.group(2) or "", str(value))
+        for key, value in env.items()
+    }
 
 
 def test_compose_has_the_stack_and_the_services():

@@ -1,4 +1,5 @@
 """DataApiSource against the local Data API stand-in (FastAPI app over httpx.ASGITransport)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,11 +24,31 @@ SETTINGS = Settings(data_api_url="http://data-api.test", data_api_page_limit=2, 
 from tests.unit.test_venue_data_api import camel  # noqa: E402  (the classic camelCase form of a v2 row)
 
 
-def trade(n: int, ts: int, *, wallet: str = LEADER, side: str = "BUY", size=10, price=0.5, kind="TRADE",
-          token: str = "1234567", **extra) -> dict:
-    return {"proxy_wallet": wallet, "timestamp": ts, "type": kind, "transaction_hash": "0x" + f"{n:064x}",
-            "token_id": token, "condition_id": "0x" + "cd" * 32, "side": side, "size": size, "price": price,
-            "usdc_size": round(size * price, 6), **extra}
+def trade(
+    n: int,
+    ts: int,
+    *,
+    wallet: str = LEADER,
+    side: str = "BUY",
+    size=10,
+    price=0.5,
+    kind="TRADE",
+    token: str = "1234567",
+    **extra,
+) -> dict:
+    return {
+        "proxy_wallet": wallet,
+        "timestamp": ts,
+        "type": kind,
+        "transaction_hash": "0x" + f"{n:064x}",
+        "token_id": token,
+        "condition_id": "0x" + "cd" * 32,
+        "side": side,
+        "size": size,
+        "price": price,
+        "usdc_size": round(size * price, 6),
+        **extra,
+    }
 
 
 def ids(records):
@@ -35,17 +56,22 @@ def ids(records):
 
 
 def expected_id(row):
-    return leader_fill_id(row.get("transaction_hash") or row["transactionHash"],
-                          row.get("proxy_wallet") or row["proxyWallet"], row.get("token_id") or row["asset"],
-                          row["side"])
+    return leader_fill_id(
+        row.get("transaction_hash") or row["transactionHash"],
+        row.get("proxy_wallet") or row["proxyWallet"],
+        row.get("token_id") or row["asset"],
+        row["side"],
+    )
 
 
 def run(stand: DataApiStandIn, body, **kw):
     async def main():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stand.app),
-                                     base_url="http://data-api.test") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=stand.app), base_url="http://data-api.test"
+        ) as client:
             source = DataApiSource(SETTINGS, client, [LEADER], **kw)
             return await body(source)
+
     return asyncio.run(main())
 
 
@@ -70,8 +96,12 @@ def test_cursor_paging_reads_every_page():
 
 
 def test_rows_of_one_fill_on_different_pages_are_summed_into_one_event():
-    rows = [trade(1, 1_700_000_000, size=3), trade(1, 1_700_000_000, size=4), trade(1, 1_700_000_000, size=5),
-            trade(2, 1_700_000_001, side="SELL")]
+    rows = [
+        trade(1, 1_700_000_000, size=3),
+        trade(1, 1_700_000_000, size=4),
+        trade(1, 1_700_000_000, size=5),
+        trade(2, 1_700_000_001, side="SELL"),
+    ]
     stand = DataApiStandIn(rows)
     records = run(stand, lambda s: s.fetch_leader(LEADER))
     by_id = {r["envelope"]["event_id"]: r for r in records}
@@ -110,8 +140,12 @@ def test_since_ts_holds_even_if_the_server_ignores_start():
 
 
 def test_non_trade_rows_are_skipped_and_bad_rows_reported():
-    rows = [trade(1, 1_700_000_001), trade(2, 1_700_000_002, kind="REDEEM"),
-            trade(3, 1_700_000_003, kind="SPLIT"), trade(4, 1_700_000_004, side="HOLD")]
+    rows = [
+        trade(1, 1_700_000_001),
+        trade(2, 1_700_000_002, kind="REDEEM"),
+        trade(3, 1_700_000_003, kind="SPLIT"),
+        trade(4, 1_700_000_004, side="HOLD"),
+    ]
     stand = DataApiStandIn(rows)
     bad = []
     # ask the stand-in for every activity type so the source sees (and skips) the non-trade rows
@@ -128,8 +162,11 @@ def test_non_trade_rows_are_skipped_and_bad_rows_reported():
 
 
 def test_trades_endpoint_asks_for_maker_fills_too():
-    rows = [trade(1, 1_700_000_001, _role="TAKER"), trade(2, 1_700_000_002, _role="MAKER"),
-            trade(3, 1_700_000_003, kind="REDEEM")]
+    rows = [
+        trade(1, 1_700_000_001, _role="TAKER"),
+        trade(2, 1_700_000_002, _role="MAKER"),
+        trade(3, 1_700_000_003, kind="REDEEM"),
+    ]
     stand = DataApiStandIn(rows)
     records = run(stand, lambda s: s.fetch_leader(LEADER), endpoint="trades")
     assert sorted(ids(records)) == sorted(expected_id(r) for r in rows[:2])
@@ -154,8 +191,11 @@ def test_stand_in_rejects_offset_on_v2_and_bad_cursor():
 
     async def main():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stand.app), base_url="http://x") as c:
-            return [(await c.get("/v2/activity", params=p)).status_code
-                    for p in ({"user": LEADER, "offset": 0}, {"user": LEADER, "cursor": "nope"}, {})]
+            return [
+                (await c.get("/v2/activity", params=p)).status_code
+                for p in ({"user": LEADER, "offset": 0}, {"user": LEADER, "cursor": "nope"}, {})
+            ]
+
     assert asyncio.run(main()) == [400, 400, 400]
 
 
@@ -171,6 +211,7 @@ def test_http_error_raises_from_fetch_and_is_retried_by_poll():
         stand.fail_next = 1
         assert await source.poll_once(emitted.append) == 0
         assert await source.poll_once(emitted.append) == 1
+
     run(stand, body)
     assert [ids(batch) for batch in emitted] == [[expected_id(rows[0])]]
 
@@ -192,6 +233,7 @@ def test_poll_forever_emits_each_round_and_reads_from_the_watermark():
 
         await asyncio.wait_for(source.poll_forever(emit, interval_s=0.01, stop_event=stop), 10)
         return source
+
     source = run(stand, body)
     assert emitted[0] == [expected_id(rows[0]), expected_id(rows[1])]
     # second round starts lookback_s (60) before the newest fill seen (…100): re-reads row 2, the sink dedupes
@@ -206,9 +248,11 @@ def test_failed_emit_does_not_advance_the_watermark():
     async def body(source):
         def emit(records):
             raise RuntimeError("kafka down")
+
         with pytest.raises(RuntimeError):
             await source.poll_once(emit)
         return source.newest_seen
+
     assert run(stand, body) == {}
 
 
@@ -221,8 +265,10 @@ def test_one_leaders_poisoned_rows_are_reported_and_every_other_fill_keeps_flowi
 
     good_a = [trade(1, 1_700_000_001), trade(2, 1_700_000_002, side="SELL")]
     far = trade(3, "1e30", wallet=OTHER)
-    huge = [trade(4, 1_700_000_004, wallet=OTHER, size=9e12, price=0.5),
-            trade(4, 1_700_000_004, wallet=OTHER, size=9e12, price=0.6)]
+    huge = [
+        trade(4, 1_700_000_004, wallet=OTHER, size=9e12, price=0.5),
+        trade(4, 1_700_000_004, wallet=OTHER, size=9e12, price=0.6),
+    ]
     good_b = trade(5, 1_700_000_005, wallet=OTHER)
     stand = DataApiStandIn([*good_a, far, *huge, good_b])
     emitted, bad = [], []
@@ -231,6 +277,7 @@ def test_one_leaders_poisoned_rows_are_reported_and_every_other_fill_keeps_flowi
         source.leaders = [LEADER, OTHER]
         for _ in range(2):
             assert await source.poll_once(emitted.append) == 3
+
     run(stand, body, on_bad_row=lambda row, err: bad.append((row, err)))
     assert [sorted(ids(batch)) for batch in emitted] == 2 * [sorted(expected_id(r) for r in (*good_a, good_b))]
     for batch in emitted:

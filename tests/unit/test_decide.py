@@ -1,4 +1,5 @@
 """decide: sizing, price guard, guardrails, sells, the state folds, and properties over random histories."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,11 +15,11 @@ from horus.domain import ids
 from horus.domain.config import ConfigState, parse_follow_config, parse_follower
 from horus.domain.control import ControlState, apply_control, control_command
 from horus.domain.decide import (
+    TERMINAL,
     Balance,
     DecideState,
     Position,
     Quote,
-    TERMINAL,
     StaticView,
     apply_decision,
     apply_result,
@@ -41,33 +42,58 @@ COND2 = "0x" + "d" * 64
 
 
 def market(token=TOKEN, cond=COND, tick="0.01", fee_rate=None, **extra):
-    fees = (FeeParams(enabled=True, rate=Decimal(fee_rate), exponent=Decimal(1)) if fee_rate
-            else FeeParams(enabled=False))
-    return MarketInfo(token_id=token, condition_id=cond, tick_size=Decimal(tick), min_order_size=Decimal(5),
-                      fees=fees, **extra)
+    fees = (
+        FeeParams(enabled=True, rate=Decimal(fee_rate), exponent=Decimal(1)) if fee_rate else FeeParams(enabled=False)
+    )
+    return MarketInfo(
+        token_id=token, condition_id=cond, tick_size=Decimal(tick), min_order_size=Decimal(5), fees=fees, **extra
+    )
 
 
 def view(follow=None, follower=None, *, markets=None, quotes=None, balance=1000 * E6, tokens=()):
     config = ConfigState()
-    f = parse_follow_config({"follow_id": "f1", "follower": FOLLOWER, "leader": LEADER,
-                             "sizing": {"mode": "fixed", "amount": "10"}, **(follow or {})})
+    f = parse_follow_config(
+        {
+            "follow_id": "f1",
+            "follower": FOLLOWER,
+            "leader": LEADER,
+            "sizing": {"mode": "fixed", "amount": "10"},
+            **(follow or {}),
+        }
+    )
     config.follows[f.follow_id] = f
     config.followers[FOLLOWER] = parse_follower({"follower": FOLLOWER, **(follower or {})})
-    return StaticView(config, ControlState(), markets=markets or {TOKEN: market(), TOKEN2: market(TOKEN2, COND2)},
-                      quotes=quotes or {}, balances={FOLLOWER: Balance(balance, NOW - 1, tuple(tokens))})
+    return StaticView(
+        config,
+        ControlState(),
+        markets=markets or {TOKEN: market(), TOKEN2: market(TOKEN2, COND2)},
+        quotes=quotes or {},
+        balances={FOLLOWER: Balance(balance, NOW - 1, tuple(tokens))},
+    )
 
 
 _seq = iter(range(10**9))
 
 
-def candidate(side="BUY", price="0.50", shares=20 * E6, token=TOKEN, leader=LEADER, follow="f1", age_us=1_000_000,
-              tx=None):
+def candidate(
+    side="BUY", price="0.50", shares=20 * E6, token=TOKEN, leader=LEADER, follow="f1", age_us=1_000_000, tx=None
+):
     fill_id = ids.leader_fill_id(tx or f"0x{next(_seq):064x}", leader, token, side)
-    return {"envelope": envelope(ids.candidate_id(fill_id, follow), "plan", NOW - age_us, causation_id=fill_id,
-                                 produced_at_us=NOW - age_us),
-            "leader_fill_id": fill_id, "follow_id": follow, "follower": FOLLOWER, "leader": leader, "token_id": token,
-            "side": side, "leader_shares_e6": shares, "leader_collateral_e6": int(Decimal(shares) * Decimal(price)),
-            "leader_price": price, "condition_id": None}
+    return {
+        "envelope": envelope(
+            ids.candidate_id(fill_id, follow), "plan", NOW - age_us, causation_id=fill_id, produced_at_us=NOW - age_us
+        ),
+        "leader_fill_id": fill_id,
+        "follow_id": follow,
+        "follower": FOLLOWER,
+        "leader": leader,
+        "token_id": token,
+        "side": side,
+        "leader_shares_e6": shares,
+        "leader_collateral_e6": int(Decimal(shares) * Decimal(price)),
+        "leader_price": price,
+        "condition_id": None,
+    }
 
 
 def one(c, state=None, v=None, now=NOW):
@@ -81,14 +107,27 @@ def one(c, state=None, v=None, now=NOW):
 def result(decision, status="FILLED", ratio=Decimal(1), price=None, fee_e6=0, final=True, seq=1):
     filled = int(decision["size_e6"] * ratio) // 10_000 * 10_000
     p = Decimal(price or decision["worst_price"])
-    return {"envelope": envelope(ids.result_id(decision["intent_id"], 1), "execute", NOW, produced_at_us=NOW),
-            "intent_id": decision["intent_id"], "follow_id": decision["follow_id"], "follower": decision["follower"],
-            "leader_fill_id": decision["leader_fill_id"], "status": status, "order_hash": None,
-            "filled_shares_e6": filled, "filled_collateral_e6": int(filled * p), "avg_price": str(p),
-            "fee_e6": fee_e6 if filled else 0, "error": None, "attempts": 1, "final": final, "seq": seq}
+    return {
+        "envelope": envelope(ids.result_id(decision["intent_id"], 1), "execute", NOW, produced_at_us=NOW),
+        "intent_id": decision["intent_id"],
+        "follow_id": decision["follow_id"],
+        "follower": decision["follower"],
+        "leader_fill_id": decision["leader_fill_id"],
+        "status": status,
+        "order_hash": None,
+        "filled_shares_e6": filled,
+        "filled_collateral_e6": int(filled * p),
+        "avg_price": str(p),
+        "fee_e6": fee_e6 if filled else 0,
+        "error": None,
+        "attempts": 1,
+        "final": final,
+        "seq": seq,
+    }
 
 
 # ------------------------------------------------------------------------------------------ sizing
+
 
 def test_fixed_amount_buys_at_worst_price_in_whole_cents():
     d = one(candidate(price="0.50"))
@@ -98,12 +137,15 @@ def test_fixed_amount_buys_at_worst_price_in_whole_cents():
     assert d["leader"] == LEADER and d["condition_id"] == COND
 
 
-@pytest.mark.parametrize("sizing, expected_target", [
-    ({"mode": "ratio", "ratio": "0.5"}, 5 * E6),  # leader spent 10 -> 5
-    ({"mode": "balance_pct", "balance_pct": "2"}, 20 * E6),  # 2% of 1000
-    ({"mode": "fixed", "amount": "4", "multiplier": "3"}, 12 * E6),
-    ({"mode": "fixed", "amount": "40", "max_per_trade": "7"}, 7 * E6),
-])
+@pytest.mark.parametrize(
+    "sizing, expected_target",
+    [
+        ({"mode": "ratio", "ratio": "0.5"}, 5 * E6),  # leader spent 10 -> 5
+        ({"mode": "balance_pct", "balance_pct": "2"}, 20 * E6),  # 2% of 1000
+        ({"mode": "fixed", "amount": "4", "multiplier": "3"}, 12 * E6),
+        ({"mode": "fixed", "amount": "40", "max_per_trade": "7"}, 7 * E6),
+    ],
+)
 def test_sizing_modes(sizing, expected_target):
     d = one(candidate(price="0.50"), v=view({"sizing": sizing}))
     assert d["action"] == "COPY"
@@ -129,7 +171,9 @@ def test_fees_count_towards_the_buy_cost():
     d = one(candidate(price="0.50"), v=v)
     fee_per_share = Decimal("0.1") * Decimal("0.51") * Decimal("0.49")
     assert d["reserved_e6"] <= 10 * E6
-    assert d["reserved_e6"] == int((Decimal(d["size_e6"]) * (Decimal("0.51") + fee_per_share)).to_integral_value("ROUND_CEILING"))
+    assert d["reserved_e6"] == int(
+        (Decimal(d["size_e6"]) * (Decimal("0.51") + fee_per_share)).to_integral_value("ROUND_CEILING")
+    )
     assert d["size_e6"] < 19_000_000  # smaller than without the fee
 
 
@@ -151,15 +195,23 @@ def test_a_captured_gamma_market_with_fees_on_and_no_schedule_is_fee_unknown():
     from pathlib import Path
 
     from horus.venue.polymarket.markets import parse_gamma_market
-    body = json.loads(Path("/work/shared/fixtures/polymarket/nautilus_trader/captured/crates_test_data/"
-                           "gamma_market.json").read_text())
+
+    body = json.loads(
+        Path("/work/shared/fixtures/polymarket/nautilus_trader/captured/crates_test_data/gamma_market.json").read_text()
+    )
     info = dataclasses.replace(parse_gamma_market(body)[0], token_id=TOKEN, condition_id=COND)
     assert info.fees.enabled is True and info.fees.rate is None and not info.fees.known
     assert one(candidate(), v=view(markets={TOKEN: info}))["reason_code"] == "FEE_UNKNOWN"
 
 
-@pytest.mark.parametrize("fees", [FeeParams(enabled=False), FeeParams(enabled=True, rate=Decimal(0)),
-                                  FeeParams(rate=Decimal(0), exponent=Decimal(1))])
+@pytest.mark.parametrize(
+    "fees",
+    [
+        FeeParams(enabled=False),
+        FeeParams(enabled=True, rate=Decimal(0)),
+        FeeParams(rate=Decimal(0), exponent=Decimal(1)),
+    ],
+)
 def test_a_market_known_to_charge_no_fee_is_copied_without_one(fees):
     assert fees.known
     d = one(candidate(price="0.50"), v=view(markets={TOKEN: dataclasses.replace(market(), fees=fees)}))
@@ -183,6 +235,7 @@ def test_share_step_makes_notional_whole_cents():
 
 
 # ------------------------------------------------------------------------------------------ price guard
+
 
 def test_book_price_moved_past_the_slippage_skips():
     moved = {TOKEN: Quote(Decimal("0.45"), Decimal("0.55"), NOW - 1000)}
@@ -221,6 +274,7 @@ def test_fok_needs_depth():
 
 
 # ------------------------------------------------------------------------------------------ guardrails
+
 
 def test_daily_cap_shrinks_then_skips_and_a_result_corrects_the_spend():
     v = view({"daily_cap": "25"})
@@ -274,14 +328,17 @@ def test_fills_newer_than_the_balance_read_are_subtracted():
     assert json.loads(later["inputs"])["available_e6"] == 20 * E6 - d["reserved_e6"]
 
 
-@pytest.mark.parametrize("follow, code", [
-    ({"price_min": "0.6"}, "PRICE_OUT_OF_BAND"),
-    ({"markets_deny": [COND]}, "MARKET_DENIED"),
-    ({"markets_allow": ["tag:sports"]}, "MARKET_NOT_ALLOWED"),
-    ({"max_fill_age_s": 0.5}, "FILL_TOO_OLD"),
-    ({"enabled": False}, "FOLLOW_DISABLED"),
-    ({"copy_sells": False}, None),
-])
+@pytest.mark.parametrize(
+    "follow, code",
+    [
+        ({"price_min": "0.6"}, "PRICE_OUT_OF_BAND"),
+        ({"markets_deny": [COND]}, "MARKET_DENIED"),
+        ({"markets_allow": ["tag:sports"]}, "MARKET_NOT_ALLOWED"),
+        ({"max_fill_age_s": 0.5}, "FILL_TOO_OLD"),
+        ({"enabled": False}, "FOLLOW_DISABLED"),
+        ({"copy_sells": False}, None),
+    ],
+)
 def test_filters(follow, code):
     d = one(candidate(), v=view(follow))
     assert d["reason_code"] == code
@@ -290,8 +347,10 @@ def test_filters(follow, code):
 def test_allow_by_category_and_tag():
     m = market(category="Sports", tags=("nba",))
     assert one(candidate(), v=view({"markets_allow": ["tag:nba"]}, markets={TOKEN: m}))["action"] == "COPY"
-    assert one(candidate(), v=view({"markets_deny": ["category:sports"]}, markets={TOKEN: m}))["reason_code"] \
+    assert (
+        one(candidate(), v=view({"markets_deny": ["category:sports"]}, markets={TOKEN: m}))["reason_code"]
         == "MARKET_DENIED"
+    )
 
 
 def test_unknown_configs_and_markets_are_skips_with_reasons():
@@ -304,10 +363,15 @@ def test_unknown_configs_and_markets_are_skips_with_reasons():
     assert one(candidate(), v=closed)["reason_code"] == "MARKET_CLOSED"
 
 
-@pytest.mark.parametrize("scope, target, code", [
-    ("GLOBAL", None, "PAUSED_GLOBAL"), ("FOLLOWER", FOLLOWER, "PAUSED_FOLLOWER"), ("MARKET", COND, "PAUSED_MARKET"),
-    ("MARKET", TOKEN, "PAUSED_MARKET"),
-])
+@pytest.mark.parametrize(
+    "scope, target, code",
+    [
+        ("GLOBAL", None, "PAUSED_GLOBAL"),
+        ("FOLLOWER", FOLLOWER, "PAUSED_FOLLOWER"),
+        ("MARKET", COND, "PAUSED_MARKET"),
+        ("MARKET", TOKEN, "PAUSED_MARKET"),
+    ],
+)
 def test_pauses_and_resume(scope, target, code):
     v = view()
     apply_control(control_command(scope, "PAUSE", target, reason="maintenance"), v.control)
@@ -324,6 +388,7 @@ def test_kill_switch():
 
 
 # ------------------------------------------------------------------------------------------ sells
+
 
 def bought(state, v, shares_price=("0.50",), leader=LEADER):
     for price in shares_price:
@@ -357,8 +422,9 @@ def test_sell_more_than_held_sells_what_is_held_and_never_more_than_the_venue_ha
 
 def test_sell_attribution_is_per_leader_and_dust_is_reported():
     v = view(tokens=[(TOKEN, 1000 * E6)])
-    f2 = parse_follow_config({"follow_id": "f2", "follower": FOLLOWER, "leader": OTHER_LEADER,
-                              "sizing": {"amount": "10"}})
+    f2 = parse_follow_config(
+        {"follow_id": "f2", "follower": FOLLOWER, "leader": OTHER_LEADER, "sizing": {"amount": "10"}}
+    )
     v.config.follows["f2"] = f2
     state = bought(DecideState(), v)
     other = one(candidate(side="SELL", leader=OTHER_LEADER, follow="f2"), state, v)
@@ -375,6 +441,7 @@ def test_sell_needs_the_venue_balance():
 
 
 # ------------------------------------------------------------------------------------------ folds
+
 
 def test_redelivered_candidate_gets_no_second_decision():
     state = DecideState()
@@ -409,10 +476,19 @@ def test_circuit_breaker_counts_failures_in_a_window():
 
 CAPS = st.sampled_from([None, "5", "12", "30", "80"])
 step = st.one_of(
-    st.tuples(st.just("fill"), st.sampled_from(["BUY", "BUY", "SELL"]), st.sampled_from([TOKEN, TOKEN2]),
-              st.sampled_from(["0.03", "0.27", "0.5", "0.731", "0.97"]), st.integers(1, 400)),
-    st.tuples(st.just("result"), st.integers(0, 50), st.sampled_from(["FILLED", "PARTIAL", "NOT_FILLED", "UNKNOWN",
-                                                                       "REJECTED"]), st.sampled_from(["0", "0.3", "1"])),
+    st.tuples(
+        st.just("fill"),
+        st.sampled_from(["BUY", "BUY", "SELL"]),
+        st.sampled_from([TOKEN, TOKEN2]),
+        st.sampled_from(["0.03", "0.27", "0.5", "0.731", "0.97"]),
+        st.integers(1, 400),
+    ),
+    st.tuples(
+        st.just("result"),
+        st.integers(0, 50),
+        st.sampled_from(["FILLED", "PARTIAL", "NOT_FILLED", "UNKNOWN", "REJECTED"]),
+        st.sampled_from(["0", "0.3", "1"]),
+    ),
     st.tuples(st.just("config"), CAPS, CAPS, CAPS, st.sampled_from(["fixed", "ratio", "balance_pct"])),
     # the chain settles a result that was the venue's match: as matched, or fewer shares (a trade FAILED)
     st.tuples(st.just("correction"), st.integers(0, 50), st.sampled_from(["0", "0.3", "1"])),
@@ -467,14 +543,18 @@ def run_history(steps, tick, v=None, *, before_step=None, stamp_results=False):
                 apply_result(r, state, now_us=now)
                 timeline.append(("result", r, d))
         elif s[0] == "correction":  # the chain settles a match: fewer shares when a trade FAILED; final from now
-            done = [d for d in (e[1] for e in timeline if e[0] == "decision")
-                    if d["intent_id"] in settled and not settled[d["intent_id"]]["final"]]
+            done = [
+                d
+                for d in (e[1] for e in timeline if e[0] == "decision")
+                if d["intent_id"] in settled and not settled[d["intent_id"]]["final"]
+            ]
             if done:
                 d = done[s[1] % len(done)]
                 before = settled[d["intent_id"]]["filled_shares_e6"] / Decimal(d["size_e6"])
                 ratio = min(Decimal(s[2]), before)
-                status = (settled[d["intent_id"]]["status"] if ratio == before
-                          else "NOT_FILLED" if ratio == 0 else "PARTIAL")
+                status = (
+                    settled[d["intent_id"]]["status"] if ratio == before else "NOT_FILLED" if ratio == 0 else "PARTIAL"
+                )
                 r = result(d, status, ratio, seq=2)
                 r["envelope"] = {**r["envelope"], "event_id": ids.result_id(d["intent_id"], 2)}
                 apply_result(r, state, now_us=now)
@@ -483,9 +563,16 @@ def run_history(steps, tick, v=None, *, before_step=None, stamp_results=False):
         elif s[0] == "config":
             _, follow_cap, follower_cap, exposure_cap, mode = s
             sizing = {"mode": mode, "amount": "9", "ratio": "0.5", "balance_pct": "5"}
-            v.config.follows["f1"] = parse_follow_config({
-                "follow_id": "f1", "follower": FOLLOWER, "leader": LEADER, "sizing": sizing, "daily_cap": follow_cap,
-                "market_exposure_cap": exposure_cap})
+            v.config.follows["f1"] = parse_follow_config(
+                {
+                    "follow_id": "f1",
+                    "follower": FOLLOWER,
+                    "leader": LEADER,
+                    "sizing": sizing,
+                    "daily_cap": follow_cap,
+                    "market_exposure_cap": exposure_cap,
+                }
+            )
             v.config.followers[FOLLOWER] = parse_follower({"follower": FOLLOWER, "daily_cap": follower_cap})
     return state, timeline
 
@@ -513,13 +600,28 @@ def test_a_long_seeded_history_exercises_copies_caps_and_sells():
 def _random_step(rng):
     roll = rng.random()
     if roll < 0.6:
-        return ("fill", rng.choice(["BUY", "BUY", "SELL"]), rng.choice([TOKEN, TOKEN2]),
-                rng.choice(["0.03", "0.27", "0.5", "0.731", "0.97"]), rng.randint(1, 400))
+        return (
+            "fill",
+            rng.choice(["BUY", "BUY", "SELL"]),
+            rng.choice([TOKEN, TOKEN2]),
+            rng.choice(["0.03", "0.27", "0.5", "0.731", "0.97"]),
+            rng.randint(1, 400),
+        )
     if roll < 0.95:
-        return ("result", rng.randint(0, 50), rng.choice(["FILLED", "PARTIAL", "NOT_FILLED", "UNKNOWN", "REJECTED"]),
-                rng.choice(["0", "0.3", "1"]))
+        return (
+            "result",
+            rng.randint(0, 50),
+            rng.choice(["FILLED", "PARTIAL", "NOT_FILLED", "UNKNOWN", "REJECTED"]),
+            rng.choice(["0", "0.3", "1"]),
+        )
     caps = [None, "5", "12", "30", "80"]
-    return ("config", rng.choice(caps), rng.choice(caps), rng.choice(caps), rng.choice(["fixed", "ratio", "balance_pct"]))
+    return (
+        "config",
+        rng.choice(caps),
+        rng.choice(caps),
+        rng.choice(caps),
+        rng.choice(["fixed", "ratio", "balance_pct"]),
+    )
 
 
 def check_history(state, timeline, tick):
@@ -605,11 +707,17 @@ def test_same_inputs_same_decisions_and_replay_rebuilds_the_state(steps, tick):
     if live is None:
         assert again is None
         return
-    assert (again.decided, again.reservations, again.booked, again.positions, again.leader_holdings) == \
-        (live.decided, live.reservations, live.booked, live.positions, live.leader_holdings)
+    assert (again.decided, again.reservations, again.booked, again.positions, again.leader_holdings) == (
+        live.decided,
+        live.reservations,
+        live.booked,
+        live.positions,
+        live.leader_holdings,
+    )
 
 
 # ------------------------------------------------------------------------------------------ D12: fills from the future
+
 
 def test_a_fill_dated_beyond_the_clock_slack_is_skipped_not_copied_at_the_leader_price():
     from horus.domain.clock import CLOCK_SLACK_S
@@ -632,17 +740,21 @@ def test_fill_in_future_comes_before_fill_too_old_and_before_market_checks():
 # ------------------------------------------------------------------------------------------ hostile candidates
 # Well-typed values anyone with broker access can put on copy.candidates (or a source on leader.fills)
 
-@pytest.mark.parametrize("change, detail", [
-    ({"leader_price": "abc"}, "leader price 'abc' is not a number"),
-    ({"leader_price": "NaN"}, "is not a number"),
-    ({"leader_price": "Infinity"}, "outside (0, 1]"),
-    ({"leader_price": "0"}, "outside (0, 1]"),
-    ({"leader_price": "-0.5"}, "outside (0, 1]"),
-    ({"leader_price": "1.5"}, "outside (0, 1]"),
-    ({"leader_shares_e6": 0}, "leader shares"),
-    ({"leader_shares_e6": -20 * E6}, "leader shares"),
-    ({"leader_collateral_e6": -1}, "leader collateral"),
-])
+
+@pytest.mark.parametrize(
+    "change, detail",
+    [
+        ({"leader_price": "abc"}, "leader price 'abc' is not a number"),
+        ({"leader_price": "NaN"}, "is not a number"),
+        ({"leader_price": "Infinity"}, "outside (0, 1]"),
+        ({"leader_price": "0"}, "outside (0, 1]"),
+        ({"leader_price": "-0.5"}, "outside (0, 1]"),
+        ({"leader_price": "1.5"}, "outside (0, 1]"),
+        ({"leader_shares_e6": 0}, "leader shares"),
+        ({"leader_shares_e6": -20 * E6}, "leader shares"),
+        ({"leader_collateral_e6": -1}, "leader collateral"),
+    ],
+)
 @pytest.mark.parametrize("side", ["BUY", "SELL"])
 def test_hostile_candidate_values_are_skipped_with_a_reason(change, detail, side):
     v = view(tokens=[(TOKEN, 1000 * E6)])
@@ -654,12 +766,15 @@ def test_hostile_candidate_values_are_skipped_with_a_reason(change, detail, side
         assert state.book(FOLLOWER).leader_holdings == before
 
 
-@pytest.mark.parametrize("change, error", [
-    ({"side": "UNRECOGNIZED"}, "side"),  # what a newer writer's side reads as: no decision can be written for it
-    ({"token_id": "1" * 5000}, "token_id"),  # copied into the decision and its detail: past the broker's limit
-    ({"follow_id": "f" * 300_000}, "follow_id"),
-    ({"leader_price": "0." + "5" * 100_000}, "leader_price"),
-])
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"side": "UNRECOGNIZED"}, "side"),  # what a newer writer's side reads as: no decision can be written for it
+        ({"token_id": "1" * 5000}, "token_id"),  # copied into the decision and its detail: past the broker's limit
+        ({"follow_id": "f" * 300_000}, "follow_id"),
+        ({"leader_price": "0." + "5" * 100_000}, "leader_price"),
+    ],
+)
 def test_candidates_no_decision_can_be_written_for_raise_before_touching_the_state(change, error):
     from horus.domain.decide import CandidateInvalid
 
@@ -682,6 +797,7 @@ def test_a_skip_with_negative_leader_shares_never_makes_the_leaders_holdings_neg
 
 
 # ------------------------------------------------------------------------------------------ corrections (D6, D11)
+
 
 def test_a_correction_of_a_settled_result_books_the_difference():
     """The executor records a result again when the first was wrong: a matched trade FAILED on chain, or another
@@ -718,14 +834,17 @@ def test_a_failed_sell_gives_the_shares_and_their_cost_basis_back():
     assert sell["action"] == "COPY"
     apply_result(result(sell, "FILLED", price="0.5"), state, now_us=NOW)
     assert held.shares_e6 == shares - sell["size_e6"] and held.cost_e6 < basis
-    corrected = {**result(sell, "NOT_FILLED", Decimal(0), seq=2),
-                 "envelope": {"event_id": "again", "produced_at_us": NOW}}
+    corrected = {
+        **result(sell, "NOT_FILLED", Decimal(0), seq=2),
+        "envelope": {"event_id": "again", "produced_at_us": NOW},
+    }
     apply_result(corrected, state, now_us=NOW)
     assert (held.shares_e6, held.cost_e6) == (shares, basis) and book.exposure(COND) == basis
 
 
 # ------------------------------------------------------------------------------------------ sells: every rule pinned
 # Mutation testing (make mutation) found these rules of the sell sizing, the depth check and the folds unpinned.
+
 
 def sell_inputs(d):
     return json.loads(d["inputs"])
@@ -741,8 +860,9 @@ def test_a_follow_that_does_not_copy_sells_skips_them():
 def test_a_sell_whose_buys_decide_never_saw_sells_everything_held_from_that_leader():
     # bought copying LEADER through f1; the leader's sell reaches us through f2 (same leader), which saw no buy
     v = view(tokens=[(TOKEN, 1000 * E6)])
-    v.config.follows["f2"] = parse_follow_config({"follow_id": "f2", "follower": FOLLOWER, "leader": LEADER,
-                                                  "sizing": {"amount": "10"}})
+    v.config.follows["f2"] = parse_follow_config(
+        {"follow_id": "f2", "follower": FOLLOWER, "leader": LEADER, "sizing": {"amount": "10"}}
+    )
     state = bought(DecideState(), v)
     held = state.books[FOLLOWER].positions[(TOKEN, LEADER)].shares_e6
     d = one(candidate(side="SELL", shares=5 * E6, follow="f2"), state, v)
@@ -783,8 +903,10 @@ def test_a_sell_under_one_dollar_is_dust_and_one_dollar_exactly_is_copied():
 def test_the_venue_balance_check_names_the_token():
     v = view()
     state = bought(DecideState(), v)
-    assert one(candidate(side="SELL"), state, v)["reason_detail"] == \
-        f"the venue's balance of token {TOKEN} could not be read"
+    assert (
+        one(candidate(side="SELL"), state, v)["reason_detail"]
+        == f"the venue's balance of token {TOKEN} could not be read"
+    )
 
 
 def test_open_sells_come_off_the_venue_balance():
@@ -827,8 +949,10 @@ def test_fok_sells_need_bids_at_or_above_the_worst_price():
     at_worst = sell(((Decimal("0.50"), 10 * E6), (Decimal("0.49"), 9 * E6), (Decimal("0.48"), 100 * E6)))
     assert (at_worst["action"], at_worst["worst_price"], at_worst["size_e6"]) == ("COPY", "0.49", 19 * E6)
     thin = sell(((Decimal("0.50"), 1 * E6), (Decimal("0.48"), 100 * E6)))
-    assert (thin["reason_code"], thin["reason_detail"]) == ("INSUFFICIENT_DEPTH",
-                                                            "1 shares bid at >= 0.49, FOK needs 19")
+    assert (thin["reason_code"], thin["reason_detail"]) == (
+        "INSUFFICIENT_DEPTH",
+        "1 shares bid at >= 0.49, FOK needs 19",
+    )
     assert sell(((Decimal("0.50"), 1 * E6),), order_type="FAK")["action"] == "COPY"  # FAK takes what there is
 
 
@@ -840,8 +964,10 @@ def test_fok_buys_need_asks_at_or_below_the_worst_price():
     exact = buy(((Decimal("0.50"), 10 * E6), (Decimal("0.51"), 9 * E6), (Decimal("0.52"), 100 * E6)))
     assert (exact["action"], exact["size_e6"]) == ("COPY", 19 * E6)
     above = buy(((Decimal("0.50"), 10 * E6), (Decimal("0.52"), 100 * E6)))
-    assert (above["reason_code"], above["reason_detail"]) == ("INSUFFICIENT_DEPTH",
-                                                              "10 shares offered at <= 0.51, FOK needs 19")
+    assert (above["reason_code"], above["reason_detail"]) == (
+        "INSUFFICIENT_DEPTH",
+        "10 shares offered at <= 0.51, FOK needs 19",
+    )
 
 
 def test_the_breaker_counts_failures_not_successes_and_keeps_the_window_edge():
@@ -876,8 +1002,12 @@ def test_a_correction_of_the_fee_alone_is_booked():
 
 
 def sold(decision, shares_e6):
-    return {**result(decision, "PARTIAL" if shares_e6 < decision["size_e6"] else "FILLED", Decimal(0)),
-            "filled_shares_e6": shares_e6, "filled_collateral_e6": shares_e6 // 2, "avg_price": "0.5"}
+    return {
+        **result(decision, "PARTIAL" if shares_e6 < decision["size_e6"] else "FILLED", Decimal(0)),
+        "filled_shares_e6": shares_e6,
+        "filled_collateral_e6": shares_e6 // 2,
+        "avg_price": "0.5",
+    }
 
 
 def test_sell_results_and_their_corrections_release_and_restore_the_exact_cost_basis():

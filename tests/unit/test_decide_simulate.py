@@ -1,4 +1,5 @@
 """`horus decide simulate`: the live plan + decide over files, with simulated fills, balances and holdings."""
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,23 @@ T0 = 1_800_000_000  # seconds
 
 def fill(n: int, side: str, shares: str, price: str, leader: str = LEADER, at: int = 0) -> dict:
     collateral = Decimal(shares) * Decimal(price)
-    return {"event_id": f"lf-{n}", "leader": leader, "exchange": "0x" + "e" * 40, "tx_hash": f"0x{n:064x}",
-            "block_number": 100 + n, "log_index": 0, "block_timestamp": T0 + at, "token_id": TOKEN,
-            "condition_id": COND, "side": side, "shares": shares, "collateral": format(collateral, "f"),
-            "price": price, "fee": "0", "role": "taker"}
+    return {
+        "event_id": f"lf-{n}",
+        "leader": leader,
+        "exchange": "0x" + "e" * 40,
+        "tx_hash": f"0x{n:064x}",
+        "block_number": 100 + n,
+        "log_index": 0,
+        "block_timestamp": T0 + at,
+        "token_id": TOKEN,
+        "condition_id": COND,
+        "side": side,
+        "shares": shares,
+        "collateral": format(collateral, "f"),
+        "price": price,
+        "fee": "0",
+        "role": "taker",
+    }
 
 
 FILLS = [
@@ -119,21 +133,40 @@ def test_a_fixed_now_makes_old_fills_too_old_and_balance_caps_the_buy(files):
 def test_market_rules_and_fees_come_from_the_markets_file(files, tmp_path):
     fills_path, follows_path = files
     markets = tmp_path / "markets.json"
-    markets.write_text(json.dumps([{"token_id": TOKEN, "condition_id": COND, "tick_size": "0.001",
-                                    "min_order_size": "5", "fee_rate": "0.1", "fee_exponent": 1}]))
+    markets.write_text(
+        json.dumps(
+            [
+                {
+                    "token_id": TOKEN,
+                    "condition_id": COND,
+                    "tick_size": "0.001",
+                    "min_order_size": "5",
+                    "fee_rate": "0.1",
+                    "fee_exponent": 1,
+                }
+            ]
+        )
+    )
     result = run("--fills", str(fills_path), "--follows", str(follows_path), "--markets", str(markets))
     assert result.exit_code == 0, result.output
     buy = json.loads(result.stdout.splitlines()[0])
     inputs = json.loads(buy["inputs"])
-    assert Decimal(buy["worst_price"]) == Decimal("0.51") and inputs["tick"] == "0.001" and Decimal(inputs["fee_per_share"]) > 0
+    assert (
+        Decimal(buy["worst_price"]) == Decimal("0.51")
+        and inputs["tick"] == "0.001"
+        and Decimal(inputs["fee_per_share"]) > 0
+    )
     assert buy["size_e6"] < 19_000_000 and buy["reserved_e6"] <= 10_000_000  # the fee counts towards the 10
 
 
-@pytest.mark.parametrize("mutate, needle", [
-    (lambda c: c["follows"][0]["sizing"].update(mode="ratio"), "sizing.ratio"),
-    (lambda c: c["follows"][0].update(slippage_bps=9999), "slippage_bps"),
-    (lambda c: c["followers"][0].update(follower="0x12"), "follower"),
-])
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda c: c["follows"][0]["sizing"].update(mode="ratio"), "sizing.ratio"),
+        (lambda c: c["follows"][0].update(slippage_bps=9999), "slippage_bps"),
+        (lambda c: c["followers"][0].update(follower="0x12"), "follower"),
+    ],
+)
 def test_invalid_configs_exit_2_naming_the_field(files, mutate, needle):
     fills_path, follows_path = files
     bad = json.loads(json.dumps(CONFIGS))

@@ -1,4 +1,5 @@
 """The V2 platform fee (platform notes 5): one formula for decide's sizing, evidence settlement and the executor."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -9,16 +10,18 @@ from horus.domain.fees import effective_rate, fee_at_rate_e6, taker_fee_e6
 from horus.venue.simulator.clob.fees import fee_e6 as simulator_fee_e6
 
 
-@pytest.mark.parametrize("shares_e6, price, rate, exponent, expected", [
-    (10_000_000, "0.5", "0.02", "1", 50_000),  # 10 x 0.02 x 0.25 = 0.05
-    (10_000_000, "0.51", "0.02", "1", 49_980),  # 10 x 0.02 x 0.2499 = 0.04998
-    (100_000_000, "0.54", "0.25", "2", 1_542_560),  # 100 x 0.25 x 0.2484^2 = 1.542564
-    (1_000_000, "0.01", "0.0001", "1", 0),  # 0.00000099 rounds to 0 at 5 dp
-    (10_000_000, "0.5", "0", "1", 0),
-    (3_330_000, "0.37", "0.072", "1", 55_890),  # 3.33 x 0.072 x 0.2331 = 0.055888056
-])
-def test_taker_fee_is_shares_times_rate_times_p_one_minus_p_to_the_exponent(shares_e6, price, rate, exponent,
-                                                                          expected):
+@pytest.mark.parametrize(
+    "shares_e6, price, rate, exponent, expected",
+    [
+        (10_000_000, "0.5", "0.02", "1", 50_000),  # 10 x 0.02 x 0.25 = 0.05
+        (10_000_000, "0.51", "0.02", "1", 49_980),  # 10 x 0.02 x 0.2499 = 0.04998
+        (100_000_000, "0.54", "0.25", "2", 1_542_560),  # 100 x 0.25 x 0.2484^2 = 1.542564
+        (1_000_000, "0.01", "0.0001", "1", 0),  # 0.00000099 rounds to 0 at 5 dp
+        (10_000_000, "0.5", "0", "1", 0),
+        (3_330_000, "0.37", "0.072", "1", 55_890),  # 3.33 x 0.072 x 0.2331 = 0.055888056
+    ],
+)
+def test_taker_fee_is_shares_times_rate_times_p_one_minus_p_to_the_exponent(shares_e6, price, rate, exponent, expected):
     exact = Decimal(shares_e6) / 10**6 * Decimal(rate) * (Decimal(price) * (1 - Decimal(price))) ** Decimal(exponent)
     fee = taker_fee_e6(shares_e6, Decimal(price), Decimal(rate), Decimal(exponent))
     assert fee == expected == int(exact.quantize(Decimal("0.00001"), "ROUND_HALF_UP") * 10**6)

@@ -1,4 +1,5 @@
 """Venue replies and lookups -> outcomes: definitive answers, ambiguity as UNKNOWN, never a guess."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -8,8 +9,19 @@ import pytest
 
 from horus.codec import default_codec
 from horus.domain import ids
-from horus.domain.execute import (ChainFill, OrderShape, Outcome, avg_price, classify_reply, decision_timestamp_ms,
-                                  execute, expires_at_us, result_record, settle_from_evidence, with_reply_fee)
+from horus.domain.execute import (
+    ChainFill,
+    OrderShape,
+    Outcome,
+    avg_price,
+    classify_reply,
+    decision_timestamp_ms,
+    execute,
+    expires_at_us,
+    result_record,
+    settle_from_evidence,
+    with_reply_fee,
+)
 
 FOK_BUY = OrderShape("BUY", "FOK", maker_amount=5_000_000, taker_amount=10_000_000)  # 10 shares at 0.5
 GTC_SELL = OrderShape("SELL", "GTC", maker_amount=10_000_000, taker_amount=5_000_000)
@@ -17,8 +29,14 @@ HASH = "0x" + "ab" * 32
 
 
 def ok(status, making="", taking=""):
-    return {"success": True, "errorMsg": "", "orderID": HASH, "status": status, "makingAmount": making,
-            "takingAmount": taking}
+    return {
+        "success": True,
+        "errorMsg": "",
+        "orderID": HASH,
+        "status": status,
+        "makingAmount": making,
+        "takingAmount": taking,
+    }
 
 
 def test_definitive_replies():
@@ -31,8 +49,9 @@ def test_definitive_replies():
     assert resting.status == "SUBMITTED" and resting.venue_status == "live" and not resting.terminal
     sold = classify_reply(200, ok("matched", "10", "5"), None, False, GTC_SELL)
     assert (sold.filled_shares_e6, sold.filled_collateral_e6) == (10_000_000, 5_000_000)
-    rejected = classify_reply(400, {"error": "not enough balance / allowance"}, "not enough balance / allowance",
-                              False, FOK_BUY)
+    rejected = classify_reply(
+        400, {"error": "not enough balance / allowance"}, "not enough balance / allowance", False, FOK_BUY
+    )
     assert rejected.status == "REJECTED" and "balance" in rejected.error and not rejected.retry
 
 
@@ -43,17 +62,24 @@ def test_ambiguous_replies_are_unknown_and_425_429_retry():
     for code in (425, 429):
         outcome = classify_reply(code, {"error": "restarting"}, "restarting", False, FOK_BUY)
         assert outcome.status == "UNKNOWN" and outcome.retry
-    post_only = classify_reply(400, {"error": "post-only mode: only post-only orders and cancels are allowed"},
-                               None, False, FOK_BUY)
+    post_only = classify_reply(
+        400, {"error": "post-only mode: only post-only orders and cancels are allowed"}, None, False, FOK_BUY
+    )
     assert post_only.retry
 
 
 def test_duplicate_and_killed_replies_need_a_lookup():
-    dup = classify_reply(400, {"error": f"order {HASH} is invalid. Duplicated. Same order has already been placed, "
-                                        "can't be placed again"}, None, False, FOK_BUY)
+    dup = classify_reply(
+        400,
+        {"error": f"order {HASH} is invalid. Duplicated. Same order has already been placed, can't be placed again"},
+        None,
+        False,
+        FOK_BUY,
+    )
     assert dup.status == "UNKNOWN" and dup.confirm
-    killed = classify_reply(400, {"error": "order couldn't be fully filled. FOK orders are fully filled or killed."},
-                            None, False, FOK_BUY)
+    killed = classify_reply(
+        400, {"error": "order couldn't be fully filled. FOK orders are fully filled or killed."}, None, False, FOK_BUY
+    )
     assert killed.status == "NOT_FILLED" and killed.confirm
     unmatched = classify_reply(200, ok("unmatched"), None, False, FOK_BUY)
     assert unmatched.confirm
@@ -64,35 +90,69 @@ def test_evidence_settles_by_the_largest_source_and_never_guesses_absence():
     out = settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[trade], chain_fills=[], expired=False)
     assert (out.status, out.filled_shares_e6, out.filled_collateral_e6) == ("PARTIAL", 4_000_000, 2_000_000)
     failed = {**trade, "status": "TRADE_STATUS_FAILED"}
-    assert settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[failed], chain_fills=[],
-                                expired=False) is None  # a failed trade is no fill, and absence is not proven
-    chain = settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[trade],
-                                 chain_fills=[ChainFill(10_000_000, 5_000_000, 1000)], expired=False)
+    assert (
+        settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[failed], chain_fills=[], expired=False) is None
+    )  # a failed trade is no fill, and absence is not proven
+    chain = settle_from_evidence(
+        HASH,
+        FOK_BUY,
+        venue_order=None,
+        trades=[trade],
+        chain_fills=[ChainFill(10_000_000, 5_000_000, 1000)],
+        expired=False,
+    )
     assert chain.status == "FILLED" and chain.fee_e6 == 1000 and "chain" in chain.evidence
-    maker = {"taker_order_id": "0x" + "cd" * 32, "status": "CONFIRMED",
-             "maker_orders": [{"order_id": HASH.upper().replace("0X", "0x"), "matched_amount": "10", "price": "0.5",
-                               "fee_rate_bps": "0"}]}
-    assert settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[maker], chain_fills=[],
-                                expired=False).status == "FILLED"
+    maker = {
+        "taker_order_id": "0x" + "cd" * 32,
+        "status": "CONFIRMED",
+        "maker_orders": [
+            {"order_id": HASH.upper().replace("0X", "0x"), "matched_amount": "10", "price": "0.5", "fee_rate_bps": "0"}
+        ],
+    }
+    assert (
+        settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[maker], chain_fills=[], expired=False).status
+        == "FILLED"
+    )
     canceled = {"status": "CANCELED", "size_matched": "0", "price": "0.5"}
-    assert settle_from_evidence(HASH, FOK_BUY, venue_order=canceled, trades=[], chain_fills=[],
-                                expired=False).status == "NOT_FILLED"
+    assert (
+        settle_from_evidence(HASH, FOK_BUY, venue_order=canceled, trades=[], chain_fills=[], expired=False).status
+        == "NOT_FILLED"
+    )
     live = {"status": "LIVE", "size_matched": "3", "price": "0.5"}
-    assert settle_from_evidence(HASH, GTC_SELL, venue_order=live, trades=[], chain_fills=[],
-                                expired=False).status == "SUBMITTED"
+    assert (
+        settle_from_evidence(HASH, GTC_SELL, venue_order=live, trades=[], chain_fills=[], expired=False).status
+        == "SUBMITTED"
+    )
     # nothing anywhere: unknown until the expiry passed, then provably never fillable
     assert settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[], chain_fills=[], expired=False) is None
     gone = settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[], chain_fills=[], expired=True)
     assert gone.status == "NOT_FILLED" and "no order, no trade, no chain fill" in gone.error
-    removed = settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[],
-                                   chain_fills=[ChainFill(10_000_000, 5_000_000, removed=True)], expired=False)
+    removed = settle_from_evidence(
+        HASH,
+        FOK_BUY,
+        venue_order=None,
+        trades=[],
+        chain_fills=[ChainFill(10_000_000, 5_000_000, removed=True)],
+        expired=False,
+    )
     assert removed is None  # a log removed by a reorg is no fill
 
 
 def test_result_records_are_deterministic_and_encode():
-    record = result_record(intent_id="i1", follow_id="f", follower="0x" + "11" * 20, leader_fill_id="lf",
-                           decision_id="d1", occurred_at_us=5, status="SUBMITTED", seq=2, now_us=9,
-                           order_hash=HASH, filled_shares_e6=3_000_000, filled_collateral_e6=1_530_000)
+    record = result_record(
+        intent_id="i1",
+        follow_id="f",
+        follower="0x" + "11" * 20,
+        leader_fill_id="lf",
+        decision_id="d1",
+        occurred_at_us=5,
+        status="SUBMITTED",
+        seq=2,
+        now_us=9,
+        order_hash=HASH,
+        filled_shares_e6=3_000_000,
+        filled_collateral_e6=1_530_000,
+    )
     assert record["envelope"]["event_id"] == ids.result_id("i1", 2) and record["avg_price"] == "0.51"
     default_codec().encode("ExecutionResult", record)  # SUBMITTED is in the schema
     decision = {"envelope": {"produced_at_us": 1_700_000_000_123_456, "occurred_at_us": 1}, "expires_at_us": None}
@@ -106,19 +166,34 @@ MATCHED_10 = {"status": "MATCHED", "size_matched": "10", "price": "0.5", "associ
 
 
 def taker_trade(status, size="10", price="0.5", fee_rate_bps="0", **extra):
-    return {"id": "t1", "taker_order_id": HASH, "size": size, "price": price, "status": status,
-            "fee_rate_bps": fee_rate_bps, "maker_orders": [], **extra}
+    return {
+        "id": "t1",
+        "taker_order_id": HASH,
+        "size": size,
+        "price": price,
+        "status": status,
+        "fee_rate_bps": fee_rate_bps,
+        "maker_orders": [],
+        **extra,
+    }
 
 
 def maker_trade(status, matched="10", price="0.5", fee_rate_bps="0"):
-    return {"id": "t2", "taker_order_id": "0x" + "cd" * 32, "size": matched, "price": price, "status": status,
-            "fee_rate_bps": "100", "maker_orders": [{"order_id": HASH, "matched_amount": matched, "price": price,
-                                                    "fee_rate_bps": fee_rate_bps}]}
+    return {
+        "id": "t2",
+        "taker_order_id": "0x" + "cd" * 32,
+        "size": matched,
+        "price": price,
+        "status": status,
+        "fee_rate_bps": "100",
+        "maker_orders": [{"order_id": HASH, "matched_amount": matched, "price": price, "fee_rate_bps": fee_rate_bps}],
+    }
 
 
 def settle(venue_order=None, trades=(), chain=(), shape=FOK_BUY, expired=False):
-    return settle_from_evidence(HASH, shape, venue_order=venue_order, trades=list(trades), chain_fills=list(chain),
-                                expired=expired)
+    return settle_from_evidence(
+        HASH, shape, venue_order=venue_order, trades=list(trades), chain_fills=list(chain), expired=expired
+    )
 
 
 def test_an_unreadable_or_missing_size_matched_is_unknown_never_zero():
@@ -137,8 +212,9 @@ def test_garbage_in_a_trade_is_unknown_not_a_crash():
         assert settle(MATCHED_10, [taker_trade("CONFIRMED") | bad]) is None, bad
 
 
-@pytest.mark.parametrize("status", ["MATCHED", "MINED", "RETRYING", "TRADE_STATUS_MINED", "MATCHED_NOT_BROADCASTED",
-                                    "", "SOMETHING_NEW"])
+@pytest.mark.parametrize(
+    "status", ["MATCHED", "MINED", "RETRYING", "TRADE_STATUS_MINED", "MATCHED_NOT_BROADCASTED", "", "SOMETHING_NEW"]
+)
 def test_trades_in_flight_never_settle_a_row(status):
     for trades in ([taker_trade(status)], [maker_trade(status)]):
         for expired in (False, True):
@@ -184,8 +260,10 @@ def test_the_fee_of_each_trade_comes_from_its_fee_rate_and_amounts():
     # fee_rate_bps is the effective rate at the trade's price: fee = shares x bps / 10^4, rounded to 5 dp
     out = settle(MATCHED_10, [taker_trade("CONFIRMED", fee_rate_bps="200")])
     assert out.status == "FILLED" and out.fee_e6 == 200_000  # 10 x 0.02
-    two = [taker_trade("CONFIRMED", size="4", fee_rate_bps="49.98"),
-           taker_trade("CONFIRMED", size="6", price="0.52", fee_rate_bps="49.92") | {"id": "t3"}]
+    two = [
+        taker_trade("CONFIRMED", size="4", fee_rate_bps="49.98"),
+        taker_trade("CONFIRMED", size="6", price="0.52", fee_rate_bps="49.92") | {"id": "t3"},
+    ]
     out = settle({**MATCHED_10, "associate_trades": ["t1", "t3"]}, two)
     assert out.fee_e6 == 19_990 + 29_950  # 4 x 0.004998 = 0.019992 -> 0.01999; 6 x 0.004992 = 0.029952 -> 0.02995
     assert out.filled_collateral_e6 == 2_000_000 + 3_120_000
@@ -209,64 +287,203 @@ DUPLICATE_TEXT = f"order {HASH} is invalid. Duplicated."
 POST_ONLY_TEXT = "post-only mode: only post-only orders and cancels are allowed"
 
 
-@pytest.mark.parametrize("status_code, body, error, transport, shape, landed, expected", [
-    # no reply at all, whatever else came with it
-    (None, None, "timeout", True, FOK_BUY, False, Outcome("UNKNOWN", error="no reply: timeout")),
-    (None, None, None, True, FOK_BUY, False, Outcome("UNKNOWN", error="no reply: transport error")),
-    (None, None, "reset by peer", False, FOK_BUY, False, Outcome("UNKNOWN", error="no reply: reset by peer")),
-    (200, ok("matched", "5", "10"), None, True, FOK_BUY, False, Outcome("UNKNOWN", error="no reply: transport error")),
-    # try the same bytes later
-    (425, {"error": "restarting"}, None, False, FOK_BUY, False,
-     Outcome("UNKNOWN", error="HTTP 425: restarting", retry=True)),
-    (429, None, None, False, FOK_BUY, False, Outcome("UNKNOWN", error="HTTP 429: try later", retry=True)),
-    (400, {"error": POST_ONLY_TEXT}, None, False, FOK_BUY, False,
-     Outcome("UNKNOWN", error=f"HTTP 400: {POST_ONLY_TEXT}", retry=True)),
-    # the venue failed: ambiguous; the texts of the body and of the transport are both kept
-    (503, None, None, False, FOK_BUY, False, Outcome("UNKNOWN", error="HTTP 503: server error")),
-    (500, {"error": "boom"}, "upstream", False, FOK_BUY, False, Outcome("UNKNOWN", error="HTTP 500: boom; upstream")),
-    # the order exists / a kill may hide a fill: look it up
-    (400, {"error": DUPLICATE_TEXT}, None, False, FOK_BUY, False,
-     Outcome("UNKNOWN", error=f"duplicate: {DUPLICATE_TEXT}", confirm=True)),
-    (400, {"error": KILLED_TEXT}, None, False, FOK_BUY, False,
-     Outcome("NOT_FILLED", error=f"killed: {KILLED_TEXT}", venue_status="killed", confirm=True)),
-    # a 2xx whose body cannot be read says nothing; any other status is a refusal
-    (200, None, None, False, FOK_BUY, False, Outcome("UNKNOWN", error="HTTP 200 with an unreadable body")),
-    (200, "<html>", None, False, FOK_BUY, False, Outcome("UNKNOWN", error="HTTP 200 with an unreadable body")),
-    (300, None, None, False, FOK_BUY, False, Outcome("REJECTED", error="HTTP 300: rejected without a reason")),
-    (300, ok("matched", "5", "10"), None, False, FOK_BUY, False,
-     Outcome("REJECTED", error="HTTP 300: rejected without a reason")),
-    (400, {"errorMsg": "invalid signature"}, None, False, FOK_BUY, False,
-     Outcome("REJECTED", error="HTTP 400: invalid signature")),
-    (400, {"message": "bad tick"}, None, False, FOK_BUY, False, Outcome("REJECTED", error="HTTP 400: bad tick")),
-    (400, {"detail": "bad size"}, None, False, FOK_BUY, False, Outcome("REJECTED", error="HTTP 400: bad size")),
-    (200, {"success": False, "errorMsg": "invalid signature"}, None, False, FOK_BUY, False,
-     Outcome("REJECTED", error="HTTP 200: invalid signature")),
-    # ... unless an earlier attempt of the same bytes may have landed (D5)
-    (400, None, None, False, FOK_BUY, True, Outcome("UNKNOWN", error="HTTP 400 to a re-send: refused", confirm=True)),
-    (400, {"error": "not enough balance"}, None, False, FOK_BUY, True,
-     Outcome("UNKNOWN", error="HTTP 400 to a re-send: not enough balance", confirm=True)),
-    # accepted: matched fills are the venue's match, not final until the chain settles them (D11)
-    (200, ok("matched", "5", "10"), None, False, FOK_BUY, False,
-     Outcome("FILLED", 10_000_000, 5_000_000, venue_status="matched", final=False)),
-    (200, ok("MATCHED", "10", "5"), None, False, GTC_SELL, False,
-     Outcome("FILLED", 10_000_000, 5_000_000, venue_status="matched", final=False)),
-    (200, ok("matched", "0.000001", "0.000001"), None, False, FOK_BUY, False,
-     Outcome("PARTIAL", 1, 1, venue_status="matched", final=False)),
-    (200, ok("matched"), None, False, FOK_BUY, False, Outcome("NOT_FILLED", venue_status="matched")),
-    (200, ok("live"), None, False, GTC_SELL, False, Outcome("SUBMITTED", venue_status="live")),
-    (200, ok("live", "2.5", "5"), None, False, FOK_BUY, False,
-     Outcome("SUBMITTED", 5_000_000, 2_500_000, venue_status="live")),
-    (200, ok("live", "0.000001", "0.000001"), None, False, FOK_BUY, False,
-     Outcome("SUBMITTED", 1, 1, venue_status="live")),
-    (200, ok("delayed"), None, False, FOK_BUY, False, Outcome("SUBMITTED", venue_status="delayed")),
-    (200, ok("unmatched"), None, False, GTC_SELL, False, Outcome("SUBMITTED", venue_status="unmatched")),
-    (200, ok("unmatched"), None, False, FOK_BUY, False,
-     Outcome("NOT_FILLED", venue_status="unmatched", confirm=True)),
-    (200, ok("weird"), None, False, FOK_BUY, False,
-     Outcome("UNKNOWN", error="accepted with an unknown status 'weird'", confirm=True)),
-    (200, {"success": True}, None, False, FOK_BUY, False,
-     Outcome("UNKNOWN", error="accepted with an unknown status None", confirm=True)),
-])
+@pytest.mark.parametrize(
+    "status_code, body, error, transport, shape, landed, expected",
+    [
+        # no reply at all, whatever else came with it
+        (None, None, "timeout", True, FOK_BUY, False, Outcome("UNKNOWN", error="no reply: timeout")),
+        (None, None, None, True, FOK_BUY, False, Outcome("UNKNOWN", error="no reply: transport error")),
+        (None, None, "reset by peer", False, FOK_BUY, False, Outcome("UNKNOWN", error="no reply: reset by peer")),
+        (
+            200,
+            ok("matched", "5", "10"),
+            None,
+            True,
+            FOK_BUY,
+            False,
+            Outcome("UNKNOWN", error="no reply: transport error"),
+        ),
+        # try the same bytes later
+        (
+            425,
+            {"error": "restarting"},
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("UNKNOWN", error="HTTP 425: restarting", retry=True),
+        ),
+        (429, None, None, False, FOK_BUY, False, Outcome("UNKNOWN", error="HTTP 429: try later", retry=True)),
+        (
+            400,
+            {"error": POST_ONLY_TEXT},
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("UNKNOWN", error=f"HTTP 400: {POST_ONLY_TEXT}", retry=True),
+        ),
+        # the venue failed: ambiguous; the texts of the body and of the transport are both kept
+        (503, None, None, False, FOK_BUY, False, Outcome("UNKNOWN", error="HTTP 503: server error")),
+        (
+            500,
+            {"error": "boom"},
+            "upstream",
+            False,
+            FOK_BUY,
+            False,
+            Outcome("UNKNOWN", error="HTTP 500: boom; upstream"),
+        ),
+        # the order exists / a kill may hide a fill: look it up
+        (
+            400,
+            {"error": DUPLICATE_TEXT},
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("UNKNOWN", error=f"duplicate: {DUPLICATE_TEXT}", confirm=True),
+        ),
+        (
+            400,
+            {"error": KILLED_TEXT},
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("NOT_FILLED", error=f"killed: {KILLED_TEXT}", venue_status="killed", confirm=True),
+        ),
+        # a 2xx whose body cannot be read says nothing; any other status is a refusal
+        (200, None, None, False, FOK_BUY, False, Outcome("UNKNOWN", error="HTTP 200 with an unreadable body")),
+        (200, "<html>", None, False, FOK_BUY, False, Outcome("UNKNOWN", error="HTTP 200 with an unreadable body")),
+        (300, None, None, False, FOK_BUY, False, Outcome("REJECTED", error="HTTP 300: rejected without a reason")),
+        (
+            300,
+            ok("matched", "5", "10"),
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("REJECTED", error="HTTP 300: rejected without a reason"),
+        ),
+        (
+            400,
+            {"errorMsg": "invalid signature"},
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("REJECTED", error="HTTP 400: invalid signature"),
+        ),
+        (400, {"message": "bad tick"}, None, False, FOK_BUY, False, Outcome("REJECTED", error="HTTP 400: bad tick")),
+        (400, {"detail": "bad size"}, None, False, FOK_BUY, False, Outcome("REJECTED", error="HTTP 400: bad size")),
+        (
+            200,
+            {"success": False, "errorMsg": "invalid signature"},
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("REJECTED", error="HTTP 200: invalid signature"),
+        ),
+        # ... unless an earlier attempt of the same bytes may have landed (D5)
+        (
+            400,
+            None,
+            None,
+            False,
+            FOK_BUY,
+            True,
+            Outcome("UNKNOWN", error="HTTP 400 to a re-send: refused", confirm=True),
+        ),
+        (
+            400,
+            {"error": "not enough balance"},
+            None,
+            False,
+            FOK_BUY,
+            True,
+            Outcome("UNKNOWN", error="HTTP 400 to a re-send: not enough balance", confirm=True),
+        ),
+        # accepted: matched fills are the venue's match, not final until the chain settles them (D11)
+        (
+            200,
+            ok("matched", "5", "10"),
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("FILLED", 10_000_000, 5_000_000, venue_status="matched", final=False),
+        ),
+        (
+            200,
+            ok("MATCHED", "10", "5"),
+            None,
+            False,
+            GTC_SELL,
+            False,
+            Outcome("FILLED", 10_000_000, 5_000_000, venue_status="matched", final=False),
+        ),
+        (
+            200,
+            ok("matched", "0.000001", "0.000001"),
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("PARTIAL", 1, 1, venue_status="matched", final=False),
+        ),
+        (200, ok("matched"), None, False, FOK_BUY, False, Outcome("NOT_FILLED", venue_status="matched")),
+        (200, ok("live"), None, False, GTC_SELL, False, Outcome("SUBMITTED", venue_status="live")),
+        (
+            200,
+            ok("live", "2.5", "5"),
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("SUBMITTED", 5_000_000, 2_500_000, venue_status="live"),
+        ),
+        (
+            200,
+            ok("live", "0.000001", "0.000001"),
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("SUBMITTED", 1, 1, venue_status="live"),
+        ),
+        (200, ok("delayed"), None, False, FOK_BUY, False, Outcome("SUBMITTED", venue_status="delayed")),
+        (200, ok("unmatched"), None, False, GTC_SELL, False, Outcome("SUBMITTED", venue_status="unmatched")),
+        (
+            200,
+            ok("unmatched"),
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("NOT_FILLED", venue_status="unmatched", confirm=True),
+        ),
+        (
+            200,
+            ok("weird"),
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("UNKNOWN", error="accepted with an unknown status 'weird'", confirm=True),
+        ),
+        (
+            200,
+            {"success": True},
+            None,
+            False,
+            FOK_BUY,
+            False,
+            Outcome("UNKNOWN", error="accepted with an unknown status None", confirm=True),
+        ),
+    ],
+)
 def test_each_reply_classifies_to_its_exact_outcome(status_code, body, error, transport, shape, landed, expected):
     assert classify_reply(status_code, body, error, transport, shape, may_have_landed=landed) == expected
 
@@ -296,8 +513,11 @@ def test_an_unknown_schedule_prices_a_reply_at_the_maximum_flat_rate():
 
 
 def test_a_reply_without_fills_or_with_a_fee_already_is_left_alone():
-    for outcome in (Outcome("NOT_FILLED", venue_status="matched"), Outcome("SUBMITTED", venue_status="live"),
-                    replace(MATCHED_BUY, fee_e6=1234)):
+    for outcome in (
+        Outcome("NOT_FILLED", venue_status="matched"),
+        Outcome("SUBMITTED", venue_status="live"),
+        replace(MATCHED_BUY, fee_e6=1234),
+    ):
         assert with_reply_fee(outcome, "BUY", (Decimal("0.02"), Decimal(1))) is outcome
 
 
@@ -314,59 +534,70 @@ FOREIGN = "0x" + "ee" * 32
 def test_settled_outcomes_name_their_sources_and_the_venue_status():
     full = taker_trade("CONFIRMED", fee_rate_bps="50")
     assert settle(None, [full]) == Outcome("FILLED", 10_000_000, 5_000_000, 50_000, evidence=("trades",))
-    assert settle(MATCHED_10, [full]) == Outcome("FILLED", 10_000_000, 5_000_000, 50_000, venue_status="matched",
-                                                 evidence=("trades", "venue-order"))
+    assert settle(MATCHED_10, [full]) == Outcome(
+        "FILLED", 10_000_000, 5_000_000, 50_000, venue_status="matched", evidence=("trades", "venue-order")
+    )
     # the record's status may come with the enum's prefix; an order record without a status has none
     canceled = {"status": "ORDER_STATUS_CANCELED", "size_matched": "0"}
     assert settle(canceled) == Outcome("NOT_FILLED", venue_status="canceled", evidence=("venue-order",))
-    assert settle({"size_matched": "10"}, [full]) == Outcome("FILLED", 10_000_000, 5_000_000, 50_000,
-                                                             evidence=("trades", "venue-order"))
+    assert settle({"size_matched": "10"}, [full]) == Outcome(
+        "FILLED", 10_000_000, 5_000_000, 50_000, evidence=("trades", "venue-order")
+    )
 
 
 def test_chain_fills_win_a_tie_and_the_source_with_more_shares_wins_otherwise():
     # same shares: the chain's own fee, not the one the trade rate gives
     tie = settle(MATCHED_10, [taker_trade("CONFIRMED", fee_rate_bps="50")], [ChainFill(10_000_000, 5_000_000, 1000)])
-    assert tie == Outcome("FILLED", 10_000_000, 5_000_000, 1000, venue_status="matched",
-                          evidence=("chain", "trades", "venue-order"))
+    assert tie == Outcome(
+        "FILLED", 10_000_000, 5_000_000, 1000, venue_status="matched", evidence=("chain", "trades", "venue-order")
+    )
     # more shares for less collateral (other prices): the shares decide
     more = settle(None, [taker_trade("CONFIRMED", size="6", price="0.9")], [ChainFill(10_000_000, 4_000_000, 0)])
     assert more == Outcome("FILLED", 10_000_000, 4_000_000, 0, evidence=("chain", "trades"))
 
 
 def test_a_resting_order_stays_submitted_with_what_it_filled_so_far():
-    assert settle({"status": "LIVE", "size_matched": "0"}, shape=GTC_SELL) == \
-        Outcome("SUBMITTED", venue_status="live", evidence=("venue-order",))
+    assert settle({"status": "LIVE", "size_matched": "0"}, shape=GTC_SELL) == Outcome(
+        "SUBMITTED", venue_status="live", evidence=("venue-order",)
+    )
     # matched shares without their trades yet: a resting order, not a trade in flight
-    assert settle({"status": "LIVE", "size_matched": "3"}, shape=GTC_SELL) == \
-        Outcome("SUBMITTED", venue_status="live", evidence=("venue-order",))
-    part = settle({"status": "LIVE", "size_matched": "4"}, [taker_trade("CONFIRMED", size="4", fee_rate_bps="50")],
-                  shape=GTC_SELL)
-    assert part == Outcome("SUBMITTED", 4_000_000, 2_000_000, 20_000, venue_status="live",
-                           evidence=("trades", "venue-order"))
+    assert settle({"status": "LIVE", "size_matched": "3"}, shape=GTC_SELL) == Outcome(
+        "SUBMITTED", venue_status="live", evidence=("venue-order",)
+    )
+    part = settle(
+        {"status": "LIVE", "size_matched": "4"}, [taker_trade("CONFIRMED", size="4", fee_rate_bps="50")], shape=GTC_SELL
+    )
+    assert part == Outcome(
+        "SUBMITTED", 4_000_000, 2_000_000, 20_000, venue_status="live", evidence=("trades", "venue-order")
+    )
 
 
 def test_trades_in_flight_keep_the_confirmed_part_and_its_fee():
     trades = [taker_trade("CONFIRMED", size="4", fee_rate_bps="50"), taker_trade("MINED", size="6") | {"id": "t3"}]
-    assert settle(MATCHED_10, trades) == Outcome("SUBMITTED", 4_000_000, 2_000_000, 20_000, venue_status="in-flight",
-                                                 evidence=("trades", "venue-order"))
+    assert settle(MATCHED_10, trades) == Outcome(
+        "SUBMITTED", 4_000_000, 2_000_000, 20_000, venue_status="in-flight", evidence=("trades", "venue-order")
+    )
     # however little is in flight, and wherever it is in the list, nothing is proven absent
     tiny = settle(None, [taker_trade("MINED", size="0.000001")], expired=True)
     assert tiny == Outcome("SUBMITTED", venue_status="in-flight", evidence=("trades",))
     last_empty = [taker_trade("MINED", size="6"), taker_trade("MINED", size="0") | {"id": "t3"}]
-    assert settle(None, last_empty, expired=True) == Outcome("SUBMITTED", venue_status="in-flight",
-                                                             evidence=("trades",))
+    assert settle(None, last_empty, expired=True) == Outcome(
+        "SUBMITTED", venue_status="in-flight", evidence=("trades",)
+    )
 
 
 def test_a_partial_fill_of_a_resting_order_the_venue_no_longer_lists_waits():
     part = [taker_trade("CONFIRMED", size="4")]
     assert settle(None, part, shape=GTC_SELL) is None  # it may still fill: no order record, not expired
-    assert settle(None, part, shape=GTC_SELL, expired=True) == Outcome("PARTIAL", 4_000_000, 2_000_000,
-                                                                       evidence=("trades",))
+    assert settle(None, part, shape=GTC_SELL, expired=True) == Outcome(
+        "PARTIAL", 4_000_000, 2_000_000, evidence=("trades",)
+    )
     dead = settle({"status": "CANCELED", "size_matched": "4"}, part, shape=GTC_SELL)
     assert dead == Outcome("PARTIAL", 4_000_000, 2_000_000, venue_status="canceled", evidence=("trades", "venue-order"))
     # a full fill needs no record
-    assert settle(None, [taker_trade("CONFIRMED")], shape=GTC_SELL) == Outcome("FILLED", 10_000_000, 5_000_000,
-                                                                               evidence=("trades",))
+    assert settle(None, [taker_trade("CONFIRMED")], shape=GTC_SELL) == Outcome(
+        "FILLED", 10_000_000, 5_000_000, evidence=("trades",)
+    )
     # the smallest fill on a dead order is a fill, not NOT_FILLED
     speck = settle({"status": "CANCELED", "size_matched": "0.000001"}, [taker_trade("CONFIRMED", size="0.000001")])
     assert speck == Outcome("PARTIAL", 1, 0, venue_status="canceled", evidence=("trades", "venue-order"))
@@ -374,40 +605,68 @@ def test_a_partial_fill_of_a_resting_order_the_venue_no_longer_lists_waits():
 
 def test_absence_after_expiry_says_why():
     failed = settle(None, [taker_trade("FAILED")], expired=True)
-    assert failed == Outcome("NOT_FILLED", error="its trades FAILED and no order is left at the venue after expiry",
-                             evidence=("trades",))
+    assert failed == Outcome(
+        "NOT_FILLED", error="its trades FAILED and no order is left at the venue after expiry", evidence=("trades",)
+    )
     assert settle(expired=True) == Outcome(
-        "NOT_FILLED", error="not at the venue: no order, no trade, no chain fill after expiry", evidence=("absent",))
+        "NOT_FILLED", error="not at the venue: no order, no trade, no chain fill after expiry", evidence=("absent",)
+    )
 
 
 def test_trade_amounts_are_summed_and_prices_above_one_are_unreadable():
     confirmed = [taker_trade("CONFIRMED", size="4"), taker_trade("CONFIRMED", size="6") | {"id": "t3"}]
-    assert settle(MATCHED_10, confirmed) == Outcome("FILLED", 10_000_000, 5_000_000, venue_status="matched",
-                                                    evidence=("trades", "venue-order"))
+    assert settle(MATCHED_10, confirmed) == Outcome(
+        "FILLED", 10_000_000, 5_000_000, venue_status="matched", evidence=("trades", "venue-order")
+    )
     failed = [taker_trade("FAILED", size="4"), taker_trade("FAILED", size="6") | {"id": "t3"}]
-    assert settle(MATCHED_10, failed) == Outcome("NOT_FILLED", venue_status="matched",
-                                                 evidence=("trades", "venue-order"))
+    assert settle(MATCHED_10, failed) == Outcome(
+        "NOT_FILLED", venue_status="matched", evidence=("trades", "venue-order")
+    )
     assert settle(None, [taker_trade("CONFIRMED", price="1")]).filled_collateral_e6 == 10_000_000
     assert settle(None, [taker_trade("CONFIRMED", price="1.5")]) is None
 
 
 def test_only_the_orders_own_part_of_a_trade_counts():
-    foreign = {"id": "t9", "taker_order_id": FOREIGN, "size": "10", "price": "0.5", "status": "CONFIRMED",
-               "fee_rate_bps": "0", "maker_orders": [{"order_id": "0x" + "dd" * 32, "matched_amount": "10",
-                                                      "price": "0.5", "fee_rate_bps": "0"}]}
+    foreign = {
+        "id": "t9",
+        "taker_order_id": FOREIGN,
+        "size": "10",
+        "price": "0.5",
+        "status": "CONFIRMED",
+        "fee_rate_bps": "0",
+        "maker_orders": [{"order_id": "0x" + "dd" * 32, "matched_amount": "10", "price": "0.5", "fee_rate_bps": "0"}],
+    }
     # someone else's trade is no evidence: after expiry the order is absent
     assert settle(None, [foreign], expired=True).evidence == ("absent",)
     # and neither it nor a record that is no trade at all hides the order's own trade after it
-    assert settle(None, [None, "garbage", foreign, taker_trade("CONFIRMED")]) == \
-        Outcome("FILLED", 10_000_000, 5_000_000, evidence=("trades",))
+    assert settle(None, [None, "garbage", foreign, taker_trade("CONFIRMED")]) == Outcome(
+        "FILLED", 10_000_000, 5_000_000, evidence=("trades",)
+    )
 
 
 # ---------------------------------------------------------------------------- records
 def test_a_result_record_without_amounts_has_none():
-    record = result_record(intent_id="i1", follow_id="f", follower="0x" + "11" * 20, leader_fill_id="lf",
-                           decision_id="d1", occurred_at_us=5, status="NOT_FILLED", seq=1, now_us=9, order_hash=HASH)
-    assert (record["filled_shares_e6"], record["filled_collateral_e6"], record["fee_e6"], record["avg_price"],
-            record["error"], record["attempts"], record["final"]) == (0, 0, 0, None, None, 0, True)
+    record = result_record(
+        intent_id="i1",
+        follow_id="f",
+        follower="0x" + "11" * 20,
+        leader_fill_id="lf",
+        decision_id="d1",
+        occurred_at_us=5,
+        status="NOT_FILLED",
+        seq=1,
+        now_us=9,
+        order_hash=HASH,
+    )
+    assert (
+        record["filled_shares_e6"],
+        record["filled_collateral_e6"],
+        record["fee_e6"],
+        record["avg_price"],
+        record["error"],
+        record["attempts"],
+        record["final"],
+    ) == (0, 0, 0, None, None, 0, True)
 
 
 def test_avg_price_needs_a_share():

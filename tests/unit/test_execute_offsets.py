@@ -1,4 +1,5 @@
 """Offsets never pass an unfinished message; lanes keep one key in order and run keys side by side."""
+
 from __future__ import annotations
 
 import asyncio

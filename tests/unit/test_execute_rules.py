@@ -1,5 +1,6 @@
 """The executor's pure rules: a refusal after an attempt that may have landed is never believed (D5), the input
 contract that parks unexecutable COPYs (D10), the send gate (D4), and the crash-point setting."""
+
 from __future__ import annotations
 
 import time
@@ -20,12 +21,15 @@ LEADER = "0x" + "1e" * 20
 
 
 # ----------------------------------------------------------------------------------------------- D5
-@pytest.mark.parametrize("status, body", [
-    (400, {"error": "not enough balance / allowance"}),
-    (400, {"error": "the market is closed"}),
-    (404, {"error": "market not found for token id 1"}),
-    (200, {"success": False, "errorMsg": "invalid signature"}),
-])
+@pytest.mark.parametrize(
+    "status, body",
+    [
+        (400, {"error": "not enough balance / allowance"}),
+        (400, {"error": "the market is closed"}),
+        (404, {"error": "market not found for token id 1"}),
+        (200, {"success": False, "errorMsg": "invalid signature"}),
+    ],
+)
 def test_a_refusal_of_bytes_that_may_have_landed_is_unknown_until_looked_up(status, body):
     first = classify_reply(status, body, body.get("error") or body.get("errorMsg"), False, SHAPE)
     assert first.status == "REJECTED"  # a first attempt: the venue never took it
@@ -41,10 +45,19 @@ def test_retry_signals_stay_retries_after_a_possible_landing():
 # ----------------------------------------------------------------------------------------------- D10
 def copy(**changes) -> dict:
     now = time.time_ns() // 1000
-    decision = {"envelope": {"event_id": "d", "occurred_at_us": now, "produced_at_us": now}, "follow_id": "fw-1",
-                "follower": F, "leader_fill_id": "ab" * 32, "action": "COPY", "token_id": "123",
-                "side": "BUY", "size_e6": 10_000_000, "worst_price": "0.55", "order_type": "FAK",
-                "expires_at_us": now + 60_000_000}
+    decision = {
+        "envelope": {"event_id": "d", "occurred_at_us": now, "produced_at_us": now},
+        "follow_id": "fw-1",
+        "follower": F,
+        "leader_fill_id": "ab" * 32,
+        "action": "COPY",
+        "token_id": "123",
+        "side": "BUY",
+        "size_e6": 10_000_000,
+        "worst_price": "0.55",
+        "order_type": "FAK",
+        "expires_at_us": now + 60_000_000,
+    }
     decision["intent_id"] = intent_id(decision["follow_id"], decision["leader_fill_id"])
     decision.update(changes)
     return decision
@@ -55,17 +68,29 @@ def test_a_good_copy_passes():
     check_copy_decision(copy(order_type=None, expires_at_us=None), time.time_ns() // 1000)
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"worst_price": "abc"}, "worst_price"), ({"worst_price": "1.5"}, "worst_price"),
-    ({"worst_price": "0"}, "worst_price"), ({"worst_price": "NaN"}, "worst_price"),
-    ({"worst_price": None}, "worst_price"),
-    ({"size_e6": 0}, "size_e6"), ({"size_e6": -1}, "size_e6"), ({"size_e6": 10**18}, "size_e6"),
-    ({"token_id": "12\x003"}, "NUL"), ({"token_id": "0xabc"}, "token_id"), ({"token_id": "9" * 79}, "token_id"),
-    ({"follower": "0xF1"}, "follower"), ({"side": "UNRECOGNIZED"}, "side"),
-    ({"order_type": "UNRECOGNIZED"}, "order_type"), ({"expires_at_us": 2**62}, "expires_at_us"),
-    ({"envelope": {"event_id": "d", "occurred_at_us": -5, "produced_at_us": 1}}, "occurred_at_us"),
-    ({"intent_id": "someone-elses"}, "intent_id"), ({"follow_id": "bad id with spaces"}, "follow_id"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"worst_price": "abc"}, "worst_price"),
+        ({"worst_price": "1.5"}, "worst_price"),
+        ({"worst_price": "0"}, "worst_price"),
+        ({"worst_price": "NaN"}, "worst_price"),
+        ({"worst_price": None}, "worst_price"),
+        ({"size_e6": 0}, "size_e6"),
+        ({"size_e6": -1}, "size_e6"),
+        ({"size_e6": 10**18}, "size_e6"),
+        ({"token_id": "12\x003"}, "NUL"),
+        ({"token_id": "0xabc"}, "token_id"),
+        ({"token_id": "9" * 79}, "token_id"),
+        ({"follower": "0xF1"}, "follower"),
+        ({"side": "UNRECOGNIZED"}, "side"),
+        ({"order_type": "UNRECOGNIZED"}, "order_type"),
+        ({"expires_at_us": 2**62}, "expires_at_us"),
+        ({"envelope": {"event_id": "d", "occurred_at_us": -5, "produced_at_us": 1}}, "occurred_at_us"),
+        ({"intent_id": "someone-elses"}, "intent_id"),
+        ({"follow_id": "bad id with spaces"}, "follow_id"),
+    ],
+)
 def test_copies_that_cannot_be_executed_name_their_field(changes, field):
     with pytest.raises(BadCopyDecision, match=field):
         check_copy_decision(copy(**changes), time.time_ns() // 1000)
@@ -76,8 +101,15 @@ def test_the_gate_names_the_first_switch_or_config_that_forbids_a_post():
     control, configs = ControlState(), ExecutorConfig()
     ask = dict(follower=F, follow_id="fw-1", condition_id="0x" + "c0" * 32, token_id="123")
     assert blocked(control, configs, **ask) is None  # unknown follow: decide made the decision with it
-    follow = parse_follow_config({"follow_id": "fw-1", "follower": F, "leader": LEADER,
-                                  "sizing": {"mode": "fixed", "amount": "5"}, "enabled": False})
+    follow = parse_follow_config(
+        {
+            "follow_id": "fw-1",
+            "follower": F,
+            "leader": LEADER,
+            "sizing": {"mode": "fixed", "amount": "5"},
+            "enabled": False,
+        }
+    )
     apply_executor_config(config_change("FOLLOW", "fw-1", follow, "t"), configs)
     assert blocked(control, configs, **ask).code == "FOLLOW_DISABLED"
     apply_executor_config(config_change("FOLLOW", "fw-1", None, "t"), configs)

@@ -30,8 +30,9 @@ def test_amounts_are_exact():
     assert record["shares_e6"] == 135_820_001 and record["collateral_e6"] == 97_790_401
 
 
-@pytest.mark.parametrize("change,message", [({"side": "HOLD"}, "side"), ({"shares": None}, "missing shares"),
-                                            ({"role": "both"}, "role")])
+@pytest.mark.parametrize(
+    "change,message", [({"side": "HOLD"}, "side"), ({"shares": None}, "missing shares"), ({"role": "both"}, "role")]
+)
 def test_bad_rows_name_the_problem(change, message):
     with pytest.raises(FillJsonError, match=message):
         leader_fill_from_json(demo_rows()[0] | change)
@@ -48,8 +49,10 @@ def test_follow_changes_at_one_instant_get_distinct_ids():
     from horus.domain.follows import follow_change
 
     follow = {"follow_id": "f1", "follower": "0x" + "a" * 40, "leader": "0x" + "b" * 40}
-    ids = {follow_change(follow, "t")["envelope"]["event_id"],
-           follow_change(follow | {"enabled": False}, "t")["envelope"]["event_id"],
-           follow_change(follow, "t", delete=True)["envelope"]["event_id"]}
+    ids = {
+        follow_change(follow, "t")["envelope"]["event_id"],
+        follow_change(follow | {"enabled": False}, "t")["envelope"]["event_id"],
+        follow_change(follow, "t", delete=True)["envelope"]["event_id"],
+    }
     assert len(ids) == 3
     assert follow_change(follow, "t")["envelope"]["event_id"] == follow_change(follow, "t")["envelope"]["event_id"]

@@ -1,4 +1,5 @@
 """Pure parts of the chain source: URLs, filters, ranges, cursors, per-tx aggregation, the watchdog."""
+
 from __future__ import annotations
 
 import json
@@ -19,13 +20,32 @@ def word(address: str) -> str:
     return "0x" + "00" * 12 + address[2:]
 
 
-def v2_log(maker: str, tx: str, block: int, index: int, side=0, token=7, maker_amt=1_000_000, taker_amt=2_000_000,
-           taker: str = OTHER, removed=False) -> dict:
-    data = encode(["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
-                  [side, token, maker_amt, taker_amt, 0, b"\0" * 32, b"\0" * 32])
-    return {"address": EXCHANGE, "topics": [ORDER_FILLED_V2_TOPIC, "0x" + f"{index:064x}", word(maker), word(taker)],
-            "data": "0x" + data.hex(), "blockNumber": hex(block), "logIndex": hex(index), "transactionHash": tx,
-            "blockHash": "0x" + f"{block:064x}", "removed": removed}
+def v2_log(
+    maker: str,
+    tx: str,
+    block: int,
+    index: int,
+    side=0,
+    token=7,
+    maker_amt=1_000_000,
+    taker_amt=2_000_000,
+    taker: str = OTHER,
+    removed=False,
+) -> dict:
+    data = encode(
+        ["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
+        [side, token, maker_amt, taker_amt, 0, b"\0" * 32, b"\0" * 32],
+    )
+    return {
+        "address": EXCHANGE,
+        "topics": [ORDER_FILLED_V2_TOPIC, "0x" + f"{index:064x}", word(maker), word(taker)],
+        "data": "0x" + data.hex(),
+        "blockNumber": hex(block),
+        "logIndex": hex(index),
+        "transactionHash": tx,
+        "blockHash": "0x" + f"{block:064x}",
+        "removed": removed,
+    }
 
 
 TX1, TX2 = "0x" + "11" * 32, "0x" + "22" * 32
@@ -60,21 +80,34 @@ def test_block_ranges_and_start_block():
 
 
 def test_a_multi_log_tx_becomes_one_event_per_leader_token_side():
-    logs = [v2_log(L1, TX1, 7, 0), v2_log(L1, TX1, 7, 1, maker_amt=3_000_000, taker_amt=6_000_000, taker=EXCHANGE),
-            v2_log(L2, TX1, 7, 2, side=1), v2_log(OTHER, TX1, 7, 3), v2_log(L1, TX2, 8, 0, token=9)]
+    logs = [
+        v2_log(L1, TX1, 7, 0),
+        v2_log(L1, TX1, 7, 1, maker_amt=3_000_000, taker_amt=6_000_000, taker=EXCHANGE),
+        v2_log(L2, TX1, 7, 2, side=1),
+        v2_log(OTHER, TX1, 7, 3),
+        v2_log(L1, TX2, 8, 0, token=9),
+    ]
     batch = logic.decode_batch(logs, BOOK)
     assert batch.blocks_needing_time() == {7, 8} and batch.last_position == (8, 0)
     records = logic.batch_records(batch, [L1, L2], {7: 1_000, 8: 1_002}, produced_at_us=5)
     by_id = {r["envelope"]["event_id"]: r for r in records}
-    assert set(by_id) == {leader_fill_id(TX1, L1, "7", "BUY"), leader_fill_id(TX1, L2, "7", "SELL"),
-                          leader_fill_id(TX2, L1, "9", "BUY")}
+    assert set(by_id) == {
+        leader_fill_id(TX1, L1, "7", "BUY"),
+        leader_fill_id(TX1, L2, "7", "SELL"),
+        leader_fill_id(TX2, L1, "9", "BUY"),
+    }
     summed = by_id[leader_fill_id(TX1, L1, "7", "BUY")]
     assert (summed["shares_e6"], summed["collateral_e6"], summed["price"], summed["role"]) == (
-        8_000_000, 4_000_000, "0.5", "TAKER")
+        8_000_000,
+        4_000_000,
+        "0.5",
+        "TAKER",
+    )
     assert summed["envelope"]["occurred_at_us"] == 1_000 * 1_000_000
     # the same logs in another order (or seen twice) give the same events
-    again = logic.batch_records(logic.decode_batch(list(reversed(logs)) + logs[:2], BOOK), [L1, L2],
-                                {7: 1_000, 8: 1_002}, produced_at_us=5)
+    again = logic.batch_records(
+        logic.decode_batch(list(reversed(logs)) + logs[:2], BOOK), [L1, L2], {7: 1_000, 8: 1_002}, produced_at_us=5
+    )
     assert again == records
 
 
@@ -88,7 +121,10 @@ def test_bad_and_removed_logs_are_set_aside_with_their_position():
     assert [e.reason for _, e in batch.bad] == ["bad-data", "bad-topics"]
     assert [f.event_id for f in batch.removed] == [leader_fill_id(TX2, L1, "7", "BUY")] and batch.fills == []
     assert json.loads(logic.raw_log_json({"data": b"\x01\x02", "topics": [b"\xff"], "n": 3})) == {
-        "data": "0x0102", "topics": ["0xff"], "n": 3}
+        "data": "0x0102",
+        "topics": ["0xff"],
+        "n": 3,
+    }
 
 
 def test_cursor_after_a_range():
@@ -104,25 +140,32 @@ def test_watchdog():
     assert logic.stall_reason(last_message_at=80.0, seen_head=5, probed_head=5, **base) is None  # quiet chain
     assert "head moved" in logic.stall_reason(last_message_at=80.0, seen_head=5, probed_head=6, **base)
     assert "probe failed" in logic.stall_reason(last_message_at=80.0, seen_head=5, probed_head=None, **base)
-    assert "no new head" in logic.stall_reason(last_message_at=99.0, seen_head=5, probed_head=5, max_head_age=4.0,
-                                               **base)
+    assert "no new head" in logic.stall_reason(
+        last_message_at=99.0, seen_head=5, probed_head=5, max_head_age=4.0, **base
+    )
 
 
 def test_a_fill_whose_sums_overflow_is_set_apart_and_the_other_fills_are_summed():
     """Each log's amounts fit the schema, their sum in one transaction does not: aggregate raised for the whole
     range, and the chain source retried that range forever. Now only that fill is set apart (to be parked)."""
     big = 2**63 - 1
-    logs = [v2_log(L1, TX1, 7, 0, maker_amt=big, taker_amt=big), v2_log(L1, TX1, 7, 1, maker_amt=big, taker_amt=big),
-            v2_log(L1, TX2, 8, 0)]
+    logs = [
+        v2_log(L1, TX1, 7, 0, maker_amt=big, taker_amt=big),
+        v2_log(L1, TX1, 7, 1, maker_amt=big, taker_amt=big),
+        v2_log(L1, TX2, 8, 0),
+    ]
     batch = logic.decode_batch(logs, BOOK)
     with pytest.raises(logic.AggregationError):
         logic.batch_records(batch, [L1], {7: 1_000, 8: 1_002})
-    records, apart = logic.aggregate_apart(batch.fills, [L1], source="chain", block_time={7: 1_000, 8: 1_002},
-                                           produced_at_us=5)
+    records, apart = logic.aggregate_apart(
+        batch.fills, [L1], source="chain", block_time={7: 1_000, 8: 1_002}, produced_at_us=5
+    )
     assert [r["envelope"]["event_id"] for r in records] == [leader_fill_id(TX2, L1, "7", "BUY")]
     ((fills, error),) = apart
     assert [f.log_index for f in fills] == [0, 1] and "exceeds 2^63-1" in str(error)
-    assert logic.aggregate_apart(batch.fills[2:], [L1], source="chain", block_time={8: 1_002},
-                                 produced_at_us=5) == (records, [])
+    assert logic.aggregate_apart(batch.fills[2:], [L1], source="chain", block_time={8: 1_002}, produced_at_us=5) == (
+        records,
+        [],
+    )
     with pytest.raises(logic.MissingTimestampError):  # a node that gave no block time: retried, never parked
         logic.aggregate_apart(batch.fills[2:], [L1], source="chain", block_time={})

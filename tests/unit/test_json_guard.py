@@ -4,6 +4,7 @@ The hostile-input run found that one FOLLOW change whose body is ~200 KB of nest
 worker with signal 11: importing the chain code (py_ecc) raises Python's recursion limit to 100,000, and
 json.loads on a config tail's thread then overflows the C stack instead of raising RecursionError.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,37 +14,61 @@ import textwrap
 
 import pytest
 
-from horus.domain.config import (BODY_MAX_BYTES, BODY_MAX_DEPTH, ConfigInvalid, ConfigState, apply_config,
-                                 load_body_json, parse_follow_config)
+from horus.domain.config import (
+    BODY_MAX_BYTES,
+    BODY_MAX_DEPTH,
+    ConfigInvalid,
+    ConfigState,
+    apply_config,
+    load_body_json,
+    parse_follow_config,
+)
 from horus.domain.follow_graph import ConfigError, FollowGraph, apply_config_change
 from horus.domain.json_guard import UnsafeJson, check_json, loads_bounded
 
-FOLLOW = {"follow_id": "f1", "follower": "0x" + "1" * 40, "leader": "0x" + "a" * 40,
-          "sizing": {"mode": "fixed", "amount": "5"}, "markets_allow": ["tag:nba"]}
+FOLLOW = {
+    "follow_id": "f1",
+    "follower": "0x" + "1" * 40,
+    "leader": "0x" + "a" * 40,
+    "sizing": {"mode": "fixed", "amount": "5"},
+    "markets_allow": ["tag:nba"],
+}
 
 
 def nested(depth: int, inner: str = "1") -> str:
     return "[" * depth + inner + "]" * depth
 
 
-@pytest.mark.parametrize("text", [
-    "{}", "[]", "1", '"x"', json.dumps(FOLLOW), nested(8), '{"a": [{"b": [[1]]}]}',
-    json.dumps({"s": "[[[[[[[[[[[[{{{{{{{{{{{{"}),  # brackets inside strings do not nest
-    json.dumps({"s": 'quote \\" then [[[[[[[[[[[[[['}),  # nor after an escaped quote
-    "not json at all [[",  # depth and size only: json.loads still says what else is wrong
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{}",
+        "[]",
+        "1",
+        '"x"',
+        json.dumps(FOLLOW),
+        nested(8),
+        '{"a": [{"b": [[1]]}]}',
+        json.dumps({"s": "[[[[[[[[[[[[{{{{{{{{{{{{"}),  # brackets inside strings do not nest
+        json.dumps({"s": 'quote \\" then [[[[[[[[[[[[[['}),  # nor after an escaped quote
+        "not json at all [[",  # depth and size only: json.loads still says what else is wrong
+    ],
+)
 def test_shallow_small_json_passes_the_guard(text):
     check_json(text, max_depth=8, max_bytes=10_000)
     check_json(text.encode(), max_depth=8, max_bytes=10_000)
 
 
-@pytest.mark.parametrize("text, needle", [
-    (nested(9), "nested deeper than 8"),
-    ('{"a":' * 9 + "1" + "}" * 9, "nested deeper than 8"),
-    ('"' + "x" * 10_001 + '"', "larger than 10000"),
-    (nested(100_000), "larger than 10000"),
-    ('"abc' + "[" * 20, "nested deeper than 8"),  # an unterminated string hides nothing
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        (nested(9), "nested deeper than 8"),
+        ('{"a":' * 9 + "1" + "}" * 9, "nested deeper than 8"),
+        ('"' + "x" * 10_001 + '"', "larger than 10000"),
+        (nested(100_000), "larger than 10000"),
+        ('"abc' + "[" * 20, "nested deeper than 8"),  # an unterminated string hides nothing
+    ],
+)
 def test_deep_or_large_json_is_refused_with_a_clear_error(text, needle):
     with pytest.raises(UnsafeJson, match=needle):
         check_json(text, max_depth=8, max_bytes=10_000)

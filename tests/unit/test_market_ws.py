@@ -1,5 +1,6 @@
 """The market channel against a real WebSocket server on loopback: it subscribes to the cached tokens
 and a live tick_size_change (a real captured frame) lands in the metadata cache at once."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,13 +15,21 @@ from horus.venue.polymarket.markets import parse_gamma_market
 from horus.venue.polymarket.metadata import MarketMetadata
 from tests.unit.test_metadata import GAMMA, SETTINGS, UP
 
-CAPTURED_TICK = {"asset_id": UP, "event_type": "tick_size_change", "market": GAMMA["conditionId"],
-                 "new_tick_size": "0.001", "old_tick_size": "0.01", "timestamp": "1739068041853"}
+CAPTURED_TICK = {
+    "asset_id": UP,
+    "event_type": "tick_size_change",
+    "market": GAMMA["conditionId"],
+    "new_tick_size": "0.001",
+    "old_tick_size": "0.01",
+    "timestamp": "1739068041853",
+}
 
 
 def test_frames_may_be_lists_objects_or_keepalives():
     assert events_of('[{"event_type": "book"}, {"event_type": "price_change"}]') == [
-        {"event_type": "book"}, {"event_type": "price_change"}]
+        {"event_type": "book"},
+        {"event_type": "price_change"},
+    ]
     assert events_of('{"event_type": "book"}') == [{"event_type": "book"}]
     assert events_of("PONG") == []
 

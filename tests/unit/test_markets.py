@@ -1,4 +1,5 @@
 """Market metadata parsers on the real captured Gamma / CLOB / WebSocket bodies."""
+
 from __future__ import annotations
 
 import json
@@ -94,19 +95,22 @@ def test_gamma_v2_market_trades_position_ids():
     assert err.value.field == "positionIds" and "positionIds" in str(err.value)
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"conditionId": None}, "conditionId"),
-    ({"conditionId": "0x12"}, "conditionId"),
-    ({"clobTokenIds": "not json"}, "clobTokenIds"),
-    ({"clobTokenIds": "[\"abc\"]"}, "clobTokenIds"),
-    ({"outcomes": "[\"Yes\"]"}, "outcomes"),
-    ({"orderPriceMinTickSize": 1.5}, "orderPriceMinTickSize"),
-    ({"orderPriceMinTickSize": "x"}, "orderPriceMinTickSize"),
-    ({"orderMinSize": -1}, "orderMinSize"),
-    ({"negRisk": "maybe"}, "negRisk"),
-    ({"version": "v9"}, "version"),
-    ({"feeSchedule": {"rate": "NaN"}}, "feeSchedule.rate"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"conditionId": None}, "conditionId"),
+        ({"conditionId": "0x12"}, "conditionId"),
+        ({"clobTokenIds": "not json"}, "clobTokenIds"),
+        ({"clobTokenIds": '["abc"]'}, "clobTokenIds"),
+        ({"outcomes": '["Yes"]'}, "outcomes"),
+        ({"orderPriceMinTickSize": 1.5}, "orderPriceMinTickSize"),
+        ({"orderPriceMinTickSize": "x"}, "orderPriceMinTickSize"),
+        ({"orderMinSize": -1}, "orderMinSize"),
+        ({"negRisk": "maybe"}, "negRisk"),
+        ({"version": "v9"}, "version"),
+        ({"feeSchedule": {"rate": "NaN"}}, "feeSchedule.rate"),
+    ],
+)
 def test_malformed_gamma_market_names_the_field(change, field):
     body = load(CRATES / "gamma_market.json") | change
     with pytest.raises(MarketDataError) as err:
@@ -114,8 +118,9 @@ def test_malformed_gamma_market_names_the_field(change, field):
     assert err.value.field == field and field in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["clob_market_closed_binary_accepting_false.json",
-                                  "clob_market_closed_binary_accepting_true.json"])
+@pytest.mark.parametrize(
+    "name", ["clob_market_closed_binary_accepting_false.json", "clob_market_closed_binary_accepting_true.json"]
+)
 def test_captured_clob_markets_parse(name):
     body = load(CRATES / name)
     infos = parse_clob_market(body)
@@ -150,8 +155,17 @@ def test_clob_version_field():
 
 def test_compact_clob_market():
     cid = "0x" + "ab" * 32
-    body = {"c": cid, "t": [{"t": "11", "o": "Yes"}, {"t": "12", "o": "No"}], "mts": 0.01, "nr": True,
-            "fd": {"r": 0.072, "e": 1, "to": True}, "mbf": 0, "tbf": 1000, "mos": 5, "ao": True}
+    body = {
+        "c": cid,
+        "t": [{"t": "11", "o": "Yes"}, {"t": "12", "o": "No"}],
+        "mts": 0.01,
+        "nr": True,
+        "fd": {"r": 0.072, "e": 1, "to": True},
+        "mbf": 0,
+        "tbf": 1000,
+        "mos": 5,
+        "ao": True,
+    }
     yes, no = parse_clob_market_compact(body)
     assert (yes.token_id, yes.outcome, no.outcome) == ("11", "Yes", "No")
     assert yes.condition_id == cid and yes.neg_risk is True and yes.tick_size == Decimal("0.01")
@@ -177,17 +191,27 @@ def test_tick_size_neg_risk_and_markets_by_token_bodies():
     assert parse_tick_size({"minimum_tick_size": "0.01"}) == Decimal("0.01")
     assert parse_neg_risk({"neg_risk": True}) is True
     assert parse_market_by_token({"condition_id": "0x" + "AB" * 32}) == "0x" + "ab" * 32
-    for call, body, field in [(parse_tick_size, {}, "minimum_tick_size"), (parse_tick_size, {"minimum_tick_size": 0},
-                              "minimum_tick_size"), (parse_neg_risk, {}, "neg_risk"),
-                              (parse_neg_risk, {"neg_risk": 1}, "neg_risk"),
-                              (parse_market_by_token, {"condition_id": ""}, "condition_id")]:
+    for call, body, field in [
+        (parse_tick_size, {}, "minimum_tick_size"),
+        (parse_tick_size, {"minimum_tick_size": 0}, "minimum_tick_size"),
+        (parse_neg_risk, {}, "neg_risk"),
+        (parse_neg_risk, {"neg_risk": 1}, "neg_risk"),
+        (parse_market_by_token, {"condition_id": ""}, "condition_id"),
+    ]:
         with pytest.raises(MarketDataError) as err:
             call(body)
         assert err.value.field == field
 
 
-@pytest.mark.parametrize("path", [CRATES / "ws_market_tick_size_msg.json", CRATES / "ws_tick_size_change.json",
-                                  CAPTURED / "py_ws_messages" / "tick_size_change.json"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [
+        CRATES / "ws_market_tick_size_msg.json",
+        CRATES / "ws_tick_size_change.json",
+        CAPTURED / "py_ws_messages" / "tick_size_change.json",
+    ],
+    ids=lambda p: p.name,
+)
 def test_captured_tick_size_changes_parse(path):
     msg = load(path)
     change = parse_tick_size_change(msg)
@@ -199,8 +223,12 @@ def test_captured_tick_size_changes_parse(path):
 
 def test_bad_tick_size_change():
     msg = load(CRATES / "ws_market_tick_size_msg.json")
-    for change, field in [({"event_type": "book"}, "event_type"), ({"new_tick_size": None}, "new_tick_size"),
-                          ({"new_tick_size": "2"}, "new_tick_size"), ({"asset_id": "x"}, "asset_id")]:
+    for change, field in [
+        ({"event_type": "book"}, "event_type"),
+        ({"new_tick_size": None}, "new_tick_size"),
+        ({"new_tick_size": "2"}, "new_tick_size"),
+        ({"asset_id": "x"}, "asset_id"),
+    ]:
         with pytest.raises(MarketDataError) as err:
             parse_tick_size_change(msg | change)
         assert err.value.field == field

@@ -1,4 +1,5 @@
 """MarketMetadata: TTL cache over Gamma / CLOB stand-ins (httpx.MockTransport and one real local server)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,9 @@ CLOB_MARKET = json.loads((CAPTURED / "py_http_responses" / "market.json").read_t
 CLOB_YES = CLOB_MARKET["tokens"][0]["token_id"]
 TICK_MSG = json.loads((CAPTURED / "crates_test_data" / "ws_market_tick_size_msg.json").read_text())
 
-SETTINGS = Settings(gamma_url="http://gamma.test", clob_url="http://clob.test", market_metadata_ttl_s=60,
-                    market_unknown_ttl_s=5)
+SETTINGS = Settings(
+    gamma_url="http://gamma.test", clob_url="http://clob.test", market_metadata_ttl_s=60, market_unknown_ttl_s=5
+)
 
 
 class FakeClock:
@@ -94,6 +96,7 @@ def test_gamma_lookup_caches_both_outcomes():
         assert up.tick_size == Decimal("0.01") and up.condition_id == GAMMA["conditionId"]
         assert again is up
         assert stand.calls == {"gamma.test/markets": 1}
+
     run(main())
 
 
@@ -110,6 +113,7 @@ def test_ttl_expiry_refetches():
             stand.gamma = [GAMMA | {"orderPriceMinTickSize": 0.001}]
             info = await cache.get(UP)
             assert stand.calls["gamma.test/markets"] == 2 and info.tick_size == Decimal("0.001")
+
     run(main())
 
 
@@ -122,6 +126,7 @@ def test_concurrent_gets_share_one_request():
         assert len({id(r) for r in results[:20]}) == 1 and results[20].outcome == "Down"
         # UP's lookup is shared by all 20 askers; DOWN asked concurrently before UP's answer cached it
         assert stand.calls["gamma.test/markets"] == 2
+
     run(main())
 
 
@@ -136,24 +141,33 @@ def test_cancelled_asker_does_not_cancel_the_shared_lookup():
             first.cancel()
             info = await second
         assert info.outcome == "Up" and stand.calls["gamma.test/markets"] == 1
+
     run(main())
 
 
 def test_clob_fallback_for_a_token_gamma_does_not_know():
     async def main():
         stand = StandIn()
-        stand.compact = {"c": CLOB_MARKET["condition_id"], "t": [{"t": t["token_id"], "o": t["outcome"]}
-                                                                for t in CLOB_MARKET["tokens"]],
-                         "mts": 0.001, "nr": True, "fd": {"r": 0.04, "e": 1, "to": True}}
+        stand.compact = {
+            "c": CLOB_MARKET["condition_id"],
+            "t": [{"t": t["token_id"], "o": t["outcome"]} for t in CLOB_MARKET["tokens"]],
+            "mts": 0.001,
+            "nr": True,
+            "fd": {"r": 0.04, "e": 1, "to": True},
+        }
         client, cache = await with_cache(stand)
         async with client:
             info = await cache.get(CLOB_YES)
         assert info.outcome == "Yes" and info.neg_risk is True and info.source == "clob"
         assert info.tick_size == Decimal("0.001") and info.min_order_size == Decimal(5)
         assert info.fees.rate == Decimal("0.04") and info.fees.taker_base_fee_bps == 0
-        assert set(stand.calls) == {"gamma.test/markets", f"clob.test/markets-by-token/{CLOB_YES}",
-                                    f"clob.test/markets/{CLOB_MARKET['condition_id']}",
-                                    f"clob.test/clob-markets/{CLOB_MARKET['condition_id']}"}
+        assert set(stand.calls) == {
+            "gamma.test/markets",
+            f"clob.test/markets-by-token/{CLOB_YES}",
+            f"clob.test/markets/{CLOB_MARKET['condition_id']}",
+            f"clob.test/clob-markets/{CLOB_MARKET['condition_id']}",
+        }
+
     run(main())
 
 
@@ -165,6 +179,7 @@ def test_gamma_down_still_finds_a_market_the_clob_knows():
         async with client:
             info = await cache.get(CLOB_YES)
         assert info is not None and info.outcome == "Yes" and info.source == "clob"
+
     run(main())
 
 
@@ -182,6 +197,7 @@ def test_unknown_token_is_none_and_counted_and_remembered_briefly():
             assert stand.calls["gamma.test/markets"] == 2
             assert await cache.get("not-a-token") is None
         assert metric("horus_market_metadata_unknown_total") == before + 3
+
     run(main())
 
 
@@ -202,6 +218,7 @@ def test_http_error_is_counted_not_cached_and_retried():
             assert await cache.get(UP) is info
             assert (await cache.get(UP)).outcome == "Up"
         assert stand.calls["gamma.test/markets"] == 4
+
     run(main())
 
 
@@ -215,6 +232,7 @@ def test_malformed_body_is_an_error_not_an_exception():
         async with client:
             assert await cache.get(UP) is None
         assert metric("horus_market_metadata_errors_total", {"kind": "bad-body"}) == before + 1
+
     run(main())
 
 
@@ -224,8 +242,9 @@ def test_tick_size_change_applies_at_once_to_the_market():
         client, cache = await with_cache(stand, clock)
         async with client:
             await cache.get(UP)
-            change = cache.apply_tick_size_change(TICK_MSG | {"asset_id": UP, "market": GAMMA["conditionId"],
-                                                              "new_tick_size": "0.001"})
+            change = cache.apply_tick_size_change(
+                TICK_MSG | {"asset_id": UP, "market": GAMMA["conditionId"], "new_tick_size": "0.001"}
+            )
             assert change.new_tick_size == Decimal("0.001")
             assert (await cache.get(UP)).tick_size == Decimal("0.001")
             assert (await cache.get(DOWN)).tick_size == Decimal("0.001")  # sibling cached with UP
@@ -237,6 +256,7 @@ def test_tick_size_change_applies_at_once_to_the_market():
             clock.now += 61
             assert (await cache.get(UP)).tick_size == Decimal("0.01")
             assert cache.apply_tick_size_change({"event_type": "tick_size_change"}) is None
+
     run(main())
 
 
@@ -245,12 +265,14 @@ def test_tick_size_change_before_first_lookup_and_for_unrelated_token():
         stand = StandIn()
         client, cache = await with_cache(stand)
         async with client:
-            cache.apply_tick_size_change(TICK_MSG | {"asset_id": DOWN, "market": GAMMA["conditionId"],
-                                                     "new_tick_size": "0.001"})
+            cache.apply_tick_size_change(
+                TICK_MSG | {"asset_id": DOWN, "market": GAMMA["conditionId"], "new_tick_size": "0.001"}
+            )
             assert (await cache.get(DOWN)).tick_size == Decimal("0.001")
             assert (await cache.get(UP)).tick_size == Decimal("0.01")
             cache.apply_tick_size_change(TICK_MSG)  # the captured message: a token we never looked up
             assert cache.peek(TICK_MSG["asset_id"]) is None
+
     run(main())
 
 

@@ -1,4 +1,5 @@
 """D15: Prometheus metrics bind 127.0.0.1 unless `--metrics-host` opens them (they carry volumes, not secrets)."""
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,12 @@ def test_every_command_serving_metrics_binds_loopback_by_default():
 
 
 def test_only_the_helper_starts_a_metrics_server():
-    starts = [str(p.relative_to(ROOT)) for folder in ("horus", "streams", "projections", "bench")
-              for p in (ROOT / folder).rglob("*.py") if re.search(r"start_(http|wsgi)_server\(", p.read_text())]
+    starts = [
+        str(p.relative_to(ROOT))
+        for folder in ("horus", "streams", "projections", "bench")
+        for p in (ROOT / folder).rglob("*.py")
+        if re.search(r"start_(http|wsgi)_server\(", p.read_text())
+    ]
     assert starts == ["horus/cli/common.py"], starts
 
 

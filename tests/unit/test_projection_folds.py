@@ -1,22 +1,24 @@
 """The projection folds are pure: same messages in, same rows out; bad input becomes a dead letter."""
+
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from horus.domain.config import config_change, parse_follower
-from horus.domain.control import control_command
 from horus.codec import default_codec, envelope
 from horus.db.models import Base
+from horus.domain.config import config_change, parse_follower
+from horus.domain.control import control_command
 from projections.folds import (
     ALL_PROJECTIONS,
-    EPOCH,
     COPY_DECISIONS_PROJECTION,
     DEAD_LETTERS_PROJECTION,
+    EPOCH,
     EXECUTION_RESULTS_PROJECTION,
     LEADER_FILLS_PROJECTION,
     SETTLEMENT_EVENTS_PROJECTION,
@@ -55,8 +57,9 @@ def leader_fill(i: int, **overrides) -> dict:
 def leader_fill_retraction(i: int, **overrides) -> dict:
     """The retraction of leader_fill(i): a reorg removed its log."""
     record = {
-        "envelope": envelope(f"lr-{i:08d}", "chain", T0_US + 1000 + i, causation_id=f"lf-{i:08d}",
-                             produced_at_us=T0_US + 1000 + i),
+        "envelope": envelope(
+            f"lr-{i:08d}", "chain", T0_US + 1000 + i, causation_id=f"lf-{i:08d}", produced_at_us=T0_US + 1000 + i
+        ),
         "leader_fill_id": f"lf-{i:08d}",
         "leader": f"0x{(i % 17):040x}",
         "tx_hash": f"0x{i:064x}",
@@ -69,8 +72,9 @@ def leader_fill_retraction(i: int, **overrides) -> dict:
 
 def copy_candidate(i: int, **overrides) -> dict:
     record = {
-        "envelope": envelope(f"cc-{i:08d}", "plan", T0_US + i, causation_id=f"lf-{i:08d}",
-                             produced_at_us=T0_US + i + 3),
+        "envelope": envelope(
+            f"cc-{i:08d}", "plan", T0_US + i, causation_id=f"lf-{i:08d}", produced_at_us=T0_US + i + 3
+        ),
         "leader_fill_id": f"lf-{i:08d}",
         "follow_id": f"follow-{i % 7}",
         "follower": f"0x{(i % 11):040x}",
@@ -171,23 +175,43 @@ BUILDERS = {
 # config and control tables hold the latest state per key (shape test only; the mixes stay event tables)
 SHAPE_BUILDERS = {
     **BUILDERS,
-    "ConfigChange": lambda i: config_change("FOLLOWER", f"0x{i:040x}", parse_follower({"follower": f"0x{i:040x}"}),
-                                            "t", T0_US),
+    "ConfigChange": lambda i: config_change(
+        "FOLLOWER", f"0x{i:040x}", parse_follower({"follower": f"0x{i:040x}"}), "t", T0_US
+    ),
     "ControlCommand": lambda i: control_command("MARKET", "PAUSE", f"0x{i:064x}", occurred_at_us=T0_US),
 }
 BY_TYPE = {record_type: p for p in ALL_PROJECTIONS for record_type in p.record_types}
 # the (first) table of each record type
-TABLE_OF = {**{p.record_type: p.table for p in ALL_PROJECTIONS},
-            **{other.record_type: other.table for p in ALL_PROJECTIONS for other in p.other_types}}
+TABLE_OF = {
+    **{p.record_type: p.table for p in ALL_PROJECTIONS},
+    **{other.record_type: other.table for p in ALL_PROJECTIONS for other in p.other_types},
+}
 BY_TOPIC = {PREFIX + p.topic: p for p in ALL_PROJECTIONS}
 
 
-def message(record_type: str, record: dict | None, offset: int = 0, partition: int = 0, *,
-            value: bytes | None = b"...", topic: str | None = None, error: str | None = None,
-            key: bytes | None = b"k", timestamp_us: int | None = T0_US) -> SourceMessage:
+def message(
+    record_type: str,
+    record: dict | None,
+    offset: int = 0,
+    partition: int = 0,
+    *,
+    value: bytes | None = b"...",
+    topic: str | None = None,
+    error: str | None = None,
+    key: bytes | None = b"k",
+    timestamp_us: int | None = T0_US,
+) -> SourceMessage:
     return SourceMessage(
-        topic=topic or PREFIX + BY_TYPE[record_type].topic, partition=partition, offset=offset, value=value, key=key,
-        timestamp_us=timestamp_us, record_type=None if error else record_type, record=record, error=error)
+        topic=topic or PREFIX + BY_TYPE[record_type].topic,
+        partition=partition,
+        offset=offset,
+        value=value,
+        key=key,
+        timestamp_us=timestamp_us,
+        record_type=None if error else record_type,
+        record=record,
+        error=error,
+    )
 
 
 def decoded(topic_type: str, raw: bytes, offset: int = 0, partition: int = 0) -> SourceMessage:
@@ -197,8 +221,17 @@ def decoded(topic_type: str, raw: bytes, offset: int = 0, partition: int = 0) ->
         error = None
     except Exception as exc:  # noqa: BLE001
         record_type, record, error = None, None, f"{type(exc).__name__}: {exc}"
-    return SourceMessage(topic=PREFIX + BY_TYPE[topic_type].topic, partition=partition, offset=offset, value=raw,
-                         key=b"k", timestamp_us=T0_US, record_type=record_type, record=record, error=error)
+    return SourceMessage(
+        topic=PREFIX + BY_TYPE[topic_type].topic,
+        partition=partition,
+        offset=offset,
+        value=raw,
+        key=b"k",
+        timestamp_us=T0_US,
+        record_type=record_type,
+        record=record,
+        error=error,
+    )
 
 
 def mixed_batch(n: int) -> list[SourceMessage]:
@@ -234,7 +267,7 @@ def test_leader_fill_mapping():
     record = leader_fill(5, price="0.5300", condition_id=None)
     (row,) = LEADER_FILLS_PROJECTION.fold([message("LeaderFill", record, offset=42, partition=1)]).rows["leader_fills"]
     assert row["event_id"] == "lf-00000005"
-    assert row["occurred_at"] == datetime(2025, 10, 9, 8, 53, 20, 123461, tzinfo=timezone.utc)
+    assert row["occurred_at"] == datetime(2025, 10, 9, 8, 53, 20, 123461, tzinfo=UTC)
     assert row["produced_at"] == timestamp(T0_US + 12)
     assert row["price"] == Decimal("0.5300") and str(row["price"]) == "0.5300"  # scale kept exactly
     assert row["condition_id"] is None
@@ -244,9 +277,10 @@ def test_leader_fill_mapping():
 
 def test_a_fill_and_its_retraction_on_one_topic_fold_into_their_own_tables():
     codec = default_codec()
-    batch = [decoded("LeaderFill", codec.encode("LeaderFill", leader_fill(4)), offset=10, partition=1),
-             decoded("LeaderFill", codec.encode("LeaderFillRetracted", leader_fill_retraction(4)), offset=11,
-                     partition=1)]
+    batch = [
+        decoded("LeaderFill", codec.encode("LeaderFill", leader_fill(4)), offset=10, partition=1),
+        decoded("LeaderFill", codec.encode("LeaderFillRetracted", leader_fill_retraction(4)), offset=11, partition=1),
+    ]
     result = LEADER_FILLS_PROJECTION.fold(batch)
     assert result.parked == 0 and result.counts() == {"leader_fills": 1, "leader_fill_retractions": 1}
     (fill,) = result.rows["leader_fills"]
@@ -280,14 +314,26 @@ def test_copy_candidate_mapping():
     from projections.folds import COPY_CANDIDATES_PROJECTION
 
     assert COPY_CANDIDATES_PROJECTION.topic == "copy.candidates" and COPY_CANDIDATES_PROJECTION in ALL_PROJECTIONS
-    (row,) = COPY_CANDIDATES_PROJECTION.fold([message("CopyCandidate", copy_candidate(5), offset=9, partition=2)]
-                                             ).rows["copy_candidates"]
-    assert (row["event_id"], row["causation_id"], row["kafka_partition"], row["kafka_offset"]) == \
-        ("cc-00000005", "lf-00000005", 2, 9)
-    assert (row["follow_id"], row["follower"], row["leader"], row["side"]) == \
-        ("follow-5", f"0x{5:040x}", f"0x{5:040x}", "BUY")
-    assert (row["leader_shares_e6"], row["leader_collateral_e6"], row["leader_price"]) == \
-        (1_000_005, 530_005, Decimal("0.53"))
+    (row,) = COPY_CANDIDATES_PROJECTION.fold([message("CopyCandidate", copy_candidate(5), offset=9, partition=2)]).rows[
+        "copy_candidates"
+    ]
+    assert (row["event_id"], row["causation_id"], row["kafka_partition"], row["kafka_offset"]) == (
+        "cc-00000005",
+        "lf-00000005",
+        2,
+        9,
+    )
+    assert (row["follow_id"], row["follower"], row["leader"], row["side"]) == (
+        "follow-5",
+        f"0x{5:040x}",
+        f"0x{5:040x}",
+        "BUY",
+    )
+    assert (row["leader_shares_e6"], row["leader_collateral_e6"], row["leader_price"]) == (
+        1_000_005,
+        530_005,
+        Decimal("0.53"),
+    )
     assert row["occurred_at"] == timestamp(T0_US + 5) and row["produced_at"] == timestamp(T0_US + 8)
     # a hostile candidate decide would SKIP is parked here when the table cannot hold it, never stored half
     for bad in ({"leader_price": "abc"}, {"side": "UNRECOGNIZED"}, {"follower": "x\x00"}):
@@ -309,9 +355,13 @@ def test_copy_decision_mapping_copy_and_skip():
 
 
 def test_execution_result_and_settlement_mapping():
-    (er,) = EXECUTION_RESULTS_PROJECTION.fold([message("ExecutionResult", execution_result(3))]).rows["execution_results"]
+    (er,) = EXECUTION_RESULTS_PROJECTION.fold([message("ExecutionResult", execution_result(3))]).rows[
+        "execution_results"
+    ]
     assert er["status"] == "FILLED" and er["avg_price"] == Decimal("0.530000") and er["attempts"] == 1
-    (se,) = SETTLEMENT_EVENTS_PROJECTION.fold([message("SettlementEvent", settlement_event(3))]).rows["settlement_events"]
+    (se,) = SETTLEMENT_EVENTS_PROJECTION.fold([message("SettlementEvent", settlement_event(3))]).rows[
+        "settlement_events"
+    ]
     assert se["kind"] == "REIMBURSED" and se["amount_e6"] == 1_060_000 and se["debt_id"] is None
 
 
@@ -356,15 +406,34 @@ decimals = st.decimals(allow_nan=False, allow_infinity=False, places=6, min_valu
 
 @settings(max_examples=200, deadline=None)
 @given(
-    event_id=text.filter(bool), occurred=st.integers(-(10**15), 10**17), shares=ints64, collateral=ints64,
-    fee=ints64, price=decimals, side=st.sampled_from(["BUY", "SELL"]), role=st.sampled_from(["MAKER", "TAKER"]),
-    hashes=st.lists(text, max_size=4), block=st.integers(0, 2**63 - 1), log_index=st.integers(0, 2**31 - 1),
+    event_id=text.filter(bool),
+    occurred=st.integers(-(10**15), 10**17),
+    shares=ints64,
+    collateral=ints64,
+    fee=ints64,
+    price=decimals,
+    side=st.sampled_from(["BUY", "SELL"]),
+    role=st.sampled_from(["MAKER", "TAKER"]),
+    hashes=st.lists(text, max_size=4),
+    block=st.integers(0, 2**63 - 1),
+    log_index=st.integers(0, 2**31 - 1),
 )
-def test_leader_fill_field_mapping_through_the_codec(event_id, occurred, shares, collateral, fee, price, side, role,
-                                                     hashes, block, log_index):
-    record = leader_fill(1, envelope=envelope(event_id, "chain", occurred, produced_at_us=occurred),
-                         shares_e6=shares, collateral_e6=collateral, fee_e6=fee, price=str(price), side=side,
-                         role=role, order_hashes=hashes, block_number=block, log_index=log_index)
+def test_leader_fill_field_mapping_through_the_codec(
+    event_id, occurred, shares, collateral, fee, price, side, role, hashes, block, log_index
+):
+    record = leader_fill(
+        1,
+        envelope=envelope(event_id, "chain", occurred, produced_at_us=occurred),
+        shares_e6=shares,
+        collateral_e6=collateral,
+        fee_e6=fee,
+        price=str(price),
+        side=side,
+        role=role,
+        order_hashes=hashes,
+        block_number=block,
+        log_index=log_index,
+    )
     raw = default_codec().encode("LeaderFill", record)
     result = LEADER_FILLS_PROJECTION.fold([decoded("LeaderFill", raw)])
     (row,) = result.rows["leader_fills"]
@@ -378,12 +447,21 @@ def test_leader_fill_field_mapping_through_the_codec(event_id, occurred, shares,
 
 
 @settings(max_examples=100, deadline=None)
-@given(event_id=text.filter(bool), fill_id=text.filter(bool), occurred=st.integers(-(10**15), 10**17),
-       block=st.integers(0, 2**63 - 1), reason=text)
+@given(
+    event_id=text.filter(bool),
+    fill_id=text.filter(bool),
+    occurred=st.integers(-(10**15), 10**17),
+    block=st.integers(0, 2**63 - 1),
+    reason=text,
+)
 def test_leader_fill_retraction_field_mapping_through_the_codec(event_id, fill_id, occurred, block, reason):
-    record = leader_fill_retraction(1, envelope=envelope(event_id, "chain", occurred, causation_id=fill_id,
-                                                         produced_at_us=occurred),
-                                    leader_fill_id=fill_id, block_number=block, reason=reason)
+    record = leader_fill_retraction(
+        1,
+        envelope=envelope(event_id, "chain", occurred, causation_id=fill_id, produced_at_us=occurred),
+        leader_fill_id=fill_id,
+        block_number=block,
+        reason=reason,
+    )
     raw = default_codec().encode("LeaderFillRetracted", record)
     first, second = (LEADER_FILLS_PROJECTION.fold([decoded("LeaderFillRetracted", raw, offset=3)]) for _ in range(2))
     assert first.rows == second.rows and first.parked == 0
@@ -451,15 +529,19 @@ def test_wrong_record_type_undecodable_and_null_messages_are_parked():
     result = LEADER_FILLS_PROJECTION.fold(batch)
     rows = result.rows["dead_letters"]
     assert result.parked == 3 and len(rows) == 3
-    assert rows[0]["error"] == ("unexpected record type 'CopyDecision' on leader.fills"
-                                " (want LeaderFill or LeaderFillRetracted)") and rows[0]["event_id"] == "cd-00000001"
+    assert (
+        rows[0]["error"]
+        == ("unexpected record type 'CopyDecision' on leader.fills (want LeaderFill or LeaderFillRetracted)")
+        and rows[0]["event_id"] == "cd-00000001"
+    )
     assert rows[1]["error"].startswith("undecodable") and rows[1]["original"] == b"\xc3\x01junk"
     assert rows[2]["original"] == b"" and rows[2]["occurred_at"] == timestamp(T0_US)
 
 
 def test_a_single_type_projection_still_parks_a_retraction_naming_its_one_type():
-    result = COPY_DECISIONS_PROJECTION.fold([message("LeaderFillRetracted", leader_fill_retraction(2),
-                                                     topic="t.copy.decisions")])
+    result = COPY_DECISIONS_PROJECTION.fold(
+        [message("LeaderFillRetracted", leader_fill_retraction(2), topic="t.copy.decisions")]
+    )
     (row,) = result.rows["dead_letters"]
     assert row["error"] == "unexpected record type 'LeaderFillRetracted' on copy.decisions (want CopyDecision)"
     assert COPY_DECISIONS_PROJECTION.tables == ("copy_decisions",)

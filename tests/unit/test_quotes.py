@@ -1,4 +1,5 @@
 """Quotes and balances for decide, read from the CLOB simulator (in this process, no stack needed)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,15 +24,22 @@ CONDITION = "0x" + "c0" * 32
 
 @pytest.fixture(scope="module")
 def sim():
-    market = MarketConfig(condition_id=CONDITION, tokens=[TokenConfig(token_id=TOKEN, price="0.5")],
-                          tick_size="0.01", levels=3, level_size=100)
+    market = MarketConfig(
+        condition_id=CONDITION,
+        tokens=[TokenConfig(token_id=TOKEN, price="0.5")],
+        tick_size="0.01",
+        levels=3,
+        level_size=100,
+    )
     with run_simulator(SimulatorConfig(markets=[market])) as running:
         yield running
 
 
 def test_parse_book_orders_best_first_whatever_the_venue_order():
-    body = {"bids": [{"price": "0.48", "size": "10"}, {"price": "0.49", "size": "5"}],
-            "asks": [{"price": "0.52", "size": "7"}, {"price": "0.51", "size": "3"}, {"price": "0.6", "size": "0"}]}
+    body = {
+        "bids": [{"price": "0.48", "size": "10"}, {"price": "0.49", "size": "5"}],
+        "asks": [{"price": "0.52", "size": "7"}, {"price": "0.51", "size": "3"}, {"price": "0.6", "size": "0"}],
+    }
     quote = parse_book(body, 123)
     assert (quote.best_bid, quote.best_ask, quote.as_of_us) == (Decimal("0.49"), Decimal("0.51"), 123)
     assert quote.asks == ((Decimal("0.51"), 3_000_000), (Decimal("0.52"), 7_000_000))  # empty level dropped
@@ -47,6 +55,7 @@ def test_quote_source_shares_requests_caps_ttl_and_knows_missing_books(sim):
             assert source.cache.loads == 1 and all(q is quotes[0] for q in quotes)
             assert quotes[0].best_bid <= Decimal("0.5") < quotes[0].best_ask and len(quotes[0].asks) == 3
             assert await source.get("123") is None  # no book for an unknown token
+
     asyncio.run(main())
 
 
@@ -65,6 +74,7 @@ def test_single_flight_cache_keeps_the_last_good_value_when_a_load_fails():
         assert await cache.get("k") == "v1"
         now[0] = 5.0  # expired: the reload fails, the last value stands
         assert await cache.get("k") == "v1" and len(calls) == 2
+
     asyncio.run(main())
 
 
@@ -84,14 +94,18 @@ def test_single_flight_cache_can_pass_failures_on_and_cache_nothing():
         assert await cache.get("k") == "ok" and len(calls) == 2  # the failure was not remembered
         cache.forget("k")
         assert await cache.get("k") == "ok" and len(calls) == 3
+
     asyncio.run(main())
 
 
 def test_venue_balances_read_with_the_followers_own_derived_credentials(sim):
     key = "0x" + secrets.token_bytes(32).hex()
     follower = address_of(key).lower()
-    httpx.post(f"{sim.url}/_sim/accounts", json={"address": follower, "collateral_e6": 123_450_000,
-                                                 "tokens_e6": {TOKEN: 7_000_000}}, timeout=10).raise_for_status()
+    httpx.post(
+        f"{sim.url}/_sim/accounts",
+        json={"address": follower, "collateral_e6": 123_450_000, "tokens_e6": {TOKEN: 7_000_000}},
+        timeout=10,
+    ).raise_for_status()
     config = FollowerConfig(follower=follower, credentials_ref="ref-1")
 
     class Secrets:
@@ -101,6 +115,7 @@ def test_venue_balances_read_with_the_followers_own_derived_credentials(sim):
 
         def api_creds(self):  # placeholders: paper mode derives the real ones from the venue (L1)
             from horus.venue.polymarket.auth import ApiCreds
+
             return ApiCreds("placeholder", self.api_secret, "placeholder")
 
     async def main():
@@ -111,6 +126,7 @@ def test_venue_balances_read_with_the_followers_own_derived_credentials(sim):
             assert balance.collateral_e6 == 123_450_000 and balance.token(TOKEN) == 7_000_000
             unknown = FollowerConfig(follower="0x" + "9" * 40, credentials_ref="nope")
             assert (await balances.get(unknown)).collateral_e6 is None  # logged, not raised: decide skips
+
     asyncio.run(main())
 
 
@@ -135,6 +151,7 @@ def test_single_flight_cache_refreshes_ahead_without_making_the_asker_wait():
         release.set()
         await asyncio.sleep(0.01)
         assert await cache.get("k") == "v2" and cache.loads == 2
+
     asyncio.run(main())
     with pytest.raises(ValueError):  # an account must never be served stale, so no refresh-ahead there
         SingleFlightCache(load, 1.0, name="t", keep_last_on_error=False, refresh_ahead=0.5)
@@ -169,6 +186,7 @@ def test_venue_balances_pair_collateral_with_the_start_of_its_own_read():
         assert (second.collateral_e6, second.as_of_us) == (100, 10)
         third = await balances.get(config)
         assert (third.collateral_e6, third.as_of_us) == (200, 20)
+
     asyncio.run(main())
 
 
@@ -197,4 +215,5 @@ def test_venue_balances_refuse_a_last_good_value_older_than_decide_remembers_fil
         assert (await balances.get(config)).collateral_e6 == 100
         now_us[0] += MAX_BALANCE_AGE_US
         assert (await balances.get(config)).collateral_e6 is None
+
     asyncio.run(main())

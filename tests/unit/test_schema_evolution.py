@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -81,11 +82,7 @@ def retyped(schema: dict, name: str, new_type: Any, **extra: Any) -> dict:
 
 V1 = load("LeaderFill")
 # v2 adds a field with a default, in the middle of the record
-V2 = with_field(
-    V1,
-    {"name": "builder_fee_e6", "type": "long", "default": 0, "doc": "v2: builder fee"},
-    after="fee_e6",
-)
+V2 = with_field(V1, {"name": "builder_fee_e6", "type": "long", "default": 0, "doc": "v2: builder fee"}, after="fee_e6")
 
 
 # ----------------------------------------------------------------------------- via the codec
@@ -219,8 +216,7 @@ def test_type_changes() -> None:
 def test_envelope_evolution_changes_embedding_fingerprints_and_stays_readable() -> None:
     reg = current_registry()
     old = Codec(reg).encode("LeaderFill", fill_record())
-    env_v2 = with_field(load("Envelope"),
-                        {"name": "trace_id", "type": ["null", "string"], "default": None})
+    env_v2 = with_field(load("Envelope"), {"name": "trace_id", "type": ["null", "string"], "default": None})
     assert check_compatible(load("Envelope"), env_v2) == []
     reg.register(env_v2)
     fp_before = reg.fingerprint_of("LeaderFill")
@@ -237,9 +233,7 @@ def test_history_dir_keeps_old_writers_decodable(tmp_path: Path) -> None:
         (tmp_path / f.name).write_text(f.read_text())
     (tmp_path / "LeaderFill.avsc").write_text(json.dumps(V2))
     (tmp_path / "history").mkdir()
-    (tmp_path / "history" / "LeaderFill.v1.avsc").write_text(
-        json.dumps(v1_reg.self_contained("LeaderFill"))
-    )
+    (tmp_path / "history" / "LeaderFill.v1.avsc").write_text(json.dumps(v1_reg.self_contained("LeaderFill")))
     reg = SchemaRegistry()
     reg.load_dir(tmp_path)
     assert reg.fingerprint_of("LeaderFill") != old[2:10]
@@ -270,7 +264,7 @@ def test_schema_file_conventions(path: Path) -> None:
         t = f["type"]
         if isinstance(t, list) and "null" in t:
             assert t[0] == "null" and f.get("default", "missing") is None, (
-                f"{path.stem}.{f['name']}: optional fields are [\"null\", T] with default null"
+                f'{path.stem}.{f["name"]}: optional fields are ["null", T] with default null'
             )
 
 
@@ -301,8 +295,7 @@ def test_no_floats_and_every_enum_has_a_default(path: Path) -> None:
             if node.get("type") == "enum":
                 enums += 1
                 assert node.get("default") in node["symbols"], (
-                    f"{where}: enum {node['name']} needs a default symbol so new symbols stay "
-                    "readable by old readers"
+                    f"{where}: enum {node['name']} needs a default symbol so new symbols stay readable by old readers"
                 )
                 if node["name"] == "ExecutionStatus":  # UNKNOWN: a real, safe status (see its doc)
                     assert node["default"] == "UNKNOWN" and UNRECOGNIZED not in node["symbols"]

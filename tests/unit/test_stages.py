@@ -1,22 +1,22 @@
 """The pure stage functions and ids: no broker, no Faust."""
+
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 
 from horus.codec import default_codec, envelope
 from horus.domain import ids
-from decimal import Decimal
-
 from horus.domain.config import ConfigState, parse_follow_config, parse_follower
 from horus.domain.control import ControlState
 from horus.domain.decide import Balance, DecideState, StaticView, decide
-from horus.venue.polymarket.markets import NO_FEES, MarketInfo
 from horus.domain.execute import execute
 from horus.domain.follow_graph import ConfigError, Follow, FollowGraph, apply_config_change, apply_tombstone
 from horus.domain.plan import plan
 from horus.domain.settle import settle
+from horus.venue.polymarket.markets import NO_FEES, MarketInfo
 
 NOW = 1_800_000_000_000_000
 LEADER_A = "0x" + "a" * 40
@@ -27,17 +27,33 @@ FOLLOWERS = ["0x" + c * 40 for c in "123"]
 def follow_change(follow_id, follower, leader, enabled=True, op="UPSERT", body=None):
     if body is None and op == "UPSERT":
         body = json.dumps({"follow_id": follow_id, "follower": follower, "leader": leader, "enabled": enabled})
-    return {"envelope": envelope(ids.make_id("cfg", follow_id, op), "api", NOW), "entity": "FOLLOW",
-            "entity_id": follow_id, "op": op, "body": body}
+    return {
+        "envelope": envelope(ids.make_id("cfg", follow_id, op), "api", NOW),
+        "entity": "FOLLOW",
+        "entity_id": follow_id,
+        "op": op,
+        "body": body,
+    }
 
 
 def leader_fill(leader=LEADER_A, tx="0x" + "f" * 64, side="BUY", token="123456789"):
     fill_id = ids.leader_fill_id(tx, leader, token, side)
     return {
         "envelope": envelope(fill_id, "chain", NOW - 5_000_000, produced_at_us=NOW - 4_000_000),
-        "leader": leader, "exchange": "0x" + "e" * 40, "tx_hash": tx, "block_number": 7, "log_index": 3,
-        "token_id": token, "condition_id": None, "side": side, "shares_e6": 10_000_000,
-        "collateral_e6": 5_300_000, "price": "0.53", "fee_e6": 0, "role": "TAKER", "order_hashes": ["0x01"],
+        "leader": leader,
+        "exchange": "0x" + "e" * 40,
+        "tx_hash": tx,
+        "block_number": 7,
+        "log_index": 3,
+        "token_id": token,
+        "condition_id": None,
+        "side": side,
+        "shares_e6": 10_000_000,
+        "collateral_e6": 5_300_000,
+        "price": "0.53",
+        "fee_e6": 0,
+        "role": "TAKER",
+        "order_hashes": ["0x01"],
     }
 
 
@@ -60,6 +76,7 @@ def three_followers_two_leaders():
 
 # ------------------------------------------------------------------------- ids
 
+
 def test_ids_are_deterministic_hex_and_distinct_per_kind():
     a = ids.candidate_id("fill", "follow")
     assert a == ids.candidate_id("fill", "follow")
@@ -76,6 +93,7 @@ def test_leader_fill_id_is_case_insensitive_on_addresses():
 
 
 # ------------------------------------------------------------------------- follow graph
+
 
 def test_graph_folds_upserts_deletes_and_moves():
     graph = three_followers_two_leaders()
@@ -99,11 +117,17 @@ def test_graph_ignores_follower_entities_and_normalises_addresses():
     assert graph.follows_of(LEADER_A) == (Follow("f", FOLLOWERS[0], LEADER_A, True),)
 
 
-@pytest.mark.parametrize("body", [
-    "not json", "[]", json.dumps({"follower": "0x12", "leader": LEADER_A}),
-    json.dumps({"follower": FOLLOWERS[0]}), json.dumps({"follow_id": "other", "follower": FOLLOWERS[0], "leader": LEADER_A}),
-    json.dumps({"follower": FOLLOWERS[0], "leader": LEADER_A, "enabled": "yes"}),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[]",
+        json.dumps({"follower": "0x12", "leader": LEADER_A}),
+        json.dumps({"follower": FOLLOWERS[0]}),
+        json.dumps({"follow_id": "other", "follower": FOLLOWERS[0], "leader": LEADER_A}),
+        json.dumps({"follower": FOLLOWERS[0], "leader": LEADER_A, "enabled": "yes"}),
+    ],
+)
 def test_bad_follow_bodies_are_rejected_and_leave_the_graph_alone(body):
     graph = three_followers_two_leaders()
     with pytest.raises(ConfigError):
@@ -117,6 +141,7 @@ def test_upsert_without_body_is_rejected():
 
 
 # ------------------------------------------------------------------------- plan
+
 
 def test_plan_fans_out_to_each_enabled_follow_of_the_leader():
     graph = three_followers_two_leaders()
@@ -156,18 +181,29 @@ def test_plan_skips_disabled_and_deleted_follows_and_unknown_leaders():
 
 # ------------------------------------------------------------------------- decide / execute / settle
 
+
 def view_for(graph):
     """Every follow of the graph copies a fixed $5; every follower has $1,000; one 0.01-tick market."""
     config = ConfigState()
     for leader in graph.leaders():
         for f in graph.follows_of(leader):
             config.follows[f.follow_id] = parse_follow_config(
-                {"follow_id": f.follow_id, "follower": f.follower, "leader": f.leader, "sizing": {"amount": "5"}})
+                {"follow_id": f.follow_id, "follower": f.follower, "leader": f.leader, "sizing": {"amount": "5"}}
+            )
             config.followers[f.follower] = parse_follower({"follower": f.follower})
-    market = MarketInfo(token_id="123456789", condition_id="0x" + "c" * 64, tick_size=Decimal("0.01"),
-                        min_order_size=Decimal(5), fees=NO_FEES)
-    return StaticView(config, ControlState(), markets={market.token_id: market},
-                      balances={f: Balance(1_000_000_000, NOW) for f in config.followers})
+    market = MarketInfo(
+        token_id="123456789",
+        condition_id="0x" + "c" * 64,
+        tick_size=Decimal("0.01"),
+        min_order_size=Decimal(5),
+        fees=NO_FEES,
+    )
+    return StaticView(
+        config,
+        ControlState(),
+        markets={market.token_id: market},
+        balances={f: Balance(1_000_000_000, NOW) for f in config.followers},
+    )
 
 
 def pipeline_for(fill, graph):
@@ -231,8 +267,16 @@ def test_whole_pipeline_is_deterministic_apart_from_produced_at():
 def test_dead_letter_record_keeps_the_original_bytes():
     from horus.kafka.dead_letter import dead_letter_record
 
-    record = dead_letter_record(topic="t.leader.fills", partition=3, offset=42, key=b"k", original=b"\x00garbage",
-                                error=ValueError("bad"), stage="decode", now_us=NOW)
+    record = dead_letter_record(
+        topic="t.leader.fills",
+        partition=3,
+        offset=42,
+        key=b"k",
+        original=b"\x00garbage",
+        error=ValueError("bad"),
+        stage="decode",
+        now_us=NOW,
+    )
     decoded = default_codec().decode(default_codec().encode("DeadLetter", record))[1]
     assert decoded["original"] == b"\x00garbage" and decoded["key"] == b"k"
     assert decoded["error"] == "ValueError: bad" and decoded["source_offset"] == 42
@@ -240,6 +284,7 @@ def test_dead_letter_record_keeps_the_original_bytes():
 
 
 # ------------------------------------------------------------------------- the runner, without a broker
+
 
 class FakeProducer:
     def __init__(self):
@@ -264,19 +309,33 @@ def test_runner_produces_keyed_outputs_and_parks_what_it_cannot_process():
     producer = FakeProducer()
     runtime = Runtime(settings, producer=producer)
     graph = three_followers_two_leaders()
-    spec = StageSpec(name="plan", source=LEADER_FILLS, input_type="LeaderFill", sink=COPY_CANDIDATES,
-                     output_type="CopyCandidate", fn=plan, state=graph)
+    spec = StageSpec(
+        name="plan",
+        source=LEADER_FILLS,
+        input_type="LeaderFill",
+        sink=COPY_CANDIDATES,
+        output_type="CopyCandidate",
+        fn=plan,
+        state=graph,
+    )
     codec = default_codec()
     good = codec.encode("LeaderFill", leader_fill(LEADER_A))
     wrong = codec.encode("ConfigChange", follow_change("x", FOLLOWERS[0], LEADER_A))
-    messages = [("u.leader.fills", 0, 10, b"k", b"garbage"), ("u.leader.fills", 0, 11, None, wrong),
-                ("u.leader.fills", 0, 12, None, None), ("u.leader.fills", 0, 13, LEADER_A.encode(), good)]
+    messages = [
+        ("u.leader.fills", 0, 10, b"k", b"garbage"),
+        ("u.leader.fills", 0, 11, None, wrong),
+        ("u.leader.fills", 0, 12, None, None),
+        ("u.leader.fills", 0, 13, LEADER_A.encode(), good),
+    ]
     assert runtime.process(spec, messages, now_us=NOW) == 2
     outputs = [(k, codec.decode(v)[1]) for t, k, v in producer.sent if t == "u.copy.candidates"]
     assert [(k, c["follow_id"]) for k, c in outputs] == [(FOLLOWERS[0], "f1a"), (FOLLOWERS[1], "f2a")]
     letters = [codec.decode(v)[1] for t, k, v in producer.sent if t == "u.dead.letters"]
     assert [(d["source_offset"], d["stage"], d["original"]) for d in letters] == [
-        (10, "decode", b"garbage"), (11, "plan", wrong), (12, "decode", b"")]
+        (10, "decode", b"garbage"),
+        (11, "plan", wrong),
+        (12, "decode", b""),
+    ]
     assert all(k == "u.leader.fills" for t, k, v in producer.sent if t == "u.dead.letters")
 
 
@@ -289,8 +348,14 @@ def test_plan_reads_past_retractions_without_parking_them():
     runtime = Runtime(Settings(topic_prefix="u."), producer=producer)
     spec = build(runtime)
     spec.tail = None  # no broker: the graph stays empty
-    retraction = {"envelope": envelope("r1", "chain", NOW), "leader_fill_id": "lf", "leader": LEADER_A,
-                  "tx_hash": "0x" + "f" * 64, "block_number": 7, "reason": "reorg: log removed"}
+    retraction = {
+        "envelope": envelope("r1", "chain", NOW),
+        "leader_fill_id": "lf",
+        "leader": LEADER_A,
+        "tx_hash": "0x" + "f" * 64,
+        "block_number": 7,
+        "reason": "reorg: log removed",
+    }
     value = default_codec().encode("LeaderFillRetracted", retraction)
     assert runtime.process(spec, [("u.leader.fills", 0, 5, LEADER_A.encode(), value)], now_us=NOW) == 0
     assert producer.sent == []  # not a dead letter: a retraction is a fact, not bad input
@@ -320,11 +385,14 @@ def test_worker_command_rejects_unknown_stages_before_touching_the_broker():
     assert "unknown stage bogus" in result.output
 
 
-@pytest.mark.parametrize("change, error", [
-    ({"side": "UNRECOGNIZED"}, "side"),
-    ({"token_id": "7" * 600_000}, "token_id"),  # every candidate copies it: past the broker's message size
-    ({"price": "0." + "5" * 5000}, "price"),
-])
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"side": "UNRECOGNIZED"}, "side"),
+        ({"token_id": "7" * 600_000}, "token_id"),  # every candidate copies it: past the broker's message size
+        ({"price": "0." + "5" * 5000}, "price"),
+    ],
+)
 def test_plan_refuses_a_fill_no_candidate_can_be_written_for(change, error):
     from horus.domain.plan import FillInvalid
 

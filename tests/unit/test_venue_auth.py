@@ -1,4 +1,5 @@
 """L1 (ClobAuth EIP-712) and L2 (HMAC) headers against py-clob-client-v2's own header builders."""
+
 from __future__ import annotations
 
 import base64
@@ -23,8 +24,10 @@ CREDS = ApiCreds(api_key="0b0c1f3e-4c7d-4a8e-9d1f-2a3b4c5d6e7f", secret=SECRET, 
 REF_CREDS = RefCreds(api_key=CREDS.api_key, api_secret=SECRET, api_passphrase=PASSPHRASE)
 
 
-@pytest.mark.parametrize("chain_id,timestamp,nonce", [(137, 1_764_000_000, 0), (137, 1_764_000_123, 7),
-                                                      (80002, 1_700_000_000, 0), (31337, 1, 2**64)])
+@pytest.mark.parametrize(
+    "chain_id,timestamp,nonce",
+    [(137, 1_764_000_000, 0), (137, 1_764_000_123, 7), (80002, 1_700_000_000, 0), (31337, 1, 2**64)],
+)
 def test_l1_headers_equal_the_reference(chain_id, timestamp, nonce):
     expected = create_level_1_headers(Signer(KEY, chain_id), nonce=nonce, timestamp=timestamp)
     assert l1_headers(KEY, chain_id, timestamp, nonce) == expected
@@ -32,14 +35,29 @@ def test_l1_headers_equal_the_reference(chain_id, timestamp, nonce):
 
 def test_l1_signature_recovers_to_the_signer_over_the_clob_auth_typed_data():
     headers = l1_headers(KEY, 137, 1_764_000_000, 3)
-    typed = {"primaryType": "ClobAuth",
-             "domain": {"name": "ClobAuthDomain", "version": "1", "chainId": 137},
-             "types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                                        {"name": "chainId", "type": "uint256"}],
-                       "ClobAuth": [{"name": "address", "type": "address"}, {"name": "timestamp", "type": "string"},
-                                    {"name": "nonce", "type": "uint256"}, {"name": "message", "type": "string"}]},
-             "message": {"address": ADDRESS, "timestamp": "1764000000", "nonce": 3,
-                         "message": "This message attests that I control the given wallet"}}
+    typed = {
+        "primaryType": "ClobAuth",
+        "domain": {"name": "ClobAuthDomain", "version": "1", "chainId": 137},
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+            ],
+            "ClobAuth": [
+                {"name": "address", "type": "address"},
+                {"name": "timestamp", "type": "string"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "message", "type": "string"},
+            ],
+        },
+        "message": {
+            "address": ADDRESS,
+            "timestamp": "1764000000",
+            "nonce": 3,
+            "message": "This message attests that I control the given wallet",
+        },
+    }
     recovered = Account.recover_message(encode_typed_data(full_message=typed), signature=headers["POLY_SIGNATURE"])
     assert recovered == ADDRESS == headers["POLY_ADDRESS"]
     assert (headers["POLY_TIMESTAMP"], headers["POLY_NONCE"]) == ("1764000000", "3")
@@ -53,17 +71,23 @@ def test_l1_refuses_bad_inputs_without_echoing_the_key():
     assert KEY[2:-2] not in str(error.value)
 
 
-@pytest.mark.parametrize("method,path,body", [
-    ("POST", "/order", '{"order":{"salt":1,"side":"BUY"},"owner":"k","orderType":"GTC"}'),
-    ("DELETE", "/orders", '["0xab","0xcd"]'),
-    ("GET", "/data/order/0x" + "ab" * 32, None),
-    ("GET", "/balance-allowance", None),
-    ("DELETE", "/cancel-all", None),
-])
+@pytest.mark.parametrize(
+    "method,path,body",
+    [
+        ("POST", "/order", '{"order":{"salt":1,"side":"BUY"},"owner":"k","orderType":"GTC"}'),
+        ("DELETE", "/orders", '["0xab","0xcd"]'),
+        ("GET", "/data/order/0x" + "ab" * 32, None),
+        ("GET", "/balance-allowance", None),
+        ("DELETE", "/cancel-all", None),
+    ],
+)
 def test_l2_headers_equal_the_reference(method, path, body):
-    expected = create_level_2_headers(Signer(KEY, 137), REF_CREDS,
-                                      RequestArgs(method=method, request_path=path, serialized_body=body),
-                                      timestamp=1_764_000_000)
+    expected = create_level_2_headers(
+        Signer(KEY, 137),
+        REF_CREDS,
+        RequestArgs(method=method, request_path=path, serialized_body=body),
+        timestamp=1_764_000_000,
+    )
     assert l2_headers(CREDS, ADDRESS.lower(), method, path, body, 1_764_000_000) == expected
 
 

@@ -1,4 +1,5 @@
 """Data API rows (real fixtures) -> fills with the same event id as the chain log of the same fill."""
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,17 @@ ACTIVITY = json.loads((FIXTURES / "activity.json").read_text())
 TRADES = json.loads((FIXTURES / "trades.json").read_text())
 TRADE_ROWS = [r for r in ACTIVITY if r.get("type", "TRADE") == "TRADE"] + TRADES
 
-CAMEL = {"proxy_wallet": "proxyWallet", "transaction_hash": "transactionHash", "token_id": "asset",
-         "condition_id": "conditionId", "usdc_size": "usdcSize", "outcome_index": "outcomeIndex",
-         "event_slug": "eventSlug", "profile_image": "profileImage",
-         "profile_image_optimized": "profileImageOptimized"}
+CAMEL = {
+    "proxy_wallet": "proxyWallet",
+    "transaction_hash": "transactionHash",
+    "token_id": "asset",
+    "condition_id": "conditionId",
+    "usdc_size": "usdcSize",
+    "outcome_index": "outcomeIndex",
+    "event_slug": "eventSlug",
+    "profile_image": "profileImage",
+    "profile_image_optimized": "profileImageOptimized",
+}
 
 
 def camel(row: dict) -> dict:
@@ -51,7 +59,11 @@ def test_every_fixture_trade_row_parses_with_the_canonical_event_id(row):
     assert isinstance(fill, DecodedFill) and fill.source == SOURCE
     assert fill.event_id == leader_fill_id(row["transaction_hash"], row["proxy_wallet"], row["token_id"], row["side"])
     assert (fill.tx_hash, fill.leader, fill.token_id, fill.side) == (
-        row["transaction_hash"], row["proxy_wallet"], row["token_id"], row["side"])
+        row["transaction_hash"],
+        row["proxy_wallet"],
+        row["token_id"],
+        row["side"],
+    )
     assert fill.block_timestamp == row["timestamp"]
     assert fill.condition_id == row["condition_id"]
     assert fill.role is None and fill.block_number is None and fill.log_index is None
@@ -77,11 +89,21 @@ def test_fixture_amounts_are_exact():
 def test_a_row_and_the_chain_log_of_the_same_fill_are_the_same_leader_fill(row):
     fill = parse_row(row)
     side = 0 if fill.side == "BUY" else 1
-    maker_amount, taker_amount = ((fill.collateral_e6, fill.shares_e6) if side == 0
-                                  else (fill.shares_e6, fill.collateral_e6))
-    log = v2_log(maker=row["proxy_wallet"], side=side, token=int(row["token_id"]), tx=row["transaction_hash"],
-                 maker_amount=maker_amount, taker_amount=taker_amount, fee=fill.fee_e6,
-                 exchange=NEG_RISK_CTF_EXCHANGE_V2, taker=NEG_RISK_CTF_EXCHANGE_V2, timestamp=row["timestamp"])
+    maker_amount, taker_amount = (
+        (fill.collateral_e6, fill.shares_e6) if side == 0 else (fill.shares_e6, fill.collateral_e6)
+    )
+    log = v2_log(
+        maker=row["proxy_wallet"],
+        side=side,
+        token=int(row["token_id"]),
+        tx=row["transaction_hash"],
+        maker_amount=maker_amount,
+        taker_amount=taker_amount,
+        fee=fill.fee_e6,
+        exchange=NEG_RISK_CTF_EXCHANGE_V2,
+        taker=NEG_RISK_CTF_EXCHANGE_V2,
+        timestamp=row["timestamp"],
+    )
     chain = decode_log(log)
     assert chain.event_id == fill.event_id
     (from_chain,) = aggregate([chain], produced_at_us=1)
@@ -98,15 +120,30 @@ def test_classic_camel_case_rows_give_the_same_fill():
 
 
 def test_classic_activity_row_shape():
-    row = {"proxyWallet": "0x6af75d4e4aaf700450efbac3708cce1665810ff1", "timestamp": 1725868859,
-           "conditionId": "0xdd22472e552920b8438158ea7238bfadfa4f736aa4cee91a6b86c39ead110917", "type": "TRADE",
-           "size": "1096.87", "usdcSize": "568.17866", "transactionHash":
-           "0x876310b8e67cacf110abdd4106438968c55f2cce795c13c3c7a0896fc4af730d", "price": "0.518",
-           "asset": "21742633143463906290569050155826241533067272736897614950488156847949938836455", "side": "BUY",
-           "outcomeIndex": 0, "title": "t", "slug": "s", "outcome": "Yes"}
+    row = {
+        "proxyWallet": "0x6af75d4e4aaf700450efbac3708cce1665810ff1",
+        "timestamp": 1725868859,
+        "conditionId": "0xdd22472e552920b8438158ea7238bfadfa4f736aa4cee91a6b86c39ead110917",
+        "type": "TRADE",
+        "size": "1096.87",
+        "usdcSize": "568.17866",
+        "transactionHash": "0x876310b8e67cacf110abdd4106438968c55f2cce795c13c3c7a0896fc4af730d",
+        "price": "0.518",
+        "asset": "21742633143463906290569050155826241533067272736897614950488156847949938836455",
+        "side": "BUY",
+        "outcomeIndex": 0,
+        "title": "t",
+        "slug": "s",
+        "outcome": "Yes",
+    }
     fill = parse_row(row, role="taker")
     assert (fill.shares_e6, fill.collateral_e6, fill.fee_e6, fill.price, fill.role) == (
-        1_096_870_000, 568_178_660, 0, "0.518", "TAKER")
+        1_096_870_000,
+        568_178_660,
+        0,
+        "0.518",
+        "TAKER",
+    )
 
 
 @pytest.mark.parametrize("kind", ["SPLIT", "MERGE", "REDEEM", "CONVERSION", "REWARD", "MAKER_REBATE", "redeem"])
@@ -163,37 +200,40 @@ def test_millisecond_timestamps_and_token_id_canonical_form():
     assert parse_row(dict(TRADES[0], timestamp="1788887014")).block_timestamp == 1788887014
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"proxy_wallet": None}, "proxy_wallet / proxyWallet is missing"),
-    ({"proxy_wallet": "0x1234"}, "not an address"),
-    ({"transaction_hash": "0x1234"}, "not 32-byte"),
-    ({"transaction_hash": None}, "missing"),
-    ({"token_id": "0x12"}, "token id"),
-    ({"token_id": "0"}, "token id"),
-    ({"token_id": True}, "token id"),
-    ({"token_id": "1" * 5000}, "token id"),
-    ({"token_id": str(2**256)}, "token id"),
-    ({"side": "HOLD"}, "side"),
-    ({"side": None}, "side is missing"),
-    ({"size": 0}, "size"),
-    ({"size": "-1"}, "size"),
-    ({"size": "abc"}, "not a decimal"),
-    ({"size": "NaN"}, "not finite"),
-    ({"size": True}, "must be a number"),
-    ({"size": "1e999999"}, "out of range"),
-    ({"size": [1]}, "must be a number"),
-    ({"price": 0}, "outside"),
-    ({"price": 1.5}, "outside"),
-    ({"price": None}, "price is missing"),
-    ({"timestamp": None}, "timestamp is missing"),
-    ({"timestamp": 12.5}, "timestamp"),
-    ({"timestamp": -3}, "timestamp"),
-    ({"usdc_size": "x"}, "usdc size"),
-    ({"usdc_size": -1}, "negative"),
-    ({"size": "1e20"}, "beyond any real fill"),
-    ({"condition_id": ["0x12"]}, "condition id"),
-    ({"condition_id": "market-1"}, "condition id"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"proxy_wallet": None}, "proxy_wallet / proxyWallet is missing"),
+        ({"proxy_wallet": "0x1234"}, "not an address"),
+        ({"transaction_hash": "0x1234"}, "not 32-byte"),
+        ({"transaction_hash": None}, "missing"),
+        ({"token_id": "0x12"}, "token id"),
+        ({"token_id": "0"}, "token id"),
+        ({"token_id": True}, "token id"),
+        ({"token_id": "1" * 5000}, "token id"),
+        ({"token_id": str(2**256)}, "token id"),
+        ({"side": "HOLD"}, "side"),
+        ({"side": None}, "side is missing"),
+        ({"size": 0}, "size"),
+        ({"size": "-1"}, "size"),
+        ({"size": "abc"}, "not a decimal"),
+        ({"size": "NaN"}, "not finite"),
+        ({"size": True}, "must be a number"),
+        ({"size": "1e999999"}, "out of range"),
+        ({"size": [1]}, "must be a number"),
+        ({"price": 0}, "outside"),
+        ({"price": 1.5}, "outside"),
+        ({"price": None}, "price is missing"),
+        ({"timestamp": None}, "timestamp is missing"),
+        ({"timestamp": 12.5}, "timestamp"),
+        ({"timestamp": -3}, "timestamp"),
+        ({"usdc_size": "x"}, "usdc size"),
+        ({"usdc_size": -1}, "negative"),
+        ({"size": "1e20"}, "beyond any real fill"),
+        ({"condition_id": ["0x12"]}, "condition id"),
+        ({"condition_id": "market-1"}, "condition id"),
+    ],
+)
 def test_malformed_trade_rows_raise_row_decode_error(change, message):
     with pytest.raises(RowDecodeError, match=message):
         parse_row(dict(ACTIVITY[0], **change))
@@ -228,15 +268,39 @@ def test_rows_of_one_tx_aggregate_like_chain_fills():
     assert record["condition_id"] == base["condition_id"]
 
 
-_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**300, max_value=2**300), st.text(max_size=80),
-                  st.floats(allow_nan=True, allow_infinity=True), st.decimals(allow_nan=True),
-                  st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**300), max_value=2**300),
+    st.text(max_size=80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=True),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 @settings(max_examples=400)
-@given(base=st.sampled_from(TRADE_ROWS + [camel(r) for r in TRADE_ROWS]), key=st.sampled_from(
-    ["proxy_wallet", "proxyWallet", "transaction_hash", "token_id", "asset", "condition_id", "side", "size",
-     "usdc_size", "price", "timestamp", "type"]), value=_leaf)
+@given(
+    base=st.sampled_from(TRADE_ROWS + [camel(r) for r in TRADE_ROWS]),
+    key=st.sampled_from(
+        [
+            "proxy_wallet",
+            "proxyWallet",
+            "transaction_hash",
+            "token_id",
+            "asset",
+            "condition_id",
+            "side",
+            "size",
+            "usdc_size",
+            "price",
+            "timestamp",
+            "type",
+        ]
+    ),
+    value=_leaf,
+)
 def test_any_field_value_gives_a_fill_a_skip_or_a_row_decode_error(base, key, value):
     try:
         parsed = parse_row(dict(base, **{key: value}))
@@ -253,23 +317,31 @@ def test_any_field_value_gives_a_fill_a_skip_or_a_row_decode_error(base, key, va
 NOW_S = 1_796_000_000
 
 
-@pytest.mark.parametrize("stamp, seconds", [
-    (NOW_S, NOW_S),
-    (str(NOW_S), NOW_S),
-    (NOW_S * 1000 + 123, NOW_S),  # milliseconds
-    (NOW_S * 1_000_000 + 123_456, NOW_S),  # microseconds: before, read as ms, a date in the year 58,000
-    (NOW_S + CLOCK_SLACK_S, NOW_S + CLOCK_SLACK_S),  # clocks differ: up to the slack ahead is fine
-])
+@pytest.mark.parametrize(
+    "stamp, seconds",
+    [
+        (NOW_S, NOW_S),
+        (str(NOW_S), NOW_S),
+        (NOW_S * 1000 + 123, NOW_S),  # milliseconds
+        (NOW_S * 1_000_000 + 123_456, NOW_S),  # microseconds: before, read as ms, a date in the year 58,000
+        (NOW_S + CLOCK_SLACK_S, NOW_S + CLOCK_SLACK_S),  # clocks differ: up to the slack ahead is fine
+    ],
+)
 def test_timestamps_in_seconds_milliseconds_or_microseconds(stamp, seconds):
     assert parse_row(dict(TRADES[0], timestamp=stamp), now_s=NOW_S).block_timestamp == seconds
 
 
-@pytest.mark.parametrize("stamp", [
-    "1e30",  # passed the decimal range check and overflowed the Avro long at encode
-    NOW_S + CLOCK_SLACK_S + 1, (NOW_S + 3600) * 1000, (NOW_S + 86_400) * 1_000_000,
-    NOW_S * 1_000_000_000,  # nanoseconds: no unit this source knows
-    2**63,
-])
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "1e30",  # passed the decimal range check and overflowed the Avro long at encode
+        NOW_S + CLOCK_SLACK_S + 1,
+        (NOW_S + 3600) * 1000,
+        (NOW_S + 86_400) * 1_000_000,
+        NOW_S * 1_000_000_000,  # nanoseconds: no unit this source knows
+        2**63,
+    ],
+)
 def test_timestamps_beyond_the_clock_slack_are_refused(stamp):
     with pytest.raises(RowDecodeError, match="timestamp") as refused:
         parse_row(dict(TRADES[0], timestamp=stamp), now_s=NOW_S)

@@ -1,4 +1,5 @@
 """OrderFilled log decoding and aggregation into LeaderFill records (logs built with eth-abi)."""
+
 from __future__ import annotations
 
 import json
@@ -67,9 +68,25 @@ def order_hash(n: int) -> str:
     return to_hex(keccak(text=f"order-{n}"))
 
 
-def v2_log(*, maker=LEADER, taker=OTHER, side=0, token=TOKEN, maker_amount=13_402_400, taker_amount=155_030_000,
-           fee=0, exchange=CTF_EXCHANGE_V2, tx=TX, block=79_000_001, index=7, order=1, builder=b"\x00" * 32,
-           metadata=b"\x00" * 32, timestamp=None, removed=False) -> dict:
+def v2_log(
+    *,
+    maker=LEADER,
+    taker=OTHER,
+    side=0,
+    token=TOKEN,
+    maker_amount=13_402_400,
+    taker_amount=155_030_000,
+    fee=0,
+    exchange=CTF_EXCHANGE_V2,
+    tx=TX,
+    block=79_000_001,
+    index=7,
+    order=1,
+    builder=b"\x00" * 32,
+    metadata=b"\x00" * 32,
+    timestamp=None,
+    removed=False,
+) -> dict:
     log = {
         "address": to_checksum_address(exchange),
         "topics": [ORDER_FILLED_V2_TOPIC, order_hash(order), _word(maker), _word(taker)],
@@ -86,9 +103,22 @@ def v2_log(*, maker=LEADER, taker=OTHER, side=0, token=TOKEN, maker_amount=13_40
     return log
 
 
-def v1_log(*, maker=LEADER, taker=OTHER, maker_asset=0, taker_asset=TOKEN, maker_amount=50_000_000,
-           taker_amount=100_000_000, fee=0, exchange=CTF_EXCHANGE_V1, tx=TX, block=60_000_000, index=3, order=1,
-           timestamp=None) -> dict:
+def v1_log(
+    *,
+    maker=LEADER,
+    taker=OTHER,
+    maker_asset=0,
+    taker_asset=TOKEN,
+    maker_amount=50_000_000,
+    taker_amount=100_000_000,
+    fee=0,
+    exchange=CTF_EXCHANGE_V1,
+    tx=TX,
+    block=60_000_000,
+    index=3,
+    order=1,
+    timestamp=None,
+) -> dict:
     log = {
         "address": to_checksum_address(exchange),
         "topics": [ORDER_FILLED_V1_TOPIC, order_hash(order), _word(maker), _word(taker)],
@@ -104,8 +134,15 @@ def v1_log(*, maker=LEADER, taker=OTHER, maker_asset=0, taker_asset=TOKEN, maker
 
 
 def other_log(topic0: str, *, exchange=CTF_EXCHANGE_V2, tx=TX, block=79_000_001, index=9, topics=(), data=b"") -> dict:
-    return {"address": to_checksum_address(exchange), "topics": [topic0, *topics], "data": to_hex(data),
-            "blockNumber": hex(block), "transactionHash": tx, "logIndex": hex(index), "removed": False}
+    return {
+        "address": to_checksum_address(exchange),
+        "topics": [topic0, *topics],
+        "data": to_hex(data),
+        "blockNumber": hex(block),
+        "transactionHash": tx,
+        "logIndex": hex(index),
+        "removed": False,
+    }
 
 
 # --------------------------------------------------------------------------- topic0 and address book
@@ -114,10 +151,16 @@ def other_log(topic0: str, *, exchange=CTF_EXCHANGE_V2, tx=TX, block=79_000_001,
 def test_topic0_constants_are_keccak_of_the_documented_signatures():
     assert ORDER_FILLED_V2_TOPIC == DOC_V2_TOPIC
     assert ORDER_FILLED_V1_TOPIC == DOC_V1_TOPIC
-    assert to_hex(keccak(text="OrderFilled(bytes32,address,address,uint8,uint256,uint256,uint256,uint256,bytes32,"
-                              "bytes32)")) == DOC_V2_TOPIC
-    assert to_hex(keccak(text="OrderFilled(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)")) \
+    assert (
+        to_hex(
+            keccak(text="OrderFilled(bytes32,address,address,uint8,uint256,uint256,uint256,uint256,bytes32,bytes32)")
+        )
+        == DOC_V2_TOPIC
+    )
+    assert (
+        to_hex(keccak(text="OrderFilled(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)"))
         == DOC_V1_TOPIC
+    )
     assert to_hex(keccak(text="OrdersMatched(bytes32,address,uint8,uint256,uint256,uint256)")) == DOC_ORDERS_MATCHED_V2
     assert to_hex(keccak(text="FeeCharged(address,uint256)")) == DOC_FEE_CHARGED_V2
 
@@ -130,12 +173,17 @@ def test_v1_topic0_matches_the_captured_v1_exchange_abi():
 
 def test_v2_topic0_matches_an_abi_of_the_documented_event():
     names = ["side", "tokenId", "makerAmountFilled", "takerAmountFilled", "fee", "builder", "metadata"]
-    event = {"type": "event", "name": "OrderFilled", "anonymous": False, "inputs": [
-        {"name": "orderHash", "type": "bytes32", "indexed": True},
-        {"name": "maker", "type": "address", "indexed": True},
-        {"name": "taker", "type": "address", "indexed": True},
-        *({"name": n, "type": t, "indexed": False} for n, t in zip(names, V2_TYPES)),
-    ]}
+    event = {
+        "type": "event",
+        "name": "OrderFilled",
+        "anonymous": False,
+        "inputs": [
+            {"name": "orderHash", "type": "bytes32", "indexed": True},
+            {"name": "maker", "type": "address", "indexed": True},
+            {"name": "taker", "type": "address", "indexed": True},
+            *({"name": n, "type": t, "indexed": False} for n, t in zip(names, V2_TYPES)),
+        ],
+    }
     assert to_hex(event_abi_to_log_topic(event)) == ORDER_FILLED_V2_TOPIC
 
 
@@ -183,25 +231,53 @@ def test_log_filter_subscribes_to_both_layouts_and_pads_leaders():
 # --------------------------------------------------------------------------- V2 / V3 layout
 
 
-@pytest.mark.parametrize("side,taker,expect_side,expect_role", [
-    (0, OTHER, "BUY", "MAKER"),
-    (0, CTF_EXCHANGE_V2, "BUY", "TAKER"),
-    (1, OTHER, "SELL", "MAKER"),
-    (1, CTF_EXCHANGE_V2, "SELL", "TAKER"),
-])
+@pytest.mark.parametrize(
+    "side,taker,expect_side,expect_role",
+    [
+        (0, OTHER, "BUY", "MAKER"),
+        (0, CTF_EXCHANGE_V2, "BUY", "TAKER"),
+        (1, OTHER, "SELL", "MAKER"),
+        (1, CTF_EXCHANGE_V2, "SELL", "TAKER"),
+    ],
+)
 def test_v2_log_decodes_every_field(side, taker, expect_side, expect_role):
     # BUY: maker gives pUSD (makerAmountFilled) for shares; SELL: maker gives shares for pUSD.
     maker_amount, taker_amount = (13_402_400, 155_030_000) if side == 0 else (155_030_000, 13_402_400)
     builder, metadata = b"\x11" * 32, b"\x22" * 32
-    log = v2_log(side=side, taker=taker, maker_amount=maker_amount, taker_amount=taker_amount, fee=489_750,
-                 builder=builder, metadata=metadata, timestamp=1_788_886_026)
+    log = v2_log(
+        side=side,
+        taker=taker,
+        maker_amount=maker_amount,
+        taker_amount=taker_amount,
+        fee=489_750,
+        builder=builder,
+        metadata=metadata,
+        timestamp=1_788_886_026,
+    )
     fill = decode_log(log)
     assert fill == DecodedFill(
-        source="chain", tx_hash=TX, leader=LEADER, token_id=str(TOKEN), side=expect_side, shares_e6=155_030_000,
-        collateral_e6=13_402_400, fee_e6=489_750, role=expect_role, exchange=CTF_EXCHANGE_V2,
-        block_number=79_000_001, log_index=7, block_timestamp=1_788_886_026, order_hash=order_hash(1),
-        counterparty=taker.lower(), layout="v2", fee_raw_e6=489_750, fee_asset="collateral",
-        builder="0x" + "11" * 32, metadata="0x" + "22" * 32, block_hash=to_hex(keccak(text="block-79000001")))
+        source="chain",
+        tx_hash=TX,
+        leader=LEADER,
+        token_id=str(TOKEN),
+        side=expect_side,
+        shares_e6=155_030_000,
+        collateral_e6=13_402_400,
+        fee_e6=489_750,
+        role=expect_role,
+        exchange=CTF_EXCHANGE_V2,
+        block_number=79_000_001,
+        log_index=7,
+        block_timestamp=1_788_886_026,
+        order_hash=order_hash(1),
+        counterparty=taker.lower(),
+        layout="v2",
+        fee_raw_e6=489_750,
+        fee_asset="collateral",
+        builder="0x" + "11" * 32,
+        metadata="0x" + "22" * 32,
+        block_hash=to_hex(keccak(text="block-79000001")),
+    )
     assert fill.price == "0.0864503644"  # the price the Data API shows for this fill
     assert fill.event_id == leader_fill_id(TX, LEADER, str(TOKEN), expect_side)
 
@@ -222,17 +298,19 @@ def test_taker_role_compares_addresses_case_insensitively():
 
 def test_bytes_topics_and_int_fields_as_web3_returns_them():
     log = v2_log(timestamp=1_700_000_000)
-    web3_log = AttributeDict({
-        "address": log["address"],
-        "topics": [HexBytes(t) for t in log["topics"]],
-        "data": HexBytes(log["data"]),
-        "blockNumber": 79_000_001,
-        "blockHash": HexBytes(log["blockHash"]),
-        "transactionHash": HexBytes(TX),
-        "logIndex": 7,
-        "blockTimestamp": 1_700_000_000,
-        "removed": False,
-    })
+    web3_log = AttributeDict(
+        {
+            "address": log["address"],
+            "topics": [HexBytes(t) for t in log["topics"]],
+            "data": HexBytes(log["data"]),
+            "blockNumber": 79_000_001,
+            "blockHash": HexBytes(log["blockHash"]),
+            "transactionHash": HexBytes(TX),
+            "logIndex": 7,
+            "blockTimestamp": 1_700_000_000,
+            "removed": False,
+        }
+    )
     assert decode_log(web3_log) == decode_log(log)
 
 
@@ -249,10 +327,15 @@ def test_uppercase_hex_and_removed_flag():
 
 def test_v1_buy_maker_fee_in_shares_is_converted_at_the_fill_price():
     # V1 charges the fee in the asset the order receives: shares for a BUY.
-    fill = decode_log(v1_log(maker_asset=0, taker_asset=TOKEN, maker_amount=50_000_000, taker_amount=100_000_000,
-                             fee=1_000_001))
-    assert (fill.side, fill.token_id, fill.collateral_e6, fill.shares_e6) == ("BUY", str(TOKEN), 50_000_000,
-                                                                              100_000_000)
+    fill = decode_log(
+        v1_log(maker_asset=0, taker_asset=TOKEN, maker_amount=50_000_000, taker_amount=100_000_000, fee=1_000_001)
+    )
+    assert (fill.side, fill.token_id, fill.collateral_e6, fill.shares_e6) == (
+        "BUY",
+        str(TOKEN),
+        50_000_000,
+        100_000_000,
+    )
     assert fill.price == "0.5" and fill.role == "MAKER" and fill.layout == "v1"
     assert (fill.fee_raw_e6, fill.fee_asset) == (1_000_001, "shares")
     assert fill.fee_e6 == 500_000  # 1.000001 shares x 0.5 = 0.5000005 -> half-even -> 0.500000
@@ -260,8 +343,16 @@ def test_v1_buy_maker_fee_in_shares_is_converted_at_the_fill_price():
 
 
 def test_v1_sell_taker_fee_in_collateral():
-    fill = decode_log(v1_log(maker_asset=TOKEN, taker_asset=0, maker_amount=20_000_000, taker_amount=13_000_000,
-                             fee=65_000, taker=CTF_EXCHANGE_V1))
+    fill = decode_log(
+        v1_log(
+            maker_asset=TOKEN,
+            taker_asset=0,
+            maker_amount=20_000_000,
+            taker_amount=13_000_000,
+            fee=65_000,
+            taker=CTF_EXCHANGE_V1,
+        )
+    )
     assert (fill.side, fill.shares_e6, fill.collateral_e6, fill.price) == ("SELL", 20_000_000, 13_000_000, "0.65")
     assert (fill.fee_e6, fill.fee_asset, fill.role) == (65_000, "collateral", "TAKER")
 
@@ -292,8 +383,10 @@ BAD_LOGS = {
     "empty topics": (_mutate(GOOD, topics=[]), "bad-topics"),
     "topics not a list": (_mutate(GOOD, topics="0x00"), "bad-topics"),
     "short topic": (_mutate(GOOD, topics=[GOOD["topics"][0], "0x1234", *GOOD["topics"][2:]]), "bad-topics"),
-    "dirty address padding": (_mutate(GOOD, topics=[*GOOD["topics"][:2], "0x01" + GOOD["topics"][2][4:],
-                                                    GOOD["topics"][3]]), "bad-topics"),
+    "dirty address padding": (
+        _mutate(GOOD, topics=[*GOOD["topics"][:2], "0x01" + GOOD["topics"][2][4:], GOOD["topics"][3]]),
+        "bad-topics",
+    ),
     "short data": (_mutate(GOOD, data=GOOD["data"][:-64]), "bad-data"),
     "long data": (_mutate(GOOD, data=GOOD["data"] + "00" * 32), "bad-data"),
     "odd hex data": (_mutate(GOOD, data=GOOD["data"] + "0"), "bad-data"),
@@ -357,14 +450,33 @@ def test_non_mapping_log():
             decode_log(junk)
 
 
-_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**260),
-                       st.text(max_size=70), st.binary(max_size=80), st.floats(allow_nan=True))
+_json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**260),
+    st.text(max_size=70),
+    st.binary(max_size=80),
+    st.floats(allow_nan=True),
+)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(key=st.sampled_from(["address", "topics", "data", "blockNumber", "transactionHash", "logIndex",
-                            "blockTimestamp", "removed", "blockHash"]),
-       value=st.one_of(_json_leaf, st.lists(_json_leaf, max_size=5)))
+@given(
+    key=st.sampled_from(
+        [
+            "address",
+            "topics",
+            "data",
+            "blockNumber",
+            "transactionHash",
+            "logIndex",
+            "blockTimestamp",
+            "removed",
+            "blockHash",
+        ]
+    ),
+    value=st.one_of(_json_leaf, st.lists(_json_leaf, max_size=5)),
+)
 def test_decode_never_raises_anything_but_log_decode_error(key, value):
     for base in (v2_log(), v1_log()):
         try:
@@ -387,18 +499,21 @@ def test_random_data_and_topics_only_log_decode_errors(data, topic_count):
 # --------------------------------------------------------------------------- price
 
 
-@pytest.mark.parametrize("collateral,shares,price", [
-    (97_790_400, 135_820_000, "0.72"),
-    (13_285_715, 14_285_715, "0.9300000035"),
-    (1, 3, "0.3333333333"),
-    (2, 3, "0.6666666667"),
-    (5, 100_000_000_000, "0"),  # 5e-11 = half a unit at the 10th place -> even (0)
-    (15, 1_000_000_000_000, "0"),  # 1.5e-11 -> 0.0000000000 (below half a unit)
-    (50, 1_000_000_000_000, "0"),  # exactly half of 1e-10 -> even (0)
-    (150, 1_000_000_000_000, "0.0000000002"),  # 1.5e-10 -> half-even -> 2e-10
-    (1_000_000, 1_000_000, "1"),
-    (0, 7, "0"),
-])
+@pytest.mark.parametrize(
+    "collateral,shares,price",
+    [
+        (97_790_400, 135_820_000, "0.72"),
+        (13_285_715, 14_285_715, "0.9300000035"),
+        (1, 3, "0.3333333333"),
+        (2, 3, "0.6666666667"),
+        (5, 100_000_000_000, "0"),  # 5e-11 = half a unit at the 10th place -> even (0)
+        (15, 1_000_000_000_000, "0"),  # 1.5e-11 -> 0.0000000000 (below half a unit)
+        (50, 1_000_000_000_000, "0"),  # exactly half of 1e-10 -> even (0)
+        (150, 1_000_000_000_000, "0.0000000002"),  # 1.5e-10 -> half-even -> 2e-10
+        (1_000_000, 1_000_000, "1"),
+        (0, 7, "0"),
+    ],
+)
 def test_format_price_is_exact_and_rounds_half_even(collateral, shares, price):
     assert format_price(collateral, shares) == price
 
@@ -415,16 +530,34 @@ def _receipt_fills():
     """One tx: the leader's taker BUY crossing two makers, plus a second order of the leader filled as maker
     on the same token (another match in the same tx), and an unrelated maker."""
     return [
-        decode_log(v2_log(maker=OTHER, taker=LEADER, side=1, maker_amount=100_000_000, taker_amount=60_000_000,
-                          index=1, order=10)),
-        decode_log(v2_log(maker=THIRD, taker=LEADER, side=1, maker_amount=50_000_000, taker_amount=31_000_000,
-                          index=2, order=11)),
-        decode_log(v2_log(maker=LEADER, taker=CTF_EXCHANGE_V2, side=0, maker_amount=91_000_000,
-                          taker_amount=150_000_000, fee=1_500_000, index=3, order=1)),
-        decode_log(v2_log(maker=LEADER, taker=OTHER, side=0, maker_amount=6_000_000, taker_amount=10_000_000,
-                          index=5, order=2)),
-        decode_log(v2_log(maker=LEADER, taker=OTHER, side=0, maker_amount=3_000_000, taker_amount=5_000_000,
-                          index=6, order=2)),
+        decode_log(
+            v2_log(
+                maker=OTHER, taker=LEADER, side=1, maker_amount=100_000_000, taker_amount=60_000_000, index=1, order=10
+            )
+        ),
+        decode_log(
+            v2_log(
+                maker=THIRD, taker=LEADER, side=1, maker_amount=50_000_000, taker_amount=31_000_000, index=2, order=11
+            )
+        ),
+        decode_log(
+            v2_log(
+                maker=LEADER,
+                taker=CTF_EXCHANGE_V2,
+                side=0,
+                maker_amount=91_000_000,
+                taker_amount=150_000_000,
+                fee=1_500_000,
+                index=3,
+                order=1,
+            )
+        ),
+        decode_log(
+            v2_log(maker=LEADER, taker=OTHER, side=0, maker_amount=6_000_000, taker_amount=10_000_000, index=5, order=2)
+        ),
+        decode_log(
+            v2_log(maker=LEADER, taker=OTHER, side=0, maker_amount=3_000_000, taker_amount=5_000_000, index=6, order=2)
+        ),
     ]
 
 
@@ -433,12 +566,27 @@ def test_aggregate_sums_one_tx_leader_token_side():
     assert len(records) == 1
     (record,) = records
     assert record == {
-        "envelope": {"event_id": leader_fill_id(TX, LEADER, str(TOKEN), "BUY"), "occurred_at_us": 1_788_886_026_000_000,
-                     "produced_at_us": 5, "source": "chain", "causation_id": None},
-        "leader": LEADER, "exchange": CTF_EXCHANGE_V2, "tx_hash": TX, "block_number": 79_000_001, "log_index": 3,
-        "token_id": str(TOKEN), "condition_id": None, "side": "BUY",
-        "shares_e6": 165_000_000, "collateral_e6": 100_000_000, "price": "0.6060606061", "fee_e6": 1_500_000,
-        "role": "TAKER", "order_hashes": sorted([order_hash(1), order_hash(2)]),
+        "envelope": {
+            "event_id": leader_fill_id(TX, LEADER, str(TOKEN), "BUY"),
+            "occurred_at_us": 1_788_886_026_000_000,
+            "produced_at_us": 5,
+            "source": "chain",
+            "causation_id": None,
+        },
+        "leader": LEADER,
+        "exchange": CTF_EXCHANGE_V2,
+        "tx_hash": TX,
+        "block_number": 79_000_001,
+        "log_index": 3,
+        "token_id": str(TOKEN),
+        "condition_id": None,
+        "side": "BUY",
+        "shares_e6": 165_000_000,
+        "collateral_e6": 100_000_000,
+        "price": "0.6060606061",
+        "fee_e6": 1_500_000,
+        "role": "TAKER",
+        "order_hashes": sorted([order_hash(1), order_hash(2)]),
     }
     name, decoded = default_codec().decode(default_codec().encode("LeaderFill", record))
     assert name == "LeaderFill" and decoded == record
@@ -462,8 +610,12 @@ def test_separate_sides_tokens_and_transactions_are_separate_fills():
     ]
     records = aggregate(fills, block_time=lambda n: 1)
     keys = {(r["tx_hash"], r["token_id"], r["side"]) for r in records}
-    assert keys == {(TX, str(TOKEN), "BUY"), (TX, str(TOKEN), "SELL"), (TX, str(COMPLEMENT), "BUY"),
-                    (TX2, str(TOKEN), "BUY")}
+    assert keys == {
+        (TX, str(TOKEN), "BUY"),
+        (TX, str(TOKEN), "SELL"),
+        (TX, str(COMPLEMENT), "BUY"),
+        (TX2, str(TOKEN), "BUY"),
+    }
     assert len({r["envelope"]["event_id"] for r in records}) == 4
 
 
@@ -513,10 +665,30 @@ def test_mint_match_each_buyer_gets_its_own_token():
     # Taker BUY of TOKEN matched with a maker BUY of the complement (MINT): the maker's log shows its own
     # side and token.
     fills = [
-        decode_log(v2_log(maker=OTHER, taker=LEADER, side=0, token=COMPLEMENT, maker_amount=4_000_000,
-                          taker_amount=10_000_000, index=1, order=20)),
-        decode_log(v2_log(maker=LEADER, taker=CTF_EXCHANGE_V2, side=0, token=TOKEN, maker_amount=6_000_000,
-                          taker_amount=10_000_000, index=2, order=21)),
+        decode_log(
+            v2_log(
+                maker=OTHER,
+                taker=LEADER,
+                side=0,
+                token=COMPLEMENT,
+                maker_amount=4_000_000,
+                taker_amount=10_000_000,
+                index=1,
+                order=20,
+            )
+        ),
+        decode_log(
+            v2_log(
+                maker=LEADER,
+                taker=CTF_EXCHANGE_V2,
+                side=0,
+                token=TOKEN,
+                maker_amount=6_000_000,
+                taker_amount=10_000_000,
+                index=2,
+                order=21,
+            )
+        ),
     ]
     records = {r["leader"]: r for r in aggregate(fills, block_time=lambda n: 1)}
     assert records[OTHER]["token_id"] == str(COMPLEMENT) and records[OTHER]["price"] == "0.4"
@@ -526,13 +698,32 @@ def test_mint_match_each_buyer_gets_its_own_token():
 _fill_logs = st.lists(
     st.builds(
         lambda maker, side, token, tx, maker_amount, taker_amount, fee, index, taker, order, removed: v2_log(
-            maker=maker, side=side, token=token, tx=tx, maker_amount=maker_amount, taker_amount=taker_amount,
-            fee=fee, index=index, taker=taker, order=order, removed=removed),
-        maker=st.sampled_from([LEADER, OTHER]), side=st.sampled_from([0, 1]), token=st.sampled_from([TOKEN, COMPLEMENT]),
-        tx=st.sampled_from([TX, TX2]), maker_amount=st.integers(1, 10**12), taker_amount=st.integers(1, 10**12),
-        fee=st.integers(0, 10**6), index=st.integers(0, 12), taker=st.sampled_from([OTHER, CTF_EXCHANGE_V2]),
-        order=st.integers(0, 3), removed=st.booleans()),
-    max_size=12)
+            maker=maker,
+            side=side,
+            token=token,
+            tx=tx,
+            maker_amount=maker_amount,
+            taker_amount=taker_amount,
+            fee=fee,
+            index=index,
+            taker=taker,
+            order=order,
+            removed=removed,
+        ),
+        maker=st.sampled_from([LEADER, OTHER]),
+        side=st.sampled_from([0, 1]),
+        token=st.sampled_from([TOKEN, COMPLEMENT]),
+        tx=st.sampled_from([TX, TX2]),
+        maker_amount=st.integers(1, 10**12),
+        taker_amount=st.integers(1, 10**12),
+        fee=st.integers(0, 10**6),
+        index=st.integers(0, 12),
+        taker=st.sampled_from([OTHER, CTF_EXCHANGE_V2]),
+        order=st.integers(0, 3),
+        removed=st.booleans(),
+    ),
+    max_size=12,
+)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
@@ -549,6 +740,7 @@ def test_aggregation_is_independent_of_input_order(logs, data):
     ids = [r["envelope"]["event_id"] for r in first]
     assert len(ids) == len(set(ids))
     for record in first:
-        assert record["envelope"]["event_id"] == leader_fill_id(record["tx_hash"], record["leader"],
-                                                                record["token_id"], record["side"])
+        assert record["envelope"]["event_id"] == leader_fill_id(
+            record["tx_hash"], record["leader"], record["token_id"], record["side"]
+        )
         assert record["price"] == format_price(record["collateral_e6"], record["shares_e6"])

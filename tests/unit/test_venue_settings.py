@@ -1,5 +1,6 @@
 """D1: the venue settings. Paper is the default and self-contained (no real Gamma unless asked); live is only
 ever an explicit setting."""
+
 from __future__ import annotations
 
 from horus.settings import GAMMA_URL, Settings

@@ -1,5 +1,6 @@
 """The CLOB V2 simulator in-process (FastAPI TestClient): signatures, auth, matching, fees, precision,
 balances, duplicates and faults. Orders and headers are built with the real py-clob-client-v2 builders."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,13 +13,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from fastapi.testclient import TestClient
-from py_clob_client_v2.clob_types import (
-    ApiCreds,
-    CreateOrderOptions,
-    MarketOrderArgsV2,
-    OrderArgsV2,
-    RequestArgs,
-)
+from py_clob_client_v2.clob_types import ApiCreds, CreateOrderOptions, MarketOrderArgsV2, OrderArgsV2, RequestArgs
 from py_clob_client_v2.headers.headers import create_level_1_headers, create_level_2_headers
 from py_clob_client_v2.order_builder.builder import OrderBuilder
 from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
@@ -45,8 +40,11 @@ EXCHANGE_V3 = "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa"
 
 
 def market(**overrides) -> MarketConfig:
-    fields = dict(condition_id=CID, tokens=[TokenConfig(token_id=YES, price=Decimal("0.5")),
-                                             TokenConfig(token_id=NO, outcome="No")], fee_rate=Decimal("0.02"))
+    fields = dict(
+        condition_id=CID,
+        tokens=[TokenConfig(token_id=YES, price=Decimal("0.5")), TokenConfig(token_id=NO, outcome="No")],
+        fee_rate=Decimal("0.02"),
+    )
     fields.update(overrides)
     return MarketConfig(**fields)
 
@@ -77,8 +75,7 @@ class Trader:
         return self.builder.build_market_order(args, CreateOrderOptions(tick_size="0.01", neg_risk=False), version=2)
 
     def post(self, order, order_type: str = "GTC", post_only: bool = False):
-        body = json.dumps(order_to_json_v2(order, self.creds.api_key, order_type, post_only),
-                          separators=(",", ":"))
+        body = json.dumps(order_to_json_v2(order, self.creds.api_key, order_type, post_only), separators=(",", ":"))
         return self.http.post("/order", content=body, headers=self.headers("POST", "/order", body))
 
     def get(self, path: str, **params):
@@ -102,58 +99,122 @@ def fund(http: TestClient, address: str, collateral: int = 1_000_000_000, **toke
 
 # ---------- signatures ----------
 def _typed(order, version: str, exchange: str) -> dict:
-    return {"primaryType": "Order",
-            "types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                                       {"name": "chainId", "type": "uint256"},
-                                       {"name": "verifyingContract", "type": "address"}],
-                      "Order": [{"name": n, "type": t} for n, t in [
-                          ("salt", "uint256"), ("maker", "address"), ("signer", "address"), ("tokenId", "uint256"),
-                          ("makerAmount", "uint256"), ("takerAmount", "uint256"), ("side", "uint8"),
-                          ("signatureType", "uint8"), ("timestamp", "uint256"), ("metadata", "bytes32"),
-                          ("builder", "bytes32")]]},
-            "domain": {"name": "Polymarket CTF Exchange", "version": version, "chainId": 137,
-                       "verifyingContract": exchange},
-            "message": {"salt": order.salt, "maker": order.maker, "signer": order.signer, "tokenId": order.token_id,
-                        "makerAmount": order.maker_amount, "takerAmount": order.taker_amount, "side": order.side,
-                        "signatureType": order.signature_type, "timestamp": order.timestamp,
-                        "metadata": bytes.fromhex(order.metadata[2:]), "builder": bytes.fromhex(order.builder[2:])}}
+    return {
+        "primaryType": "Order",
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Order": [
+                {"name": n, "type": t}
+                for n, t in [
+                    ("salt", "uint256"),
+                    ("maker", "address"),
+                    ("signer", "address"),
+                    ("tokenId", "uint256"),
+                    ("makerAmount", "uint256"),
+                    ("takerAmount", "uint256"),
+                    ("side", "uint8"),
+                    ("signatureType", "uint8"),
+                    ("timestamp", "uint256"),
+                    ("metadata", "bytes32"),
+                    ("builder", "bytes32"),
+                ]
+            ],
+        },
+        "domain": {
+            "name": "Polymarket CTF Exchange",
+            "version": version,
+            "chainId": 137,
+            "verifyingContract": exchange,
+        },
+        "message": {
+            "salt": order.salt,
+            "maker": order.maker,
+            "signer": order.signer,
+            "tokenId": order.token_id,
+            "makerAmount": order.maker_amount,
+            "takerAmount": order.taker_amount,
+            "side": order.side,
+            "signatureType": order.signature_type,
+            "timestamp": order.timestamp,
+            "metadata": bytes.fromhex(order.metadata[2:]),
+            "builder": bytes.fromhex(order.builder[2:]),
+        },
+    }
 
 
 @pytest.mark.parametrize("version,exchange", [("2", EXCHANGE_V2), ("3", EXCHANGE_V3)])
 def test_fast_order_digest_matches_eth_account(version, exchange):
     rng = random.Random(version)
     for _ in range(20):
-        order = OrderStruct(salt=rng.getrandbits(53), maker=Account.create().address, signer=Account.create().address,
-                            token_id=rng.getrandbits(255), maker_amount=rng.getrandbits(40),
-                            taker_amount=rng.getrandbits(40), side=rng.randint(0, 1), signature_type=rng.randint(0, 3),
-                            timestamp=rng.getrandbits(42), metadata="0x" + rng.randbytes(32).hex(),
-                            builder="0x" + rng.randbytes(32).hex())
+        order = OrderStruct(
+            salt=rng.getrandbits(53),
+            maker=Account.create().address,
+            signer=Account.create().address,
+            token_id=rng.getrandbits(255),
+            maker_amount=rng.getrandbits(40),
+            taker_amount=rng.getrandbits(40),
+            side=rng.randint(0, 1),
+            signature_type=rng.randint(0, 3),
+            timestamp=rng.getrandbits(42),
+            metadata="0x" + rng.randbytes(32).hex(),
+            builder="0x" + rng.randbytes(32).hex(),
+        )
         signable = encode_typed_data(full_message=_typed(order, version, exchange))
         assert signable.header == exchange_domain_separator(version, 137, exchange)
         assert signable.body == order_struct_hash(order)
         assert eip712_digest(signable.header, signable.body) == eip712_digest(
-            exchange_domain_separator(version, 137, exchange), order_struct_hash(order))
+            exchange_domain_separator(version, 137, exchange), order_struct_hash(order)
+        )
 
 
 def test_clob_auth_digest_matches_eth_account():
     address = Account.create().address
-    typed = {"primaryType": "ClobAuth",
-             "types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                                        {"name": "chainId", "type": "uint256"}],
-                       "ClobAuth": [{"name": "address", "type": "address"}, {"name": "timestamp", "type": "string"},
-                                    {"name": "nonce", "type": "uint256"}, {"name": "message", "type": "string"}]},
-             "domain": {"name": "ClobAuthDomain", "version": "1", "chainId": 137},
-             "message": {"address": address, "timestamp": "1700000000", "nonce": 3,
-                         "message": "This message attests that I control the given wallet"}}
+    typed = {
+        "primaryType": "ClobAuth",
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+            ],
+            "ClobAuth": [
+                {"name": "address", "type": "address"},
+                {"name": "timestamp", "type": "string"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "message", "type": "string"},
+            ],
+        },
+        "domain": {"name": "ClobAuthDomain", "version": "1", "chainId": 137},
+        "message": {
+            "address": address,
+            "timestamp": "1700000000",
+            "nonce": 3,
+            "message": "This message attests that I control the given wallet",
+        },
+    }
     signable = encode_typed_data(full_message=typed)
     assert clob_auth_digest(address, "1700000000", 3, 137) == eip712_digest(signable.header, signable.body)
 
 
 def _struct(signed) -> OrderStruct:
-    return OrderStruct(salt=int(signed.salt), maker=signed.maker, signer=signed.signer, token_id=int(signed.tokenId),
-                       maker_amount=int(signed.makerAmount), taker_amount=int(signed.takerAmount),
-                       side=int(signed.side), signature_type=int(signed.signatureType),
-                       timestamp=int(signed.timestamp), metadata=signed.metadata, builder=signed.builder)
+    return OrderStruct(
+        salt=int(signed.salt),
+        maker=signed.maker,
+        signer=signed.signer,
+        token_id=int(signed.tokenId),
+        maker_amount=int(signed.makerAmount),
+        taker_amount=int(signed.takerAmount),
+        side=int(signed.side),
+        signature_type=int(signed.signatureType),
+        timestamp=int(signed.timestamp),
+        metadata=signed.metadata,
+        builder=signed.builder,
+    )
 
 
 def test_verify_accepts_client_signatures_and_rejects_tampering():
@@ -173,8 +234,10 @@ def test_verify_accepts_client_signatures_and_rejects_tampering():
 
     wallet = Account.create().address  # POLY_1271: signer = maker = deposit wallet, signed by its owner EOA
     signed_1271 = OrderBuilder(signer, signature_type=3, funder=wallet).build_order(args, options, version=2)
-    assert verify_order(_struct(signed_1271), signed_1271.signature, domain, 137, eoa.address) == \
-        "0x" + eip712_digest(domain, order_struct_hash(_struct(signed_1271))).hex()
+    assert (
+        verify_order(_struct(signed_1271), signed_1271.signature, domain, 137, eoa.address)
+        == "0x" + eip712_digest(domain, order_struct_hash(_struct(signed_1271))).hex()
+    )
     with pytest.raises(SignatureError):
         verify_order(_struct(signed_1271), signed_1271.signature, domain, 137, Account.create().address)
 
@@ -201,8 +264,12 @@ def test_l2_rejects_bad_hmac_wrong_passphrase_and_unknown_key(http):
     assert trader.get("/data/orders").status_code == 200
     path = "/data/orders"
     headers = trader.headers("GET", path)
-    for name, value in [("POLY_SIGNATURE", "AAAA"), ("POLY_PASSPHRASE", "nope"), ("POLY_API_KEY", "unknown"),
-                        ("POLY_ADDRESS", Account.create().address)]:
+    for name, value in [
+        ("POLY_SIGNATURE", "AAAA"),
+        ("POLY_PASSPHRASE", "nope"),
+        ("POLY_API_KEY", "unknown"),
+        ("POLY_ADDRESS", Account.create().address),
+    ]:
         bad = {**headers, name: value}
         reply = http.get(path, headers=bad)
         assert reply.status_code == 401 and reply.json() == {"error": "Unauthorized/Invalid api key"}
@@ -217,9 +284,16 @@ def test_gtc_buy_crosses_at_maker_price_pays_fee_and_rests_remainder(http):
     trader = Trader(http)
     fund(http, trader.maker, collateral=100_000_000)
     # asks: 0.51 x1000 ... ; buy 1500 shares at 0.52 -> 1000 @0.51 + 500 @0.52, nothing rests
-    http.post("/_sim/markets", json=market(condition_id="0x" + "33" * 32, tokens=[
-        TokenConfig(token_id="3001", asks=[{"price": "0.51", "size": "10"}, {"price": "0.53", "size": "10"}])],
-        fee_rate=Decimal("0.02")).model_dump(mode="json"))
+    http.post(
+        "/_sim/markets",
+        json=market(
+            condition_id="0x" + "33" * 32,
+            tokens=[
+                TokenConfig(token_id="3001", asks=[{"price": "0.51", "size": "10"}, {"price": "0.53", "size": "10"}])
+            ],
+            fee_rate=Decimal("0.02"),
+        ).model_dump(mode="json"),
+    )
     reply = trader.post(trader.limit("BUY", 0.52, 15, token="3001"))
     body = reply.json()
     assert reply.status_code == 200 and body["success"] and body["status"] == "live"
@@ -250,8 +324,12 @@ def test_fok_fak_and_price_time_priority(http):
     maker_a, maker_b, taker = Trader(http), Trader(http), Trader(http)
     for t in (maker_a, maker_b, taker):
         fund(http, t.maker, collateral=1_000_000_000, yes=100_000_000)
-    http.post("/_sim/markets", json=market(condition_id="0x" + "44" * 32,
-                                           tokens=[TokenConfig(token_id="4001", asks=[])]).model_dump(mode="json"))
+    http.post(
+        "/_sim/markets",
+        json=market(condition_id="0x" + "44" * 32, tokens=[TokenConfig(token_id="4001", asks=[])]).model_dump(
+            mode="json"
+        ),
+    )
     fund_tokens = {"address": maker_a.maker, "tokens_e6": {"4001": 10_000_000}}
     http.post("/_sim/accounts", json=[fund_tokens, {**fund_tokens, "address": maker_b.maker}])
     first = maker_a.post(maker_a.limit("SELL", 0.6, 10, token="4001")).json()["orderID"]
@@ -288,12 +366,15 @@ def test_post_only_crossing_and_cancel_releases_reservation(http):
     assert trader.post(trader.limit("BUY", 0.45, 10)).status_code == 200
 
 
-@pytest.mark.parametrize("build,order_type,fragment", [
-    (lambda t: t.limit("BUY", 0.5, 3), "GTC", "lower than the minimum: 5"),
-    (lambda t: t.limit("BUY", 0.505, 10, tick="0.001"), "GTC", "breaks minimum tick size rule: 0.01"),
-    (lambda t: t.market_order("BUY", 0.5, 0.6), "FOK", "min size: $1"),
-    (lambda t: t.limit("BUY", 0.995, 10, tick="0.001"), "GTC", "out of range"),
-])
+@pytest.mark.parametrize(
+    "build,order_type,fragment",
+    [
+        (lambda t: t.limit("BUY", 0.5, 3), "GTC", "lower than the minimum: 5"),
+        (lambda t: t.limit("BUY", 0.505, 10, tick="0.001"), "GTC", "breaks minimum tick size rule: 0.01"),
+        (lambda t: t.market_order("BUY", 0.5, 0.6), "FOK", "min size: $1"),
+        (lambda t: t.limit("BUY", 0.995, 10, tick="0.001"), "GTC", "out of range"),
+    ],
+)
 def test_size_tick_and_range_rules(http, build, order_type, fragment):
     trader = Trader(http)
     fund(http, trader.maker)
@@ -308,14 +389,25 @@ def test_market_buy_precision_rule(http):
     order.makerAmount = str(int(order.makerAmount) + 1000)  # 3 decimals: re-sign so only precision is wrong
     from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
     from py_clob_client_v2.order_utils.model.order_data_v2 import OrderDataV2
+
     builder = ExchangeOrderBuilderV2(EXCHANGE_V2, 137, trader.signer)
-    signed = builder.build_signed_order(OrderDataV2(
-        maker=order.maker, tokenId=order.tokenId, makerAmount=order.makerAmount, takerAmount=order.takerAmount,
-        side=order.side, signer=order.signer, signatureType=order.signatureType, timestamp=order.timestamp))
+    signed = builder.build_signed_order(
+        OrderDataV2(
+            maker=order.maker,
+            tokenId=order.tokenId,
+            makerAmount=order.makerAmount,
+            takerAmount=order.takerAmount,
+            side=order.side,
+            signer=order.signer,
+            signatureType=order.signatureType,
+            timestamp=order.timestamp,
+        )
+    )
     reply = trader.post(signed, "FOK")
     assert reply.status_code == 400
-    assert reply.json()["error"].startswith("invalid amounts, the market buy orders maker amount supports a max "
-                                            "accuracy of 2 decimals")
+    assert reply.json()["error"].startswith(
+        "invalid amounts, the market buy orders maker amount supports a max accuracy of 2 decimals"
+    )
 
 
 def test_duplicate_repost_is_rejected_and_counted(http):
@@ -349,8 +441,12 @@ def test_one_hash_never_fills_beyond_its_size(http):
 
 
 def test_poly_1271_and_domain_3_orders(http):
-    http.post("/_sim/markets", json=market(condition_id=CID_V2, version="v2",
-                                           tokens=[TokenConfig(token_id=POS, price=Decimal("0.3"))]).model_dump(mode="json"))
+    http.post(
+        "/_sim/markets",
+        json=market(
+            condition_id=CID_V2, version="v2", tokens=[TokenConfig(token_id=POS, price=Decimal("0.3"))]
+        ).model_dump(mode="json"),
+    )
     owner = Account.create()
     wallet = Account.create().address
     http.post("/_sim/accounts", json={"address": wallet, "collateral_e6": 50_000_000, "signer": owner.address})
@@ -452,24 +548,36 @@ def _evidence(trader: Trader, order_id: str, shape: OrderShape):
     """What the engine's evidence settlement makes of the order, from the venue's own order and trades."""
     venue_order = trader.get(f"/data/order/{order_id}").json()
     trades = trader.get("/data/trades").json()["data"]
-    return settle_from_evidence(order_id, shape, venue_order=venue_order, trades=trades, chain_fills=[],
-                                expired=False)
+    return settle_from_evidence(order_id, shape, venue_order=venue_order, trades=trades, chain_fills=[], expired=False)
 
 
 def _shape(order, order_type: str) -> OrderShape:
-    return OrderShape("BUY" if int(order.side) == 0 else "SELL", order_type, int(order.makerAmount),
-                      int(order.takerAmount))
+    return OrderShape(
+        "BUY" if int(order.side) == 0 else "SELL", order_type, int(order.makerAmount), int(order.takerAmount)
+    )
 
 
 @pytest.mark.parametrize("taker_only", [True, False])
 def test_trade_fee_rates_give_the_fee_the_venue_charged(http, taker_only):
     maker, taker = Trader(http), Trader(http)
     token = "5001" if taker_only else "5101"
-    http.post("/_sim/markets", json=market(condition_id="0x" + ("55" if taker_only else "56") * 32,
-                                           tokens=[TokenConfig(token_id=token, asks=[])], fee_rate=Decimal("0.25"),
-                                           fee_exponent=Decimal(2), taker_only_fees=taker_only).model_dump(mode="json"))
-    http.post("/_sim/accounts", json=[{"address": maker.maker, "collateral_e6": 0, "tokens_e6": {token: 50_000_000}},
-                                      {"address": taker.maker, "collateral_e6": 100_000_000}])
+    http.post(
+        "/_sim/markets",
+        json=market(
+            condition_id="0x" + ("55" if taker_only else "56") * 32,
+            tokens=[TokenConfig(token_id=token, asks=[])],
+            fee_rate=Decimal("0.25"),
+            fee_exponent=Decimal(2),
+            taker_only_fees=taker_only,
+        ).model_dump(mode="json"),
+    )
+    http.post(
+        "/_sim/accounts",
+        json=[
+            {"address": maker.maker, "collateral_e6": 0, "tokens_e6": {token: 50_000_000}},
+            {"address": taker.maker, "collateral_e6": 100_000_000},
+        ],
+    )
     ask_a, ask_b = maker.limit("SELL", 0.37, 10, token=token), maker.limit("SELL", 0.41, 20, token=token)
     assert maker.post(ask_a).status_code == maker.post(ask_b).status_code == 200
     bid = taker.limit("BUY", 0.41, 23, token=token)
@@ -522,8 +630,11 @@ def test_trades_advance_matched_mined_confirmed_and_evidence_waits_for_confirmed
     assert reply["status"] == "matched"
     assert _trade_statuses(trader) == ["MATCHED"]
     (entry,) = http.get("/_sim/orders").json()["orders"]
-    assert (entry["size_matched_e6"], entry["confirmed_matched_e6"], entry["pending_matched_e6"]) == \
-        (10_000_000, 0, 10_000_000)
+    assert (entry["size_matched_e6"], entry["confirmed_matched_e6"], entry["pending_matched_e6"]) == (
+        10_000_000,
+        0,
+        10_000_000,
+    )
     first = _evidence(trader, reply["orderID"], _shape(order, "FOK"))
     assert first.status == "SUBMITTED" and first.venue_status == "in-flight"
     time.sleep(1.05)
@@ -532,26 +643,36 @@ def test_trades_advance_matched_mined_confirmed_and_evidence_waits_for_confirmed
     time.sleep(1)
     assert _trade_statuses(trader) == ["CONFIRMED"]
     (entry,) = http.get("/_sim/orders").json()["orders"]
-    assert (entry["size_matched_e6"], entry["confirmed_matched_e6"], entry["pending_matched_e6"]) == \
-        (10_000_000, 10_000_000, 0)
+    assert (entry["size_matched_e6"], entry["confirmed_matched_e6"], entry["pending_matched_e6"]) == (
+        10_000_000,
+        10_000_000,
+        0,
+    )
     done = _evidence(trader, reply["orderID"], _shape(order, "FOK"))
     assert (done.status, done.filled_shares_e6, done.fee_e6) == ("FILLED", 10_000_000, 49_980)
 
 
 def test_a_failed_trade_undoes_its_fill_for_taker_and_makers(http):
     maker, taker = Trader(http), Trader(http)
-    http.post("/_sim/markets", json=market(condition_id="0x" + "66" * 32, taker_only_fees=False,
-                                           tokens=[TokenConfig(token_id="6001", asks=[])]).model_dump(mode="json"))
-    http.post("/_sim/accounts", json=[
-        {"address": maker.maker, "collateral_e6": 10_000_000, "tokens_e6": {"6001": 30_000_000}},
-        {"address": taker.maker, "collateral_e6": 100_000_000}])
+    http.post(
+        "/_sim/markets",
+        json=market(
+            condition_id="0x" + "66" * 32, taker_only_fees=False, tokens=[TokenConfig(token_id="6001", asks=[])]
+        ).model_dump(mode="json"),
+    )
+    http.post(
+        "/_sim/accounts",
+        json=[
+            {"address": maker.maker, "collateral_e6": 10_000_000, "tokens_e6": {"6001": 30_000_000}},
+            {"address": taker.maker, "collateral_e6": 100_000_000},
+        ],
+    )
     full = maker.limit("SELL", 0.6, 10, token="6001")  # the taker's BUY takes all of it
     part = maker.limit("SELL", 0.62, 20, token="6001")  # ... and 5 of these
     bid = maker.limit("BUY", 0.3, 5, token="6001")  # the taker's SELL takes all of it
     ids = [maker.post(o).json()["orderID"] for o in (full, part, bid)]
     before = {"maker": maker.balance(), "taker": taker.balance()}
-    http.post("/_sim/faults", json={"trade_mined_seconds": 0.5, "trade_confirmed_seconds": 1,
-                                    "trade_failed_rate": 1})
+    http.post("/_sim/faults", json={"trade_mined_seconds": 0.5, "trade_confirmed_seconds": 1, "trade_failed_rate": 1})
     buy = taker.limit("BUY", 0.62, 15, token="6001")
     reply = taker.post(buy, "FOK").json()
     assert reply["status"] == "matched" and taker.balance()["tokens_e6"]["6001"] == 15_000_000
@@ -588,18 +709,27 @@ def test_trade_failures_follow_the_rate_and_confirmed_sizes_tell_the_final_truth
     rng = random.Random(5)
     for _ in range(40):
         t = rng.choice(traders)
-        t.post(t.limit(rng.choice(["BUY", "SELL"]), rng.choice([0.48, 0.5, 0.52]), rng.choice([5, 10])),
-               rng.choice(["FOK", "FAK", "GTC"]))
+        t.post(
+            t.limit(rng.choice(["BUY", "SELL"]), rng.choice([0.48, 0.5, 0.52]), rng.choice([5, 10])),
+            rng.choice(["FOK", "FAK", "GTC"]),
+        )
     time.sleep(0.1)
     trades = http.get("/_sim/trades").json()
     statuses = [t["status"] for t in trades]
     assert set(statuses) == {"CONFIRMED", "FAILED"} and 0.2 < statuses.count("FAILED") / len(statuses) < 0.8
     for entry in http.get("/_sim/orders").json()["orders"]:
-        confirmed = sum(Decimal(t["size"]) * 10**6 for t in trades
-                        if t["id"] in entry["trade_ids"] and t["status"] == "CONFIRMED"
-                        and t["taker_order_id"] == entry["order_id"])
-        confirmed += sum(Decimal(m["matched_amount"]) * 10**6 for t in trades if t["status"] == "CONFIRMED"
-                         for m in t["maker_orders"] if m["order_id"] == entry["order_id"])
+        confirmed = sum(
+            Decimal(t["size"]) * 10**6
+            for t in trades
+            if t["id"] in entry["trade_ids"] and t["status"] == "CONFIRMED" and t["taker_order_id"] == entry["order_id"]
+        )
+        confirmed += sum(
+            Decimal(m["matched_amount"]) * 10**6
+            for t in trades
+            if t["status"] == "CONFIRMED"
+            for m in t["maker_orders"]
+            if m["order_id"] == entry["order_id"]
+        )
         assert entry["confirmed_matched_e6"] == entry["size_matched_e6"] == confirmed, entry
     for t in traders:
         balance = t.balance()

@@ -4,6 +4,7 @@
 - L2: HMAC-SHA256 with the API secret over `timestamp + METHOD + path + body`, on every trading/account call.
   The path is signed without its query string, and the body is the exact text sent (compact JSON).
 """
+
 from __future__ import annotations
 
 import base64
@@ -92,10 +93,17 @@ def l2_headers(creds: ApiCreds, address: str, method: str, path: str, body: str 
 # --- L1 -----------------------------------------------------------------------------------------------------------
 def clob_auth_digest(address: str, chain_id: int, timestamp: int, nonce: int = 0) -> bytes:
     """The EIP-712 digest of `ClobAuth{address, timestamp (as a string), nonce, message}` in `ClobAuthDomain`."""
-    domain = keccak(_CLOB_DOMAIN_TYPE_HASH + _CLOB_DOMAIN_NAME_HASH + _CLOB_DOMAIN_VERSION_HASH
-                    + chain_id.to_bytes(32, "big"))
-    struct = keccak(_CLOB_AUTH_TYPE_HASH + bytes(12) + bytes.fromhex(address[2:])
-                    + keccak(text=str(timestamp)) + nonce.to_bytes(32, "big") + _CLOB_AUTH_MESSAGE_HASH)
+    domain = keccak(
+        _CLOB_DOMAIN_TYPE_HASH + _CLOB_DOMAIN_NAME_HASH + _CLOB_DOMAIN_VERSION_HASH + chain_id.to_bytes(32, "big")
+    )
+    struct = keccak(
+        _CLOB_AUTH_TYPE_HASH
+        + bytes(12)
+        + bytes.fromhex(address[2:])
+        + keccak(text=str(timestamp))
+        + nonce.to_bytes(32, "big")
+        + _CLOB_AUTH_MESSAGE_HASH
+    )
     return keccak(b"\x19\x01" + domain + struct)
 
 

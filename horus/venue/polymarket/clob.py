@@ -5,6 +5,7 @@ Every call returns a `VenueReply` and never raises for what the network or the v
 timeouts, resets): the executor decides what an answer means. A body is serialized once and those exact bytes
 are both HMAC-signed and sent, so a stored order body can be re-sent byte for byte.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,15 +74,28 @@ BACKENDS = ("aiohttp", "httpx")
 class _HttpxBackend:
     """httpx.AsyncClient (HTTP/2 when the server offers it via ALPN); pluggable transport for tests."""
 
-    def __init__(self, base_url: str, *, timeout_s: float, connect_timeout_s: float, http2: bool,
-                 max_connections: int, transport: httpx.AsyncBaseTransport | None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float,
+        connect_timeout_s: float,
+        http2: bool,
+        max_connections: int,
+        transport: httpx.AsyncBaseTransport | None,
+    ):
         self._client = httpx.AsyncClient(
-            base_url=base_url, http2=http2, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            base_url=base_url,
+            http2=http2,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            headers=_DEFAULT_HEADERS, transport=transport)
+            headers=_DEFAULT_HEADERS,
+            transport=transport,
+        )
 
-    async def request(self, method: str, path: str, headers: dict | None, params: dict | None,
-                      content: bytes | None) -> tuple[int, str]:
+    async def request(
+        self, method: str, path: str, headers: dict | None, params: dict | None, content: bytes | None
+    ) -> tuple[int, str]:
         try:
             response = await self._client.request(method, path, headers=headers, params=params, content=content)
         except httpx.TimeoutException as exc:
@@ -100,8 +114,15 @@ class _AiohttpBackend:
     Measured here (docs/benchmarks.md, execute) it serves many times the requests/s of an httpx pool of the
     same size. The session is made on first use, inside the event loop that will use it."""
 
-    def __init__(self, base_url: str, *, timeout_s: float, connect_timeout_s: float, max_connections: int,
-                 on_post_sent: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float,
+        connect_timeout_s: float,
+        max_connections: int,
+        on_post_sent: Callable[[], None] | None = None,
+    ):
         self._base_url = base_url
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
         self._max_connections = max_connections
@@ -109,8 +130,9 @@ class _AiohttpBackend:
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections,
-                                         keepalive_timeout=15.0)
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=self._max_connections, keepalive_timeout=15.0
+        )
         traces = []
         if self._on_post_sent is not None:
             hook = self._on_post_sent
@@ -118,19 +140,28 @@ class _AiohttpBackend:
             async def body_sent(_session, _context, params) -> None:
                 if params.method == "POST":
                     hook()
+
             trace = aiohttp.TraceConfig()
             trace.on_request_chunk_sent.append(body_sent)
             traces.append(trace)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=_DEFAULT_HEADERS,
-                                              auto_decompress=True, raise_for_status=False, trace_configs=traces)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            headers=_DEFAULT_HEADERS,
+            auto_decompress=True,
+            raise_for_status=False,
+            trace_configs=traces,
+        )
         return self._session
 
-    async def request(self, method: str, path: str, headers: dict | None, params: dict | None,
-                      content: bytes | None) -> tuple[int, str]:
+    async def request(
+        self, method: str, path: str, headers: dict | None, params: dict | None, content: bytes | None
+    ) -> tuple[int, str]:
         session = self._session or self._open()
         try:
-            async with session.request(method, self._base_url + path, headers=headers, params=params,
-                                       data=content) as response:
+            async with session.request(
+                method, self._base_url + path, headers=headers, params=params, data=content
+            ) as response:
                 raw = await response.read()
                 status, charset = response.status, response.charset
         except TimeoutError as exc:  # total/connect timeouts (aiohttp's own timeout errors subclass it)
@@ -154,11 +185,21 @@ class ClobHttp:
     Passing `transport` (an httpx transport, tests) selects the httpx backend. `on_post_sent` (aiohttp only) is
     called once a POST's body is on the wire, before its reply: the executor's `after_post_sent` crash point."""
 
-    def __init__(self, base_url: str, *, chain_id: int = 137, timeout_s: float = 5.0,
-                 connect_timeout_s: float | None = None, http2: bool = True, max_connections: int = 200,
-                 time_offset_s: int = 0, transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Callable[[], float] = time.time, backend: str | None = None,
-                 on_post_sent: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        chain_id: int = 137,
+        timeout_s: float = 5.0,
+        connect_timeout_s: float | None = None,
+        http2: bool = True,
+        max_connections: int = 200,
+        time_offset_s: int = 0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        backend: str | None = None,
+        on_post_sent: Callable[[], None] | None = None,
+    ):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         if max_connections < 1:
@@ -175,11 +216,22 @@ class ClobHttp:
         self._clock = clock
         connect = connect_timeout_s or timeout_s
         if backend == "httpx":
-            self._http = _HttpxBackend(self.base_url, timeout_s=timeout_s, connect_timeout_s=connect, http2=http2,
-                                       max_connections=max_connections, transport=transport)
+            self._http = _HttpxBackend(
+                self.base_url,
+                timeout_s=timeout_s,
+                connect_timeout_s=connect,
+                http2=http2,
+                max_connections=max_connections,
+                transport=transport,
+            )
         else:
-            self._http = _AiohttpBackend(self.base_url, timeout_s=timeout_s, connect_timeout_s=connect,
-                                         max_connections=max_connections, on_post_sent=on_post_sent)
+            self._http = _AiohttpBackend(
+                self.base_url,
+                timeout_s=timeout_s,
+                connect_timeout_s=connect,
+                max_connections=max_connections,
+                on_post_sent=on_post_sent,
+            )
 
     async def __aenter__(self) -> ClobHttp:
         return self
@@ -194,11 +246,19 @@ class ClobHttp:
         return int(self._clock()) + self.time_offset_s
 
     # --- plumbing -------------------------------------------------------------------------------------------------
-    async def _send(self, method: str, path: str, *, headers: dict | None = None, params: dict | None = None,
-                    content: str | None = None) -> VenueReply:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict | None = None,
+        params: dict | None = None,
+        content: str | None = None,
+    ) -> VenueReply:
         try:
-            status, text = await self._http.request(method, path, headers, params,
-                                                    content.encode() if content is not None else None)
+            status, text = await self._http.request(
+                method, path, headers, params, content.encode() if content is not None else None
+            )
         except _Failed as failed:
             name = type(failed.cause).__name__
             if failed.timeout:
@@ -210,8 +270,16 @@ class ClobHttp:
             body = None
         return VenueReply(status, body, _venue_error(status, body, text), False)
 
-    async def _l2(self, method: str, path: str, creds: ApiCreds, address: str, *, params: dict | None = None,
-                  content: str | None = None) -> VenueReply:
+    async def _l2(
+        self,
+        method: str,
+        path: str,
+        creds: ApiCreds,
+        address: str,
+        *,
+        params: dict | None = None,
+        content: str | None = None,
+    ) -> VenueReply:
         headers = l2_headers(creds, address, method, path, content, self._timestamp())
         return await self._send(method, path, headers=headers, params=params, content=content)
 
@@ -247,22 +315,28 @@ class ClobHttp:
             cursor = reply.body.get("next_cursor") or END_CURSOR
             if cursor == END_CURSOR:
                 return VenueReply(200, {"data": trades, "next_cursor": cursor}, None, False)
-        return VenueReply(200, {"data": trades, "next_cursor": cursor}, f"trades truncated after {max_pages} pages",
-                          False)
+        return VenueReply(
+            200, {"data": trades, "next_cursor": cursor}, f"trades truncated after {max_pages} pages", False
+        )
 
     async def cancel(self, order_hashes: str | Sequence[str], creds: ApiCreds, address: str) -> VenueReply:
         """DELETE /order for one hash, DELETE /orders for several -> {"canceled": [...], "not_canceled": {...}}."""
         if isinstance(order_hashes, str):
-            return await self._l2("DELETE", "/order", creds, address,
-                                  content=serialize_body({"orderID": order_hashes}))
+            return await self._l2("DELETE", "/order", creds, address, content=serialize_body({"orderID": order_hashes}))
         return await self._l2("DELETE", "/orders", creds, address, content=serialize_body(list(order_hashes)))
 
     async def cancel_all(self, creds: ApiCreds, address: str) -> VenueReply:
         return await self._l2("DELETE", "/cancel-all", creds, address)
 
     # --- account and market data ----------------------------------------------------------------------------------
-    async def balance_allowance(self, creds: ApiCreds, address: str, asset_type: str, token_id: str | None = None,
-                                signature_type: int | None = None) -> VenueReply:
+    async def balance_allowance(
+        self,
+        creds: ApiCreds,
+        address: str,
+        asset_type: str,
+        token_id: str | None = None,
+        signature_type: int | None = None,
+    ) -> VenueReply:
         """GET /balance-allowance (asset_type COLLATERAL | CONDITIONAL) -> {balance, allowances}."""
         params = {"asset_type": asset_type}
         if token_id is not None:

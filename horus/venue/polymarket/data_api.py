@@ -25,6 +25,7 @@ fill's ``role`` is whatever the caller passes (e.g. ``TAKER`` for ``/v2/trades``
 otherwise None, and :func:`~horus.venue.polymarket.fills.aggregate` writes ``exchange ""``, ``block_number 0``,
 ``log_index 0``, ``order_hashes []`` and the row ``timestamp`` as the block time.
 """
+
 from __future__ import annotations
 
 import time
@@ -38,8 +39,19 @@ from horus.domain.clock import future_detail, in_future
 from horus.venue.polymarket.exchanges import AddressBookError, normalize_address
 from horus.venue.polymarket.fills import INT64_MAX, DecodedFill, FillDecodeError, _div_half_even
 
-__all__ = ["SOURCE", "RowDecodeError", "SkippedRow", "ParsedRows", "Page", "parse_row", "parse_rows",
-           "page_rows", "timestamp_seconds", "to_decimal", "to_e6_half_even"]
+__all__ = [
+    "SOURCE",
+    "RowDecodeError",
+    "SkippedRow",
+    "ParsedRows",
+    "Page",
+    "parse_row",
+    "parse_rows",
+    "page_rows",
+    "timestamp_seconds",
+    "to_decimal",
+    "to_e6_half_even",
+]
 
 SOURCE = "data-api"
 _E6 = 10**6
@@ -126,8 +138,9 @@ def timestamp_seconds(value: Any, where: str = "row", *, now_s: int | None = Non
             seconds = stamp // per_second
             break
     else:
-        raise RowDecodeError(f"{where}: timestamp {value!r:.40} is not in seconds, milliseconds or microseconds",
-                             "bad-field")
+        raise RowDecodeError(
+            f"{where}: timestamp {value!r:.40} is not in seconds, milliseconds or microseconds", "bad-field"
+        )
     at_us, now_us = seconds * 1_000_000, (int(time.time()) if now_s is None else now_s) * 1_000_000
     if in_future(at_us, now_us):
         raise RowDecodeError(f"{where}: timestamp {value!r:.40}: {future_detail(at_us, now_us)}", "future-timestamp")
@@ -172,8 +185,12 @@ def parse_row(row: Mapping, *, role: str | None = None, now_s: int | None = None
 
     token = required("token_id", "asset", "asset_id", "tokenId")
     token_text = str(token).strip() if not isinstance(token, bool) else ""
-    if (not (token_text.isascii() and token_text.isdigit()) or len(token_text) > 80 or int(token_text) == 0
-            or int(token_text) >= 2**256):
+    if (
+        not (token_text.isascii() and token_text.isdigit())
+        or len(token_text) > 80
+        or int(token_text) == 0
+        or int(token_text) >= 2**256
+    ):
         raise RowDecodeError(f"{where}: token id {token!r:.90} is not a decimal uint256", "bad-field")
 
     side = str(required("side")).strip().upper()
@@ -203,8 +220,12 @@ def parse_row(row: Mapping, *, role: str | None = None, now_s: int | None = None
     condition = _get(row, "condition_id", "conditionId")
     if condition is not None:
         condition = str(condition).strip().lower() if isinstance(condition, str) else condition
-        if not (isinstance(condition, str) and condition.startswith("0x") and 2 < len(condition) <= 66
-                and all(c in "0123456789abcdef" for c in condition[2:])):
+        if not (
+            isinstance(condition, str)
+            and condition.startswith("0x")
+            and 2 < len(condition) <= 66
+            and all(c in "0123456789abcdef" for c in condition[2:])
+        ):
             raise RowDecodeError(f"{where}: condition id {condition!r:.80} is not 0x hex", "bad-field")
     return DecodedFill(
         source=SOURCE,

@@ -13,6 +13,7 @@ Not in the defaults: the second neg-risk V2 exchange `0xe2222d00...0036` (only i
 question 13.5 of the notes). Add it, or local anvil contracts, with :meth:`ExchangeBook.with_exchange`;
 an added address with ``layout=None`` accepts either layout (recognised by topic0).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -110,12 +111,12 @@ class ExchangeBook:
         """A book of just these addresses, each accepting either layout (e.g. anvil test contracts)."""
         return cls(Exchange(normalize_address(a), name) for a in addresses)
 
-    def with_exchange(self, address: str | bytes, name: str = "custom", layout: Layout | None = None,
-                      neg_risk: bool = False) -> ExchangeBook:
+    def with_exchange(
+        self, address: str | bytes, name: str = "custom", layout: Layout | None = None, neg_risk: bool = False
+    ) -> ExchangeBook:
         """A new book with one more (or one replaced) exchange."""
         address = normalize_address(address)
-        return ExchangeBook([*(e for e in self if e.address != address),
-                             Exchange(address, name, layout, neg_risk)])
+        return ExchangeBook([*(e for e in self if e.address != address), Exchange(address, name, layout, neg_risk)])
 
     def with_addresses(self, addresses: Iterable[str], name: str = "custom") -> ExchangeBook:
         """A new book with these extra addresses, each accepting either layout."""

@@ -23,6 +23,7 @@ Facts used (platform notes, section 7, and the exchange sources they cite):
 Amounts are integers in 1e-6 units throughout; the price is an exact decimal string (never a float).
 Every failure is a :class:`LogDecodeError` with a ``reason`` code and a message naming the log.
 """
+
 from __future__ import annotations
 
 import time
@@ -37,13 +38,7 @@ from eth_abi.exceptions import DecodingError
 
 from horus.codec import envelope
 from horus.domain.ids import leader_fill_id
-from horus.venue.polymarket.exchanges import (
-    LAYOUT_BY_TOPIC,
-    AddressBookError,
-    ExchangeBook,
-    Layout,
-    normalize_address,
-)
+from horus.venue.polymarket.exchanges import LAYOUT_BY_TOPIC, AddressBookError, ExchangeBook, Layout, normalize_address
 
 __all__ = [
     "PRICE_DECIMALS",
@@ -294,28 +289,36 @@ def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
     if layout is None:
         raise NotOrderFilledError(f"{where}: topic0 {topic0} is not OrderFilled")
     if len(topics) != 4:
-        raise LogDecodeError(f"{where}: OrderFilled has 4 topics (topic0, orderHash, maker, taker), "
-                             f"got {len(topics)}", "bad-topics")
+        raise LogDecodeError(
+            f"{where}: OrderFilled has 4 topics (topic0, orderHash, maker, taker), got {len(topics)}", "bad-topics"
+        )
 
     try:
         address = normalize_address(_hex_text(log.get("address")) or "")
     except AddressBookError:
-        raise LogDecodeError(f"{where}: address {log.get('address')!r:.60} is not a 20-byte address",
-                             "bad-log") from None
+        raise LogDecodeError(
+            f"{where}: address {log.get('address')!r:.60} is not a 20-byte address", "bad-log"
+        ) from None
     exchange = book.get(address)
     if exchange is None:
-        raise LogDecodeError(f"{where}: OrderFilled from {address}, which is not a known exchange "
-                             f"(pass it with --exchange / ExchangeBook.with_exchange if it is one)",
-                             "unknown-exchange")
+        raise LogDecodeError(
+            f"{where}: OrderFilled from {address}, which is not a known exchange "
+            f"(pass it with --exchange / ExchangeBook.with_exchange if it is one)",
+            "unknown-exchange",
+        )
     if not exchange.accepts(layout):
-        raise LogDecodeError(f"{where}: {exchange.name} ({address}) emits the {exchange.layout.value} "
-                             f"OrderFilled, this log has the {layout.value} one", "layout-mismatch")
+        raise LogDecodeError(
+            f"{where}: {exchange.name} ({address}) emits the {exchange.layout.value} "
+            f"OrderFilled, this log has the {layout.value} one",
+            "layout-mismatch",
+        )
 
     tx_hash = "0x" + _bytes(_get(log, "transactionHash", "transaction_hash"), "transactionHash", where, 32).hex()
     block_number = _uint(_get(log, "blockNumber", "block_number"), "blockNumber", where, INT64_MAX)
     log_index = _uint(_get(log, "logIndex", "log_index"), "logIndex", where, INT32_MAX)
-    block_timestamp = _uint(_get(log, "blockTimestamp", "block_timestamp"), "blockTimestamp", where,
-                            INT64_MAX // 1_000_000, required=False)
+    block_timestamp = _uint(
+        _get(log, "blockTimestamp", "block_timestamp"), "blockTimestamp", where, INT64_MAX // 1_000_000, required=False
+    )
     block_hash_raw = _get(log, "blockHash", "block_hash")
     block_hash = None if block_hash_raw is None else "0x" + _bytes(block_hash_raw, "blockHash", where, 32).hex()
     removed = log.get("removed", False)
@@ -326,18 +329,21 @@ def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
     try:
         order_hash_raw, maker, taker = abi_decode(["bytes32", "address", "address"], topic_words)
     except DecodingError as exc:
-        raise LogDecodeError(f"{where}: topics do not decode as (bytes32, address, address): {exc}",
-                             "bad-topics") from None
+        raise LogDecodeError(
+            f"{where}: topics do not decode as (bytes32, address, address): {exc}", "bad-topics"
+        ) from None
 
     data = _bytes(log.get("data"), "data", where, reason="bad-data")
     if len(data) != _DATA_LEN[layout]:
-        raise LogDecodeError(f"{where}: {layout.value} OrderFilled data must be {_DATA_LEN[layout]} bytes, "
-                             f"got {len(data)}", "bad-data")
+        raise LogDecodeError(
+            f"{where}: {layout.value} OrderFilled data must be {_DATA_LEN[layout]} bytes, got {len(data)}", "bad-data"
+        )
     try:
         words = abi_decode(_V1_TYPES if layout is Layout.V1 else _V2_TYPES, data)
     except DecodingError as exc:
-        raise LogDecodeError(f"{where}: data does not decode as the {layout.value} OrderFilled: {exc}",
-                             "bad-data") from None
+        raise LogDecodeError(
+            f"{where}: data does not decode as the {layout.value} OrderFilled: {exc}", "bad-data"
+        ) from None
 
     builder = metadata = None
     if layout is Layout.V2:
@@ -355,16 +361,18 @@ def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
         elif taker_asset == 0 and maker_asset != 0:
             side, token = "SELL", maker_asset
         else:
-            raise LogDecodeError(f"{where}: exactly one of makerAssetId/takerAssetId must be 0 (collateral), "
-                                 f"got {maker_asset} and {taker_asset}", "invalid-value")
+            raise LogDecodeError(
+                f"{where}: exactly one of makerAssetId/takerAssetId must be 0 (collateral), "
+                f"got {maker_asset} and {taker_asset}",
+                "invalid-value",
+            )
     if side == "BUY":
         collateral, shares = maker_amount, taker_amount
     else:
         shares, collateral = maker_amount, taker_amount
     for name, value in (("makerAmountFilled", maker_amount), ("takerAmountFilled", taker_amount), ("fee", fee)):
         if value > INT64_MAX:
-            raise LogDecodeError(f"{where}: {name}={value} is beyond any real fill (> 2^63-1 units)",
-                                 "invalid-value")
+            raise LogDecodeError(f"{where}: {name}={value} is beyond any real fill (> 2^63-1 units)", "invalid-value")
     if shares == 0:
         raise LogDecodeError(f"{where}: zero shares filled", "invalid-value")
 
@@ -403,11 +411,11 @@ def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
 def _order_key(fill: DecodedFill) -> tuple:
     """A total order on fills (block, log index, then every field), so every choice below is independent
     of input order."""
+
     def part(value: Any) -> tuple:
         return (True, "") if value is None else (False, value)
 
-    return (part(fill.block_number), part(fill.log_index),
-            *(part(getattr(fill, f.name)) for f in fields(DecodedFill)))
+    return (part(fill.block_number), part(fill.log_index), *(part(getattr(fill, f.name)) for f in fields(DecodedFill)))
 
 
 def _timestamp_lookup(block_time: Callable[[int], int | None] | Mapping[int, int] | None):
@@ -417,8 +425,9 @@ def _timestamp_lookup(block_time: Callable[[int], int | None] | Mapping[int, int
         if block_time is None or block_number is None:
             return None
         if block_number not in cache:
-            cache[block_number] = (block_time.get(block_number) if isinstance(block_time, Mapping)
-                                   else block_time(block_number))
+            cache[block_number] = (
+                block_time.get(block_number) if isinstance(block_time, Mapping) else block_time(block_number)
+            )
         return cache[block_number]
 
     return lookup
@@ -484,30 +493,46 @@ def aggregate(
         stamps = [f.block_timestamp for f in members if f.block_timestamp is not None]
         stamp = max(stamps) if stamps else lookup(min(blocks) if blocks else None)
         if stamp is None:
-            raise MissingTimestampError(f"tx {tx_hash} (block {block_number or '?'}): no block timestamp; "
-                                        f"pass block_time=")
+            raise MissingTimestampError(
+                f"tx {tx_hash} (block {block_number or '?'}): no block timestamp; pass block_time="
+            )
         roles = {f.role for f in members}
         role = "TAKER" if "TAKER" in roles else "MAKER" if "MAKER" in roles else UNKNOWN_ROLE
         exchange = next((f.exchange for f in members if f.exchange), "")
         condition_id = next((f.condition_id for f in members if f.condition_id), None)
-        records.append({
-            "envelope": envelope(leader_fill_id(tx_hash, leader, token_id, side), source, int(stamp) * 1_000_000,
-                                 produced_at_us=produced),
-            "leader": leader,
-            "exchange": exchange,
-            "tx_hash": tx_hash,
-            "block_number": block_number,
-            "log_index": min(indexes) if indexes else 0,
-            "token_id": token_id,
-            "condition_id": condition_id,
-            "side": side,
-            "shares_e6": shares,
-            "collateral_e6": collateral,
-            "price": format_price(collateral, shares),
-            "fee_e6": fee,
-            "role": role,
-            "order_hashes": sorted({f.order_hash for f in members if f.order_hash}),
-        })
-    records.sort(key=lambda r: (r["envelope"]["occurred_at_us"], r["block_number"], r["log_index"], r["tx_hash"],
-                                r["leader"], r["token_id"], r["side"]))
+        records.append(
+            {
+                "envelope": envelope(
+                    leader_fill_id(tx_hash, leader, token_id, side),
+                    source,
+                    int(stamp) * 1_000_000,
+                    produced_at_us=produced,
+                ),
+                "leader": leader,
+                "exchange": exchange,
+                "tx_hash": tx_hash,
+                "block_number": block_number,
+                "log_index": min(indexes) if indexes else 0,
+                "token_id": token_id,
+                "condition_id": condition_id,
+                "side": side,
+                "shares_e6": shares,
+                "collateral_e6": collateral,
+                "price": format_price(collateral, shares),
+                "fee_e6": fee,
+                "role": role,
+                "order_hashes": sorted({f.order_hash for f in members if f.order_hash}),
+            }
+        )
+    records.sort(
+        key=lambda r: (
+            r["envelope"]["occurred_at_us"],
+            r["block_number"],
+            r["log_index"],
+            r["tx_hash"],
+            r["leader"],
+            r["token_id"],
+            r["side"],
+        )
+    )
     return records

@@ -5,12 +5,13 @@ with text PINGs, and reconnects with backoff; a bad frame is counted and skipped
 Protocol (platform notes 8.1): subscribe `{"type": "market", "assets_ids": [...]}`, later
 `{"operation": "subscribe", "assets_ids": [...]}`; frames are one event object or a list of them.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import websockets
 from prometheus_client import Counter
@@ -62,7 +63,7 @@ class MarketChannel:
                 log.warning("market channel: %s; reconnecting in %.1fs", exc, backoff)
                 try:
                     await asyncio.wait_for(stop.wait(), backoff)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 backoff = min(backoff * 2, 5.0)
 
@@ -72,7 +73,7 @@ class MarketChannel:
         while True:
             try:
                 frame = await asyncio.wait_for(socket.recv(), PING_EVERY_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await socket.send("PING")
                 await self._subscribe(socket)
                 continue

@@ -27,6 +27,7 @@ Prices, sizes and rates are :class:`~decimal.Decimal` taken from the JSON text (
 ``repr``, i.e. the shortest text that reads back as the same number), never float arithmetic.
 Every malformed body raises :class:`MarketDataError` naming the field.
 """
+
 from __future__ import annotations
 
 import json
@@ -223,8 +224,9 @@ def _json_list(value: Any, field: str, what: str) -> list:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise MarketDataError(f"{what}: field {field} is a string but not a JSON array: {value!r:.80}",
-                                  field) from None
+            raise MarketDataError(
+                f"{what}: field {field} is a string but not a JSON array: {value!r:.80}", field
+            ) from None
     if not isinstance(value, list):
         raise MarketDataError(f"{what}: field {field} must be an array, got {type(value).__name__}", field)
     return value
@@ -262,7 +264,10 @@ def _gamma_fees(body: Mapping, what: str) -> FeeParams:
     taker = _present(body, "takerBaseFee")
     return FeeParams(
         enabled=_opt_bool(body, "feesEnabled", what),
-        rate=rate, exponent=exponent, taker_only=taker_only, rebate_rate=rebate,
+        rate=rate,
+        exponent=exponent,
+        taker_only=taker_only,
+        rebate_rate=rebate,
         maker_base_fee_bps=None if maker is None else _bps(maker[1], "makerBaseFee", what),
         taker_base_fee_bps=None if taker is None else _bps(taker[1], "takerBaseFee", what),
     )
@@ -284,8 +289,9 @@ def parse_gamma_market(body: Any) -> list[MarketInfo]:
     if (found := _present(body, "outcomes")) is not None:
         outcomes = _json_list(found[1], "outcomes", what)
         if len(outcomes) != len(token_ids):
-            raise MarketDataError(f"{what}: field outcomes has {len(outcomes)} entries for {len(token_ids)} "
-                                  f"{ids_field}", "outcomes")
+            raise MarketDataError(
+                f"{what}: field outcomes has {len(outcomes)} entries for {len(token_ids)} {ids_field}", "outcomes"
+            )
     tick = _present(body, "orderPriceMinTickSize")
     min_size = _present(body, "orderMinSize")
     common = dict(
@@ -301,11 +307,15 @@ def parse_gamma_market(body: Any) -> list[MarketInfo]:
         question=body.get("question") if isinstance(body.get("question"), str) else None,
         slug=body.get("slug") if isinstance(body.get("slug"), str) else None,
         category=body["category"] if isinstance(body.get("category"), str) else None,
-        tags=tuple(t["slug"] for t in body.get("tags") or () if isinstance(t, Mapping) and isinstance(t.get("slug"), str)),
+        tags=tuple(
+            t["slug"] for t in body.get("tags") or () if isinstance(t, Mapping) and isinstance(t.get("slug"), str)
+        ),
         source="gamma",
     )
-    return [MarketInfo(token_id=token, outcome=None if outcome is None else str(outcome), outcome_index=i, **common)
-            for i, (token, outcome) in enumerate(zip(token_ids, outcomes))]
+    return [
+        MarketInfo(token_id=token, outcome=None if outcome is None else str(outcome), outcome_index=i, **common)
+        for i, (token, outcome) in enumerate(zip(token_ids, outcomes))
+    ]
 
 
 def parse_gamma_markets(body: Any) -> list[MarketInfo]:
@@ -346,8 +356,10 @@ def parse_clob_market(body: Any) -> list[MarketInfo]:
         neg_risk=_opt_bool(body, "neg_risk", what),
         tick_size=None if tick is None else _tick(tick[1], "minimum_tick_size", what),
         min_order_size=None if min_size is None else _size(min_size[1], "minimum_order_size", what),
-        fees=FeeParams(maker_base_fee_bps=None if maker is None else _bps(maker[1], "maker_base_fee", what),
-                       taker_base_fee_bps=None if taker is None else _bps(taker[1], "taker_base_fee", what)),
+        fees=FeeParams(
+            maker_base_fee_bps=None if maker is None else _bps(maker[1], "maker_base_fee", what),
+            taker_base_fee_bps=None if taker is None else _bps(taker[1], "taker_base_fee", what),
+        ),
         version=_version(body, what),
         active=_opt_bool(body, "active", what),
         closed=_opt_bool(body, "closed", what),
@@ -362,9 +374,14 @@ def parse_clob_market(body: Any) -> list[MarketInfo]:
         if _present(token, "token_id") is None:
             continue  # markets without an order book list placeholder tokens {"token_id": ""}
         outcome = token.get("outcome")
-        infos.append(MarketInfo(token_id=_token_id(token["token_id"], f"tokens[{i}].token_id", what),
-                                outcome=outcome if isinstance(outcome, str) and outcome else None,
-                                outcome_index=i, **common))
+        infos.append(
+            MarketInfo(
+                token_id=_token_id(token["token_id"], f"tokens[{i}].token_id", what),
+                outcome=outcome if isinstance(outcome, str) and outcome else None,
+                outcome_index=i,
+                **common,
+            )
+        )
     return infos
 
 
@@ -401,9 +418,14 @@ def parse_clob_market_compact(body: Any) -> list[MarketInfo]:
     taker = _present(body, "tbf")
     tick = _present(body, "mts")
     min_size = _present(body, "mos")
-    fees = FeeParams(enabled=None if rate is None else rate != 0, rate=rate, exponent=exponent, taker_only=taker_only,
-                     maker_base_fee_bps=None if maker is None else _bps(maker[1], "mbf", what),
-                     taker_base_fee_bps=None if taker is None else _bps(taker[1], "tbf", what))
+    fees = FeeParams(
+        enabled=None if rate is None else rate != 0,
+        rate=rate,
+        exponent=exponent,
+        taker_only=taker_only,
+        maker_base_fee_bps=None if maker is None else _bps(maker[1], "mbf", what),
+        taker_base_fee_bps=None if taker is None else _bps(taker[1], "tbf", what),
+    )
     common = dict(
         condition_id=condition_id,
         neg_risk=_opt_bool(body, "nr", what),
@@ -419,9 +441,14 @@ def parse_clob_market_compact(body: Any) -> list[MarketInfo]:
         token = _obj(token, f"{what}: t[{i}]")
         _, tid = _required(token, f"{what}: t[{i}]", "t")
         outcome = token.get("o")
-        infos.append(MarketInfo(token_id=_token_id(tid, f"t[{i}].t", what),
-                                outcome=outcome if isinstance(outcome, str) and outcome else None,
-                                outcome_index=i, **common))
+        infos.append(
+            MarketInfo(
+                token_id=_token_id(tid, f"t[{i}].t", what),
+                outcome=outcome if isinstance(outcome, str) and outcome else None,
+                outcome_index=i,
+                **common,
+            )
+        )
     return infos
 
 

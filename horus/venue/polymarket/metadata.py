@@ -29,6 +29,7 @@ Behaviour callers can rely on:
   live change also wins over REST bodies for one TTL after it arrived (Gamma/CLOB bodies can lag the
   socket); after that the REST value is taken again.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -59,12 +60,15 @@ __all__ = ["MarketMetadata", "METADATA_REQUESTS", "METADATA_UNKNOWN", "METADATA_
 
 log = logging.getLogger(__name__)
 
-METADATA_REQUESTS = Counter("horus_market_metadata_requests_total", "HTTP requests for market metadata",
-                            ["service", "status"])
-METADATA_UNKNOWN = Counter("horus_market_metadata_unknown_total",
-                           "Token lookups that found no market (or an invalid token id)")
-METADATA_ERRORS = Counter("horus_market_metadata_errors_total",
-                          "Market metadata lookups that failed (HTTP error or malformed body)", ["kind"])
+METADATA_REQUESTS = Counter(
+    "horus_market_metadata_requests_total", "HTTP requests for market metadata", ["service", "status"]
+)
+METADATA_UNKNOWN = Counter(
+    "horus_market_metadata_unknown_total", "Token lookups that found no market (or an invalid token id)"
+)
+METADATA_ERRORS = Counter(
+    "horus_market_metadata_errors_total", "Market metadata lookups that failed (HTTP error or malformed body)", ["kind"]
+)
 TICK_SIZE_CHANGES = Counter("horus_market_tick_size_changes_total", "tick_size_change messages applied")
 
 
@@ -88,8 +92,15 @@ def _token_key(token_id: Any) -> str | None:
 class MarketMetadata:
     """Market metadata by outcome token id; see the module docstring for the lookup and cache rules."""
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient, *, ttl_s: float | None = None,
-                 unknown_ttl_s: float | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        *,
+        ttl_s: float | None = None,
+        unknown_ttl_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._gamma = settings.gamma_url.rstrip("/")
         self._clob = settings.clob_url.rstrip("/")
         self._client = client
@@ -163,8 +174,13 @@ class MarketMetadata:
             if entry is not None and entry.info is not None:
                 entry.info = entry.info.with_tick_size(change.new_tick_size)
         TICK_SIZE_CHANGES.inc()
-        log.info("market metadata: tick size of %s (%s) %s -> %s", change.token_id, condition or "?",
-                 change.old_tick_size, change.new_tick_size)
+        log.info(
+            "market metadata: tick size of %s (%s) %s -> %s",
+            change.token_id,
+            condition or "?",
+            change.old_tick_size,
+            change.new_tick_size,
+        )
         return change
 
     # ------------------------------------------------------------------ internals
@@ -191,13 +207,18 @@ class MarketMetadata:
             infos = await self._lookup(token)
         except httpx.HTTPError as exc:
             METADATA_ERRORS.labels("http").inc()
-            log.warning("market metadata: lookup of token %s failed, retrying on next use: %s: %s",
-                        token, type(exc).__name__, exc)
+            log.warning(
+                "market metadata: lookup of token %s failed, retrying on next use: %s: %s",
+                token,
+                type(exc).__name__,
+                exc,
+            )
             return stale.info if stale else None
         except (MarketDataError, ValueError) as exc:  # ValueError: a body that is not JSON
             METADATA_ERRORS.labels("bad-body").inc()
-            log.warning("market metadata: lookup of token %s got a malformed body, retrying on next use: %s",
-                        token, exc)
+            log.warning(
+                "market metadata: lookup of token %s got a malformed body, retrying on next use: %s", token, exc
+            )
             return stale.info if stale else None
         except Exception:  # never let a lookup bug reach the caller
             METADATA_ERRORS.labels("internal").inc()
@@ -220,8 +241,9 @@ class MarketMetadata:
             infos = await self._from_gamma(token)
         except (httpx.HTTPError, MarketDataError, ValueError) as exc:  # the CLOB may still know the market
             gamma_error, infos = exc, []
-            log.warning("market metadata: Gamma lookup of %s failed (%s: %s); asking the CLOB", token,
-                        type(exc).__name__, exc)
+            log.warning(
+                "market metadata: Gamma lookup of %s failed (%s: %s); asking the CLOB", token, type(exc).__name__, exc
+            )
         if any(i.token_id == token for i in infos):
             return infos
         try:
@@ -231,8 +253,9 @@ class MarketMetadata:
                 raise gamma_error from None
             return []
 
-    async def _get_json(self, service: str, url: str, params: Mapping | None = None,
-                        not_found: tuple[int, ...] = (404,)) -> Any:
+    async def _get_json(
+        self, service: str, url: str, params: Mapping | None = None, not_found: tuple[int, ...] = (404,)
+    ) -> Any:
         response = await self._client.get(url, params=params)
         METADATA_REQUESTS.labels(service, str(response.status_code)).inc()
         if response.status_code in not_found:
@@ -249,22 +272,26 @@ class MarketMetadata:
             return []
         try:
             return parse_gamma_markets(
-                await self._get_json("gamma", f"{self._gamma}/markets", {"clob_token_ids": token}))
+                await self._get_json("gamma", f"{self._gamma}/markets", {"clob_token_ids": token})
+            )
         except _NotFound:
             return []
 
     async def _from_clob(self, token: str) -> list[MarketInfo]:
         condition_id = parse_market_by_token(
-            await self._get_json("clob", f"{self._clob}/markets-by-token/{token}", not_found=(400, 404)))
+            await self._get_json("clob", f"{self._clob}/markets-by-token/{token}", not_found=(400, 404))
+        )
         infos = parse_clob_market(await self._get_json("clob", f"{self._clob}/markets/{condition_id}"))
         try:
             compact = parse_clob_market_compact(
-                await self._get_json("clob", f"{self._clob}/clob-markets/{condition_id}"))
+                await self._get_json("clob", f"{self._clob}/clob-markets/{condition_id}")
+            )
         except (httpx.HTTPError, MarketDataError, ValueError, _NotFound) as exc:
             # the legacy base fees of /markets are no V2 rate: the fee stays unknown (FeeParams.known is
             # False) and decide SKIPs BUYs with FEE_UNKNOWN rather than size them with a fee of 0
-            log.warning("market metadata: no fee schedule for %s from /clob-markets (%s); fee unknown",
-                        condition_id, exc)
+            log.warning(
+                "market metadata: no fee schedule for %s from /clob-markets (%s); fee unknown", condition_id, exc
+            )
             return infos
         fees = {c.token_id: c.fees for c in compact}
         return [replace(i, fees=_merge_fees(i, fees.get(i.token_id))) for i in infos]
@@ -274,8 +301,12 @@ def _merge_fees(info: MarketInfo, compact):
     if compact is None:
         return info.fees
     base = info.fees
-    return replace(compact,
-                   maker_base_fee_bps=compact.maker_base_fee_bps if compact.maker_base_fee_bps is not None
-                   else (base.maker_base_fee_bps if base else None),
-                   taker_base_fee_bps=compact.taker_base_fee_bps if compact.taker_base_fee_bps is not None
-                   else (base.taker_base_fee_bps if base else None))
+    return replace(
+        compact,
+        maker_base_fee_bps=compact.maker_base_fee_bps
+        if compact.maker_base_fee_bps is not None
+        else (base.maker_base_fee_bps if base else None),
+        taker_base_fee_bps=compact.taker_base_fee_bps
+        if compact.taker_base_fee_bps is not None
+        else (base.taker_base_fee_bps if base else None),
+    )

@@ -7,6 +7,7 @@ Fast path: every field of `Order` is a static 32-byte word, so the struct hash i
 type hashes and each domain's separator are computed once. The digest is signed with libsecp256k1 (coincurve),
 RFC-6979 deterministic, so the same fields and key always give the same bytes: sign once, re-send those bytes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,10 @@ from eth_utils import keccak, to_checksum_address
 try:
     import coincurve
 except ImportError as exc:  # pragma: no cover - coincurve is a hard dependency
-    raise ImportError("horus order signing needs `coincurve` (libsecp256k1): without it signing is ~13x slower. "
-                      "Install it with `pip install coincurve`.") from exc
+    raise ImportError(
+        "horus order signing needs `coincurve` (libsecp256k1): without it signing is ~13x slower. "
+        "Install it with `pip install coincurve`."
+    ) from exc
 
 
 class OrderError(ValueError):
@@ -30,13 +33,17 @@ class OrderError(ValueError):
 
 # --- EIP-712 constants ------------------------------------------------------------------------------------------
 EXCHANGE_DOMAIN_NAME = "Polymarket CTF Exchange"
-ORDER_TYPE_STRING = ("Order(uint256 salt,address maker,address signer,uint256 tokenId,uint256 makerAmount,"
-                     "uint256 takerAmount,uint8 side,uint8 signatureType,uint256 timestamp,bytes32 metadata,"
-                     "bytes32 builder)")
+ORDER_TYPE_STRING = (
+    "Order(uint256 salt,address maker,address signer,uint256 tokenId,uint256 makerAmount,"
+    "uint256 takerAmount,uint8 side,uint8 signatureType,uint256 timestamp,bytes32 metadata,"
+    "bytes32 builder)"
+)
 DOMAIN_TYPE_STRING = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 # ERC-7739 (Solady) nested typed data for POLY_1271: the wallet signs TypedDataSign wrapping the Order
-TYPED_DATA_SIGN_TYPE_STRING = ("TypedDataSign(Order contents,string name,string version,uint256 chainId,"
-                               "address verifyingContract,bytes32 salt)" + ORDER_TYPE_STRING)
+TYPED_DATA_SIGN_TYPE_STRING = (
+    "TypedDataSign(Order contents,string name,string version,uint256 chainId,"
+    "address verifyingContract,bytes32 salt)" + ORDER_TYPE_STRING
+)
 
 ORDER_TYPE_HASH = keccak(text=ORDER_TYPE_STRING)
 DOMAIN_TYPE_HASH = keccak(text=DOMAIN_TYPE_STRING)
@@ -62,18 +69,26 @@ _BYTES32_RE = re.compile(r"0x[0-9a-fA-F]{64}")
 
 # Exchange contracts by chain (notes 3.1, 4.1; Amoy from py-clob-client-v2's contract config)
 _EXCHANGES: dict[int, dict[str, str]] = {
-    137: {"ctf": "0xE111180000d2663C0091e4f400237545B87B996B",
-          "neg_risk": "0xe2222d279d744050d28e00520010520000310F59",
-          "v3": "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa"},
-    80002: {"ctf": "0xE111180000d2663C0091e4f400237545B87B996B",
-            "neg_risk": "0xe2222d279d744050d28e00520010520000310F59",
-            "v3": "0x9fE6e61422AdB6F610d8597F9684b16912D50C3D"},
+    137: {
+        "ctf": "0xE111180000d2663C0091e4f400237545B87B996B",
+        "neg_risk": "0xe2222d279d744050d28e00520010520000310F59",
+        "v3": "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa",
+    },
+    80002: {
+        "ctf": "0xE111180000d2663C0091e4f400237545B87B996B",
+        "neg_risk": "0xe2222d279d744050d28e00520010520000310F59",
+        "v3": "0x9fE6e61422AdB6F610d8597F9684b16912D50C3D",
+    },
 }
 
 # tick -> decimals of (price, size, amount), notes 3.4
 ROUNDING: dict[Decimal, tuple[int, int, int]] = {
-    Decimal("0.1"): (1, 2, 3), Decimal("0.01"): (2, 2, 4), Decimal("0.005"): (3, 2, 5),
-    Decimal("0.0025"): (4, 2, 6), Decimal("0.001"): (3, 2, 5), Decimal("0.0001"): (4, 2, 6),
+    Decimal("0.1"): (1, 2, 3),
+    Decimal("0.01"): (2, 2, 4),
+    Decimal("0.005"): (3, 2, 5),
+    Decimal("0.0025"): (4, 2, 6),
+    Decimal("0.001"): (3, 2, 5),
+    Decimal("0.0001"): (4, 2, 6),
 }
 _E6 = 10**6
 
@@ -159,8 +174,10 @@ def exchange_for(market_version: str, neg_risk: bool, chain_id: int = 137) -> Do
     neg-risk or not); CTF markets ("v1") on the CTF exchange V2 or its neg-risk twin (domain "2")."""
     book = _EXCHANGES.get(chain_id)
     if book is None:
-        raise OrderError(f"chain_id {chain_id} has no known exchanges (known: {sorted(_EXCHANGES)}); "
-                         "build a Domain(exchange, chain_id, version) yourself for local contracts")
+        raise OrderError(
+            f"chain_id {chain_id} has no known exchanges (known: {sorted(_EXCHANGES)}); "
+            "build a Domain(exchange, chain_id, version) yourself for local contracts"
+        )
     version = str(market_version).strip().lower()
     if version in ("v2", "2"):
         return Domain(book["v3"], chain_id, "3")
@@ -176,26 +193,35 @@ def _word_address(address: str) -> bytes:
 
 @lru_cache(maxsize=256)
 def _domain_separator(domain: Domain) -> bytes:
-    return keccak(DOMAIN_TYPE_HASH + _EXCHANGE_NAME_HASH + keccak(text=domain.version)
-                  + domain.chain_id.to_bytes(32, "big") + _word_address(domain.exchange))
+    return keccak(
+        DOMAIN_TYPE_HASH
+        + _EXCHANGE_NAME_HASH
+        + keccak(text=domain.version)
+        + domain.chain_id.to_bytes(32, "big")
+        + _word_address(domain.exchange)
+    )
 
 
 def struct_hash(fields: OrderFields) -> bytes:
     """hashStruct(Order): every member is a static type, so abi.encode is 12 words side by side."""
-    return keccak(b"".join((
-        ORDER_TYPE_HASH,
-        fields.salt.to_bytes(32, "big"),
-        _word_address(fields.maker),
-        _word_address(fields.signer),
-        fields.token_id.to_bytes(32, "big"),
-        fields.maker_amount.to_bytes(32, "big"),
-        fields.taker_amount.to_bytes(32, "big"),
-        fields.side.to_bytes(32, "big"),
-        fields.signature_type.to_bytes(32, "big"),
-        fields.timestamp_ms.to_bytes(32, "big"),
-        bytes.fromhex(fields.metadata[2:]),
-        bytes.fromhex(fields.builder[2:]),
-    )))
+    return keccak(
+        b"".join(
+            (
+                ORDER_TYPE_HASH,
+                fields.salt.to_bytes(32, "big"),
+                _word_address(fields.maker),
+                _word_address(fields.signer),
+                fields.token_id.to_bytes(32, "big"),
+                fields.maker_amount.to_bytes(32, "big"),
+                fields.taker_amount.to_bytes(32, "big"),
+                fields.side.to_bytes(32, "big"),
+                fields.signature_type.to_bytes(32, "big"),
+                fields.timestamp_ms.to_bytes(32, "big"),
+                bytes.fromhex(fields.metadata[2:]),
+                bytes.fromhex(fields.builder[2:]),
+            )
+        )
+    )
 
 
 def _order_digest(contents_hash: bytes, domain: Domain) -> bytes:
@@ -265,23 +291,42 @@ def sign_order(fields: OrderFields, domain: Domain, private_key: bytes | str) ->
     if fields.signature_type == POLY_1271:
         if fields.signer.lower() != fields.maker.lower():
             raise OrderError("signer must equal maker (the deposit wallet) for signature_type 3 (POLY_1271)")
-        wallet_struct = keccak(b"".join((
-            TYPED_DATA_SIGN_TYPE_HASH, contents, _DEPOSIT_WALLET_NAME_HASH, _DEPOSIT_WALLET_VERSION_HASH,
-            domain.chain_id.to_bytes(32, "big"), _word_address(fields.signer), _ZERO_WORD)))
+        wallet_struct = keccak(
+            b"".join(
+                (
+                    TYPED_DATA_SIGN_TYPE_HASH,
+                    contents,
+                    _DEPOSIT_WALLET_NAME_HASH,
+                    _DEPOSIT_WALLET_VERSION_HASH,
+                    domain.chain_id.to_bytes(32, "big"),
+                    _word_address(fields.signer),
+                    _ZERO_WORD,
+                )
+            )
+        )
         separator = _domain_separator(domain)
         wallet_digest = keccak(b"\x19\x01" + separator + wallet_struct)
         signature = ecdsa_sign(key, wallet_digest) + separator + contents + _ORDER_TYPE_TRAILER
     else:
         if fields.signer.lower() != key_address:
-            raise OrderError(f"signer {fields.signer} is not the address of the signing key "
-                             f"(signature_type {fields.signature_type} is signed by the signer EOA itself)")
+            raise OrderError(
+                f"signer {fields.signer} is not the address of the signing key "
+                f"(signature_type {fields.signature_type} is signed by the signer EOA itself)"
+            )
         signature = ecdsa_sign(key, digest)
     return SignedOrder(fields, domain, "0x" + digest.hex(), "0x" + signature.hex())
 
 
 # --- the wire body ------------------------------------------------------------------------------------------------
-def order_body(signed: SignedOrder, *, owner: str, order_type: str, expiration: int = 0, post_only: bool = False,
-               defer_exec: bool = False) -> dict:
+def order_body(
+    signed: SignedOrder,
+    *,
+    owner: str,
+    order_type: str,
+    expiration: int = 0,
+    post_only: bool = False,
+    defer_exec: bool = False,
+) -> dict:
     """The JSON object for POST /order, in the shape and key order py-clob-client-v2 sends (notes 3.3).
     `expiration` travels in the body but is not signed (GTD only)."""
     if order_type not in ORDER_TYPES:
@@ -371,9 +416,21 @@ def order_amounts(side: int, size_e6: int, price: Decimal, tick_size: Decimal, o
     return spend_e6, shares_4dp
 
 
-def order_for_intent(intent_id: str, *, token_id: str, side: str, size_e6: int, worst_price: Decimal,
-                     tick_size: Decimal, order_type: str, maker: str, signer: str, signature_type: int,
-                     builder: str, timestamp_ms: int) -> OrderFields:
+def order_for_intent(
+    intent_id: str,
+    *,
+    token_id: str,
+    side: str,
+    size_e6: int,
+    worst_price: Decimal,
+    tick_size: Decimal,
+    order_type: str,
+    maker: str,
+    signer: str,
+    signature_type: int,
+    builder: str,
+    timestamp_ms: int,
+) -> OrderFields:
     """The order for an intent, every field a pure function of the arguments: the same intent always yields the
     byte-identical order (and so the same hash and signature). `size_e6` is in shares; `worst_price` is the limit."""
     salt = intent_salt(intent_id)
@@ -408,11 +465,19 @@ def order_for_intent(intent_id: str, *, token_id: str, side: str, size_e6: int, 
     _check_bytes32("builder", builder)
     if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int) or timestamp_ms <= 0:
         raise OrderError(f"timestamp_ms must be a positive int (unix ms), got {timestamp_ms!r}")
-    maker_amount, taker_amount = order_amounts(side_value, size_e6, price.quantize(tick, ROUND_DOWN), tick,
-                                               order_type)
+    maker_amount, taker_amount = order_amounts(side_value, size_e6, price.quantize(tick, ROUND_DOWN), tick, order_type)
     if maker_amount <= 0 or taker_amount <= 0:
         raise OrderError(f"size_e6 {size_e6} at price {price} rounds to a zero amount")
-    return OrderFields(salt=salt, maker=checksum(maker), signer=checksum(signer),
-                       token_id=token, maker_amount=maker_amount, taker_amount=taker_amount, side=side_value,
-                       signature_type=signature_type, timestamp_ms=timestamp_ms, metadata=metadata,
-                       builder=builder.lower())
+    return OrderFields(
+        salt=salt,
+        maker=checksum(maker),
+        signer=checksum(signer),
+        token_id=token,
+        maker_amount=maker_amount,
+        taker_amount=taker_amount,
+        side=side_value,
+        signature_type=signature_type,
+        timestamp_ms=timestamp_ms,
+        metadata=metadata,
+        builder=builder.lower(),
+    )

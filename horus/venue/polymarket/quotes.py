@@ -6,12 +6,13 @@
 - `VenueBalances`: `GET /balance-allowance` (COLLATERAL, and CONDITIONAL per token for pre-sell checks)
   with the follower's own L2 credentials; amounts are 6-decimal base units.
 """
+
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from horus.domain.amounts import AmountError, json_decimal
 from horus.domain.config import FollowerConfig
@@ -51,8 +52,13 @@ def parse_book(body: Any, as_of_us: int) -> Quote:
         raise QuoteError("book: body must be a JSON object")
     bids = _levels(body, "bids", best_first_desc=True)
     asks = _levels(body, "asks", best_first_desc=False)
-    return Quote(best_bid=bids[0][0] if bids else None, best_ask=asks[0][0] if asks else None, as_of_us=as_of_us,
-                 bids=bids, asks=asks)
+    return Quote(
+        best_bid=bids[0][0] if bids else None,
+        best_ask=asks[0][0] if asks else None,
+        as_of_us=as_of_us,
+        bids=bids,
+        asks=asks,
+    )
 
 
 def now_us() -> int:
@@ -66,7 +72,8 @@ class QuoteSource:
         self._clob, self._clock_us = clob, clock_us
         self.ttl_s = min(ttl_s, MAX_QUOTE_TTL_US / 1_000_000)
         self.cache: SingleFlightCache[str, Quote | None] = SingleFlightCache(
-            self._load, self.ttl_s, name="quotes", refresh_ahead=REFRESH_AHEAD)
+            self._load, self.ttl_s, name="quotes", refresh_ahead=REFRESH_AHEAD
+        )
 
     async def _load(self, token_id: str) -> Quote | None:
         reply = await self._clob.book(token_id)
@@ -91,19 +98,27 @@ class VenueBalances:
     `account(follower)` resolves the signer and API credentials (horus.execution.accounts.Accounts.get);
     a follower that cannot be resolved has no balance (decide then skips with BALANCE_UNAVAILABLE)."""
 
-    def __init__(self, clob: ClobHttp, account: Callable[[str], Awaitable[Any]], ttl_s: float,
-                 clock_us: Callable[[], int] = now_us):
+    def __init__(
+        self,
+        clob: ClobHttp,
+        account: Callable[[str], Awaitable[Any]],
+        ttl_s: float,
+        clock_us: Callable[[], int] = now_us,
+    ):
         self._clob, self._account, self._clock_us = clob, account, clock_us
         # collateral is cached with the time its read started: the two must never come from different reads
         self.collateral: SingleFlightCache[str, tuple[int, int]] = SingleFlightCache(
-            self._load_collateral, ttl_s, name="collateral", refresh_ahead=REFRESH_AHEAD)
+            self._load_collateral, ttl_s, name="collateral", refresh_ahead=REFRESH_AHEAD
+        )
         self.tokens: SingleFlightCache[tuple[str, str], int | None] = SingleFlightCache(
-            self._load_token, ttl_s, name="token balances", refresh_ahead=REFRESH_AHEAD)
+            self._load_token, ttl_s, name="token balances", refresh_ahead=REFRESH_AHEAD
+        )
 
     async def _read(self, follower: str, asset_type: str, token_id: str | None = None) -> int | None:
         account = await self._account(follower)
-        reply = await self._clob.balance_allowance(account.creds, account.signer, asset_type, token_id,
-                                                   signature_type=account.signature_type)
+        reply = await self._clob.balance_allowance(
+            account.creds, account.signer, asset_type, token_id, signature_type=account.signature_type
+        )
         return _balance_e6(reply)
 
     async def _load_collateral(self, follower: str) -> tuple[int, int]:

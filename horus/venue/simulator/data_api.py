@@ -21,6 +21,7 @@ routes can model ``taker_only``: with taker_only true (the default) MAKER rows a
 requests answer 503. Serve it in-process with ``httpx.ASGITransport(app=stand_in.app)`` or with any ASGI
 server. Imports nothing of the engine.
 """
+
 from __future__ import annotations
 
 import base64
@@ -68,8 +69,15 @@ class _BadRequest(Exception):
 
 
 class DataApiStandIn:
-    def __init__(self, rows: list[dict] | None = None, *, default_limit: int = 100, max_limit: int = 1000,
-                 classic_max_limit: int = 500, classic_max_offset: int = 5000):
+    def __init__(
+        self,
+        rows: list[dict] | None = None,
+        *,
+        default_limit: int = 100,
+        max_limit: int = 1000,
+        classic_max_limit: int = 500,
+        classic_max_offset: int = 5000,
+    ):
         self.rows: list[dict] = list(rows or [])
         self.default_limit = default_limit
         self.max_limit = max_limit
@@ -152,10 +160,15 @@ class DataApiStandIn:
             chosen = [c for c in chosen if (c[0] < after if direction == "DESC" else c[0] > after)]
         page = chosen[:limit]
         has_more = len(chosen) > limit
-        return JSONResponse({"data": [_public(row) for _, row in page],
-                             "pagination": {"has_more": has_more,
-                                            "next_cursor": _encode_cursor(page[-1][0], direction) if has_more
-                                            else None}})
+        return JSONResponse(
+            {
+                "data": [_public(row) for _, row in page],
+                "pagination": {
+                    "has_more": has_more,
+                    "next_cursor": _encode_cursor(page[-1][0], direction) if has_more else None,
+                },
+            }
+        )
 
     def _offset_page(self, params: dict, chosen: list) -> JSONResponse:
         limit = self._int(params, "limit", self.default_limit)
@@ -166,7 +179,7 @@ class DataApiStandIn:
             raise _BadRequest(f"offset must be 0..{self.classic_max_offset}")
         direction = params.get("sortDirection", "DESC").upper()
         chosen.sort(key=lambda item: item[0], reverse=direction != "ASC")
-        return JSONResponse([_public(row) for _, row in chosen[offset:offset + limit]])
+        return JSONResponse([_public(row) for _, row in chosen[offset : offset + limit]])
 
     def _answer(self, request: Request, build) -> JSONResponse:
         params = self._record(request)
@@ -180,17 +193,19 @@ class DataApiStandIn:
     # ------------------------------------------------------------------ routes
 
     async def _v2_activity(self, request: Request) -> Any:
-        return self._answer(request, lambda p: self._keyset(p, self._select(p, activity=True,
-                                                                              taker_only_param="")))
+        return self._answer(request, lambda p: self._keyset(p, self._select(p, activity=True, taker_only_param="")))
 
     async def _v2_trades(self, request: Request) -> Any:
-        return self._answer(request, lambda p: self._keyset(p, self._select(p, activity=False,
-                                                                              taker_only_param="taker_only")))
+        return self._answer(
+            request, lambda p: self._keyset(p, self._select(p, activity=False, taker_only_param="taker_only"))
+        )
 
     async def _classic_activity(self, request: Request) -> Any:
-        return self._answer(request, lambda p: self._offset_page(p, self._select(p, activity=True,
-                                                                                   taker_only_param="")))
+        return self._answer(
+            request, lambda p: self._offset_page(p, self._select(p, activity=True, taker_only_param=""))
+        )
 
     async def _classic_trades(self, request: Request) -> Any:
-        return self._answer(request, lambda p: self._offset_page(p, self._select(p, activity=False,
-                                                                                   taker_only_param="takerOnly")))
+        return self._answer(
+            request, lambda p: self._offset_page(p, self._select(p, activity=False, taker_only_param="takerOnly"))
+        )

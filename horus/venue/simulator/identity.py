@@ -8,6 +8,7 @@ constants without importing the web framework.
 markets are made and moved by the engine as the leaders trade (horus.paper.PaperMarkets). A simulator
 seeded with its own markets (tests, the demo, chaos) says false and its books are left alone.
 """
+
 from __future__ import annotations
 
 IDENTITY_PATH = "/_sim/identity"

@@ -1,4 +1,5 @@
 """The HTTP surface: the CLOB V2 REST subset py-clob-client-v2 uses, plus `/_sim` admin routes (no auth)."""
+
 from __future__ import annotations
 
 import base64
@@ -31,8 +32,16 @@ MAX_ALLOWANCE = str(2**256 - 1)
 
 
 def _failed(message: str, order_id: str = "") -> dict:
-    return {"success": False, "errorMsg": message, "orderID": order_id, "status": "", "makingAmount": "",
-            "takingAmount": "", "transactionsHashes": [], "tradeIDs": []}
+    return {
+        "success": False,
+        "errorMsg": message,
+        "orderID": order_id,
+        "status": "",
+        "makingAmount": "",
+        "takingAmount": "",
+        "transactionsHashes": [],
+        "tradeIDs": [],
+    }
 
 
 def _page(rows: list, cursor: str | None, size: int) -> dict:
@@ -42,7 +51,7 @@ def _page(rows: list, cursor: str | None, size: int) -> dict:
         start = 0
     if start < 0:
         return {"data": [], "next_cursor": END_CURSOR, "limit": size, "count": 0}
-    chunk = rows[start:start + size]
+    chunk = rows[start : start + size]
     following = start + size
     next_cursor = base64.b64encode(str(following).encode()).decode() if following < len(rows) else END_CURSOR
     return {"data": chunk, "next_cursor": next_cursor, "limit": size, "count": len(chunk)}
@@ -56,11 +65,18 @@ def _book_view(state: VenueState, token_id: str) -> dict | None:
     # best level last: bids ascending, asks descending (as the real /book)
     bids = [{"price": decimal_text(p), "size": decimal_text(s)} for p, s in reversed(book.depth("BUY"))]
     asks = [{"price": decimal_text(p), "size": decimal_text(s)} for p, s in reversed(book.depth("SELL"))]
-    view = {"market": market.condition_id, "asset_id": token_id, "timestamp": str(int(time.time() * 1000)),
-            "hash": "", "bids": bids, "asks": asks,
-            "min_order_size": format(market.config.min_order_size.normalize(), "f"),
-            "tick_size": market.config.tick_size, "neg_risk": market.config.neg_risk,
-            "last_trade_price": decimal_text(book.last_trade_price_e6)}
+    view = {
+        "market": market.condition_id,
+        "asset_id": token_id,
+        "timestamp": str(int(time.time() * 1000)),
+        "hash": "",
+        "bids": bids,
+        "asks": asks,
+        "min_order_size": format(market.config.min_order_size.normalize(), "f"),
+        "tick_size": market.config.tick_size,
+        "neg_risk": market.config.neg_risk,
+        "last_trade_price": decimal_text(book.last_trade_price_e6),
+    }
     # the real venue's book hash: sha1 of the compact JSON with "hash" empty
     view["hash"] = hashlib.sha1(json.dumps(view, separators=(",", ":")).encode()).hexdigest()
     return view
@@ -69,20 +85,37 @@ def _book_view(state: VenueState, token_id: str) -> dict | None:
 def _market_view(market: Market) -> dict:
     cfg = market.config
     return {
-        "condition_id": market.condition_id, "question": f"Simulated market {market.condition_id[:10]}",
+        "condition_id": market.condition_id,
+        "question": f"Simulated market {market.condition_id[:10]}",
         "tokens": [{"token_id": t.token_id, "outcome": t.outcome, "price": float(t.price or 0)} for t in cfg.tokens],
-        "minimum_tick_size": float(cfg.tick_size), "minimum_order_size": float(cfg.min_order_size),
-        "neg_risk": cfg.neg_risk, "accepting_orders": cfg.accepting_orders, "active": True, "closed": False,
-        "enable_order_book": True, "version": cfg.version, "maker_base_fee": 0,
-        "taker_base_fee": int(cfg.fee_rate * 10_000)}
+        "minimum_tick_size": float(cfg.tick_size),
+        "minimum_order_size": float(cfg.min_order_size),
+        "neg_risk": cfg.neg_risk,
+        "accepting_orders": cfg.accepting_orders,
+        "active": True,
+        "closed": False,
+        "enable_order_book": True,
+        "version": cfg.version,
+        "maker_base_fee": 0,
+        "taker_base_fee": int(cfg.fee_rate * 10_000),
+    }
 
 
 def _clob_market_view(market: Market) -> dict:
     cfg = market.config
-    return {"c": market.condition_id, "t": [{"t": t.token_id, "o": t.outcome} for t in cfg.tokens],
-            "mts": float(cfg.tick_size), "mos": float(cfg.min_order_size), "nr": cfg.neg_risk,
-            "fd": {"r": float(cfg.fee_rate), "e": float(cfg.fee_exponent), "to": cfg.taker_only_fees},
-            "mbf": 0, "tbf": int(cfg.fee_rate * 10_000), "ao": cfg.accepting_orders, "sd": 0, "itode": False}
+    return {
+        "c": market.condition_id,
+        "t": [{"t": t.token_id, "o": t.outcome} for t in cfg.tokens],
+        "mts": float(cfg.tick_size),
+        "mos": float(cfg.min_order_size),
+        "nr": cfg.neg_risk,
+        "fd": {"r": float(cfg.fee_rate), "e": float(cfg.fee_exponent), "to": cfg.taker_only_fees},
+        "mbf": 0,
+        "tbf": int(cfg.fee_rate * 10_000),
+        "ao": cfg.accepting_orders,
+        "sd": 0,
+        "itode": False,
+    }
 
 
 def create_app(config: SimulatorConfig | None = None, *, follow_leaders: bool = False) -> FastAPI:
@@ -266,6 +299,7 @@ def create_app(config: SimulatorConfig | None = None, *, follow_leaders: bool = 
             if not isinstance(parsed, dict) or not parsed.get("orderID"):
                 raise Rejected("Invalid payload: orderID is required")
             return state.cancel([str(parsed["orderID"])], key)
+
         return await _cancel(request, run)
 
     @app.delete("/orders")
@@ -274,6 +308,7 @@ def create_app(config: SimulatorConfig | None = None, *, follow_leaders: bool = 
             if not isinstance(parsed, list):
                 raise Rejected("Invalid payload: expected a list of order ids")
             return state.cancel([str(i) for i in parsed], key)
+
         return await _cancel(request, run)
 
     @app.delete("/cancel-all")
@@ -285,6 +320,7 @@ def create_app(config: SimulatorConfig | None = None, *, follow_leaders: bool = 
         def run(parsed, key):
             parsed = parsed if isinstance(parsed, dict) else {}
             return state.cancel_where(key, parsed.get("market"), parsed.get("asset_id"))
+
         return await _cancel(request, run)
 
     @app.get("/data/order/{order_id}")
@@ -299,36 +335,61 @@ def create_app(config: SimulatorConfig | None = None, *, follow_leaders: bool = 
         return json_response(state.open_order_view(order))
 
     @app.get("/data/orders")
-    async def get_orders(request: Request, market: str | None = None, asset_id: str | None = None,
-                         id: str | None = None, next_cursor: str | None = None) -> Response:
+    async def get_orders(
+        request: Request,
+        market: str | None = None,
+        asset_id: str | None = None,
+        id: str | None = None,
+        next_cursor: str | None = None,
+    ) -> Response:
         key, _ = await authenticate(request)
         fault = read_fault(state)
         if fault is not None:
             return fault
-        rows = [state.open_order_view(o) for o in state.orders.values()
-                if o.owner == key.api_key and o.status == "LIVE" and (not market or o.market == market.lower())
-                and (not asset_id or o.token_id == asset_id) and (not id or o.order_id == id.lower())]
+        rows = [
+            state.open_order_view(o)
+            for o in state.orders.values()
+            if o.owner == key.api_key
+            and o.status == "LIVE"
+            and (not market or o.market == market.lower())
+            and (not asset_id or o.token_id == asset_id)
+            and (not id or o.order_id == id.lower())
+        ]
         return json_response(_page(rows, next_cursor, state.config.page_size))
 
     @app.get("/data/trades")
-    async def get_trades(request: Request, id: str | None = None, maker_address: str | None = None,
-                         market: str | None = None, asset_id: str | None = None, before: int | None = None,
-                         after: int | None = None, next_cursor: str | None = None) -> Response:
+    async def get_trades(
+        request: Request,
+        id: str | None = None,
+        maker_address: str | None = None,
+        market: str | None = None,
+        asset_id: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        next_cursor: str | None = None,
+    ) -> Response:
         key, _ = await authenticate(request)
         fault = read_fault(state)
         if fault is not None:
             return fault
-        rows = [state.trade_view(t, key) for t in state.trades_for(key)
-                if (not id or t["id"] == id) and (not market or t["market"] == market.lower())
-                and (not asset_id or t["asset_id"] == asset_id)
-                and (not maker_address or maker_address.lower() in
-                     {t["maker_address"], *(m["maker_address"] for m in t["maker_orders"])})
-                and (before is None or int(t["match_time"]) < before)
-                and (after is None or int(t["match_time"]) > after)]
+        rows = [
+            state.trade_view(t, key)
+            for t in state.trades_for(key)
+            if (not id or t["id"] == id)
+            and (not market or t["market"] == market.lower())
+            and (not asset_id or t["asset_id"] == asset_id)
+            and (
+                not maker_address
+                or maker_address.lower() in {t["maker_address"], *(m["maker_address"] for m in t["maker_orders"])}
+            )
+            and (before is None or int(t["match_time"]) < before)
+            and (after is None or int(t["match_time"]) > after)
+        ]
         return json_response(_page(rows, next_cursor, state.config.page_size))
 
-    async def _balance(request: Request, asset_type: str | None, token_id: str | None,
-                       signature_type: int | None) -> Response:
+    async def _balance(
+        request: Request, asset_type: str | None, token_id: str | None, signature_type: int | None
+    ) -> Response:
         key, _ = await authenticate(request)
         funder = state.funder_for(key, signature_type or 0)
         account = state.account(funder)
@@ -345,13 +406,15 @@ def create_app(config: SimulatorConfig | None = None, *, follow_leaders: bool = 
         return json_response({"balance": str(balance), "allowances": {e: MAX_ALLOWANCE for e in sorted(exchanges)}})
 
     @app.get("/balance-allowance")
-    async def balance_allowance(request: Request, asset_type: str | None = None, token_id: str | None = None,
-                                signature_type: int | None = None) -> Response:
+    async def balance_allowance(
+        request: Request, asset_type: str | None = None, token_id: str | None = None, signature_type: int | None = None
+    ) -> Response:
         return await _balance(request, asset_type, token_id, signature_type)
 
     @app.get("/balance-allowance/update")
-    async def update_balance_allowance(request: Request, asset_type: str | None = None,
-                                       token_id: str | None = None, signature_type: int | None = None) -> Response:
+    async def update_balance_allowance(
+        request: Request, asset_type: str | None = None, token_id: str | None = None, signature_type: int | None = None
+    ) -> Response:
         return await _balance(request, asset_type, token_id, signature_type)
 
     # ----- admin (/_sim, no auth) -----
@@ -371,15 +434,16 @@ def create_app(config: SimulatorConfig | None = None, *, follow_leaders: bool = 
     @app.post("/_sim/markets")
     async def sim_markets(request: Request) -> Response:
         market = state.add_market(MarketConfig.model_validate_json(await request.body()))
-        return json_response({"condition_id": market.condition_id, "exchange": market.exchange,
-                              "tokens": list(market.outcomes)})
+        return json_response(
+            {"condition_id": market.condition_id, "exchange": market.exchange, "tokens": list(market.outcomes)}
+        )
 
     @app.post("/_sim/books")
     async def sim_move_book(request: Request) -> Response:
         """{"token_id", "price"}: the synthetic book around a new price (a demo's market follows its leaders)."""
         body = json.loads(await request.body() or b"{}")
         if not isinstance(body, dict) or "token_id" not in body or "price" not in body:
-            raise Rejected("expected {\"token_id\": ..., \"price\": ...}")
+            raise Rejected('expected {"token_id": ..., "price": ...}')
         book = state.move_book(str(body["token_id"]), Decimal(str(body["price"])))
         return json_response({"token_id": book.token_id, "bids": book.depth("BUY")[:3], "asks": book.depth("SELL")[:3]})
 
@@ -392,26 +456,41 @@ def create_app(config: SimulatorConfig | None = None, *, follow_leaders: bool = 
         update = json.loads(await request.body() or b"{}")
         if not isinstance(update, dict):
             raise Rejected("expected an object of fault settings")
-        faults = FaultConfig.model_validate({**state.faults.model_dump(), "restart_seconds": 0,
-                                             "post_only_seconds": 0, **update})
+        faults = FaultConfig.model_validate(
+            {**state.faults.model_dump(), "restart_seconds": 0, "post_only_seconds": 0, **update}
+        )
         state.set_faults(faults)
-        return json_response({**faults.model_dump(), "restart_until": state.restart_until,
-                              "post_only_until": state.post_only_until})
+        return json_response(
+            {**faults.model_dump(), "restart_until": state.restart_until, "post_only_until": state.post_only_until}
+        )
 
     @app.get("/_sim/orders")
     async def sim_orders(metadata: str | None = None, maker: str | None = None) -> Response:
-        orders = [state.log_entry(o) for o in state.orders.values()
-                  if (not metadata or o.metadata == metadata.lower()) and (not maker or o.maker == maker.lower())]
+        orders = [
+            state.log_entry(o)
+            for o in state.orders.values()
+            if (not metadata or o.metadata == metadata.lower()) and (not maker or o.maker == maker.lower())
+        ]
         counts = state.counts
-        return json_response({"orders": orders, "trades": len(state.trades),
-                              "counts": {"posts": counts.posts, "accepted": counts.accepted,
-                                         "duplicates": counts.duplicates, "rejected": counts.rejected,
-                                         "by_error": counts.by_error}})
+        return json_response(
+            {
+                "orders": orders,
+                "trades": len(state.trades),
+                "counts": {
+                    "posts": counts.posts,
+                    "accepted": counts.accepted,
+                    "duplicates": counts.duplicates,
+                    "rejected": counts.rejected,
+                    "by_error": counts.by_error,
+                },
+            }
+        )
 
     @app.get("/_sim/trades")
     async def sim_trades() -> Response:
-        return json_response([{k: (sorted(v) if isinstance(v, set) else v) for k, v in t.items()}
-                              for t in state.trades])
+        return json_response(
+            [{k: (sorted(v) if isinstance(v, set) else v) for k, v in t.items()} for t in state.trades]
+        )
 
     @app.get(IDENTITY_PATH)
     async def sim_identity() -> Response:
@@ -420,7 +499,14 @@ def create_app(config: SimulatorConfig | None = None, *, follow_leaders: bool = 
 
     @app.get("/_sim/health")
     async def sim_health() -> Response:
-        return json_response({"ok": True, "markets": len(state.markets), "orders": len(state.orders),
-                              "trades": len(state.trades), "api_keys": len(state.api_keys)})
+        return json_response(
+            {
+                "ok": True,
+                "markets": len(state.markets),
+                "orders": len(state.orders),
+                "trades": len(state.trades),
+                "api_keys": len(state.api_keys),
+            }
+        )
 
     return app

@@ -1,12 +1,13 @@
 """API keys: L1 (ClobAuth signature) to create/derive them, L2 (HMAC headers) on every trading call."""
+
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from horus.venue.simulator.clob.signatures import SignatureError, verify_clob_auth
 
@@ -40,9 +41,13 @@ class ApiKey:
 def derive_key(server_seed: bytes, address: str, nonce: int) -> ApiKey:
     """Deterministic creds per (address, nonce): the same L1 proof always yields the same key."""
     material = hmac.new(server_seed, f"{address.lower()}:{nonce}".encode(), hashlib.sha512).digest()
-    return ApiKey(api_key=str(uuid.UUID(bytes=material[:16], version=4)),
-                  secret=base64.urlsafe_b64encode(material[16:48]).decode(),
-                  passphrase=material[48:64].hex(), address=address.lower(), nonce=nonce)
+    return ApiKey(
+        api_key=str(uuid.UUID(bytes=material[:16], version=4)),
+        secret=base64.urlsafe_b64encode(material[16:48]).decode(),
+        passphrase=material[48:64].hex(),
+        address=address.lower(),
+        nonce=nonce,
+    )
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

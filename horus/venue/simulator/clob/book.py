@@ -1,10 +1,11 @@
 """One order book per token: price-time priority, integer prices (price_e6) and sizes (shares_e6)."""
+
 from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 E6 = 1_000_000
 

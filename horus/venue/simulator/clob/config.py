@@ -1,4 +1,5 @@
 """Settings of the CLOB V2 simulator: markets, accounts and faults (pydantic, so bad input names its field)."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -8,12 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # Exchange addresses by chain (platform notes 3.1 and py-clob-client-v2 config.py)
 EXCHANGES = {
-    137: {"v2": "0xE111180000d2663C0091e4f400237545B87B996B",
-          "v2_neg_risk": "0xe2222d279d744050d28e00520010520000310F59",
-          "v3": "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa"},
-    80002: {"v2": "0xE111180000d2663C0091e4f400237545B87B996B",
-            "v2_neg_risk": "0xe2222d279d744050d28e00520010520000310F59",
-            "v3": "0x9fE6e61422AdB6F610d8597F9684b16912D50C3D"},
+    137: {
+        "v2": "0xE111180000d2663C0091e4f400237545B87B996B",
+        "v2_neg_risk": "0xe2222d279d744050d28e00520010520000310F59",
+        "v3": "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa",
+    },
+    80002: {
+        "v2": "0xE111180000d2663C0091e4f400237545B87B996B",
+        "v2_neg_risk": "0xe2222d279d744050d28e00520010520000310F59",
+        "v3": "0x9fE6e61422AdB6F610d8597F9684b16912D50C3D",
+    },
 }
 TICK_SIZES = ("0.1", "0.01", "0.005", "0.0025", "0.001", "0.0001")
 # decimals allowed for the collateral side of a limit order, by tick (platform notes 3.4)
@@ -70,7 +75,7 @@ class MarketConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _tokens_unique(self) -> "MarketConfig":
+    def _tokens_unique(self) -> MarketConfig:
         ids = [t.token_id for t in self.tokens]
         if len(set(ids)) != len(ids):
             raise ValueError("tokens: token ids must be unique")

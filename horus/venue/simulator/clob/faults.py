@@ -2,6 +2,7 @@
 window, 5xx before processing, a reply held past the client's timeout, or a reply lost after processing.
 (Faults inside the venue's rules, balance_before_duplicate and the trade settlement lag, live in state.py.)
 Every roll comes from the state's seeded RNG, so a run with the same seed and request order repeats."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,6 @@ from starlette.responses import Response
 
 from horus.venue.simulator.clob.state import RESTARTING, VenueState
 
-
 RECEIVED_AT = "sim.received_at"  # ASGI scope key: epoch seconds the request arrived, before the latency
 
 
@@ -21,8 +21,7 @@ class DropReply(Exception):
 
 
 def json_response(body: object, status: int = 200) -> Response:
-    return Response(content=json.dumps(body, separators=(",", ":")), status_code=status,
-                    media_type="application/json")
+    return Response(content=json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json")
 
 
 def before_order(state: VenueState) -> Response | None:
@@ -76,8 +75,13 @@ class LatencyMiddleware:
             await self.app(scope, receive, send)
         except DropReply:
             # promise more bytes than are sent: the server closes the connection, the client sees a broken reply
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+                }
+            )
             try:
                 await send({"type": "http.response.body", "body": b'{"success":', "more_body": False})
             except RuntimeError:  # uvicorn refuses the short body and closes the connection: the point

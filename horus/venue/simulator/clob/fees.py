@@ -2,6 +2,7 @@
 
 A trade reports the fee rate each side paid as `fee_rate_bps`: the *effective* rate at the trade's price,
 r * (p(1-p))^e in basis points (not the market's base rate r), "0" for a maker of a taker-only market."""
+
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal

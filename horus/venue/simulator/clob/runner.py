@@ -1,4 +1,5 @@
 """Serve the simulator with uvicorn in a background thread (tests, benchmarks) or in the foreground (CLI)."""
+
 from __future__ import annotations
 
 import socket
@@ -14,8 +15,16 @@ from horus.venue.simulator.clob.state import VenueState
 
 
 def _server(app) -> uvicorn.Server:
-    config = uvicorn.Config(app, log_level="warning", access_log=False, loop="auto", http="auto",
-                            lifespan="off", timeout_keep_alive=30, backlog=4096)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        loop="auto",
+        http="auto",
+        lifespan="off",
+        timeout_keep_alive=30,
+        backlog=4096,
+    )
     return uvicorn.Server(config)
 
 
@@ -30,7 +39,7 @@ class RunningSimulator:
         self._server.should_exit = True
         self._thread.join(timeout)
 
-    def __enter__(self) -> "RunningSimulator":
+    def __enter__(self) -> RunningSimulator:
         return self
 
     def __exit__(self, *_exc) -> None:
@@ -46,8 +55,14 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_simulator(config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0,
-                  start_timeout: float = 10, *, follow_leaders: bool = False) -> RunningSimulator:
+def run_simulator(
+    config: SimulatorConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    start_timeout: float = 10,
+    *,
+    follow_leaders: bool = False,
+) -> RunningSimulator:
     """Start the simulator on a background thread; port 0 picks a free port (see `.url`)."""
     app = create_app(config or SimulatorConfig(), follow_leaders=follow_leaders)
     sock = _bind(host, port)
@@ -62,8 +77,9 @@ def run_simulator(config: SimulatorConfig | None = None, host: str = "127.0.0.1"
         time.sleep(0.01)
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
-    return RunningSimulator(url=f"http://{shown_host}:{bound_port}", state=app.state.venue, _server=server,
-                            _thread=thread)
+    return RunningSimulator(
+        url=f"http://{shown_host}:{bound_port}", state=app.state.venue, _server=server, _thread=thread
+    )
 
 
 def serve_forever(config: SimulatorConfig, host: str, port: int, *, follow_leaders: bool = False) -> None:

@@ -4,6 +4,7 @@ Type hashes and domain separators are computed once; a struct is ABI-encoded by 
 is a static 32-byte word) and the signer is recovered with coincurve. A unit test checks the digests
 against ``eth_account.messages.encode_typed_data`` so the fast path cannot drift from the standard.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,11 @@ EXCHANGE_NAME = "Polymarket CTF Exchange"
 
 # POLY_1271 (ERC-7739 nested typed data, platform notes 3.2)
 TYPED_DATA_SIGN_TYPE_HASH = keccak(
-    ("TypedDataSign(Order contents,string name,string version,uint256 chainId,address verifyingContract,"
-     "bytes32 salt)" + ORDER_TYPE_STRING).encode())
+    (
+        "TypedDataSign(Order contents,string name,string version,uint256 chainId,address verifyingContract,"
+        "bytes32 salt)" + ORDER_TYPE_STRING
+    ).encode()
+)
 DEPOSIT_WALLET_NAME_HASH = keccak(b"DepositWallet")
 DEPOSIT_WALLET_VERSION_HASH = keccak(b"1")
 _ORDER_TYPE_BYTES = ORDER_TYPE_STRING.encode()
@@ -61,8 +65,13 @@ def _bytes32(value: str) -> bytes:
 
 @lru_cache(maxsize=64)
 def exchange_domain_separator(version: str, chain_id: int, verifying_contract: str) -> bytes:
-    return keccak(DOMAIN_TYPE_HASH + keccak(EXCHANGE_NAME.encode()) + keccak(version.encode())
-                  + _word(chain_id) + _address_word(verifying_contract))
+    return keccak(
+        DOMAIN_TYPE_HASH
+        + keccak(EXCHANGE_NAME.encode())
+        + keccak(version.encode())
+        + _word(chain_id)
+        + _address_word(verifying_contract)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +93,19 @@ class OrderStruct:
 
 def order_struct_hash(order: OrderStruct) -> bytes:
     return keccak(
-        ORDER_TYPE_HASH + _word(order.salt) + _address_word(order.maker) + _address_word(order.signer)
-        + _word(order.token_id) + _word(order.maker_amount) + _word(order.taker_amount) + _word(order.side)
-        + _word(order.signature_type) + _word(order.timestamp) + _bytes32(order.metadata) + _bytes32(order.builder))
+        ORDER_TYPE_HASH
+        + _word(order.salt)
+        + _address_word(order.maker)
+        + _address_word(order.signer)
+        + _word(order.token_id)
+        + _word(order.maker_amount)
+        + _word(order.taker_amount)
+        + _word(order.side)
+        + _word(order.signature_type)
+        + _word(order.timestamp)
+        + _bytes32(order.metadata)
+        + _bytes32(order.builder)
+    )
 
 
 def eip712_digest(domain_separator: bytes, struct_hash: bytes) -> bytes:
@@ -116,8 +135,9 @@ def _hex_bytes(value: str) -> bytes:
         raise SignatureError("signature is not hex") from exc
 
 
-def verify_order(order: OrderStruct, signature_hex: str, domain_separator: bytes, chain_id: int,
-                 wallet_signer: str | None = None) -> str:
+def verify_order(
+    order: OrderStruct, signature_hex: str, domain_separator: bytes, chain_id: int, wallet_signer: str | None = None
+) -> str:
     """Check the order's signature; return its order hash (0x hex). Raises SignatureError.
 
     Types 0-2 sign the order's EIP-712 digest with the signer EOA (type 0 also needs signer == maker).
@@ -142,9 +162,15 @@ def verify_order(order: OrderStruct, signature_hex: str, domain_separator: bytes
             raise SignatureError("POLY_1271 signature names the wrong contents type")
         if app_separator != domain_separator or contents_hash != struct_hash:
             raise SignatureError("POLY_1271 signature is for another order or exchange")
-        wallet_struct = keccak(TYPED_DATA_SIGN_TYPE_HASH + struct_hash + DEPOSIT_WALLET_NAME_HASH
-                               + DEPOSIT_WALLET_VERSION_HASH + _word(chain_id) + _address_word(order.maker)
-                               + b"\x00" * 32)
+        wallet_struct = keccak(
+            TYPED_DATA_SIGN_TYPE_HASH
+            + struct_hash
+            + DEPOSIT_WALLET_NAME_HASH
+            + DEPOSIT_WALLET_VERSION_HASH
+            + _word(chain_id)
+            + _address_word(order.maker)
+            + b"\x00" * 32
+        )
         if recover_address(eip712_digest(domain_separator, wallet_struct), signature[:65]) != wallet_signer.lower():
             raise SignatureError("POLY_1271 signature is not by the wallet's registered signer")
     elif order.signature_type in (SIG_EOA, SIG_POLY_PROXY, SIG_POLY_GNOSIS_SAFE):
@@ -159,8 +185,13 @@ def verify_order(order: OrderStruct, signature_hex: str, domain_separator: bytes
 
 def clob_auth_digest(address: str, timestamp: str, nonce: int, chain_id: int) -> bytes:
     domain = keccak(CLOB_AUTH_DOMAIN_TYPE_HASH + keccak(b"ClobAuthDomain") + keccak(b"1") + _word(chain_id))
-    struct = keccak(CLOB_AUTH_TYPE_HASH + _address_word(address) + keccak(timestamp.encode()) + _word(nonce)
-                    + keccak(CLOB_AUTH_MESSAGE.encode()))
+    struct = keccak(
+        CLOB_AUTH_TYPE_HASH
+        + _address_word(address)
+        + keccak(timestamp.encode())
+        + _word(nonce)
+        + keccak(CLOB_AUTH_MESSAGE.encode())
+    )
     return eip712_digest(domain, struct)
 
 

@@ -28,6 +28,7 @@ The order log (`/_sim/orders`) shows per order `size_matched_e6` (matched, not f
 `size_matched_e6 == confirmed_matched_e6` is the final truth. With all three faults at 0, trades are
 born CONFIRMED.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -63,8 +64,9 @@ ZERO32 = "0x" + "00" * 32
 
 # Error texts of the real venue (platform notes 3.7, 3.8, 3.10)
 FOK_KILLED = "order couldn't be fully filled. FOK orders are fully filled or killed."
-FAK_NO_MATCH = ("no orders found to match with FAK order. FAK orders are partially filled or killed if no match "
-                "is found.")
+FAK_NO_MATCH = (
+    "no orders found to match with FAK order. FAK orders are partially filled or killed if no match is found."
+)
 NOT_ENOUGH_BALANCE = "not enough balance / allowance"
 POST_ONLY_CROSSES = "invalid post-only order: order crosses book"
 POST_ONLY_TYPE = "invalid post-only order: only GTC and GTD orders can be post only"
@@ -184,10 +186,14 @@ class VenueState:
             exchange, version = exchanges["v3"], "3"
         else:
             exchange, version = exchanges["v2_neg_risk" if config.neg_risk else "v2"], "2"
-        market = Market(config=config, domain_separator=exchange_domain_separator(version, self.chain_id, exchange),
-                        exchange=exchange, tick_e6=_units(Decimal(config.tick_size)),
-                        amount_decimals=AMOUNT_DECIMALS[config.tick_size],
-                        outcomes={t.token_id: t.outcome for t in config.tokens})
+        market = Market(
+            config=config,
+            domain_separator=exchange_domain_separator(version, self.chain_id, exchange),
+            exchange=exchange,
+            tick_e6=_units(Decimal(config.tick_size)),
+            amount_decimals=AMOUNT_DECIMALS[config.tick_size],
+            outcomes={t.token_id: t.outcome for t in config.tokens},
+        )
         self.markets[config.condition_id.lower()] = market
         for index, token in enumerate(config.tokens):
             self.token_market[token.token_id] = market
@@ -231,10 +237,21 @@ class VenueState:
             if not (tick <= price_e6 <= E6 - tick) or price_e6 % tick:
                 continue  # off-grid or outside [tick, 1-tick]: not a valid level
             order = VenueOrder(
-                order_id=f"sim-{token.token_id[-8:]}-{side}-{price_e6}", owner="", maker="", signer="",
-                token_id=token.token_id, market=market.condition_id, outcome=token.outcome, side=side,
-                price_e6=price_e6, size_e6=size_e6, maker_amount=0, taker_amount=0, order_type="GTC",
-                synthetic=True)
+                order_id=f"sim-{token.token_id[-8:]}-{side}-{price_e6}",
+                owner="",
+                maker="",
+                signer="",
+                token_id=token.token_id,
+                market=market.condition_id,
+                outcome=token.outcome,
+                side=side,
+                price_e6=price_e6,
+                size_e6=size_e6,
+                maker_amount=0,
+                taker_amount=0,
+                order_type="GTC",
+                synthetic=True,
+            )
             book.add(order)
 
     def set_account(self, config: AccountConfig) -> Account:
@@ -277,7 +294,7 @@ class VenueState:
             else:
                 trade["status"] = "CONFIRMED"
 
-    def _undo(self, s: "_Settlement") -> None:
+    def _undo(self, s: _Settlement) -> None:
         """A FAILED trade: reverse its balance effects for the taker and every real maker, fees included."""
         taker = s.taker
         account = self.account(taker.maker)
@@ -356,11 +373,18 @@ class VenueState:
         raw = payload["order"]
         try:
             order = OrderStruct(
-                salt=int(raw["salt"]), maker=str(raw["maker"]), signer=str(raw["signer"]),
-                token_id=int(raw["tokenId"]), maker_amount=int(raw["makerAmount"]),
-                taker_amount=int(raw["takerAmount"]), side={"BUY": 0, "SELL": 1}[raw["side"]],
-                signature_type=int(raw["signatureType"]), timestamp=int(raw["timestamp"]),
-                metadata=str(raw.get("metadata") or ZERO32), builder=str(raw.get("builder") or ZERO32))
+                salt=int(raw["salt"]),
+                maker=str(raw["maker"]),
+                signer=str(raw["signer"]),
+                token_id=int(raw["tokenId"]),
+                maker_amount=int(raw["makerAmount"]),
+                taker_amount=int(raw["takerAmount"]),
+                side={"BUY": 0, "SELL": 1}[raw["side"]],
+                signature_type=int(raw["signatureType"]),
+                timestamp=int(raw["timestamp"]),
+                metadata=str(raw.get("metadata") or ZERO32),
+                builder=str(raw.get("builder") or ZERO32),
+            )
             expiration = int(raw.get("expiration") or 0)
             signature = str(raw["signature"])
         except (KeyError, ValueError, TypeError) as exc:
@@ -406,12 +430,27 @@ class VenueState:
         self._check_expiration(order_type, expiration, now, order_id)
         size_e6, price_e6 = self._check_amounts(market, order, side, order_type, order_id)
         venue_order = VenueOrder(
-            order_id=order_id, owner=key.api_key, maker=order.maker.lower(), signer=order.signer.lower(),
-            token_id=token_id, market=market.condition_id, outcome=market.outcomes[token_id], side=side,
-            price_e6=price_e6, size_e6=size_e6, maker_amount=order.maker_amount, taker_amount=order.taker_amount,
-            order_type=order_type, signature_type=order.signature_type, metadata=order.metadata.lower(),
-            builder=order.builder.lower(), expiration=expiration, post_only=post_only, created_ms=int(now * 1000),
-            received_us=int(received_at * 1_000_000))
+            order_id=order_id,
+            owner=key.api_key,
+            maker=order.maker.lower(),
+            signer=order.signer.lower(),
+            token_id=token_id,
+            market=market.condition_id,
+            outcome=market.outcomes[token_id],
+            side=side,
+            price_e6=price_e6,
+            size_e6=size_e6,
+            maker_amount=order.maker_amount,
+            taker_amount=order.taker_amount,
+            order_type=order_type,
+            signature_type=order.signature_type,
+            metadata=order.metadata.lower(),
+            builder=order.builder.lower(),
+            expiration=expiration,
+            post_only=post_only,
+            created_ms=int(now * 1000),
+            received_us=int(received_at * 1_000_000),
+        )
         self._check_balance(market, venue_order)
         if known is not None:  # balance_before_duplicate: the order could be paid for again, so it is a duplicate
             self.counts.duplicates += 1
@@ -425,8 +464,9 @@ class VenueState:
         elif expiration != 0:
             raise Rejected(INVALID_EXPIRATION, order_id=order_id)
 
-    def _check_amounts(self, market: Market, order: OrderStruct, side: str, order_type: str,
-                       order_id: str) -> tuple[int, int]:
+    def _check_amounts(
+        self, market: Market, order: OrderStruct, side: str, order_type: str, order_id: str
+    ) -> tuple[int, int]:
         """Precision, tick grid and minimum size (platform notes 3.4, 3.6); returns (shares_e6, price_e6)."""
         maker, taker = order.maker_amount, order.taker_amount
         if maker <= 0 or taker <= 0:
@@ -439,26 +479,40 @@ class VenueState:
             maker_dp, taker_dp = (amount_dp, 2) if side == "BUY" else (2, amount_dp)
         if maker % 10 ** (6 - maker_dp) or taker % 10 ** (6 - taker_dp):
             kind = "market " if marketable else ""
-            raise Rejected(f"invalid amounts, the {kind}{side.lower()} orders maker amount supports a max accuracy "
-                           f"of {maker_dp} decimals, taker amount a max of {taker_dp} decimals", order_id=order_id)
+            raise Rejected(
+                f"invalid amounts, the {kind}{side.lower()} orders maker amount supports a max accuracy "
+                f"of {maker_dp} decimals, taker amount a max of {taker_dp} decimals",
+                order_id=order_id,
+            )
         shares, collateral = (taker, maker) if side == "BUY" else (maker, taker)
         tick = market.tick_e6
         # price bounds by cross-multiplication: tick <= collateral/shares <= 1 - tick
         if collateral * E6 < tick * shares or collateral * E6 > (E6 - tick) * shares:
-            raise Rejected(f"order {order_id} is invalid. Price ({decimal_text(collateral * E6 // shares)}) "
-                           f"out of range: min {market.config.tick_size}, max "
-                           f"{decimal_text(E6 - tick)}", order_id=order_id)
+            raise Rejected(
+                f"order {order_id} is invalid. Price ({decimal_text(collateral * E6 // shares)}) "
+                f"out of range: min {market.config.tick_size}, max "
+                f"{decimal_text(E6 - tick)}",
+                order_id=order_id,
+            )
         price_e6 = collateral * E6 // shares
         if not marketable and (collateral * E6 % shares or price_e6 % tick):
-            raise Rejected(f"order {order_id} is invalid. Price ({decimal_text(price_e6)}) breaks minimum tick size "
-                           f"rule: {market.config.tick_size}", order_id=order_id)
+            raise Rejected(
+                f"order {order_id} is invalid. Price ({decimal_text(price_e6)}) breaks minimum tick size "
+                f"rule: {market.config.tick_size}",
+                order_id=order_id,
+            )
         if marketable:
             if collateral < E6:
-                raise Rejected(f"invalid amount for a marketable {side} order (${decimal_text(collateral)}), "
-                               f"min size: $1", order_id=order_id)
+                raise Rejected(
+                    f"invalid amount for a marketable {side} order (${decimal_text(collateral)}), min size: $1",
+                    order_id=order_id,
+                )
         elif shares < _units(market.config.min_order_size):
-            raise Rejected(f"order {order_id} is invalid. Size ({decimal_text(shares)}) lower than the minimum: "
-                           f"{format(market.config.min_order_size.normalize(), 'f')}", order_id=order_id)
+            raise Rejected(
+                f"order {order_id} is invalid. Size ({decimal_text(shares)}) lower than the minimum: "
+                f"{format(market.config.min_order_size.normalize(), 'f')}",
+                order_id=order_id,
+            )
         return shares, price_e6
 
     def _check_balance(self, market: Market, order: VenueOrder) -> None:
@@ -468,12 +522,17 @@ class VenueState:
         if order.side == "BUY":
             needed = order.maker_amount + fee_bound_e6(order.size_e6, order.price_e6, cfg.fee_rate, cfg.fee_exponent)
             if account.free_collateral() < needed:
-                raise Rejected(f"{NOT_ENOUGH_BALANCE}: the balance is not enough -> balance: "
-                               f"{account.free_collateral()}, order amount: {needed}", order_id=order.order_id)
+                raise Rejected(
+                    f"{NOT_ENOUGH_BALANCE}: the balance is not enough -> balance: "
+                    f"{account.free_collateral()}, order amount: {needed}",
+                    order_id=order.order_id,
+                )
         elif account.free_tokens(order.token_id) < order.size_e6:
-            raise Rejected(f"{NOT_ENOUGH_BALANCE}: the balance is not enough -> balance: "
-                           f"{account.free_tokens(order.token_id)}, order amount: {order.size_e6}",
-                           order_id=order.order_id)
+            raise Rejected(
+                f"{NOT_ENOUGH_BALANCE}: the balance is not enough -> balance: "
+                f"{account.free_tokens(order.token_id)}, order amount: {order.size_e6}",
+                order_id=order.order_id,
+            )
 
     def _execute(self, market: Market, order: VenueOrder, now: float) -> dict:
         cfg = market.config
@@ -522,12 +581,26 @@ class VenueState:
         if killed_reply is not None:
             raise Rejected(killed_reply, order_id=order.order_id)
         hashes = [self.trade_index[t]["transaction_hash"] for t in order.trade_ids]
-        return {"success": True, "errorMsg": "", "orderID": order.order_id, "status": status,
-                "makingAmount": decimal_text(spent), "takingAmount": decimal_text(received),
-                "transactionsHashes": hashes, "tradeIDs": list(order.trade_ids)}
+        return {
+            "success": True,
+            "errorMsg": "",
+            "orderID": order.order_id,
+            "status": status,
+            "makingAmount": decimal_text(spent),
+            "takingAmount": decimal_text(received),
+            "transactionsHashes": hashes,
+            "tradeIDs": list(order.trade_ids),
+        }
 
-    def _trade(self, market: Market, taker: VenueOrder, price_e6: int, fills: list[tuple[VenueOrder, int]],
-               now: float, touched_synthetic: list[VenueOrder]) -> tuple[str, int, int]:
+    def _trade(
+        self,
+        market: Market,
+        taker: VenueOrder,
+        price_e6: int,
+        fills: list[tuple[VenueOrder, int]],
+        now: float,
+        touched_synthetic: list[VenueOrder],
+    ) -> tuple[str, int, int]:
         """Settle the taker's fills at one price level; record one trade. Returns (id, making, taking)."""
         cfg = market.config
         shares = sum(qty for _, qty in fills)
@@ -557,29 +630,49 @@ class VenueState:
                 maker_fee = self._maker_fee(cfg, qty, maker.price_e6)
                 self._settle_maker(maker, qty, maker_fee)
             maker_parts.append((maker, qty, notional_e6(qty, maker.price_e6), maker_fee))
-            maker_orders.append({
-                "order_id": maker.order_id, "owner": maker.owner, "maker_address": maker.maker,
-                "matched_amount": decimal_text(qty), "price": decimal_text(maker.price_e6),
-                "fee_rate_bps": "0" if cfg.taker_only_fees else rate_bps(price_e6, cfg.fee_rate, cfg.fee_exponent),
-                "asset_id": maker.token_id, "outcome": maker.outcome, "side": maker.side})
+            maker_orders.append(
+                {
+                    "order_id": maker.order_id,
+                    "owner": maker.owner,
+                    "maker_address": maker.maker,
+                    "matched_amount": decimal_text(qty),
+                    "price": decimal_text(maker.price_e6),
+                    "fee_rate_bps": "0" if cfg.taker_only_fees else rate_bps(price_e6, cfg.fee_rate, cfg.fee_exponent),
+                    "asset_id": maker.token_id,
+                    "outcome": maker.outcome,
+                    "side": maker.side,
+                }
+            )
         self.books[taker.token_id].last_trade_price_e6 = price_e6
         seconds = str(int(now))
         status = self._track(trade_id, _Settlement(taker, shares, notional, fee, maker_parts), now)
         trade = {
-            "id": trade_id, "taker_order_id": taker.order_id, "market": taker.market, "asset_id": taker.token_id,
-            "side": taker.side, "size": decimal_text(shares), "price": decimal_text(price_e6),
-            "fee_rate_bps": rate_bps(price_e6, cfg.fee_rate, cfg.fee_exponent), "status": status,
-            "match_time": seconds, "last_update": seconds, "outcome": taker.outcome, "bucket_index": 0,
-            "owner": taker.owner, "maker_address": taker.maker,
+            "id": trade_id,
+            "taker_order_id": taker.order_id,
+            "market": taker.market,
+            "asset_id": taker.token_id,
+            "side": taker.side,
+            "size": decimal_text(shares),
+            "price": decimal_text(price_e6),
+            "fee_rate_bps": rate_bps(price_e6, cfg.fee_rate, cfg.fee_exponent),
+            "status": status,
+            "match_time": seconds,
+            "last_update": seconds,
+            "outcome": taker.outcome,
+            "bucket_index": 0,
+            "owner": taker.owner,
+            "maker_address": taker.maker,
             "transaction_hash": "0x" + hashlib.sha256(trade_id.encode()).hexdigest(),
-            "trader_side": "TAKER", "maker_orders": maker_orders,
-            "_fee_e6": fee, "_maker_owners": {m.owner for m, _ in fills if m.owner},
+            "trader_side": "TAKER",
+            "maker_orders": maker_orders,
+            "_fee_e6": fee,
+            "_maker_owners": {m.owner for m, _ in fills if m.owner},
         }
         self.trades.append(trade)
         self.trade_index[trade_id] = trade
         return trade_id, making, taking
 
-    def _track(self, trade_id: str, settling: "_Settlement", now: float) -> str:
+    def _track(self, trade_id: str, settling: _Settlement, now: float) -> str:
         """The new trade's status: CONFIRMED at once, or MATCHED and in flight under the settlement-lag faults."""
         faults = self.faults
         settling.fails = self.roll(faults.trade_failed_rate)
@@ -590,8 +683,7 @@ class VenueState:
         for order, qty in settling.parts():
             order.pending_e6 += qty
         self._seq += 1
-        heapq.heappush(self._trade_clock, (now + min(faults.trade_mined_seconds, final_in), self._seq, False,
-                                           trade_id))
+        heapq.heappush(self._trade_clock, (now + min(faults.trade_mined_seconds, final_in), self._seq, False, trade_id))
         heapq.heappush(self._trade_clock, (now + final_in, self._seq, True, trade_id))
         return "MATCHED"
 
@@ -628,8 +720,9 @@ class VenueState:
             account.reserved_collateral_e6 += needed - order.reserved_e6
         else:
             needed = remaining
-            account.reserved_tokens_e6[order.token_id] = (account.reserved_tokens_e6.get(order.token_id, 0)
-                                                          + needed - order.reserved_e6)
+            account.reserved_tokens_e6[order.token_id] = (
+                account.reserved_tokens_e6.get(order.token_id, 0) + needed - order.reserved_e6
+            )
         order.reserved_e6 = needed
 
     def _rest(self, book: Book, order: VenueOrder) -> None:
@@ -658,9 +751,13 @@ class VenueState:
                 self._release(order, "CANCELED_EXPIRED_ORDER")
 
     def _new_id(self) -> str:
-        return "%08x-%04x-4%03x-%04x-%012x" % (self.rng.getrandbits(32), self.rng.getrandbits(16),
-                                                self.rng.getrandbits(12), 0x8000 | self.rng.getrandbits(14),
-                                                self.rng.getrandbits(48))
+        return "%08x-%04x-4%03x-%04x-%012x" % (
+            self.rng.getrandbits(32),
+            self.rng.getrandbits(16),
+            self.rng.getrandbits(12),
+            0x8000 | self.rng.getrandbits(14),
+            self.rng.getrandbits(48),
+        )
 
     # ----- cancels -----
     def cancel(self, order_ids: list[str], key: ApiKey) -> dict:
@@ -677,20 +774,35 @@ class VenueState:
         return {"canceled": canceled, "not_canceled": not_canceled}
 
     def cancel_where(self, key: ApiKey, market: str | None = None, asset_id: str | None = None) -> dict:
-        ids = [o.order_id for o in self.orders.values()
-               if o.owner == key.api_key and o.status == "LIVE"
-               and (not market or o.market.lower() == market.lower()) and (not asset_id or o.token_id == asset_id)]
+        ids = [
+            o.order_id
+            for o in self.orders.values()
+            if o.owner == key.api_key
+            and o.status == "LIVE"
+            and (not market or o.market.lower() == market.lower())
+            and (not asset_id or o.token_id == asset_id)
+        ]
         return self.cancel(ids, key)
 
     # ----- views -----
     def open_order_view(self, order: VenueOrder) -> dict:
         return {
-            "id": order.order_id, "status": order.status, "owner": order.owner, "maker_address": order.maker,
-            "market": order.market, "asset_id": order.token_id, "side": order.side,
-            "original_size": decimal_text(order.size_e6), "size_matched": decimal_text(order.matched_e6),
-            "price": decimal_text(order.price_e6), "associate_trades": list(order.trade_ids),
-            "outcome": order.outcome, "order_type": order.order_type, "created_at": order.created_ms // 1000,
-            "expiration": str(order.expiration)}
+            "id": order.order_id,
+            "status": order.status,
+            "owner": order.owner,
+            "maker_address": order.maker,
+            "market": order.market,
+            "asset_id": order.token_id,
+            "side": order.side,
+            "original_size": decimal_text(order.size_e6),
+            "size_matched": decimal_text(order.matched_e6),
+            "price": decimal_text(order.price_e6),
+            "associate_trades": list(order.trade_ids),
+            "outcome": order.outcome,
+            "order_type": order.order_type,
+            "created_at": order.created_ms // 1000,
+            "expiration": str(order.expiration),
+        }
 
     def trade_view(self, trade: dict, key: ApiKey) -> dict:
         view = {k: v for k, v in trade.items() if not k.startswith("_")}
@@ -703,21 +815,42 @@ class VenueState:
 
     def log_entry(self, order: VenueOrder) -> dict:
         return {
-            "order_id": order.order_id, "owner": order.owner, "maker": order.maker, "signer": order.signer,
-            "token_id": order.token_id, "market": order.market, "side": order.side,
-            "maker_amount": order.maker_amount, "taker_amount": order.taker_amount, "size_e6": order.size_e6,
-            "size_matched_e6": order.matched_e6, "price_e6": order.price_e6, "metadata": order.metadata,
-            "builder": order.builder, "signature_type": order.signature_type, "order_type": order.order_type,
-            "post_only": order.post_only, "status": order.status, "created_ms": order.created_ms,
+            "order_id": order.order_id,
+            "owner": order.owner,
+            "maker": order.maker,
+            "signer": order.signer,
+            "token_id": order.token_id,
+            "market": order.market,
+            "side": order.side,
+            "maker_amount": order.maker_amount,
+            "taker_amount": order.taker_amount,
+            "size_e6": order.size_e6,
+            "size_matched_e6": order.matched_e6,
+            "price_e6": order.price_e6,
+            "metadata": order.metadata,
+            "builder": order.builder,
+            "signature_type": order.signature_type,
+            "order_type": order.order_type,
+            "post_only": order.post_only,
+            "status": order.status,
+            "created_ms": order.created_ms,
             "received_us": order.received_us,
-            "expiration": order.expiration, "post_count": order.post_count, "trade_ids": list(order.trade_ids),
-            "pending_matched_e6": order.pending_e6, "confirmed_matched_e6": order.matched_e6 - order.pending_e6}
+            "expiration": order.expiration,
+            "post_count": order.post_count,
+            "trade_ids": list(order.trade_ids),
+            "pending_matched_e6": order.pending_e6,
+            "confirmed_matched_e6": order.matched_e6 - order.pending_e6,
+        }
 
     def balance_view(self, address: str) -> dict:
         account = self.account(address)
-        return {"address": address.lower(), "collateral_e6": account.collateral_e6,
-                "reserved_collateral_e6": account.reserved_collateral_e6, "tokens_e6": dict(account.tokens_e6),
-                "reserved_tokens_e6": dict(account.reserved_tokens_e6)}
+        return {
+            "address": address.lower(),
+            "collateral_e6": account.collateral_e6,
+            "reserved_collateral_e6": account.reserved_collateral_e6,
+            "tokens_e6": dict(account.tokens_e6),
+            "reserved_tokens_e6": dict(account.reserved_tokens_e6),
+        }
 
 
 @dataclass
