@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from horus.chaos import CRASH_POINTS, ChaosOptions, ChaosReport, run_chaos  # noqa: E402
+from horus.ops.chaos import CRASH_POINTS, ChaosOptions, ChaosReport, run_chaos  # noqa: E402
 from horus.settings import load_settings  # noqa: E402
 
 DOC = REPO / "docs" / "benchmarks.md"
@@ -56,7 +56,7 @@ and follow daily caps. A seeded killer SIGKILLs a random process (3 in 4 an exec
 SIGKILL themselves at each crash point (`HORUS_CRASH_AT`: after prewrite commit, after POST sent, after reply,
 after ledger commit); PostgreSQL (every server process) and the broker are killed -9 and restarted mid-flight.
 Everything drains with the faults on, then `horus reconcile --once`; the counts come from the venue's order log
-and trades, the ledger with Postgres' commit times, and execution.results (horus/chaos.py says which count
+and trades, the ledger with Postgres' commit times, and execution.results (horus/ops/chaos.py says which count
 reads what). "Unplanned exits" are processes that died by themselves (restarted by the harness, as a supervisor
 would; see the run's logs).
 """

@@ -53,8 +53,8 @@ from horus.kafka.client import (  # noqa: E402
     make_producer,
     poll_batch,
 )
+from horus.ops.testchain import V2Fill, deploy_emitters, emit_v2, web3_for  # noqa: E402
 from horus.settings import Settings, load_settings  # noqa: E402
-from horus.testchain import V2Fill, deploy_emitters, emit_v2, web3_for  # noqa: E402
 from horus.topics import ALL_TOPICS, CONFIG_CHANGES, LEADER_FILLS  # noqa: E402
 from horus.venue.polymarket.exchanges import (  # noqa: E402
     CTF_EXCHANGE_V1,

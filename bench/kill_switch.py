@@ -28,7 +28,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from horus.chaos import Children, produce_configs, wait_for_groups  # noqa: E402
 from horus.codec import default_codec  # noqa: E402
 from horus.domain import ids  # noqa: E402
 from horus.domain.config import config_change  # noqa: E402
@@ -42,7 +41,8 @@ from horus.kafka.client import (  # noqa: E402
     poll_batch,
     produce_reliably,
 )
-from horus.paper import create_followers, fund  # noqa: E402
+from horus.ops.chaos import Children, produce_configs, wait_for_groups  # noqa: E402
+from horus.ops.paper import create_followers, fund  # noqa: E402
 from horus.settings import load_settings  # noqa: E402
 from horus.topics import CONTROL_COMMANDS, COPY_DECISIONS, EXECUTION_RESULTS  # noqa: E402
 

@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from decide import CONDITION, TOKEN, fill, leader  # noqa: E402
 from execute import pct  # noqa: E402
 
-from horus.chaos import Children, produce_configs, wait_for_groups  # noqa: E402
 from horus.codec import default_codec  # noqa: E402
 from horus.domain.config import config_change, parse_follow_config  # noqa: E402
 from horus.kafka.admin import create_topics, create_topics_named, delete_topics_with_prefix  # noqa: E402
 from horus.kafka.client import assign_from_beginning, make_consumer, make_producer, poll_batch  # noqa: E402
-from horus.paper import create_followers, fund, set_faults, venue_orders  # noqa: E402
+from horus.ops.chaos import Children, produce_configs, wait_for_groups  # noqa: E402
+from horus.ops.paper import create_followers, fund, set_faults, venue_orders  # noqa: E402
 from horus.settings import Settings, load_settings  # noqa: E402
 from horus.topics import COPY_CANDIDATES, COPY_DECISIONS, LEADER_FILLS  # noqa: E402
 from horus.venue.polymarket.orders import intent_metadata  # noqa: E402

@@ -110,7 +110,7 @@ class VenueLookups:
         self.thread = threading.Thread(target=self.loop.run_forever, name="horus-decide-venue", daemon=True)
         self.thread.start()
         self.balances = None
-        self.paper_markets = None  # paper: the simulator's markets follow the leaders' fills (horus.paper)
+        self.paper_markets = None  # paper: the simulator's markets follow the leaders' fills (horus.venue.paper)
         self.settings = settings
 
         async def build():
@@ -123,7 +123,7 @@ class VenueLookups:
             )
             self.quotes = QuoteSource(self.clob, settings.quote_ttl_s)
             if identity is not None and identity.get("follow_leaders") is True:  # an empty paper venue
-                from horus.paper import PaperMarkets
+                from horus.venue.paper import PaperMarkets
 
                 self.paper_markets = PaperMarkets(settings.clob_url, self.http)
             if settings.balance_source == "fixed":

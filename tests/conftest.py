@@ -26,7 +26,7 @@ def stack_settings() -> Settings:
     """Settings of a running stack: the local one (started if needed) unless HORUS_EXTERNAL_STACK=1."""
     settings = load_settings()
     if os.environ.get("HORUS_EXTERNAL_STACK") != "1":
-        from horus.stack import LocalStack
+        from horus.ops.stack import LocalStack
 
         LocalStack(settings).up()
         settings = load_settings()

@@ -1,6 +1,6 @@
 """`horus chaos`: kill workers, PostgreSQL and the broker while a faulty venue answers, then prove from the
 venue's own books that every COPY was placed at most once, in time, within its caps, never orphaned, never
-lost, and recorded as it really filled (see horus/chaos.py)."""
+lost, and recorded as it really filled (see horus/ops/chaos.py)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def chaos_command(
     `orders=N duplicates=0 orphans=0 lost=0 unresolved=0 overfilled=0 mismatched=0 late=0 overspent=0
     decided_twice=0` last; exits 1 if any count is not zero, the run did not drain, a reconcile round failed or
     fewer crash-point kills or restarts happened than asked; 2 if the run could not be carried out."""
-    from horus.chaos import ChaosError, ChaosOptions, run_chaos
+    from horus.ops.chaos import ChaosError, ChaosOptions, run_chaos
 
     options = ChaosOptions(
         followers=followers,

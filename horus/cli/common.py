@@ -52,7 +52,7 @@ def friendly_errors(func):
     def wrapper(*args, **kwargs):
         from confluent_kafka import KafkaException
 
-        from horus.stack import StackError
+        from horus.ops.stack import StackError
         from horus.venue.guard import VenueGuardError
 
         try:

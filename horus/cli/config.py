@@ -227,7 +227,7 @@ def _store_credentials(s: Settings, path: Path, ref: str, signer: str) -> None:
     """Encrypt the secrets in `path` under `ref`, their API credentials apart (paper: the paper venue's, derived
     with the key); the key must be the follower's signer."""
     from horus.credentials import CredentialsError, CredentialStore
-    from horus.paper import PaperVenueError, paper_secrets
+    from horus.ops.paper import PaperVenueError, paper_secrets
     from horus.venue.guard import VenueGuardError
 
     try:

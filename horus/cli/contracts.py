@@ -15,7 +15,7 @@ def build(
     force: bool = typer.Option(False, "--force", help="recompile even if these exact sources were built"),
 ) -> None:
     """Compile contracts/src into the cache dir (keyed by a hash of the sources) and print where."""
-    from horus.stack.foundry import SOLC_JS_VERSION, build_contracts
+    from horus.ops.stack.foundry import SOLC_JS_VERSION, build_contracts
 
     result = build_contracts(settings().cache_dir, force=force)
     how = (
@@ -33,7 +33,7 @@ def test_command(
     match: str = typer.Option(None, "--match-test", help="only tests whose name matches this regex"),
 ) -> None:
     """Run the forge tests in contracts/test (`forge test --offline`)."""
-    from horus.stack.foundry import run_forge_tests
+    from horus.ops.stack.foundry import run_forge_tests
 
     result = run_forge_tests(settings().cache_dir, *(["--match-test", match] if match else []))
     console.print(result.stdout.rstrip(), markup=False, highlight=False)

@@ -63,7 +63,7 @@ def put(
     reads). In paper mode those are the paper venue's, derived there with the key: HORUS_CLOB_URL must be the
     simulator. Prints only the ref and the signer address."""
     from horus.credentials import CredentialsError
-    from horus.paper import PaperVenueError, paper_secrets
+    from horus.ops.paper import PaperVenueError, paper_secrets
     from horus.venue.guard import VenueGuardError
 
     try:
@@ -123,7 +123,7 @@ def sync_api(refs: list[str] = typer.Argument(None, help="the refs to sync (defa
     dry-run: the stored API credentials; paper: the paper venue's, derived there anew with the key, which also
     makes a restarted paper venue know them again. Prints one ref and signer address per line."""
     from horus.credentials import CredentialsError
-    from horus.paper import PaperVenueError, paper_api_creds
+    from horus.ops.paper import PaperVenueError, paper_api_creds
     from horus.venue.guard import VenueGuardError
 
     store, config = _store(), settings()

@@ -25,7 +25,7 @@ def demo_command(
     ),
 ) -> None:
     """Run the pipeline on a bundled replay of leader fills and watch it live."""
-    from horus.demo import DemoOptions, run_demo
+    from horus.ops.demo import DemoOptions, run_demo
 
     if source not in ("replay", "chain"):
         fail(f"unknown source {source!r}; choose replay or chain", code=2)

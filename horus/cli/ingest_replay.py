@@ -30,7 +30,7 @@ def replay_command(
     book = ExchangeBook.mainnet().with_addresses(validate_addresses(exchange), name="--exchange")
 
     def block_time_from_node(number: int) -> int:
-        from horus.stack.anvil import rpc as call
+        from horus.ops.stack.anvil import rpc as call
 
         return int(call(rpc, "eth_getBlockByNumber", [hex(number), False])["timestamp"], 16)
 

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from horus.cli.common import console, friendly_errors, settings
-from horus.stack import PARTS, LocalStack
+from horus.ops.stack import PARTS, LocalStack
 
 app = typer.Typer(
     help="Run the local stack: Apache Kafka (KRaft), PostgreSQL, anvil and the paper venue (the CLOB simulator).",

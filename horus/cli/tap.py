@@ -20,7 +20,7 @@ def tap_command(
     follow: bool = typer.Option(False, "--follow", help="keep waiting for new records"),
 ) -> None:
     """Print records as JSON lines with partition, offset and timestamp; nothing is committed."""
-    from horus.tap import TapOptions, tap
+    from horus.ops.tap import TapOptions, tap
 
     options = TapOptions(from_beginning=from_beginning, key=key, grep=grep, limit=limit, follow=follow)
     try:

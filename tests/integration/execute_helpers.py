@@ -15,7 +15,6 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from horus import paper
 from horus.codec import default_codec, envelope
 from horus.credentials import generate_key
 from horus.domain import ids
@@ -28,7 +27,8 @@ from horus.kafka.client import (
     poll_batch,
     produce_reliably,
 )
-from horus.paper import PaperFollower
+from horus.ops import paper
+from horus.ops.paper import PaperFollower
 from horus.settings import Settings
 from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
 from horus.venue.polymarket.orders import intent_metadata
@@ -309,8 +309,8 @@ class DecisionStream:
 
 def publish_accounts(settings: Settings, followers: list[PaperFollower]) -> None:
     """The followers' FOLLOWER configs on config.changes, where `horus worker` folds its accounts from."""
-    from horus.chaos import produce_configs
     from horus.domain.config import config_change
+    from horus.ops.chaos import produce_configs
 
     produce_configs(settings, [config_change("FOLLOWER", f.address, f.config(), "test") for f in followers])
 
@@ -360,8 +360,8 @@ def leased_rows(settings: Settings, pid: int) -> list[str]:
 
 
 def verdict(settings: Settings, sim, decisions: list[dict], results: Results):
-    """horus.chaos.compare over the decisions, execution.results, the ledger and the simulator's order log."""
-    from horus.chaos import compare, ledger_rows
+    """horus.ops.chaos.compare over the decisions, execution.results, the ledger and the simulator's order log."""
+    from horus.ops.chaos import compare, ledger_rows
 
     rows = ledger_rows(settings, {d["intent_id"] for d in decisions if d["action"] == "COPY"})
     return compare(decisions, results.seen, rows, venue_orders(sim))
@@ -389,8 +389,8 @@ def publish_follow(
     settings: Settings, follow_id: str, follower: str, *, enabled: bool = True, delete: bool = False
 ) -> None:
     """A FOLLOW change (or its DELETE) on config.changes for a follow the test's decisions name."""
-    from horus.chaos import produce_configs
     from horus.domain.config import config_change, parse_follow_config
+    from horus.ops.chaos import produce_configs
 
     follow = (
         None
@@ -409,7 +409,7 @@ def publish_follow(
 
 
 def publish_follower(settings: Settings, follower: PaperFollower, *, enabled: bool = True) -> None:
-    from horus.chaos import produce_configs
     from horus.domain.config import config_change
+    from horus.ops.chaos import produce_configs
 
     produce_configs(settings, [config_change("FOLLOWER", follower.address, follower.config(enabled=enabled), "test")])

@@ -28,8 +28,8 @@ from horus.kafka.client import (
     make_producer,
     poll_batch,
 )
+from horus.ops.testchain import V1Fill, V2Fill, deploy_emitters
 from horus.settings import Settings
-from horus.testchain import V1Fill, V2Fill, deploy_emitters
 from horus.topics import CONFIG_CHANGES, LEADER_FILLS
 from horus.venue.polymarket.exchanges import ExchangeBook
 from horus.venue.polymarket.fills import decode_log

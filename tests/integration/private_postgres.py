@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psutil
 
+from horus.ops.stack.postgres import PostgresServer
+from horus.ops.stack.processes import ProcessTable, free_port
 from horus.settings import Settings
-from horus.stack.postgres import PostgresServer
-from horus.stack.processes import ProcessTable, free_port
 
 
 class PrivatePostgres:

@@ -26,7 +26,9 @@ from collections import Counter
 import psycopg
 import pytest
 
-from horus.chaos import (
+from horus.db.engine import psycopg_conninfo
+from horus.execution.ledger import Ledger, Prewrite
+from horus.ops.chaos import (
     CRASH_POINTS,
     Caps,
     ChaosError,
@@ -36,9 +38,7 @@ from horus.chaos import (
     ledger_rows,
     require_commit_timestamps,
 )
-from horus.db.engine import psycopg_conninfo
-from horus.execution.ledger import Ledger, Prewrite
-from horus.stack.faketime import skewed_env
+from horus.ops.stack.faketime import skewed_env
 from horus.venue.polymarket.orders import intent_metadata
 from tests.integration.private_postgres import PrivatePostgres
 

@@ -30,7 +30,7 @@ from horus.db.engine import psycopg_conninfo
 from horus.domain.config import ConfigState, parse_follower
 from horus.domain.control import ControlState
 from horus.domain.decide import StaticView
-from horus.paper import create_followers
+from horus.ops.paper import create_followers
 from horus.venue.polymarket.auth import ApiCreds
 from horus.venue.polymarket.orders import address_of
 from horus.venue.simulator.clob import SimulatorConfig, run_simulator

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from horus.db.engine import psycopg_conninfo
-from horus.testchain import V2Fill, deploy_emitters, emit_v2
+from horus.ops.testchain import V2Fill, deploy_emitters, emit_v2
 from tests.integration.execute_helpers import (
     TOKEN,
     Results,

@@ -1,6 +1,6 @@
 """Two executors in one consumer group: a second one joins mid-stream (partitions move while orders are in
 flight), then the first is stopped with work in flight (SIGTERM: a clean leave; SIGKILL: its partitions
-wait out the session timeout and its leases lapse). Checked with horus.chaos.compare against the ledger,
+wait out the session timeout and its leases lapse). Checked with horus.ops.chaos.compare against the ledger,
 the simulator's order log and execution.results: no duplicate, no orphan, nothing lost or left open.
 And the lease that keeps executors and reconcilers apart holds while a row waits in its follower's lane."""
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from horus import paper
+from horus.ops import paper
 from tests.integration.execute_helpers import (
     DecisionStream,
     Results,

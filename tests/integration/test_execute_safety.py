@@ -318,7 +318,7 @@ def test_an_executor_killed_at_each_named_step_leaves_one_order_per_copy_and_eve
 def test_a_resend_refused_for_balance_after_a_lost_reply_is_settled_from_the_venue_not_rejected(settings):
     import threading
 
-    from horus import paper
+    from horus.ops import paper
 
     # the venue checks the balance before duplicates; the first reply is lost after the order filled
     sim = simulator(balance_before_duplicate=True, reply_lost_rate=1.0)
@@ -402,7 +402,7 @@ def final(settings, intent: str) -> bool:
 
 
 def test_an_executor_whose_clock_runs_behind_still_never_posts_after_the_expiry(settings, tmp_path):
-    from horus.stack.faketime import skewed_env
+    from horus.ops.stack.faketime import skewed_env
 
     sim = simulator(latency_ms=1000)  # each of the follower's orders takes a second: the third goes out at ~2 s
     s = paper_settings(private_settings(settings, venue_timeout_s=5.0), sim)

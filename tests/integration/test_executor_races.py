@@ -18,7 +18,7 @@ from horus.domain.execute import Outcome
 from horus.execution.accounts import Account
 from horus.execution.ledger import GroupWriter, Ledger, Update
 from horus.execution.submit import Executor
-from horus.paper import derived_key
+from horus.ops.paper import derived_key
 from horus.venue.polymarket.auth import ApiCreds
 from horus.venue.polymarket.clob import VenueReply
 from horus.venue.polymarket.markets import MarketInfo

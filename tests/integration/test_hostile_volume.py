@@ -32,7 +32,6 @@ import psycopg
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-from horus.chaos import produce_configs
 from horus.codec import default_codec, envelope
 from horus.db.engine import psycopg_conninfo
 from horus.domain import ids
@@ -47,6 +46,7 @@ from horus.kafka.client import (
     produce_reliably,
 )
 from horus.kafka.dead_letter import MAX_ORIGINAL_BYTES
+from horus.ops.chaos import produce_configs
 from horus.topics import (
     COPY_CANDIDATES,
     COPY_DECISIONS,

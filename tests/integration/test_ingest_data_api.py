@@ -17,8 +17,8 @@ from web3 import Web3
 
 from horus.cli.main import app as horus_app
 from horus.domain import ids
+from horus.ops.testchain import V2Fill, emit_batch, emit_v2
 from horus.settings import Settings
-from horus.testchain import V2Fill, emit_batch, emit_v2
 from horus.topics import LEADER_FILLS
 from horus.venue.polymarket.exchanges import ExchangeBook
 from horus.venue.polymarket.fills import decode_log

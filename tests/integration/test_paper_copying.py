@@ -17,9 +17,9 @@ from horus.cli.main import app
 from horus.codec import envelope
 from horus.credentials import generate_key
 from horus.domain import ids
-from horus.paper import venue_orders
+from horus.ops.paper import venue_orders
+from horus.ops.stack import LocalStack
 from horus.settings import load_settings
-from horus.stack import LocalStack
 from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
 from horus.venue.polymarket.orders import address_of
 from tests.integration.pipeline_helpers import WAIT, Producer, Reader, Worker, prefixed, wait_group_stable

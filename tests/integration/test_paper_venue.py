@@ -1,7 +1,7 @@
 """D1: paper trading of real leaders on the simulator with no extra step. The paper venue (`horus stack up`'s)
 starts without markets and says so (identity: follow_leaders); before decide reads a batch's market data, each
 token a leader traded gets a market on the simulator, its best level on the leader's side at the leader's
-price, and a later fill at another price moves the book there (horus.paper.PaperMarkets). A simulator seeded
+price, and a later fill at another price moves the book there (horus.venue.paper.PaperMarkets). A simulator seeded
 with its own markets (tests, the demo, chaos) is left alone."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from horus.domain.config import ConfigState
 from horus.domain.control import ControlState
 from horus.domain.decide import StaticView
-from horus.paper import paper_condition
+from horus.venue.paper import paper_condition
 from horus.venue.simulator.clob import SimulatorConfig, run_simulator
 from streams.decide import VenueLookups
 from streams.runtime import Runtime

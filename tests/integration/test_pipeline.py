@@ -25,7 +25,7 @@ from horus.domain.execute import execute
 from horus.domain.follow_graph import FollowGraph, apply_config_change
 from horus.domain.plan import plan
 from horus.domain.settle import settle
-from horus.paper import PaperFollower, create_followers, derived_key
+from horus.ops.paper import PaperFollower, create_followers, derived_key
 from horus.topics import (
     COPY_CANDIDATES,
     COPY_DECISIONS,

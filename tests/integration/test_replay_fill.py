@@ -20,7 +20,7 @@ from horus.db.engine import psycopg_conninfo
 from horus.domain import ids
 from horus.domain.config import config_change, parse_follow_config
 from horus.domain.execute import TERMINAL
-from horus.paper import create_followers, fund, venue_orders
+from horus.ops.paper import create_followers, fund, venue_orders
 from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS, LEADER_FILLS
 from horus.venue.polymarket.orders import intent_metadata
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator

@@ -11,9 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from horus.ops.stack import LocalStack
+from horus.ops.stack.processes import StackError
 from horus.settings import load_settings
-from horus.stack import LocalStack
-from horus.stack.processes import StackError
 
 HORUS = [sys.executable, "-m", "horus.cli.main"]
 

@@ -11,8 +11,8 @@ import httpx
 import psutil
 import pytest
 
+from horus.ops.stack import LocalStack
 from horus.settings import load_settings
-from horus.stack import LocalStack
 from horus.venue.guard import require_venue
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from eth_abi import decode
 from eth_utils import keccak, to_checksum_address
 from web3 import AsyncWeb3, WebSocketProvider
 
-from horus import testchain as tc
+from horus.ops import testchain as tc
 
 pytestmark = pytest.mark.integration
 
@@ -313,7 +313,7 @@ def test_raw_fill_is_byte_identical_to_the_solidity_event(chain):
 
 
 def test_forge_tests_pass(stack_settings):
-    from horus.stack.foundry import run_forge_tests
+    from horus.ops.stack.foundry import run_forge_tests
 
     result = run_forge_tests(stack_settings.cache_dir)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -5,7 +5,7 @@ to run against anything else (horus.venue.guard). Kept apart from the app so the
 constants without importing the web framework.
 
 `follow_leaders` says the simulator is a paper venue that starts empty (what `horus stack up` runs): its
-markets are made and moved by the engine as the leaders trade (horus.paper.PaperMarkets). A simulator
+markets are made and moved by the engine as the leaders trade (horus.venue.paper.PaperMarkets). A simulator
 seeded with its own markets (tests, the demo, chaos) says false and its books are left alone.
 """
 

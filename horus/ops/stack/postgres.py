@@ -7,7 +7,7 @@ import pwd
 import warnings
 from pathlib import Path
 
-from horus.stack.processes import ProcessTable, StackError, wait_until
+from horus.ops.stack.processes import ProcessTable, StackError, wait_until
 
 DATABASE = "horus"
 SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root

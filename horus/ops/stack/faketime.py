@@ -11,7 +11,7 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-from horus.stack.processes import StackError
+from horus.ops.stack.processes import StackError
 
 # the multi-threaded build: every worker runs Kafka client threads beside Python's own
 LIBRARY = "libfaketimeMT.so.1"

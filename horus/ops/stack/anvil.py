@@ -8,7 +8,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from horus.stack.processes import ProcessTable, StackError, require_tool, wait_until
+from horus.ops.stack.processes import ProcessTable, StackError, require_tool, wait_until
 
 FOUNDRY_VERSION = "1.7.1"
 PACKAGE = "@foundry-rs/anvil-linux-amd64"

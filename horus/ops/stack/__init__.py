@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from horus.ops.stack.anvil import AnvilNode
+from horus.ops.stack.kafka import KafkaBroker
+from horus.ops.stack.postgres import PostgresServer
+from horus.ops.stack.processes import ProcessTable, StackError, free_port, port_is_free
+from horus.ops.stack.venue import PaperVenue
 from horus.settings import Settings
-from horus.stack.anvil import AnvilNode
-from horus.stack.kafka import KafkaBroker
-from horus.stack.postgres import PostgresServer
-from horus.stack.processes import ProcessTable, StackError, free_port, port_is_free
-from horus.stack.venue import PaperVenue
 
 PARTS = ("kafka", "postgres", "anvil", "venue")
 INFRASTRUCTURE = PARTS[:3]  # what the pipeline runs on; a demo or test run brings its own simulator

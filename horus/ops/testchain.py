@@ -111,8 +111,8 @@ _ABI: dict[str, list] = {}  # the ABIs do not depend on where the build lives
 @lru_cache(maxsize=4)
 def _artifacts(cache_dir: Path | None) -> dict[str, tuple[list, str]]:
     """(abi, bytecode) of both emitters, built on demand into `cache_dir` (default: the settings' one)."""
+    from horus.ops.stack.foundry import build_contracts
     from horus.settings import load_settings
-    from horus.stack.foundry import build_contracts
 
     build = build_contracts(cache_dir or load_settings().cache_dir)
     artifacts = {name: build.artifact(name) for name in ("V1FillEmitter", "V2FillEmitter")}

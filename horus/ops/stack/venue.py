@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from horus.stack.processes import ProcessTable, wait_until
+from horus.ops.stack.processes import ProcessTable, wait_until
 from horus.venue.guard import not_the_simulator
 
 SEED = 0  # fixed: the API keys the simulator derives for a signer are the same after a restart

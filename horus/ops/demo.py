@@ -37,8 +37,8 @@ from horus.domain.follow_graph import Follow, FollowGraph
 from horus.domain.plan import plan
 from horus.kafka.admin import create_topics
 from horus.kafka.client import flush_or_raise, make_consumer, make_producer, produce_reliably
+from horus.ops.stack import INFRASTRUCTURE, LocalStack
 from horus.settings import Settings
-from horus.stack import INFRASTRUCTURE, LocalStack
 from horus.topics import (
     CONFIG_CHANGES,
     COPY_CANDIDATES,
@@ -49,7 +49,7 @@ from horus.topics import (
     SETTLEMENT_EVENTS,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "demo"
+DATA = Path(__file__).resolve().parents[2] / "data" / "demo"
 STAGE_TOPICS = [
     ("sources", LEADER_FILLS),
     ("plan", COPY_CANDIDATES),
@@ -112,7 +112,7 @@ class ChainFeed:
         self.emitter = emitter
 
     def send(self, fill: dict) -> None:
-        from horus.testchain import V2Fill, emit_v2
+        from horus.ops.testchain import V2Fill, emit_v2
 
         buy = fill["side"] == "BUY"
         shares, collateral = fill["shares_e6"], fill["collateral_e6"]
@@ -299,7 +299,7 @@ def load_inputs(options: DemoOptions) -> DemoInputs:
 def start_venue(inputs: DemoInputs):
     """The demo's own CLOB simulator (40-80 ms replies) with one paper market per traded token, its book around
     the token's first price."""
-    from horus.paper import paper_market
+    from horus.venue.paper import paper_market
     from horus.venue.simulator.clob import FaultConfig, MarketConfig, SimulatorConfig, run_simulator
 
     first_price: dict[str, str] = {}
@@ -313,7 +313,7 @@ def publish_configs(settings: Settings, inputs: DemoInputs, sim_url: str, run: s
     """Follower accounts (keys in the credentials store, collateral on the simulator) and every follow as
     validated config changes. Returns follower address -> name, and the follow configs."""
     from horus.domain.config import config_change, config_key, parse_follow_config, parse_follower
-    from horus.paper import create_followers, fund
+    from horus.ops.paper import create_followers, fund
 
     people = create_followers(settings, [f["name"] for f in inputs.followers], f"{inputs.seed}-{run}")
     by_name = {p.name: p for p in people}
@@ -457,7 +457,7 @@ class MarketMoves:
         self.feed, self.http, self.sim_url = feed, httpx.Client(timeout=10), sim_url
 
     def send(self, fill: dict) -> None:
-        from horus.paper import move_book
+        from horus.ops.paper import move_book
 
         move_book(self.sim_url, fill["token_id"], fill["price"], self.http)
         now = time.time_ns() // 1000
@@ -468,8 +468,8 @@ class MarketMoves:
 
 
 def start_chain_source(settings, console, children, child_env, log_dir) -> ChainFeed:
-    from horus.stack.anvil import rpc
-    from horus.testchain import deploy_emitters
+    from horus.ops.stack.anvil import rpc
+    from horus.ops.testchain import deploy_emitters
 
     console.print("  deploying the test exchange contracts on anvil (forge + solc-js, cached)...")
     emitters = deploy_emitters(settings.eth_rpc_url, cache_dir=settings.cache_dir)

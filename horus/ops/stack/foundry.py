@@ -23,11 +23,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from horus.stack.anvil import FOUNDRY_VERSION, foundry_binary, npm_install
-from horus.stack.processes import StackError, require_tool
+from horus.ops.stack.anvil import FOUNDRY_VERSION, foundry_binary, npm_install
+from horus.ops.stack.processes import StackError, require_tool
 
 SOLC_JS_VERSION = "0.8.37"
-CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
+CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "contracts"
 WRAPPER = Path("tools") / "solc-wrapper.cjs"  # relative to the contracts dir
 FORGE_TIMEOUT = 600
 

@@ -8,7 +8,7 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-from horus.stack.processes import ProcessTable, StackError, require_tool, wait_until
+from horus.ops.stack.processes import ProcessTable, StackError, require_tool, wait_until
 
 HEAP = "-Xmx1g"  # 512m ran out of memory with a few thousand partitions (repeated test runs)
 
@@ -27,7 +27,7 @@ def ensure_jars(cache_dir: Path, version: str) -> Path:
     mvn = require_tool("mvn", "install Maven (Debian: `apt-get install -y maven`)")
     home = lib.parent
     home.mkdir(parents=True, exist_ok=True)
-    pom = resources.files("horus.stack").joinpath("kafka-pom.xml").read_text()
+    pom = resources.files("horus.ops.stack").joinpath("kafka-pom.xml").read_text()
     (home / "pom.xml").write_text(pom.replace("@KAFKA_VERSION@", version))
     if lib.exists():
         shutil.rmtree(lib)
@@ -93,7 +93,7 @@ class KafkaBroker:
         log4j = self.home / "log4j2.properties"
         self.home.mkdir(parents=True, exist_ok=True)
         config.write_text(server_properties(data, port, controller_port, self.partitions))
-        log4j.write_text(resources.files("horus.stack").joinpath("kafka-log4j2.properties").read_text())
+        log4j.write_text(resources.files("horus.ops.stack").joinpath("kafka-log4j2.properties").read_text())
         jvm = [
             java,
             HEAP,

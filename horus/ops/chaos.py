@@ -79,11 +79,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from horus.domain.execute import OPEN, TERMINAL
-from horus.paper import create_followers, fund, set_faults, venue_orders
+from horus.ops.paper import create_followers, fund, set_faults, venue_orders
 from horus.settings import Settings
 from horus.venue.polymarket.orders import intent_metadata
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LEADER = "0x" + "1e" * 20
 EXCHANGE = "0x" + "0e" * 20
 MARKETS = 2
@@ -644,7 +644,7 @@ class Children:
         return f"{point}:{self.rng.randint(1, CRASH_N_MAX)}"
 
     def start(self, name: str, argv: list[str]) -> None:
-        from horus.stack.faketime import skewed_env
+        from horus.ops.stack.faketime import skewed_env
 
         self.argv[name] = argv
         spec = self.armed[name] = self._crash_spec(name)
@@ -745,7 +745,7 @@ class PrivateStack:
     must never do to the stack other work shares."""
 
     def __init__(self, settings: Settings, state_dir: Path) -> None:
-        from horus.stack import LocalStack
+        from horus.ops.stack import LocalStack
 
         self.settings = settings.model_copy(update={"state_dir": state_dir})
         self.state_dir = state_dir
@@ -753,7 +753,7 @@ class PrivateStack:
         self.restarts: Counter = Counter()
 
     def up(self) -> Settings:
-        from horus.stack import INFRASTRUCTURE
+        from horus.ops.stack import INFRASTRUCTURE
 
         env = self.stack.up(INFRASTRUCTURE)  # the venue is the run's own simulator, in this process
         return self.settings.model_copy(
@@ -931,7 +931,7 @@ def require_commit_timestamps(setting: str) -> None:
             f"PostgreSQL does not record commit timestamps (track_commit_timestamp = {setting}), so "
             "no ledger row can be proven committed before the venue received its order. Start the "
             "server with `-c track_commit_timestamp=on`: the local stack's PostgreSQL does "
-            "(horus/stack/postgres.py) once started again (`horus stack down && horus stack up`)"
+            "(horus/ops/stack/postgres.py) once started again (`horus stack down && horus stack up`)"
         )
 
 
@@ -1285,8 +1285,8 @@ def wait_for(
 def run_chaos(settings: Settings, options: ChaosOptions, say: Callable[[str], None] = print) -> ChaosReport:
     from horus.db.engine import upgrade
     from horus.kafka.admin import create_topics
-    from horus.stack import StackError
-    from horus.stack.faketime import faketime_library
+    from horus.ops.stack import StackError
+    from horus.ops.stack.faketime import faketime_library
 
     options.check()
     require_venue_faults()
