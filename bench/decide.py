@@ -27,10 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kafka_passthrough import run_reference  # noqa: E402
 from stage_passthrough import worker_rate  # noqa: E402
 
-from horus.codec import default_codec, envelope  # noqa: E402
+from horus.codec import default_codec  # noqa: E402
 from horus.domain import ids  # noqa: E402
 from horus.domain.config import config_change, config_key, parse_follow_config, parse_follower  # noqa: E402
 from horus.domain.control import control_command, control_key  # noqa: E402
+from horus.domain.events import envelope  # noqa: E402
 from horus.kafka.admin import create_topics, delete_topics  # noqa: E402
 from horus.kafka.client import (  # noqa: E402
     assign_from_beginning,

@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from horus.codec import default_codec, envelope  # noqa: E402
+from horus.codec import default_codec  # noqa: E402
 from horus.db.engine import psycopg_conninfo, scratch_database  # noqa: E402
 from horus.domain import ids  # noqa: E402
+from horus.domain.events import envelope  # noqa: E402
 from horus.domain.execute import result_record  # noqa: E402
 from horus.kafka.admin import create_topics, delete_topics  # noqa: E402
 from horus.kafka.client import flush_or_raise, make_producer, produce_reliably  # noqa: E402

@@ -251,11 +251,12 @@ def main() -> None:
 
     from pydantic import SecretStr
 
-    from horus.codec import default_codec, envelope
+    from horus.codec import default_codec
     from horus.credentials import FollowerSecrets, generate_key
     from horus.db.engine import scratch_database
     from horus.domain import ids
     from horus.domain.config import FollowerConfig
+    from horus.domain.events import envelope
     from horus.kafka.admin import create_topics, delete_topics_with_prefix
     from horus.kafka.client import (
         assign_from_beginning,

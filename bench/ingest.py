@@ -40,9 +40,11 @@ from kafka_passthrough import run_reference  # noqa: E402
 from web3 import Web3  # noqa: E402
 from web3.exceptions import TimeExhausted  # noqa: E402
 
-from horus.codec import default_codec, envelope  # noqa: E402
+from horus.codec import default_codec  # noqa: E402
 from horus.db.engine import scratch_database  # noqa: E402
 from horus.domain import ids  # noqa: E402
+from horus.domain.events import envelope  # noqa: E402
+from horus.domain.fills import aggregate  # noqa: E402
 from horus.ingest.sink import FillSink  # noqa: E402
 from horus.kafka.admin import create_topics, delete_topics  # noqa: E402
 from horus.kafka.client import (  # noqa: E402
@@ -65,7 +67,7 @@ from horus.venue.polymarket.exchanges import (  # noqa: E402
     ORDER_FILLED_V2_TOPIC,
     ExchangeBook,
 )
-from horus.venue.polymarket.fills import aggregate, decode_log  # noqa: E402
+from horus.venue.polymarket.fills import decode_log  # noqa: E402
 
 HORUS = str(Path(sys.executable).with_name("horus"))
 V2_TYPES = ["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"]

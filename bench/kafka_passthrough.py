@@ -12,7 +12,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 
-from horus.codec import default_codec, envelope
+from horus.codec import default_codec
+from horus.domain.events import envelope
 from horus.kafka.admin import create_topics_named, delete_topics
 from horus.kafka.client import flush_or_raise, make_consumer, make_producer, poll_batch, produce_reliably
 from horus.settings import Settings, load_settings

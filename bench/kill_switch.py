@@ -51,7 +51,7 @@ TOKEN = "42424242424242424242424242424242424242424242424242424242424242424242424
 
 
 def copy_decision(follower: str, n: int, run: str, now_us: int) -> dict:
-    from horus.codec import envelope
+    from horus.domain.events import envelope
 
     follow_id, fill_id = f"kill-{run}-{follower[:10]}", ids.make_id("kill-fill", run, n)
     candidate = ids.candidate_id(fill_id, follow_id)

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kafka_passthrough import preload, run_reference  # noqa: E402
 
-from horus.codec import envelope  # noqa: E402
 from horus.db.engine import scratch_database  # noqa: E402
+from horus.domain.events import envelope  # noqa: E402
 from horus.kafka.admin import create_topics, delete_topics  # noqa: E402
 from horus.settings import load_settings  # noqa: E402
 from horus.topics import ALL_TOPICS  # noqa: E402

@@ -33,7 +33,6 @@ import functools
 import io
 import json
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,6 @@ __all__ = [
     "SchemaRegistry",
     "Codec",
     "default_codec",
-    "envelope",
     "fingerprint_hex",
     "check_compatible",
     "reader_problems",
@@ -830,21 +828,6 @@ class Codec:
 def default_codec() -> Codec:
     """A process-wide codec over the schemas in :data:`SCHEMA_DIR`."""
     return Codec()
-
-
-def envelope(
-    event_id: str, source: str, occurred_at_us: int, causation_id: str | None = None, produced_at_us: int | None = None
-) -> dict:
-    """An Envelope record; ``produced_at_us`` defaults to now (epoch microseconds)."""
-    if produced_at_us is None:
-        produced_at_us = time.time_ns() // 1000
-    return {
-        "event_id": event_id,
-        "occurred_at_us": occurred_at_us,
-        "produced_at_us": produced_at_us,
-        "source": source,
-        "causation_id": causation_id,
-    }
 
 
 def fingerprint_hex(data: bytes) -> str | None:

@@ -3,8 +3,10 @@
 Two ways to run it:
 - `build(runtime)`: the pure dry run (horus.domain.execute.execute) as an ordinary stage of
   `horus worker`, for pipelines without venue access: a COPY gives one DRY_RUN result.
-- `run_service(...)` / `python -m streams.execute`: the real executor (horus.execution.runner):
+- `run_service(...)` / `python -m streams.execute`: the real executor (horus.execution.service):
   prewrite, sign once, POST to the venue of `HORUS_VENUE_MODE`, per-follower concurrency, reconciler.
+  `build_service(...)` is the one place it is assembled (credentials, chain look-up), for `horus worker`,
+  `horus reconcile` and this module's own entry point.
   Follower accounts come from config.changes (folded by the service itself), or from a JSON file (a list of
   FollowerConfig objects) with `--accounts` (the caller's `follower_account(address) -> FollowerConfig | None`).
 """
@@ -20,9 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from horus.credentials import CredentialStore
 from horus.domain.execute import execute
+from horus.execution.service import ExecuteService
 from horus.settings import Settings
 from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS
+from horus.venue.polymarket.evidence import chain_lookup
 from streams.runtime import Runtime, StageSpec
 
 NAME = "execute"
@@ -57,6 +62,22 @@ def accounts_from_file(path: Path) -> Callable[[str], Any]:
     return lambda address: configs.get(address.lower())
 
 
+def build_service(
+    settings: Settings,
+    follower_account: Callable[[str], Any] | None = None,
+    *,
+    secrets: Callable[[str], Any] | None = None,
+    **options,
+) -> ExecuteService:
+    """The executor service, assembled: follower accounts from config.changes (`follower_account` None) or the
+    caller's; secrets from the encrypted credentials store; the chain look-up when an RPC URL is configured."""
+    if secrets is None:
+        secrets = CredentialStore(settings).get
+    if options.get("chain") is None and settings.eth_rpc_url:
+        options["chain"] = chain_lookup(settings.eth_rpc_url, settings.exchanges, settings.chain_lookback_blocks)
+    return ExecuteService(settings, follower_account=follower_account, secrets=secrets, **options)
+
+
 def run_service(
     settings: Settings,
     follower_account: Callable[[str], Any] | None,
@@ -68,32 +89,22 @@ def run_service(
     """Run the executor until `stop` is set (blocking; its own event loop). `follower_account` None: accounts
     from config.changes. Raises LedgerUnreachable (the ledger stayed down past its bound) or SwitchesUnknown (a
     tail of config.changes or control.commands died): restart it (exit 70)."""
-    from horus.execution.lookup import ChainLookup
-    from horus.execution.runner import ExecuteService
-    from horus.ingest.chain import book_for
+    service = build_service(settings, follower_account, secrets=secrets, **options)
+    asyncio.run(until_stopped(service.run, stop))
 
-    if secrets is None:
-        from horus.credentials import CredentialStore
 
-        secrets = CredentialStore(settings).get
-    chain = options.pop("chain", None)
-    if chain is None and settings.eth_rpc_url:
-        chain = ChainLookup(settings.eth_rpc_url, book_for(settings), lookback_blocks=settings.chain_lookback_blocks)
-    service = ExecuteService(settings, follower_account=follower_account, secrets=secrets, chain=chain, **options)
-
-    async def main() -> None:
-        stopper = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        threading.Thread(target=lambda: (stop.wait(), loop.call_soon_threadsafe(stopper.set)), daemon=True).start()
-        await service.run(stopper)
-
-    asyncio.run(main())
+async def until_stopped(run: Callable[[asyncio.Event], Any], stop: threading.Event) -> Any:
+    """`await run(stopper)` with an asyncio event set when the thread event `stop` is (a signal handler's)."""
+    stopper = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    threading.Thread(target=lambda: (stop.wait(), loop.call_soon_threadsafe(stopper.set)), daemon=True).start()
+    return await run(stopper)
 
 
 def main(argv: list[str] | None = None) -> None:  # pragma: no cover - exercised by subprocess tests
-    from horus.cli.common import stop_on_signals
     from horus.logs import configure_logging
     from horus.settings import load_settings
+    from horus.signals import stop_on_signals
 
     parser = argparse.ArgumentParser(prog="python -m streams.execute", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -106,8 +117,8 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - exercised
     configure_logging(args.loglevel)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per venue request drowns the log
     from horus.execution.ledger import LedgerUnreachable
-    from horus.execution.runner import SwitchesUnknown
-    from streams.runtime import EXIT_OUTPUT_LOST
+    from horus.execution.service import SwitchesUnknown
+    from horus.kafka.output import EXIT_OUTPUT_LOST
 
     stop = stop_on_signals()
     accounts = accounts_from_file(args.accounts) if args.accounts else None

@@ -17,25 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError
 from prometheus_client import Counter, Histogram
 
-from horus.codec import Codec, default_codec
-from horus.kafka.client import fits_in_a_message, make_producer, message_bytes, produce_reliably
-from horus.kafka.dead_letter import DeadLetters
-from horus.settings import Settings
+from horus.kafka.client import fits_in_a_message, message_bytes, produce_reliably
+from horus.kafka.output import Output
 from horus.topics import TopicSpec
 
 log = logging.getLogger("horus.streams")
-
-EXIT_OUTPUT_LOST = 70  # EX_SOFTWARE
 
 EVENTS_IN = Counter("horus_stage_events_in_total", "Input messages handled by a stage", ["stage"])
 EVENTS_OUT = Counter("horus_stage_events_out_total", "Events produced by a stage", ["stage"])
@@ -72,10 +67,6 @@ class StageSpec:
     before_batch: Callable[[list[tuple]], list | None] | None = None
     # after the batch's commit: ({sink partition: offset after its last output delivered}, commit succeeded)
     after_batch: Callable[[dict[int, int], bool], None] | None = None
-
-
-class OutputLost(RuntimeError):
-    pass
 
 
 class OutputTooLarge(ValueError):
@@ -145,72 +136,9 @@ class Deliveries:
             self.future.set_result(None)
 
 
-class Runtime:
-    """Per-process resources shared by the stages: producer, its poll thread, codec, dead letters."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        codec: Codec | None = None,
-        producer: Producer | None = None,
-        exit_on_output_lost: bool = True,
-    ) -> None:
-        self.settings = settings
-        self.codec = codec or default_codec()
-        self.producer = producer or make_producer(
-            settings, **{"linger.ms": 2, "error_cb": self._on_producer_error, "message.timeout.ms": 120_000}
-        )
-        self.dead_letters = DeadLetters(settings, self.producer, self.codec)
-        self.exit_on_output_lost = exit_on_output_lost
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
-        self._closed = False
-        self.on_start: list[Callable[[], None]] = []
-        self.extra_stop: list[Callable[[], None]] = []
-
-    # ---------------------------------------------------------------- lifecycle
-    def start(self) -> None:
-        if self._poller is None:
-            self._poller = threading.Thread(target=self._poll_loop, name="horus-producer-poll", daemon=True)
-            self._poller.start()
-            for start in self.on_start:
-                start()
-
-    def _poll_loop(self) -> None:
-        while not self._stop.is_set():
-            self.producer.poll(0.05)
-
-    def close(self, timeout: float = 30.0) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for stop in self.extra_stop:
-            try:
-                stop()
-            except Exception:  # pragma: no cover - best effort on shutdown
-                log.exception("error stopping %r", stop)
-        self._stop.set()
-        if self._poller is not None:
-            self._poller.join(5)
-        remaining = self.producer.flush(timeout)
-        if remaining:
-            log.error("%d produced messages were not delivered at shutdown", remaining)
-
-    def _on_producer_error(self, err: KafkaError) -> None:
-        if err.fatal():
-            self.output_lost(f"fatal producer error: {err}")
-        else:
-            log.warning("producer: %s", err)
-
-    def output_lost(self, why: str) -> None:
-        log.critical(
-            "output could not be delivered (%s); exiting without committing so the input is reprocessed after restart",
-            why,
-        )
-        if self.exit_on_output_lost:
-            logging.shutdown()
-            os._exit(EXIT_OUTPUT_LOST)
-        raise OutputLost(why)
+class Runtime(Output):
+    """Per-process resources shared by the stages (producer, its poll thread, codec, dead letters: Output), and
+    the batch step every stage runs through."""
 
     def stage_ready(self, spec: StageSpec) -> bool:
         """True once the stage may process input; exits the process if its state cannot be built."""

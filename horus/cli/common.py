@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import signal
 import sys
-import threading
 
 import typer
 from rich.console import Console
@@ -18,14 +16,6 @@ err_console = Console(stderr=True)
 
 def settings() -> Settings:
     return load_settings()
-
-
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT, for commands that stop cleanly between batches."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
 
 
 LOOPBACK = "127.0.0.1"

@@ -83,7 +83,7 @@ def read_configs(data: Any, name: str = "follows") -> tuple[list, list]:
 
 def read_markets(data: Any, name: str = "markets") -> dict:
     """token id -> MarketInfo from [{token_id, condition_id, tick_size, min_order_size, fee_rate, fee_exponent}]."""
-    from horus.venue.polymarket.markets import NO_FEES, FeeParams, MarketInfo
+    from horus.domain.market import NO_FEES, FeeParams, MarketInfo
 
     if not isinstance(data, list):
         raise SimulationInputError(f"{name}: want a JSON list of markets")
@@ -159,8 +159,8 @@ class Simulation:
 
 def _fill_result(decision: dict, market, ratio: Decimal, now_us: int) -> dict:
     """The ExecutionResult of a COPY assumed to fill `ratio` of its size at its worst price."""
-    from horus.codec import envelope
     from horus.domain.decide import SHARE_STEP_E6, fee_per_share, floor_to, notional_e6
+    from horus.domain.events import envelope
     from horus.domain.ids import result_id
 
     price = Decimal(decision["worst_price"])
@@ -205,10 +205,10 @@ def simulate(
     `delay_us` after it happened."""
     from horus.domain.config import ConfigState, config_change
     from horus.domain.control import ControlState
-    from horus.domain.decide import Balance, DecideState, StaticView, apply_result, decide
+    from horus.domain.decide import DecideState, StaticView, apply_result, decide
     from horus.domain.follow_graph import FollowGraph, apply_config_change
+    from horus.domain.market import NO_FEES, Balance, MarketInfo
     from horus.domain.plan import plan
-    from horus.venue.polymarket.markets import NO_FEES, MarketInfo
 
     config = ConfigState()
     config.followers = {f.follower: f for f in followers}

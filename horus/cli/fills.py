@@ -66,9 +66,9 @@ def decode(
     Exit 1 only when the input is not readable JSON.
     """
     from horus.domain.fill_json import leader_fill_to_json
+    from horus.domain.fills import aggregate
     from horus.ingest.replay import collect, decode_logs, parse_json_values
     from horus.venue.polymarket.exchanges import ExchangeBook
-    from horus.venue.polymarket.fills import aggregate
 
     extra = validate_addresses(exchange)
     leaders = validate_addresses(leader) or None

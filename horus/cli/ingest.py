@@ -39,16 +39,17 @@ def chain(
 
     SIGTERM/SIGINT stop it cleanly; SIGUSR1 drops the WebSocket and SIGUSR2 silences the subscriptions
     (fault drills: it must reconnect and backfill)."""
-    from horus.ingest.chain import ChainSource, LeaderSet, book_for
+    from horus.ingest.chain import ChainSource, LeaderSet
     from horus.logs import configure_logging
     from horus.settings import get_settings
+    from horus.venue.polymarket.exchanges import ExchangeBook
 
     configure_logging()
     settings = get_settings()
     if metrics_port:
         serve_metrics(metrics_port, metrics_host)
     try:
-        book = book_for(settings, exchange)
+        book = ExchangeBook.configured(settings.exchanges, exchange)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--exchange") from None
     leaders = LeaderSet(settings)

@@ -23,9 +23,9 @@ def replay_command(
     """Produce every leader fill in FILE to leader.fills; fills already produced by any source are skipped,
     undecodable inputs are parked in dead.letters with their raw JSON."""
     from horus.cli.fills import read_input, validate_addresses
+    from horus.domain.fills import AggregationError
     from horus.ingest.replay import UnreadableInput, ingest_replay
     from horus.venue.polymarket.exchanges import ExchangeBook
-    from horus.venue.polymarket.fills import AggregationError
 
     book = ExchangeBook.mainnet().with_addresses(validate_addresses(exchange), name="--exchange")
 

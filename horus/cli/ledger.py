@@ -157,32 +157,18 @@ def reconcile_command(
             raise typer.Exit(3)  # scripts and alerting can key on it
         return
     import asyncio
-    import threading
 
-    from horus.cli.common import stop_on_signals
-    from horus.credentials import CredentialStore
-    from horus.execution.lookup import ChainLookup
-    from horus.execution.runner import ExecuteService
-    from horus.ingest.chain import book_for
-    from streams.execute import accounts_from_file
+    from horus.signals import stop_on_signals
+    from streams.execute import accounts_from_file, build_service, until_stopped
 
     try:
         follower_account = accounts_from_file(accounts) if accounts is not None else None
     except ValueError as exc:
         fail(str(exc), code=2)
     stop = stop_on_signals()
-    chain = ChainLookup(config.eth_rpc_url, book_for(config), lookback_blocks=config.chain_lookback_blocks)
-    service = ExecuteService(
-        config, follower_account=follower_account, secrets=CredentialStore(config).get, chain=chain
-    )
+    service = build_service(config, follower_account)
 
-    async def main():
-        stopper = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        threading.Thread(target=lambda: (stop.wait(), loop.call_soon_threadsafe(stopper.set)), daemon=True).start()
-        return await service.reconcile_only(stopper, once=once)
-
-    for r in asyncio.run(main()):
+    for r in asyncio.run(until_stopped(lambda stopper: service.reconcile_only(stopper, once=once), stop)):
         console.print(
             f"looked at {r.looked_at} open rows, settled {r.settled}, confirmed {r.confirmed}, "
             f"re-emitted {r.reemitted}, {len(r.stuck or ())} open past {config.reconcile_alert_after_s:g}s"

@@ -7,15 +7,8 @@ import time
 import typer
 from rich.table import Table
 
-from horus.cli.common import (
-    LOOPBACK,
-    METRICS_HOST_HELP,
-    console,
-    friendly_errors,
-    serve_metrics,
-    settings,
-    stop_on_signals,
-)
+from horus.cli.common import LOOPBACK, METRICS_HOST_HELP, console, friendly_errors, serve_metrics, settings
+from horus.signals import stop_on_signals
 
 app = typer.Typer(help="Fold the topics into Postgres tables.", no_args_is_help=True)
 replay_app = typer.Typer(help="Rebuild state from the topics.", no_args_is_help=True)

@@ -18,8 +18,8 @@ def start_executor(config, stop):
     import os
     import threading
 
+    from horus.kafka.output import EXIT_OUTPUT_LOST
     from streams.execute import run_service
-    from streams.runtime import EXIT_OUTPUT_LOST
 
     def serve() -> None:
         try:
@@ -37,8 +37,8 @@ def start_executor(config, stop):
 def _run_confluent(config, selected, batching, loglevel: str) -> None:
     import logging
 
-    from horus.cli.common import stop_on_signals
     from horus.logs import configure_logging
+    from horus.signals import stop_on_signals
     from streams.app import build_specs
     from streams.confluent_loop import ConfluentStageLoop
     from streams.runtime import Runtime

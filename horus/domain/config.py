@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from horus.domain.events import envelope
+from horus.domain.ids import make_id
 from horus.domain.json_guard import UnsafeJson, check_json
 
 _ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
@@ -249,9 +251,6 @@ def config_change(
 ) -> dict:
     """A ConfigChange record: UPSERT of `config` (a validated config, or a body already in JSON), or
     DELETE when it is None."""
-    from horus.codec import envelope
-    from horus.domain.ids import make_id
-
     if config is None:
         op, body = "DELETE", None
     else:

@@ -4,7 +4,7 @@ topic, so a command is honoured everywhere as soon as it is read (well under a s
 
 from __future__ import annotations
 
-from horus.codec import envelope
+from horus.domain.events import envelope
 from horus.domain.ids import make_id
 
 SCOPES = ("GLOBAL", "FOLLOWER", "MARKET")

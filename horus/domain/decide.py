@@ -32,13 +32,13 @@ from functools import lru_cache
 from math import gcd
 from typing import Protocol
 
-from horus.codec import envelope
 from horus.domain.clock import future_detail, in_future
 from horus.domain.config import ConfigState, FollowConfig, FollowerConfig
 from horus.domain.control import ControlState
+from horus.domain.events import envelope
 from horus.domain.fees import effective_rate
 from horus.domain.ids import decision_id, intent_id
-from horus.venue.polymarket.markets import MarketInfo
+from horus.domain.market import Balance, MarketInfo, Quote
 
 STAGE = "decide"
 E6 = 1_000_000
@@ -54,32 +54,6 @@ FAILED = frozenset({"REJECTED", "FAILED"})
 # ------------------------------------------------------------------------------------------------
 # what the runner looks up before a batch
 # ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Quote:
-    """Top of book for one token. Depth: (price, shares_e6) levels, best first."""
-
-    best_bid: Decimal | None
-    best_ask: Decimal | None
-    as_of_us: int
-    bids: tuple[tuple[Decimal, int], ...] = ()
-    asks: tuple[tuple[Decimal, int], ...] = ()
-
-
-@dataclass(frozen=True)
-class Balance:
-    """What the venue/chain says a follower holds, and when it said so."""
-
-    collateral_e6: int | None
-    as_of_us: int
-    tokens_e6: tuple[tuple[str, int], ...] = ()  # (token id, shares) read for pre-sell checks
-
-    def token(self, token_id: str) -> int | None:
-        for token, shares in self.tokens_e6:
-            if token == token_id:
-                return shares
-        return None
-
-
 class DecideView(Protocol):
     config: ConfigState
     control: ControlState

@@ -1,7 +1,8 @@
 """execute, the pure part: classify what the venue said, and build ExecutionResult records.
 
-No I/O here. The executor (horus.execution) prewrites, signs once, POSTs and reconciles; it asks
-this module two questions:
+No I/O here, and no wire format: the venue adapter (horus/venue/polymarket/replies.py, evidence.py) reads the
+venue's replies, order records and trades into the facts declared below. The executor (horus.execution)
+prewrites, signs once, POSTs and reconciles; it asks this module two questions:
 
 - `classify_reply`: one reply to `POST /order` -> an `Outcome` (ledger status, fills, error, and
   whether to back off and re-send the same bytes, or to look the order up before believing it);
@@ -19,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any
+from decimal import ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
 
-from horus.codec import envelope
+from horus.domain.events import envelope
 from horus.domain.fees import fee_at_rate_e6, taker_fee_e6
 from horus.domain.ids import result_id
 
@@ -31,24 +32,85 @@ DRY_RUN_ATTEMPT = 0  # result sequence 0 is the dry run's; venue outcomes count 
 
 TERMINAL = frozenset({"FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "DRY_RUN"})
 OPEN = frozenset({"PENDING", "UNKNOWN", "SUBMITTED"})  # the reconciler's work
-E6 = Decimal(10**6)
 MAX_FEE_RATE = Decimal("0.05")  # the exchange's maxFeeRateBps default (500 bps), taken per share: never too low
 PRICE_PLACES = Decimal("0.000001")
 
-# substrings of venue error texts (platform notes 3.8), lowercase
-_DUPLICATE = ("duplicated", "invalid_order_duplicated", "already been placed")
-_KILLED = (
-    "fok_order_not_filled",
-    "fully filled or killed",
-    "no orders found to match with fak",
-    "partially filled or killed",
-    "couldn't be fully filled",
-)
-_RETRY_LATER = ("post-only mode", "market is not yet ready", "market_not_ready")  # engine restart aftermath
-_DEAD_ORDER_STATUSES = ("CANCELED", "CANCELLED", "UNMATCHED", "INVALID", "EXPIRED")
-_LIVE_ORDER_STATUSES = ("LIVE", "DELAYED", "OPEN")
-_FAILED_TRADE = "FAILED"
-_CONFIRMED_TRADE = "CONFIRMED"
+
+# ------------------------------------------------------------------------------------- the venue's facts
+# The venue adapter (horus/venue/polymarket/replies.py) reads Polymarket's replies, order records and trades into
+# these; the rules below decide on them and never see the wire format.
+class Accepted(StrEnum):
+    """What an accepted POST /order says became of the order."""
+
+    LIVE = "live"  # rests on the book (possibly after crossing part of it)
+    MATCHED = "matched"  # filled at once (the fills settle on chain later)
+    DELAYED = "delayed"  # sports taker delay: the outcome comes later
+    UNMATCHED = "unmatched"  # nothing matched: a FOK/FAK was killed, or a post-only order did not rest
+    OTHER = "other"  # a status this engine does not know
+
+
+@dataclass(frozen=True)
+class ReplyFacts:
+    """One reply to POST /order. `text` is every error text the venue gave (and the transport's)."""
+
+    status_code: int | None  # None: no reply at all
+    transport_error: bool = False
+    text: str = ""
+    object_body: bool = False  # the body is a JSON object (an accepted order always is)
+    success: bool | None = None  # the body's own success flag, when it has one
+    accepted: Accepted | None = None  # the body's order status, when it has one
+    status_text: str | None = None  # that status as the venue wrote it (for messages)
+    making_e6: int = 0  # what the order gave / got so far (absent: none)
+    taking_e6: int = 0
+    duplicate: bool = False  # the venue says this order was placed before: it exists
+    killed: bool = False  # a FOK/FAK that could not fill (it may still hide a partial fill)
+    retry_later: bool = False  # the engine's restart aftermath (post-only window, market not ready)
+
+
+class OrderState(StrEnum):
+    """Where the venue's order record puts the order."""
+
+    RESTING = "resting"  # live on the book (or delayed)
+    MATCHED = "matched"  # matched in full (its trades may still be settling)
+    DEAD = "dead"  # canceled, unmatched, invalid or expired: it can fill no more
+    OTHER = "other"  # a status this engine does not know
+
+
+@dataclass(frozen=True)
+class VenueOrder:
+    """The venue's record of an order: its state, its status as written, and its matched shares (None: unreadable,
+    which is unknown, never zero)."""
+
+    state: OrderState
+    status_text: str
+    size_matched_e6: int | None
+
+
+class TradeState(StrEnum):
+    CONFIRMED = "confirmed"  # settled on chain: a final fill
+    FAILED = "failed"  # matched, then its settlement failed: no fill
+    IN_FLIGHT = "in-flight"  # matched, mined, retrying, or a status we do not know: may still fill or fail
+
+
+@dataclass(frozen=True)
+class TradePart:
+    """The order's own part in one venue trade (as the taker, or as one of the makers). An amount, price or fee
+    rate the adapter could not read is None."""
+
+    state: TradeState
+    shares_e6: int | None
+    price: Decimal | None
+    fee_rate_bps: Decimal | None  # the rate of the order's role, in basis points
+
+
+@dataclass(frozen=True)
+class ChainFill:
+    """One on-chain `OrderFilled` of the order (amounts in 1e-6 units)."""
+
+    shares_e6: int
+    collateral_e6: int
+    fee_e6: int = 0
+    removed: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,49 +154,10 @@ class OrderShape:
 
 
 # ------------------------------------------------------------------------------------- numbers
-def _decimal(value: Any) -> Decimal | None:
-    """A venue decimal ("5.3", 5.3) as a finite Decimal >= 0; None when absent, empty or unreadable
-    ("1,000", "abc", "NaN", "-1"). Callers for whom "unknown" matters test for None."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    if not number.is_finite() or number < 0:
-        return None
-    return number
-
-
-def _amount_e6(value: Any) -> int | None:
-    """A venue decimal amount in 1e-6 units; None when absent, empty or unreadable: unknown, never 0."""
-    number = _decimal(value)
-    return None if number is None else int((number * E6).to_integral_value(ROUND_HALF_EVEN))
-
-
-def _e6(value: Any) -> int:
-    """A venue decimal amount in 1e-6 units, 0 when absent or garbage: only for reply amounts, where a
-    missing amount means "none" (evidence settlement uses `_amount_e6`, where it means "unknown")."""
-    amount = _amount_e6(value)
-    return 0 if amount is None else amount
-
-
 def avg_price(shares_e6: int, collateral_e6: int) -> str | None:
     if shares_e6 <= 0:
         return None
     return str((Decimal(collateral_e6) / Decimal(shares_e6)).quantize(PRICE_PLACES, ROUND_HALF_EVEN).normalize())
-
-
-def _text(body: Mapping | None, error: str | None) -> str:
-    parts = []
-    if isinstance(body, Mapping):
-        for key in ("errorMsg", "error", "message", "detail"):
-            value = body.get(key)
-            if value:
-                parts.append(str(value))
-    if error:
-        parts.append(error)
-    return "; ".join(parts)
 
 
 def _fill_status(shares_e6: int, shape: OrderShape) -> str:
@@ -159,23 +182,15 @@ def with_reply_fee(outcome: Outcome, side: str, schedule: tuple[Decimal, Decimal
     return replace(outcome, filled_collateral_e6=collateral, fee_e6=fee)
 
 
-def _reply_fills(body: Mapping, shape: OrderShape) -> tuple[int, int]:
-    """(shares, collateral) from makingAmount / takingAmount: the maker side gives what it makes."""
-    making, taking = _e6(body.get("makingAmount")), _e6(body.get("takingAmount"))
+def _reply_fills(reply: ReplyFacts, shape: OrderShape) -> tuple[int, int]:
+    """(shares, collateral) from what the order made and took: the maker side gives what it makes."""
+    making, taking = reply.making_e6, reply.taking_e6
     return (taking, making) if shape.side == "BUY" else (making, taking)
 
 
 # ------------------------------------------------------------------------------------- replies
-def classify_reply(
-    status_code: int | None,
-    body: Mapping | None,
-    error: str | None,
-    transport_error: bool,
-    shape: OrderShape,
-    *,
-    may_have_landed: bool = False,
-) -> Outcome:
-    """One reply to POST /order (V's VenueReply fields) -> Outcome.
+def classify_reply(reply: ReplyFacts, shape: OrderShape, *, may_have_landed: bool = False) -> Outcome:
+    """One reply to POST /order -> Outcome.
 
     Definitive: a success body (live/matched/delayed/unmatched) or a 4xx naming why. Ambiguous
     (UNKNOWN): no status, a transport error, a 5xx. 425 (engine restart), 429 and the post-only window
@@ -186,54 +201,54 @@ def classify_reply(
     worker died mid-POST). Then a refusal proves nothing about the order -- a venue that checks the balance
     before duplicates answers "not enough balance" to the re-send of an order that filled -- so every refusal
     becomes UNKNOWN, to be settled from the venue's and the chain's records (safety review D5)."""
-    text = _text(body, error)
-    lowered = text.lower()
-    if transport_error or status_code is None:
+    status_code, text = reply.status_code, reply.text
+    if reply.transport_error or status_code is None:
         return Outcome("UNKNOWN", error=f"no reply: {text or 'transport error'}")
     if status_code in (425, 429):
         return Outcome("UNKNOWN", error=f"HTTP {status_code}: {text or 'try later'}", retry=True)
     if status_code >= 500:
         return Outcome("UNKNOWN", error=f"HTTP {status_code}: {text or 'server error'}")
-    if any(s in lowered for s in _DUPLICATE):
+    if reply.duplicate:
         return Outcome("UNKNOWN", error=f"duplicate: {text}", confirm=True)
-    if status_code >= 300 or not isinstance(body, Mapping) or body.get("success") is False:
-        if any(s in lowered for s in _KILLED):
-            return Outcome("NOT_FILLED", error=f"killed: {text}", venue_status="killed", confirm=True)
-        if any(s in lowered for s in _RETRY_LATER):
-            return Outcome("UNKNOWN", error=f"HTTP {status_code}: {text}", retry=True)
-        if 200 <= status_code < 300 and not isinstance(body, Mapping):
-            return Outcome("UNKNOWN", error=f"HTTP {status_code} with an unreadable body")
-        if may_have_landed:
-            return Outcome("UNKNOWN", error=f"HTTP {status_code} to a re-send: {text or 'refused'}", confirm=True)
-        return Outcome("REJECTED", error=f"HTTP {status_code}: {text or 'rejected without a reason'}")
-    venue_status = str(body.get("status") or "").lower()
-    shares, collateral = _reply_fills(body, shape)
-    if venue_status == "matched":
+    if status_code >= 300 or not reply.object_body or reply.success is False:
+        return _refused(reply, status_code, may_have_landed)
+    return _accepted(reply, shape)
+
+
+def _refused(reply: ReplyFacts, status_code: int, may_have_landed: bool) -> Outcome:
+    """A reply that did not accept the order (a 4xx, an unreadable 2xx body, or success false)."""
+    text = reply.text
+    if reply.killed:
+        return Outcome("NOT_FILLED", error=f"killed: {text}", venue_status="killed", confirm=True)
+    if reply.retry_later:
+        return Outcome("UNKNOWN", error=f"HTTP {status_code}: {text}", retry=True)
+    if 200 <= status_code < 300 and not reply.object_body:
+        return Outcome("UNKNOWN", error=f"HTTP {status_code} with an unreadable body")
+    if may_have_landed:
+        return Outcome("UNKNOWN", error=f"HTTP {status_code} to a re-send: {text or 'refused'}", confirm=True)
+    return Outcome("REJECTED", error=f"HTTP {status_code}: {text or 'rejected without a reason'}")
+
+
+def _accepted(reply: ReplyFacts, shape: OrderShape) -> Outcome:
+    """A reply that accepted the order: what became of it."""
+    accepted, venue_status = reply.accepted, (reply.status_text or "").lower()
+    shares, collateral = _reply_fills(reply, shape)
+    if accepted is Accepted.MATCHED:
         return Outcome(_fill_status(shares, shape), shares, collateral, venue_status=venue_status, final=shares == 0)
-    if venue_status == "live":
+    if accepted is Accepted.LIVE:
         if shares > 0:  # crossed part of the book, rests with the remainder
             return Outcome("SUBMITTED", shares, collateral, venue_status=venue_status)
         return Outcome("SUBMITTED", venue_status=venue_status)
-    if venue_status == "delayed":  # sports taker delay: the outcome comes later
+    if accepted is Accepted.DELAYED:  # sports taker delay: the outcome comes later
         return Outcome("SUBMITTED", venue_status=venue_status)
-    if venue_status == "unmatched":
+    if accepted is Accepted.UNMATCHED:
         if shape.marketable:  # killed: may still hide a fill
             return Outcome("NOT_FILLED", venue_status=venue_status, confirm=True)
         return Outcome("SUBMITTED", venue_status=venue_status)
-    return Outcome("UNKNOWN", error=f"accepted with an unknown status {body.get('status')!r}", confirm=True)
+    return Outcome("UNKNOWN", error=f"accepted with an unknown status {reply.status_text!r}", confirm=True)
 
 
 # ------------------------------------------------------------------------------------- lookups
-@dataclass(frozen=True)
-class ChainFill:
-    """One on-chain `OrderFilled` of the order (amounts in 1e-6 units)."""
-
-    shares_e6: int
-    collateral_e6: int
-    fee_e6: int = 0
-    removed: bool = False
-
-
 @dataclass
 class _Trades:
     """What the venue's trades say about one order (amounts in 1e-6 units)."""
@@ -247,46 +262,23 @@ class _Trades:
     unreadable: bool = False  # a trade of the order with an amount, price or fee rate we cannot read
 
 
-def _trade_status(trade: Mapping) -> str:
-    return str(trade.get("status") or "").upper().removeprefix("TRADE_STATUS_")
+def _trade_fills(parts: Iterable[TradePart]) -> _Trades:
+    """The order's part in venue trades (platform notes 3.8, 4, 5).
 
-
-def _trade_fills(order_hash: str, trades: Iterable[Mapping]) -> _Trades:
-    """The order's part in venue trades, as taker or as one of the makers (platform notes 3.8, 4, 5).
-
-    Only CONFIRMED is a final fill; FAILED is no fill; MATCHED, MINED, RETRYING (and a status we do not
-    know) are in flight. The fee of each fill is its shares x the rate the venue reports for the order's
-    role: the trade's `fee_rate_bps` for the taker, the maker entry's for a maker. `fee_rate_bps` is read
-    as the effective rate at the trade's price, r x (p(1-p))^e in basis points (the simulator writes it so;
-    taker-only markets report "0" for makers), so fee = shares x bps / 10^4 rounded to 5 decimals."""
+    Only CONFIRMED is a final fill; FAILED is no fill; the rest are in flight. The fee of each fill is its shares
+    x the rate the venue reports for the order's role. That rate is read as the effective rate at the trade's
+    price, r x (p(1-p))^e in basis points (the simulator writes it so; taker-only markets report "0" for makers),
+    so fee = shares x bps / 10^4 rounded to 5 decimals."""
     out = _Trades()
-    wanted = order_hash.lower()
-    for trade in trades:
-        if not isinstance(trade, Mapping):
-            continue
-        if str(trade.get("taker_order_id", "")).lower() == wanted:
-            part = (trade.get("size"), trade.get("price"), trade.get("fee_rate_bps"))
-        else:
-            maker = next(
-                (
-                    m
-                    for m in trade.get("maker_orders") or ()
-                    if isinstance(m, Mapping) and str(m.get("order_id", "")).lower() == wanted
-                ),
-                None,
-            )
-            if maker is None:
-                continue
-            part = (maker.get("matched_amount"), maker.get("price"), maker.get("fee_rate_bps"))
+    for part in parts:
         out.seen = True
-        shares, price, bps = _amount_e6(part[0]), _decimal(part[1]), _decimal(part[2])
+        shares, price, bps = part.shares_e6, part.price, part.fee_rate_bps
         if shares is None or price is None or price > 1 or bps is None:
             out.unreadable = True
             continue
-        status = _trade_status(trade)
-        if status == _FAILED_TRADE:
+        if part.state is TradeState.FAILED:
             out.failed += shares
-        elif status == _CONFIRMED_TRADE:
+        elif part.state is TradeState.CONFIRMED:
             out.shares += shares
             out.collateral += int((Decimal(shares) * price).to_integral_value(ROUND_HALF_EVEN))
             out.fee += fee_at_rate_e6(shares, bps.scaleb(-4))
@@ -296,15 +288,15 @@ def _trade_fills(order_hash: str, trades: Iterable[Mapping]) -> _Trades:
 
 
 def settle_from_evidence(
-    order_hash: str,
     shape: OrderShape,
     *,
-    venue_order: Mapping | None,
-    trades: Iterable[Mapping],
+    venue_order: VenueOrder | None,
+    trades: Iterable[TradePart],
     chain_fills: Iterable[ChainFill],
     expired: bool,
 ) -> Outcome | None:
-    """What really happened to `order_hash`: a terminal Outcome only once the evidence is final, a
+    """What really happened to an order, from its venue record, its parts in venue trades and the chain's
+    `OrderFilled` logs of its hash: a terminal Outcome only once the evidence is final, a
     SUBMITTED one while the order rests or its trades are in flight, None while nothing settles it.
 
     Final fills come from on-chain `OrderFilled` logs (not removed: authoritative, with their exact fee)
@@ -329,29 +321,28 @@ def settle_from_evidence(
     if chain:
         evidence.append("chain")
     chain_fill = (sum(c.shares_e6 for c in chain), sum(c.collateral_e6 for c in chain), sum(c.fee_e6 for c in chain))
-    traded = _trade_fills(order_hash, trades)
+    traded = _trade_fills(trades)
     if traded.seen:
         evidence.append("trades")
     if traded.unreadable:
         return None
-    order_status = None
+    state = None
     matched = None
-    if venue_order:
+    if venue_order is not None:
         evidence.append("venue-order")
-        order_status = str(venue_order.get("status") or "").upper().removeprefix("ORDER_STATUS_")
-        matched = _amount_e6(venue_order.get("size_matched"))
+        state, matched = venue_order.state, venue_order.size_matched_e6
         if matched is None:
             return None
     # chain first: it is what settled on-chain, fee included
     shares, collateral, fee = max([chain_fill, (traded.shares, traded.collateral, traded.fee)], key=lambda c: c[0])
     ev = tuple(evidence)
-    resting = order_status in _LIVE_ORDER_STATUSES
-    venue_status = order_status.lower() if order_status else None
+    resting = state is OrderState.RESTING
+    venue_status = venue_order.status_text.lower() if venue_order is not None and venue_order.status_text else None
     unexplained = matched is not None and matched > max(shares, traded.shares + traded.in_flight + traded.failed)
     if traded.in_flight > 0 or (unexplained and not resting):
         return Outcome("SUBMITTED", shares, collateral, fee, venue_status="in-flight", evidence=ev)
-    dead = order_status is not None and (order_status.startswith(_DEAD_ORDER_STATUSES) or order_status == "MATCHED")
-    if order_status == "MATCHED" and shares == 0 and traded.failed == 0:
+    dead = state in (OrderState.DEAD, OrderState.MATCHED)
+    if state is OrderState.MATCHED and shares == 0 and traded.failed == 0:
         return None  # MATCHED with nothing matched: the venue contradicts itself
     if shares > 0:
         status = _fill_status(shares, shape)

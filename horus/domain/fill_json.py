@@ -5,8 +5,8 @@ Amounts are decimal strings in whole units at this edge and 6-decimal integers i
 
 from __future__ import annotations
 
-from horus.codec import envelope
 from horus.domain.amounts import from_e6, to_e6
+from horus.domain.events import envelope
 
 REQUIRED = (
     "event_id",

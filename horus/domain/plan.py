@@ -5,7 +5,7 @@ Leader-level, stateless filters (later issues) drop pairs here; everything state
 
 from __future__ import annotations
 
-from horus.codec import envelope
+from horus.domain.events import envelope
 from horus.domain.follow_graph import FollowGraph
 from horus.domain.ids import candidate_id
 

@@ -6,7 +6,7 @@ issue adds reimburse / push / pull / debt steps behind this shape.
 
 from __future__ import annotations
 
-from horus.codec import envelope
+from horus.domain.events import envelope
 from horus.domain.ids import settlement_id
 
 STAGE = "settle"

@@ -31,6 +31,7 @@ from psycopg.rows import dict_row
 
 from horus.db.engine import psycopg_conninfo, refuses_a_value
 from horus.domain.execute import OPEN, OrderShape, Outcome
+from horus.venue.polymarket.orders import stored_amounts
 
 log = logging.getLogger("horus.execution")
 
@@ -122,10 +123,7 @@ class Row:
 
     @property
     def shape(self) -> OrderShape:
-        order = self.signed_order or {}
-        return OrderShape(
-            self.side, self.order_type or "FOK", int(order.get("makerAmount", 0)), int(order.get("takerAmount", 0))
-        )
+        return OrderShape(self.side, self.order_type or "FOK", *stored_amounts(self.signed_order))
 
 
 @dataclass(frozen=True)

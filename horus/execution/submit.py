@@ -47,10 +47,18 @@ from horus.domain.send_gate import Blocked
 from horus.execution.accounts import Account, AccountError, Accounts
 from horus.execution.crash import CrashPoints
 from horus.execution.ledger import GroupWriter, Ledger, Prewrite, Row, Update
-from horus.execution.lookup import Evidence, Lookup
 from horus.execution.venue_clock import VenueClock
 from horus.venue.polymarket.clob import serialize_body
-from horus.venue.polymarket.orders import BYTES32_ZERO, exchange_for, order_body, order_for_intent, sign_order
+from horus.venue.polymarket.evidence import Evidence, Lookup
+from horus.venue.polymarket.orders import (
+    BYTES32_ZERO,
+    exchange_for,
+    order_body,
+    order_for_intent,
+    sign_order,
+    stored_order,
+)
+from horus.venue.polymarket.replies import reply_facts
 
 log = logging.getLogger("horus.execution")
 
@@ -298,11 +306,7 @@ class Executor:
             except Exception as exc:  # noqa: BLE001 - this intent only, never the batch (D10)
                 out.append(self._rejected(w, f"order not built: {exc}"))
                 continue
-            stored = {
-                **body["order"],
-                "orderHash": signed.order_hash,
-                "domain": {"exchange": domain.exchange, "chainId": domain.chain_id, "version": domain.version},
-            }
+            stored = stored_order(body, signed, domain)
             out.append(
                 Prewrite(
                     **base,
@@ -476,9 +480,8 @@ class Executor:
             ORDERS_SENT.labels(self.mode).inc()
             reply = await self.venue.post_order(row.body_text, account.creds, account.signer)
             self.crash.reached("after_reply")
-            outcome = classify_reply(
-                reply.status_code, reply.body, reply.error, reply.transport_error, shape, may_have_landed=landed
-            )
+            facts = reply_facts(reply.status_code, reply.body, reply.error, reply.transport_error)
+            outcome = classify_reply(facts, shape, may_have_landed=landed)
             schedule = (row.fee_rate, row.fee_exponent or Decimal(1)) if row.fee_rate is not None else None
             outcome = with_reply_fee(outcome, row.side, schedule)
             if outcome.retry:  # 425 / 429 / post-only window: not processed; the same bytes later, within expiry
@@ -541,7 +544,6 @@ class Executor:
             after_s=int(row.created_at.timestamp()) - TRADES_CLOCK_MARGIN_S,
         )
         outcome = settle_from_evidence(
-            row.order_hash,
             row.shape,
             venue_order=ev.venue_order,
             trades=ev.trades,

@@ -488,9 +488,3 @@ class LeaderSet:
 
     def stop(self) -> None:
         self.tail.stop()
-
-
-def book_for(settings: Settings, extra: list[str] | tuple[str, ...] = ()) -> ExchangeBook:
-    """Mainnet exchanges + settings.exchanges + ``extra`` (each accepting either layout)."""
-    addresses = [a.strip() for a in settings.exchanges.split(",") if a.strip()] + list(extra)
-    return ExchangeBook.mainnet().with_addresses(addresses)

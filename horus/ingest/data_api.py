@@ -1,7 +1,7 @@
 """Data API source: a leader's fills from Polymarket's Data API, for backfill and cross-checking the chain.
 
 Rows are parsed by :mod:`horus.venue.polymarket.data_api` and summed by
-:func:`horus.venue.polymarket.fills.aggregate`, so every record has the same event id as the chain log of
+:func:`horus.domain.fills.aggregate`, so every record has the same event id as the chain log of
 the same fill (``leader_fill_id(tx, leader, token, side)``) and a sink that dedupes by event id drops the
 second sighting.
 
@@ -50,11 +50,11 @@ from typing import Any
 import httpx
 from prometheus_client import Counter
 
+from horus.domain.fills import DecodedFill
 from horus.ingest.logic import aggregate_apart
 from horus.settings import Settings
 from horus.venue.polymarket.data_api import SOURCE, RowDecodeError, SkippedRow, page_rows, parse_row, timestamp_seconds
 from horus.venue.polymarket.exchanges import normalize_address
-from horus.venue.polymarket.fills import DecodedFill
 
 __all__ = ["DataApiSource", "ENDPOINTS", "DATA_API_REQUESTS", "DATA_API_ROWS", "DATA_API_ERRORS"]
 

@@ -11,15 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from horus.domain.fills import AggregationError, DecodedFill, MissingTimestampError, aggregate
 from horus.venue.polymarket.exchanges import ExchangeBook
-from horus.venue.polymarket.fills import (
-    AggregationError,
-    DecodedFill,
-    LogDecodeError,
-    MissingTimestampError,
-    aggregate,
-    decode_log,
-)
+from horus.venue.polymarket.fills import LogDecodeError, decode_log
 
 #: log_index stored for a block that had no followed fill (the block is still fully processed)
 NO_LOG = -1

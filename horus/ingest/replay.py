@@ -15,16 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from horus.domain.fill_json import FillJsonError, leader_fill_from_json
+from horus.domain.fills import DecodedFill, aggregate
 from horus.venue.polymarket.data_api import SkippedRow, parse_row
 from horus.venue.polymarket.exchanges import ExchangeBook
-from horus.venue.polymarket.fills import (
-    DecodedFill,
-    FillDecodeError,
-    LogDecodeError,
-    NotOrderFilledError,
-    aggregate,
-    decode_log,
-)
+from horus.venue.polymarket.fills import FillDecodeError, LogDecodeError, NotOrderFilledError, decode_log
 
 
 class UnreadableInput(ValueError):

@@ -37,10 +37,11 @@ from confluent_kafka import KafkaException, Producer, TopicPartition
 from prometheus_client import Counter
 from sqlalchemy import select, text, update
 
-from horus.codec import Codec, default_codec, envelope
+from horus.codec import Codec, default_codec
 from horus.db.engine import make_engine
 from horus.db.models import LeaderFillClaim
 from horus.domain.clock import future_detail, in_future
+from horus.domain.events import envelope
 from horus.domain.ids import make_id
 from horus.kafka.client import flush_or_raise, make_consumer, make_producer, poll_batch, produce_reliably, watermarks
 from horus.kafka.dead_letter import DeadLetters

@@ -13,7 +13,8 @@ import time
 from confluent_kafka import Producer
 from prometheus_client import Counter
 
-from horus.codec import Codec, default_codec, envelope
+from horus.codec import Codec, default_codec
+from horus.domain.events import envelope
 from horus.domain.ids import dead_letter_id
 from horus.kafka.client import produce_reliably
 from horus.settings import Settings

@@ -528,8 +528,8 @@ def simulator_config(options: ChaosOptions):
 
 def leader_fill(run: str, n: int, markets: list[tuple[str, list[str]]], rng: random.Random) -> dict:
     """A fresh BUY of 20 shares at 0.5 by the leader, alternating markets."""
-    from horus.codec import envelope
     from horus.domain import ids
+    from horus.domain.events import envelope
 
     condition, tokens = markets[n % len(markets)]
     token = rng.choice(tokens)

@@ -10,7 +10,7 @@
 - `dry-run` signs and records, sends nothing: no check.
 
 Callers: decide's venue lookups (streams/decide.py), the executor and `horus reconcile`
-(horus.execution.runner), `horus worker` before it starts any stage.
+(horus.execution.service), `horus worker` before it starts any stage.
 """
 
 from __future__ import annotations

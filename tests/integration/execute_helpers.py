@@ -15,9 +15,10 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from horus.codec import default_codec, envelope
+from horus.codec import default_codec
 from horus.credentials import generate_key
 from horus.domain import ids
+from horus.domain.events import envelope
 from horus.kafka.admin import create_topics
 from horus.kafka.client import (
     assign_from_beginning,

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import fastavro
 
-from horus.codec import MAGIC, default_codec, envelope
+from horus.codec import MAGIC, default_codec
 from horus.domain import ids
 from horus.domain.config import config_key
+from horus.domain.events import envelope
 from horus.topics import (
     CONFIG_CHANGES,
     CONTROL_COMMANDS,

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from horus.codec import default_codec, envelope
+from horus.codec import default_codec
 from horus.db.engine import scratch_database
 from horus.domain import ids
+from horus.domain.events import envelope
 from horus.kafka.admin import create_topics
 from horus.kafka.client import (
     assign_from_beginning,

@@ -18,11 +18,11 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from horus.codec import envelope
 from horus.db.engine import psycopg_conninfo
 from horus.domain import ids
 from horus.domain.config import config_change, parse_follow_config, parse_follower
 from horus.domain.control import control_command
+from horus.domain.events import envelope
 from horus.kafka.client import end_offsets, make_consumer
 from horus.topics import COPY_CANDIDATES, COPY_DECISIONS, LEADER_FILLS
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator

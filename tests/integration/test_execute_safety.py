@@ -246,7 +246,7 @@ def reconcile_rounds(settings, accounts, rounds: int) -> None:
     import asyncio
 
     from horus.credentials import CredentialStore
-    from horus.execution.runner import ExecuteService
+    from horus.execution.service import ExecuteService
 
     for _ in range(rounds):
         service = ExecuteService(settings, follower_account=accounts, secrets=CredentialStore(settings).get)
@@ -434,7 +434,7 @@ def test_an_executor_whose_switch_tail_died_sends_nothing_and_stops(settings):
     `horus kill` would go unseen. The gate refuses every POST and marks the service for exit 70 instead."""
     from types import SimpleNamespace
 
-    from horus.execution.runner import ExecuteService, SwitchesUnknown
+    from horus.execution.service import ExecuteService, SwitchesUnknown
 
     service = ExecuteService(settings, follower_account=lambda address: None, secrets=None)
     try:

@@ -15,13 +15,13 @@ from decimal import Decimal
 import pytest
 
 from horus.domain.execute import Outcome
+from horus.domain.market import MarketInfo
 from horus.execution.accounts import Account
 from horus.execution.ledger import GroupWriter, Ledger, Update
 from horus.execution.submit import Executor
 from horus.ops.paper import derived_key
 from horus.venue.polymarket.auth import ApiCreds
 from horus.venue.polymarket.clob import VenueReply
-from horus.venue.polymarket.markets import MarketInfo
 from horus.venue.polymarket.orders import address_of
 from tests.integration.execute_helpers import CONDITION, copy_decision
 

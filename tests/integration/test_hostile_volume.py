@@ -32,10 +32,11 @@ import psycopg
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-from horus.codec import default_codec, envelope
+from horus.codec import default_codec
 from horus.db.engine import psycopg_conninfo
 from horus.domain import ids
 from horus.domain.config import config_change, parse_follow_config
+from horus.domain.events import envelope
 from horus.kafka.client import (
     assign_from_beginning,
     flush_or_raise,

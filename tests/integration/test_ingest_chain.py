@@ -14,8 +14,8 @@ from collections import Counter
 import pytest
 from web3 import Web3
 
-from horus.codec import envelope
 from horus.domain import ids
+from horus.domain.events import envelope
 from horus.kafka.client import flush_or_raise, make_producer
 from horus.ops.testchain import V2_ORDER_FILLED_TOPIC0, RawLog, emit_batch, emit_raw, emit_v1, emit_v2, v2_log
 from horus.topics import DEAD_LETTERS, LEADER_FILLS

@@ -11,10 +11,11 @@ import sys
 import pytest
 
 from horus.codec import default_codec
+from horus.domain.fills import aggregate
 from horus.kafka.admin import create_topics
 from horus.kafka.client import assign_from_beginning, make_consumer, poll_batch
 from horus.venue.polymarket.exchanges import ExchangeBook
-from horus.venue.polymarket.fills import aggregate, decode_log
+from horus.venue.polymarket.fills import decode_log
 from tests.integration.ingest_helpers import iso  # noqa: F401  (private topics and database)
 from tests.unit.test_venue_fills import v2_log  # the log builder the decoder's unit tests use
 

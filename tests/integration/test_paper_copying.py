@@ -14,9 +14,9 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from horus.cli.main import app
-from horus.codec import envelope
 from horus.credentials import generate_key
 from horus.domain import ids
+from horus.domain.events import envelope
 from horus.ops.paper import venue_orders
 from horus.ops.stack import LocalStack
 from horus.settings import load_settings

@@ -15,14 +15,16 @@ from decimal import Decimal
 import pytest
 from pydantic import SecretStr
 
-from horus.codec import default_codec, envelope
+from horus.codec import default_codec
 from horus.credentials import generate_key
 from horus.domain import ids
 from horus.domain.config import ConfigState, apply_config, config_change, parse_follow_config, parse_follower
 from horus.domain.control import ControlState
-from horus.domain.decide import Balance, DecideState, StaticView, decide
+from horus.domain.decide import DecideState, StaticView, decide
+from horus.domain.events import envelope
 from horus.domain.execute import execute
 from horus.domain.follow_graph import FollowGraph, apply_config_change
+from horus.domain.market import NO_FEES, Balance, MarketInfo
 from horus.domain.plan import plan
 from horus.domain.settle import settle
 from horus.ops.paper import PaperFollower, create_followers, derived_key
@@ -34,7 +36,6 @@ from horus.topics import (
     LEADER_FILLS,
     SETTLEMENT_EVENTS,
 )
-from horus.venue.polymarket.markets import NO_FEES, MarketInfo
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
 from tests.integration.pipeline_helpers import (
     WAIT,

@@ -14,11 +14,12 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from horus.codec import default_codec, envelope
+from horus.codec import default_codec
 from horus.credentials import generate_key
 from horus.db.engine import psycopg_conninfo
 from horus.domain import ids
 from horus.domain.config import config_change, parse_follow_config
+from horus.domain.events import envelope
 from horus.domain.execute import TERMINAL
 from horus.ops.paper import create_followers, fund, venue_orders
 from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS, LEADER_FILLS

@@ -146,7 +146,7 @@ def test_a_paper_executor_refuses_a_real_looking_venue_and_posts_nothing(setting
     assert sim.state.counts.posts == 0
 
     # `horus reconcile` builds the same service: refused the same way
-    from horus.execution.runner import ExecuteService
+    from horus.execution.service import ExecuteService
 
     reconciler = ExecuteService(s, follower_account=accounts_of(followers), secrets=None)
     with pytest.raises(VenueGuardError):

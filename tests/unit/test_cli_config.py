@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from horus.cli.config import _follow_options, _merge_follow, default_follow_id
 from horus.cli.main import app
-from horus.codec import default_codec, envelope
+from horus.codec import default_codec
 from horus.db.models import Base
 from horus.domain.config import (
     ConfigInvalid,
@@ -22,6 +22,7 @@ from horus.domain.config import (
     parse_follower,
 )
 from horus.domain.control import control_command
+from horus.domain.events import envelope
 from projections.folds import CONFIG_CHANGES_PROJECTION, CONTROL_COMMANDS_PROJECTION, SourceMessage
 
 FOLLOWER = "0x" + "1" * 40

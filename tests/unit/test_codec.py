@@ -25,9 +25,9 @@ from horus.codec import (
     UnknownSchemaError,
     UnrecognizedSymbolError,
     default_codec,
-    envelope,
     fingerprint_hex,
 )
+from horus.domain.events import envelope
 
 T0 = 1_714_000_000_000_000  # epoch µs
 LEADER = "0x" + "a1" * 20

@@ -10,16 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from horus.codec import default_codec, envelope
+from horus.codec import default_codec
 from horus.domain import ids
 from horus.domain.config import ConfigState, parse_follow_config, parse_follower
 from horus.domain.control import ControlState, apply_control, control_command
 from horus.domain.decide import (
     TERMINAL,
-    Balance,
     DecideState,
     Position,
-    Quote,
     StaticView,
     apply_decision,
     apply_result,
@@ -28,7 +26,8 @@ from horus.domain.decide import (
     failure_rate,
     token_id_wellformed,
 )
-from horus.venue.polymarket.markets import FeeParams, MarketInfo
+from horus.domain.events import envelope
+from horus.domain.market import Balance, FeeParams, MarketInfo, Quote
 
 NOW = 1_800_000_000_000_000
 E6 = 1_000_000

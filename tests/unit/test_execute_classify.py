@@ -22,10 +22,24 @@ from horus.domain.execute import (
     settle_from_evidence,
     with_reply_fee,
 )
+from horus.venue.polymarket.replies import order_trades, reply_facts
+from horus.venue.polymarket.replies import venue_order as venue_order_facts
 
 FOK_BUY = OrderShape("BUY", "FOK", maker_amount=5_000_000, taker_amount=10_000_000)  # 10 shares at 0.5
 GTC_SELL = OrderShape("SELL", "GTC", maker_amount=10_000_000, taker_amount=5_000_000)
 HASH = "0x" + "ab" * 32
+
+
+def classify(status_code, body, error, transport, shape, **options):
+    """classify_reply over the venue adapter's reading of one reply (what the executor does)."""
+    return classify_reply(reply_facts(status_code, body, error, transport), shape, **options)
+
+
+def settle_hash(order_hash, shape, *, venue_order, trades, chain_fills, expired):
+    """settle_from_evidence over the venue adapter's reading of the order record and trades of `order_hash`."""
+    order = venue_order_facts(venue_order) if venue_order else None
+    parts = order_trades(order_hash, trades)
+    return settle_from_evidence(shape, venue_order=order, trades=parts, chain_fills=chain_fills, expired=expired)
 
 
 def ok(status, making="", taking=""):
@@ -40,16 +54,16 @@ def ok(status, making="", taking=""):
 
 
 def test_definitive_replies():
-    filled = classify_reply(200, ok("matched", "5", "10"), None, False, FOK_BUY)
+    filled = classify(200, ok("matched", "5", "10"), None, False, FOK_BUY)
     assert (filled.status, filled.filled_shares_e6, filled.filled_collateral_e6) == ("FILLED", 10_000_000, 5_000_000)
     fak = OrderShape("BUY", "FAK", 5_000_000, 10_000_000)
-    partial = classify_reply(200, ok("matched", "2.5", "5"), None, False, fak)
+    partial = classify(200, ok("matched", "2.5", "5"), None, False, fak)
     assert partial.status == "PARTIAL" and partial.filled_shares_e6 == 5_000_000
-    resting = classify_reply(200, ok("live"), None, False, GTC_SELL)
+    resting = classify(200, ok("live"), None, False, GTC_SELL)
     assert resting.status == "SUBMITTED" and resting.venue_status == "live" and not resting.terminal
-    sold = classify_reply(200, ok("matched", "10", "5"), None, False, GTC_SELL)
+    sold = classify(200, ok("matched", "10", "5"), None, False, GTC_SELL)
     assert (sold.filled_shares_e6, sold.filled_collateral_e6) == (10_000_000, 5_000_000)
-    rejected = classify_reply(
+    rejected = classify(
         400, {"error": "not enough balance / allowance"}, "not enough balance / allowance", False, FOK_BUY
     )
     assert rejected.status == "REJECTED" and "balance" in rejected.error and not rejected.retry
@@ -57,19 +71,19 @@ def test_definitive_replies():
 
 def test_ambiguous_replies_are_unknown_and_425_429_retry():
     for code, body, transport in ((None, None, True), (502, None, False), (500, {"error": "boom"}, False)):
-        outcome = classify_reply(code, body, "timeout", transport, FOK_BUY)
+        outcome = classify(code, body, "timeout", transport, FOK_BUY)
         assert outcome.status == "UNKNOWN" and not outcome.retry and not outcome.terminal
     for code in (425, 429):
-        outcome = classify_reply(code, {"error": "restarting"}, "restarting", False, FOK_BUY)
+        outcome = classify(code, {"error": "restarting"}, "restarting", False, FOK_BUY)
         assert outcome.status == "UNKNOWN" and outcome.retry
-    post_only = classify_reply(
+    post_only = classify(
         400, {"error": "post-only mode: only post-only orders and cancels are allowed"}, None, False, FOK_BUY
     )
     assert post_only.retry
 
 
 def test_duplicate_and_killed_replies_need_a_lookup():
-    dup = classify_reply(
+    dup = classify(
         400,
         {"error": f"order {HASH} is invalid. Duplicated. Same order has already been placed, can't be placed again"},
         None,
@@ -77,23 +91,23 @@ def test_duplicate_and_killed_replies_need_a_lookup():
         FOK_BUY,
     )
     assert dup.status == "UNKNOWN" and dup.confirm
-    killed = classify_reply(
+    killed = classify(
         400, {"error": "order couldn't be fully filled. FOK orders are fully filled or killed."}, None, False, FOK_BUY
     )
     assert killed.status == "NOT_FILLED" and killed.confirm
-    unmatched = classify_reply(200, ok("unmatched"), None, False, FOK_BUY)
+    unmatched = classify(200, ok("unmatched"), None, False, FOK_BUY)
     assert unmatched.confirm
 
 
 def test_evidence_settles_by_the_largest_source_and_never_guesses_absence():
     trade = {"taker_order_id": HASH, "size": "4", "price": "0.5", "status": "CONFIRMED", "fee_rate_bps": "0"}
-    out = settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[trade], chain_fills=[], expired=False)
+    out = settle_hash(HASH, FOK_BUY, venue_order=None, trades=[trade], chain_fills=[], expired=False)
     assert (out.status, out.filled_shares_e6, out.filled_collateral_e6) == ("PARTIAL", 4_000_000, 2_000_000)
     failed = {**trade, "status": "TRADE_STATUS_FAILED"}
     assert (
-        settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[failed], chain_fills=[], expired=False) is None
+        settle_hash(HASH, FOK_BUY, venue_order=None, trades=[failed], chain_fills=[], expired=False) is None
     )  # a failed trade is no fill, and absence is not proven
-    chain = settle_from_evidence(
+    chain = settle_hash(
         HASH,
         FOK_BUY,
         venue_order=None,
@@ -110,24 +124,20 @@ def test_evidence_settles_by_the_largest_source_and_never_guesses_absence():
         ],
     }
     assert (
-        settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[maker], chain_fills=[], expired=False).status
-        == "FILLED"
+        settle_hash(HASH, FOK_BUY, venue_order=None, trades=[maker], chain_fills=[], expired=False).status == "FILLED"
     )
     canceled = {"status": "CANCELED", "size_matched": "0", "price": "0.5"}
     assert (
-        settle_from_evidence(HASH, FOK_BUY, venue_order=canceled, trades=[], chain_fills=[], expired=False).status
+        settle_hash(HASH, FOK_BUY, venue_order=canceled, trades=[], chain_fills=[], expired=False).status
         == "NOT_FILLED"
     )
     live = {"status": "LIVE", "size_matched": "3", "price": "0.5"}
-    assert (
-        settle_from_evidence(HASH, GTC_SELL, venue_order=live, trades=[], chain_fills=[], expired=False).status
-        == "SUBMITTED"
-    )
+    assert settle_hash(HASH, GTC_SELL, venue_order=live, trades=[], chain_fills=[], expired=False).status == "SUBMITTED"
     # nothing anywhere: unknown until the expiry passed, then provably never fillable
-    assert settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[], chain_fills=[], expired=False) is None
-    gone = settle_from_evidence(HASH, FOK_BUY, venue_order=None, trades=[], chain_fills=[], expired=True)
+    assert settle_hash(HASH, FOK_BUY, venue_order=None, trades=[], chain_fills=[], expired=False) is None
+    gone = settle_hash(HASH, FOK_BUY, venue_order=None, trades=[], chain_fills=[], expired=True)
     assert gone.status == "NOT_FILLED" and "no order, no trade, no chain fill" in gone.error
-    removed = settle_from_evidence(
+    removed = settle_hash(
         HASH,
         FOK_BUY,
         venue_order=None,
@@ -191,7 +201,7 @@ def maker_trade(status, matched="10", price="0.5", fee_rate_bps="0"):
 
 
 def settle(venue_order=None, trades=(), chain=(), shape=FOK_BUY, expired=False):
-    return settle_from_evidence(
+    return settle_hash(
         HASH, shape, venue_order=venue_order, trades=list(trades), chain_fills=list(chain), expired=expired
     )
 
@@ -485,7 +495,7 @@ POST_ONLY_TEXT = "post-only mode: only post-only orders and cancels are allowed"
     ],
 )
 def test_each_reply_classifies_to_its_exact_outcome(status_code, body, error, transport, shape, landed, expected):
-    assert classify_reply(status_code, body, error, transport, shape, may_have_landed=landed) == expected
+    assert classify(status_code, body, error, transport, shape, may_have_landed=landed) == expected
 
 
 # ---------------------------------------------------------------------------- D8: a reply's fee from the schedule

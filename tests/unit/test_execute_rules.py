@@ -14,6 +14,7 @@ from horus.domain.execute import OrderShape, classify_reply
 from horus.domain.ids import intent_id
 from horus.domain.send_gate import ExecutorConfig, apply_executor_config, blocked
 from horus.execution.crash import CrashPoints
+from horus.venue.polymarket.replies import reply_facts
 
 SHAPE = OrderShape("BUY", "FAK", 5_500_000, 10_000_000)
 F = "0x" + "f1" * 20
@@ -31,15 +32,19 @@ LEADER = "0x" + "1e" * 20
     ],
 )
 def test_a_refusal_of_bytes_that_may_have_landed_is_unknown_until_looked_up(status, body):
-    first = classify_reply(status, body, body.get("error") or body.get("errorMsg"), False, SHAPE)
+    first = classify_reply(reply_facts(status, body, body.get("error") or body.get("errorMsg"), False), SHAPE)
     assert first.status == "REJECTED"  # a first attempt: the venue never took it
-    again = classify_reply(status, body, body.get("error") or body.get("errorMsg"), False, SHAPE, may_have_landed=True)
+    again = classify_reply(
+        reply_facts(status, body, body.get("error") or body.get("errorMsg"), False), SHAPE, may_have_landed=True
+    )
     assert again.status == "UNKNOWN" and again.confirm and not again.retry
 
 
 def test_retry_signals_stay_retries_after_a_possible_landing():
-    assert classify_reply(425, {"error": "restarting"}, "restarting", False, SHAPE, may_have_landed=True).retry
-    assert classify_reply(429, None, "slow down", False, SHAPE, may_have_landed=True).retry
+    assert classify_reply(
+        reply_facts(425, {"error": "restarting"}, "restarting", False), SHAPE, may_have_landed=True
+    ).retry
+    assert classify_reply(reply_facts(429, None, "slow down", False), SHAPE, may_have_landed=True).retry
 
 
 # ----------------------------------------------------------------------------------------------- D10

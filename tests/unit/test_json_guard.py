@@ -104,7 +104,8 @@ BOMB_SCRIPT = textwrap.dedent("""
     import sys, threading
     import horus.ingest.chain  # noqa: F401  (what the execute service imports: web3 -> py_ecc)
     assert sys.getrecursionlimit() >= 100_000, sys.getrecursionlimit()
-    from horus.codec import default_codec, envelope
+    from horus.codec import default_codec
+    from horus.domain.events import envelope
     from horus.domain.config import ConfigState, apply_config
     from horus.domain.follow_graph import FollowGraph, apply_config_change
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from horus.codec import default_codec, envelope
+from horus.codec import default_codec
 from horus.domain import ids
+from horus.domain.events import envelope
 
 NOW = 1_800_000_000_000_000
 TOPIC = "t0123abcd.x01234f.config.changes"

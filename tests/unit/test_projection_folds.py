@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from horus.codec import default_codec, envelope
+from horus.codec import default_codec
 from horus.db.models import Base
 from horus.domain.config import config_change, parse_follower
 from horus.domain.control import control_command
+from horus.domain.events import envelope
 from projections.folds import (
     ALL_PROJECTIONS,
     COPY_DECISIONS_PROJECTION,

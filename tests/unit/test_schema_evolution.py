@@ -20,8 +20,8 @@ from horus.codec import (
     UnknownSchemaError,
     UnrecognizedSymbolError,
     check_compatible,
-    envelope,
 )
+from horus.domain.events import envelope
 
 SCHEMA_FILES = sorted(SCHEMA_DIR.glob("*.avsc"))
 T0 = 1_714_000_000_000_000

@@ -7,16 +7,17 @@ from decimal import Decimal
 
 import pytest
 
-from horus.codec import default_codec, envelope
+from horus.codec import default_codec
 from horus.domain import ids
 from horus.domain.config import ConfigState, parse_follow_config, parse_follower
 from horus.domain.control import ControlState
-from horus.domain.decide import Balance, DecideState, StaticView, decide
+from horus.domain.decide import DecideState, StaticView, decide
+from horus.domain.events import envelope
 from horus.domain.execute import execute
 from horus.domain.follow_graph import ConfigError, Follow, FollowGraph, apply_config_change, apply_tombstone
+from horus.domain.market import NO_FEES, Balance, MarketInfo
 from horus.domain.plan import plan
 from horus.domain.settle import settle
-from horus.venue.polymarket.markets import NO_FEES, MarketInfo
 
 NOW = 1_800_000_000_000_000
 LEADER_A = "0x" + "a" * 40

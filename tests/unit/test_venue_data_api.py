@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from horus.codec import default_codec
 from horus.domain.clock import CLOCK_SLACK_S
+from horus.domain.fills import DecodedFill, aggregate
 from horus.domain.ids import leader_fill_id
 from horus.venue.polymarket.data_api import (
     SOURCE,
@@ -24,7 +25,7 @@ from horus.venue.polymarket.data_api import (
     to_e6_half_even,
 )
 from horus.venue.polymarket.exchanges import NEG_RISK_CTF_EXCHANGE_V2
-from horus.venue.polymarket.fills import DecodedFill, aggregate, decode_log
+from horus.venue.polymarket.fills import decode_log
 from tests.unit.test_venue_fills import v2_log
 
 FIXTURES = Path("/work/shared/fixtures/polymarket/data_api_v2")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from web3.datastructures import AttributeDict
 
 from horus.codec import default_codec
+from horus.domain.fills import AggregationError, DecodedFill, MissingTimestampError, aggregate, format_price
 from horus.domain.ids import leader_fill_id
 from horus.venue.polymarket.exchanges import (
     CTF_EXCHANGE_V1,
@@ -27,17 +28,7 @@ from horus.venue.polymarket.exchanges import (
     ExchangeBook,
     Layout,
 )
-from horus.venue.polymarket.fills import (
-    AggregationError,
-    DecodedFill,
-    LogDecodeError,
-    MissingTimestampError,
-    NotOrderFilledError,
-    aggregate,
-    decode_log,
-    format_price,
-    is_order_filled,
-)
+from horus.venue.polymarket.fills import LogDecodeError, NotOrderFilledError, decode_log, is_order_filled
 
 FIXTURES = Path("/work/shared/fixtures/polymarket")
 

@@ -20,6 +20,8 @@ from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 from py_clob_client_v2.signer import Signer
 
 from horus.domain.execute import OrderShape, settle_from_evidence
+from horus.venue.polymarket.replies import order_trades
+from horus.venue.polymarket.replies import venue_order as order_record
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, create_app
 from horus.venue.simulator.clob.signatures import (
     OrderStruct,
@@ -548,7 +550,10 @@ def _evidence(trader: Trader, order_id: str, shape: OrderShape):
     """What the engine's evidence settlement makes of the order, from the venue's own order and trades."""
     venue_order = trader.get(f"/data/order/{order_id}").json()
     trades = trader.get("/data/trades").json()["data"]
-    return settle_from_evidence(order_id, shape, venue_order=venue_order, trades=trades, chain_fills=[], expired=False)
+    parts = order_trades(order_id, trades)
+    return settle_from_evidence(
+        shape, venue_order=order_record(venue_order), trades=parts, chain_fills=[], expired=False
+    )
 
 
 def _shape(order, order_type: str) -> OrderShape:

@@ -22,7 +22,7 @@ the API printed), never through float arithmetic. Then, all roundings half-even 
 
 Data API rows do not say maker or taker, nor carry block number, log index, exchange or order hash: the
 fill's ``role`` is whatever the caller passes (e.g. ``TAKER`` for ``/v2/trades`` with ``taker_only=true``),
-otherwise None, and :func:`~horus.venue.polymarket.fills.aggregate` writes ``exchange ""``, ``block_number 0``,
+otherwise None, and :func:`~horus.domain.fills.aggregate` writes ``exchange ""``, ``block_number 0``,
 ``log_index 0``, ``order_hashes []`` and the row ``timestamp`` as the block time.
 """
 
@@ -36,8 +36,9 @@ from typing import Any
 
 from horus.domain.amounts import AmountError, json_decimal
 from horus.domain.clock import future_detail, in_future
+from horus.domain.fills import INT64_MAX, DecodedFill, div_half_even
 from horus.venue.polymarket.exchanges import AddressBookError, normalize_address
-from horus.venue.polymarket.fills import INT64_MAX, DecodedFill, FillDecodeError, _div_half_even
+from horus.venue.polymarket.fills import FillDecodeError
 
 __all__ = [
     "SOURCE",
@@ -122,7 +123,7 @@ def _ratio(number: Decimal) -> tuple[int, int]:
 def to_e6_half_even(value: Any, what: str = "value") -> int:
     """``value`` in 1e-6 units, rounded half-even (exact when it has at most 6 decimals)."""
     numerator, denominator = _ratio(to_decimal(value, what))
-    return _div_half_even(numerator * _E6, denominator)
+    return div_half_even(numerator * _E6, denominator)
 
 
 def timestamp_seconds(value: Any, where: str = "row", *, now_s: int | None = None) -> int:
@@ -204,7 +205,7 @@ def parse_row(row: Mapping, *, role: str | None = None, now_s: int | None = None
     if not 0 < price <= 1:
         raise RowDecodeError(f"{where}: price {row.get('price')!r} is outside (0, 1]", "bad-field")
     numerator, denominator = _ratio(price)
-    collateral = _div_half_even(shares * numerator, denominator)
+    collateral = div_half_even(shares * numerator, denominator)
 
     fee = 0
     usdc = _get(row, "usdc_size", "usdcSize")

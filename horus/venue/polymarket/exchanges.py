@@ -118,6 +118,12 @@ class ExchangeBook:
         address = normalize_address(address)
         return ExchangeBook([*(e for e in self if e.address != address), Exchange(address, name, layout, neg_risk)])
 
+    @classmethod
+    def configured(cls, exchanges: str, extra: Iterable[str] = ()) -> ExchangeBook:
+        """The mainnet exchanges + an operator's comma-separated list (HORUS_EXCHANGES) + ``extra``, each accepting
+        either layout: the book every source and the executor's chain look-up read logs with."""
+        return cls.mainnet().with_addresses([*(a.strip() for a in exchanges.split(",") if a.strip()), *extra])
+
     def with_addresses(self, addresses: Iterable[str], name: str = "custom") -> ExchangeBook:
         """A new book with these extra addresses, each accepting either layout."""
         book = self

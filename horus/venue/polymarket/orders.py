@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from functools import lru_cache
@@ -361,6 +362,22 @@ def order_body(
         "deferExec": defer_exec,
         "postOnly": post_only,
     }
+
+
+def stored_order(body: Mapping, signed: SignedOrder, domain: Domain) -> dict:
+    """What the ledger keeps of a signed order: the order object of its POST body, its hash and its EIP-712
+    domain, so a row can be re-sent and looked up byte for byte after any crash."""
+    return {
+        **body["order"],
+        "orderHash": signed.order_hash,
+        "domain": {"exchange": domain.exchange, "chainId": domain.chain_id, "version": domain.version},
+    }
+
+
+def stored_amounts(stored: Mapping | None) -> tuple[int, int]:
+    """(maker amount, taker amount) of a stored signed order (0, 0 when there is none)."""
+    order = stored or {}
+    return int(order.get("makerAmount", 0)), int(order.get("takerAmount", 0))
 
 
 # --- orders from intents ------------------------------------------------------------------------------------------

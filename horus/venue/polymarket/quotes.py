@@ -16,7 +16,8 @@ from typing import Any
 
 from horus.domain.amounts import AmountError, json_decimal
 from horus.domain.config import FollowerConfig
-from horus.domain.decide import FILLS_REMEMBERED_US, MAX_QUOTE_TTL_US, Balance, Quote
+from horus.domain.decide import FILLS_REMEMBERED_US, MAX_QUOTE_TTL_US
+from horus.domain.market import Balance, Quote
 from horus.venue.cache import SingleFlightCache
 from horus.venue.polymarket.clob import ClobHttp
 

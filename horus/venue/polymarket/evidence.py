@@ -1,4 +1,5 @@
-"""Find out what happened to one order hash: venue order record, venue trades, on-chain fills.
+"""Find out what happened to one order hash: the venue's order record, its parts in venue trades, and its
+on-chain `OrderFilled` logs, each read into the domain's facts (horus/domain/execute.py) by replies.py.
 
 Each source either answers (possibly "nothing there") or fails; `Evidence.complete` is True only
 when every configured source answered, which is what proving an order absent requires (DESIGN
@@ -13,17 +14,18 @@ from typing import Any
 
 import httpx
 
-from horus.domain.execute import ChainFill
+from horus.domain.execute import ChainFill, TradePart, VenueOrder
 from horus.venue.polymarket.exchanges import ORDER_FILLED_TOPICS, ExchangeBook
 from horus.venue.polymarket.fills import FillDecodeError, decode_log
+from horus.venue.polymarket.replies import order_trades, venue_order
 
-log = logging.getLogger("horus.execution")
+log = logging.getLogger("horus.venue")
 
 
 @dataclass
 class Evidence:
-    venue_order: dict | None = None
-    trades: list[dict] = field(default_factory=list)
+    venue_order: VenueOrder | None = None
+    trades: list[TradePart] = field(default_factory=list)  # the order's own parts
     chain_fills: list[ChainFill] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -84,8 +86,13 @@ class ChainLookup:
         return found
 
 
+def chain_lookup(rpc_url: str, exchanges: str, lookback_blocks: int) -> ChainLookup:
+    """The chain look-up over the configured exchange book (HORUS_EXCHANGES on top of mainnet's)."""
+    return ChainLookup(rpc_url, ExchangeBook.configured(exchanges), lookback_blocks=lookback_blocks)
+
+
 class Lookup:
-    """All three sources for one order; `venue` is V's ClobHttp, `chain` optional."""
+    """All three sources for one order; `venue` is the CLOB client (clob.py), `chain` optional."""
 
     def __init__(self, venue: Any, chain: ChainLookup | None = None) -> None:
         self.venue = venue
@@ -100,12 +107,12 @@ class Lookup:
         if reply.status_code == 404 or (reply.ok and not reply.body):
             ev.venue_order = None
         elif reply.ok and isinstance(reply.body, dict):
-            ev.venue_order = reply.body
+            ev.venue_order = venue_order(reply.body)
         else:
             ev.failures.append(f"venue order: HTTP {reply.status_code}: {reply.error}")
         reply = await self.venue.get_trades(creds, address, maker_address=maker, asset_id=token_id, after=after_s)
         if reply.ok and isinstance(reply.body, dict):
-            ev.trades = list(reply.body.get("data") or [])
+            ev.trades = order_trades(order_hash, reply.body.get("data") or [])
         else:
             ev.failures.append(f"venue trades: HTTP {reply.status_code}: {reply.error}")
         if self.chain is not None:

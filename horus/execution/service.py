@@ -56,17 +56,17 @@ from horus.execution.accounts import Accounts
 from horus.execution.crash import CrashPoints
 from horus.execution.lanes import KeyedLanes
 from horus.execution.ledger import GroupWriter, Ledger, LedgerUnreachable, Row
-from horus.execution.lookup import ChainLookup, Lookup
 from horus.execution.offsets import OffsetTracker
 from horus.execution.reconcile import Reconciler
 from horus.execution.submit import Executor, Work
 from horus.execution.venue_clock import VenueClock
 from horus.kafka.client import fetch_available, make_consumer, produce_reliably
 from horus.kafka.config_tail import ConfigTail
+from horus.kafka.output import Output
 from horus.settings import Settings
 from horus.topics import CONTROL_COMMANDS, COPY_DECISIONS, EXECUTION_RESULTS
 from horus.venue.guard import require_venue_async
-from streams.runtime import Runtime
+from horus.venue.polymarket.evidence import ChainLookup, Lookup
 
 log = logging.getLogger("horus.execution")
 
@@ -108,7 +108,7 @@ class ExecuteService:
         market_info: Callable[[str], Any] | None = None,
         venue: Any = None,
         chain: ChainLookup | None = None,
-        runtime: Runtime | None = None,
+        output: Output | None = None,
         codec: Codec | None = None,
         group_id: str | None = None,
         reconcile: bool = True,
@@ -117,7 +117,7 @@ class ExecuteService:
     ) -> None:
         self.settings = settings
         self.codec = codec or default_codec()
-        self.runtime = runtime or Runtime(settings, codec=self.codec)
+        self.output = output or Output(settings, codec=self.codec)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.topic = settings.topic(COPY_DECISIONS.name)
         self.out_topic = settings.topic(EXECUTION_RESULTS.name)
@@ -241,7 +241,7 @@ class ExecuteService:
                 self.codec,
                 self.configs,
                 lock,
-                dead_letters=self.runtime.dead_letters,
+                dead_letters=self.output.dead_letters,
                 stage="execute-config",
                 apply=apply_executor_config,
                 tombstone=apply_executor_config_tombstone,
@@ -251,14 +251,14 @@ class ExecuteService:
                 self.codec,
                 self.control,
                 lock,
-                dead_letters=self.runtime.dead_letters,
+                dead_letters=self.output.dead_letters,
                 stage="execute-control",
                 apply=apply_control,
                 tombstone=apply_control_tombstone,
                 topic=CONTROL_COMMANDS,
             ),
         ]
-        self.runtime.start()
+        self.output.start()
         for tail in self.tails:
             tail.start()
 
@@ -486,7 +486,7 @@ class ExecuteService:
     async def _park(self, m, error: BaseException) -> None:
         """The message in dead.letters with its bytes, once the broker has it (its offset may then be committed)."""
         future = self._loop.create_future()
-        self.runtime.dead_letters.park(
+        self.output.dead_letters.park(
             topic=m.topic(),
             partition=m.partition(),
             offset=m.offset(),
@@ -522,12 +522,12 @@ class ExecuteService:
         future = self._loop.create_future()
         data = self.codec.encode(EXECUTION_RESULTS.event_type, record)
         produce_reliably(
-            self.runtime.producer, self.out_topic, data, key=record["follower"], on_delivery=self._resolver(future)
+            self.output.producer, self.out_topic, data, key=record["follower"], on_delivery=self._resolver(future)
         )
         try:
             await future
         except RuntimeError as exc:  # the ledger keeps the result; exit and let the restart re-emit it
-            self.runtime.output_lost(str(exc))
+            self.output.output_lost(str(exc))
 
     # ------------------------------------------------------------------------------ lanes
     async def _run_job(self, job: Job) -> None:
@@ -667,7 +667,7 @@ class ExecuteService:
             await self.lanes.cancel()
         await self.writer.stop()
         self._stop_tails()
-        self.runtime.close()
+        self.output.close()
         if self._own_venue:
             await self.venue.aclose()
         if getattr(self, "_meta_client", None) is not None:
