@@ -28,54 +28,33 @@ costs time: the whole history is the fallback.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 
-import httpx
-import psycopg
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import TopicPartition
 from prometheus_client import Counter, Gauge
 
-from horus.db.engine import psycopg_conninfo
+from horus.domain.breaker import BreakerPolicy, breaker_command
 from horus.domain.clock import CLOCK_SLACK_S  # the slack FILL_IN_FUTURE allows: the dedup window keeps this much more
 from horus.domain.config import ConfigState, apply_config, apply_config_tombstone
-from horus.domain.control import ControlState, apply_control, apply_control_tombstone, control_command
-from horus.domain.decide import (
-    DecideState,
-    FollowerBook,
-    StaticView,
-    apply_decision,
-    apply_result,
-    decide,
-    failure_rate,
-    token_id_wellformed,
-)
+from horus.domain.control import ControlState, apply_control, apply_control_tombstone
+from horus.domain.decide import DecideState, StaticView, apply_decision, apply_result, decide, token_id_wellformed
 from horus.domain.decide_snapshot import (
-    FORMAT,
     SnapshotInvalid,
-    SnapshotPlace,
     book_from_json,
     decode_books,
-    encode_books,
     forget_before_window,
-    mac_key,
-    open_sealed,
     recent_of,
-    seal,
     snapshot_book,
 )
-from horus.kafka.client import make_consumer, poll_batch, produce_reliably, watermarks
-from horus.kafka.config_tail import ConfigTail
+from horus.kafka.client import make_consumer, poll_batch, produce_reliably
+from horus.kafka.config_tail import ConfigTail, ReadyAll
 from horus.topics import CONTROL_COMMANDS, COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS
-from horus.venue.guard import require_venue
-from horus.venue.polymarket.metadata import MarketMetadata
-from horus.venue.polymarket.quotes import FixedBalances, QuoteSource, VenueBalances
+from streams.decide_lookups import VenueLookups
+from streams.partition_state import SNAPSHOTS, HistoryReader, PartitionSnapshot, SnapshotStore
 from streams.runtime import Runtime, StageSpec
 
 log = logging.getLogger("horus.streams.decide")
@@ -88,299 +67,6 @@ UNREADABLE = Counter(
     "Own decisions/results decide could not fold into its state (e.g. a newer writer's schema)",
 )
 BREAKER_TRIPS = Counter("horus_circuit_breaker_trips_total", "Times the circuit breaker paused everything")
-SNAPSHOTS = Counter(
-    "horus_decide_snapshots_total",
-    "Partition snapshots of decide's state, by outcome "
-    "(written, failed: the next rebuild folds more history; refused: a stored snapshot that is not "
-    "authentic or not valid, the whole history folded instead)",
-    ["outcome"],
-)
-SNAPSHOT_BYTES = Gauge("horus_decide_snapshot_bytes", "Size of the last snapshot written")
-
-
-class VenueLookups:
-    """Market data and balances, fetched on a private asyncio loop thread for each batch."""
-
-    def __init__(self, runtime: Runtime, view: StaticView) -> None:
-        settings = runtime.settings
-        # paper reads market data and balances from the simulator only, never a real venue
-        identity = require_venue(settings)
-        self.view, self.timeout_s = view, settings.decide_lookup_timeout_s
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="horus-decide-venue", daemon=True)
-        self.thread.start()
-        self.balances = None
-        self.paper_markets = None  # paper: the simulator's markets follow the leaders' fills (horus.venue.paper)
-        self.settings = settings
-
-        async def build():
-            from horus.venue.polymarket.clob import ClobHttp
-
-            self.http = httpx.AsyncClient(timeout=settings.venue_timeout_s)
-            self.metadata = MarketMetadata(settings, self.http)
-            self.clob = ClobHttp(
-                settings.clob_url, chain_id=settings.venue_chain_id, timeout_s=settings.venue_timeout_s
-            )
-            self.quotes = QuoteSource(self.clob, settings.quote_ttl_s)
-            if identity is not None and identity.get("follow_leaders") is True:  # an empty paper venue
-                from horus.venue.paper import PaperMarkets
-
-                self.paper_markets = PaperMarkets(settings.clob_url, self.http)
-            if settings.balance_source == "fixed":
-                self.balances = FixedBalances(int(Decimal(settings.fixed_balance) * 1_000_000))
-            else:
-                self.balances = VenueBalances(self.clob, self._accounts().get, settings.balance_ttl_s)
-
-        asyncio.run_coroutine_threadsafe(build(), self.loop).result(10)
-
-    def _accounts(self):
-        """Signer and API credentials per follower, from the store's API-credentials records only: decide reads
-        balances, it never signs, so it never decrypts a signing key (in paper mode the records hold the
-        simulator's credentials, derived when the credentials were stored)."""
-        from horus.credentials import ApiAccounts, CredentialStore
-
-        store = CredentialStore(self.settings) if self.settings.credentials_key else None
-        return ApiAccounts(self.view.config.followers.get, store)
-
-    def prefetch(self, candidates: list[dict]) -> None:
-        tokens = {c["token_id"] for c in candidates}
-        accounts = {}
-        sells: dict[str, set[str]] = {}
-        for c in candidates:
-            account = self.view.config.followers.get(c["follower"])
-            if account is not None:
-                accounts[account.follower] = account
-                if c["side"] == "SELL":
-                    sells.setdefault(account.follower, set()).add(c["token_id"])
-
-        self.view.balances.clear()  # never decide on a balance read for an earlier batch: missing -> SKIP
-
-        async def gather():
-            if self.paper_markets is not None:  # first, so the lookups below see the market where the leader traded
-                for moved in await self.paper_markets.follow(candidates):
-                    self.quotes.cache.forget(moved)
-
-            async def market(t):
-                self.view.markets[t] = await self.metadata.get(t)
-
-            async def quote(t):
-                self.view.quotes[t] = await self.quotes.get(t)
-
-            async def balance(a):
-                self.view.balances[a.follower] = await self.balances.get(a, sorted(sells.get(a.follower, ())))
-
-            await asyncio.gather(
-                *(market(t) for t in tokens), *(quote(t) for t in tokens), *(balance(a) for a in accounts.values())
-            )
-
-        future = asyncio.run_coroutine_threadsafe(gather(), self.loop)
-        try:
-            future.result(self.timeout_s)
-        except TimeoutError:  # decide with what arrived: a missing price or balance is a SKIP, never a guess
-            future.cancel()
-            log.warning(
-                "market data / balances for %d tokens, %d followers took over %.1fs",
-                len(tokens),
-                len(accounts),
-                self.timeout_s,
-            )
-
-    def close(self) -> None:
-        async def shut():
-            await self.http.aclose()
-            await self.clob.aclose()
-
-        try:
-            asyncio.run_coroutine_threadsafe(shut(), self.loop).result(5)
-        except Exception:  # pragma: no cover - best effort at shutdown
-            pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
-
-
-class _Ready:
-    """Both tails have read their topic to the end (and neither failed)."""
-
-    def __init__(self, *tails: ConfigTail) -> None:
-        self.tails = tails
-
-    def start(self) -> None:
-        for tail in self.tails:
-            tail.start()
-
-    @property
-    def failed(self):
-        return next((t.failed for t in self.tails if t.failed is not None), None)
-
-    @property
-    def ready(self):
-        return self
-
-    def is_set(self) -> bool:
-        return all(t.ready.is_set() for t in self.tails)
-
-
-@dataclass
-class PartitionSnapshot:
-    """A partition's books at a consistent moment (between batches): every decision on copy.decisions below
-    `decisions_offset` and every result on execution.results below `results_offset` is folded into them."""
-
-    partition: int
-    decisions_offset: int
-    results_offset: int
-    taken_at: datetime
-    books: dict[str, tuple[FollowerBook, list]]  # follower -> (independent copy, its dedup window)
-
-
-def snapshot_mac_key(settings) -> bytes | None:
-    """The key decide's snapshots are sealed with: derived from HORUS_SNAPSHOT_KEY, else from
-    HORUS_CREDENTIALS_KEY (decide reads balances with it anyway; rotating it makes old snapshots refused once);
-    None if neither is set."""
-    if settings.snapshot_key is not None and settings.snapshot_key.get_secret_value():
-        return mac_key(settings.snapshot_key.get_secret_value().encode())
-    if settings.credentials_key is not None and settings.credentials_key.get_secret_value().strip():
-        from horus.credentials import load_key
-
-        return mac_key(load_key(settings))
-    return None
-
-
-class SnapshotStore:
-    """Postgres `decide_snapshots`, one row per (consumer group, partition). Written by a thread of its own,
-    the newest snapshot per partition replacing one still queued, so a slow or unreachable database never
-    stalls deciding (bench/decide_rebuild.py: encoding + writing a 100k-decision partition takes ~80 ms).
-    Every row is sealed (horus.domain.decide_snapshot.seal) with a key derived from a configured secret, and
-    opened only if authentic for its place."""
-
-    @classmethod
-    def configured(cls, settings) -> SnapshotStore | None:
-        """The store, or None (and a warning) when no secret to seal snapshots with is configured."""
-        key = snapshot_mac_key(settings)
-        if key is None:
-            log.warning(
-                "decide: snapshots are off: they are authenticated with a key derived from "
-                "HORUS_SNAPSHOT_KEY or HORUS_CREDENTIALS_KEY and neither is set; every assign folds the "
-                "whole history"
-            )
-            return None
-        return cls(settings, key)
-
-    def __init__(self, settings, key: bytes) -> None:
-        self.key = key
-        self.conninfo = psycopg_conninfo(settings.database_url)
-        self.group, self.topic = settings.app_id, settings.topic(COPY_DECISIONS.name)
-        self.pending: dict[int, PartitionSnapshot] = {}
-        self.writing = False
-        self.changed = threading.Condition()
-        self.thread: threading.Thread | None = None
-        self.conn = None
-        self.closed = False
-
-    def place(self, partition: int, decisions_offset: int, results_offset: int) -> SnapshotPlace:
-        return SnapshotPlace(self.group, self.topic, partition, decisions_offset, results_offset)
-
-    def open(self, partition: int, decisions_offset: int, results_offset: int, blob: bytes) -> bytes:
-        """The state of a row read by `load`; SnapshotInvalid if the row is not what this group sealed there."""
-        return open_sealed(blob, self.key, self.place(partition, decisions_offset, results_offset))
-
-    def load(self, partitions: list[int]) -> dict[int, tuple[int, int, bytes]]:
-        """partition -> (decisions_offset, results_offset, sealed state) of the snapshots this group has."""
-        with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5) as conn:
-            rows = conn.execute(
-                "SELECT partition, decisions_offset, results_offset, state FROM decide_snapshots"
-                " WHERE group_id = %s AND topic = %s AND format = %s AND partition = ANY(%s)",
-                (self.group, self.topic, FORMAT, list(partitions)),
-            ).fetchall()
-        return {p: (decisions, results, bytes(state)) for p, decisions, results, state in rows}
-
-    def save(self, snapshot: PartitionSnapshot) -> None:
-        with self.changed:
-            if self.closed:
-                return
-            self.pending[snapshot.partition] = snapshot
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="horus-decide-snapshots", daemon=True)
-                self.thread.start()
-            self.changed.notify_all()
-
-    def flush(self, timeout: float) -> bool:
-        """Until every queued snapshot is written (or failed); False if that took longer than `timeout`."""
-        with self.changed:
-            return self.changed.wait_for(lambda: not self.pending and not self.writing, timeout)
-
-    def close(self, timeout: float = 10.0) -> None:
-        if not self.flush(timeout):
-            log.warning("decide: %d snapshots not written at shutdown", len(self.pending))
-        with self.changed:
-            self.closed = True
-            self.changed.notify_all()
-        if self.thread is not None:
-            self.thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self.changed:
-                self.changed.wait_for(lambda: self.pending or self.closed)
-                if self.closed:
-                    break
-                snapshot = self.pending.pop(next(iter(self.pending)))
-                self.writing = True
-            try:
-                self._write(snapshot)
-            except Exception as exc:  # never stops deciding: the next rebuild just folds more history
-                SNAPSHOTS.labels("failed").inc()
-                log.warning("decide: snapshot of partition %d not written: %s", snapshot.partition, exc)
-                self._disconnect()
-            finally:
-                with self.changed:
-                    self.writing = False
-                    self.changed.notify_all()
-        self._disconnect()
-
-    def _write(self, snapshot: PartitionSnapshot) -> None:
-        started = time.monotonic()
-        state = seal(
-            encode_books(snapshot.books),
-            self.key,
-            self.place(snapshot.partition, snapshot.decisions_offset, snapshot.results_offset),
-        )
-        if self.conn is None or self.conn.closed:
-            self.conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
-        self.conn.execute(
-            "INSERT INTO decide_snapshots (group_id, partition, topic, decisions_offset, results_offset, format,"
-            " taken_at, state) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (group_id, partition) DO UPDATE"
-            " SET topic = excluded.topic, decisions_offset = excluded.decisions_offset,"
-            " results_offset = excluded.results_offset, format = excluded.format, taken_at = excluded.taken_at,"
-            " state = excluded.state",
-            (
-                self.group,
-                snapshot.partition,
-                self.topic,
-                snapshot.decisions_offset,
-                snapshot.results_offset,
-                FORMAT,
-                snapshot.taken_at,
-                state,
-            ),
-        )
-        SNAPSHOTS.labels("written").inc()
-        SNAPSHOT_BYTES.set(len(state))
-        log.debug(
-            "decide: snapshot of partition %d (%d followers, decisions@%d, results@%d): %d bytes in %.0f ms",
-            snapshot.partition,
-            len(snapshot.books),
-            snapshot.decisions_offset,
-            snapshot.results_offset,
-            len(state),
-            (time.monotonic() - started) * 1000,
-        )
-
-    def _disconnect(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # pragma: no cover - already broken
-                pass
-            self.conn = None
 
 
 class DecideStage:
@@ -412,8 +98,11 @@ class DecideStage:
             tombstone=apply_control_tombstone,
             topic=CONTROL_COMMANDS,
         )
-        self.tails = _Ready(config_tail, control_tail)
+        self.tails = ReadyAll(config_tail, control_tail)
         self.lookups = lookups
+        self.breaker = BreakerPolicy(
+            settings.breaker_window_s, settings.breaker_min_executions, settings.breaker_failure_rate
+        )
         self.results_topic = settings.topic(EXECUTION_RESULTS.name)
         self.decisions_topic = settings.topic(COPY_DECISIONS.name)
         self.results = make_consumer(settings, None)
@@ -486,43 +175,27 @@ class DecideStage:
         saved = self._load_snapshots(partitions)
         if self.snapshots is not None:
             self._recent_since_us = time.time_ns() // 1000 - self._dedup_window_us()
-        # a fetch waits up to fetch.wait.max.ms at the end of copy.decisions before results can be fetched
-        reader = make_consumer(self.settings, None, **{"fetch.wait.max.ms": 10})
         counts = [0, 0]
         folded = dict.fromkeys(partitions, 0)
         restored: dict[int, int] = {}  # partition -> followers restored from its snapshot
         starts: dict[tuple[str, int], int] = {}
-        try:
-            ends = {}
-            for topic in (self.decisions_topic, self.results_topic):
-                for p in partitions:
-                    ends[(topic, p)] = watermarks(reader, topic, p)[1]
+        topics = [self.decisions_topic, self.results_topic]
+        with HistoryReader(self.settings) as reader:
+            ends = reader.ends(topics, partitions)
             for p, (decisions_offset, results_offset, blob) in saved.items():
                 followers = self._restore(p, decisions_offset, results_offset, blob, ends)
                 if followers is not None:
-                    starts[(self.decisions_topic, p)], starts[(self.results_topic, p)] = (
-                        decisions_offset,
-                        results_offset,
-                    )
+                    starts[(self.decisions_topic, p)] = decisions_offset
+                    starts[(self.results_topic, p)] = results_offset
                     restored[p] = followers
-            for kind, topic in enumerate((self.decisions_topic, self.results_topic)):
-                todo = {p for p in partitions if ends[(topic, p)] > starts.get((topic, p), 0)}
-                # consume() waits for the full count or its timeout: ask for no more than is left (exact unless
-                # a partition's log no longer starts at 0), so a short tail costs no second
-                left = sum(ends[(topic, p)] - starts.get((topic, p), 0) for p in todo)
-                reader.assign([TopicPartition(topic, p, starts.get((topic, p), OFFSET_BEGINNING)) for p in todo])
-                while todo:
-                    for message in poll_batch(reader, max(1, min(5000, left)), 1.0):
-                        left -= 1
-                        p = message.partition()
-                        if p in todo and message.offset() < ends[(topic, p)]:
-                            n = self._fold_history(message, p)
-                            counts[kind] += n
-                            folded[p] += n
-                        if message.offset() + 1 >= ends[(topic, p)]:
-                            todo.discard(p)
-        finally:
-            reader.close()
+            for kind, topic in enumerate(topics):
+
+                def fold(message, p: int, kind: int = kind) -> None:
+                    n = self._fold_history(message, p)
+                    counts[kind] += n
+                    folded[p] += n
+
+                reader.read(topic, partitions, starts, ends, fold)
         now = time.monotonic()
         for p in partitions:
             self.results_assigned[p] = ends[(self.results_topic, p)]
@@ -740,20 +413,9 @@ class DecideStage:
         self._check_breaker()
 
     def _check_breaker(self) -> None:
-        settings = self.settings
-        now_us = time.time_ns() // 1000
-        failed, total = failure_rate(self.state, now_us, int(settings.breaker_window_s * 1_000_000))
-        if (
-            total < settings.breaker_min_executions
-            or failed < total * settings.breaker_failure_rate
-            or self.view.control.global_paused
-        ):
+        command = breaker_command(self.state, self.view.control, self.breaker, time.time_ns() // 1000)
+        if command is None:
             return
-        reason = (
-            f"circuit breaker: {failed} of the last {total} executions failed within "
-            f"{settings.breaker_window_s:g}s (threshold {settings.breaker_failure_rate:.0%})"
-        )
-        command = control_command("GLOBAL", "PAUSE", reason=reason, issued_by="circuit-breaker", occurred_at_us=now_us)
         produce_reliably(
             self.runtime.producer,
             self.settings.topic(CONTROL_COMMANDS.name),
@@ -763,7 +425,7 @@ class DecideStage:
         self.runtime.producer.flush(10)
         self.state.outcomes.clear()  # a resume starts a fresh window
         BREAKER_TRIPS.inc()
-        log.error("%s: everything is paused until `horus resume --global`", reason)
+        log.error("%s: everything is paused until `horus resume --global`", command["reason"])
 
     def close(self) -> None:
         if self.snapshots is not None:  # normally revoked (and snapshotted) already when the consumer closed

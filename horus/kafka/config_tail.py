@@ -167,3 +167,26 @@ class ConfigTail:
                     )
             if changed and self.on_change is not None:
                 self.on_change()
+
+
+class ReadyAll:
+    """Several tails as one: ready once every tail has read its topic to the end, failed if any failed. Quacks
+    like a tail's `ready` event for the stage runtime (StageSpec.tail)."""
+
+    def __init__(self, *tails: ConfigTail) -> None:
+        self.tails = tails
+
+    def start(self) -> None:
+        for tail in self.tails:
+            tail.start()
+
+    @property
+    def failed(self):
+        return next((t.failed for t in self.tails if t.failed is not None), None)
+
+    @property
+    def ready(self):
+        return self
+
+    def is_set(self) -> bool:
+        return all(t.ready.is_set() for t in self.tails)

@@ -9,7 +9,7 @@
   real orders go to.
 - `dry-run` signs and records, sends nothing: no check.
 
-Callers: decide's venue lookups (streams/decide.py), the executor and `horus reconcile`
+Callers: decide's venue lookups (streams/decide_lookups.py), the executor and `horus reconcile`
 (horus.execution.service), `horus worker` before it starts any stage.
 """
 

@@ -34,7 +34,7 @@ from horus.ops.paper import create_followers
 from horus.venue.polymarket.auth import ApiCreds
 from horus.venue.polymarket.orders import address_of
 from horus.venue.simulator.clob import SimulatorConfig, run_simulator
-from streams.decide import VenueLookups
+from streams.decide_lookups import VenueLookups
 from streams.runtime import Runtime
 from tests.integration.projection_helpers import s  # noqa: F401 - fixture
 

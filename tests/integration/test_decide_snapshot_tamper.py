@@ -26,7 +26,8 @@ from horus.domain.decide_snapshot import MAC_BYTES, SnapshotPlace, seal
 from horus.kafka.admin import create_topics
 from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
 from horus.topics import COPY_DECISIONS
-from streams.decide import DecideStage, snapshot_mac_key
+from streams.decide import DecideStage
+from streams.partition_state import snapshot_mac_key
 from streams.runtime import Runtime
 from tests.unit.test_decide import FOLLOWER, candidate, one, view
 

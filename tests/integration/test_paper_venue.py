@@ -15,7 +15,7 @@ from horus.domain.control import ControlState
 from horus.domain.decide import StaticView
 from horus.venue.paper import paper_condition
 from horus.venue.simulator.clob import SimulatorConfig, run_simulator
-from streams.decide import VenueLookups
+from streams.decide_lookups import VenueLookups
 from streams.runtime import Runtime
 
 pytestmark = pytest.mark.integration
