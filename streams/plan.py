@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from horus.domain.follow_graph import FollowGraph
+from horus.domain.follow_graph import FollowGraph, apply_config_change, apply_tombstone
 from horus.domain.plan import plan
-from horus.kafka.config_tail import ConfigTail as SharedConfigTail
+from horus.kafka.config_tail import ConfigTail
 from horus.topics import COPY_CANDIDATES, LEADER_FILLS
 from streams.runtime import Runtime, StageSpec
 
@@ -23,20 +23,19 @@ log = logging.getLogger("horus.streams.plan")
 NAME = "plan"
 
 
-class ConfigTail(SharedConfigTail):
-    """The shared config.changes tail (horus.kafka.config_tail), parking bad changes as stage plan-config."""
-
-    def __init__(self, runtime: Runtime, graph: FollowGraph, lock: threading.Lock) -> None:
-        super().__init__(
-            runtime.settings, runtime.codec, graph, lock, dead_letters=runtime.dead_letters, stage="plan-config"
-        )
-        self.runtime = runtime
-
-
 def build(runtime: Runtime) -> StageSpec:
     graph = FollowGraph()
     lock = threading.Lock()
-    tail = ConfigTail(runtime, graph, lock)
+    tail = ConfigTail(
+        runtime.settings,
+        runtime.codec,
+        graph,
+        lock,
+        apply=apply_config_change,
+        tombstone=apply_tombstone,
+        dead_letters=runtime.dead_letters,
+        stage="plan-config",
+    )
     runtime.on_start.append(tail.start)
     runtime.extra_stop.append(tail.stop)
     return StageSpec(

@@ -61,11 +61,11 @@ def _scope(global_: bool, follower: str | None, market: str | None) -> tuple[str
     if global_:
         return "GLOBAL", None
     if follower is not None:
-        from horus.domain.follow_graph import ConfigError, normalize_address
+        from horus.domain.config import ConfigInvalid, normalize_address
 
         try:
             return "FOLLOWER", normalize_address(follower, "--follower")
-        except ConfigError as exc:
+        except ConfigInvalid as exc:
             fail(str(exc), 2)
     return "MARKET", market.strip().lower()
 

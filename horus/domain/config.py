@@ -5,8 +5,8 @@ signed, a *reference* to its encrypted credentials (never the secrets), and foll
 FOLLOW change (entity id = follow id) describes one leader followed by one follower: sizing, slippage,
 limits and filters. Money is in whole collateral units (pUSD) as decimal strings; prices in [0, 1].
 
-Every rule lives here, so the CLI, the HTTP API and the stages refuse the same configs with the same
-message, which names the field and the rule.
+Every rule lives here, so the CLI, plan's follow graph, decide and the executor refuse the same configs with the
+same message, which names the field and the rule (`parse_change_body` is the one parser of a change's body).
 """
 
 from __future__ import annotations
@@ -35,6 +35,16 @@ def _address(value: str) -> str:
     if not _ADDRESS.match(text):
         raise ValueError("must be a 20-byte 0x hex address")
     return text
+
+
+def normalize_address(value: object, what: str) -> str:
+    """A 20-byte 0x hex address, lowercase; ConfigInvalid naming `what` otherwise."""
+    if not isinstance(value, str):
+        raise ConfigInvalid(f"{what} must be a 0x address string, got {value!r:.80}")
+    try:
+        return _address(value)
+    except ValueError:
+        raise ConfigInvalid(f"{what} is not a 20-byte 0x hex address: {value!r:.80}") from None
 
 
 def _market_filter(value: str) -> str:

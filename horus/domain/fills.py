@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
+from horus.domain.config import normalize_address
 from horus.domain.events import envelope
-from horus.domain.follow_graph import normalize_address
 from horus.domain.ids import leader_fill_id
 
 #: Decimal places of the average price string (the Data API renders prices with 10 as well).

@@ -3,10 +3,12 @@
 `plan` needs every follow of a leader (leader fills are partitioned by leader, follows are not),
 so each plan instance folds the whole compacted `config.changes` topic into one graph.
 
-Body of a FOLLOW UPSERT (JSON): {"follow_id", "follower", "leader", "enabled"}; `follow_id`
-defaults to the change's entity_id and must equal it when given; `enabled` defaults to true.
-DELETE (or a Kafka tombstone keyed by the follow id) removes the follow. FOLLOWER changes are not
-part of the graph and are ignored here.
+A FOLLOW UPSERT is parsed by the one follow parser (horus.domain.config.parse_change_body), the rules decide,
+the executor and the CLI apply; the graph keeps what plan needs of it (ids, addresses, enabled). An upsert the
+parser refuses raises ConfigError and leaves the graph as it was: plan keeps fanning out the follow's last valid
+version, and decide, whose config state drops it, answers its candidates SKIP FOLLOW_INVALID with the parser's
+reason (an audit trail of why nothing was copied). DELETE (or a Kafka tombstone keyed by the follow id) removes
+the follow. FOLLOWER changes are not part of the graph and are ignored here.
 
 `apply_config_change` updates the graph in place and returns it (copying a graph of 100k follows
 per change would dominate the cost); everything else here is pure.
@@ -14,16 +16,15 @@ per change would dominate the cost); everything else here is pure.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from horus.domain.config import load_body_json
+from horus.domain.config import ConfigInvalid, parse_change_body
 
-_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
+__all__ = ["ConfigError", "Follow", "FollowGraph", "apply_config_change", "apply_tombstone", "enabled_leaders"]
 
 
-class ConfigError(ValueError):
-    """A config change that cannot be applied (malformed body, bad address, id mismatch)."""
+class ConfigError(ConfigInvalid):
+    """A FOLLOW change the graph cannot apply (malformed body, bad address, id mismatch, any rule broken)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,39 +35,17 @@ class Follow:
     enabled: bool = True
 
 
-def normalize_address(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{what} must be a 0x address string, got {value!r:.80}")
-    address = value.strip().lower()
-    if not _ADDRESS.match(address):
-        raise ConfigError(f"{what} is not a 20-byte 0x hex address: {value!r:.80}")
-    return address
-
-
 def parse_follow(entity_id: str, body: str | None) -> Follow:
-    """The Follow an UPSERT describes; raises ConfigError with what is wrong."""
+    """The Follow an UPSERT describes, by the one follow parser; raises ConfigError with what is wrong."""
     if not entity_id:
         raise ConfigError("FOLLOW change without entity_id")
     if body is None:
         raise ConfigError(f"FOLLOW UPSERT {entity_id} has no body")
     try:
-        data = load_body_json(body, "follow")  # depth and size bounded first: a deep body crashed the process
-    except (TypeError, ValueError) as exc:
+        config = parse_change_body("FOLLOW", entity_id, body)
+    except ConfigInvalid as exc:
         raise ConfigError(f"FOLLOW UPSERT {entity_id}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"FOLLOW UPSERT {entity_id}: body must be a JSON object, got {type(data).__name__}")
-    follow_id = data.get("follow_id", entity_id)
-    if follow_id != entity_id:
-        raise ConfigError(f"FOLLOW UPSERT {entity_id}: body follow_id {follow_id!r} differs from entity_id")
-    enabled = data.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"FOLLOW UPSERT {entity_id}: enabled must be true or false, got {enabled!r:.40}")
-    return Follow(
-        follow_id=entity_id,
-        follower=normalize_address(data.get("follower"), f"FOLLOW {entity_id} follower"),
-        leader=normalize_address(data.get("leader"), f"FOLLOW {entity_id} leader"),
-        enabled=enabled,
-    )
+    return Follow(config.follow_id, config.follower, config.leader, config.enabled)
 
 
 class FollowGraph:
@@ -152,3 +131,8 @@ def apply_tombstone(key: bytes | str | None, graph: FollowGraph) -> FollowGraph:
     if key:
         graph.remove(key.decode("utf-8", "replace") if isinstance(key, bytes) else key)
     return graph
+
+
+def enabled_leaders(graph: FollowGraph) -> frozenset[str]:
+    """Leaders with at least one enabled follow (the ones worth watching)."""
+    return frozenset(leader for leader in graph.leaders() if graph.enabled_follows_of(leader))

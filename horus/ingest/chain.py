@@ -38,10 +38,10 @@ from web3 import AsyncWeb3, WebSocketProvider
 
 from horus.codec import default_codec
 from horus.db.models import IngestCursor
-from horus.domain.follow_graph import FollowGraph
+from horus.domain.follow_graph import FollowGraph, apply_config_change, apply_tombstone, enabled_leaders
 from horus.ingest import logic
 from horus.ingest.sink import FillSink
-from horus.kafka.config_tail import ConfigTail, enabled_leaders
+from horus.kafka.config_tail import ConfigTail
 from horus.settings import Settings
 from horus.venue.polymarket.exchanges import ExchangeBook
 
@@ -471,7 +471,15 @@ class LeaderSet:
     def __init__(self, settings: Settings) -> None:
         self.graph = FollowGraph()
         self.lock = threading.Lock()
-        self.tail = ConfigTail(settings, default_codec(), self.graph, self.lock, stage="ingest-config")
+        self.tail = ConfigTail(
+            settings,
+            default_codec(),
+            self.graph,
+            self.lock,
+            apply=apply_config_change,
+            tombstone=apply_tombstone,
+            stage="ingest-config",
+        )
 
     def start(self, timeout: float = 60.0) -> None:
         self.tail.start()

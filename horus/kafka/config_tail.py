@@ -1,10 +1,11 @@
-"""Fold the whole compacted config.changes topic into a FollowGraph (or, with other fold functions,
-any state; control.commands too) in a background thread.
+"""Fold a whole compacted topic (config.changes, control.commands) into a state, in a background thread, with the
+fold functions the caller gives (the follow graph's for plan and the sources, decide's and the executor's config
+and control folds): this module knows the topic, not the state.
 
 Fills are partitioned by leader and follows are not, so every reader of the follow graph (each plan
 instance, each ingest source) folds the WHOLE topic (all partitions, outside any consumer group): at
 start it reads from the beginning to the end (partition EOF) and sets ``ready``, then it keeps tailing.
-Every graph update takes ``lock``; readers take it too.
+Every state update takes ``lock``; readers take it too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from horus.codec import Codec
-from horus.domain.follow_graph import FollowGraph, apply_config_change, apply_tombstone
 from horus.kafka.client import assign_from_beginning, make_consumer
 from horus.kafka.dead_letter import DeadLetters
 from horus.settings import Settings
@@ -28,13 +28,9 @@ log = logging.getLogger("horus.config_tail")
 ASSIGN_WAIT_S = 60.0
 
 
-def enabled_leaders(graph: FollowGraph) -> frozenset[str]:
-    """Leaders with at least one enabled follow (the ones worth watching)."""
-    return frozenset(leader for leader in graph.leaders() if graph.enabled_follows_of(leader))
-
-
 class ConfigTail:
-    """Folds config.changes into ``graph`` in a daemon thread (see module doc).
+    """Folds a compacted topic (config.changes unless told) into ``state`` with ``apply`` (a record) and
+    ``tombstone`` (a null value's key), in a daemon thread (see module doc).
 
     A change that cannot be applied is parked in ``dead_letters`` with stage ``stage`` when given
     (every instance parks it under the same deterministic id), else logged and skipped.
@@ -44,19 +40,19 @@ class ConfigTail:
         self,
         settings: Settings,
         codec: Codec,
-        graph: Any,
+        state: Any,
         lock: threading.Lock,
         *,
+        apply: Callable[[dict, Any], Any],
+        tombstone: Callable[[Any, Any], Any],
         dead_letters: DeadLetters | None = None,
         stage: str = "config",
         on_change: Callable[[], None] | None = None,
-        apply: Callable[[dict, Any], Any] = apply_config_change,
-        tombstone: Callable[[Any, Any], Any] = apply_tombstone,
         topic: TopicSpec = CONFIG_CHANGES,
     ) -> None:
         self.settings = settings
         self.codec = codec
-        self.graph = graph  # the folded state: a FollowGraph by default, any state `apply` folds into
+        self.state = state
         self._fold, self._tombstone = apply, tombstone
         self.lock = lock
         self.dead_letters = dead_letters
@@ -90,7 +86,7 @@ class ConfigTail:
                     self._apply(consumer.consume(1000, 0.2), waiting)
                 log.info(
                     "%s rebuilt from %s: %d changes in %.2fs",
-                    type(self.graph).__name__,
+                    type(self.state).__name__,
                     self.topic,
                     self.applied,
                     time.monotonic() - started,
@@ -138,12 +134,12 @@ class ConfigTail:
                 value = message.value()
                 try:
                     if value is None:
-                        self._tombstone(message.key(), self.graph)
+                        self._tombstone(message.key(), self.state)
                     else:
                         name, record = codec.decode(value)
                         if name != self.record_type:
                             raise ValueError(f"expected {self.record_type} on {self.topic}, got {name}")
-                        self._fold(record, self.graph)
+                        self._fold(record, self.state)
                     self.applied += 1
                     changed = True
                 except Exception as exc:

@@ -886,10 +886,11 @@ def _config_kinds() -> None:
 
         return make
 
-    state_tails = frozenset({"decide-config", "execute-config"})  # they validate every rule; plan's graph needs less
+    state_tails = frozenset({"decide-config", "execute-config"})  # FOLLOWER changes: plan's graph ignores them
+    # a FOLLOW is parsed by the one follow parser everywhere (plan's graph included), so every config tail parks it
     kind(CONFIG_CHANGES, "follow-breaking-a-rule")(
         change(
-            state_tails,
+            CONFIG_TAILS,
             "follow_configs",
             body=lambda w, rng, n: follow_body(
                 w,
@@ -907,7 +908,7 @@ def _config_kinds() -> None:
         )
     )
     kind(CONFIG_CHANGES, "follow-of-oneself")(
-        change(state_tails, "follow_configs", body=lambda w, rng, n: follow_body(w, n, leader=fake_address(w, 2 * n)))
+        change(CONFIG_TAILS, "follow_configs", body=lambda w, rng, n: follow_body(w, n, leader=fake_address(w, 2 * n)))
     )
     kind(CONFIG_CHANGES, "follow-bad-address")(
         change(

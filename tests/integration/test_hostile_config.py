@@ -41,7 +41,7 @@ TAILS_SCRIPT = textwrap.dedent("""
     import horus.ingest.chain  # noqa: F401
     assert sys.getrecursionlimit() >= 100_000
     from horus.domain.config import ConfigState, apply_config, apply_config_tombstone
-    from horus.domain.follow_graph import FollowGraph
+    from horus.domain.follow_graph import FollowGraph, apply_config_change, apply_tombstone
     from horus.codec import default_codec
     from horus.kafka.client import make_producer
     from horus.kafka.config_tail import ConfigTail
@@ -52,7 +52,8 @@ TAILS_SCRIPT = textwrap.dedent("""
     producer = make_producer(settings)
     parked = DeadLetters(settings, producer)
     graph, configs = FollowGraph(), ConfigState()
-    tails = [ConfigTail(settings, default_codec(), graph, threading.Lock(), dead_letters=parked, stage="plan-config"),
+    tails = [ConfigTail(settings, default_codec(), graph, threading.Lock(), dead_letters=parked, stage="plan-config",
+                        apply=apply_config_change, tombstone=apply_tombstone),
              ConfigTail(settings, default_codec(), configs, threading.Lock(), dead_letters=parked,
                         stage="decide-config", apply=apply_config, tombstone=apply_config_tombstone)]
     for tail in tails:

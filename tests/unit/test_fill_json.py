@@ -46,7 +46,13 @@ def test_bundled_demo_fills_carry_the_canonical_leader_fill_id():
 
 
 def test_follow_changes_at_one_instant_get_distinct_ids():
-    from horus.domain.follows import follow_change
+    import json
+
+    from horus.domain.config import config_change
+
+    def follow_change(follow: dict, source: str, delete: bool = False) -> dict:
+        body = None if delete else json.dumps(follow, sort_keys=True)
+        return config_change("FOLLOW", follow["follow_id"], body, source, 0)
 
     follow = {"follow_id": "f1", "follower": "0x" + "a" * 40, "leader": "0x" + "b" * 40}
     ids = {

@@ -27,7 +27,15 @@ FOLLOWERS = ["0x" + c * 40 for c in "123"]
 
 def follow_change(follow_id, follower, leader, enabled=True, op="UPSERT", body=None):
     if body is None and op == "UPSERT":
-        body = json.dumps({"follow_id": follow_id, "follower": follower, "leader": leader, "enabled": enabled})
+        body = json.dumps(
+            {
+                "follow_id": follow_id,
+                "follower": follower,
+                "leader": leader,
+                "enabled": enabled,
+                "sizing": {"mode": "fixed", "amount": "5"},  # the graph reads follows by the one follow parser
+            }
+        )
     return {
         "envelope": envelope(ids.make_id("cfg", follow_id, op), "api", NOW),
         "entity": "FOLLOW",
