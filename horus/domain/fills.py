@@ -232,3 +232,38 @@ def aggregate(
         )
     )
     return records
+
+
+def aggregate_apart(
+    fills: Iterable[DecodedFill],
+    leaders: Iterable[str] | None,
+    *,
+    source: str,
+    block_time: Mapping[int, int] | Callable[[int], int | None] | None = None,
+    produced_at_us: int | None = None,
+) -> tuple[list[dict], list[tuple[list[DecodedFill], AggregationError]]]:
+    """aggregate(), except that a fill whose sums do not fit a LeaderFill (beyond 2^63-1) is set apart with its
+    error, so one such fill cannot stop the others (a source parks it and goes on). A missing block time still
+    raises MissingTimestampError: that is the node's failure, to be retried, not bad input."""
+    fills = list(fills)
+    try:
+        return aggregate(fills, leaders, source=source, block_time=block_time, produced_at_us=produced_at_us), []
+    except MissingTimestampError:
+        raise
+    except AggregationError:
+        pass  # rare: find the fills that fail, then sum the rest in one call (same order and ids as above)
+    groups: dict[tuple, list[DecodedFill]] = {}
+    for fill in fills:
+        groups.setdefault(fill.group_key, []).append(fill)
+    kept: list[DecodedFill] = []
+    apart = []
+    for members in groups.values():
+        try:
+            aggregate(members, leaders, source=source, block_time=block_time, produced_at_us=produced_at_us)
+        except MissingTimestampError:
+            raise
+        except AggregationError as exc:
+            apart.append((members, exc))
+            continue
+        kept += members
+    return aggregate(kept, leaders, source=source, block_time=block_time, produced_at_us=produced_at_us), apart

@@ -38,6 +38,7 @@ from web3 import AsyncWeb3, WebSocketProvider
 
 from horus.codec import default_codec
 from horus.db.models import IngestCursor
+from horus.domain.fills import aggregate_apart
 from horus.domain.follow_graph import FollowGraph, apply_config_change, apply_tombstone, enabled_leaders
 from horus.ingest import logic
 from horus.ingest.sink import FillSink
@@ -399,9 +400,7 @@ class ChainSource:
             self._park(raw, error)
         for block in batch.blocks_needing_time() - self.block_times.keys():
             self.block_times[block] = int((await self.w3.eth.get_block(block))["timestamp"])
-        records, apart = logic.aggregate_apart(
-            batch.fills, self.leaders, source=self.source, block_time=self.block_times
-        )
+        records, apart = aggregate_apart(batch.fills, self.leaders, source=self.source, block_time=self.block_times)
         for fills, error in apart:  # a sum beyond the schema: parked, or the range would be retried forever
             self._park_fills(fills, error)
         if records:

@@ -50,8 +50,7 @@ from typing import Any
 import httpx
 from prometheus_client import Counter
 
-from horus.domain.fills import DecodedFill
-from horus.ingest.logic import aggregate_apart
+from horus.domain.fills import DecodedFill, aggregate_apart
 from horus.settings import Settings
 from horus.venue.polymarket.data_api import SOURCE, RowDecodeError, SkippedRow, page_rows, parse_row, timestamp_seconds
 from horus.venue.polymarket.exchanges import normalize_address

@@ -16,6 +16,7 @@ from web3 import Web3
 
 from horus.domain import ids
 from horus.domain.events import envelope
+from horus.domain.fills import aggregate
 from horus.kafka.client import flush_or_raise, make_producer
 from horus.ops.testchain import V2_ORDER_FILLED_TOPIC0, RawLog, emit_batch, emit_raw, emit_v1, emit_v2, v2_log
 from horus.topics import DEAD_LETTERS, LEADER_FILLS
@@ -333,7 +334,7 @@ def test_a_removed_log_retracts_its_fill_and_rewinds_the_cursor(iso, caplog):
     }
     sink = FillSink(iso, "chain")
     source = chain.ChainSource(iso, ExchangeBook.of(exchange), leaders=lambda: frozenset({leader}), sink=sink)
-    records = chain.logic.batch_records(chain.logic.decode_batch([log], source.book), {leader}, {40: 1_000})
+    records = aggregate(chain.logic.decode_batch([log], source.book).fills, {leader}, block_time={40: 1_000})
     assert len(sink.emit(records)) == 1
     source._set_cursor((42, chain.logic.NO_LOG))
     with caplog.at_level("ERROR", logger="horus.ingest.sink"):

@@ -7,6 +7,7 @@ import json
 import pytest
 from eth_abi import encode
 
+from horus.domain.fills import AggregationError, MissingTimestampError, aggregate, aggregate_apart
 from horus.domain.ids import leader_fill_id
 from horus.ingest import logic
 from horus.venue.polymarket.exchanges import ORDER_FILLED_V1_TOPIC, ORDER_FILLED_V2_TOPIC, ExchangeBook
@@ -89,7 +90,7 @@ def test_a_multi_log_tx_becomes_one_event_per_leader_token_side():
     ]
     batch = logic.decode_batch(logs, BOOK)
     assert batch.blocks_needing_time() == {7, 8} and batch.last_position == (8, 0)
-    records = logic.batch_records(batch, [L1, L2], {7: 1_000, 8: 1_002}, produced_at_us=5)
+    records = aggregate(batch.fills, [L1, L2], block_time={7: 1_000, 8: 1_002}, produced_at_us=5)
     by_id = {r["envelope"]["event_id"]: r for r in records}
     assert set(by_id) == {
         leader_fill_id(TX1, L1, "7", "BUY"),
@@ -105,8 +106,11 @@ def test_a_multi_log_tx_becomes_one_event_per_leader_token_side():
     )
     assert summed["envelope"]["occurred_at_us"] == 1_000 * 1_000_000
     # the same logs in another order (or seen twice) give the same events
-    again = logic.batch_records(
-        logic.decode_batch(list(reversed(logs)) + logs[:2], BOOK), [L1, L2], {7: 1_000, 8: 1_002}, produced_at_us=5
+    again = aggregate(
+        logic.decode_batch(list(reversed(logs)) + logs[:2], BOOK).fills,
+        [L1, L2],
+        block_time={7: 1_000, 8: 1_002},
+        produced_at_us=5,
     )
     assert again == records
 
@@ -155,17 +159,17 @@ def test_a_fill_whose_sums_overflow_is_set_apart_and_the_other_fills_are_summed(
         v2_log(L1, TX2, 8, 0),
     ]
     batch = logic.decode_batch(logs, BOOK)
-    with pytest.raises(logic.AggregationError):
-        logic.batch_records(batch, [L1], {7: 1_000, 8: 1_002})
-    records, apart = logic.aggregate_apart(
+    with pytest.raises(AggregationError):
+        aggregate(batch.fills, [L1], block_time={7: 1_000, 8: 1_002})
+    records, apart = aggregate_apart(
         batch.fills, [L1], source="chain", block_time={7: 1_000, 8: 1_002}, produced_at_us=5
     )
     assert [r["envelope"]["event_id"] for r in records] == [leader_fill_id(TX2, L1, "7", "BUY")]
     ((fills, error),) = apart
     assert [f.log_index for f in fills] == [0, 1] and "exceeds 2^63-1" in str(error)
-    assert logic.aggregate_apart(batch.fills[2:], [L1], source="chain", block_time={8: 1_002}, produced_at_us=5) == (
+    assert aggregate_apart(batch.fills[2:], [L1], source="chain", block_time={8: 1_002}, produced_at_us=5) == (
         records,
         [],
     )
-    with pytest.raises(logic.MissingTimestampError):  # a node that gave no block time: retried, never parked
-        logic.aggregate_apart(batch.fills[2:], [L1], source="chain", block_time={})
+    with pytest.raises(MissingTimestampError):  # a node that gave no block time: retried, never parked
+        aggregate_apart(batch.fills[2:], [L1], source="chain", block_time={})
