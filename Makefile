@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HORUS := $(BIN)/horus
 STAMP := $(VENV)/.installed
 
-.PHONY: setup faketime demo test test-unit mutation stack-up stack-down bench clean
+.PHONY: setup faketime demo lint test test-unit mutation stack-up stack-down bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ setup: $(STAMP) faketime
 
 demo: setup
 	$(HORUS) demo $(DEMO_ARGS)
+
+# The house's rules (docs/architecture.md), fast and before anything slow: lint and format (ruff), types (mypy),
+# and the import contracts of DESIGN's boundaries (import-linter, [tool.importlinter] in pyproject.toml).
+CODE := horus streams projections bench tests
+lint: $(STAMP)
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # the whole suite against the real broker, database and EVM node; the stack is stopped afterwards
 test: setup

@@ -11,19 +11,9 @@ from pathlib import Path
 import typer
 
 from horus.cli.common import console, fail, friendly_errors, settings
+from horus.domain.events import LEDGER_STATUSES
 
-STATUSES = (
-    "PENDING",
-    "SUBMITTED",
-    "FILLED",
-    "PARTIAL",
-    "NOT_FILLED",
-    "REJECTED",
-    "FAILED",
-    "UNKNOWN",
-    "DRY_RUN",
-    "SENT",
-)
+STATUSES = LEDGER_STATUSES
 _SHOWN = (
     "idempotency_key",
     "follower",

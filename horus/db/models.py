@@ -41,6 +41,8 @@ from sqlalchemy.dialects.postgresql import base as postgresql_types
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
+from horus.domain.events import LEDGER_STATUSES, ExecutionStatus
+
 # Stable constraint names, so migrations and models agree and downgrades can drop by name.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -51,20 +53,9 @@ NAMING_CONVENTION = {
 }
 
 SIDES = ("BUY", "SELL")
-COPY_TRADE_STATUSES = (
-    "PENDING",
-    "SENT",
-    "FILLED",
-    "PARTIAL",
-    "NOT_FILLED",
-    "REJECTED",
-    "FAILED",
-    "UNKNOWN",
-    "SUBMITTED",
-    "DRY_RUN",
-)
+COPY_TRADE_STATUSES = LEDGER_STATUSES
 DECISION_ACTIONS = ("COPY", "SKIP")
-EXECUTION_STATUSES = ("FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "UNKNOWN", "DRY_RUN", "SUBMITTED")
+EXECUTION_STATUSES = tuple(s.value for s in ExecutionStatus)
 FILL_ROLES = ("MAKER", "TAKER")
 
 

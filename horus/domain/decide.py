@@ -35,7 +35,7 @@ from typing import Protocol
 from horus.domain.clock import future_detail, in_future
 from horus.domain.config import ConfigState, FollowConfig, FollowerConfig
 from horus.domain.control import ControlState
-from horus.domain.events import envelope
+from horus.domain.events import FAILURES, TERMINAL, envelope
 from horus.domain.fees import effective_rate
 from horus.domain.ids import decision_id, intent_id
 from horus.domain.market import Balance, MarketInfo, Quote
@@ -47,8 +47,6 @@ MIN_NOTIONAL_E6 = 1_000_000  # marketable orders: >= $1
 DAY_US = 86_400 * 1_000_000
 MAX_QUOTE_TTL_US = 5_000_000
 FILLS_REMEMBERED_US = 60 * 1_000_000  # a balance read is never older than this (its TTL is seconds)
-TERMINAL = frozenset({"FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "DRY_RUN"})
-FAILED = frozenset({"REJECTED", "FAILED"})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -690,7 +688,7 @@ def apply_result(result: dict, state: DecideState, *, now_us: int | None = None)
         if reservation is None:
             return state  # a result for a decision this state never saw (another follower's partition history)
         booked = book.booked[intent] = Booked(reservation)
-        state.outcomes.append((at_us, status in FAILED))
+        state.outcomes.append((at_us, status in FAILURES))
         if reservation.side == "BUY":  # the reservation's spend gives way to what was really spent
             book.add_spend(reservation.day, reservation.follow_id, -reservation.cost_e6)
     seq = result.get("seq") or 0

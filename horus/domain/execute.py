@@ -23,15 +23,13 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
-from horus.domain.events import envelope
+from horus.domain.events import TERMINAL, envelope
 from horus.domain.fees import fee_at_rate_e6, taker_fee_e6
 from horus.domain.ids import result_id
 
 STAGE = "execute"
 DRY_RUN_ATTEMPT = 0  # result sequence 0 is the dry run's; venue outcomes count from 1
 
-TERMINAL = frozenset({"FILLED", "PARTIAL", "NOT_FILLED", "REJECTED", "FAILED", "DRY_RUN"})
-OPEN = frozenset({"PENDING", "UNKNOWN", "SUBMITTED"})  # the reconciler's work
 MAX_FEE_RATE = Decimal("0.05")  # the exchange's maxFeeRateBps default (500 bps), taken per share: never too low
 PRICE_PLACES = Decimal("0.000001")
 

@@ -30,7 +30,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from horus.db.engine import psycopg_conninfo, refuses_a_value
-from horus.domain.execute import OPEN, OrderShape, Outcome
+from horus.domain.events import OPEN
+from horus.domain.execute import OrderShape, Outcome
 from horus.venue.polymarket.orders import stored_amounts
 
 log = logging.getLogger("horus.execution")

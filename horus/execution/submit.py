@@ -32,9 +32,9 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from horus.domain.decide import fee_schedule
+from horus.domain.events import TERMINAL
 from horus.domain.execute import (
     DRY_RUN_ATTEMPT,
-    TERMINAL,
     Outcome,
     classify_reply,
     decision_timestamp_ms,

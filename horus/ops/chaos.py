@@ -78,7 +78,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from horus.domain.execute import OPEN, TERMINAL
+from horus.domain.events import OPEN, TERMINAL
 from horus.ops.paper import create_followers, fund, set_faults, venue_orders
 from horus.settings import Settings
 from horus.venue.polymarket.orders import intent_metadata

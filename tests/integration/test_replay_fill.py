@@ -19,8 +19,7 @@ from horus.credentials import generate_key
 from horus.db.engine import psycopg_conninfo
 from horus.domain import ids
 from horus.domain.config import config_change, parse_follow_config
-from horus.domain.events import envelope
-from horus.domain.execute import TERMINAL
+from horus.domain.events import TERMINAL, envelope
 from horus.ops.paper import create_followers, fund, venue_orders
 from horus.topics import COPY_DECISIONS, EXECUTION_RESULTS, LEADER_FILLS
 from horus.venue.polymarket.orders import intent_metadata
