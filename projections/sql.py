@@ -45,6 +45,7 @@ def _conflict_clause(table: str) -> sql.Composed:
       between two stage events the lower event id wins."""
     columns = table_columns(table)
     t = sql.Identifier(table)
+    key: tuple[str, ...]
     if table == DEAD_LETTERS_TABLE:
         key, updates = DEAD_LETTER_PK, [c for c in columns if c not in DEAD_LETTER_PK]
         condition = sql.SQL(

@@ -65,7 +65,7 @@ class BatchWriter:
     def _stage(self, table: str) -> tuple[str, str, list[str]]:
         stage = f"_stage_{table}"
         self.conn.execute(stage_table_statement(stage, table))
-        types = dict(self.conn.execute(COLUMN_TYPES, (table,)).fetchall())
+        types: dict[str, str] = dict(self.conn.execute(COLUMN_TYPES, (table,)).fetchall())
         insert = staged_insert_statement(table, stage).as_string(self.conn)
         return copy_statement(stage, table).as_string(self.conn), insert, [types[c] for c in self.columns[table]]
 
