@@ -9,6 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from horus.codec import default_codec
+from horus.domain.config import config_change, config_key
+from horus.domain.control import control_command, control_key
+from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
 from horus.settings import Settings
 from horus.topics import CONFIG_CHANGES, CONTROL_COMMANDS, TopicSpec
 
@@ -20,8 +24,6 @@ class NotAccepted(Exception):
 def publish_config(settings: Settings, entity: str, entity_id: str, config: Any | None) -> tuple[dict, tuple[int, int]]:
     """One ConfigChange from the CLI: an UPSERT of `config`, or a DELETE when it is None. Returns the change
     and its (partition, offset). Raises NotAccepted."""
-    from horus.domain.config import config_change, config_key
-
     change = config_change(entity, entity_id, config, "cli", occurred_at_us=time.time_ns() // 1000)
     key = config_key(entity, entity_id)
     return change, _produce_acknowledged(settings, CONFIG_CHANGES, "ConfigChange", change, key, "change")
@@ -32,8 +34,6 @@ def send_control(
 ) -> tuple[dict, tuple[int, int]]:
     """One ControlCommand keyed by its switch. Returns it and its (partition, offset). Raises ControlError (a
     command the rules refuse) and NotAccepted."""
-    from horus.domain.control import control_command, control_key
-
     command = control_command(
         scope, verb, target, reason=reason, issued_by=issued_by, occurred_at_us=time.time_ns() // 1000
     )
@@ -46,9 +46,6 @@ def _produce_acknowledged(
 ) -> tuple[int, int]:
     """Produce one record and wait for its delivery report. Returns its (partition, offset); raises NotAccepted
     (naming the record as `called`)."""
-    from horus.codec import default_codec
-    from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
-
     reports: list = []
     producer = make_producer(settings, log_level=3)
     produce_reliably(

@@ -1,7 +1,8 @@
 """The read model: what the operator tools (the CLI, the demo) ask of the projections.
 
-Every read of a projection table outside the runner is a function here, so a table's shape is
-known in two places only: its fold and these queries. Where the projections may lag and the
+Every read the operator tools make of a projection table (and of the executor's ledger,
+copy_trades) is a function here, so a table's shape is spelled in its fold and here, not in each
+command. Where the projections may lag and the
 answer must be current (a config about to be changed, the switches in force), the compacted topic
 itself is read to its end instead: the topic is the source of truth, the tables a copy of it.
 
@@ -24,9 +25,15 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
+from horus.codec import default_codec
 from horus.db.engine import psycopg_conninfo
+from horus.domain.config import ConfigInvalid, config_key, parse_change_body
+from horus.domain.control import ControlState, apply_control, apply_control_tombstone
 from horus.domain.execute import TERMINAL
+from horus.kafka.client import assign_from_beginning, end_offsets, make_consumer, poll_batch
+from horus.kafka.config_tail import ConfigTail
 from horus.settings import Settings
+from horus.topics import CONFIG_CHANGES, CONTROL_COMMANDS
 from projections.folds import ALL_PROJECTIONS, CONFIG_CHANGES_PROJECTION, Projection
 from projections.lag import projection_lag
 
@@ -93,10 +100,6 @@ def _config_row(conn: ReadConnection, entity: str, entity_id: str) -> tuple[dict
 
 def latest_config_changes(settings: Settings, timeout: float = 30.0) -> dict[str, dict]:
     """The last ConfigChange per key on config.changes, read from the beginning to the end offsets."""
-    from horus.codec import default_codec
-    from horus.kafka.client import assign_from_beginning, end_offsets, make_consumer, poll_batch
-    from horus.topics import CONFIG_CHANGES
-
     topic = settings.topic(CONFIG_CHANGES.name)
     codec = default_codec()
     consumer = make_consumer(settings, None)
@@ -138,8 +141,6 @@ def _config_in_projection(settings: Settings, entity: str, entity_id: str) -> tu
 def current_config(settings: Settings, entity: str, entity_id: str) -> dict | None:
     """The config now in force for (entity, id) as a plain dict, or None if there is none: from the projection
     when it is caught up, else from the topic itself. Raises CurrentConfigInvalid, TopicNotRead."""
-    from horus.domain.config import ConfigInvalid, config_key, parse_change_body
-
     try:
         in_projection = _config_in_projection(settings, entity, entity_id)
     except Exception:  # noqa: BLE001 - the topic below is the source of truth anyway
@@ -367,11 +368,6 @@ def follower_summary(conn: ReadConnection, followers: Sequence[str]) -> list[dic
 def active_switches(settings: Settings, timeout: float = 30.0) -> dict[str, tuple[str, str]]:
     """Fold control.commands from the beginning (the fold the stages use): switch key -> (verb, reason) of
     every active switch. Raises TopicNotRead."""
-    from horus.codec import default_codec
-    from horus.domain.control import ControlState, apply_control, apply_control_tombstone
-    from horus.kafka.config_tail import ConfigTail
-    from horus.topics import CONTROL_COMMANDS
-
     state = ControlState()
     lock = threading.Lock()
     tail = ConfigTail(
