@@ -6,11 +6,12 @@ One loop on confluent-kafka (via horus.kafka.client):
 2. decode every message with the codec (a message it refuses is kept, with the reason);
 3. fold the batch with the pure folds in `projections.folds` (bad messages become dead_letters
    rows with their exact bytes);
-4. in ONE transaction: move `projection_offsets` forward with a guard, then write every row
-   (event tables: binary COPY straight into the table under a savepoint; if a fact is already
-   there or twice in the batch, the unique key refuses that COPY and the rows go through a temp
-   staging table + one INSERT ... SELECT ... ON CONFLICT instead; config tables always take that
-   way; dead letters: `executemany`), then commit. The guard is
+4. in ONE transaction (`projections.writer`, its statements in `projections.sql`): move
+   `projection_offsets` forward with a guard, then write every row (event tables: binary COPY
+   straight into the table under a savepoint; if a fact is already there or twice in the batch,
+   the unique key refuses that COPY and the rows go through a temp staging table + one
+   INSERT ... SELECT ... ON CONFLICT instead; config tables always take that way; dead letters:
+   `executemany`), then commit. The guard is
    `ON CONFLICT ... DO UPDATE SET next_offset = excluded.next_offset
     WHERE projection_offsets.next_offset < excluded.next_offset RETURNING ...`;
    a partition whose row does not come back was already folded past this batch (a duplicate
@@ -23,8 +24,8 @@ tables. The connection commits with synchronous_commit=off: rows and offsets are
 together, and anything lost in a server crash is folded again from Kafka.
 
 Where to start reading comes from Postgres, never from Kafka: `on_assign` seeks each partition to
-its stored `next_offset` (or the beginning). Kafka-side commits are made after the database commit
-only so that lag dashboards see the group's progress.
+its stored `next_offset` (or the beginning), read by `projections.lag`. Kafka-side commits are made
+after the database commit only so that lag dashboards see the group's progress.
 
 Bad input never stops the runner: undecodable messages, wrong record types and values Postgres
 would refuse all become dead_letters rows. If the database still rejects a row, the batch is
@@ -39,44 +40,25 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 import psycopg
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    IsolationLevel,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
-from confluent_kafka.admin import AdminClient, OffsetSpec
-from psycopg import sql
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from horus.codec import default_codec
 from horus.db.engine import psycopg_conninfo, refuses_a_value
-from horus.db.models import Base
 from horus.kafka.client import make_admin, make_consumer, poll_batch
 from horus.settings import Settings
-from projections.folds import (
-    ALL_PROJECTIONS,
-    DEAD_LETTERS_TABLE,
-    FoldResult,
-    Projection,
-    SourceMessage,
-    fold_batch,
-    parked_row,
-)
+from projections.folds import ALL_PROJECTIONS, DEAD_LETTERS_TABLE, FoldResult, Projection, SourceMessage, fold_batch
+from projections.lag import TopicPartitionKey, read_offsets, topic_end_offsets
+from projections.writer import BatchWriter, StaleBatch
 
 log = logging.getLogger("horus.projections")
 
 # Session-level advisory lock: live runners hold it shared, a replay holds it exclusively, so a
 # replay never truncates tables under a running runner.
 ADVISORY_LOCK_KEY = 0x686F7275_7350524A  # "horusPRJ"
-
-TopicPartitionKey = tuple[str, int]  # (real topic name, partition)
 
 
 def group_id(settings: Settings) -> str:
@@ -139,267 +121,6 @@ class BatchResult:
     stats: ProjectionStats
 
 
-class StaleBatch(Exception):
-    """The offset guard refused the batch: some partition was already folded past it."""
-
-    def __init__(self, stale: list[TopicPartitionKey]):
-        super().__init__(f"batch already folded for {stale}")
-        self.stale = stale
-
-
-# ---------------------------------------------------------------------------------------------
-# SQL
-# ---------------------------------------------------------------------------------------------
-def table_columns(table: str) -> tuple[str, ...]:
-    return tuple(column.name for column in Base.metadata.tables[table].columns)
-
-
-# The column that identifies "the same fact" in each event table. copy_decisions is keyed by
-# candidate: exactly one decision per candidate, whatever its event id. The config and control
-# tables hold one row per compacted-topic key, and there the LATEST change (highest coordinates) wins.
-CONFLICT_KEYS = {
-    "copy_decisions": "candidate_id",
-    "follower_configs": "follower",
-    "follow_configs": "follow_id",
-    "control_switches": "key",
-}
-LATEST_WINS = frozenset({"follower_configs", "follow_configs", "control_switches"})
-DEAD_LETTER_PK = ("source_topic", "source_partition", "source_offset")
-
-
-def conflict_key(table: str) -> str:
-    return CONFLICT_KEYS.get(table, "event_id")
-
-
-def _conflict_clause(table: str) -> sql.Composed:
-    """What happens when a row for the same fact exists already. The outcome never depends on
-    the order in which batches arrive, so live folding and replay give the same tables:
-
-    - event tables: the copy with the lowest (kafka_partition, kafka_offset) wins (normally the
-      first one produced: one key, one partition);
-    - LATEST_WINS tables: the highest coordinates win (one key, one partition: the last change);
-    - dead letters: a stage's own DeadLetter event beats a row the projection parked itself, and
-      between two stage events the lower event id wins."""
-    columns = table_columns(table)
-    t = sql.Identifier(table)
-    if table == DEAD_LETTERS_TABLE:
-        key, updates = DEAD_LETTER_PK, [c for c in columns if c not in DEAD_LETTER_PK]
-        condition = sql.SQL(
-            "(excluded.stage <> {own} AND ({t}.stage = {own}"
-            ' OR excluded.event_id COLLATE "C" < {t}.event_id COLLATE "C"))'
-        ).format(t=t, own=sql.Literal("projections"))
-    else:
-        key = (conflict_key(table),)
-        updates = [c for c in columns if c not in key]
-        condition = sql.SQL(
-            "(excluded.kafka_partition, excluded.kafka_offset) {op} ({t}.kafka_partition, {t}.kafka_offset)"
-        ).format(t=t, op=sql.SQL(">" if table in LATEST_WINS else "<"))
-    return sql.SQL(" ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {condition}").format(
-        key=sql.SQL(", ").join(map(sql.Identifier, key)),
-        sets=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in updates),
-        condition=condition,
-    )
-
-
-def upsert_statement(table: str) -> sql.Composed:
-    """INSERT of one row of `table` (executemany, and the row-by-row slow path)."""
-    columns = table_columns(table)
-    return sql.SQL("INSERT INTO {table} ({columns}) VALUES ({values})").format(
-        table=sql.Identifier(table),
-        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-    ) + _conflict_clause(table)
-
-
-def staged_insert_statement(table: str, stage: str) -> sql.Composed:
-    """INSERT ... SELECT from the staging table: one row per fact (the winning coordinates first)."""
-    columns = sql.SQL(", ").join(map(sql.Identifier, table_columns(table)))
-    key = sql.Identifier(conflict_key(table))
-    order = sql.SQL(
-        "kafka_partition DESC, kafka_offset DESC" if table in LATEST_WINS else "kafka_partition, kafka_offset"
-    )
-    return sql.SQL(
-        "INSERT INTO {table} ({columns}) SELECT DISTINCT ON ({key}) {columns} FROM {stage} ORDER BY {key}, {order}"
-    ).format(
-        table=sql.Identifier(table), columns=columns, key=key, stage=sql.Identifier(stage), order=order
-    ) + _conflict_clause(table)
-
-
-def guard_statement(n: int) -> sql.Composed:
-    """Forward-only offset upsert for n partitions; returns the rows it wrote."""
-    values = sql.SQL(", ").join(sql.SQL("(%s, %s, %s, %s, now())") for _ in range(n))
-    return (
-        sql.SQL("INSERT INTO projection_offsets AS o (projection, topic, partition, next_offset, updated_at) VALUES ")
-        + values
-        + sql.SQL(
-            " ON CONFLICT (projection, topic, partition) DO UPDATE"
-            " SET next_offset = excluded.next_offset, updated_at = excluded.updated_at"
-            " WHERE o.next_offset < excluded.next_offset"
-            " RETURNING projection, topic, partition"
-        )
-    )
-
-
-def read_offsets(conn: psycopg.Connection, keys: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], int]:
-    """Stored next offsets for (projection, topic, partition) keys that have one."""
-    keys = list(keys)
-    if not keys:
-        return {}
-    rows = conn.execute(
-        "SELECT o.projection, o.topic, o.partition, o.next_offset FROM projection_offsets o"
-        " JOIN unnest(%s::text[], %s::text[], %s::int[]) AS k(projection, topic, partition)"
-        " USING (projection, topic, partition)",
-        ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
-    ).fetchall()
-    return {(p, t, part): offset for p, t, part, offset in rows}
-
-
-class _Writer:
-    """Writes one folded batch and its offsets in one transaction.
-
-    Event tables take a binary COPY straight into the table, under a savepoint. When the unique
-    key refuses it (a fact stored before, or twice in the batch) the same rows go by binary COPY
-    into a per-connection temp staging table, then one `INSERT ... SELECT DISTINCT ON (key) ...
-    ON CONFLICT (key) DO UPDATE ... WHERE <lower coordinates>`: without a conflict both ways
-    store the same rows, so the result stays idempotent. LATEST_WINS tables always take the
-    staging way; dead letters (rare) go through `executemany`."""
-
-    def __init__(self, conn: psycopg.Connection, tables: Sequence[str]):
-        self.conn = conn
-        self.tables = list(tables)
-        self.columns = {table: table_columns(table) for table in self.tables}
-        self.getters = {table: itemgetter(*columns) for table, columns in self.columns.items()}
-        self.statements = {table: upsert_statement(table).as_string(conn) for table in self.tables}
-        self._guards: dict[int, str] = {}
-        self.staged: dict[str, tuple[str, str, list[str]]] = {}
-        self.direct: dict[str, str] = {}  # COPY straight into the table (event tables only)
-        for table in self.tables:
-            if table != DEAD_LETTERS_TABLE:
-                self.staged[table] = self._stage(table)
-                if table not in LATEST_WINS:  # a config key changes again and again: always staged
-                    self.direct[table] = self._copy_statement(table, table)
-
-    def _copy_statement(self, target: str, table: str) -> str:
-        columns = sql.SQL(", ").join(map(sql.Identifier, self.columns[table]))
-        return (
-            sql.SQL("COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)")
-            .format(target=sql.Identifier(target), columns=columns)
-            .as_string(self.conn)
-        )
-
-    def _stage(self, table: str) -> tuple[str, str, list[str]]:
-        stage = f"_stage_{table}"
-        self.conn.execute(
-            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS").format(
-                stage=sql.Identifier(stage), table=sql.Identifier(table)
-            )
-        )
-        types = dict(
-            self.conn.execute(
-                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-                " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-                (table,),
-            ).fetchall()
-        )
-        insert = staged_insert_statement(table, stage).as_string(self.conn)
-        return self._copy_statement(stage, table), insert, [types[c] for c in self.columns[table]]
-
-    def _guard(self, offsets: Mapping[tuple[str, str, int], int]) -> None:
-        n = len(offsets)
-        statement = self._guards.get(n)
-        if statement is None:
-            statement = self._guards[n] = guard_statement(n).as_string(self.conn)
-        params: list[Any] = []
-        for (projection, topic, partition), next_offset in offsets.items():
-            params += (projection, topic, partition, next_offset)
-        returned = {(p, t, part) for p, t, part in self.conn.execute(statement, params).fetchall()}
-        stale = [(t, part) for (p, t, part) in offsets if (p, t, part) not in returned]
-        if stale:
-            raise StaleBatch(stale)
-
-    def _rows(self, table: str, rows: list[dict[str, Any]]) -> int:
-        with self.conn.cursor() as cur:
-            staged = self.staged.get(table)
-            if staged is None:
-                get = self.getters[table]
-                cur.executemany(self.statements[table], [get(row) for row in rows])
-                return max(cur.rowcount, 0)
-            copy_sql, insert_sql, types = staged
-            direct = self.direct.get(table)
-            if direct is not None:
-                # nearly every batch holds only new facts: COPY them straight in (about half the
-                # database time of staging + upsert); a duplicate undoes just this savepoint
-                try:
-                    with self.conn.transaction():
-                        self._copy(cur, direct, types, table, rows)
-                    return len(rows)
-                except psycopg.errors.UniqueViolation:
-                    pass
-            self._copy(cur, copy_sql, types, table, rows)
-            cur.execute(insert_sql)
-            return max(cur.rowcount, 0)
-
-    def _copy(
-        self, cur: psycopg.Cursor, statement: str, types: list[str], table: str, rows: list[dict[str, Any]]
-    ) -> None:
-        get = self.getters[table]
-        with cur.copy(statement) as copy:
-            copy.set_types(types)
-            for row in rows:
-                copy.write_row(get(row))
-
-    def write(self, folded: FoldResult, offsets: Mapping[tuple[str, str, int], int]) -> dict[str, int]:
-        """Fast path: guard, then every table, one commit. Raises StaleBatch."""
-        written: dict[str, int] = {}
-        with self.conn.transaction():
-            if offsets:
-                self._guard(offsets)
-            for table in self.tables:
-                rows = folded.rows.get(table)
-                if rows:
-                    written[table] = self._rows(table, rows)
-        return written
-
-    def write_row_by_row(
-        self, folded: FoldResult, offsets: Mapping[tuple[str, str, int], int]
-    ) -> tuple[dict[str, int], int]:
-        """Slow path after the database refused a row: every row under its own savepoint; a row
-        Postgres refuses is parked in dead_letters instead. Returns (written, rows parked)."""
-        written: Counter = Counter()
-        parked: list[tuple[dict[str, Any], SourceMessage]] = []
-        with self.conn.transaction():
-            if offsets:
-                self._guard(offsets)
-            for table in self.tables:
-                for row, source in zip(folded.rows.get(table, ()), folded.sources.get(table, ())):
-                    try:
-                        written[table] += self._one(table, row)
-                    except psycopg.DatabaseError as exc:
-                        if not refuses_a_value(exc):
-                            raise
-                        if table == DEAD_LETTERS_TABLE and _parked_here(row, source):
-                            raise  # a parked row of our own was refused: nothing safer to fall back to
-                        parked.append((parked_row(source, f"rejected by the database: {exc}".strip()), source))
-            for row, _source in parked:
-                written[DEAD_LETTERS_TABLE] += self._one(DEAD_LETTERS_TABLE, row)
-        return dict(written), len(parked)
-
-    def _one(self, table: str, row: dict[str, Any]) -> int:
-        with self.conn.transaction():  # a savepoint
-            cur = self.conn.execute(self.statements[table], self.getters[table](row))
-            return max(cur.rowcount, 0)
-
-
-def _parked_here(row: dict[str, Any], source: SourceMessage) -> bool:
-    """The row is one this runner parked for `source` itself (not a DeadLetter event off the topic, which may name
-    any stage, "projections" included)."""
-    return row.get("stage") == "projections" and (
-        row.get("source_topic"),
-        row.get("source_partition"),
-        row.get("source_offset"),
-    ) == (source.topic, source.partition, source.offset)
-
-
 # ---------------------------------------------------------------------------------------------
 # the runner
 # ---------------------------------------------------------------------------------------------
@@ -424,30 +145,6 @@ def to_source_message(message: Message, decode: Callable[[bytes], tuple[str, dic
         record=record,
         error=error,
     )
-
-
-def topic_end_offsets(
-    settings: Settings, topics: Sequence[str], admin: AdminClient | None = None
-) -> dict[TopicPartitionKey, int]:
-    """Last stable offset (the read_committed end) of every partition of `topics` (real names).
-
-    Asked through an AdminClient in one request: a consumer's own watermark queries queue behind
-    its long-poll fetches (~fetch.wait.max.ms each)."""
-    admin = admin or make_admin(settings)
-    metadata = admin.list_topics(timeout=10)
-    specs = {}
-    for topic in topics:
-        info = metadata.topics.get(topic)
-        if info is None or info.error is not None:
-            raise KafkaException(
-                info.error
-                if info is not None
-                else KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic {topic} does not exist")
-            )
-        for p in info.partitions:
-            specs[TopicPartition(topic, p)] = OffsetSpec.latest()
-    futures = admin.list_offsets(specs, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=10)
-    return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
 
 
 @dataclass
@@ -511,7 +208,7 @@ class ProjectionRunner:
         self.decode = default_codec().decode
         self.consumer: Consumer | None = None
         self.conn: psycopg.Connection | None = None
-        self._writer: _Writer | None = None
+        self._writer: BatchWriter | None = None
         self._assigned: set[TopicPartitionKey] = set()
         self._next: dict[TopicPartitionKey, int] = {}  # next offset stored in Postgres, per assigned partition
         self._admin_client: AdminClient | None = None
@@ -569,7 +266,7 @@ class ProjectionRunner:
                     log.warning("a projection replay holds the lock; waiting for it to finish")
                 time.sleep(0.5)
                 waited += 0.5
-        self._writer = _Writer(self.conn, self.tables)
+        self._writer = BatchWriter(self.conn, self.tables)
 
     def _disconnect(self) -> None:
         if self.conn is not None:
@@ -851,25 +548,3 @@ def run_projections(
         return runner.run(stop_event, until_caught_up=until_caught_up, on_batch=on_batch)
     finally:
         runner.close()
-
-
-def projection_lag(settings: Settings, projections: Sequence[Projection] = ALL_PROJECTIONS) -> list[dict[str, Any]]:
-    """Per partition: stored next offset, end offset and lag (for status views)."""
-    owner = {settings.topic(p.topic): p.name for p in projections}
-    ends = topic_end_offsets(settings, list(owner))
-    with psycopg.connect(psycopg_conninfo(settings.database_url), autocommit=True) as conn:
-        stored = read_offsets(conn, [(owner[t], t, p) for t, p in ends])
-    rows = []
-    for (t, p), end in sorted(ends.items()):
-        next_offset = stored.get((owner[t], t, p), 0)
-        rows.append(
-            {
-                "projection": owner[t],
-                "topic": t,
-                "partition": p,
-                "next_offset": next_offset,
-                "end_offset": end,
-                "lag": max(end - next_offset, 0),
-            }
-        )
-    return rows

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import sys
+import typing
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -30,7 +34,7 @@ def serve_metrics(port: int, host: str = LOOPBACK):
     return start_http_server(port, addr=host)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
@@ -56,3 +60,34 @@ def friendly_errors(func):
             sys.exit(130)
 
     return wrapper
+
+
+def options_from(group: type, parameter: str):
+    """Options declared once, for every command that takes them: `group` is a dataclass whose fields are
+    `Annotated[type, typer.Option(...)]` with defaults. The command's `parameter` (annotated with `group`)
+    stands, in the signature Typer reads, for those fields; the command receives one `group` holding them."""
+    hints = typing.get_type_hints(group, include_extras=True)
+    fields = dataclasses.fields(group)
+    options = [
+        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=hints[f.name])
+        for f in fields
+    ]
+
+    def decorate(command):
+        own = list(inspect.signature(command, eval_str=True).parameters.values())
+        at = [p.name for p in own].index(parameter)
+        clash = {p.name for p in own} & {f.name for f in fields}
+        if clash:
+            raise TypeError(f"{command.__name__} declares {sorted(clash)} itself and in {group.__name__}")
+
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            given = group(**{f.name: kwargs.pop(f.name) for f in fields})
+            return command(*args, **kwargs, **{parameter: given})
+
+        parameters = [*own[:at], *options, *own[at + 1 :]]
+        wrapper.__signature__ = inspect.Signature(parameters)
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        return wrapper
+
+    return decorate

@@ -11,14 +11,14 @@ only its ref is put in the config; everything printed passes through `redacted()
 from __future__ import annotations
 
 import json
-import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from horus.cli.common import console, fail, friendly_errors, settings
+from horus.cli.common import console, fail, friendly_errors, options_from, settings
 from horus.settings import Settings
 
 follower_app = typer.Typer(help="Follower accounts (config.changes, entity FOLLOWER).", no_args_is_help=True)
@@ -32,124 +32,29 @@ INVALID = 2  # exit code for a config that breaks a rule (as for a bad command-l
 # ---------------------------------------------------------------------------------------------
 # reading the current config and publishing a change
 # ---------------------------------------------------------------------------------------------
-def _projection_caught_up(s: Settings) -> bool:
-    """True when the `configs` projection has folded config.changes up to its end offsets now."""
-    import psycopg
-
-    from horus.db.engine import psycopg_conninfo
-    from horus.topics import CONFIG_CHANGES
-    from projections.runner import read_offsets, topic_end_offsets
-
-    topic = s.topic(CONFIG_CHANGES.name)
-    ends = topic_end_offsets(s, [topic])
-    with psycopg.connect(psycopg_conninfo(s.database_url), autocommit=True, connect_timeout=5) as conn:
-        stored = read_offsets(conn, [("configs", t, p) for t, p in ends])
-    return all(stored.get(("configs", t, p), 0) >= end for (t, p), end in ends.items())
-
-
-def _from_projection(s: Settings, entity: str, entity_id: str) -> tuple[dict | None, str | None]:
-    """(body, invalid) of the current row; (None, None) when there is none."""
-    import psycopg
-
-    from horus.db.engine import psycopg_conninfo
-
-    query = (
-        "SELECT body, invalid FROM follower_configs WHERE follower = %s AND NOT deleted"
-        if entity == "FOLLOWER"
-        else "SELECT body, invalid FROM follow_configs WHERE follow_id = %s AND NOT deleted"
-    )
-    with psycopg.connect(psycopg_conninfo(s.database_url), autocommit=True, connect_timeout=5) as conn:
-        row = conn.execute(query, (entity_id,)).fetchone()
-    return (None, None) if row is None else (row[0], row[1])
-
-
-def latest_changes(s: Settings) -> dict[str, dict]:
-    """The last ConfigChange per key on config.changes, read from the beginning to the end offsets."""
-    from horus.codec import default_codec
-    from horus.kafka.client import assign_from_beginning, end_offsets, make_consumer, poll_batch
-    from horus.topics import CONFIG_CHANGES
-
-    topic = s.topic(CONFIG_CHANGES.name)
-    codec = default_codec()
-    consumer = make_consumer(s, None)
-    latest: dict[str, dict] = {}
-    try:
-        pending = {p: end for p, end in end_offsets(consumer, topic).items() if end > 0}
-        assign_from_beginning(consumer, [topic])
-        deadline = time.monotonic() + 30
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} did not reach its end offsets in 30s")
-            for message in poll_batch(consumer, 1000, 0.5):
-                if message.offset() + 1 >= pending.get(message.partition(), 0):
-                    pending.pop(message.partition(), None)
-                key = (message.key() or b"").decode("utf-8", "replace")
-                if message.value() is None:
-                    latest.pop(key, None)
-                    continue
-                try:
-                    name, record = codec.decode(message.value())
-                except Exception:  # noqa: BLE001 - a record nobody can read does not describe a config
-                    continue
-                if name == "ConfigChange":
-                    latest[key] = record
-    finally:
-        consumer.close()
-    return latest
-
-
 def current_config(s: Settings, entity: str, entity_id: str) -> dict | None:
     """The config now in force for (entity, id) as a plain dict, or None if there is none."""
-    from horus.domain.config import ConfigInvalid, config_key, parse_change_body
-
-    def refuse(reason) -> None:
-        fail(f"the current {entity.lower()} config is invalid ({reason}); replace it with `add --from-file`", INVALID)
+    from projections import queries
 
     try:
-        current = _from_projection(s, entity, entity_id) if _projection_caught_up(s) else None
-    except Exception:  # noqa: BLE001 - the topic below is the source of truth anyway
-        current = None
-    if current is not None:
-        body, invalid = current
-        if invalid:
-            refuse(invalid)
-        return body
-    change = latest_changes(s).get(config_key(entity, entity_id))
-    if change is None or change["op"] == "DELETE":
-        return None
-    try:
-        parsed = parse_change_body(entity, entity_id, change["body"])
-    except ConfigInvalid as exc:
-        refuse(exc)
-    return parsed.model_dump(mode="json")
+        return queries.current_config(s, entity, entity_id)
+    except queries.CurrentConfigInvalid as exc:
+        fail(
+            f"the current {entity.lower()} config is invalid ({exc.reason}); replace it with `add --from-file`", INVALID
+        )
+    except queries.TopicNotRead as exc:
+        fail(str(exc))
 
 
 def publish(s: Settings, entity: str, entity_id: str, config: Any | None) -> tuple[dict, tuple[int, int]]:
     """Produce one ConfigChange (UPSERT of `config`, or DELETE when None) and wait for the broker's ack.
     Returns the change and its (partition, offset)."""
-    from horus.codec import default_codec
-    from horus.domain.config import config_change, config_key
-    from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
-    from horus.topics import CONFIG_CHANGES
+    from horus import commands
 
-    change = config_change(entity, entity_id, config, "cli", occurred_at_us=time.time_ns() // 1000)
-    where: list = []
-
-    def delivered(err, msg) -> None:
-        where.append(err if err is not None else (msg.partition(), msg.offset()))
-
-    producer = make_producer(s, log_level=3)
-    produce_reliably(
-        producer,
-        s.topic(CONFIG_CHANGES.name),
-        default_codec().encode("ConfigChange", change),
-        key=config_key(entity, entity_id),
-        on_delivery=delivered,
-    )
-    flush_or_raise(producer)
-    if not where or not isinstance(where[0], tuple):
-        fail(f"config.changes did not accept the change: {where[0] if where else 'no delivery report'}")
-    return change, where[0]
+    try:
+        return commands.publish_config(s, entity, entity_id, config)
+    except commands.NotAccepted as exc:
+        fail(str(exc))
 
 
 def _read_json_file(path: Path | None) -> dict:
@@ -199,19 +104,22 @@ FILE_OPTION = typer.Option(
 # ---------------------------------------------------------------------------------------------
 # follower
 # ---------------------------------------------------------------------------------------------
-def _follower_options(
-    signature_type, signer, custody, credentials_ref, daily_cap, market_exposure_cap, max_open_positions, enabled
-) -> dict:
-    return _given(
-        signature_type=signature_type,
-        signer=signer,
-        custody=custody,
-        credentials_ref=credentials_ref,
-        daily_cap=daily_cap,
-        market_exposure_cap=market_exposure_cap,
-        max_open_positions=max_open_positions,
-        enabled=enabled,
+@dataclass
+class FollowerOptions:
+    """The options `follower add` and `follower update` share, declared once (None: not given)."""
+
+    signature_type: Annotated[
+        int | None, typer.Option("--signature-type", help="0 EOA, 1 proxy, 2 Safe, 3 deposit wallet")
+    ] = None
+    signer: Annotated[str | None, typer.Option("--signer", help="EOA that signs (types 1-3)")] = None
+    custody: Annotated[str | None, typer.Option("--custody", help="direct | proxy")] = None
+    credentials_ref: Annotated[str | None, typer.Option("--credentials-ref", help="ref in the credentials store")] = (
+        None
     )
+    daily_cap: Annotated[str | None, typer.Option("--daily-cap", help="pUSD spent on BUYs per UTC day")] = None
+    market_exposure_cap: Annotated[str | None, typer.Option("--market-exposure-cap", help="pUSD per market")] = None
+    max_open_positions: Annotated[int | None, typer.Option("--max-open-positions")] = None
+    enabled: Annotated[bool | None, typer.Option("--enable/--disable")] = None
 
 
 def _validated_follower(data: dict):
@@ -256,14 +164,11 @@ def _store_credentials(s: Settings, path: Path, ref: str, signer: str) -> None:
 
 @follower_app.command("add")
 @friendly_errors
+@options_from(FollowerOptions, "given")
 def follower_add(
     address: str = typer.Argument(..., help="the follower's trading address (maker/funder of its orders)"),
-    signature_type: int | None = typer.Option(
-        None, "--signature-type", help="0 EOA, 1 proxy, 2 Safe, 3 deposit wallet"
-    ),
-    signer: str | None = typer.Option(None, "--signer", help="EOA that signs (types 1-3)"),
-    custody: str | None = typer.Option(None, "--custody", help="direct | proxy"),
-    credentials_ref: str | None = typer.Option(None, "--credentials-ref", help="ref in the credentials store"),
+    *,
+    given: FollowerOptions,
     credentials_file: Path | None = typer.Option(
         None,
         "--credentials-file",
@@ -271,29 +176,12 @@ def follower_add(
         help="JSON with private_key, api_key, api_secret, api_passphrase: "
         "stored encrypted, only the ref goes into the event",
     ),
-    daily_cap: str | None = typer.Option(None, "--daily-cap", help="pUSD spent on BUYs per UTC day"),
-    market_exposure_cap: str | None = typer.Option(None, "--market-exposure-cap", help="pUSD per market"),
-    max_open_positions: int | None = typer.Option(None, "--max-open-positions"),
-    enabled: bool | None = typer.Option(None, "--enable/--disable"),
     from_file: Path | None = FILE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add a follower account."""
     s = settings()
-    data = {
-        **_read_json_file(from_file),
-        "follower": address,
-        **_follower_options(
-            signature_type,
-            signer,
-            custody,
-            credentials_ref,
-            daily_cap,
-            market_exposure_cap,
-            max_open_positions,
-            enabled,
-        ),
-    }
+    data = {**_read_json_file(from_file), "follower": address, **_given(**asdict(given))}
     if credentials_file is not None:
         data.setdefault("credentials_ref", f"follower-{address.strip().lower()}")
     config = _validated_follower(data)
@@ -307,16 +195,11 @@ def follower_add(
 
 @follower_app.command("update")
 @friendly_errors
+@options_from(FollowerOptions, "given")
 def follower_update(
     address: str = typer.Argument(...),
-    signature_type: int | None = typer.Option(None, "--signature-type"),
-    signer: str | None = typer.Option(None, "--signer"),
-    custody: str | None = typer.Option(None, "--custody"),
-    credentials_ref: str | None = typer.Option(None, "--credentials-ref"),
-    daily_cap: str | None = typer.Option(None, "--daily-cap"),
-    market_exposure_cap: str | None = typer.Option(None, "--market-exposure-cap"),
-    max_open_positions: int | None = typer.Option(None, "--max-open-positions"),
-    enabled: bool | None = typer.Option(None, "--enable/--disable"),
+    *,
+    given: FollowerOptions,
     from_file: Path | None = FILE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -326,21 +209,7 @@ def follower_update(
     current = current_config(s, "FOLLOWER", address)
     if current is None:
         fail(f"no follower {address}; add it with `horus follower add`")
-    data = {
-        **current,
-        **_read_json_file(from_file),
-        **_follower_options(
-            signature_type,
-            signer,
-            custody,
-            credentials_ref,
-            daily_cap,
-            market_exposure_cap,
-            max_open_positions,
-            enabled,
-        ),
-        "follower": address,
-    }
+    data = {**current, **_read_json_file(from_file), **_given(**asdict(given)), "follower": address}
     config = _validated_follower(data)
     _, where = publish(s, "FOLLOWER", address, config)
     _show("updated", f"follower {address}", config.model_dump(mode="json"), where, as_json)
@@ -411,85 +280,57 @@ def _follow_options(**options: Any) -> dict:
     return {renamed.get(k, k): v for k, v in _given(**options).items()}
 
 
-# the options `follow add` and `follow update` share (typer reads them from each signature)
-SIZING = typer.Option(None, "--sizing", help="fixed | ratio | balance_pct")
-AMOUNT = typer.Option(None, "--amount", help="fixed: pUSD per copy")
-RATIO = typer.Option(None, "--ratio", help="ratio: x the leader's pUSD")
-BALANCE_PCT = typer.Option(None, "--balance-pct", help="balance_pct: % of the available balance")
-MULTIPLIER = typer.Option(None, "--multiplier")
-MAX_PER_TRADE = typer.Option(None, "--max-per-trade")
-MIN_PER_TRADE = typer.Option(None, "--min-per-trade")
-MIN_SIZE = typer.Option(None, "--min-size", help="below the venue minimum: round_up | skip")
-SLIPPAGE = typer.Option(None, "--slippage-bps")
-ORDER_TYPE = typer.Option(None, "--order-type", help="FAK | FOK")
-COPY_SELLS = typer.Option(None, "--copy-sells/--no-copy-sells")
-DAILY_CAP = typer.Option(None, "--daily-cap")
-EXPOSURE_CAP = typer.Option(None, "--market-exposure-cap")
-PRICE_MIN = typer.Option(None, "--price-min")
-PRICE_MAX = typer.Option(None, "--price-max")
-ALLOW = typer.Option(None, "--allow", help="condition id, tag:<slug> or category:<name> (repeatable)")
-DENY = typer.Option(None, "--deny", help="condition id, tag:<slug> or category:<name> (repeatable)")
-MAX_FILL_AGE = typer.Option(None, "--max-fill-age", help="seconds; older leader fills are skipped")
-ORDER_TTL = typer.Option(None, "--order-ttl", help="seconds an order may still be sent or retried")
-ENABLED = typer.Option(None, "--enable/--disable")
+@dataclass
+class FollowOptions:
+    """The options `follow add` and `follow update` share, declared once (None: not given)."""
+
+    leader: Annotated[str | None, typer.Option("--leader", help="address to copy")] = None
+    follower: Annotated[str | None, typer.Option("--follower", help="follower trading address")] = None
+    sizing: Annotated[str | None, typer.Option("--sizing", help="fixed | ratio | balance_pct")] = None
+    amount: Annotated[str | None, typer.Option("--amount", help="fixed: pUSD per copy")] = None
+    ratio: Annotated[str | None, typer.Option("--ratio", help="ratio: x the leader's pUSD")] = None
+    balance_pct: Annotated[
+        str | None, typer.Option("--balance-pct", help="balance_pct: % of the available balance")
+    ] = None
+    multiplier: Annotated[str | None, typer.Option("--multiplier")] = None
+    max_per_trade: Annotated[str | None, typer.Option("--max-per-trade")] = None
+    min_per_trade: Annotated[str | None, typer.Option("--min-per-trade")] = None
+    min_size: Annotated[str | None, typer.Option("--min-size", help="below the venue minimum: round_up | skip")] = None
+    slippage_bps: Annotated[int | None, typer.Option("--slippage-bps")] = None
+    order_type: Annotated[str | None, typer.Option("--order-type", help="FAK | FOK")] = None
+    copy_sells: Annotated[bool | None, typer.Option("--copy-sells/--no-copy-sells")] = None
+    daily_cap: Annotated[str | None, typer.Option("--daily-cap")] = None
+    market_exposure_cap: Annotated[str | None, typer.Option("--market-exposure-cap")] = None
+    price_min: Annotated[str | None, typer.Option("--price-min")] = None
+    price_max: Annotated[str | None, typer.Option("--price-max")] = None
+    allow: Annotated[
+        list[str] | None, typer.Option("--allow", help="condition id, tag:<slug> or category:<name> (repeatable)")
+    ] = None
+    deny: Annotated[
+        list[str] | None, typer.Option("--deny", help="condition id, tag:<slug> or category:<name> (repeatable)")
+    ] = None
+    max_fill_age: Annotated[
+        float | None, typer.Option("--max-fill-age", help="seconds; older leader fills are skipped")
+    ] = None
+    order_ttl: Annotated[
+        int | None, typer.Option("--order-ttl", help="seconds an order may still be sent or retried")
+    ] = None
+    enabled: Annotated[bool | None, typer.Option("--enable/--disable")] = None
 
 
 @follow_app.command("add")
 @friendly_errors
+@options_from(FollowOptions, "given")
 def follow_add(
-    leader: str | None = typer.Option(None, "--leader", help="address to copy"),
-    follower: str | None = typer.Option(None, "--follower", help="follower trading address"),
+    *,
+    given: FollowOptions,
     follow_id: str | None = typer.Option(None, "--id", help="default: <follower[:10]>-<leader[:10]>"),
-    sizing: str | None = SIZING,
-    amount: str | None = AMOUNT,
-    ratio: str | None = RATIO,
-    balance_pct: str | None = BALANCE_PCT,
-    multiplier: str | None = MULTIPLIER,
-    max_per_trade: str | None = MAX_PER_TRADE,
-    min_per_trade: str | None = MIN_PER_TRADE,
-    min_size: str | None = MIN_SIZE,
-    slippage_bps: int | None = SLIPPAGE,
-    order_type: str | None = ORDER_TYPE,
-    copy_sells: bool | None = COPY_SELLS,
-    daily_cap: str | None = DAILY_CAP,
-    market_exposure_cap: str | None = EXPOSURE_CAP,
-    price_min: str | None = PRICE_MIN,
-    price_max: str | None = PRICE_MAX,
-    allow: list[str] | None = ALLOW,
-    deny: list[str] | None = DENY,
-    max_fill_age: float | None = MAX_FILL_AGE,
-    order_ttl: int | None = ORDER_TTL,
-    enabled: bool | None = ENABLED,
     from_file: Path | None = FILE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add a follow: FOLLOWER copies LEADER."""
     s = settings()
-    options = _follow_options(
-        leader=leader,
-        follower=follower,
-        follow_id=follow_id,
-        sizing=sizing,
-        amount=amount,
-        ratio=ratio,
-        balance_pct=balance_pct,
-        multiplier=multiplier,
-        max_per_trade=max_per_trade,
-        min_per_trade=min_per_trade,
-        min_size=min_size,
-        slippage_bps=slippage_bps,
-        order_type=order_type,
-        copy_sells=copy_sells,
-        daily_cap=daily_cap,
-        market_exposure_cap=market_exposure_cap,
-        price_min=price_min,
-        price_max=price_max,
-        allow=allow,
-        deny=deny,
-        max_fill_age=max_fill_age,
-        order_ttl=order_ttl,
-        enabled=enabled,
-    )
+    options = _follow_options(**asdict(given), follow_id=follow_id)
     data = _merge_follow(_read_json_file(from_file), options)
     if "follow_id" not in data and isinstance(data.get("follower"), str) and isinstance(data.get("leader"), str):
         data["follow_id"] = default_follow_id(data["follower"], data["leader"])
@@ -502,30 +343,11 @@ def follow_add(
 
 @follow_app.command("update")
 @friendly_errors
+@options_from(FollowOptions, "given")
 def follow_update(
     follow_id: str = typer.Argument(...),
-    leader: str | None = typer.Option(None, "--leader"),
-    follower: str | None = typer.Option(None, "--follower"),
-    sizing: str | None = SIZING,
-    amount: str | None = AMOUNT,
-    ratio: str | None = RATIO,
-    balance_pct: str | None = BALANCE_PCT,
-    multiplier: str | None = MULTIPLIER,
-    max_per_trade: str | None = MAX_PER_TRADE,
-    min_per_trade: str | None = MIN_PER_TRADE,
-    min_size: str | None = MIN_SIZE,
-    slippage_bps: int | None = SLIPPAGE,
-    order_type: str | None = ORDER_TYPE,
-    copy_sells: bool | None = COPY_SELLS,
-    daily_cap: str | None = DAILY_CAP,
-    market_exposure_cap: str | None = EXPOSURE_CAP,
-    price_min: str | None = PRICE_MIN,
-    price_max: str | None = PRICE_MAX,
-    allow: list[str] | None = ALLOW,
-    deny: list[str] | None = DENY,
-    max_fill_age: float | None = MAX_FILL_AGE,
-    order_ttl: int | None = ORDER_TTL,
-    enabled: bool | None = ENABLED,
+    *,
+    given: FollowOptions,
     from_file: Path | None = FILE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -534,30 +356,7 @@ def follow_update(
     current = current_config(s, "FOLLOW", follow_id)
     if current is None:
         fail(f"no follow {follow_id}; add it with `horus follow add`")
-    options = _follow_options(
-        leader=leader,
-        follower=follower,
-        sizing=sizing,
-        amount=amount,
-        ratio=ratio,
-        balance_pct=balance_pct,
-        multiplier=multiplier,
-        max_per_trade=max_per_trade,
-        min_per_trade=min_per_trade,
-        min_size=min_size,
-        slippage_bps=slippage_bps,
-        order_type=order_type,
-        copy_sells=copy_sells,
-        daily_cap=daily_cap,
-        market_exposure_cap=market_exposure_cap,
-        price_min=price_min,
-        price_max=price_max,
-        allow=allow,
-        deny=deny,
-        max_fill_age=max_fill_age,
-        order_ttl=order_ttl,
-        enabled=enabled,
-    )
+    options = _follow_options(**asdict(given))
     from_json = _read_json_file(from_file)
     base = {**current, **from_json}
     if "sizing" in from_json and isinstance(from_json["sizing"], dict):
@@ -598,33 +397,15 @@ def follow_list(
     as_json: bool = typer.Option(False, "--json", help="one JSON object per follow"),
 ) -> None:
     """Follows as the projection holds them (run `horus projections run` to keep it current)."""
-    import psycopg
-    from psycopg.rows import dict_row
-
-    from horus.db.engine import psycopg_conninfo
     from horus.domain.config import redacted
+    from projections import queries
 
-    where, params = ["true"], []
-    if not include_removed:
-        where.append("NOT deleted")
-    if follower:
-        where.append("follower = %s")
-        params.append(follower.strip().lower())
-    if leader:
-        where.append("leader = %s")
-        params.append(leader.strip().lower())
-    query = (
-        "SELECT follow_id, follower, leader, enabled, deleted, body, invalid, updated_at FROM follow_configs "
-        "WHERE " + " AND ".join(where) + " ORDER BY follow_id"
-    )
     try:
-        with psycopg.connect(
-            psycopg_conninfo(settings().database_url), autocommit=True, connect_timeout=5, row_factory=dict_row
-        ) as conn:
-            rows = conn.execute(query, params).fetchall()
-    except psycopg.OperationalError as exc:
-        fail(f"database unreachable ({type(exc).__name__}); is it up? Try `horus stack status`.")
-    except psycopg.errors.UndefinedTable:
+        with queries.connect(settings()) as conn:
+            rows = queries.follows(conn, follower=follower, leader=leader, include_removed=include_removed)
+    except queries.DatabaseUnreachable as exc:
+        fail(f"database unreachable ({exc.kind}); is it up? Try `horus stack status`.")
+    except queries.SchemaNotMigrated:
         fail("the follow_configs table is missing; run `horus db upgrade`")
     if as_json:
         for row in rows:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import threading
-import time
 
 import typer
 from rich.table import Table
@@ -27,31 +25,16 @@ def _group() -> None:
 
 def send(scope: str, verb: str, target: str | None, reason: str | None, issued_by: str | None) -> tuple[dict, int, int]:
     """Produce one ControlCommand keyed by its switch; returns it and its (partition, offset)."""
-    from horus.codec import default_codec
-    from horus.domain.control import ControlError, control_command, control_key
-    from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
-    from horus.topics import CONTROL_COMMANDS
+    from horus import commands
+    from horus.domain.control import ControlError
 
     try:
-        command = control_command(
-            scope, verb, target, reason=reason, issued_by=issued_by, occurred_at_us=time.time_ns() // 1000
-        )
+        command, (partition, offset) = commands.send_control(settings(), scope, verb, target, reason, issued_by)
     except ControlError as exc:
         fail(str(exc), 2)
-    s = settings()
-    where: list = []
-    producer = make_producer(s, log_level=3)
-    produce_reliably(
-        producer,
-        s.topic(CONTROL_COMMANDS.name),
-        default_codec().encode("ControlCommand", command),
-        key=control_key(scope, command["target"]),
-        on_delivery=lambda err, msg: where.append(err or (msg.partition(), msg.offset())),
-    )
-    flush_or_raise(producer)
-    if not where or not isinstance(where[0], tuple):
-        fail(f"control.commands did not accept the command: {where[0] if where else 'no delivery report'}")
-    return command, *where[0]
+    except commands.NotAccepted as exc:
+        fail(str(exc))
+    return command, partition, offset
 
 
 def _scope(global_: bool, follower: str | None, market: str | None) -> tuple[str, str | None]:
@@ -129,41 +112,16 @@ def kill_command(
     _report(*send("GLOBAL", "KILL", None, reason, _issuer(by)))
 
 
-def active_switches(timeout: float = 30.0) -> dict[str, tuple[str, str]]:
-    """Fold control.commands from the beginning: switch key -> (verb, reason) of every active switch."""
-    from horus.codec import default_codec
-    from horus.domain.control import ControlState, apply_control, apply_control_tombstone
-    from horus.kafka.config_tail import ConfigTail
-    from horus.topics import CONTROL_COMMANDS
-
-    state = ControlState()
-    lock = threading.Lock()
-    tail = ConfigTail(
-        settings(),
-        default_codec(),
-        state,
-        lock,
-        apply=apply_control,
-        tombstone=apply_control_tombstone,
-        topic=CONTROL_COMMANDS,
-    )
-    tail.start()
-    try:
-        if not tail.ready.wait(timeout):
-            fail(f"control.commands was not read to its end in {timeout:.0f}s")
-        if tail.failed is not None:
-            fail(f"reading control.commands failed: {tail.failed}")
-        with lock:
-            return dict(state.active)
-    finally:
-        tail.stop()
-
-
 @app.command("status")
 @friendly_errors
 def status(as_json: bool = typer.Option(False, "--json", help="one JSON object")) -> None:
     """The switches that are on now (read from control.commands)."""
-    active = active_switches()
+    from projections import queries
+
+    try:
+        active = queries.active_switches(settings())
+    except queries.TopicNotRead as exc:
+        fail(str(exc))
     if as_json:
         typer.echo(
             json.dumps(

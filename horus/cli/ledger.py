@@ -14,29 +14,6 @@ from horus.cli.common import console, fail, friendly_errors, settings
 from horus.domain.events import LEDGER_STATUSES
 
 STATUSES = LEDGER_STATUSES
-_SHOWN = (
-    "idempotency_key",
-    "follower",
-    "status",
-    "order_hash",
-    "token_id",
-    "side",
-    "size_e6",
-    "price",
-    "order_type",
-    "filled_shares_e6",
-    "filled_collateral_e6",
-    "fee_e6",
-    "attempts",
-    "signature_generation",
-    "venue_mode",
-    "venue_status",
-    "last_error",
-    "created_at",
-    "updated_at",
-    "expires_at",
-    "unknown_since",
-)
 
 
 def _rows(
@@ -48,37 +25,16 @@ def _rows(
     limit: int,
     stuck_after_s: float | None = None,
 ) -> list[dict]:
-    import psycopg
-    from psycopg.rows import dict_row
+    from projections import queries
 
-    from horus.db.engine import psycopg_conninfo
-
-    where, params = [], []
-    if status:
-        where.append("status = %s")
-        params.append(status)
-    if follower:
-        where.append("follower = %s")
-        params.append(follower.lower())
-    if intent:
-        where.append("idempotency_key = %s")
-        params.append(intent)
-    if stuck_after_s is not None:
-        where.append(
-            "status IN ('PENDING', 'UNKNOWN') "
-            "AND coalesce(unknown_since, created_at) < now() - make_interval(secs => %s)"
-        )
-        params.append(stuck_after_s)
-    sql = (
-        f"SELECT {', '.join(_SHOWN)} FROM copy_trades {'WHERE ' + ' AND '.join(where) if where else ''} "
-        "ORDER BY created_at DESC LIMIT %s"
-    )
     try:
-        with psycopg.connect(psycopg_conninfo(config.database_url), row_factory=dict_row) as conn:
-            return conn.execute(sql, [*params, limit]).fetchall()
-    except (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedTable):
+        with queries.connect(config) as conn:
+            return queries.ledger_rows(
+                conn, status=status, follower=follower, intent=intent, limit=limit, stuck_after_s=stuck_after_s
+            )
+    except queries.SchemaNotMigrated:
         fail("the database schema is older than the execution ledger: run `horus db upgrade`")
-    except psycopg.OperationalError as exc:
+    except queries.DatabaseUnreachable as exc:
         fail(f"Postgres: {exc}. Is the stack up? Try `horus stack status`.")
 
 

@@ -25,7 +25,7 @@ def _group() -> None:
 
 def _uint(name: str, value: object) -> int:
     # JSON numbers or decimal strings (the wire form); never floats, which would lose digits
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ValueError(f"{name} must be an integer or a decimal string, got {value!r}")
     if isinstance(value, int):
         return value

@@ -88,7 +88,7 @@ def replay_projections() -> None:
         checksums = replay_all(settings())
     except ReplayBlocked as exc:
         console.print(f"[red]error:[/] {exc}. Stop `horus projections run` (and the demo) first.")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     table = Table("table", "rows", "md5")
     for name, checksum in checksums.items():
         table.add_row(name, str(checksum.rows), checksum.md5)

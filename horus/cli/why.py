@@ -1,14 +1,13 @@
 """`horus why TX_HASH|LEADER_FILL_ID`: what every follower decided about one leader fill, and why.
 
-Reads the projections (leader_fills, leader_fill_retractions, copy_decisions, execution_results): a
-chain reorg's retraction of the fill, then each decision with its action, reason, size, worst price and
-the inputs decide used, then the execution results of a COPY.
+Reads the projections (leader_fills, leader_fill_retractions, copy_decisions, execution_results) through
+`projections.queries.why`: a chain reorg's retraction of the fill, then each decision with its action,
+reason, size, worst price and the inputs decide used, then the execution results of a COPY.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -17,59 +16,7 @@ import typer
 from horus.cli.common import console, fail, friendly_errors, settings
 from horus.domain.amounts import from_e6
 
-_TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 CAP_NAMES = {"INSUFFICIENT_BALANCE": "available balance"}  # the other caps read well as their codes
-
-
-def explain(database_url: str, ref: str, follower: str | None = None) -> list[dict[str, Any]]:
-    """The leader fills `ref` names (a fill id, or a tx hash: one per token and side), each with its
-    decisions (`decisions`), its reorg retractions (`retractions`) and each COPY's execution results
-    (`results`). Empty when nothing is known."""
-    import psycopg
-    from psycopg.rows import dict_row
-
-    from horus.db.engine import psycopg_conninfo
-
-    ref = ref.strip()
-    with psycopg.connect(
-        psycopg_conninfo(database_url), autocommit=True, connect_timeout=5, row_factory=dict_row
-    ) as conn:
-        fills = conn.execute("SELECT * FROM leader_fills WHERE event_id = %s", (ref,)).fetchall()
-        if not fills and _TX_HASH.match(ref):
-            fills = conn.execute(
-                "SELECT * FROM leader_fills WHERE tx_hash = %s ORDER BY log_index, event_id", (ref.lower(),)
-            ).fetchall()
-        if not fills:  # decisions may be projected before (or without) their fill
-            fills = (
-                [{"event_id": ref, "unknown": True}]
-                if conn.execute("SELECT 1 FROM copy_decisions WHERE leader_fill_id = %s LIMIT 1", (ref,)).fetchone()
-                else []
-            )
-        for fill in fills:
-            fill["retractions"] = conn.execute(
-                "SELECT * FROM leader_fill_retractions WHERE leader_fill_id = %s ORDER BY occurred_at, event_id",
-                (fill["event_id"],),
-            ).fetchall()
-            query = "SELECT * FROM copy_decisions WHERE leader_fill_id = %s"
-            params: list = [fill["event_id"]]
-            if follower:
-                query += " AND follower = %s"
-                params.append(follower.strip().lower())
-            fill["decisions"] = conn.execute(query + " ORDER BY follower, follow_id", params).fetchall()
-            intents = [d["intent_id"] for d in fill["decisions"] if d["intent_id"]]
-            results = (
-                conn.execute(
-                    "SELECT * FROM execution_results WHERE intent_id = ANY(%s) ORDER BY occurred_at, kafka_partition,"
-                    " kafka_offset",
-                    (intents,),
-                ).fetchall()
-                if intents
-                else []
-            )
-            for decision in fill["decisions"]:
-                decision["inputs"] = json.loads(decision["inputs"]) if decision.get("inputs") else None
-                decision["results"] = [r for r in results if r["intent_id"] == decision["intent_id"]]
-    return fills
 
 
 def _units(value: Any) -> str:
@@ -192,13 +139,14 @@ def why_command(
     as_json: bool = typer.Option(False, "--json", help="print everything as one JSON document"),
 ) -> None:
     """Why a leader fill was (or was not) copied: every decision with its reason and inputs, and the results."""
-    import psycopg
+    from projections import queries
 
     try:
-        fills = explain(settings().database_url, ref, follower)
-    except psycopg.OperationalError as exc:
-        fail(f"database unreachable ({type(exc).__name__}); is it up? Try `horus stack status`.")
-    except psycopg.errors.UndefinedTable:
+        with queries.connect(settings()) as conn:
+            fills = queries.why(conn, ref, follower)
+    except queries.DatabaseUnreachable as exc:
+        fail(f"database unreachable ({exc.kind}); is it up? Try `horus stack status`.")
+    except queries.SchemaNotMigrated:
         fail("the projection tables are missing; run `horus db upgrade`")
     if not fills:
         fail(

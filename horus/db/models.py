@@ -432,7 +432,7 @@ class FollowerApiCredential(Base):
 
 # --------------------------------------------------------------------------------------------
 # Config and control projections (migration 0004): the current state per compacted-topic key.
-# One row per key; the change with the highest Kafka offset wins (projections.runner LATEST_WINS).
+# One row per key; the change with the highest Kafka offset wins (projections.sql LATEST_WINS).
 # --------------------------------------------------------------------------------------------
 class _LatestColumns:
     """The change a config/control row was folded from: its event, time and Kafka coordinates."""

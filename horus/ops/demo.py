@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +49,7 @@ from horus.topics import (
     LEADER_FILLS,
     SETTLEMENT_EVENTS,
 )
+from projections import queries
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "demo"
 STAGE_TOPICS = [
@@ -140,14 +142,14 @@ class Children:
 
     def start(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(log_dir / f"demo-{name}.log", "ab")
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "horus.cli.main", *argv],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(log_dir / f"demo-{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "horus.cli.main", *argv],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -167,17 +169,13 @@ class Children:
 
 
 class Watch:
-    """Per-topic end offsets and projection progress, read from Kafka and Postgres."""
+    """Per-topic end offsets from Kafka, and projection progress from the read model (one connection held)."""
 
     def __init__(self, settings: Settings):
-        from sqlalchemy import text
-
-        from horus.db.engine import make_engine
-
         self.settings = settings
         self.consumer = make_consumer(settings)
-        self.engine = make_engine(settings)
-        self.text = text
+        self._open = ExitStack()
+        self.conn = self._open.enter_context(queries.connect(settings))
 
     def topic_count(self, name: str) -> int:
         from horus.kafka.client import end_offsets
@@ -185,73 +183,24 @@ class Watch:
         return sum(end_offsets(self.consumer, self.settings.topic(name)).values())
 
     def table_counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            return {t: conn.execute(self.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in PROJECTION_TABLES}
+        return queries.table_counts(self.conn, PROJECTION_TABLES)
 
     def reasons(self, followers: list[str]) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                self.text(
-                    "SELECT coalesce(reason_code, 'COPY'), count(*) FROM copy_decisions "
-                    "WHERE follower = ANY(:f) GROUP BY 1"
-                ),
-                {"f": followers},
-            ).all()
-        return {reason: n for reason, n in rows}
+        return queries.decisions_by_reason(self.conn, followers)
 
     def copies_without_result(self, followers: list[str]) -> int:
         """COPY decisions of these followers whose intent has no terminal execution result yet."""
-        with self.engine.connect() as conn:
-            return conn.execute(
-                self.text(
-                    "SELECT count(*) FROM copy_decisions d WHERE d.action = 'COPY' AND d.follower = ANY(:f)"
-                    " AND NOT EXISTS (SELECT 1 FROM execution_results r WHERE r.intent_id = d.intent_id"
-                    " AND r.status IN ('FILLED', 'PARTIAL', 'NOT_FILLED', 'REJECTED', 'FAILED', 'DRY_RUN'))"
-                ),
-                {"f": followers},
-            ).scalar_one()
+        return queries.copies_without_result(self.conn, followers)
 
     def per_follower(self, followers: list[str]) -> list:
-        with self.engine.connect() as conn:
-            return conn.execute(self.text(FOLLOWER_SUMMARY), {"followers": followers}).mappings().all()
+        return queries.follower_summary(self.conn, followers)
 
     def projections_caught_up(self) -> bool:
-        from projections import projection_lag
-
-        return all(row["lag"] == 0 for row in projection_lag(self.settings))
+        return queries.projection_caught_up(self.settings)
 
     def close(self) -> None:
         self.consumer.close()
-
-
-# one row per follower: what was decided, what filled, at what price against the leader's, how fast
-FOLLOWER_SUMMARY = """
-WITH final AS (  -- the last terminal result per intent
-    SELECT DISTINCT ON (intent_id) * FROM execution_results
-    WHERE status IN ('FILLED', 'PARTIAL', 'NOT_FILLED', 'REJECTED', 'FAILED', 'DRY_RUN')
-    ORDER BY intent_id, produced_at DESC
-), joined AS (
-    SELECT d.follower, d.action, d.reason_code, d.side, d.token_id,
-           (d.inputs::jsonb ->> 'leader_price')::numeric AS leader_price, d.occurred_at AS seen_at, r.status, r.filled_shares_e6, r.filled_collateral_e6, r.fee_e6,
-           r.avg_price, r.produced_at AS result_at
-    FROM copy_decisions d
-    LEFT JOIN final r ON r.intent_id = d.intent_id
-    WHERE d.follower = ANY(:followers)
-)
-SELECT follower,
-       count(*) FILTER (WHERE action = 'COPY') AS copies,
-       count(*) FILTER (WHERE filled_shares_e6 > 0) AS fills,
-       coalesce(sum(filled_collateral_e6 + fee_e6) FILTER (WHERE side = 'BUY' AND filled_shares_e6 > 0), 0) AS spent_e6,
-       coalesce(sum(CASE WHEN side = 'BUY' THEN filled_shares_e6 ELSE -filled_shares_e6 END)
-                FILTER (WHERE filled_shares_e6 > 0), 0) AS net_shares_e6,
-       count(DISTINCT token_id) FILTER (WHERE filled_shares_e6 > 0) AS tokens,
-       avg(CASE WHEN side = 'BUY' THEN (avg_price - leader_price) ELSE (leader_price - avg_price) END
-           / leader_price * 10000) FILTER (WHERE filled_shares_e6 > 0) AS slippage_bps,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM result_at - seen_at) * 1000)
-           FILTER (WHERE result_at IS NOT NULL) AS latency_ms,
-       array_agg(reason_code) FILTER (WHERE action = 'SKIP') AS skips
-FROM joined GROUP BY follower ORDER BY follower
-"""
+        self._open.close()
 
 
 def follower_table(counter: Watch, names: dict[str, str]) -> Table:

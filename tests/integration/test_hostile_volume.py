@@ -57,7 +57,7 @@ from horus.topics import (
     SETTLEMENT_EVENTS,
 )
 from horus.venue.polymarket.orders import intent_metadata
-from projections.runner import projection_lag, topic_end_offsets
+from projections.lag import projection_lag, topic_end_offsets
 from tests.integration.execute_helpers import (
     CONDITION,
     TOKEN,

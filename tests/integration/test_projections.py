@@ -26,8 +26,9 @@ from horus.kafka.admin import create_topics
 from horus.kafka.client import flush_or_raise, make_admin, make_producer, produce_reliably
 from horus.settings import Settings
 from projections.folds import ALL_PROJECTIONS, LEADER_FILLS_PROJECTION, Projection, leader_fill_row
+from projections.lag import projection_lag, topic_end_offsets
 from projections.replay import ReplayBlocked, replay_all, table_checksums, truncate_projections
-from projections.runner import ProjectionRunner, projection_lag, run_projections, topic_end_offsets
+from projections.runner import ProjectionRunner, run_projections
 from tests.unit.test_projection_folds import (
     copy_candidate,
     copy_decision,
