@@ -14,56 +14,11 @@ from horus.cli.common import fail
 app = typer.Typer(help="CLOB V2 orders: sign and hash.", no_args_is_help=True)
 
 KEY_ENV = "HORUS_SIGNER_KEY"
-REQUIRED = ("salt", "maker", "signer", "tokenId", "makerAmount", "takerAmount", "side", "signatureType", "timestamp")
-ZERO32 = "0x" + "00" * 32
 
 
 @app.callback()
 def _group() -> None:
     """CLOB V2 orders: sign and hash."""
-
-
-def _uint(name: str, value: object) -> int:
-    # JSON numbers or decimal strings (the wire form); never floats, which would lose digits
-    if isinstance(value, (bool, float)):
-        raise ValueError(f"{name} must be an integer or a decimal string, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise ValueError(f"{name} must be an integer or a decimal string, got {value!r}")
-
-
-def _side(value: object) -> int:
-    if isinstance(value, str) and value.upper() in ("BUY", "SELL"):
-        return 0 if value.upper() == "BUY" else 1
-    if value in (0, 1) and not isinstance(value, bool):
-        return int(value)
-    raise ValueError(f'side must be "BUY", "SELL", 0 or 1, got {value!r}')
-
-
-def fields_from_json(data: object):
-    """OrderFields from the wire-shaped order object (py-clob-client-v2's field names)."""
-    from horus.venue.polymarket.orders import OrderFields
-
-    if not isinstance(data, dict):
-        raise ValueError("input must be one JSON object with the order fields " + ", ".join(REQUIRED))
-    missing = [name for name in REQUIRED if name not in data]
-    if missing:
-        raise ValueError(f"order is missing {', '.join(missing)}")
-    return OrderFields(
-        salt=_uint("salt", data["salt"]),
-        maker=data["maker"],
-        signer=data["signer"],
-        token_id=_uint("tokenId", data["tokenId"]),
-        maker_amount=_uint("makerAmount", data["makerAmount"]),
-        taker_amount=_uint("takerAmount", data["takerAmount"]),
-        side=_side(data["side"]),
-        signature_type=_uint("signatureType", data["signatureType"]),
-        timestamp_ms=_uint("timestamp", data["timestamp"]),
-        metadata=data.get("metadata") or ZERO32,
-        builder=data.get("builder") or ZERO32,
-    )
 
 
 def _read_key(key_file: Path | None) -> str:
@@ -101,7 +56,7 @@ def sign(
     side ("BUY"/"SELL" or 0/1), signatureType (0-3), timestamp (ms), metadata, builder (bytes32, default zero).
 
     Prints {"order_hash": ..., "signature": ...}. The key is never printed."""
-    from horus.venue.polymarket.orders import Domain, OrderError, exchange_for, sign_order
+    from horus.venue.polymarket.orders import Domain, OrderError, exchange_for, order_fields_from_wire, sign_order
 
     try:
         text = file.read_text() if file is not None else sys.stdin.read()
@@ -118,7 +73,7 @@ def sign(
         if exchange is None:
             exchange = exchange_for("v2" if domain_version == "3" else "v1", neg_risk, chain_id).exchange
         domain = Domain(exchange=exchange, chain_id=chain_id, version=domain_version)
-        signed = sign_order(fields_from_json(data), domain, key)
+        signed = sign_order(order_fields_from_wire(data), domain, key)
     except ValueError as exc:  # OrderError included; messages never contain the key
         fail(str(exc))
     typer.echo(json.dumps({"order_hash": signed.order_hash, "signature": signed.signature}))

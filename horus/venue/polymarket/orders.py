@@ -364,6 +364,61 @@ def order_body(
     }
 
 
+#: the fields a wire-shaped order object must carry (py-clob-client-v2's names): `horus orders sign` reads one
+WIRE_ORDER_FIELDS = (
+    "salt",
+    "maker",
+    "signer",
+    "tokenId",
+    "makerAmount",
+    "takerAmount",
+    "side",
+    "signatureType",
+    "timestamp",
+)
+
+
+def _wire_uint(name: str, value: object) -> int:
+    # JSON numbers or decimal strings (the wire form); never floats, which would lose digits
+    if isinstance(value, (bool, float)):
+        raise ValueError(f"{name} must be an integer or a decimal string, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise ValueError(f"{name} must be an integer or a decimal string, got {value!r}")
+
+
+def _wire_side(value: object) -> int:
+    if isinstance(value, str) and value.upper() in ("BUY", "SELL"):
+        return 0 if value.upper() == "BUY" else 1
+    if value in (0, 1) and not isinstance(value, bool):
+        return int(value)  # type: ignore[arg-type]
+    raise ValueError(f'side must be "BUY", "SELL", 0 or 1, got {value!r}')
+
+
+def order_fields_from_wire(data: object) -> OrderFields:
+    """OrderFields from a wire-shaped order object (py-clob-client-v2's field names); ValueError naming the field."""
+    if not isinstance(data, dict):
+        raise ValueError("input must be one JSON object with the order fields " + ", ".join(WIRE_ORDER_FIELDS))
+    missing = [name for name in WIRE_ORDER_FIELDS if name not in data]
+    if missing:
+        raise ValueError(f"order is missing {', '.join(missing)}")
+    return OrderFields(
+        salt=_wire_uint("salt", data["salt"]),
+        maker=data["maker"],
+        signer=data["signer"],
+        token_id=_wire_uint("tokenId", data["tokenId"]),
+        maker_amount=_wire_uint("makerAmount", data["makerAmount"]),
+        taker_amount=_wire_uint("takerAmount", data["takerAmount"]),
+        side=_wire_side(data["side"]),
+        signature_type=_wire_uint("signatureType", data["signatureType"]),
+        timestamp_ms=_wire_uint("timestamp", data["timestamp"]),
+        metadata=data.get("metadata") or BYTES32_ZERO,
+        builder=data.get("builder") or BYTES32_ZERO,
+    )
+
+
 def stored_order(body: Mapping, signed: SignedOrder, domain: Domain) -> dict:
     """What the ledger keeps of a signed order: the order object of its POST body, its hash and its EIP-712
     domain, so a row can be re-sent and looked up byte for byte after any crash."""
