@@ -21,6 +21,7 @@ from py_clob_client_v2.signer import Signer
 
 from horus.domain.execute import OrderShape, settle_from_evidence
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, create_app
+from horus.venue.simulator.clob.rejections import FAK_NO_MATCH, FOK_KILLED, POST_ONLY_CROSSES, POST_ONLY_MODE
 from horus.venue.simulator.clob.signatures import (
     OrderStruct,
     SignatureError,
@@ -30,7 +31,6 @@ from horus.venue.simulator.clob.signatures import (
     order_struct_hash,
     verify_order,
 )
-from horus.venue.simulator.clob.state import FAK_NO_MATCH, FOK_KILLED, POST_ONLY_CROSSES, POST_ONLY_MODE
 
 CID = "0x" + "11" * 32
 CID_V2 = "0x" + "22" * 32
