@@ -130,6 +130,12 @@ def start_server(latency_ms: float) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("simulator did not start")
 
 
+def signed_post(signer: Signer, creds: ApiCreds, path: str, payload) -> tuple[str, str, dict]:
+    """One POST as `fire` sends it: the path, the compact JSON body and its L2 headers."""
+    text = json.dumps(payload, separators=(",", ":"))
+    return path, text, create_level_2_headers(signer, creds, RequestArgs("POST", path, serialized_body=text))
+
+
 async def fire(url: str, requests: list[tuple[str, str, dict]], concurrency: int) -> tuple[float, int]:
     """POST everything with `concurrency` keep-alive connections. aiohttp, not httpx: httpx's connection pool
     slows down as connections grow (measured ~200 req/s at 256 connections against ~1,500 at one)."""
@@ -172,16 +178,8 @@ def main() -> None:
             body = httpx.get(f"{url}/auth/derive-api-key", headers=create_level_1_headers(signer)).json()
             creds = ApiCreds(body["apiKey"], body["secret"], body["passphrase"])
 
-            def request(path: str, payload) -> tuple[str, str, dict]:
-                text = json.dumps(payload, separators=(",", ":"))
-                return (
-                    path,
-                    text,
-                    create_level_2_headers(signer, creds, RequestArgs("POST", path, serialized_body=text)),
-                )
-
             chunk = orders[: args.orders] if latency == 0 else orders[args.orders : 2 * args.orders]
-            singles = [request("/order", order_to_json_v2(o, creds.api_key, "FOK")) for o in chunk]
+            singles = [signed_post(signer, creds, "/order", order_to_json_v2(o, creds.api_key, "FOK")) for o in chunk]
             elapsed, ok = asyncio.run(fire(url, singles, args.concurrency))
             print(
                 f"latency {latency:.0f} ms  POST /order : {len(singles) / elapsed:7.0f} orders/s "
@@ -190,7 +188,9 @@ def main() -> None:
             if latency == 0:
                 rest = orders[2 * args.orders :]
                 batches = [
-                    request("/orders", [order_to_json_v2(o, creds.api_key, "FOK") for o in rest[i : i + 15]])
+                    signed_post(
+                        signer, creds, "/orders", [order_to_json_v2(o, creds.api_key, "FOK") for o in rest[i : i + 15]]
+                    )
                     for i in range(0, len(rest), 15)
                 ]
                 elapsed, ok = asyncio.run(fire(url, batches, min(64, len(batches))))

@@ -22,7 +22,7 @@ from horus.venue.polymarket.auth import ApiCreds
 from horus.venue.polymarket.clob import ClobHttp, VenueReply, serialize_body
 from horus.venue.polymarket.orders import exchange_for, order_body, order_for_intent, sign_order
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, run_simulator
-from horus.venue.simulator.clob.state import RESTARTING
+from horus.venue.simulator.clob.rejections import RESTARTING
 
 KEY = "0x" + "61" * 32
 ADDRESS = Account.from_key(KEY).address

@@ -23,6 +23,7 @@ from horus.domain.execute import OrderShape, settle_from_evidence
 from horus.venue.polymarket.replies import order_trades
 from horus.venue.polymarket.replies import venue_order as order_record
 from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig, create_app
+from horus.venue.simulator.clob.rejections import FAK_NO_MATCH, FOK_KILLED, POST_ONLY_CROSSES, POST_ONLY_MODE
 from horus.venue.simulator.clob.signatures import (
     OrderStruct,
     SignatureError,
@@ -32,7 +33,6 @@ from horus.venue.simulator.clob.signatures import (
     order_struct_hash,
     verify_order,
 )
-from horus.venue.simulator.clob.state import FAK_NO_MATCH, FOK_KILLED, POST_ONLY_CROSSES, POST_ONLY_MODE
 
 CID = "0x" + "11" * 32
 CID_V2 = "0x" + "22" * 32

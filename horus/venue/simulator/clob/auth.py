@@ -1,4 +1,5 @@
-"""API keys: L1 (ClobAuth signature) to create/derive them, L2 (HMAC headers) on every trading call."""
+"""API keys: L1 (ClobAuth signature) to create/derive them, L2 (HMAC headers) on every trading call, and the
+registry of the keys the venue has issued."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import base64
 import hashlib
 import hmac
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from horus.venue.simulator.clob.rejections import Rejected
 from horus.venue.simulator.clob.signatures import SignatureError, verify_clob_auth
 
 UNAUTHORIZED = "Unauthorized/Invalid api key"
@@ -48,6 +50,41 @@ def derive_key(server_seed: bytes, address: str, nonce: int) -> ApiKey:
         address=address.lower(),
         nonce=nonce,
     )
+
+
+class ApiKeys(Mapping[str, ApiKey]):
+    """The keys issued so far, by api key; each is `derive_key` of the server seed, so the same L1 proof
+    always yields the same key."""
+
+    def __init__(self, server_seed: bytes):
+        self._server_seed = server_seed
+        self._by_id: dict[str, ApiKey] = {}
+
+    def __getitem__(self, api_key: str) -> ApiKey:
+        return self._by_id[api_key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def create(self, address: str, nonce: int) -> ApiKey:
+        """POST /auth/api-key: refused when this (address, nonce) already has its key."""
+        key = derive_key(self._server_seed, address, nonce)
+        if key.api_key in self._by_id:
+            raise Rejected("Could not create api key")
+        self._by_id[key.api_key] = key
+        return key
+
+    def derive(self, address: str, nonce: int) -> ApiKey:
+        """GET /auth/derive-api-key: the key of (address, nonce), issued now if it was not yet."""
+        key = derive_key(self._server_seed, address, nonce)
+        self._by_id[key.api_key] = key
+        return key
+
+    def revoke(self, api_key: str) -> None:
+        self._by_id.pop(api_key, None)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

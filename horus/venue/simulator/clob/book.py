@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-E6 = 1_000_000
+from horus.venue.simulator.clob.units import E6
 
 
 @dataclass(slots=True)
@@ -47,18 +47,13 @@ class VenueOrder:
         return self.size_e6 - self.matched_e6
 
 
-def notional_e6(shares_e6: int, price_e6: int) -> int:
-    """Collateral for `shares` at `price`, rounded down to the 6-decimal unit."""
-    return shares_e6 * price_e6 // E6
-
-
 class Book:
     """Bids and asks as price -> FIFO queue of resting orders, plus sorted price lists."""
 
     def __init__(self, token_id: str):
         self.token_id = token_id
-        self._levels = {"BUY": {}, "SELL": {}}  # side -> {price_e6: deque[VenueOrder]}
-        self._prices = {"BUY": [], "SELL": []}  # ascending
+        self._levels: dict[str, dict[int, deque[VenueOrder]]] = {"BUY": {}, "SELL": {}}  # side -> price_e6 -> FIFO
+        self._prices: dict[str, list[int]] = {"BUY": [], "SELL": []}  # ascending
         self.last_trade_price_e6 = 0
 
     def add(self, order: VenueOrder) -> None:
@@ -88,8 +83,7 @@ class Book:
         prices = self._prices[side]
         ordered = reversed(prices) if side == "BUY" else iter(prices)
         for price in list(ordered):
-            for order in list(self._levels[side].get(price, ())):
-                yield order
+            yield from list(self._levels[side].get(price, ()))
 
     def best(self, side: str) -> int | None:
         prices = self._prices[side]

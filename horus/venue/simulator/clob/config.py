@@ -121,7 +121,7 @@ class FaultConfig(_Strict):
     balance_before_duplicate: bool = False
     # settlement lag: new trades are MATCHED, MINED after trade_mined_seconds and final after
     # trade_confirmed_seconds (both from the match); trade_failed_rate of them end FAILED (RETRYING while
-    # mined), and a FAILED trade's fill is undone (see state.py)
+    # mined), and a FAILED trade's fill is undone (see settlement.py)
     trade_mined_seconds: float = Field(0, ge=0)
     trade_confirmed_seconds: float = Field(0, ge=0)
     trade_failed_rate: float = Field(0, ge=0, le=1)
