@@ -448,4 +448,4 @@ def test_an_executor_whose_switch_tail_died_sends_nothing_and_stops(settings):
             service.gate(row)
         assert isinstance(service.fatal, SwitchesUnknown)
     finally:
-        service.runtime.close()
+        service.output.close()
