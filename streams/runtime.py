@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import KafkaError
 from prometheus_client import Counter, Histogram
@@ -89,7 +89,7 @@ class Deliveries:
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.sealed = False
         self.loop = loop
-        self.future: asyncio.Future | None = loop.create_future() if loop is not None else None
+        self.future: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
         self._reported = threading.Condition(threading.Lock())
 
     def add(self) -> None:  # Runtime.process announces each output
@@ -132,8 +132,9 @@ class Deliveries:
             return max(self.pending, 0)
 
     def _resolve(self) -> None:
-        if not self.future.done():
-            self.future.set_result(None)
+        future = self.future  # called only when there is one (seal, or a report with a loop)
+        if future is not None and not future.done():
+            future.set_result(None)
 
 
 class Runtime(Output):
@@ -157,7 +158,7 @@ class Runtime(Output):
         self,
         spec: StageSpec,
         messages: Sequence[tuple[str, int, int, Any, Any]],
-        delivery: Callable | None = None,
+        delivery: Deliveries | None = None,
         now_us: int | None = None,
         decoded: Sequence[tuple[str, dict] | Exception] | None = None,
     ) -> int:
@@ -180,9 +181,10 @@ class Runtime(Output):
             for i, (topic, partition, offset, key, value) in enumerate(messages):
                 try:
                     if decoded is not None:
-                        if isinstance(decoded[i], Exception):
-                            raise decoded[i]
-                        name, record = decoded[i]
+                        already = decoded[i]
+                        if isinstance(already, Exception):
+                            raise already
+                        name, record = already
                     elif value is None:
                         raise ValueError("message value is null (tombstone)")
                     else:
@@ -222,7 +224,17 @@ class Runtime(Output):
         EVENTS_OUT.labels(stage).inc(produced)
         return produced
 
-    def _park(self, topic, partition, offset, key, value, exc, stage, delivery) -> None:
+    def _park(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | str | None,
+        value: bytes | None,
+        exc: Exception,
+        stage: str,
+        delivery: Deliveries | None,
+    ) -> None:
         if delivery is not None:
             delivery.add()
         self.dead_letters.park(
@@ -249,7 +261,7 @@ class Runtime(Output):
             log.exception("stage %s failed on a batch", spec.name)
             self.output_lost(f"stage {spec.name} raised {exc!r}")
         delivery.seal()
-        await delivery.future
+        await cast("asyncio.Future[None]", delivery.future)  # made with a loop: it has a future
         if delivery.errors:
             self.output_lost(f"{len(delivery.errors)} deliveries failed, first: {delivery.errors[0]}")
         BATCH_SECONDS.labels(spec.name).observe(time.perf_counter() - started)
