@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -174,10 +175,7 @@ class Runtime(Output):
         key_field, output_type, input_type = spec.key_field, spec.output_type, spec.input_type
         producer = self.producer
         produced = 0
-        lock = spec.lock
-        if lock is not None:
-            lock.acquire()
-        try:
+        with spec.lock if spec.lock is not None else nullcontext():
             for i, (topic, partition, offset, key, value) in enumerate(messages):
                 try:
                     if decoded is not None:
@@ -217,9 +215,6 @@ class Runtime(Output):
                     except BufferError:
                         produce_reliably(producer, out_topic, data, key=out_key, on_delivery=delivery)
                 produced += len(encoded)
-        finally:
-            if lock is not None:
-                lock.release()
         EVENTS_IN.labels(stage).inc(len(messages))
         EVENTS_OUT.labels(stage).inc(produced)
         return produced

@@ -459,7 +459,7 @@ class ExecuteService:
                 if refuses_a_value(exc):
                     raise
                 if self.fatal is not None:
-                    raise self.fatal
+                    raise self.fatal from exc
                 log.warning(
                     "prewrite of %d decisions: the ledger is unreachable; retrying in %.1fs",
                     len(records),

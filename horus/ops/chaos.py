@@ -356,7 +356,22 @@ def compare(
     verdict.late = sorted(late)
     for intent in verdict.duplicates:
         verdict.notes["duplicates"][intent] = f"orders {', '.join(sorted(orders_of[intent]))}"
+    _check_copies(copies, rows, results, orders_of, overfilled, verdict)
+    verdict.overfilled = sorted(overfilled)
+    verdict.overspent = _overspent(trades, caps, copies, intent_of_order, verdict.notes["overspent"])
+    return verdict
 
+
+def _check_copies(
+    copies: dict[str, dict],
+    rows: dict[str, dict],
+    results: Iterable[dict],
+    orders_of: dict[str, dict[str, dict]],
+    overfilled: set[str],
+    verdict: Verdict,
+) -> None:
+    """Each COPY intent against its ledger row and terminal results: counted by row status; lost (no terminal
+    result), unresolved (no row, or one still open), overfilled (into `overfilled`), mismatched."""
     terminal: dict[str, list[dict]] = defaultdict(list)  # intent -> its terminal results, by result sequence
     for r in sorted(results, key=lambda r: r.get("seq") or 0):  # stable: redeliveries keep their topic order
         if r["status"] in TERMINAL:
@@ -378,9 +393,6 @@ def compare(
         if problem:
             verdict.mismatched.append(intent)
             verdict.notes["mismatched"][intent] = problem
-    verdict.overfilled = sorted(overfilled)
-    verdict.overspent = _overspent(trades, caps, copies, intent_of_order, verdict.notes["overspent"])
-    return verdict
 
 
 def _disagreement(orders: dict[str, dict] | None, row: dict | None, said: list[dict]) -> str | None:
