@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -292,7 +292,8 @@ class ApiAccounts:
         self._cache = SingleFlightCache(self._load, ttl_s, name="api accounts", keep_last_on_error=False)
 
     async def get(self, follower: str) -> ApiAccount:
-        return await self._cache.get(follower.lower())
+        # keep_last_on_error=False: a failed load raises, so the cache never answers None
+        return cast(ApiAccount, await self._cache.get(follower.lower()))
 
     def forget(self, follower: str) -> None:
         self._cache.forget(follower.lower())

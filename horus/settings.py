@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -241,8 +241,9 @@ def settings_files(state_dir: Path | None = None) -> tuple[Path, ...]:
     return (state / STACK_ENV_FILE, user_file)
 
 
-def load_settings(**overrides) -> Settings:
-    return Settings(_env_file=settings_files(overrides.get("state_dir")), **overrides)
+def load_settings(**overrides: Any) -> Settings:
+    # pydantic's dataclass_transform __init__ lists only the fields; BaseSettings' own _env_file is hidden from mypy
+    return Settings(_env_file=settings_files(overrides.get("state_dir")), **overrides)  # type: ignore[call-arg]
 
 
 @lru_cache(maxsize=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -10,7 +10,7 @@ class TopicSpec:
     name: str
     key: str
     compacted: bool = False
-    event_type: str | None = None  # the Avro record most messages on it carry
+    event_type: str = field(kw_only=True)  # the Avro record most messages on it carry
 
 
 LEADER_FILLS = TopicSpec("leader.fills", key="leader", event_type="LeaderFill")

@@ -33,6 +33,7 @@ import threading
 import time
 from collections import deque
 from datetime import UTC, datetime
+from typing import Any
 
 from confluent_kafka import TopicPartition
 from prometheus_client import Counter, Gauge
@@ -43,6 +44,7 @@ from horus.domain.config import ConfigState, apply_config, apply_config_tombston
 from horus.domain.control import ControlState, apply_control, apply_control_tombstone
 from horus.domain.decide import DecideState, StaticView, apply_decision, apply_result, decide, token_id_wellformed
 from horus.domain.decide_snapshot import (
+    Recent,
     SnapshotInvalid,
     book_from_json,
     decode_books,
@@ -50,7 +52,7 @@ from horus.domain.decide_snapshot import (
     recent_of,
     snapshot_book,
 )
-from horus.kafka.client import make_consumer, poll_batch, produce_reliably
+from horus.kafka.client import consumed_at, make_consumer, poll_batch, produce_reliably
 from horus.kafka.config_tail import ConfigTail, ReadyAll
 from horus.topics import CONTROL_COMMANDS, COPY_CANDIDATES, COPY_DECISIONS, EXECUTION_RESULTS
 from streams.decide_lookups import VenueLookups
@@ -117,7 +119,7 @@ class DecideStage:
         self.snapshot_at: dict[int, float] = {}  # partition -> monotonic time of its last snapshot (or assign)
         # follower -> (candidate id, decided at (us), COPY intent) of its recent decisions, oldest first: the
         # dedup window a snapshot keeps of `decided` (horus.domain.decide_snapshot)
-        self.recent: dict[str, deque] = {}
+        self.recent: dict[str, deque[Recent]] = {}
         self._recent_since_us = 0  # history older than this is not put into `recent`
         runtime.on_start.append(self.tails.start)
         runtime.extra_stop.append(self.close)
@@ -241,6 +243,8 @@ class DecideStage:
                 results_offset,
             )
             return None
+        if self.snapshots is None:  # never: only a store loads snapshots
+            return None
         try:  # authentic for this place, then every value checked: a forged or damaged row never lifts a cap
             state = self.snapshots.open(partition, decisions_offset, results_offset, blob)
             books = {
@@ -260,9 +264,10 @@ class DecideStage:
                 self.recent[follower] = deque(recent)
         return len(books)
 
-    def _decode_own(self, message) -> tuple[str | None, dict | None]:
-        """A decision or result decide folds into its state. One it cannot read (a newer writer's schema) is
-        left out of the caps and reservations, so it is logged and counted for the operator."""
+    def _decode_own(self, message) -> tuple[str, dict[str, Any]] | None:
+        """A decision or result decide folds into its state (its type name and record). One it cannot read (a newer
+        writer's schema: None) is left out of the caps and reservations, so it is logged and counted for the
+        operator."""
         try:
             return self.runtime.codec.decode(message.value())
         except Exception as exc:
@@ -274,10 +279,13 @@ class DecideStage:
                 message.offset(),
                 exc,
             )
-            return None, None
+            return None
 
     def _fold_history(self, message, partition: int) -> int:
-        name, record = self._decode_own(message)
+        decoded = self._decode_own(message)
+        if decoded is None:
+            return 0
+        name, record = decoded
         with self.lock:
             if name == "CopyDecision":
                 book = self.state.books.get(record["follower"])
@@ -341,7 +349,8 @@ class DecideStage:
     def _snapshot(self, partitions: list[int]) -> None:
         """Copy these partitions' books (on this thread: the state is not shared) and queue them for writing."""
         partitions = [p for p in partitions if p in self.results_assigned]  # owned
-        if not partitions:
+        snapshots = self.snapshots
+        if not partitions or snapshots is None:  # None: never, every caller checks it first
             return
         try:
             since_us = time.time_ns() // 1000 - self._dedup_window_us()
@@ -351,15 +360,15 @@ class DecideStage:
                 book = self.state.books.get(follower)
                 if p not in wanted or book is None:
                     continue
-                recent = self.recent.get(follower, ())
-                while recent and recent[0][1] < since_us:
-                    recent.popleft()
-                recent = list(recent)
+                window = self.recent.get(follower, ())
+                while window and window[0][1] < since_us:
+                    window.popleft()
+                recent = list(window)
                 books[p][follower] = (snapshot_book(book, recent), recent)
                 forget_before_window(book, recent)  # the live book keeps what a restore would
             taken_at, now = datetime.now(UTC), time.monotonic()
             for p in partitions:
-                self.snapshots.save(
+                snapshots.save(
                     PartitionSnapshot(p, self.decisions_next[p], self.results_assigned[p], taken_at, books[p])
                 )
                 self.changes[p], self.snapshot_at[p] = 0, now
@@ -371,11 +380,12 @@ class DecideStage:
         self.results.assign([TopicPartition(self.results_topic, p, o) for p, o in self.results_assigned.items()])
 
     # ------------------------------------------------------------------ before each batch
-    def before_batch(self, batch: list[tuple]) -> list:
+    def before_batch(self, batch: list[tuple]) -> list[tuple[str, dict[str, Any]] | Exception]:
         """Fold new execution results, decode the batch (handed on to the runner) and fetch its market
         data and balances."""
         self._fold_new_results()
-        decoded, candidates = [], []
+        decoded: list[tuple[str, dict[str, Any]] | Exception] = []
+        candidates: list[dict[str, Any]] = []
         for _, partition, _, _, value in batch:
             try:
                 if value is None:
@@ -403,13 +413,14 @@ class DecideStage:
                 break
             with self.lock:
                 for message in messages:
-                    p = message.partition()
-                    name, record = self._decode_own(message)
-                    if name == "ExecutionResult":
+                    p, offset = consumed_at(message)
+                    decoded = self._decode_own(message)
+                    if decoded is not None and decoded[0] == "ExecutionResult":
+                        record = decoded[1]
                         apply_result(record, self.state, now_us=time.time_ns() // 1000)
                         self.partition_of[record["follower"]] = p
                         self.changes[p] = self.changes.get(p, 0) + 1
-                    self.results_assigned[p] = message.offset() + 1
+                    self.results_assigned[p] = offset + 1
         self._check_breaker()
 
     def _check_breaker(self) -> None:

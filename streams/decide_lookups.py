@@ -31,7 +31,7 @@ class VenueLookups:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="horus-decide-venue", daemon=True)
         self.thread.start()
-        self.balances = None
+        self.balances: FixedBalances | VenueBalances  # set by build() below, before __init__ returns
         self.paper_markets = None  # paper: the simulator's markets follow the leaders' fills (horus.venue.paper)
         self.settings = settings
 
@@ -82,11 +82,19 @@ class VenueLookups:
                 for moved in await self.paper_markets.follow(candidates):
                     self.quotes.cache.forget(moved)
 
-            async def market(t):
-                self.view.markets[t] = await self.metadata.get(t)
+            async def market(t: str) -> None:
+                info = await self.metadata.get(t)
+                if info is None:  # unknown token (or a failed lookup): absent from the view, which decide reads as None
+                    self.view.markets.pop(t, None)
+                else:
+                    self.view.markets[t] = info
 
-            async def quote(t):
-                self.view.quotes[t] = await self.quotes.get(t)
+            async def quote(t: str) -> None:
+                book = await self.quotes.get(t)
+                if book is None:  # no quote: absent from the view, which decide reads as None
+                    self.view.quotes.pop(t, None)
+                else:
+                    self.view.quotes[t] = book
 
             async def balance(a):
                 self.view.balances[a.follower] = await self.balances.get(a, sorted(sells.get(a.follower, ())))

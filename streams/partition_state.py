@@ -19,11 +19,12 @@ from datetime import datetime
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import Counter, Gauge
+from psycopg.rows import TupleRow
 
 from horus.db.engine import psycopg_conninfo
 from horus.domain.decide import FollowerBook
 from horus.domain.decide_snapshot import FORMAT, SnapshotPlace, encode_books, mac_key, open_sealed, seal
-from horus.kafka.client import make_consumer, poll_batch, watermarks
+from horus.kafka.client import consumed_at, make_consumer, poll_batch, watermarks
 from horus.topics import COPY_DECISIONS
 
 log = logging.getLogger("horus.streams.decide")
@@ -91,7 +92,7 @@ class SnapshotStore:
         self.writing = False
         self.changed = threading.Condition()
         self.thread: threading.Thread | None = None
-        self.conn = None
+        self.conn: psycopg.Connection[TupleRow] | None = None
         self.closed = False
 
     def place(self, partition: int, decisions_offset: int, results_offset: int) -> SnapshotPlace:
@@ -237,8 +238,8 @@ class HistoryReader:
         while todo:
             for message in poll_batch(self.consumer, max(1, min(5000, left)), 1.0):
                 left -= 1
-                p = message.partition()
-                if p in todo and message.offset() < ends[(topic, p)]:
+                p, offset = consumed_at(message)
+                if p in todo and offset < ends[(topic, p)]:
                     fold(message, p)
-                if message.offset() + 1 >= ends[(topic, p)]:
+                if offset + 1 >= ends[(topic, p)]:
                     todo.discard(p)

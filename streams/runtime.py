@@ -20,8 +20,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import KafkaError
 from prometheus_client import Counter, Histogram
@@ -89,7 +90,7 @@ class Deliveries:
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.sealed = False
         self.loop = loop
-        self.future: asyncio.Future | None = loop.create_future() if loop is not None else None
+        self.future: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
         self._reported = threading.Condition(threading.Lock())
 
     def add(self) -> None:  # Runtime.process announces each output
@@ -132,8 +133,9 @@ class Deliveries:
             return max(self.pending, 0)
 
     def _resolve(self) -> None:
-        if not self.future.done():
-            self.future.set_result(None)
+        future = self.future  # called only when there is one (seal, or a report with a loop)
+        if future is not None and not future.done():
+            future.set_result(None)
 
 
 class Runtime(Output):
@@ -157,7 +159,7 @@ class Runtime(Output):
         self,
         spec: StageSpec,
         messages: Sequence[tuple[str, int, int, Any, Any]],
-        delivery: Callable | None = None,
+        delivery: Deliveries | None = None,
         now_us: int | None = None,
         decoded: Sequence[tuple[str, dict] | Exception] | None = None,
     ) -> int:
@@ -173,16 +175,14 @@ class Runtime(Output):
         key_field, output_type, input_type = spec.key_field, spec.output_type, spec.input_type
         producer = self.producer
         produced = 0
-        lock = spec.lock
-        if lock is not None:
-            lock.acquire()
-        try:
+        with spec.lock if spec.lock is not None else nullcontext():
             for i, (topic, partition, offset, key, value) in enumerate(messages):
                 try:
                     if decoded is not None:
-                        if isinstance(decoded[i], Exception):
-                            raise decoded[i]
-                        name, record = decoded[i]
+                        already = decoded[i]
+                        if isinstance(already, Exception):
+                            raise already
+                        name, record = already
                     elif value is None:
                         raise ValueError("message value is null (tombstone)")
                     else:
@@ -215,14 +215,21 @@ class Runtime(Output):
                     except BufferError:
                         produce_reliably(producer, out_topic, data, key=out_key, on_delivery=delivery)
                 produced += len(encoded)
-        finally:
-            if lock is not None:
-                lock.release()
         EVENTS_IN.labels(stage).inc(len(messages))
         EVENTS_OUT.labels(stage).inc(produced)
         return produced
 
-    def _park(self, topic, partition, offset, key, value, exc, stage, delivery) -> None:
+    def _park(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | str | None,
+        value: bytes | None,
+        exc: Exception,
+        stage: str,
+        delivery: Deliveries | None,
+    ) -> None:
         if delivery is not None:
             delivery.add()
         self.dead_letters.park(
@@ -249,7 +256,7 @@ class Runtime(Output):
             log.exception("stage %s failed on a batch", spec.name)
             self.output_lost(f"stage {spec.name} raised {exc!r}")
         delivery.seal()
-        await delivery.future
+        await cast("asyncio.Future[None]", delivery.future)  # made with a loop: it has a future
         if delivery.errors:
             self.output_lost(f"{len(delivery.errors)} deliveries failed, first: {delivery.errors[0]}")
         BATCH_SECONDS.labels(spec.name).observe(time.perf_counter() - started)

@@ -39,6 +39,7 @@ def json_decimal(value: object) -> Decimal:
     shortest repr ("0.1", not 0.1000000000000000055...), never through float arithmetic."""
     if isinstance(value, bool) or value is None:
         raise AmountError(f"must be a number, got {value!r}")
+    text: str | int | Decimal  # each is exact for Decimal()
     if isinstance(value, float):
         text = repr(value)
     elif isinstance(value, (int, Decimal)):

@@ -5,6 +5,7 @@ pause says. The runner produces the command on control.commands, where every ins
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from horus.domain.control import ControlState, control_command
 from horus.domain.decide import DecideState, failure_rate
@@ -19,7 +20,9 @@ class BreakerPolicy:
     failure_rate: float  # the share of failed outcomes that trips it (0.5: half)
 
 
-def breaker_command(state: DecideState, control: ControlState, policy: BreakerPolicy, now_us: int) -> dict | None:
+def breaker_command(
+    state: DecideState, control: ControlState, policy: BreakerPolicy, now_us: int
+) -> dict[str, Any] | None:
     """A global PAUSE when the failed share of the outcomes in the window reaches the policy's rate (and there are
     enough of them, and nothing is paused already); else None."""
     failed, total = failure_rate(state, now_us, int(policy.window_s * 1_000_000))

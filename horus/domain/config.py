@@ -207,7 +207,7 @@ def load_body_json(body: str, what: str = "config") -> Any:
         raise ConfigInvalid(f"invalid {what}: body is not JSON: {exc}") from None
 
 
-def parse_follower(data: dict | str) -> FollowerConfig:
+def parse_follower(data: dict[str, Any] | str) -> FollowerConfig:
     if isinstance(data, str):
         _check_body(data, "follower")
     try:
@@ -218,7 +218,7 @@ def parse_follower(data: dict | str) -> FollowerConfig:
         raise _describe(exc, "follower") from None
 
 
-def parse_follow_config(data: dict | str) -> FollowConfig:
+def parse_follow_config(data: dict[str, Any] | str) -> FollowConfig:
     if isinstance(data, str):
         _check_body(data, "follow")
     try:
@@ -230,10 +230,10 @@ def parse_follow_config(data: dict | str) -> FollowConfig:
 REDACTED = "***"
 
 
-def redacted(config: dict) -> dict:
+def redacted(config: dict[str, Any]) -> dict[str, Any]:
     """A printable copy: anything that looks like a secret is masked (configs hold only references,
     but user input may carry a key by mistake)."""
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(value, dict):
             out[key] = redacted(value)
@@ -258,7 +258,7 @@ def config_key(entity: str, entity_id: str) -> str:
 
 def config_change(
     entity: str, entity_id: str, config: _Config | str | None, source: str, occurred_at_us: int = 0
-) -> dict:
+) -> dict[str, Any]:
     """A ConfigChange record: UPSERT of `config` (a validated config, or a body already in JSON), or
     DELETE when it is None."""
     if config is None:
@@ -289,7 +289,7 @@ class ConfigState:
         self.invalid: dict[str, str] = {}  # config key -> what is wrong
 
 
-def apply_config(change: dict, state: ConfigState) -> tuple[list, ConfigState]:
+def apply_config(change: dict[str, Any], state: ConfigState) -> tuple[list[dict[str, Any]], ConfigState]:
     """Fold one ConfigChange into `state` (in place). Raises ConfigInvalid for a bad change, after
     recording it, so the caller can park it."""
     entity, entity_id, op = change.get("entity"), change.get("entity_id") or "", change.get("op")
@@ -308,14 +308,22 @@ def apply_config(change: dict, state: ConfigState) -> tuple[list, ConfigState]:
     except ConfigInvalid as exc:
         state.invalid[key] = str(exc)
         raise
-    table[entity_id] = config
+    if isinstance(config, FollowerConfig):  # as `table`: the entity says which config its body is
+        state.followers[entity_id] = config
+    else:
+        state.follows[entity_id] = config
     return [], state
 
 
 def parse_change_body(entity: str, entity_id: str, body: str | None) -> FollowerConfig | FollowConfig:
     """The config an UPSERT carries, by the same rules everywhere (CLI, stages, projections)."""
-    config = parse_follower(body or "") if entity == "FOLLOWER" else parse_follow_config(body or "")
-    own_id = config.follower if entity == "FOLLOWER" else config.follow_id
+    config: FollowerConfig | FollowConfig
+    if entity == "FOLLOWER":
+        config = parse_follower(body or "")
+        own_id = config.follower
+    else:
+        config = parse_follow_config(body or "")
+        own_id = config.follow_id
     if own_id != entity_id:
         raise ConfigInvalid(f"invalid {entity.lower()}: body id {own_id!r} differs from entity_id {entity_id!r}")
     return config

@@ -4,6 +4,8 @@ topic, so a command is honoured everywhere as soon as it is read (well under a s
 
 from __future__ import annotations
 
+from typing import Any
+
 from horus.domain.events import envelope
 from horus.domain.ids import make_id
 
@@ -46,7 +48,7 @@ def control_command(
     reason: str | None = None,
     issued_by: str | None = None,
     occurred_at_us: int = 0,
-) -> dict:
+) -> dict[str, Any]:
     """A ControlCommand record (validated)."""
     target = check_control(scope, verb, target)
     event_id = make_id("control", scope, target, verb, reason, occurred_at_us)
@@ -88,7 +90,7 @@ class ControlState:
         return f"{verb.lower() or 'paused'} for {where}" + (f": {why}" if why else "")
 
 
-def apply_control(command: dict, state: ControlState) -> tuple[list, ControlState]:
+def apply_control(command: dict[str, Any], state: ControlState) -> tuple[list[dict[str, Any]], ControlState]:
     """Fold one ControlCommand into the switches. A command that breaks the rules (check_control) raises
     ControlError and changes nothing: the tail parks it."""
     target = check_control(command.get("scope"), command.get("command"), command.get("target"))

@@ -10,7 +10,9 @@ to wedge a follower's lane. Pure: the caller passes the clock.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from horus.domain.ids import intent_id
 
@@ -28,7 +30,7 @@ class BadCopyDecision(ValueError):
     """A COPY decision the executor must not act on; the message names the field and the rule."""
 
 
-def _strings(value, path: str):
+def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, dict):
@@ -36,7 +38,7 @@ def _strings(value, path: str):
             yield from _strings(item, f"{path}.{key}" if path else str(key))
 
 
-def check_copy_decision(decision: dict, now_us: int) -> None:
+def check_copy_decision(decision: dict[str, Any], now_us: int) -> None:
     """Raise BadCopyDecision if `decision` (a decoded CopyDecision with action COPY) cannot be executed as is."""
     for path, text in _strings(decision, ""):
         if "\x00" in text:

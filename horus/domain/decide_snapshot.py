@@ -133,12 +133,12 @@ def forget_before_window(book: FollowerBook, recent: Iterable[Recent]) -> None:
         del book.booked[intent]
 
 
-def book_to_json(book: FollowerBook, recent: Iterable[Recent] = ()) -> dict:
+def book_to_json(book: FollowerBook, recent: Iterable[Recent] = ()) -> dict[str, Any]:
     """The book as exact JSON-ready data, keeping what `snapshot_book` keeps."""
-    recent = [[candidate, at, intent] for candidate, at, intent in recent]
-    intents = {intent for _, _, intent in recent if intent is not None}
+    recent_rows = [[candidate, at, intent] for candidate, at, intent in recent]
+    intents = {intent for _, _, intent in recent_rows if intent is not None}
     return {
-        "recent": recent,
+        "recent": recent_rows,
         "booked": [
             [intent, *_reservation_row(b.reservation), b.shares_e6, b.amount_e6, int(b.final), b.seq]
             for intent, b in sorted(book.booked.items())
@@ -194,7 +194,7 @@ def book_from_json(data: Any, where: str = "book") -> FollowerBook:
     )
 
 
-def recent_of(data: dict) -> list[Recent]:
+def recent_of(data: dict[str, Any]) -> list[Recent]:
     """The dedup window `book_to_json` kept, as (candidate id, decided at, intent id) (data already read
     by book_from_json)."""
     return [(candidate, at, intent) for candidate, at, intent in data["recent"]]
@@ -215,7 +215,7 @@ def encode_books(books: dict[str, tuple[FollowerBook, list[Recent]]]) -> bytes:
     return b"".join(parts)
 
 
-def decode_books(blob: bytes) -> dict[str, dict]:
+def decode_books(blob: bytes) -> dict[str, dict[str, Any]]:
     """follower -> book JSON (read each with book_from_json); SnapshotInvalid if the bytes are not a snapshot."""
     try:
         books = json.loads(zlib.decompress(blob))
@@ -227,7 +227,9 @@ def decode_books(blob: bytes) -> dict[str, dict]:
 
 
 # ------------------------------------------------------------------------------------------------
-_INT, _STR, _OPT_STR = frozenset({int}), frozenset({str}), frozenset({str, type(None)})
+_INT: frozenset[type] = frozenset({int})
+_STR: frozenset[type] = frozenset({str})
+_OPT_STR: frozenset[type] = frozenset({str, type(None)})
 _COLUMNS = {  # the type of every value in the rows of each list field (bool and float are refused: exact ints)
     "recent": (_STR, _INT, _OPT_STR),
     # intent, its reservation, shares and amount booked, final (0 or 1), the result sequence booked
@@ -260,19 +262,19 @@ def _copy(r: Reservation) -> Reservation:
     return Reservation(r.follow_id, r.leader, r.token_id, r.condition_id, r.side, r.shares_e6, r.cost_e6, r.day)
 
 
-def _reservation_row(r: Reservation) -> list:
+def _reservation_row(r: Reservation) -> list[str | int]:
     return [r.follow_id, r.leader, r.token_id, r.condition_id, r.side, r.shares_e6, r.cost_e6, r.day]
 
 
-def _split_keys(counter: Counter) -> list:
+def _split_keys(counter: Counter[str | tuple[str, str]]) -> list[list[str | int | None]]:
     return [[key, None, n] if isinstance(key, str) else [key[0], key[1], n] for key, n in counter.items() if n]
 
 
-def _join_keys(rows: list) -> Counter:
+def _join_keys(rows: list[list[Any]]) -> Counter[str | tuple[str, str]]:
     return Counter({first if second is None else (first, second): n for first, second, n in rows})
 
 
-def _rows(data: dict, name: str, kinds: tuple, where: str) -> list:
+def _rows(data: dict[str, Any], name: str, kinds: tuple[frozenset[type], ...], where: str) -> list[list[Any]]:
     """The field's rows, each checked against `kinds` (one loop, no message built unless one is wrong)."""
     field = f"{where}.{name}"
     rows = data.get(name)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
+from typing import Any
 
 
 def envelope(
     event_id: str, source: str, occurred_at_us: int, causation_id: str | None = None, produced_at_us: int | None = None
-) -> dict:
+) -> dict[str, Any]:
     """An Envelope record; ``produced_at_us`` defaults to now (epoch microseconds)."""
     if produced_at_us is None:
         produced_at_us = time.time_ns() // 1000

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
+from typing import Any
 
 from horus.domain.events import TERMINAL, envelope
 from horus.domain.fees import fee_at_rate_e6, taker_fee_e6
@@ -383,7 +384,7 @@ def result_record(
     error: str | None = None,
     attempts: int = 0,
     final: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """One ExecutionResult. Its id is result_id(intent, seq): the ledger hands out each seq once and
     keeps the record, so a redelivery re-emits the very same event."""
     return {
@@ -407,7 +408,7 @@ def result_record(
     }
 
 
-def decision_timestamp_ms(decision: Mapping) -> int:
+def decision_timestamp_ms(decision: Mapping[str, Any]) -> int:
     """The signed order's timestamp: fixed by the decision (produced_at, else occurred_at), so a
     re-signing of the same intent could only ever give the same bytes."""
     env = decision["envelope"]
@@ -415,14 +416,14 @@ def decision_timestamp_ms(decision: Mapping) -> int:
     return int((produced if produced else env["occurred_at_us"]) // 1000)
 
 
-def expires_at_us(decision: Mapping, default_ttl_s: float) -> int:
+def expires_at_us(decision: Mapping[str, Any], default_ttl_s: float) -> int:
     """No POST (or same-bytes retry) after this: the decision's expiry, else decided-at + default window."""
     if decision.get("expires_at_us"):
         return int(decision["expires_at_us"])
     return decision_timestamp_ms(decision) * 1000 + int(default_ttl_s * 1_000_000)
 
 
-def execute(decision: dict, state: object = None, *, now_us: int) -> tuple[list[dict], object]:
+def execute(decision: dict[str, Any], state: object = None, *, now_us: int) -> tuple[list[dict[str, Any]], object]:
     """(CopyDecision, state) -> ([ExecutionResult], state) for the broker-free dry run: a COPY gives
     one DRY_RUN result (nothing signed, sent or filled); a SKIP gives nothing. The executor's dry-run
     mode signs and records as well, and emits the same event (sequence 0)."""

@@ -5,6 +5,9 @@ Amounts are decimal strings in whole units at this edge and 6-decimal integers i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from horus.domain.amounts import from_e6, to_e6
 from horus.domain.events import envelope
 
@@ -26,7 +29,7 @@ class FillJsonError(ValueError):
     pass
 
 
-def leader_fill_from_json(obj: dict, source: str = "replay") -> dict:
+def leader_fill_from_json(obj: Mapping[str, Any], source: str = "replay") -> dict[str, Any]:
     missing = [name for name in REQUIRED if obj.get(name) in (None, "")]
     if missing:
         raise FillJsonError(f"leader fill is missing {', '.join(missing)}: {obj!r:.200}")
@@ -56,7 +59,7 @@ def leader_fill_from_json(obj: dict, source: str = "replay") -> dict:
     }
 
 
-def leader_fill_to_json(record: dict) -> dict:
+def leader_fill_to_json(record: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "event_id": record["envelope"]["event_id"],
         "leader": record["leader"],

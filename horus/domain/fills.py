@@ -104,17 +104,19 @@ def format_price(collateral_e6: int, shares_e6: int, decimals: int = PRICE_DECIM
 # --------------------------------------------------------------------------- aggregation
 
 
-def _order_key(fill: DecodedFill) -> tuple:
+def _order_key(fill: DecodedFill) -> tuple[tuple[bool, Any], ...]:
     """A total order on fills (block, log index, then every field), so every choice below is independent
     of input order."""
 
-    def part(value: Any) -> tuple:
+    def part(value: Any) -> tuple[bool, Any]:
         return (True, "") if value is None else (False, value)
 
     return (part(fill.block_number), part(fill.log_index), *(part(getattr(fill, f.name)) for f in fields(DecodedFill)))
 
 
-def _timestamp_lookup(block_time: Callable[[int], int | None] | Mapping[int, int] | None):
+def _timestamp_lookup(
+    block_time: Callable[[int], int | None] | Mapping[int, int] | None,
+) -> Callable[[int | None], int | None]:
     cache: dict[int, int | None] = {}
 
     def lookup(block_number: int | None) -> int | None:
@@ -136,7 +138,7 @@ def aggregate(
     source: str = "chain",
     block_time: Callable[[int], int | None] | Mapping[int, int] | None = None,
     produced_at_us: int | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Sum fills into LeaderFill records (Avro dicts), one per (tx hash, leader, token id, side).
 
     - ``leaders``: keep only fills of these wallets (default: every wallet that appears).
@@ -174,7 +176,7 @@ def aggregate(
 
     produced = time.time_ns() // 1000 if produced_at_us is None else produced_at_us
     lookup = _timestamp_lookup(block_time)
-    records = []
+    records: list[dict[str, Any]] = []
     for (tx_hash, leader, token_id, side), members in groups.items():
         members.sort(key=_order_key)
         shares = sum(f.shares_e6 for f in members)
@@ -241,7 +243,7 @@ def aggregate_apart(
     source: str,
     block_time: Mapping[int, int] | Callable[[int], int | None] | None = None,
     produced_at_us: int | None = None,
-) -> tuple[list[dict], list[tuple[list[DecodedFill], AggregationError]]]:
+) -> tuple[list[dict[str, Any]], list[tuple[list[DecodedFill], AggregationError]]]:
     """aggregate(), except that a fill whose sums do not fit a LeaderFill (beyond 2^63-1) is set apart with its
     error, so one such fill cannot stop the others (a source parks it and goes on). A missing block time still
     raises MissingTimestampError: that is the node's failure, to be retried, not bad input."""
@@ -252,11 +254,11 @@ def aggregate_apart(
         raise
     except AggregationError:
         pass  # rare: find the fills that fail, then sum the rest in one call (same order and ids as above)
-    groups: dict[tuple, list[DecodedFill]] = {}
+    groups: dict[tuple[str, str, str, str], list[DecodedFill]] = {}
     for fill in fills:
         groups.setdefault(fill.group_key, []).append(fill)
     kept: list[DecodedFill] = []
-    apart = []
+    apart: list[tuple[list[DecodedFill], AggregationError]] = []
     for members in groups.values():
         try:
             aggregate(members, leaders, source=source, block_time=block_time, produced_at_us=produced_at_us)

@@ -17,8 +17,9 @@ per change would dominate the cost); everything else here is pure.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
-from horus.domain.config import ConfigInvalid, parse_change_body
+from horus.domain.config import ConfigInvalid, FollowConfig, parse_change_body
 
 __all__ = ["ConfigError", "Follow", "FollowGraph", "apply_config_change", "apply_tombstone", "enabled_leaders"]
 
@@ -42,7 +43,7 @@ def parse_follow(entity_id: str, body: str | None) -> Follow:
     if body is None:
         raise ConfigError(f"FOLLOW UPSERT {entity_id} has no body")
     try:
-        config = parse_change_body("FOLLOW", entity_id, body)
+        config = cast(FollowConfig, parse_change_body("FOLLOW", entity_id, body))  # a FOLLOW body is a FollowConfig
     except ConfigInvalid as exc:
         raise ConfigError(f"FOLLOW UPSERT {entity_id}: {exc}") from None
     return Follow(config.follow_id, config.follower, config.leader, config.enabled)
@@ -109,7 +110,7 @@ class FollowGraph:
         return follow_id in self._by_id
 
 
-def apply_config_change(change: dict, graph: FollowGraph) -> tuple[list, FollowGraph]:
+def apply_config_change(change: dict[str, Any], graph: FollowGraph) -> tuple[list[dict[str, Any]], FollowGraph]:
     """Fold one ConfigChange record into the graph; (no new events, the graph). Raises ConfigError."""
     if change.get("entity") != "FOLLOW":
         return [], graph

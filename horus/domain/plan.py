@@ -5,6 +5,8 @@ Leader-level, stateless filters (later issues) drop pairs here; everything state
 
 from __future__ import annotations
 
+from typing import Any
+
 from horus.domain.events import envelope
 from horus.domain.follow_graph import FollowGraph
 from horus.domain.ids import candidate_id
@@ -20,7 +22,7 @@ class FillInvalid(ValueError):
     """A leader fill no candidate can be written for: the runner parks it."""
 
 
-def _check_fill(fill: dict) -> None:
+def _check_fill(fill: dict[str, Any]) -> None:
     if fill.get("side") not in ("BUY", "SELL"):  # UNRECOGNIZED: a newer writer's side, which no writer may write
         raise FillInvalid(f"leader fill side {fill.get('side')!r:.20} is neither BUY nor SELL")
     for name, value in (("event_id", fill["envelope"]["event_id"]), *((n, fill.get(n)) for n in _FILL_TEXT)):
@@ -28,7 +30,7 @@ def _check_fill(fill: dict) -> None:
             raise FillInvalid(f"leader fill {name} is {len(value)} characters long (at most {MAX_FILL_TEXT})")
 
 
-def plan(fill: dict, graph: FollowGraph, *, now_us: int) -> tuple[list[dict], FollowGraph]:
+def plan(fill: dict[str, Any], graph: FollowGraph, *, now_us: int) -> tuple[list[dict[str, Any]], FollowGraph]:
     """(LeaderFill, follow graph) -> ([CopyCandidate], graph unchanged). Raises FillInvalid for a fill no
     candidate can be written for; other hostile values (a price outside (0, 1], negative shares) are passed
     on, and decide SKIPs them with a reason for every follow."""

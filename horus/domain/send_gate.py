@@ -12,6 +12,7 @@ remembered as deleted (`ExecutorConfig.deleted`), so "unknown" never means "dele
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from horus.domain.config import ConfigState, apply_config, apply_config_tombstone, config_key
 from horus.domain.control import ControlState
@@ -44,7 +45,7 @@ class ExecutorConfig:
     deleted: set[str] = field(default_factory=set)  # config keys whose last change was a DELETE or tombstone
 
 
-def apply_executor_config(change: dict, state: ExecutorConfig) -> tuple[list, ExecutorConfig]:
+def apply_executor_config(change: dict[str, Any], state: ExecutorConfig) -> tuple[list[dict[str, Any]], ExecutorConfig]:
     """Fold one ConfigChange (raises ConfigInvalid after recording it, like `apply_config`)."""
     key = config_key(change.get("entity") or "", change.get("entity_id") or "")
     if change.get("op") == "DELETE":

@@ -6,13 +6,15 @@ issue adds reimburse / push / pull / debt steps behind this shape.
 
 from __future__ import annotations
 
+from typing import Any
+
 from horus.domain.events import envelope
 from horus.domain.ids import settlement_id
 
 STAGE = "settle"
 
 
-def settle(result: dict, state: object = None, *, now_us: int) -> tuple[list[dict], object]:
+def settle(result: dict[str, Any], state: object = None, *, now_us: int) -> tuple[list[dict[str, Any]], object]:
     """(ExecutionResult, state) -> ([SettlementEvent], state)."""
     env = result["envelope"]
     kind = "NOT_REQUIRED"

@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from horus.venue.cache import SingleFlightCache
 from horus.venue.polymarket.auth import ApiCreds
@@ -69,14 +69,15 @@ class Accounts:
         self._cache.forget(follower.lower())
 
     async def get(self, follower: str) -> Account:
-        return await self._cache.get(follower.lower())
+        # keep_last_on_error=False: a failed load raises, so the cache never answers None
+        return cast(Account, await self._cache.get(follower.lower()))
 
     async def for_row(self, follower: str, signer: str | None, credentials_ref: str | None) -> Account:
         """The account an existing order was signed with, whatever the follower's config says now. Rows
         written before the ledger kept `credentials_ref` resolve through the config, as `get` does."""
         if not credentials_ref or not signer:
             return await self.get(follower)
-        account = await self._by_ref.get(credentials_ref)
+        account = cast(Account, await self._by_ref.get(credentials_ref))  # never None: as in `get`
         if account.signer != signer.lower():
             raise AccountError(
                 f"follower {follower}: credentials {credentials_ref!r} now hold the key of "

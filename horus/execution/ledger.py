@@ -25,9 +25,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, cast, overload
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from horus.db.engine import psycopg_conninfo, refuses_a_value
 from horus.domain.events import OPEN
@@ -51,6 +52,10 @@ def _ts(us: int | None) -> datetime | None:
     return None if us is None else datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
+@overload
+def _us(value: datetime) -> int: ...
+@overload
+def _us(value: datetime | None) -> int | None: ...
 def _us(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp() * 1_000_000)
 
@@ -192,7 +197,7 @@ class Ledger:
         statement_timeout_s: float = 30.0,
     ) -> None:
         self._conninfo = psycopg_conninfo(database_url)
-        self._options = {
+        self._options: dict[str, Any] = {
             "connect_timeout": max(1, round(connect_timeout_s)),
             "keepalives": 1,
             "keepalives_idle": 10,
@@ -201,11 +206,11 @@ class Ledger:
             "options": f"-c statement_timeout={int(statement_timeout_s * 1000)}",
         }
         self._size = connections
-        self._pool: asyncio.Queue[psycopg.AsyncConnection | None] | None = None
-        self._live: set[psycopg.AsyncConnection] = set()
+        self._pool: asyncio.Queue[psycopg.AsyncConnection[DictRow] | None] | None = None
+        self._live: set[psycopg.AsyncConnection[DictRow]] = set()
         self._failing_since: float | None = None
 
-    async def _connect(self) -> psycopg.AsyncConnection:
+    async def _connect(self) -> psycopg.AsyncConnection[DictRow]:
         # autocommit: a single statement is its own transaction (one round trip); `_run` wraps several in one
         conn = await psycopg.AsyncConnection.connect(
             self._conninfo, row_factory=dict_row, autocommit=True, **self._options
@@ -236,7 +241,8 @@ class Ledger:
         """fn(conn) inside one transaction; `atomic=False` for a single statement (no BEGIN/COMMIT trips)."""
         if self._pool is None:
             await self.open()
-        slot = await self._pool.get()
+        pool = cast("asyncio.Queue[psycopg.AsyncConnection[DictRow] | None]", self._pool)  # open() made it
+        slot = await pool.get()
         try:
             if slot is None or slot.closed or slot.broken:  # never connected, or the server went away
                 if slot is not None:
@@ -253,7 +259,7 @@ class Ledger:
                 self._failing_since = time.monotonic()
             raise
         finally:
-            self._pool.put_nowait(slot)  # the slot always goes back, connected or not
+            pool.put_nowait(slot)  # the slot always goes back, connected or not
         self._failing_since = None
         return result
 
@@ -376,7 +382,7 @@ class Ledger:
             "numeric",
             "text",
         )
-        arrays = [[] for _ in columns]
+        arrays: list[list[object]] = [[] for _ in columns]
         for r in rows:
             values = (
                 r.intent_id,

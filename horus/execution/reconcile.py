@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
 from prometheus_client import Counter, Gauge
 
@@ -82,7 +83,7 @@ class Reconciler:
         SETTLED.inc(report.settled)
         CONFIRMED.inc(report.confirmed)
         for row in await self.ledger.unsent_results(min_age_s=max(self.min_age_s, 1.0)):
-            await self.executor.emit(row.last_result)
+            await self.executor.emit(cast(dict[str, Any], row.last_result))  # the query takes only rows with one
             self.executor.writer.emitted(row.id, row.result_seq)
             report.reemitted += 1
         REEMITTED.inc(report.reemitted)

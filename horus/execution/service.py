@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import Gauge
 
 from horus.codec import Codec, default_codec
@@ -139,11 +139,12 @@ class ExecuteService:
         self._generation: dict[tuple[str, int], int] = {}
         self._committed: dict[tuple[str, int], int] = {}
         self._paused = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.consumer = None
-        self.executor: Executor | None = None
+        # set by _setup before any use, as the ledger and the writer are
+        self._loop: asyncio.AbstractEventLoop
+        self.consumer: Consumer | None = None  # None: not consuming (`reconcile_only`)
+        self.executor: Executor
         self.reconciler: Reconciler | None = None
-        self.lanes: KeyedLanes | None = None
+        self.lanes: KeyedLanes
         self.tails: list[ConfigTail] = []
         self.fatal: BaseException | None = None  # set when the service must stop and its caller exit 70
         self.processed = 0
@@ -314,6 +315,7 @@ class ExecuteService:
             asyncio.create_task(self._read_venue_clock(done), name="execute-venue-clock"),
         ]
         try:
+            assert self.consumer is not None  # _setup made it: this service consumes
             await self._kafka_call(
                 self.consumer.subscribe,
                 [self.topic],
@@ -413,8 +415,8 @@ class ExecuteService:
                     work
                     if isinstance(work, BaseException)
                     else RuntimeError(
-                        f"intent {work.intent_id}: another ledger row holds follow {record['follow_id']} and leader fill "
-                        f"{record['leader_fill_id']}"
+                        f"intent {work.intent_id}: another ledger row holds follow {work.decision['follow_id']} and "
+                        f"leader fill {work.decision['leader_fill_id']}"
                     )
                 )
                 await self._park(m, why)
@@ -457,7 +459,7 @@ class ExecuteService:
                 if refuses_a_value(exc):
                     raise
                 if self.fatal is not None:
-                    raise self.fatal
+                    raise self.fatal from exc
                 log.warning(
                     "prewrite of %d decisions: the ledger is unreachable; retrying in %.1fs",
                     len(records),
@@ -572,6 +574,7 @@ class ExecuteService:
             await self._kafka_call(self._pause, False)
 
     def _pause(self, pause: bool) -> None:  # consumer thread
+        assert self.consumer is not None  # only a consuming service is paused
         assignment = self.consumer.assignment()
         if assignment:
             (self.consumer.pause if pause else self.consumer.resume)(assignment)
@@ -588,8 +591,10 @@ class ExecuteService:
                 offsets.append(TopicPartition(tp[0], tp[1], offset))
                 self._committed[tp] = offset
         if offsets:
+            assert self.consumer is not None  # only a consuming service has offsets to commit
             try:
-                self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+                # confluent-kafka's overloads take a literal True or False for `asynchronous`, never a bool
+                self.consumer.commit(offsets=offsets, asynchronous=asynchronous)  # type: ignore[call-overload]
             except Exception as exc:  # e.g. no longer a member: the next owner re-reads, the ledger dedupes
                 log.warning("offset commit failed: %s", exc)
 

@@ -327,11 +327,11 @@ class Executor:
         if row.status in TERMINAL:
             await self._terminal(row)
             return
-        if w.fresh and row.status == "PENDING":
+        if w.fresh and row.status == "PENDING" and w.account is not None:  # a fresh PENDING row has its account
             await self._send_new(row, w.account, w.seen_at)
             return
         if row.status == "SUBMITTED" and row.last_result is not None:
-            await self._reemit(row)  # resting at the venue: the reconciler follows it
+            await self._reemit(row, row.last_result)  # resting at the venue: the reconciler follows it
             return
         claimed = await self.ledger.claim(row.idempotency_key, self.owner, self.lease_s)
         if claimed is None:  # another live worker holds it, or it settled meanwhile
@@ -353,7 +353,7 @@ class Executor:
     def _stop_reason(self, row: Row) -> str | None:
         """Why these bytes must not be POSTed now (DESIGN invariant 8), checked before every POST: the intent's
         expiry (safety review D2), then the operator's switches and the configs (D4)."""
-        if row.expires_at_us is not None and self._last_send_us(row) <= self.venue_clock.latest_us():
+        if row.expires_at_us is not None and self._last_send_us(row.expires_at_us) <= self.venue_clock.latest_us():
             late_s = (self.venue_clock.latest_us() - row.expires_at_us) / 1e6
             return (
                 f"EXPIRED: not sent: the intent expires at {row.expires_at} and may not be sent within "
@@ -362,10 +362,10 @@ class Executor:
         stop = self.gate(row)
         return None if stop is None else stop.error
 
-    def _last_send_us(self, row: Row) -> int:
-        """The last moment (venue clock) a POST of this row may start: its expiry less the time a request can take
-        to reach the venue on a loaded host (`send_margin_s`)."""
-        return row.expires_at_us - int(self.send_margin_s * 1e6)
+    def _last_send_us(self, expires_at_us: int) -> int:
+        """The last moment (venue clock) a POST of a row expiring at `expires_at_us` may start: its expiry less the
+        time a request can take to reach the venue on a loaded host (`send_margin_s`)."""
+        return expires_at_us - int(self.send_margin_s * 1e6)
 
     def _absent_settles(self, row: Row) -> bool:
         """True once 'the venue has no trace' proves NOT_FILLED: past the expiry by more than a POST started before
@@ -488,7 +488,9 @@ class Executor:
                 wait = min(delay, self.backoff_cap_s) * random.uniform(0.8, 1.2)
                 delay *= 2
                 if row.expires_at_us is not None:
-                    wait = min(wait, max(0.0, (self._last_send_us(row) - self.venue_clock.latest_us()) / 1e6))
+                    wait = min(
+                        wait, max(0.0, (self._last_send_us(row.expires_at_us) - self.venue_clock.latest_us()) / 1e6)
+                    )
                 await asyncio.sleep(wait)
                 continue
             landed = True
@@ -535,6 +537,10 @@ class Executor:
         the evidence. `absent_settles`: no trace at all proves NOT_FILLED (past expiry and grace), when every source
         answered. Its trades can only come after the row was written (less a margin for the two clocks), which
         keeps a busy follower's trade history short."""
+        if self.lookup is None or row.order_hash is None or account.creds is None:
+            # never: only a venue's rows are looked up (dry-run rows are terminal from the start), a row that may be
+            # at the venue was prewritten with its order's hash, and every resolved account has API credentials
+            raise RuntimeError(f"intent {row.idempotency_key}: no venue, order hash or credentials to look it up with")
         ev = await self.lookup.evidence(
             row.order_hash,
             creds=account.creds,
@@ -613,7 +619,7 @@ class Executor:
 
     async def _terminal(self, row: Row) -> None:
         if row.last_result is not None:
-            await self._reemit(row)
+            await self._reemit(row, row.last_result)
             return
         # prewritten as REJECTED / DRY_RUN, crashed before its result was recorded: record it now
         outcome = Outcome(
@@ -621,6 +627,6 @@ class Executor:
         )
         await self._record(row, outcome, row.attempts, sent=False)
 
-    async def _reemit(self, row: Row) -> None:
-        await self.emit(row.last_result)
+    async def _reemit(self, row: Row, result: dict[str, Any]) -> None:
+        await self.emit(result)
         self.writer.emitted(row.id, row.result_seq)

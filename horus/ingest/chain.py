@@ -29,12 +29,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from eth_typing import HexStr
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from web3 import AsyncWeb3, WebSocketProvider
+from web3.types import FilterParams, LogReceipt, LogsSubscriptionArg
 
 from horus.codec import default_codec
 from horus.db.models import IngestCursor
@@ -136,7 +138,7 @@ class ChainSource:
         self.connections = 0
         self.emitted = 0
         self._backoff = 0.2
-        self._subs: dict[str, str] = {}  # kind -> subscription id
+        self._subs: dict[str, HexStr] = {}  # kind -> subscription id
         # reorg detection from newHeads: block -> hash announced, and the fills emitted from each block
         self.heads: dict[int, str] = {}
         self.emitted_by_block: dict[int, list] = {}
@@ -175,6 +177,7 @@ class ChainSource:
             asyncio.ensure_future(self._unsubscribe_all())
 
     async def _unsubscribe_all(self) -> None:
+        assert self.w3 is not None  # only a session's debug hook gets here
         for sub in list(self._subs.values()):
             await self.w3.eth.unsubscribe(sub)
 
@@ -201,7 +204,8 @@ class ChainSource:
         self.leaders = self.leaders_fn()
         await self._subscribe_logs()
         head = await w3.eth.block_number
-        self.seen_head, self.last_head_at = head, time.time()
+        self.seen_head: int = head
+        self.last_head_at = time.time()
         if self.cursor_key == self.source:
             genesis = await w3.eth.get_block(0)
             self.cursor_key = f"{self.source}@{await w3.eth.chain_id}:{genesis['hash'].hex()}"
@@ -225,18 +229,23 @@ class ChainSource:
         await self._live()
 
     async def _subscribe_logs(self) -> None:
+        assert self.w3 is not None  # called within a session
         old = self._subs.pop("logs", None)
         if old is not None:
             await self.w3.eth.unsubscribe(old)
         if self.leaders:
-            self._subs["logs"] = await self.w3.eth.subscribe("logs", logic.logs_filter(self.book, self.leaders))
+            # logs_filter's dict is web3's filter: the exchanges' addresses and the topics
+            subscription = cast(LogsSubscriptionArg, logic.logs_filter(self.book, self.leaders))
+            self._subs["logs"] = await self.w3.eth.subscribe("logs", subscription)
 
     async def _live(self) -> None:
+        assert self.w3 is not None and self.stop_event is not None  # called within a session, started by run()
+        w3 = self.w3
         queue: asyncio.Queue = asyncio.Queue()
 
         async def reader() -> None:
             try:
-                async for message in self.w3.socket.process_subscriptions():
+                async for message in w3.socket.process_subscriptions():
                     queue.put_nowait(message)
                 queue.put_nowait(Reconnect("subscription stream ended"))
             except BaseException as exc:  # noqa: BLE001 - handed to the loop below
@@ -351,6 +360,7 @@ class ChainSource:
                 del self.heads[block]
 
     async def _handle_reorg(self, number: int) -> None:
+        assert self.w3 is not None  # called within a session
         fork = number - 1  # the newest block both chains share
         while fork in self.heads and fork > number - 256:
             canonical = _hex((await self.w3.eth.get_block(fork))["hash"])
@@ -364,7 +374,9 @@ class ChainSource:
             still = set()
             if self.leaders:
                 logs = await self.w3.eth.get_logs(
-                    logic.logs_filter(self.book, self.leaders, fork + 1, max(number, self.seen_head))
+                    cast(
+                        FilterParams, logic.logs_filter(self.book, self.leaders, fork + 1, max(number, self.seen_head))
+                    )
                 )
                 still = {f.event_id for f in logic.decode_batch(logs, self.book).fills}
             for fill in replaced:
@@ -388,21 +400,25 @@ class ChainSource:
     async def _catch_up(self, target: int) -> None:
         if self.cursor is None or target <= self.cursor[0]:
             return
+        assert self.w3 is not None  # called within a session
         for lo, hi in logic.block_ranges(self.cursor[0] + 1, target, self.chunk):
-            logs = []
+            logs: list[LogReceipt] = []
             if self.leaders:
-                logs = await self.w3.eth.get_logs(logic.logs_filter(self.book, self.leaders, lo, hi))
+                logs = await self.w3.eth.get_logs(
+                    cast(FilterParams, logic.logs_filter(self.book, self.leaders, lo, hi))
+                )
             await self._emit_range(logs, hi)
 
-    async def _emit_range(self, logs: list, range_end: int) -> None:
+    async def _emit_range(self, logs: list[LogReceipt], range_end: int) -> None:
+        assert self.w3 is not None  # called within a session
         batch = logic.decode_batch(logs, self.book)
         for raw, error in batch.bad:
             self._park(raw, error)
         for block in batch.blocks_needing_time() - self.block_times.keys():
             self.block_times[block] = int((await self.w3.eth.get_block(block))["timestamp"])
         records, apart = aggregate_apart(batch.fills, self.leaders, source=self.source, block_time=self.block_times)
-        for fills, error in apart:  # a sum beyond the schema: parked, or the range would be retried forever
-            self._park_fills(fills, error)
+        for fills, overflow in apart:  # a sum beyond the schema: parked, or the range would be retried forever
+            self._park_fills(fills, overflow)
         if records:
             emitted = {r["envelope"]["event_id"] for r in records}
             for fill in batch.fills:

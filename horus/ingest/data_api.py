@@ -45,7 +45,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from prometheus_client import Counter
@@ -210,7 +210,7 @@ class DataApiSource:
                 continue
             if isinstance(parsed, SkippedRow):
                 DATA_API_ROWS.labels("skipped").inc()
-            elif since_ts is None or parsed.block_timestamp >= since_ts:
+            elif since_ts is None or cast(int, parsed.block_timestamp) >= since_ts:  # parse_row dates every fill
                 fills.append((parsed, row))
         DATA_API_ROWS.labels("fill").inc(len(fills))
         records = self._aggregate(leader, fills)

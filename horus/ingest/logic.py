@@ -30,7 +30,7 @@ def ws_url(rpc_url: str) -> str:
 
 def logs_filter(
     book: ExchangeBook, leaders: Iterable[str], from_block: int | None = None, to_block: int | None = None
-) -> dict:
+) -> dict[str, Any]:
     """eth_subscribe("logs") / eth_getLogs filter: the book's addresses, topic0 = either OrderFilled,
     topic2 (maker) one of ``leaders``. Never call it with no leaders: an empty topic list matches anything."""
     leaders = sorted(set(leaders))

@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from confluent_kafka import KafkaException, Producer, TopicPartition
 from prometheus_client import Counter
@@ -43,7 +44,15 @@ from horus.db.models import LeaderFillClaim
 from horus.domain.clock import future_detail, in_future
 from horus.domain.events import envelope
 from horus.domain.ids import make_id
-from horus.kafka.client import flush_or_raise, make_consumer, make_producer, poll_batch, produce_reliably, watermarks
+from horus.kafka.client import (
+    consumed_at,
+    flush_or_raise,
+    make_consumer,
+    make_producer,
+    poll_batch,
+    produce_reliably,
+    watermarks,
+)
 from horus.kafka.dead_letter import DeadLetters
 from horus.settings import Settings
 from horus.topics import LEADER_FILLS
@@ -124,7 +133,7 @@ class FillSink:
     ) -> bool:
         """Produce a LeaderFillRetracted for a fill whose log was removed (once per fill and block)."""
         now_us = time.time_ns() // 1000
-        record = {
+        record: dict[str, Any] = {
             "envelope": envelope(
                 retraction_id(leader_fill_id, block_hash),
                 self.source,
@@ -289,14 +298,16 @@ class FillSink:
             while ends and time.monotonic() < deadline:
                 for message in poll_batch(consumer, 1000, 0.5):
                     try:
-                        _, record = self.codec.decode(message.value())
+                        # leader.fills holds no tombstones (a None would fail in decode, like any other stranger)
+                        _, record = self.codec.decode(cast(bytes, message.value()))
                         event_id = record["envelope"]["event_id"]
                     except Exception:  # noqa: BLE001 - not ours to judge here
                         event_id = None
                     if event_id in wanted:
                         found.add(event_id)
-                    if message.offset() + 1 >= ends.get(message.partition(), 0):
-                        ends.pop(message.partition(), None)
+                    partition, offset = consumed_at(message)
+                    if offset + 1 >= ends.get(partition, 0):
+                        ends.pop(partition, None)
             if ends:
                 raise TimeoutError(f"could not read {self.topic} to its end to recover pending claims")
             return found

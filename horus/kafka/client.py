@@ -6,7 +6,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -133,6 +133,12 @@ def _checked(messages: list[Message]) -> list[Message]:
         elif error.code() != KafkaError._PARTITION_EOF:
             raise KafkaException(error)
     return batch
+
+
+def consumed_at(message: Message) -> tuple[int, int]:
+    """(partition, offset) of a record a consumer returned. confluent-kafka types both Optional (a Message built
+    by hand has neither); every consumed record has both."""
+    return cast(int, message.partition()), cast(int, message.offset())
 
 
 def watermarks(consumer: Consumer, topic: str, partition: int, timeout: float = 10.0) -> tuple[int, int]:

@@ -77,11 +77,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from horus.domain.events import OPEN, TERMINAL
 from horus.ops.paper import create_followers, fund, set_faults, venue_orders
 from horus.settings import Settings
 from horus.venue.polymarket.orders import intent_metadata
+
+if TYPE_CHECKING:  # confluent-kafka is imported where it is used: the CLI starts without it
+    from confluent_kafka import KafkaError, Message
 
 REPO = Path(__file__).resolve().parents[2]
 LEADER = "0x" + "1e" * 20
@@ -352,7 +356,22 @@ def compare(
     verdict.late = sorted(late)
     for intent in verdict.duplicates:
         verdict.notes["duplicates"][intent] = f"orders {', '.join(sorted(orders_of[intent]))}"
+    _check_copies(copies, rows, results, orders_of, overfilled, verdict)
+    verdict.overfilled = sorted(overfilled)
+    verdict.overspent = _overspent(trades, caps, copies, intent_of_order, verdict.notes["overspent"])
+    return verdict
 
+
+def _check_copies(
+    copies: dict[str, dict],
+    rows: dict[str, dict],
+    results: Iterable[dict],
+    orders_of: dict[str, dict[str, dict]],
+    overfilled: set[str],
+    verdict: Verdict,
+) -> None:
+    """Each COPY intent against its ledger row and terminal results: counted by row status; lost (no terminal
+    result), unresolved (no row, or one still open), overfilled (into `overfilled`), mismatched."""
     terminal: dict[str, list[dict]] = defaultdict(list)  # intent -> its terminal results, by result sequence
     for r in sorted(results, key=lambda r: r.get("seq") or 0):  # stable: redeliveries keep their topic order
         if r["status"] in TERMINAL:
@@ -374,9 +393,6 @@ def compare(
         if problem:
             verdict.mismatched.append(intent)
             verdict.notes["mismatched"][intent] = problem
-    verdict.overfilled = sorted(overfilled)
-    verdict.overspent = _overspent(trades, caps, copies, intent_of_order, verdict.notes["overspent"])
-    return verdict
 
 
 def _disagreement(orders: dict[str, dict] | None, row: dict | None, said: list[dict]) -> str | None:
@@ -508,22 +524,23 @@ def market_ids(seed: int) -> list[tuple[str, list[str]]]:
 
 
 def simulator_config(options: ChaosOptions):
-    from horus.venue.simulator.clob import MarketConfig, SimulatorConfig, TokenConfig
+    from horus.venue.simulator.clob import SimulatorConfig
 
+    # validated from plain data, as a config file is: the rest keeps the simulator's defaults
     markets = [
-        MarketConfig(
-            condition_id=condition,
-            tokens=[TokenConfig(token_id=yes, price="0.5"), TokenConfig(token_id=no, outcome="No", price="0.5")],
-            tick_size="0.01",
-            min_order_size=1,
-            levels=5,
-            level_size=100000,
-            replenish=True,
-            fee_rate=FEE_RATE,
-        )
+        {
+            "condition_id": condition,
+            "tokens": [{"token_id": yes, "price": "0.5"}, {"token_id": no, "outcome": "No", "price": "0.5"}],
+            "tick_size": "0.01",
+            "min_order_size": 1,
+            "levels": 5,
+            "level_size": 100000,
+            "replenish": True,
+            "fee_rate": FEE_RATE,
+        }
         for condition, (yes, no) in market_ids(options.seed)
     ]
-    return SimulatorConfig(markets=markets, seed=options.seed)
+    return SimulatorConfig.model_validate({"markets": markets, "seed": options.seed})
 
 
 def leader_fill(run: str, n: int, markets: list[tuple[str, list[str]]], rng: random.Random) -> dict:
@@ -889,8 +906,8 @@ class TopicTail:
 
         messages = poll_batch(self.consumer, 10_000, seconds)
         for m in messages:
-            _, record = self.codec.decode(m.value())
-            name = self.names[m.topic()]
+            _, record = self.codec.decode(cast(bytes, m.value()))  # these topics hold no tombstones
+            name = self.names[cast(str, m.topic())]  # a consumed record has its topic
             if name == COPY_CANDIDATES.name:
                 self.candidates.add(record["envelope"]["event_id"])
             elif name == COPY_DECISIONS.name:
@@ -944,7 +961,8 @@ def ledger_rows(settings: Settings, intents: Iterable[str]) -> list[dict]:
     from horus.db.engine import psycopg_conninfo
 
     with psycopg.connect(psycopg_conninfo(settings.database_url), row_factory=dict_row) as conn:
-        require_commit_timestamps(conn.execute("SHOW track_commit_timestamp").fetchone()["track_commit_timestamp"])
+        shown = cast("dict[str, Any]", conn.execute("SHOW track_commit_timestamp").fetchone())  # SHOW answers one row
+        require_commit_timestamps(shown["track_commit_timestamp"])
         return conn.execute(
             "SELECT idempotency_key AS intent_id, status, final, order_hash, filled_shares_e6, last_error, "
             "(extract(epoch FROM pg_xact_commit_timestamp(prewrite_xid::xid)) * 1000000)::bigint AS committed_us "
@@ -1193,6 +1211,11 @@ def produce_fills(
     # a fill that is not delivered in the end still fails the run (below)
     codec, producer = default_codec(), make_producer(settings, log_level=0)
     failed: list[str] = []
+
+    def on_delivery(err: KafkaError | None, _message: Message) -> None:
+        if err:
+            failed.append(str(err))
+
     markets = market_ids(options.seed)
     gap = options.window_s / options.fills
     n = 0
@@ -1204,7 +1227,7 @@ def produce_fills(
             settings.topic(LEADER_FILLS.name),
             codec.encode("LeaderFill", fill),
             key=fill["leader"],
-            on_delivery=lambda err, _: err and failed.append(str(err)),
+            on_delivery=on_delivery,
         )
         producer.poll(0)
         children.restart_crashed()

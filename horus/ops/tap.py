@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_END, TopicPartition
 
 from horus.codec import CodecError, default_codec
-from horus.kafka.client import make_consumer, poll_batch, watermarks
+from horus.kafka.client import consumed_at, make_consumer, poll_batch, watermarks
 from horus.settings import Settings
 from horus.topics import ALL_TOPICS
 
@@ -81,8 +81,9 @@ def tap(settings: Settings, topic_name: str, options: TapOptions) -> Iterator[di
             batch = poll_batch(consumer, 500, 0.2)
             for message in batch:
                 last_message = time.monotonic()
-                if message.offset() + 1 >= ends[message.partition()][1]:
-                    remaining.discard(message.partition())
+                partition, offset = consumed_at(message)
+                if offset + 1 >= ends[partition][1]:
+                    remaining.discard(partition)
                 if options.key is not None and (message.key() or b"").decode(errors="replace") != options.key:
                     continue
                 line = render(message)

@@ -192,12 +192,14 @@ def emit_batch(rpc_url: str, emitter: str, fills: Sequence[V1Fill] | Sequence[V2
     """Several fills of one kind (all V1Fill or all V2Fill) in ONE transaction, in order. Returns the receipt."""
     if not fills:
         raise ValueError("emit_batch needs at least one fill")
-    if all(isinstance(f, V1Fill) for f in fills):
+    v1_fills = [f for f in fills if isinstance(f, V1Fill)]
+    if len(v1_fills) == len(fills):
         contract = _contract(rpc_url, emitter, "V1FillEmitter")
-        return _transact(rpc_url, contract.functions.emitFills([_v1_tuple(f, emitter) for f in fills]), sender)
-    if all(isinstance(f, V2Fill) for f in fills):
+        return _transact(rpc_url, contract.functions.emitFills([_v1_tuple(f, emitter) for f in v1_fills]), sender)
+    v2_fills = [f for f in fills if isinstance(f, V2Fill)]
+    if len(v2_fills) == len(fills):
         contract = _contract(rpc_url, emitter, "V2FillEmitter")
-        return _transact(rpc_url, contract.functions.emitFills([_v2_tuple(f, emitter) for f in fills]), sender)
+        return _transact(rpc_url, contract.functions.emitFills([_v2_tuple(f, emitter) for f in v2_fills]), sender)
     raise TypeError("emit_batch takes fills of one kind: all V1Fill or all V2Fill")
 
 

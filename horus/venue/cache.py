@@ -39,7 +39,7 @@ class SingleFlightCache(Generic[K, V]):
             raise ValueError("refresh_ahead is a fraction of the TTL in (0, 1), for keep_last_on_error caches")
         self._refresh_at = None if refresh_ahead is None else ttl_s * (1 - refresh_ahead)  # seconds before expiry
         self._values: dict[K, tuple[V, float]] = {}
-        self._inflight: dict[K, asyncio.Future] = {}
+        self._inflight: dict[K, asyncio.Future[V | None]] = {}
         self.loads = 0
 
     def peek(self, key: K) -> V | None:
@@ -63,10 +63,14 @@ class SingleFlightCache(Generic[K, V]):
                 return entry[0]
         return await asyncio.shield(self._inflight.get(key) or self._start(key))
 
-    def _start(self, key: K) -> asyncio.Future:
+    def _start(self, key: K) -> asyncio.Future[V | None]:
         task = asyncio.ensure_future(self._fetch(key))
         self._inflight[key] = task
-        task.add_done_callback(lambda done, key=key: self._inflight.pop(key, None))
+
+        def landed(_done: asyncio.Future[V | None]) -> None:
+            self._inflight.pop(key, None)
+
+        task.add_done_callback(landed)
         return task
 
     async def _fetch(self, key: K) -> V | None:

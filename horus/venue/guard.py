@@ -16,6 +16,7 @@ Callers: decide's venue lookups (streams/decide_lookups.py), the executor and `h
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -70,26 +71,31 @@ def _body(response: httpx.Response) -> object:
         return None
 
 
-def probe(clob_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[str | None, dict | None]:
+def _identity_answer(response: httpx.Response) -> tuple[str | None, dict[str, Any] | None]:
+    """(None, the identity) if the answer is the simulator's, else (what is wrong with it, None)."""
+    body = _body(response)
+    problem = simulator_problem(response.status_code, body)
+    if problem is None and isinstance(body, dict):  # simulator_problem passes nothing but a dict
+        return None, body
+    return problem, None
+
+
+def probe(clob_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[str | None, dict[str, Any] | None]:
     """(None, its identity) if `clob_url` answers as the Horus CLOB simulator, else (why not, None)."""
     try:
         response = httpx.get(identity_url(clob_url), timeout=timeout_s, follow_redirects=False)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return f"no answer: {type(exc).__name__}", None
-    body = _body(response)
-    problem = simulator_problem(response.status_code, body)
-    return problem, None if problem else body
+    return _identity_answer(response)
 
 
-async def probe_async(clob_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[str | None, dict | None]:
+async def probe_async(clob_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[str | None, dict[str, Any] | None]:
     try:
         async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client:
             response = await client.get(identity_url(clob_url))
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return f"no answer: {type(exc).__name__}", None
-    body = _body(response)
-    problem = simulator_problem(response.status_code, body)
-    return problem, None if problem else body
+    return _identity_answer(response)
 
 
 def not_the_simulator(clob_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
@@ -102,7 +108,7 @@ def _announce_live(settings: Settings) -> None:
         log.warning("==== LIVE MODE: real orders to %s (HORUS_VENUE_MODE=live) ====", shown_url(settings.clob_url))
 
 
-def require_venue(settings: Settings) -> dict | None:
+def require_venue(settings: Settings) -> dict[str, Any] | None:
     """Refuse (VenueGuardError) a paper process whose HORUS_CLOB_URL is not the simulator; announce live mode.
     Paper: the simulator's identity (horus.venue.simulator.identity), else None."""
     _announce_live(settings)
@@ -114,7 +120,7 @@ def require_venue(settings: Settings) -> dict | None:
     return identity
 
 
-async def require_venue_async(settings: Settings) -> dict | None:
+async def require_venue_async(settings: Settings) -> dict[str, Any] | None:
     """`require_venue` for a process already on an event loop."""
     _announce_live(settings)
     if settings.venue_mode != "paper":

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 import httpx
 
@@ -18,7 +19,7 @@ from horus.domain import ids
 log = logging.getLogger("horus.venue.paper")
 
 
-PAPER_BOOK = {"tick_size": "0.01", "levels": 6, "level_size": 400, "replenish": True}
+PAPER_BOOK: dict[str, Any] = {"tick_size": "0.01", "levels": 6, "level_size": 400, "replenish": True}
 
 
 def paper_condition(token_id: str) -> str:

@@ -115,7 +115,12 @@ class LocalStack:
         return self._health(part, ports[part])[0]
 
     def _health(self, part: str, port: int) -> tuple[bool, str]:
-        parts = {"kafka": self.kafka, "postgres": self.postgres, "anvil": self.anvil, "venue": self.venue}
+        parts: dict[str, KafkaBroker | PostgresServer | AnvilNode | PaperVenue] = {
+            "kafka": self.kafka,
+            "postgres": self.postgres,
+            "anvil": self.anvil,
+            "venue": self.venue,
+        }
         return parts[part].healthy(port)
 
     def connection_env(self, ports: dict[str, int]) -> dict[str, str]:

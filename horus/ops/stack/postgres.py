@@ -6,6 +6,7 @@ import os
 import pwd
 import warnings
 from pathlib import Path
+from typing import cast
 
 from horus.ops.stack.processes import ProcessTable, StackError, wait_until
 
@@ -92,7 +93,8 @@ class PostgresServer:
             with psycopg.connect(
                 f"host=127.0.0.1 port={port} user=postgres dbname=postgres", connect_timeout=2
             ) as conn:
-                version = conn.execute("SHOW server_version").fetchone()[0]
+                row = cast(tuple[str], conn.execute("SHOW server_version").fetchone())  # SHOW answers one row
+                version = row[0]
             return True, f"PostgreSQL {version}"
         except psycopg.Error as exc:
             return False, f"not answering on 127.0.0.1:{port} ({exc.__class__.__name__})"

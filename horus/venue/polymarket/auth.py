@@ -12,7 +12,9 @@ import binascii
 import functools
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 
@@ -51,7 +53,7 @@ class ApiCreds:
     __str__ = __repr__
 
     @classmethod
-    def from_venue(cls, body: dict) -> ApiCreds:
+    def from_venue(cls, body: Mapping[str, Any]) -> ApiCreds:
         """From the venue's `{"apiKey", "secret", "passphrase"}` reply (create/derive API key)."""
         try:
             return cls(api_key=str(body["apiKey"]), secret=str(body["secret"]), passphrase=str(body["passphrase"]))
@@ -75,7 +77,9 @@ def hmac_signature(secret: str, timestamp: int, method: str, path: str, body: st
     return base64.urlsafe_b64encode(hmac.new(key, message.encode(), hashlib.sha256).digest()).decode()
 
 
-def l2_headers(creds: ApiCreds, address: str, method: str, path: str, body: str | None, timestamp: int) -> dict:
+def l2_headers(
+    creds: ApiCreds, address: str, method: str, path: str, body: str | None, timestamp: int
+) -> dict[str, str]:
     """L2 headers for one request. `address` is the signer EOA (not the funder); `body` is the exact text sent."""
     if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp <= 0:
         raise AuthError(f"timestamp must be positive unix seconds, got {timestamp!r}")
@@ -107,7 +111,7 @@ def clob_auth_digest(address: str, chain_id: int, timestamp: int, nonce: int = 0
     return keccak(b"\x19\x01" + domain + struct)
 
 
-def l1_headers(private_key: bytes | str, chain_id: int, timestamp: int, nonce: int = 0) -> dict:
+def l1_headers(private_key: bytes | str, chain_id: int, timestamp: int, nonce: int = 0) -> dict[str, str]:
     """L1 headers (create/derive API credentials): the signer EOA's signature over ClobAuth."""
     for name, value in (("chain_id", chain_id), ("timestamp", timestamp), ("nonce", nonce)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -94,7 +95,12 @@ class _HttpxBackend:
         )
 
     async def request(
-        self, method: str, path: str, headers: dict | None, params: dict | None, content: bytes | None
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
     ) -> tuple[int, str]:
         try:
             response = await self._client.request(method, path, headers=headers, params=params, content=content)
@@ -133,11 +139,13 @@ class _AiohttpBackend:
         connector = aiohttp.TCPConnector(
             limit=self._max_connections, limit_per_host=self._max_connections, keepalive_timeout=15.0
         )
-        traces = []
+        traces: list[aiohttp.TraceConfig] = []
         if self._on_post_sent is not None:
             hook = self._on_post_sent
 
-            async def body_sent(_session, _context, params) -> None:
+            async def body_sent(
+                _session: aiohttp.ClientSession, _context: SimpleNamespace, params: aiohttp.TraceRequestChunkSentParams
+            ) -> None:
                 if params.method == "POST":
                     hook()
 
@@ -155,7 +163,12 @@ class _AiohttpBackend:
         return self._session
 
     async def request(
-        self, method: str, path: str, headers: dict | None, params: dict | None, content: bytes | None
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
     ) -> tuple[int, str]:
         session = self._session or self._open()
         try:
@@ -215,6 +228,7 @@ class ClobHttp:
         self.backend = backend
         self._clock = clock
         connect = connect_timeout_s or timeout_s
+        self._http: _HttpxBackend | _AiohttpBackend
         if backend == "httpx":
             self._http = _HttpxBackend(
                 self.base_url,
@@ -236,7 +250,7 @@ class ClobHttp:
     async def __aenter__(self) -> ClobHttp:
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -251,8 +265,8 @@ class ClobHttp:
         method: str,
         path: str,
         *,
-        headers: dict | None = None,
-        params: dict | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
         content: str | None = None,
     ) -> VenueReply:
         try:
@@ -277,19 +291,19 @@ class ClobHttp:
         creds: ApiCreds,
         address: str,
         *,
-        params: dict | None = None,
+        params: Mapping[str, str] | None = None,
         content: str | None = None,
     ) -> VenueReply:
         headers = l2_headers(creds, address, method, path, content, self._timestamp())
         return await self._send(method, path, headers=headers, params=params, content=content)
 
     # --- orders ---------------------------------------------------------------------------------------------------
-    async def post_order(self, body: dict | str, creds: ApiCreds, address: str) -> VenueReply:
+    async def post_order(self, body: dict[str, Any] | str, creds: ApiCreds, address: str) -> VenueReply:
         """POST /order. `body` is `orders.order_body(...)` or its stored serialization (sent byte for byte)."""
         content = body if isinstance(body, str) else serialize_body(body)
         return await self._l2("POST", "/order", creds, address, content=content)
 
-    async def post_orders(self, bodies: Sequence[dict] | str, creds: ApiCreds, address: str) -> VenueReply:
+    async def post_orders(self, bodies: Sequence[dict[str, Any]] | str, creds: ApiCreds, address: str) -> VenueReply:
         """POST /orders: up to 15 order bodies of ONE API key (each carries `owner`); the reply body is a list."""
         if not isinstance(bodies, str):
             if not 1 <= len(bodies) <= MAX_BATCH:
@@ -300,13 +314,14 @@ class ClobHttp:
     async def get_order(self, order_hash: str, creds: ApiCreds, address: str) -> VenueReply:
         return await self._l2("GET", f"/data/order/{order_hash}", creds, address)
 
-    async def get_trades(self, creds: ApiCreds, address: str, *, max_pages: int = 100, **filters) -> VenueReply:
+    async def get_trades(self, creds: ApiCreds, address: str, *, max_pages: int = 100, **filters: object) -> VenueReply:
         """GET /data/trades with filters (market, asset_id, id, maker_address, before, after), following
         next_cursor to the end. Success: body = {"data": [every trade], "next_cursor": ...}. A failing page is
         returned as is, and so is a history longer than `max_pages` (an error reply: the trades read are not all
         of them, so they cannot prove an order absent)."""
         params = {k: str(v) for k, v in filters.items() if v is not None}
-        cursor, trades = INITIAL_CURSOR, []
+        cursor = INITIAL_CURSOR
+        trades: list[Any] = []  # the venue's trade objects, as decoded
         for _ in range(max_pages):
             reply = await self._l2("GET", "/data/trades", creds, address, params={**params, "next_cursor": cursor})
             if not reply.ok or not isinstance(reply.body, dict):

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from horus.domain.execute import ChainFill, TradePart, VenueOrder
+from horus.venue.polymarket.auth import ApiCreds
 from horus.venue.polymarket.exchanges import ORDER_FILLED_TOPICS, ExchangeBook
 from horus.venue.polymarket.fills import FillDecodeError, decode_log
 from horus.venue.polymarket.replies import order_trades, venue_order
@@ -47,7 +48,7 @@ class ChainLookup:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _rpc(self, method: str, params: list) -> Any:
+    async def _rpc(self, method: str, params: list[Any]) -> Any:
         self._id += 1
         response = await self._client.post(
             self.rpc_url, json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": params}
@@ -99,7 +100,7 @@ class Lookup:
         self.chain = chain
 
     async def evidence(
-        self, order_hash: str, *, creds, address: str, maker: str, token_id: str, after_s: int | None = None
+        self, order_hash: str, *, creds: ApiCreds, address: str, maker: str, token_id: str, after_s: int | None = None
     ) -> Evidence:
         """The three sources for one order; `after_s` (unix seconds): only trades matched after it can be its own."""
         ev = Evidence()

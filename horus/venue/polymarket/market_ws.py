@@ -12,9 +12,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import websockets
 from prometheus_client import Counter
+from websockets.asyncio.client import ClientConnection
 
 from horus.venue.polymarket.metadata import MarketMetadata
 
@@ -26,7 +28,7 @@ RECONNECTS = Counter("horus_market_ws_reconnects_total", "Market-channel reconne
 PING_EVERY_S = 10.0
 
 
-def events_of(frame: str) -> list[dict]:
+def events_of(frame: str | bytes) -> list[dict[str, Any]]:
     """The event objects in one text frame ('PONG' and other non-JSON frames give none)."""
     try:
         data = json.loads(frame)
@@ -67,7 +69,7 @@ class MarketChannel:
                     pass
                 backoff = min(backoff * 2, 5.0)
 
-    async def _session(self, socket) -> None:
+    async def _session(self, socket: ClientConnection) -> None:
         self.subscribed = set()
         await self._subscribe(socket, first=True)
         while True:
@@ -81,7 +83,7 @@ class MarketChannel:
                 self.handle(event)
             await self._subscribe(socket)
 
-    async def _subscribe(self, socket, first: bool = False) -> None:
+    async def _subscribe(self, socket: ClientConnection, first: bool = False) -> None:
         new = sorted(set(self.tokens()) - self.subscribed)
         if not new and not first:
             return
@@ -89,7 +91,7 @@ class MarketChannel:
         await socket.send(json.dumps(message))
         self.subscribed |= set(new)
 
-    def handle(self, event: dict) -> None:
+    def handle(self, event: dict[str, Any]) -> None:
         if event.get("event_type") != "tick_size_change":
             FRAMES.labels("ignored").inc()
             return

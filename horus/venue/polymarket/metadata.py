@@ -33,6 +33,7 @@ Behaviour callers can rely on:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -44,10 +45,10 @@ from typing import Any
 import httpx
 from prometheus_client import Counter
 
+from horus.domain.market import FeeParams, MarketInfo
 from horus.settings import Settings
 from horus.venue.polymarket.markets import (
     MarketDataError,
-    MarketInfo,
     TickSizeChange,
     parse_clob_market,
     parse_clob_market_compact,
@@ -108,7 +109,7 @@ class MarketMetadata:
         self.unknown_ttl_s = settings.market_unknown_ttl_s if unknown_ttl_s is None else unknown_ttl_s
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
-        self._inflight: dict[str, asyncio.Future] = {}
+        self._inflight: dict[str, asyncio.Future[MarketInfo | None]] = {}
         self._ticks: dict[str, tuple[Decimal, float]] = {}  # token -> (live tick, when applied)
 
     # ------------------------------------------------------------------ public
@@ -128,7 +129,7 @@ class MarketMetadata:
         if task is None:
             task = asyncio.ensure_future(self._load(token))
             self._inflight[token] = task
-            task.add_done_callback(lambda done, token=token: self._forget_inflight(token, done))
+            task.add_done_callback(functools.partial(self._forget_inflight, token))
         return await asyncio.shield(task)
 
     def peek(self, token_id: str) -> MarketInfo | None:
@@ -150,7 +151,7 @@ class MarketMetadata:
         if token:
             self._entries.pop(token, None)
 
-    def apply_tick_size_change(self, msg: Mapping | TickSizeChange) -> TickSizeChange | None:
+    def apply_tick_size_change(self, msg: Mapping[str, Any] | TickSizeChange) -> TickSizeChange | None:
         """Apply a market-channel ``tick_size_change`` (raw message or parsed) to the cache at once.
         Returns the parsed change, or None (logged, counted) when the message is malformed."""
         if isinstance(msg, TickSizeChange):
@@ -185,7 +186,7 @@ class MarketMetadata:
 
     # ------------------------------------------------------------------ internals
 
-    def _forget_inflight(self, token: str, done: asyncio.Future) -> None:
+    def _forget_inflight(self, token: str, done: asyncio.Future[MarketInfo | None]) -> None:
         if self._inflight.get(token) is done:
             del self._inflight[token]
 
@@ -254,7 +255,7 @@ class MarketMetadata:
             return []
 
     async def _get_json(
-        self, service: str, url: str, params: Mapping | None = None, not_found: tuple[int, ...] = (404,)
+        self, service: str, url: str, params: Mapping[str, str] | None = None, not_found: tuple[int, ...] = (404,)
     ) -> Any:
         response = await self._client.get(url, params=params)
         METADATA_REQUESTS.labels(service, str(response.status_code)).inc()
@@ -297,7 +298,7 @@ class MarketMetadata:
         return [replace(i, fees=_merge_fees(i, fees.get(i.token_id))) for i in infos]
 
 
-def _merge_fees(info: MarketInfo, compact):
+def _merge_fees(info: MarketInfo, compact: FeeParams | None) -> FeeParams | None:
     if compact is None:
         return info.fees
     base = info.fees

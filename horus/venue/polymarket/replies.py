@@ -95,7 +95,7 @@ def reply_facts(status_code: int | None, body: Any, error: str | None, transport
     )
 
 
-def venue_order(body: Mapping) -> VenueOrder:
+def venue_order(body: Mapping[str, Any]) -> VenueOrder:
     """The venue's order record (GET /data/order/{hash})."""
     status = str(body.get("status") or "").upper().removeprefix("ORDER_STATUS_")
     if status in _RESTING_ORDER_STATUSES:
