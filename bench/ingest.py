@@ -202,7 +202,14 @@ def count_topic(settings: Settings, topic: str) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------------------------------- part 2
 def follow(settings: Settings, follow_id: str, leader: str) -> None:
-    body = json.dumps({"follow_id": follow_id, "follower": "0x" + "f0" * 20, "leader": leader})
+    body = json.dumps(
+        {
+            "follow_id": follow_id,
+            "follower": "0x" + "f0" * 20,
+            "leader": leader,
+            "sizing": {"mode": "fixed", "amount": "5"},
+        }
+    )
     record = {
         "envelope": envelope(ids.make_id("bench-config", follow_id, uuid.uuid4().hex), "bench", 0),
         "entity": "FOLLOW",

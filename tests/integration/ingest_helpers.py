@@ -57,7 +57,18 @@ def emitters(settings: Settings):
 
 
 def follow(settings: Settings, follow_id: str, leader: str, delete: bool = False) -> None:
-    body = None if delete else json.dumps({"follow_id": follow_id, "follower": "0x" + "f0" * 20, "leader": leader})
+    body = (
+        None
+        if delete
+        else json.dumps(
+            {
+                "follow_id": follow_id,
+                "follower": "0x" + "f0" * 20,
+                "leader": leader,
+                "sizing": {"mode": "fixed", "amount": "5"},
+            }
+        )
+    )
     record = {
         "envelope": envelope(ids.make_id("test-config", follow_id, uuid.uuid4().hex), "test", 0),
         "entity": "FOLLOW",
