@@ -410,11 +410,12 @@ class ChainSource:
             await self._emit_range(logs, hi)
 
     async def _emit_range(self, logs: list[LogReceipt], range_end: int) -> None:
-        assert self.w3 is not None  # called within a session
         batch = logic.decode_batch(logs, self.book)
         for raw, error in batch.bad:
             self._park(raw, error)
         for block in batch.blocks_needing_time() - self.block_times.keys():
+            if self.w3 is None:
+                raise RuntimeError(f"block {block}: its time needs the node, and no session is open")
             self.block_times[block] = int((await self.w3.eth.get_block(block))["timestamp"])
         records, apart = aggregate_apart(batch.fills, self.leaders, source=self.source, block_time=self.block_times)
         for fills, overflow in apart:  # a sum beyond the schema: parked, or the range would be retried forever
