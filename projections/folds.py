@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from psycopg.types.json import Jsonb
 
 from horus.db.models import DECISION_ACTIONS, EXECUTION_STATUSES, FILL_ROLES, SIDES
-from horus.domain.config import ConfigInvalid, parse_change_body
+from horus.domain.config import ConfigInvalid, FollowConfig, FollowerConfig, parse_change_body
 from horus.domain.control import SCOPES, VERBS, ControlError, check_control, control_key
 from horus.topics import (
     CONFIG_CHANGES,
@@ -376,7 +376,7 @@ def config_change_row(record: Mapping[str, Any], message: SourceMessage) -> dict
     """A FOLLOWER or FOLLOW change -> the current-config row for its id. The body is validated by the
     same rules the CLI and the stages use; one that breaks a rule replaces the row with no body and the
     rule in `invalid`, as decide drops that config too (an operator sees why the follow stopped)."""
-    entity = record.get("entity")
+    entity = cast(str, record.get("entity"))  # the fold asked config_table first, which takes only the two entities
     entity_id = text("entity_id", nonempty=True)(record)
     op = enum("op", ("UPSERT", "DELETE"))(record)
     row = {
@@ -396,13 +396,13 @@ def config_change_row(record: Mapping[str, Any], message: SourceMessage) -> dict
             row["invalid"] = str(exc).replace("\x00", "\\x00")
     if entity == "FOLLOWER":
         row.update(follower=entity_id, custody=None, signature_type=None, credentials_ref=None)
-        if config is not None:
+        if isinstance(config, FollowerConfig):  # parse_change_body made one for a FOLLOWER, or raised
             row.update(
                 custody=config.custody, signature_type=config.signature_type, credentials_ref=config.credentials_ref
             )
     else:
         row.update(follow_id=entity_id, follower=None, leader=None)
-        if config is not None:
+        if isinstance(config, FollowConfig):  # parse_change_body made one for a FOLLOW, or raised
             row.update(follower=config.follower, leader=config.leader)
     return row
 

@@ -30,7 +30,7 @@ from horus.db.engine import psycopg_conninfo
 from horus.domain.config import ConfigInvalid, config_key, parse_change_body
 from horus.domain.control import ControlState, apply_control, apply_control_tombstone
 from horus.domain.events import TERMINAL
-from horus.kafka.client import assign_from_beginning, end_offsets, make_consumer, poll_batch
+from horus.kafka.client import assign_from_beginning, consumed_at, end_offsets, make_consumer, poll_batch
 from horus.kafka.config_tail import ConfigTail
 from horus.settings import Settings
 from horus.topics import CONFIG_CHANGES, CONTROL_COMMANDS
@@ -112,14 +112,16 @@ def latest_config_changes(settings: Settings, timeout: float = 30.0) -> dict[str
             if time.monotonic() > deadline:
                 raise TopicNotRead(f"reading {topic} did not reach its end offsets in {timeout:.0f}s")
             for message in poll_batch(consumer, 1000, 0.5):
-                if message.offset() + 1 >= pending.get(message.partition(), 0):
-                    pending.pop(message.partition(), None)
+                partition, offset = consumed_at(message)
+                if offset + 1 >= pending.get(partition, 0):
+                    pending.pop(partition, None)
                 key = (message.key() or b"").decode("utf-8", "replace")
-                if message.value() is None:
+                value = message.value()
+                if value is None:
                     latest.pop(key, None)
                     continue
                 try:
-                    name, record = codec.decode(message.value())
+                    name, record = codec.decode(value)
                 except Exception:  # noqa: BLE001 - a record nobody can read does not describe a config
                     continue
                 if name == "ConfigChange":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import psycopg
 from confluent_kafka import TopicPartition
@@ -68,7 +68,8 @@ def _checksums(conn: psycopg.Connection, tables: Sequence[str]) -> dict[str, Tab
         conn.execute("SET LOCAL extra_float_digits = 1")
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for all tables
         for table in tables:
-            rows, md5 = conn.execute(checksum_query(table)).fetchone()
+            # an aggregate without GROUP BY answers exactly one row
+            rows, md5 = cast(tuple[int, str], conn.execute(checksum_query(table)).fetchone())
             result[table] = TableChecksum(rows, md5)
     return result
 
@@ -108,7 +109,9 @@ def replay_all(
     reached (e.g. a transaction left open). The replay's counters go to `stats_out` when given."""
     with _connect(settings) as conn:
         deadline = time.monotonic() + lock_wait
-        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()[0]:
+        lock = "SELECT pg_try_advisory_lock(%s)"
+        # a SELECT of one function call answers exactly one row
+        while not cast(tuple[bool], conn.execute(lock, (ADVISORY_LOCK_KEY,)).fetchone())[0]:
             if time.monotonic() >= deadline:
                 raise ReplayBlocked("projection runners are running against this database; stop them before a replay")
             time.sleep(0.2)

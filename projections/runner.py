@@ -40,7 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -48,7 +48,7 @@ from confluent_kafka.admin import AdminClient
 
 from horus.codec import default_codec
 from horus.db.engine import psycopg_conninfo, refuses_a_value
-from horus.kafka.client import make_admin, make_consumer, poll_batch
+from horus.kafka.client import consumed_at, make_admin, make_consumer, poll_batch
 from horus.settings import Settings
 from projections.folds import ALL_PROJECTIONS, DEAD_LETTERS_TABLE, FoldResult, Projection, SourceMessage, fold_batch
 from projections.lag import TopicPartitionKey, read_offsets, topic_end_offsets
@@ -134,10 +134,11 @@ def to_source_message(message: Message, decode: Callable[[bytes], tuple[str, dic
             record_type, record = decode(value)
         except Exception as exc:  # noqa: BLE001 - any refusal of the codec parks the message
             error = f"{type(exc).__name__}: {exc}"
+    partition, offset = consumed_at(message)
     return SourceMessage(
-        topic=message.topic(),
-        partition=message.partition(),
-        offset=message.offset(),
+        topic=cast(str, message.topic()),  # a consumed record has its topic
+        partition=partition,
+        offset=offset,
         value=value,
         key=message.key(),
         timestamp_us=timestamp_us,
@@ -259,7 +260,9 @@ class ProjectionRunner:
             self.conn.execute("SET synchronous_commit = off")
         if self.take_lock:
             waited = 0.0
-            while not self.conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (ADVISORY_LOCK_KEY,)).fetchone()[0]:
+            lock = "SELECT pg_try_advisory_lock_shared(%s)"
+            # a SELECT of one function call answers exactly one row
+            while not cast(tuple[bool], self.conn.execute(lock, (ADVISORY_LOCK_KEY,)).fetchone())[0]:
                 if stop_event is not None and stop_event.is_set():
                     raise RuntimeError("stopped while waiting for a projection replay to finish")
                 if waited == 0.0:
@@ -411,6 +414,7 @@ class ProjectionRunner:
             self.stats.undecodable += batch.undecodable
             self.stats.slow_path_batches += outcome.slow_path
             if self.group and batch.offsets:
+                assert self.consumer is not None  # start() made it: a batch was consumed
                 try:  # informational only (lag dashboards): Postgres holds the real offsets
                     self.consumer.commit(
                         offsets=[TopicPartition(t, p, n) for (t, p), n in batch.offsets.items()], asynchronous=True
@@ -447,7 +451,8 @@ class ProjectionRunner:
         assert self.consumer is not None
         last: dict[TopicPartitionKey, int] = {}
         for m in messages:
-            last[(m.topic(), m.partition())] = m.offset() + 1
+            partition, offset = consumed_at(m)
+            last[(cast(str, m.topic()), partition)] = offset + 1  # a consumed record has its topic
         offsets = dict(last)
         if self._assigned:
             for tp in self.consumer.position([TopicPartition(t, p) for t, p in self._assigned]):

@@ -86,7 +86,8 @@ def options_from(group: type, parameter: str):
             return command(*args, **kwargs, **{parameter: given})
 
         parameters = [*own[:at], *options, *own[at + 1 :]]
-        wrapper.__signature__ = inspect.Signature(parameters)
+        # inspect reads __signature__ off any function (PEP 362); typeshed's functools._Wrapped does not declare it
+        wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
         return wrapper
 

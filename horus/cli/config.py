@@ -379,11 +379,12 @@ def follow_remove(follow_id: str = typer.Argument(...), as_json: bool = JSON_OPT
 
 def _sizing_text(sizing: dict) -> str:
     mode = sizing.get("mode")
-    value = {
+    value_by_mode: dict[object, str] = {  # keyed by any value: an unknown or missing mode shows "?"
         "fixed": f"{sizing.get('amount')} pUSD",
         "ratio": f"x{sizing.get('ratio')}",
         "balance_pct": f"{sizing.get('balance_pct')}%",
-    }.get(mode, "?")
+    }
+    value = value_by_mode.get(mode, "?")
     multiplier = sizing.get("multiplier")
     return f"{mode} {value}" + (f" x{multiplier}" if multiplier not in (None, "1") else "")
 

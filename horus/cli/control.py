@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from typing import cast
 
 import typer
 from rich.table import Table
@@ -50,7 +51,7 @@ def _scope(global_: bool, follower: str | None, market: str | None) -> tuple[str
             return "FOLLOWER", normalize_address(follower, "--follower")
         except ConfigInvalid as exc:
             fail(str(exc), 2)
-    return "MARKET", market.strip().lower()
+    return "MARKET", cast(str, market).strip().lower()  # exactly one option was given, and it is --market
 
 
 def _report(command: dict, partition: int, offset: int) -> None:

@@ -136,7 +136,7 @@ class Simulation:
     accounts: dict[str, Account]
 
     def summary(self) -> dict:
-        skipped = Counter()
+        skipped: Counter[str] = Counter()
         for account in self.accounts.values():
             skipped.update(account.skipped)
         return {

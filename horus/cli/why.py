@@ -32,9 +32,9 @@ def describe_inputs(decision: dict) -> list[str]:
     inputs = decision.get("inputs") or {}
     lines = []
     if "reference_price" in inputs:
-        source = {"book": "order book", "leader": "leader's fill price"}.get(
-            inputs.get("reference"), inputs.get("reference")
-        )
+        # keyed by any value: a decision without a known `reference` shows what it has (or None)
+        sources: dict[object, str] = {"book": "order book", "leader": "leader's fill price"}
+        source = sources.get(inputs.get("reference"), inputs.get("reference"))
         lines.append(
             f"reference price {inputs['reference_price']} (from the {source}); leader paid "
             f"{inputs.get('leader_price')}; worst {inputs.get('worst_price')} = reference -+ "

@@ -23,6 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import SecretStr
 from rich.columns import Columns
@@ -80,6 +81,14 @@ class DemoOptions:
     timeout: float = 180.0
     keep_stack: bool = False
     source: str = "replay"  # "replay": fills straight onto leader.fills; "chain": a leader trading on anvil
+
+
+class FillFeed(Protocol):
+    """Where the demo sends the leader fills: onto leader.fills, through the chain, or via a market move."""
+
+    def send(self, fill: dict) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class KafkaFeed:
@@ -372,7 +381,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
         log_dir = settings.state_dir / "logs"
         children.start("worker", ["worker", "--stages", "plan,decide,execute,settle"], child_env, log_dir)
         children.start("projections", ["projections", "run"], child_env, log_dir)
-        feed = KafkaFeed(settings)
+        feed: FillFeed = KafkaFeed(settings)
         if options.source == "chain":
             feed = start_chain_source(settings, console, children, child_env, log_dir)
         feed = MarketMoves(feed, sim.url)
@@ -400,7 +409,7 @@ class MarketMoves:
     """Before a leader fill goes out, the simulated market moves to the price the leader traded at, and the
     fill is stamped now (a replay of old fills would otherwise be skipped as too old)."""
 
-    def __init__(self, feed, sim_url: str) -> None:
+    def __init__(self, feed: FillFeed, sim_url: str) -> None:
         import httpx
 
         self.feed, self.http, self.sim_url = feed, httpx.Client(timeout=10), sim_url

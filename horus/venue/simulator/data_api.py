@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, overload
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -103,6 +103,15 @@ class DataApiStandIn:
             self.fail_next -= 1
             return JSONResponse({"error": "service unavailable"}, status_code=503)
         return params
+
+    # with an int default the answer is an int (what limits and offsets are read with)
+    @overload
+    @staticmethod
+    def _int(params: dict, name: str, default: int) -> int: ...
+
+    @overload
+    @staticmethod
+    def _int(params: dict, name: str, default: None = None) -> int | None: ...
 
     @staticmethod
     def _int(params: dict, name: str, default: int | None = None) -> int | None:

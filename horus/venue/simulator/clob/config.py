@@ -25,6 +25,8 @@ TICK_SIZES = ("0.1", "0.01", "0.005", "0.0025", "0.001", "0.0001")
 AMOUNT_DECIMALS = {"0.1": 3, "0.01": 4, "0.005": 5, "0.0025": 6, "0.001": 5, "0.0001": 6}
 
 
+# Defaults are spelled `Field(default=...)`: a type checker reads only the keyword, and would take a field with a
+# positional default for a required one (so `FaultConfig()` would look like a call missing its arguments).
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -62,9 +64,9 @@ class MarketConfig(_Strict):
     taker_only_fees: bool = True  # fd.to
     accepting_orders: bool = True
     # synthetic book shape
-    levels: int = Field(5, ge=0, le=100)
-    level_size: Decimal = Field(Decimal(1000), gt=0)
-    spread_ticks: int = Field(1, ge=1)
+    levels: int = Field(default=5, ge=0, le=100)
+    level_size: Decimal = Field(default=Decimal(1000), gt=0)
+    spread_ticks: int = Field(default=1, ge=1)
     replenish: bool = False  # synthetic levels refill after every match, so a benchmark book never runs dry
 
     @field_validator("tick_size")
@@ -86,10 +88,10 @@ class AccountConfig(_Strict):
     """Funds an address (set, not add). For types 1-3, ``signer`` registers the EOA that signs for the wallet."""
 
     address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
-    collateral_e6: int | None = Field(None, ge=0)
+    collateral_e6: int | None = Field(default=None, ge=0)
     tokens_e6: dict[str, int] = Field(default_factory=dict)
-    signer: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$")
-    signature_type: int = Field(3, ge=1, le=3, description="the wallet kind `signer` signs for")
+    signer: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    signature_type: int = Field(default=3, ge=1, le=3, description="the wallet kind `signer` signs for")
 
     @field_validator("tokens_e6")
     @classmethod
@@ -103,28 +105,28 @@ class AccountConfig(_Strict):
 class FaultConfig(_Strict):
     """Injected failures; every roll comes from the simulator's seeded RNG."""
 
-    latency_ms: float = Field(0, ge=0)  # added to every venue reply (not /_sim)
-    jitter_ms: float = Field(0, ge=0)  # uniform 0..jitter on top
-    error_rate: float = Field(0, ge=0, le=1)  # order POST answers 5xx before processing
-    error_status: int = Field(500, ge=500, le=599)
-    read_error_rate: float = Field(0, ge=0, le=1)  # authenticated GETs answer 5xx
-    timeout_rate: float = Field(0, ge=0, le=1)  # order processed, reply held `timeout_seconds`
-    timeout_seconds: float = Field(10, ge=0)
-    reply_lost_rate: float = Field(0, ge=0, le=1)  # order processed, then the reply is lost
+    latency_ms: float = Field(default=0, ge=0)  # added to every venue reply (not /_sim)
+    jitter_ms: float = Field(default=0, ge=0)  # uniform 0..jitter on top
+    error_rate: float = Field(default=0, ge=0, le=1)  # order POST answers 5xx before processing
+    error_status: int = Field(default=500, ge=500, le=599)
+    read_error_rate: float = Field(default=0, ge=0, le=1)  # authenticated GETs answer 5xx
+    timeout_rate: float = Field(default=0, ge=0, le=1)  # order processed, reply held `timeout_seconds`
+    timeout_seconds: float = Field(default=10, ge=0)
+    reply_lost_rate: float = Field(default=0, ge=0, le=1)  # order processed, then the reply is lost
     reply_lost_mode: Literal["5xx", "drop"] = "5xx"  # 502, or the connection closes mid-reply
-    hidden_fill_rate: float = Field(0, ge=0, le=1)  # FOK/FAK: reply says killed, a partial fill happened
+    hidden_fill_rate: float = Field(default=0, ge=0, le=1)  # FOK/FAK: reply says killed, a partial fill happened
     # a matching-engine restart: order endpoints answer 425 for restart_seconds, then post-only mode
-    restart_seconds: float = Field(0, ge=0)
-    post_only_seconds: float = Field(0, ge=0)
+    restart_seconds: float = Field(default=0, ge=0)
+    post_only_seconds: float = Field(default=0, ge=0)
     # validation order: expiry, amounts and balance/allowance are checked before the duplicate check, so a
     # re-send of bytes that already filled answers 400 "not enough balance / allowance", not "Duplicated"
     balance_before_duplicate: bool = False
     # settlement lag: new trades are MATCHED, MINED after trade_mined_seconds and final after
     # trade_confirmed_seconds (both from the match); trade_failed_rate of them end FAILED (RETRYING while
     # mined), and a FAILED trade's fill is undone (see settlement.py)
-    trade_mined_seconds: float = Field(0, ge=0)
-    trade_confirmed_seconds: float = Field(0, ge=0)
-    trade_failed_rate: float = Field(0, ge=0, le=1)
+    trade_mined_seconds: float = Field(default=0, ge=0)
+    trade_confirmed_seconds: float = Field(default=0, ge=0)
+    trade_failed_rate: float = Field(default=0, ge=0, le=1)
 
 
 class SimulatorConfig(_Strict):
@@ -134,9 +136,9 @@ class SimulatorConfig(_Strict):
     accounts: list[AccountConfig] = Field(default_factory=list)
     faults: FaultConfig = Field(default_factory=FaultConfig)
     # collateral every never-seen maker starts with (0 = must be funded via /_sim/accounts)
-    default_collateral_e6: int = Field(0, ge=0)
-    gtd_min_seconds: int = Field(60, ge=0)  # GTD expiration must be at least now + this
-    page_size: int = Field(100, ge=1, le=1000)
+    default_collateral_e6: int = Field(default=0, ge=0)
+    gtd_min_seconds: int = Field(default=60, ge=0)  # GTD expiration must be at least now + this
+    page_size: int = Field(default=100, ge=1, le=1000)
 
     @field_validator("chain_id")
     @classmethod
