@@ -35,7 +35,8 @@ def serve_metrics(port: int, host: str = LOOPBACK):
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
+    # soft wrap: an error naming a long path or id stays one line (greppable, copyable), whatever the terminal
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
