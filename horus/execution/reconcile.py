@@ -25,8 +25,8 @@ from typing import Any, cast
 
 from prometheus_client import Counter, Gauge
 
+from horus.execution.executor import Executor
 from horus.execution.ledger import Ledger, Row
-from horus.execution.submit import Executor
 
 log = logging.getLogger("horus.execution")
 

@@ -54,11 +54,11 @@ from horus.domain.send_gate import (
 )
 from horus.execution.accounts import Accounts
 from horus.execution.crash import CrashPoints
+from horus.execution.executor import Executor, Work
 from horus.execution.lanes import KeyedLanes
 from horus.execution.ledger import GroupWriter, Ledger, LedgerUnreachable, Row
 from horus.execution.offsets import OffsetTracker
 from horus.execution.reconcile import Reconciler
-from horus.execution.submit import Executor, Work
 from horus.execution.venue_clock import VenueClock
 from horus.kafka.client import fetch_available, make_consumer, produce_reliably
 from horus.kafka.config_tail import ConfigTail

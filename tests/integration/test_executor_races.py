@@ -17,8 +17,8 @@ import pytest
 from horus.domain.execute import Outcome
 from horus.domain.market import MarketInfo
 from horus.execution.accounts import Account
+from horus.execution.executor import Executor
 from horus.execution.ledger import GroupWriter, Ledger, Update
-from horus.execution.submit import Executor
 from horus.ops.paper import derived_key
 from horus.venue.polymarket.auth import ApiCreds
 from horus.venue.polymarket.clob import VenueReply
