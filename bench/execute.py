@@ -238,7 +238,8 @@ class Probe:
         ledger.GroupWriter.write, runner.ExecuteService.emit = timed_write, timed_emit
 
 
-def main() -> None:
+# the benchmark script: its phases one after another, each printed as it ends
+def main() -> None:  # noqa: C901
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--followers", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=250)

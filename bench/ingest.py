@@ -299,7 +299,8 @@ def detection_latency(settings: Settings, count: int, rate: float, warmup: int) 
     port = free_port()
     from_block = Web3(Web3.HTTPProvider(rpc)).eth.block_number + 1
     env = {**os.environ, **settings.as_env()}
-    log_file = tempfile.NamedTemporaryFile(prefix="bench-ingest-", suffix=".log", delete=False)
+    # the child writes its log here for as long as it runs; closed after it exits
+    log_file = tempfile.NamedTemporaryFile(prefix="bench-ingest-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [
             HORUS,

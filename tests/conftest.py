@@ -15,6 +15,9 @@ from hypothesis import settings as hypothesis_settings
 
 from horus.settings import Settings, load_settings
 
+# fixtures shared by several test modules, registered once instead of imported into each (ruff F811)
+pytest_plugins = ["tests.integration.projection_helpers", "tests.integration.ingest_helpers"]
+
 # .ci/run sets HYPOTHESIS_PROFILE=ci: the property tests run a fixed sequence of examples there, so a verdict is
 # reproducible; elsewhere they explore new examples every run (a failure is saved in .hypothesis/ to replay)
 hypothesis_settings.register_profile("ci", derandomize=True)

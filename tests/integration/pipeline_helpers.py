@@ -112,7 +112,7 @@ class Worker:
     def __init__(self, settings: Settings, stages: str, log_path: Path, runner: str = "confluent") -> None:
         env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
-        self.log = open(log_path, "wb")
+        self.log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it until stop() closes it
         self.proc = subprocess.Popen(
             [
                 sys.executable,

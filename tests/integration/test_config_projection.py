@@ -29,7 +29,6 @@ from horus.settings import Settings
 from projections.folds import CONFIG_CHANGES_PROJECTION, CONTROL_COMMANDS_PROJECTION
 from projections.replay import replay_all, table_checksums
 from projections.runner import run_projections
-from tests.integration.projection_helpers import s, wide_console  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 

@@ -36,7 +36,6 @@ from horus.venue.polymarket.orders import address_of
 from horus.venue.simulator.clob import SimulatorConfig, run_simulator
 from streams.decide_lookups import VenueLookups
 from streams.runtime import Runtime
-from tests.integration.projection_helpers import s  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 

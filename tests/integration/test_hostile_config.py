@@ -15,7 +15,7 @@ from horus.codec import default_codec
 from horus.domain.config import config_change, parse_follow_config
 from horus.kafka.client import flush_or_raise, make_producer
 from horus.topics import CONFIG_CHANGES, CONTROL_COMMANDS, DEAD_LETTERS
-from tests.integration.ingest_helpers import iso, read_topic  # noqa: F401  (private topics and database)
+from tests.integration.ingest_helpers import read_topic
 from tests.integration.pipeline_helpers import wait_until
 
 pytestmark = pytest.mark.integration

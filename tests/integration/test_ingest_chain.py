@@ -21,20 +21,18 @@ from horus.kafka.client import flush_or_raise, make_producer
 from horus.ops.testchain import V2_ORDER_FILLED_TOPIC0, RawLog, emit_batch, emit_raw, emit_v1, emit_v2, v2_log
 from horus.topics import DEAD_LETTERS, LEADER_FILLS
 from horus.venue.polymarket.exchanges import ExchangeBook
-from tests.integration.ingest_helpers import (  # noqa: F401
+from tests.integration.ingest_helpers import (
     LEADERS,
     STRANGER,
     Ingest,
     _v1,
     _v2,
     codec,
-    emitters,
     expected_from,
     fill_ids,
     follow,
     free_port,
     head,
-    iso,
     metric_values,
     read_topic,
 )

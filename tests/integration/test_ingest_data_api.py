@@ -23,19 +23,17 @@ from horus.topics import LEADER_FILLS
 from horus.venue.polymarket.exchanges import ExchangeBook
 from horus.venue.polymarket.fills import decode_log
 from horus.venue.simulator.data_api import DataApiStandIn
-from tests.integration.ingest_helpers import (  # noqa: F401
+from tests.integration.ingest_helpers import (
     LEADERS,
     STRANGER,
     HorusProcess,
     Ingest,
     _v2,
-    emitters,
     expected_from,
     fill_ids,
     follow,
     free_port,
     head,
-    iso,
     metric_values,
     read_topic,
 )

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,6 @@ from horus.kafka.admin import create_topics
 from horus.kafka.client import assign_from_beginning, make_consumer, poll_batch
 from horus.venue.polymarket.exchanges import ExchangeBook
 from horus.venue.polymarket.fills import decode_log
-from tests.integration.ingest_helpers import iso  # noqa: F401  (private topics and database)
 from tests.unit.test_venue_fills import v2_log  # the log builder the decoder's unit tests use
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def test_replay_file_of_mixed_inputs_is_produced_once(topics, tmp_path):
     settings = topics.model_copy(update={"topic_prefix": topics.topic_prefix + "replay."})
     create_topics(settings)
     logs = [v2_log(tx=f"0x{i + 1:064x}", order=i, index=i, timestamp=1_790_000_000 + i) for i in range(3)]
-    demo = [json.loads(line) for line in open(DEMO).read().splitlines()[:5]]
+    demo = [json.loads(line) for line in Path(DEMO).read_text().splitlines()[:5]]
     path = tmp_path / "replay.jsonl"
     lines = [json.dumps(log) for log in logs] + [json.dumps(fill) for fill in demo]
     lines += [json.dumps({"not": "a fill"}), json.dumps(logs[0] | {"data": "0x00"})]
@@ -80,7 +80,7 @@ def test_replay_refuses_fills_dated_in_the_future(iso, tmp_path):
     import time
 
     settings = iso
-    demo = [json.loads(line) for line in open(DEMO).read().splitlines()[:3]]
+    demo = [json.loads(line) for line in Path(DEMO).read_text().splitlines()[:3]]
     future_s = int(time.time()) + 365 * 86_400
     ahead = dict(demo[2], block_timestamp=future_s)
     row = {

@@ -17,7 +17,6 @@ from horus.codec import default_codec
 from horus.db.engine import psycopg_conninfo
 from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
 from projections.runner import run_projections
-from tests.integration.projection_helpers import s  # noqa: F401 - the fixture: own topics, empty tables
 from tests.unit.test_projection_folds import dead_letter, leader_fill
 
 pytestmark = pytest.mark.integration

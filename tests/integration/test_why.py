@@ -16,7 +16,6 @@ from horus.domain.fill_json import leader_fill_from_json
 from horus.kafka.client import flush_or_raise, make_producer, produce_reliably
 from horus.settings import Settings
 from projections.runner import run_projections
-from tests.integration.projection_helpers import s, wide_console  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
