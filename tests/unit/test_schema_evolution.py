@@ -19,9 +19,9 @@ from horus.codec import (
     SchemaRegistry,
     UnknownSchemaError,
     UnrecognizedSymbolError,
-    check_compatible,
     envelope,
 )
+from horus.codec_compat import check_compatible
 
 SCHEMA_FILES = sorted(SCHEMA_DIR.glob("*.avsc"))
 T0 = 1_714_000_000_000_000
