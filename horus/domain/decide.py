@@ -589,7 +589,7 @@ def _target_e6(c: dict, sizing: Sizing, available: int, inputs: dict) -> int:
     else:
         target = int(Decimal(max(available, 0)) * sizing.balance_pct / 100)
     target = int(target * sizing.multiplier)
-    inputs["target_e6"] = target
+    inputs.update(target_e6=target)
     if sizing.max_per_trade is not None:
         target = min(target, int(sizing.max_per_trade * E6))
     if sizing.min_per_trade is not None and target < int(sizing.min_per_trade * E6):
