@@ -24,6 +24,8 @@ never meant (a future ``Side`` read as BUY). Encode refuses it too.
 
 Every failure is a :class:`CodecError` subclass with a message that says what
 is wrong and how to fix it. This module imports no Kafka or database library.
+Whether two versions of a schema can read each other's data is checked by
+:mod:`horus.codec_compat`.
 """
 
 from __future__ import annotations
@@ -58,8 +60,6 @@ __all__ = [
     "Codec",
     "default_codec",
     "fingerprint_hex",
-    "check_compatible",
-    "reader_problems",
 ]
 
 SCHEMA_DIR: Path = Path(__file__).resolve().parent.parent / "schemas"
@@ -250,62 +250,13 @@ def _compile_checker(schema: Any, named: Mapping[str, Any], cache: dict[str, Cal
     if kind in ("record", "error"):
         return _compile_record(schema, named, cache)
     if kind == "enum":
-        symbols = frozenset(schema["symbols"]) - {UNRECOGNIZED}
-        ename = _short(schema["name"])
-        shown = ", ".join(s for s in schema["symbols"] if s != UNRECOGNIZED)
-
-        def check_enum(v: Any) -> None:
-            if isinstance(v, str) and v in symbols:
-                return
-            if v == UNRECOGNIZED:
-                raise _Mismatch(
-                    f"{UNRECOGNIZED} is reader-only in enum {ename} (what a symbol from a newer "
-                    f"schema reads as); a writer never writes it: use one of {shown}"
-                )
-            raise _Mismatch(f"expected a symbol of enum {ename} ({shown}), got {_describe(v)}")
-
-        cache[schema["name"]] = check_enum
-        return check_enum
+        return _compile_enum(schema, cache)
     if kind == "fixed":
-        size = schema["size"]
-
-        def check_fixed(v: Any) -> None:
-            if isinstance(v, (bytes, bytearray)) and len(v) == size:
-                return
-            raise _Mismatch(f"expected {size} bytes (fixed), got {_describe(v)}")
-
-        cache[schema["name"]] = check_fixed
-        return check_fixed
+        return _compile_fixed(schema, cache)
     if kind == "array":
-        item = _compile_checker(schema["items"], named, cache)
-
-        def check_array(v: Any) -> None:
-            if not isinstance(v, (list, tuple)):
-                raise _Mismatch(f"expected a list (array), got {_describe(v)}")
-            for i, x in enumerate(v):
-                try:
-                    item(x)
-                except _Mismatch as e:
-                    e.path.append(f"[{i}]")
-                    raise
-
-        return check_array
+        return _compile_array(schema, named, cache)
     if kind == "map":
-        value = _compile_checker(schema["values"], named, cache)
-
-        def check_map(v: Any) -> None:
-            if not isinstance(v, Mapping):
-                raise _Mismatch(f"expected a dict (map), got {_describe(v)}")
-            for k, x in v.items():
-                if not isinstance(k, str):
-                    raise _Mismatch(f"map keys must be str, got {_describe(k)}")
-                try:
-                    value(x)
-                except _Mismatch as e:
-                    e.path.append(f"[{k!r}]")
-                    raise
-
-        return check_map
+        return _compile_map(schema, named, cache)
     if isinstance(kind, str) and kind in cache:
         return cache[kind]
     if isinstance(kind, str) and kind in named:
@@ -313,40 +264,108 @@ def _compile_checker(schema: Any, named: Mapping[str, Any], cache: dict[str, Cal
     raise SchemaDefinitionError(f"unsupported schema for encoding: {schema!r}")
 
 
+def _compile_enum(schema: dict, cache: dict[str, Callable]) -> Callable:
+    symbols = frozenset(schema["symbols"]) - {UNRECOGNIZED}
+    ename = _short(schema["name"])
+    shown = ", ".join(s for s in schema["symbols"] if s != UNRECOGNIZED)
+
+    def check_enum(v: Any) -> None:
+        if isinstance(v, str) and v in symbols:
+            return
+        if v == UNRECOGNIZED:
+            raise _Mismatch(
+                f"{UNRECOGNIZED} is reader-only in enum {ename} (what a symbol from a newer "
+                f"schema reads as); a writer never writes it: use one of {shown}"
+            )
+        raise _Mismatch(f"expected a symbol of enum {ename} ({shown}), got {_describe(v)}")
+
+    cache[schema["name"]] = check_enum
+    return check_enum
+
+
+def _compile_fixed(schema: dict, cache: dict[str, Callable]) -> Callable:
+    size = schema["size"]
+
+    def check_fixed(v: Any) -> None:
+        if isinstance(v, (bytes, bytearray)) and len(v) == size:
+            return
+        raise _Mismatch(f"expected {size} bytes (fixed), got {_describe(v)}")
+
+    cache[schema["name"]] = check_fixed
+    return check_fixed
+
+
+def _compile_array(schema: dict, named: Mapping[str, Any], cache: dict[str, Callable]) -> Callable:
+    item = _compile_checker(schema["items"], named, cache)
+
+    def check_array(v: Any) -> None:
+        if not isinstance(v, (list, tuple)):
+            raise _Mismatch(f"expected a list (array), got {_describe(v)}")
+        for i, x in enumerate(v):
+            try:
+                item(x)
+            except _Mismatch as e:
+                e.path.append(f"[{i}]")
+                raise
+
+    return check_array
+
+
+def _compile_map(schema: dict, named: Mapping[str, Any], cache: dict[str, Callable]) -> Callable:
+    value = _compile_checker(schema["values"], named, cache)
+
+    def check_map(v: Any) -> None:
+        if not isinstance(v, Mapping):
+            raise _Mismatch(f"expected a dict (map), got {_describe(v)}")
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise _Mismatch(f"map keys must be str, got {_describe(k)}")
+            try:
+                value(x)
+            except _Mismatch as e:
+                e.path.append(f"[{k!r}]")
+                raise
+
+    return check_map
+
+
 def _compile_primitive(kind: str) -> Callable[[Any], None]:
     if kind == "long":
         return _integer_checker("long", _LONG_MIN, _LONG_MAX)
     if kind == "int":
         return _integer_checker("int", _INT_MIN, _INT_MAX)
-    if kind == "string":
+    return _PRIMITIVE_CHECKS.get(kind) or _number_checker(kind)
 
-        def check_string(v: Any) -> None:
-            if not isinstance(v, str):
-                raise _Mismatch(f"expected a str, got {_describe(v)}")
 
-        return check_string
-    if kind == "bytes":
+def _check_string(v: Any) -> None:
+    if not isinstance(v, str):
+        raise _Mismatch(f"expected a str, got {_describe(v)}")
 
-        def check_bytes(v: Any) -> None:
-            if not isinstance(v, (bytes, bytearray, memoryview)):
-                raise _Mismatch(f"expected bytes, got {_describe(v)}")
 
-        return check_bytes
-    if kind == "null":
+def _check_bytes(v: Any) -> None:
+    if not isinstance(v, (bytes, bytearray, memoryview)):
+        raise _Mismatch(f"expected bytes, got {_describe(v)}")
 
-        def check_null(v: Any) -> None:
-            if v is not None:
-                raise _Mismatch(f"expected None, got {_describe(v)}")
 
-        return check_null
-    if kind == "boolean":
+def _check_null(v: Any) -> None:
+    if v is not None:
+        raise _Mismatch(f"expected None, got {_describe(v)}")
 
-        def check_bool(v: Any) -> None:
-            if type(v) is not bool:
-                raise _Mismatch(f"expected a bool, got {_describe(v)}")
 
-        return check_bool
+def _check_bool(v: Any) -> None:
+    if type(v) is not bool:
+        raise _Mismatch(f"expected a bool, got {_describe(v)}")
 
+
+_PRIMITIVE_CHECKS: dict[str, Callable[[Any], None]] = {
+    "string": _check_string,
+    "bytes": _check_bytes,
+    "null": _check_null,
+    "boolean": _check_bool,
+}
+
+
+def _number_checker(kind: str) -> Callable[[Any], None]:
     # float / double: not used by Horus schemas (amounts are exact), supported for completeness.
     def check_float(v: Any) -> None:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -367,7 +386,7 @@ def _compile_union(branches: list, named: Mapping[str, Any], cache: dict[str, Ca
     checks = [_compile_checker(b, named, cache) for b in branches]
     labels = ", ".join(_branch_label(b) for b in branches)
     nullable = "null" in branches
-    others = [c for b, c in zip(branches, checks) if b != "null"]
+    others = [c for b, c in zip(branches, checks, strict=True) if b != "null"]
 
     if nullable and len(others) == 1:
         inner = others[0]
@@ -464,75 +483,88 @@ def _compile_unrecognized(schema: Any, named: Mapping[str, Any], cache: dict) ->
             return cache[schema]
         return _compile_unrecognized(named[schema], named, cache)
     if isinstance(schema, list):
-        parts = [p for p in (_compile_unrecognized(b, named, cache) for b in schema) if p is not None]
-        enums = "|".join(p for p in parts if isinstance(p, str))
-        finders = [p for p in parts if not isinstance(p, str)]
-        if not finders:
-            return enums or None
-
-        def find_union(v: Any) -> tuple[tuple[str, ...], str] | None:
-            if enums and v == UNRECOGNIZED:
-                return (), enums
-            for find in finders:
-                hit = find(v)
-                if hit is not None:
-                    return hit
-            return None
-
-        return find_union
+        return _unrecognized_in_union(schema, named, cache)
     kind = schema["type"]
     if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind in named):
         return _compile_unrecognized(kind, named, cache)
     if kind == "enum":
         return _short(schema["name"]) if UNRECOGNIZED in schema["symbols"] else None
     if kind in ("record", "error"):
-        cell: list[_Finder | None] = [None]
-        cache[schema["name"]] = lambda v: cell[0](v) if cell[0] is not None else None  # recursion
-        direct, nested = [], []
-        for f in schema["fields"]:
-            part = _compile_unrecognized(f["type"], named, cache)
-            if isinstance(part, str):
-                direct.append((f["name"], part))
-            elif part is not None:
-                nested.append((f["name"], part))
-        if not direct and not nested:
-            cache[schema["name"]] = None
-            return None
-        direct_t, nested_t = tuple(direct), tuple(nested)
-
-        def find_record(v: Any) -> tuple[tuple[str, ...], str] | None:
-            if type(v) is not dict:
-                return None
-            for fname, ename in direct_t:
-                if v[fname] == UNRECOGNIZED:
-                    return (fname,), ename
-            for fname, find in nested_t:
-                hit = find(v[fname])
-                if hit is not None:
-                    return (fname, *hit[0]), hit[1]
-            return None
-
-        cell[0] = find_record
-        cache[schema["name"]] = find_record
-        return find_record
+        return _unrecognized_in_record(schema, named, cache)
     if kind in ("array", "map"):
-        part = _compile_unrecognized(schema["items"] if kind == "array" else schema["values"], named, cache)
-        if part is None:
-            return None
-        is_list = kind == "array"
-
-        def find_items(v: Any) -> tuple[tuple[str, ...], str] | None:
-            for k, x in enumerate(v) if is_list else v.items():
-                if isinstance(part, str):
-                    hit = ((), part) if x == UNRECOGNIZED else None
-                else:
-                    hit = part(x)
-                if hit is not None:
-                    return (f"[{k!r}]", *hit[0]), hit[1]
-            return None
-
-        return find_items
+        return _unrecognized_in_items(schema, named, cache)
     return None
+
+
+def _unrecognized_in_union(branches: list, named: Mapping[str, Any], cache: dict) -> _Finder | str | None:
+    parts = [p for p in (_compile_unrecognized(b, named, cache) for b in branches) if p is not None]
+    enums = "|".join(p for p in parts if isinstance(p, str))
+    finders = [p for p in parts if not isinstance(p, str)]
+    if not finders:
+        return enums or None
+
+    def find_union(v: Any) -> tuple[tuple[str, ...], str] | None:
+        if enums and v == UNRECOGNIZED:
+            return (), enums
+        for find in finders:
+            hit = find(v)
+            if hit is not None:
+                return hit
+        return None
+
+    return find_union
+
+
+def _unrecognized_in_record(schema: dict, named: Mapping[str, Any], cache: dict) -> _Finder | None:
+    cell: list[_Finder | None] = [None]
+    cache[schema["name"]] = lambda v: cell[0](v) if cell[0] is not None else None  # recursion
+    direct, nested = [], []
+    for f in schema["fields"]:
+        part = _compile_unrecognized(f["type"], named, cache)
+        if isinstance(part, str):
+            direct.append((f["name"], part))
+        elif part is not None:
+            nested.append((f["name"], part))
+    if not direct and not nested:
+        cache[schema["name"]] = None
+        return None
+    direct_t, nested_t = tuple(direct), tuple(nested)
+
+    def find_record(v: Any) -> tuple[tuple[str, ...], str] | None:
+        if type(v) is not dict:
+            return None
+        for fname, ename in direct_t:
+            if v[fname] == UNRECOGNIZED:
+                return (fname,), ename
+        for fname, find in nested_t:
+            hit = find(v[fname])
+            if hit is not None:
+                return (fname, *hit[0]), hit[1]
+        return None
+
+    cell[0] = find_record
+    cache[schema["name"]] = find_record
+    return find_record
+
+
+def _unrecognized_in_items(schema: dict, named: Mapping[str, Any], cache: dict) -> _Finder | None:
+    kind = schema["type"]
+    part = _compile_unrecognized(schema["items"] if kind == "array" else schema["values"], named, cache)
+    if part is None:
+        return None
+    is_list = kind == "array"
+
+    def find_items(v: Any) -> tuple[tuple[str, ...], str] | None:
+        for k, x in enumerate(v) if is_list else v.items():
+            if isinstance(part, str):
+                hit = ((), part) if x == UNRECOGNIZED else None
+            else:
+                hit = part(x)
+            if hit is not None:
+                return (f"[{k!r}]", *hit[0]), hit[1]
+        return None
+
+    return find_items
 
 
 # --------------------------------------------------------------------------- registry
@@ -838,187 +870,3 @@ def fingerprint_hex(data: bytes) -> str | None:
     if data[0] != 0xC3 or data[1] != 0x01:
         return None
     return bytes(data[2:_HEADER_LEN]).hex()
-
-
-# --------------------------------------------------------------------------- compatibility
-
-_PROMOTIONS = frozenset(
-    {
-        ("int", "long"),
-        ("int", "float"),
-        ("int", "double"),
-        ("long", "float"),
-        ("long", "double"),
-        ("float", "double"),
-        ("string", "bytes"),
-        ("bytes", "string"),
-    }
-)  # (writer, reader)
-
-
-def _collect_defs(schema: Any, defs: dict[str, dict]) -> dict[str, dict]:
-    if isinstance(schema, list):
-        for s in schema:
-            _collect_defs(s, defs)
-    elif isinstance(schema, dict):
-        kind = schema.get("type")
-        if kind in _NAMED_KINDS:
-            defs.setdefault(schema["name"], schema)
-        if kind in ("record", "error"):
-            for f in schema["fields"]:
-                _collect_defs(f["type"], defs)
-        elif kind == "array":
-            _collect_defs(schema["items"], defs)
-        elif kind == "map":
-            _collect_defs(schema["values"], defs)
-        elif isinstance(kind, (dict, list)):
-            _collect_defs(kind, defs)
-    return defs
-
-
-def _deref(s: Any, defs: Mapping[str, dict]) -> Any:
-    while True:
-        if isinstance(s, str):
-            if s in _PRIMITIVES:
-                return s
-            return defs[s]
-        if isinstance(s, dict):
-            kind = s.get("type")
-            if isinstance(kind, (dict, list)) or (
-                isinstance(kind, str) and kind not in _PRIMITIVES and kind not in _COMPLEX_KINDS
-            ):
-                s = kind
-                continue
-            if kind in _PRIMITIVES:
-                return kind
-        return s
-
-
-def _kind(s: Any) -> str:
-    if isinstance(s, str):
-        return s
-    if isinstance(s, list):
-        return "union"
-    return "record" if s["type"] == "error" else s["type"]
-
-
-def _label(s: Any) -> str:
-    k = _kind(s)
-    if k in ("record", "enum", "fixed"):
-        return f"{k} {_short(s['name'])}"
-    return k
-
-
-def _names_match(r: dict, w: dict) -> bool:
-    if r["name"] == w["name"] or _short(r["name"]) == _short(w["name"]):
-        return True
-    aliases = r.get("aliases") or ()
-    return w["name"] in aliases or _short(w["name"]) in {_short(a) for a in aliases}
-
-
-def _shallow_match(r: Any, w: Any) -> bool:
-    rk, wk = _kind(r), _kind(w)
-    if rk != wk:
-        return (wk, rk) in _PROMOTIONS
-    if rk in ("record", "enum", "fixed"):
-        return _names_match(r, w)
-    return True
-
-
-def _reader_problems(
-    reader: Any,
-    writer: Any,
-    rdefs: Mapping[str, dict],
-    wdefs: Mapping[str, dict],
-    path: str,
-    seen: set[tuple[int, int]],
-    out: list[str],
-) -> None:
-    r = _deref(reader, rdefs)
-    w = _deref(writer, wdefs)
-    if isinstance(w, list):
-        for wb in w:
-            _reader_problems(r, wb, rdefs, wdefs, path, seen, out)
-        return
-    if isinstance(r, list):
-        for rb in r:
-            rbd = _deref(rb, rdefs)
-            if _shallow_match(rbd, w):
-                _reader_problems(rbd, w, rdefs, wdefs, path, seen, out)
-                return
-        out.append(
-            f"{path}: writer type {_label(w)} matches no branch of the reader union "
-            f"({', '.join(_label(_deref(b, rdefs)) for b in r)})"
-        )
-        return
-    rk, wk = _kind(r), _kind(w)
-    if rk != wk:
-        if (wk, rk) not in _PROMOTIONS:
-            out.append(f"{path}: writer type {_label(w)} cannot be read as {_label(r)}")
-        return
-    if rk in ("record", "enum", "fixed") and not _names_match(r, w):
-        out.append(f"{path}: writer {_label(w)} and reader {_label(r)} have different names")
-        return
-    if rk == "record":
-        key = (id(r), id(w))
-        if key in seen:
-            return
-        seen.add(key)
-        wfields = {f["name"]: f for f in w["fields"]}
-        for rf in r["fields"]:
-            wf = wfields.get(rf["name"])
-            if wf is None:
-                for alias in rf.get("aliases") or ():
-                    wf = wfields.get(alias)
-                    if wf is not None:
-                        break
-            fpath = f"{path}.{rf['name']}"
-            if wf is None:
-                if "default" not in rf:
-                    out.append(
-                        f"{fpath}: the reader requires this field, the writer does not have it "
-                        "and the reader gives no default (add a default)"
-                    )
-            else:
-                _reader_problems(rf["type"], wf["type"], rdefs, wdefs, fpath, seen, out)
-    elif rk == "enum":
-        missing = [s for s in w["symbols"] if s not in r["symbols"]]
-        if missing and "default" not in r:
-            out.append(
-                f"{path}: writer enum symbols {missing} are unknown to the reader enum "
-                f"{_short(r['name'])}, which has no default symbol"
-            )
-    elif rk == "fixed":
-        if r["size"] != w["size"]:
-            out.append(f"{path}: fixed size {w['size']} cannot be read as size {r['size']}")
-    elif rk == "array":
-        _reader_problems(r["items"], w["items"], rdefs, wdefs, f"{path}[]", seen, out)
-    elif rk == "map":
-        _reader_problems(r["values"], w["values"], rdefs, wdefs, f"{path}{{}}", seen, out)
-
-
-def reader_problems(reader: dict, writer: dict) -> list[str]:
-    """Problems reading data written with ``writer`` through ``reader`` (both
-    self-contained, as :meth:`SchemaRegistry.self_contained` returns); empty = readable."""
-    out: list[str] = []
-    rdefs = _collect_defs(reader, {})
-    wdefs = _collect_defs(writer, {})
-    root = _short(reader["name"]) if isinstance(reader, dict) and "name" in reader else "<root>"
-    _reader_problems(reader, writer, rdefs, wdefs, root, set(), out)
-    return out
-
-
-def check_compatible(old: dict | str, new: dict | str, *, registry: SchemaRegistry | None = None) -> list[str]:
-    """Full (backward and forward) compatibility of two versions of a record schema.
-
-    Returns the problems found; an empty list means data written with ``old`` is
-    readable through ``new`` and data written with ``new`` is readable through ``old``.
-    Named types that the schemas refer to (e.g. ``horus.events.Envelope``) are resolved
-    against ``registry``, by default the registry of :func:`default_codec`.
-    """
-    reg = registry if registry is not None else default_codec().registry
-    _, old_sc, _ = reg._prepare(old)
-    _, new_sc, _ = reg._prepare(new)
-    problems = [f"new reader cannot read old data: {p}" for p in reader_problems(new_sc, old_sc)]
-    problems += [f"old reader cannot read new data: {p}" for p in reader_problems(old_sc, new_sc)]
-    return problems

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
 from psycopg.types.json import Jsonb
 
 from horus.db.models import DECISION_ACTIONS, EXECUTION_STATUSES, FILL_ROLES, SIDES
+from horus.domain.amounts import AmountError, json_decimal
 from horus.domain.config import ConfigInvalid, FollowConfig, FollowerConfig, parse_change_body
 from horus.domain.control import SCOPES, VERBS, ControlError, check_control, control_key
 from horus.topics import (
@@ -151,6 +152,8 @@ def enum(name: str, allowed: Sequence[str], *, required: bool = True) -> Reader:
 
 
 def decimal(name: str, *, required: bool = True) -> Reader:
+    """A decimal string field by the engine's one parser (json_decimal), refused also when a NUMERIC column could
+    not hold it (the table stores it exactly)."""
     as_text = text(name, required=required)
 
     def read(record: Mapping[str, Any]) -> Decimal | None:
@@ -158,11 +161,9 @@ def decimal(name: str, *, required: bool = True) -> Reader:
         if value is None:
             return None
         try:
-            number = Decimal(value)
-        except InvalidOperation:
-            raise BadRecord(f"{name}={value!r} is not a decimal number") from None
-        if not number.is_finite():
-            raise BadRecord(f"{name}={value!r} is not finite")
+            number = json_decimal(value)
+        except AmountError as exc:
+            raise BadRecord(f"{name}={exc}") from None
         exponent = number.as_tuple().exponent
         if number.adjusted() >= 131072 or (isinstance(exponent, int) and exponent < -16383):
             raise BadRecord(f"{name}={value[:40]!r} does not fit a NUMERIC")

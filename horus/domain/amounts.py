@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 SCALE = 6
-UNIT = 10**SCALE
+E6 = 10**SCALE  # one whole unit (a dollar of collateral, a share) in base units: the `_e6` suffix
 
 
 class AmountError(ValueError):

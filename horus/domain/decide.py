@@ -32,8 +32,9 @@ from functools import lru_cache
 from math import gcd
 from typing import Protocol
 
+from horus.domain.amounts import E6
 from horus.domain.clock import future_detail, in_future
-from horus.domain.config import ConfigState, FollowConfig, FollowerConfig
+from horus.domain.config import ConfigState, FollowConfig, FollowerConfig, Sizing
 from horus.domain.control import ControlState
 from horus.domain.events import FAILURES, TERMINAL, envelope
 from horus.domain.fees import effective_rate
@@ -41,7 +42,6 @@ from horus.domain.ids import decision_id, intent_id
 from horus.domain.market import Balance, MarketInfo, Quote
 
 STAGE = "decide"
-E6 = 1_000_000
 SHARE_STEP_E6 = 10_000  # shares have 2 decimals
 MIN_NOTIONAL_E6 = 1_000_000  # marketable orders: >= $1
 DAY_US = 86_400 * 1_000_000
@@ -518,13 +518,42 @@ def _buy_size(
     view: DecideView,
     inputs: dict,
 ) -> int:
-    sizing = follow.sizing
+    """Shares to BUY: the follow's target, shrunk to the tightest cap, fitted in whole share steps to what is left
+    under it, held to the venue's $1 minimum and, for a FOK order, to the depth the book offers at `worst`."""
+    collateral, available = _available_e6(c, book, now_us, view)
+    inputs.update(balance_e6=collateral, available_e6=available)
+    target = _target_e6(c, follow.sizing, available, inputs)
+    caps = _caps(c, book, follow, follower, market.condition_id, available, now_us)
+    inputs["caps_remaining_e6"] = {code: left for code, left in caps}
+    _check_open_positions(c, book, follower)
+    binding_code, budget = _binding_cap(caps, target)
+    fee = fee_per_share(market, worst)
+    step = buy_share_step_e6(worst)
+    shares = _fit_to_budget(budget, worst, fee, step)
+    inputs.update(fee_per_share=_dec(fee), share_step_e6=step)
+    if notional_e6(shares, worst) < MIN_NOTIONAL_E6:
+        shares = _apply_minimum(shares, worst, fee, step, follow.sizing, caps, binding_code, budget, inputs)
+    elif binding_code is not None:
+        inputs["shrunk_by"] = binding_code
+    _check_depth(follow, quote, worst, shares)
+    return shares
+
+
+def _available_e6(c: dict, book: FollowerBook, now_us: int, view: DecideView) -> tuple[int, int]:
+    """(the follower's collateral as the venue last reported it, what of it this BUY may use): the report less
+    the open reservations and the fills booked after it (the venue had not counted them yet)."""
     balance = view.balance(c["follower"])
     if balance is None or balance.collateral_e6 is None:
         raise _Skip("BALANCE_UNAVAILABLE", "the follower's collateral balance could not be read")
     book.forget_fills_before(now_us - FILLS_REMEMBERED_US)
     unseen = sum(cost for at, cost in book.fills_after if at > balance.as_of_us)
-    available = balance.collateral_e6 - book.reserved_cost - unseen
+    return balance.collateral_e6, balance.collateral_e6 - book.reserved_cost - unseen
+
+
+def _target_e6(c: dict, sizing: Sizing, available: int, inputs: dict) -> int:
+    """What the follow's sizing asks this copy to spend (fixed, a ratio of the leader's spend, or a share of the
+    available balance, times the multiplier), within its per-trade maximum; SKIP BELOW_MIN_TRADE under its
+    per-trade minimum. `inputs` records the target before the per-trade bounds."""
     if sizing.mode == "fixed":
         target = int(sizing.amount * E6)
     elif sizing.mode == "ratio":
@@ -532,15 +561,28 @@ def _buy_size(
     else:
         target = int(Decimal(max(available, 0)) * sizing.balance_pct / 100)
     target = int(target * sizing.multiplier)
-    inputs.update(balance_e6=balance.collateral_e6, available_e6=available, target_e6=target)
+    inputs.update(target_e6=target)
     if sizing.max_per_trade is not None:
         target = min(target, int(sizing.max_per_trade * E6))
     if sizing.min_per_trade is not None and target < int(sizing.min_per_trade * E6):
         raise _Skip(
             "BELOW_MIN_TRADE", f"copy of {target / E6:g} is below the follow's min_per_trade {sizing.min_per_trade}"
         )
+    return target
+
+
+def _caps(
+    c: dict,
+    book: FollowerBook,
+    follow: FollowConfig,
+    follower: FollowerConfig,
+    condition: str,
+    available: int,
+    now_us: int,
+) -> list[tuple[str, int]]:
+    """(SKIP code, e6 left under it) of every cap this BUY must stay within: the available balance first, then the
+    follow's and the follower's daily spend and market exposure caps that are set."""
     day = now_us // DAY_US
-    condition = market.condition_id
     caps = [("INSUFFICIENT_BALANCE", available)]
     if follow.daily_cap is not None:
         caps.append(("DAILY_CAP", int(follow.daily_cap * E6) - book.spent(day, follow.follow_id)))
@@ -552,7 +594,11 @@ def _buy_size(
         )
     if follower.market_exposure_cap is not None:
         caps.append(("FOLLOWER_MARKET_EXPOSURE_CAP", int(follower.market_exposure_cap * E6) - book.exposure(condition)))
-    inputs["caps_remaining_e6"] = {code: left for code, left in caps}
+    return caps
+
+
+def _check_open_positions(c: dict, book: FollowerBook, follower: FollowerConfig) -> None:
+    """SKIP MAX_OPEN_POSITIONS when this BUY would open one position more than the follower allows."""
     if follower.max_open_positions is not None:
         open_tokens = book.open_tokens()
         if c["token_id"] not in open_tokens and len(open_tokens) >= follower.max_open_positions:
@@ -560,39 +606,62 @@ def _buy_size(
                 "MAX_OPEN_POSITIONS",
                 f"{len(open_tokens)} open positions, the follower allows {follower.max_open_positions}",
             )
+
+
+def _binding_cap(caps: list[tuple[str, int]], target: int) -> tuple[str | None, int]:
+    """(the cap that binds, the budget): the tightest cap when it leaves less than the target (the first one on a
+    tie), else (None, the target)."""
     binding_code, budget = min(caps, key=lambda cap: cap[1])
     if budget >= target:
-        binding_code, budget = None, target
-    fee = fee_per_share(market, worst)
-    step = buy_share_step_e6(worst)
+        return None, target
+    return binding_code, budget
+
+
+def _fit_to_budget(budget: int, worst: Decimal, fee: Decimal, step: int) -> int:
+    """The most shares, in whole steps, whose cost at `worst` (fee included) stays within `budget`."""
     shares = floor_to(int(Decimal(max(budget, 0)) / (worst + fee)), step)
     while shares > 0 and buy_cost_e6(shares, worst, fee) > budget:  # rounding up the fee can overshoot
         shares -= step
-    inputs.update(fee_per_share=_dec(fee), share_step_e6=step)
-    if notional_e6(shares, worst) < MIN_NOTIONAL_E6:
-        minimum = ceil_to(int((MIN_NOTIONAL_E6 / worst).to_integral_value(ROUND_CEILING)), step)
-        cost = buy_cost_e6(minimum, worst, fee)
-        within = all(cost <= left for _, left in caps) and (
-            sizing.max_per_trade is None or cost <= int(sizing.max_per_trade * E6)
+    return shares
+
+
+def _apply_minimum(
+    shares: int,
+    worst: Decimal,
+    fee: Decimal,
+    step: int,
+    sizing: Sizing,
+    caps: list[tuple[str, int]],
+    binding_code: str | None,
+    budget: int,
+    inputs: dict,
+) -> int:
+    """`shares` fell under the venue's $1 minimum: the minimum when the follow rounds up and its cost fits every
+    cap and the per-trade maximum; else SKIP, naming the cap that left too little (BELOW_MIN_ORDER if none did)."""
+    minimum = ceil_to(int((MIN_NOTIONAL_E6 / worst).to_integral_value(ROUND_CEILING)), step)
+    cost = buy_cost_e6(minimum, worst, fee)
+    within = all(cost <= left for _, left in caps) and (
+        sizing.max_per_trade is None or cost <= int(sizing.max_per_trade * E6)
+    )
+    if sizing.min_size_policy == "round_up" and within:
+        inputs["rounded_up_to_minimum"] = True
+        return minimum
+    if binding_code is not None:
+        raise _Skip(
+            binding_code,
+            f"only {max(budget, 0) / E6:g} left under {binding_code.lower()}; the venue "
+            f"minimum is $1 ({minimum / E6:g} shares at {worst})",
         )
-        if sizing.min_size_policy == "round_up" and within:
-            inputs["rounded_up_to_minimum"] = True
-            shares = minimum
-        elif binding_code is not None:
-            raise _Skip(
-                binding_code,
-                f"only {max(budget, 0) / E6:g} left under {binding_code.lower()}; the venue "
-                f"minimum is $1 ({minimum / E6:g} shares at {worst})",
-            )
-        else:
-            raise _Skip("BELOW_MIN_ORDER", f"{shares / E6:g} shares at {worst} is under the venue's $1 minimum")
-    elif binding_code is not None:
-        inputs["shrunk_by"] = binding_code
+    raise _Skip("BELOW_MIN_ORDER", f"{shares / E6:g} shares at {worst} is under the venue's $1 minimum")
+
+
+def _check_depth(follow: FollowConfig, quote: Quote | None, worst: Decimal, shares: int) -> None:
+    """A FOK BUY fills whole or not at all: SKIP INSUFFICIENT_DEPTH when the book's asks at or under `worst` hold
+    fewer shares than it needs."""
     if follow.order_type == "FOK" and quote is not None and quote.asks:
         depth = _depth_within(quote.asks, worst, "BUY")
         if depth < shares:
             raise _Skip("INSUFFICIENT_DEPTH", f"{depth / E6:g} shares offered at <= {worst}, FOK needs {shares / E6:g}")
-    return shares
 
 
 def _sell_size(

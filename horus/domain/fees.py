@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-E6 = 1_000_000
 FEE_UNIT_E6 = 10  # fees have 5 decimals: 1e-5 = 10 micro-units
 
 

@@ -19,8 +19,8 @@ from horus.codec import (
     SchemaRegistry,
     UnknownSchemaError,
     UnrecognizedSymbolError,
-    check_compatible,
 )
+from horus.codec_compat import check_compatible
 from horus.domain.events import envelope
 
 SCHEMA_FILES = sorted(SCHEMA_DIR.glob("*.avsc"))

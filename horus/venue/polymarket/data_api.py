@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from horus.domain.amounts import AmountError, json_decimal
+from horus.domain.amounts import E6, AmountError, json_decimal
 from horus.domain.clock import future_detail, in_future
 from horus.domain.fills import INT64_MAX, DecodedFill, div_half_even
 from horus.venue.polymarket.exchanges import AddressBookError, normalize_address
@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 SOURCE = "data-api"
-_E6 = 10**6
 # The API documents seconds; some routes have answered milliseconds. The unit is read from the magnitude: the
 # ranges do not overlap for any date between 1973 and 5138 (seconds reach 10^11 in the year 5138). Anything
 # larger is no unit this source knows, and anything dated beyond the clock slack ahead of now is refused: a
@@ -123,7 +122,7 @@ def _ratio(number: Decimal) -> tuple[int, int]:
 def to_e6_half_even(value: Any, what: str = "value") -> int:
     """``value`` in 1e-6 units, rounded half-even (exact when it has at most 6 decimals)."""
     numerator, denominator = _ratio(to_decimal(value, what))
-    return div_half_even(numerator * _E6, denominator)
+    return div_half_even(numerator * E6, denominator)
 
 
 def timestamp_seconds(value: Any, where: str = "row", *, now_s: int | None = None) -> int:
@@ -166,25 +165,57 @@ def parse_row(row: Mapping, *, role: str | None = None, now_s: int | None = None
     if kind != "TRADE":
         return SkippedRow(f"{kind} activity is not an order fill", kind, row)
     where = _where(row)
+    leader = _leader(row, where)
+    tx_hash = _tx_hash(row, where)
+    token_id = _token_id(row, where)
+    side = str(_required(row, where, "side")).strip().upper()
+    if side not in ("BUY", "SELL"):
+        raise RowDecodeError(f"{where}: side must be BUY or SELL, got {row.get('side')!r:.20}", "bad-field")
+    shares, collateral, fee = _amounts(row, side, where)
+    condition = _condition_id(row, where)
+    return DecodedFill(
+        source=SOURCE,
+        tx_hash=tx_hash,
+        leader=leader,
+        token_id=token_id,
+        side=side,
+        shares_e6=shares,
+        collateral_e6=collateral,
+        fee_e6=fee,
+        fee_raw_e6=fee,
+        role=None if role is None else role.upper(),
+        block_timestamp=timestamp_seconds(_required(row, where, "timestamp"), where, now_s=now_s),
+        condition_id=condition,
+    )
 
-    def required(*names: str) -> Any:
-        value = _get(row, *names)
-        if value is None:
-            raise RowDecodeError(f"{where}: {' / '.join(names)} is missing", "bad-field")
-        return value
 
-    wallet = required("proxy_wallet", "proxyWallet")
+def _required(row: Mapping, where: str, *names: str) -> Any:
+    """The first of ``names`` the row has a value for (neither null nor empty)."""
+    value = _get(row, *names)
+    if value is None:
+        raise RowDecodeError(f"{where}: {' / '.join(names)} is missing", "bad-field")
+    return value
+
+
+def _leader(row: Mapping, where: str) -> str:
+    wallet = _required(row, where, "proxy_wallet", "proxyWallet")
     try:
-        leader = normalize_address(wallet)
+        return normalize_address(wallet)
     except AddressBookError:
         raise RowDecodeError(f"{where}: proxy wallet {wallet!r:.60} is not an address", "bad-field") from None
 
-    tx = required("transaction_hash", "transactionHash")
+
+def _tx_hash(row: Mapping, where: str) -> str:
+    tx = _required(row, where, "transaction_hash", "transactionHash")
     tx_text = str(tx).strip().lower()
     if not (tx_text.startswith("0x") and len(tx_text) == 66 and all(c in "0123456789abcdef" for c in tx_text[2:])):
         raise RowDecodeError(f"{where}: transaction hash {tx!r:.80} is not 32-byte 0x hex", "bad-field")
+    return tx_text
 
-    token = required("token_id", "asset", "asset_id", "tokenId")
+
+def _token_id(row: Mapping, where: str) -> str:
+    """The token id in the chain's form: decimal digits without leading zeros, a nonzero uint256."""
+    token = _required(row, where, "token_id", "asset", "asset_id", "tokenId")
     token_text = str(token).strip() if not isinstance(token, bool) else ""
     if (
         not (token_text.isascii() and token_text.isdigit())
@@ -193,15 +224,15 @@ def parse_row(row: Mapping, *, role: str | None = None, now_s: int | None = None
         or int(token_text) >= 2**256
     ):
         raise RowDecodeError(f"{where}: token id {token!r:.90} is not a decimal uint256", "bad-field")
+    return str(int(token_text))
 
-    side = str(required("side")).strip().upper()
-    if side not in ("BUY", "SELL"):
-        raise RowDecodeError(f"{where}: side must be BUY or SELL, got {row.get('side')!r:.20}", "bad-field")
 
-    shares = to_e6_half_even(required("size"), f"{where}: size")
+def _amounts(row: Mapping, side: str, where: str) -> tuple[int, int, int]:
+    """(shares, collateral, fee) in 1e-6 units, as the module docstring derives them from size, price and usdc size."""
+    shares = to_e6_half_even(_required(row, where, "size"), f"{where}: size")
     if shares <= 0:
         raise RowDecodeError(f"{where}: size {row.get('size')!r} is not a positive amount", "bad-field")
-    price = to_decimal(required("price"), f"{where}: price")
+    price = to_decimal(_required(row, where, "price"), f"{where}: price")
     if not 0 < price <= 1:
         raise RowDecodeError(f"{where}: price {row.get('price')!r} is outside (0, 1]", "bad-field")
     numerator, denominator = _ratio(price)
@@ -217,7 +248,11 @@ def parse_row(row: Mapping, *, role: str | None = None, now_s: int | None = None
     for name, value in (("size", shares), ("usdc size", fee)):
         if value > INT64_MAX:
             raise RowDecodeError(f"{where}: {name} is beyond any real fill (> 2^63-1 units)", "bad-field")
+    return shares, collateral, fee
 
+
+def _condition_id(row: Mapping, where: str) -> str | None:
+    """The row's condition id as lowercase 0x hex, or None when it has none."""
     condition = _get(row, "condition_id", "conditionId")
     if condition is not None:
         condition = str(condition).strip().lower() if isinstance(condition, str) else condition
@@ -228,20 +263,7 @@ def parse_row(row: Mapping, *, role: str | None = None, now_s: int | None = None
             and all(c in "0123456789abcdef" for c in condition[2:])
         ):
             raise RowDecodeError(f"{where}: condition id {condition!r:.80} is not 0x hex", "bad-field")
-    return DecodedFill(
-        source=SOURCE,
-        tx_hash=tx_text,
-        leader=leader,
-        token_id=str(int(token_text)),
-        side=side,
-        shares_e6=shares,
-        collateral_e6=collateral,
-        fee_e6=fee,
-        fee_raw_e6=fee,
-        role=None if role is None else role.upper(),
-        block_timestamp=timestamp_seconds(required("timestamp"), where, now_s=now_s),
-        condition_id=condition,
-    )
+    return condition
 
 
 def parse_rows(rows: Iterable[Any], *, role: str | None = None, now_s: int | None = None) -> ParsedRows:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from eth_abi import encode as abi_encode
 from eth_utils import is_address, keccak, to_checksum_address, to_hex
 
 
-class Layout(str, Enum):
+class Layout(StrEnum):
     """The two `OrderFilled` data layouts."""
 
     V1 = "v1"  # makerAssetId, takerAssetId, makerAmountFilled, takerAmountFilled, fee

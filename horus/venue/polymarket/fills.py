@@ -27,7 +27,7 @@ Every failure is a :class:`LogDecodeError` with a ``reason`` code and a message 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
@@ -170,6 +170,29 @@ def is_order_filled(log: Any) -> bool:
 # --------------------------------------------------------------------------- decoding
 
 
+class _Position(NamedTuple):
+    """Where a log sits on chain (the node's fields around the event itself)."""
+
+    tx_hash: str
+    block_number: int | None
+    log_index: int | None
+    block_timestamp: int | None
+    block_hash: str | None
+    removed: bool
+
+
+class _Order(NamedTuple):
+    """The filled order as the data words give it, in either layout."""
+
+    side: str
+    token: int
+    maker_amount: int
+    taker_amount: int
+    fee: int
+    builder: str | None
+    metadata: str | None
+
+
 def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
     """Decode one `OrderFilled` log (an eth_getLogs / eth_subscribe / receipt log: a dict or web3
     AttributeDict with hex strings or bytes) from an exchange in ``book`` (default: mainnet).
@@ -180,7 +203,43 @@ def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
     if not isinstance(log, Mapping):
         raise LogDecodeError(f"a log must be a JSON object, got {type(log).__name__}", "bad-log")
     where = _where(log)
+    topics, layout = _topics_and_layout(log, where)
+    address = _exchange_address(log, layout, book, where)
+    position = _position(log, where)
+    order_hash, maker, taker = _topic_words(topics, where)
+    order = _order(log, layout, where)
+    shares, collateral = _shares_and_collateral(order, where)
+    fee_asset = "shares" if layout is Layout.V1 and order.side == "BUY" else "collateral"
+    # a V1 BUY's fee is in shares: converted to collateral at the fill's own price
+    fee = div_half_even(order.fee * collateral, shares) if fee_asset == "shares" else order.fee
+    return DecodedFill(
+        source="chain",
+        tx_hash=position.tx_hash,
+        leader=maker.lower(),
+        token_id=str(order.token),
+        side=order.side,
+        shares_e6=shares,
+        collateral_e6=collateral,
+        fee_e6=fee,
+        role="TAKER" if taker.lower() == address else "MAKER",
+        exchange=address,
+        block_number=position.block_number,
+        log_index=position.log_index,
+        block_timestamp=position.block_timestamp,
+        order_hash=order_hash,
+        counterparty=taker.lower(),
+        layout=layout.value,
+        fee_raw_e6=order.fee,
+        fee_asset=fee_asset,
+        builder=order.builder,
+        metadata=order.metadata,
+        block_hash=position.block_hash,
+        removed=position.removed,
+    )
 
+
+def _topics_and_layout(log: Mapping, where: str) -> tuple[list | tuple, Layout]:
+    """The log's four topics and the `OrderFilled` layout its topic0 names."""
     topics = log.get("topics")
     if not isinstance(topics, (list, tuple)) or not topics:
         raise LogDecodeError(f"{where}: topics must be a non-empty list", "bad-topics")
@@ -192,7 +251,11 @@ def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
         raise LogDecodeError(
             f"{where}: OrderFilled has 4 topics (topic0, orderHash, maker, taker), got {len(topics)}", "bad-topics"
         )
+    return topics, layout
 
+
+def _exchange_address(log: Mapping, layout: Layout, book: ExchangeBook, where: str) -> str:
+    """The emitting contract's address, once it is a known exchange that emits this layout."""
     try:
         address = normalize_address(_hex_text(log.get("address")) or "")
     except AddressBookError:
@@ -212,7 +275,11 @@ def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
             f"OrderFilled, this log has the {layout.value} one",
             "layout-mismatch",
         )
+    return address
 
+
+def _position(log: Mapping, where: str) -> _Position:
+    """The transaction, block and log index of the log (the timestamp and block hash when the node gave them)."""
     tx_hash = "0x" + _bytes(_get(log, "transactionHash", "transaction_hash"), "transactionHash", where, 32).hex()
     block_number = _uint(_get(log, "blockNumber", "block_number"), "blockNumber", where, INT64_MAX)
     log_index = _uint(_get(log, "logIndex", "log_index"), "logIndex", where, INT32_MAX)
@@ -224,7 +291,11 @@ def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
     removed = log.get("removed", False)
     if not isinstance(removed, bool):
         raise LogDecodeError(f"{where}: removed must be true or false, got {removed!r:.40}", "bad-log")
+    return _Position(tx_hash, block_number, log_index, block_timestamp, block_hash, removed)
 
+
+def _topic_words(topics: list | tuple, where: str) -> tuple[str, str, str]:
+    """(order hash as 0x hex, maker, taker) from topics 1-3."""
     topic_words = b"".join(_bytes(t, f"topic{i}", where, 32, "bad-topics") for i, t in enumerate(topics[1:], 1))
     try:
         order_hash_raw, maker, taker = abi_decode(["bytes32", "address", "address"], topic_words)
@@ -232,7 +303,11 @@ def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
         raise LogDecodeError(
             f"{where}: topics do not decode as (bytes32, address, address): {exc}", "bad-topics"
         ) from None
+    return "0x" + order_hash_raw.hex(), maker, taker
 
+
+def _order(log: Mapping, layout: Layout, where: str) -> _Order:
+    """The data words of the layout, read as the filled order."""
     data = _bytes(log.get("data"), "data", where, reason="bad-data")
     if len(data) != _DATA_LEN[layout]:
         raise LogDecodeError(
@@ -244,62 +319,50 @@ def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
         raise LogDecodeError(
             f"{where}: data does not decode as the {layout.value} OrderFilled: {exc}", "bad-data"
         ) from None
+    return _v1_order(words, where) if layout is Layout.V1 else _v2_order(words, where)
 
-    builder = metadata = None
-    if layout is Layout.V2:
-        side_code, token, maker_amount, taker_amount, fee, builder_raw, metadata_raw = words
-        if side_code not in (0, 1):
-            raise LogDecodeError(f"{where}: side must be 0 (BUY) or 1 (SELL), got {side_code}", "invalid-value")
-        if token == 0:
-            raise LogDecodeError(f"{where}: tokenId is 0", "invalid-value")
-        side = "BUY" if side_code == 0 else "SELL"
-        builder, metadata = "0x" + builder_raw.hex(), "0x" + metadata_raw.hex()
+
+def _v2_order(words: tuple, where: str) -> _Order:
+    """V2/V3: the order's own side code (0 BUY, 1 SELL) and token id, then amounts, builder and metadata."""
+    side_code, token, maker_amount, taker_amount, fee, builder_raw, metadata_raw = words
+    if side_code not in (0, 1):
+        raise LogDecodeError(f"{where}: side must be 0 (BUY) or 1 (SELL), got {side_code}", "invalid-value")
+    if token == 0:
+        raise LogDecodeError(f"{where}: tokenId is 0", "invalid-value")
+    side = "BUY" if side_code == 0 else "SELL"
+    return _Order(side, token, maker_amount, taker_amount, fee, "0x" + builder_raw.hex(), "0x" + metadata_raw.hex())
+
+
+def _v1_order(words: tuple, where: str) -> _Order:
+    """V1: the side is which asset id is collateral (0): a maker asset 0 BUYs the taker asset, and the reverse."""
+    maker_asset, taker_asset, maker_amount, taker_amount, fee = words
+    if maker_asset == 0 and taker_asset != 0:
+        side, token = "BUY", taker_asset
+    elif taker_asset == 0 and maker_asset != 0:
+        side, token = "SELL", maker_asset
     else:
-        maker_asset, taker_asset, maker_amount, taker_amount, fee = words
-        if maker_asset == 0 and taker_asset != 0:
-            side, token = "BUY", taker_asset
-        elif taker_asset == 0 and maker_asset != 0:
-            side, token = "SELL", maker_asset
-        else:
-            raise LogDecodeError(
-                f"{where}: exactly one of makerAssetId/takerAssetId must be 0 (collateral), "
-                f"got {maker_asset} and {taker_asset}",
-                "invalid-value",
-            )
-    if side == "BUY":
-        collateral, shares = maker_amount, taker_amount
+        raise LogDecodeError(
+            f"{where}: exactly one of makerAssetId/takerAssetId must be 0 (collateral), "
+            f"got {maker_asset} and {taker_asset}",
+            "invalid-value",
+        )
+    return _Order(side, token, maker_amount, taker_amount, fee, None, None)
+
+
+def _shares_and_collateral(order: _Order, where: str) -> tuple[int, int]:
+    """(shares, collateral) of the fill: a BUY gives collateral (maker amount) for shares, a SELL the reverse.
+    Refuses amounts beyond int64 and a fill of zero shares."""
+    if order.side == "BUY":
+        collateral, shares = order.maker_amount, order.taker_amount
     else:
-        shares, collateral = maker_amount, taker_amount
-    for name, value in (("makerAmountFilled", maker_amount), ("takerAmountFilled", taker_amount), ("fee", fee)):
+        shares, collateral = order.maker_amount, order.taker_amount
+    for name, value in (
+        ("makerAmountFilled", order.maker_amount),
+        ("takerAmountFilled", order.taker_amount),
+        ("fee", order.fee),
+    ):
         if value > INT64_MAX:
             raise LogDecodeError(f"{where}: {name}={value} is beyond any real fill (> 2^63-1 units)", "invalid-value")
     if shares == 0:
         raise LogDecodeError(f"{where}: zero shares filled", "invalid-value")
-
-    fee_asset = "shares" if layout is Layout.V1 and side == "BUY" else "collateral"
-    fee_collateral = div_half_even(fee * collateral, shares) if fee_asset == "shares" else fee
-
-    return DecodedFill(
-        source="chain",
-        tx_hash=tx_hash,
-        leader=maker.lower(),
-        token_id=str(token),
-        side=side,
-        shares_e6=shares,
-        collateral_e6=collateral,
-        fee_e6=fee_collateral,
-        role="TAKER" if taker.lower() == address else "MAKER",
-        exchange=address,
-        block_number=block_number,
-        log_index=log_index,
-        block_timestamp=block_timestamp,
-        order_hash="0x" + order_hash_raw.hex(),
-        counterparty=taker.lower(),
-        layout=layout.value,
-        fee_raw_e6=fee,
-        fee_asset=fee_asset,
-        builder=builder,
-        metadata=metadata,
-        block_hash=block_hash,
-        removed=removed,
-    )
+    return shares, collateral

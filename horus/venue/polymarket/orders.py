@@ -14,10 +14,12 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 
 from eth_utils import keccak, to_checksum_address
+
+from horus.domain.amounts import AmountError, json_decimal
 
 try:
     import coincurve
@@ -91,7 +93,6 @@ ROUNDING: dict[Decimal, tuple[int, int, int]] = {
     Decimal("0.001"): (3, 2, 5),
     Decimal("0.0001"): (4, 2, 6),
 }
-_E6 = 10**6
 
 
 # --- data -------------------------------------------------------------------------------------------------------
@@ -452,15 +453,15 @@ def intent_salt(intent_id: str) -> int:
 
 
 def _decimal(name: str, value: object) -> Decimal:
+    """The engine's one decimal parser (json_decimal), except that a float is refused where json_decimal reads its
+    repr: a price reaches an order from decide as a Decimal or a string, so a float here was computed in binary
+    somewhere on the way, and the signed amounts would carry its error."""
     if isinstance(value, (float, bool)) or not isinstance(value, (Decimal, int, str)):
         raise OrderError(f"{name} must be a Decimal (or decimal string), got {value!r}")
     try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise OrderError(f"{name} {value!r} is not a decimal number") from None
-    if not number.is_finite():
-        raise OrderError(f"{name} must be finite, got {value!r}")
-    return number
+        return json_decimal(value)
+    except AmountError as exc:
+        raise OrderError(f"{name} {exc}") from None
 
 
 def order_amounts(side: int, size_e6: int, price: Decimal, tick_size: Decimal, order_type: str) -> tuple[int, int]:

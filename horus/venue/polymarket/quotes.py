@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from horus.domain.amounts import AmountError, json_decimal
+from horus.domain.amounts import E6, AmountError, json_decimal
 from horus.domain.config import FollowerConfig
 from horus.domain.decide import FILLS_REMEMBERED_US, MAX_QUOTE_TTL_US
 from horus.domain.market import Balance, Quote
@@ -25,8 +25,6 @@ from horus.venue.polymarket.clob import ClobHttp
 # value while the venue fails) would count fills in between as not yet paid for
 MAX_BALANCE_AGE_US = FILLS_REMEMBERED_US // 2
 REFRESH_AHEAD = 0.75  # past 3/4 of the TTL a hit also reloads in the background: steady askers never wait
-
-E6 = 1_000_000
 
 
 class QuoteError(ValueError):
