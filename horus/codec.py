@@ -37,7 +37,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from fastavro.read import SchemaResolutionError as _FastavroResolutionError
@@ -556,6 +556,7 @@ def _unrecognized_in_items(schema: dict, named: Mapping[str, Any], cache: dict) 
 
     def find_items(v: Any) -> tuple[tuple[str, ...], str] | None:
         for k, x in enumerate(v) if is_list else v.items():
+            hit: tuple[tuple[str, ...], str] | None
             if isinstance(part, str):
                 hit = ((), part) if x == UNRECOGNIZED else None
             else:
@@ -606,7 +607,8 @@ class SchemaRegistry:
         raw = copy.deepcopy(_load_json(schema))
         named = dict(self._named)
         try:
-            parsed = fastavro.parse_schema(raw, named)
+            # a schema given as a JSON object parses to a JSON object (fastavro types any schema's result)
+            parsed = cast(dict[str, Any], fastavro.parse_schema(raw, named))
         except CodecError:
             raise
         except Exception as e:
@@ -636,7 +638,8 @@ class SchemaRegistry:
             if known is not None and not latest:
                 return fp
             try:
-                parsed = fastavro.parse_schema(copy.deepcopy(selfc), {})
+                # a schema given as a JSON object parses to a JSON object (fastavro types any schema's result)
+                parsed = cast(dict[str, Any], fastavro.parse_schema(copy.deepcopy(selfc), {}))
             except Exception as e:  # pragma: no cover - _prepare already parsed it
                 raise SchemaDefinitionError(f"invalid schema {fullname!r}: {e}") from None
             entry = _Entry(fullname, fp, selfc, parsed, pcf)
@@ -679,8 +682,8 @@ class SchemaRegistry:
                 except CodecError as e:
                     failed.append((f, e))
             if len(failed) == len(pending):
-                f, e = failed[0]
-                raise SchemaDefinitionError(f"{f}: {e}") from None
+                first_file, first_error = failed[0]
+                raise SchemaDefinitionError(f"{first_file}: {first_error}") from None
             pending = [f for f, _ in failed]
 
     # ---- lookup
@@ -815,7 +818,8 @@ class Codec:
         fo = io.BytesIO(data)
         fo.seek(_HEADER_LEN)
         try:
-            record = fastavro.schemaless_reader(fo, writer, reader)
+            # every registered schema is a record, read as a dict (fastavro types any Avro value)
+            record = cast(dict[str, Any], fastavro.schemaless_reader(fo, writer, reader))
         except _FastavroResolutionError as e:
             raise IncompatibleSchemaError(
                 f"cannot read {short} written with schema {fp.hex()} through the newest "

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from functools import lru_cache
 from math import gcd
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from horus.domain.amounts import E6
 from horus.domain.clock import future_detail, in_future
@@ -130,11 +130,14 @@ class FollowerBook:
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)  # (token, leader)
     leader_holdings: dict[tuple[str, str], int] = field(default_factory=dict)  # (follow, token) -> leader shares seen
     spend: dict[tuple[int, str], int] = field(default_factory=dict)  # (day, follow id | "*") -> collateral
-    fills_after: deque = field(default_factory=deque)  # (at_us, cost_e6): BUY fills a balance read may miss
+    # (at_us, cost_e6): BUY fills a balance read may miss
+    fills_after: deque[tuple[int, int]] = field(default_factory=deque)
     reserved_cost: int = 0  # collateral held back by open BUYs
-    _exposure: Counter = field(default_factory=Counter)  # condition and (condition, leader) -> cost held + reserved
-    _selling: Counter = field(default_factory=Counter)  # token and (token, leader) -> shares in open SELLs
-    _buying: Counter = field(default_factory=Counter)  # token -> open BUY reservations
+    # condition and (condition, leader) -> cost held + reserved
+    _exposure: Counter[str | tuple[str, str]] = field(default_factory=Counter)
+    # token and (token, leader) -> shares in open SELLs
+    _selling: Counter[str | tuple[str, str]] = field(default_factory=Counter)
+    _buying: Counter[str] = field(default_factory=Counter)  # token -> open BUY reservations
 
     def forget_fills_before(self, us: int) -> None:
         while self.fills_after and self.fills_after[0][0] < us:
@@ -188,7 +191,7 @@ class DecideState:
     the recent execution outcomes the circuit breaker watches."""
 
     books: dict[str, FollowerBook] = field(default_factory=dict)
-    outcomes: deque = field(default_factory=deque)  # (at_us, failed: bool)
+    outcomes: deque[tuple[int, bool]] = field(default_factory=deque)  # (at_us, failed: bool)
 
     def book(self, follower: str) -> FollowerBook:
         book = self.books.get(follower)
@@ -238,7 +241,8 @@ def buy_share_step_e6(price: Decimal) -> int:
     """Smallest share increment (shares have 2 dp) whose notional at `price` is whole cents:
     price = n / 10^d, shares = s / 100, so s must be a multiple of 10^d / gcd(n, 10^d)."""
     _, digits, exponent = price.normalize().as_tuple()
-    scale = 10 ** max(0, -exponent)
+    # prices here are finite (validated on the way in), and a finite Decimal's exponent is an int
+    scale: int = 10 ** max(0, -cast(int, exponent))
     numerator = int("".join(map(str, digits)))
     return scale // gcd(numerator, scale) * SHARE_STEP_E6
 
@@ -272,7 +276,7 @@ MAX_CANDIDATE_TEXT = 256
 _CANDIDATE_TEXT = ("leader_fill_id", "follow_id", "follower", "leader", "token_id", "leader_price", "condition_id")
 
 
-def _check_candidate(c: dict) -> None:
+def _check_candidate(c: dict[str, Any]) -> None:
     """Raise CandidateInvalid for a candidate whose decision could not be produced."""
     if c.get("side") not in ("BUY", "SELL"):  # UNRECOGNIZED: a newer writer's side, which no writer may write
         raise CandidateInvalid(f"candidate side {c.get('side')!r:.20} is neither BUY nor SELL")
@@ -290,7 +294,7 @@ def token_id_wellformed(token_id: str) -> bool:
     return isinstance(token_id, str) and 0 < len(token_id) <= 78 and token_id.isascii() and token_id.isdigit()
 
 
-def _check_values(c: dict) -> None:
+def _check_values(c: dict[str, Any]) -> None:
     """SKIP CANDIDATE_INVALID for well-typed values no real leader fill has (a source bug or a forged record):
     a price outside (0, 1] or not a number, no shares, negative collateral."""
     try:
@@ -314,7 +318,9 @@ def _dec(value: Decimal | int | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def decide(candidate: dict, state: DecideState, *, now_us: int, view: DecideView) -> tuple[list[dict], DecideState]:
+def decide(
+    candidate: dict[str, Any], state: DecideState, *, now_us: int, view: DecideView
+) -> tuple[list[dict[str, Any]], DecideState]:
     """(CopyCandidate, state) -> ([one CopyDecision], state); ([], state) for a candidate already decided.
     Raises CandidateInvalid, leaving the state alone, for a candidate no decision can be written for."""
     _check_candidate(candidate)
@@ -322,7 +328,7 @@ def decide(candidate: dict, state: DecideState, *, now_us: int, view: DecideView
     book = state.book(candidate["follower"])
     if env["event_id"] in book.decided:
         return [], state  # redelivered: its decision is already on copy.decisions
-    inputs: dict = {}
+    inputs: dict[str, Any] = {}
     try:
         action = _copy(candidate, book, now_us, view, inputs)
     except _Skip as skip:
@@ -332,7 +338,7 @@ def decide(candidate: dict, state: DecideState, *, now_us: int, view: DecideView
     return [decision], state
 
 
-def _decision(candidate: dict, action: dict, inputs: dict, now_us: int) -> dict:
+def _decision(candidate: dict[str, Any], action: dict[str, Any], inputs: dict[str, Any], now_us: int) -> dict[str, Any]:
     env = candidate["envelope"]
     cand_id = env["event_id"]
     copy = action["action"] == "COPY"
@@ -362,7 +368,9 @@ def _decision(candidate: dict, action: dict, inputs: dict, now_us: int) -> dict:
     }
 
 
-def _copy(c: dict, book: FollowerBook, now_us: int, view: DecideView, inputs: dict) -> dict:
+def _copy(
+    c: dict[str, Any], book: FollowerBook, now_us: int, view: DecideView, inputs: dict[str, Any]
+) -> dict[str, Any]:
     _check_values(c)
     follow, follower = _configs(c, view)
     market = view.market(c["token_id"])
@@ -424,7 +432,7 @@ def _copy(c: dict, book: FollowerBook, now_us: int, view: DecideView, inputs: di
     }
 
 
-def _configs(c: dict, view: DecideView) -> tuple[FollowConfig, FollowerConfig]:
+def _configs(c: dict[str, Any], view: DecideView) -> tuple[FollowConfig, FollowerConfig]:
     config = view.config
     follow = config.follows.get(c["follow_id"])
     if follow is None:
@@ -453,7 +461,12 @@ def _market_tags(market: MarketInfo) -> set[str]:
 
 
 def _guards(
-    c: dict, follow: FollowConfig, follower: FollowerConfig, market: MarketInfo | None, now_us: int, view: DecideView
+    c: dict[str, Any],
+    follow: FollowConfig,
+    follower: FollowerConfig,
+    market: MarketInfo | None,
+    now_us: int,
+    view: DecideView,
 ) -> None:
     control = view.control
     if control.killed:
@@ -488,7 +501,7 @@ def _guards(
 
 
 def _reference_price(
-    c: dict, side: str, leader_price: Decimal, now_us: int, view: DecideView
+    c: dict[str, Any], side: str, leader_price: Decimal, now_us: int, view: DecideView
 ) -> tuple[Decimal, str, Quote | None]:
     ttl = min(view.quote_ttl_us, MAX_QUOTE_TTL_US)
     quote = view.quote(c["token_id"])
@@ -507,7 +520,7 @@ def _depth_within(levels: tuple[tuple[Decimal, int], ...], worst: Decimal, side:
 
 
 def _buy_size(
-    c,
+    c: dict[str, Any],
     book: FollowerBook,
     follow: FollowConfig,
     follower: FollowerConfig,
@@ -516,7 +529,7 @@ def _buy_size(
     quote: Quote | None,
     now_us: int,
     view: DecideView,
-    inputs: dict,
+    inputs: dict[str, Any],
 ) -> int:
     """Shares to BUY: the follow's target, shrunk to the tightest cap, fitted in whole share steps to what is left
     under it, held to the venue's $1 minimum and, for a FOK order, to the depth the book offers at `worst`."""
@@ -539,7 +552,7 @@ def _buy_size(
     return shares
 
 
-def _available_e6(c: dict, book: FollowerBook, now_us: int, view: DecideView) -> tuple[int, int]:
+def _available_e6(c: dict[str, Any], book: FollowerBook, now_us: int, view: DecideView) -> tuple[int, int]:
     """(the follower's collateral as the venue last reported it, what of it this BUY may use): the report less
     the open reservations and the fills booked after it (the venue had not counted them yet)."""
     balance = view.balance(c["follower"])
@@ -550,16 +563,17 @@ def _available_e6(c: dict, book: FollowerBook, now_us: int, view: DecideView) ->
     return balance.collateral_e6, balance.collateral_e6 - book.reserved_cost - unseen
 
 
-def _target_e6(c: dict, sizing: Sizing, available: int, inputs: dict) -> int:
+def _target_e6(c: dict[str, Any], sizing: Sizing, available: int, inputs: dict[str, Any]) -> int:
     """What the follow's sizing asks this copy to spend (fixed, a ratio of the leader's spend, or a share of the
     available balance, times the multiplier), within its per-trade maximum; SKIP BELOW_MIN_TRADE under its
     per-trade minimum. `inputs` records the target before the per-trade bounds."""
     if sizing.mode == "fixed":
         target = int(sizing.amount * E6)
     elif sizing.mode == "ratio":
-        target = int(Decimal(c["leader_collateral_e6"]) * sizing.ratio)
+        # Sizing's validator requires the mode's own field, so ratio (below: balance_pct) is set
+        target = int(Decimal(c["leader_collateral_e6"]) * cast(Decimal, sizing.ratio))
     else:
-        target = int(Decimal(max(available, 0)) * sizing.balance_pct / 100)
+        target = int(Decimal(max(available, 0)) * cast(Decimal, sizing.balance_pct) / 100)
     target = int(target * sizing.multiplier)
     inputs.update(target_e6=target)
     if sizing.max_per_trade is not None:
@@ -572,7 +586,7 @@ def _target_e6(c: dict, sizing: Sizing, available: int, inputs: dict) -> int:
 
 
 def _caps(
-    c: dict,
+    c: dict[str, Any],
     book: FollowerBook,
     follow: FollowConfig,
     follower: FollowerConfig,
@@ -597,7 +611,7 @@ def _caps(
     return caps
 
 
-def _check_open_positions(c: dict, book: FollowerBook, follower: FollowerConfig) -> None:
+def _check_open_positions(c: dict[str, Any], book: FollowerBook, follower: FollowerConfig) -> None:
     """SKIP MAX_OPEN_POSITIONS when this BUY would open one position more than the follower allows."""
     if follower.max_open_positions is not None:
         open_tokens = book.open_tokens()
@@ -634,7 +648,7 @@ def _apply_minimum(
     caps: list[tuple[str, int]],
     binding_code: str | None,
     budget: int,
-    inputs: dict,
+    inputs: dict[str, Any],
 ) -> int:
     """`shares` fell under the venue's $1 minimum: the minimum when the follow rounds up and its cost fits every
     cap and the per-trade maximum; else SKIP, naming the cap that left too little (BELOW_MIN_ORDER if none did)."""
@@ -665,14 +679,14 @@ def _check_depth(follow: FollowConfig, quote: Quote | None, worst: Decimal, shar
 
 
 def _sell_size(
-    c,
+    c: dict[str, Any],
     book: FollowerBook,
     follow: FollowConfig,
     market: MarketInfo,
     worst: Decimal,
     quote: Quote | None,
     view: DecideView,
-    inputs: dict,
+    inputs: dict[str, Any],
 ) -> int:
     if not follow.copy_sells:
         raise _Skip("SELLS_DISABLED", "the follow does not copy sells")
@@ -711,7 +725,7 @@ def _sell_size(
 # ------------------------------------------------------------------------------------------------
 # folds: decisions and results into the state (live and on rebuild)
 # ------------------------------------------------------------------------------------------------
-def apply_decision(decision: dict, state: DecideState) -> DecideState:
+def apply_decision(decision: dict[str, Any], state: DecideState) -> DecideState:
     """Fold one CopyDecision (ours, live or read back from copy.decisions) into the state."""
     book = state.book(decision["follower"])
     cand = decision["candidate_id"]
@@ -742,7 +756,7 @@ def apply_decision(decision: dict, state: DecideState) -> DecideState:
     return state
 
 
-def apply_result(result: dict, state: DecideState, *, now_us: int | None = None) -> DecideState:
+def apply_result(result: dict[str, Any], state: DecideState, *, now_us: int | None = None) -> DecideState:
     """Fold one ExecutionResult: the first terminal one releases the reservation and books the fill; a later
     terminal one of the same intent (a correction) books the difference between the two."""
     book = state.book(result["follower"])

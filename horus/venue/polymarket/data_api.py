@@ -72,7 +72,7 @@ class SkippedRow:
 
     reason: str
     type: str
-    row: Mapping = field(repr=False)
+    row: Mapping[str, Any] = field(repr=False)
 
 
 @dataclass
@@ -84,12 +84,12 @@ class ParsedRows:
 
 @dataclass(frozen=True)
 class Page:
-    rows: list
+    rows: list[Any]
     has_more: bool
     next_cursor: str | None
 
 
-def _get(row: Mapping, *names: str) -> Any:
+def _get(row: Mapping[str, Any], *names: str) -> Any:
     for name in names:
         value = row.get(name)
         if value is not None and value != "":
@@ -147,12 +147,12 @@ def timestamp_seconds(value: Any, where: str = "row", *, now_s: int | None = Non
     return seconds
 
 
-def _row_type(row: Mapping) -> str:
+def _row_type(row: Mapping[str, Any]) -> str:
     kind = row.get("type")
     return "TRADE" if kind in (None, "") else str(kind).strip().upper()
 
 
-def parse_row(row: Mapping, *, role: str | None = None, now_s: int | None = None) -> DecodedFill | SkippedRow:
+def parse_row(row: Mapping[str, Any], *, role: str | None = None, now_s: int | None = None) -> DecodedFill | SkippedRow:
     """One Data API row (v2 snake_case or classic camelCase) -> a fill, or a :class:`SkippedRow` for a
     non-trade activity row. ``role``: "MAKER"/"TAKER" when the caller knows it (rows do not say); ``now_s``:
     the clock future timestamps are judged by (default: the wall clock).
@@ -189,7 +189,7 @@ def parse_row(row: Mapping, *, role: str | None = None, now_s: int | None = None
     )
 
 
-def _required(row: Mapping, where: str, *names: str) -> Any:
+def _required(row: Mapping[str, Any], where: str, *names: str) -> Any:
     """The first of ``names`` the row has a value for (neither null nor empty)."""
     value = _get(row, *names)
     if value is None:
@@ -197,7 +197,7 @@ def _required(row: Mapping, where: str, *names: str) -> Any:
     return value
 
 
-def _leader(row: Mapping, where: str) -> str:
+def _leader(row: Mapping[str, Any], where: str) -> str:
     wallet = _required(row, where, "proxy_wallet", "proxyWallet")
     try:
         return normalize_address(wallet)
@@ -205,7 +205,7 @@ def _leader(row: Mapping, where: str) -> str:
         raise RowDecodeError(f"{where}: proxy wallet {wallet!r:.60} is not an address", "bad-field") from None
 
 
-def _tx_hash(row: Mapping, where: str) -> str:
+def _tx_hash(row: Mapping[str, Any], where: str) -> str:
     tx = _required(row, where, "transaction_hash", "transactionHash")
     tx_text = str(tx).strip().lower()
     if not (tx_text.startswith("0x") and len(tx_text) == 66 and all(c in "0123456789abcdef" for c in tx_text[2:])):
@@ -213,7 +213,7 @@ def _tx_hash(row: Mapping, where: str) -> str:
     return tx_text
 
 
-def _token_id(row: Mapping, where: str) -> str:
+def _token_id(row: Mapping[str, Any], where: str) -> str:
     """The token id in the chain's form: decimal digits without leading zeros, a nonzero uint256."""
     token = _required(row, where, "token_id", "asset", "asset_id", "tokenId")
     token_text = str(token).strip() if not isinstance(token, bool) else ""
@@ -227,7 +227,7 @@ def _token_id(row: Mapping, where: str) -> str:
     return str(int(token_text))
 
 
-def _amounts(row: Mapping, side: str, where: str) -> tuple[int, int, int]:
+def _amounts(row: Mapping[str, Any], side: str, where: str) -> tuple[int, int, int]:
     """(shares, collateral, fee) in 1e-6 units, as the module docstring derives them from size, price and usdc size."""
     shares = to_e6_half_even(_required(row, where, "size"), f"{where}: size")
     if shares <= 0:
@@ -251,9 +251,9 @@ def _amounts(row: Mapping, side: str, where: str) -> tuple[int, int, int]:
     return shares, collateral, fee
 
 
-def _condition_id(row: Mapping, where: str) -> str | None:
+def _condition_id(row: Mapping[str, Any], where: str) -> str | None:
     """The row's condition id as lowercase 0x hex, or None when it has none."""
-    condition = _get(row, "condition_id", "conditionId")
+    condition: object = _get(row, "condition_id", "conditionId")  # object: the checks below narrow it to str
     if condition is not None:
         condition = str(condition).strip().lower() if isinstance(condition, str) else condition
         if not (
@@ -276,7 +276,10 @@ def parse_rows(rows: Iterable[Any], *, role: str | None = None, now_s: int | Non
         except RowDecodeError as exc:
             result.errors.append((row, exc))
             continue
-        (result.skipped if isinstance(parsed, SkippedRow) else result.fills).append(parsed)
+        if isinstance(parsed, SkippedRow):
+            result.skipped.append(parsed)
+        else:
+            result.fills.append(parsed)
     return result
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from eth_abi import encode as abi_encode
 from eth_utils import is_address, keccak, to_checksum_address, to_hex
@@ -153,11 +154,11 @@ class ExchangeBook:
     def addresses(self) -> tuple[str, ...]:
         return tuple(e.address for e in self)
 
-    def log_filter(self, leaders: Iterable[str] | None = None) -> dict:
+    def log_filter(self, leaders: Iterable[str] | None = None) -> dict[str, Any]:
         """eth_getLogs / eth_subscribe("logs") filter: every book address, topic0 = either `OrderFilled`,
         and when ``leaders`` is given, topic2 (the order's maker) one of them. Leaders as maker cover both
         roles: the taker's own fill is logged with maker = taker wallet (notes section 7)."""
-        topics: list = [sorted(ORDER_FILLED_TOPICS.values())]
+        topics: list[Any] = [sorted(ORDER_FILLED_TOPICS.values())]
         if leaders is not None:
             topics += [None, sorted({to_hex(abi_encode(["address"], [normalize_address(w)])) for w in leaders})]
         return {"address": [to_checksum_address(a) for a in self.addresses], "topics": topics}

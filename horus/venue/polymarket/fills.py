@@ -27,7 +27,7 @@ Every failure is a :class:`LogDecodeError` with a ``reason`` code and a message 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
@@ -78,7 +78,7 @@ class NotOrderFilledError(LogDecodeError):
 # --------------------------------------------------------------------------- log field access
 
 
-def _get(log: Mapping, *names: str) -> Any:
+def _get(log: Mapping[str, Any], *names: str) -> Any:
     for name in names:
         if name in log:
             return log[name]
@@ -193,7 +193,7 @@ class _Order(NamedTuple):
     metadata: str | None
 
 
-def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
+def decode_log(log: Mapping[str, Any], book: ExchangeBook | None = None) -> DecodedFill:
     """Decode one `OrderFilled` log (an eth_getLogs / eth_subscribe / receipt log: a dict or web3
     AttributeDict with hex strings or bytes) from an exchange in ``book`` (default: mainnet).
 
@@ -238,7 +238,7 @@ def decode_log(log: Mapping, book: ExchangeBook | None = None) -> DecodedFill:
     )
 
 
-def _topics_and_layout(log: Mapping, where: str) -> tuple[list | tuple, Layout]:
+def _topics_and_layout(log: Mapping[str, Any], where: str) -> tuple[list[Any] | tuple[Any, ...], Layout]:
     """The log's four topics and the `OrderFilled` layout its topic0 names."""
     topics = log.get("topics")
     if not isinstance(topics, (list, tuple)) or not topics:
@@ -254,7 +254,7 @@ def _topics_and_layout(log: Mapping, where: str) -> tuple[list | tuple, Layout]:
     return topics, layout
 
 
-def _exchange_address(log: Mapping, layout: Layout, book: ExchangeBook, where: str) -> str:
+def _exchange_address(log: Mapping[str, Any], layout: Layout, book: ExchangeBook, where: str) -> str:
     """The emitting contract's address, once it is a known exchange that emits this layout."""
     try:
         address = normalize_address(_hex_text(log.get("address")) or "")
@@ -270,15 +270,16 @@ def _exchange_address(log: Mapping, layout: Layout, book: ExchangeBook, where: s
             "unknown-exchange",
         )
     if not exchange.accepts(layout):
+        emitted = cast(Layout, exchange.layout)  # an exchange refuses a layout only when it names its own
         raise LogDecodeError(
-            f"{where}: {exchange.name} ({address}) emits the {exchange.layout.value} "
+            f"{where}: {exchange.name} ({address}) emits the {emitted.value} "
             f"OrderFilled, this log has the {layout.value} one",
             "layout-mismatch",
         )
     return address
 
 
-def _position(log: Mapping, where: str) -> _Position:
+def _position(log: Mapping[str, Any], where: str) -> _Position:
     """The transaction, block and log index of the log (the timestamp and block hash when the node gave them)."""
     tx_hash = "0x" + _bytes(_get(log, "transactionHash", "transaction_hash"), "transactionHash", where, 32).hex()
     block_number = _uint(_get(log, "blockNumber", "block_number"), "blockNumber", where, INT64_MAX)
@@ -294,7 +295,7 @@ def _position(log: Mapping, where: str) -> _Position:
     return _Position(tx_hash, block_number, log_index, block_timestamp, block_hash, removed)
 
 
-def _topic_words(topics: list | tuple, where: str) -> tuple[str, str, str]:
+def _topic_words(topics: list[Any] | tuple[Any, ...], where: str) -> tuple[str, str, str]:
     """(order hash as 0x hex, maker, taker) from topics 1-3."""
     topic_words = b"".join(_bytes(t, f"topic{i}", where, 32, "bad-topics") for i, t in enumerate(topics[1:], 1))
     try:
@@ -306,7 +307,7 @@ def _topic_words(topics: list | tuple, where: str) -> tuple[str, str, str]:
     return "0x" + order_hash_raw.hex(), maker, taker
 
 
-def _order(log: Mapping, layout: Layout, where: str) -> _Order:
+def _order(log: Mapping[str, Any], layout: Layout, where: str) -> _Order:
     """The data words of the layout, read as the filled order."""
     data = _bytes(log.get("data"), "data", where, reason="bad-data")
     if len(data) != _DATA_LEN[layout]:
@@ -322,7 +323,7 @@ def _order(log: Mapping, layout: Layout, where: str) -> _Order:
     return _v1_order(words, where) if layout is Layout.V1 else _v2_order(words, where)
 
 
-def _v2_order(words: tuple, where: str) -> _Order:
+def _v2_order(words: tuple[Any, ...], where: str) -> _Order:
     """V2/V3: the order's own side code (0 BUY, 1 SELL) and token id, then amounts, builder and metadata."""
     side_code, token, maker_amount, taker_amount, fee, builder_raw, metadata_raw = words
     if side_code not in (0, 1):
@@ -333,7 +334,7 @@ def _v2_order(words: tuple, where: str) -> _Order:
     return _Order(side, token, maker_amount, taker_amount, fee, "0x" + builder_raw.hex(), "0x" + metadata_raw.hex())
 
 
-def _v1_order(words: tuple, where: str) -> _Order:
+def _v1_order(words: tuple[Any, ...], where: str) -> _Order:
     """V1: the side is which asset id is collateral (0): a maker asset 0 BUYs the taker asset, and the reverse."""
     maker_asset, taker_asset, maker_amount, taker_amount, fee = words
     if maker_asset == 0 and taker_asset != 0:

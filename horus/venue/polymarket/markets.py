@@ -31,10 +31,10 @@ Every malformed body raises :class:`MarketDataError` naming the field.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from horus.domain.amounts import AmountError, json_decimal
 from horus.domain.market import FeeParams, MarketInfo
@@ -80,20 +80,20 @@ class TickSizeChange:
 # --------------------------------------------------------------------------- field helpers
 
 
-def _obj(body: Any, what: str) -> Mapping:
+def _obj(body: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
         raise MarketDataError(f"{what} must be a JSON object, got {type(body).__name__}")
     return body
 
 
-def _present(body: Mapping, *names: str) -> tuple[str, Any] | None:
+def _present(body: Mapping[str, Any], *names: str) -> tuple[str, Any] | None:
     for name in names:
         if name in body and body[name] is not None and body[name] != "":
             return name, body[name]
     return None
 
 
-def _required(body: Mapping, what: str, *names: str) -> tuple[str, Any]:
+def _required(body: Mapping[str, Any], what: str, *names: str) -> tuple[str, Any]:
     found = _present(body, *names)
     if found is None:
         raise MarketDataError(f"{what}: field {' / '.join(names)} is missing", names[0])
@@ -116,7 +116,7 @@ def _bool(value: Any, field: str, what: str) -> bool:
     raise MarketDataError(f"{what}: field {field} must be true or false, got {value!r:.40}", field)
 
 
-def _opt_bool(body: Mapping, field: str, what: str) -> bool | None:
+def _opt_bool(body: Mapping[str, Any], field: str, what: str) -> bool | None:
     return _optional(body, field, "", what, _bool)
 
 
@@ -155,7 +155,7 @@ def _condition_id(value: Any, field: str, what: str) -> str:
     return text
 
 
-def _json_list(value: Any, field: str, what: str) -> list:
+def _json_list(value: Any, field: str, what: str) -> list[Any]:
     """Gamma sends some arrays as JSON-encoded strings; accept both."""
     if isinstance(value, str):
         try:
@@ -169,7 +169,7 @@ def _json_list(value: Any, field: str, what: str) -> list:
     return value
 
 
-def _version(body: Mapping, what: str) -> str:
+def _version(body: Mapping[str, Any], what: str) -> str:
     found = _present(body, "version")
     if found is None:
         return "v1"
@@ -182,13 +182,18 @@ def _version(body: Mapping, what: str) -> str:
 # --------------------------------------------------------------------------- Gamma
 
 
-def _optional(obj: Mapping, key: str, path: str, what: str, parse):
+_Parsed = TypeVar("_Parsed")
+
+
+def _optional(
+    obj: Mapping[str, Any], key: str, path: str, what: str, parse: Callable[[Any, str, str], _Parsed]
+) -> _Parsed | None:
     """obj[key] parsed (an error names `path.key`), or None when the key is absent."""
     found = _present(obj, key)
     return None if found is None else parse(found[1], f"{path}.{key}" if path else key, what)
 
 
-def _gamma_fees(body: Mapping, what: str) -> FeeParams:
+def _gamma_fees(body: Mapping[str, Any], what: str) -> FeeParams:
     schedule = body.get("feeSchedule")
     rate = exponent = rebate = taker_only = None
     if schedule is not None:
@@ -222,7 +227,7 @@ def parse_gamma_market(body: Any) -> list[MarketInfo]:
     token_ids = [_token_id(t, ids_field, what) for t in _json_list(raw_ids, ids_field, what)]
     if not token_ids:
         raise MarketDataError(f"{what}: field {ids_field} is empty", ids_field)
-    outcomes: list = [None] * len(token_ids)
+    outcomes: list[Any] = [None] * len(token_ids)
     if (found := _present(body, "outcomes")) is not None:
         outcomes = _json_list(found[1], "outcomes", what)
         if len(outcomes) != len(token_ids):
@@ -231,7 +236,7 @@ def parse_gamma_market(body: Any) -> list[MarketInfo]:
             )
     tick = _present(body, "orderPriceMinTickSize")
     min_size = _present(body, "orderMinSize")
-    common = dict(
+    common: dict[str, Any] = dict(  # keyword arguments shared by every token's MarketInfo
         condition_id=condition_id,
         neg_risk=_opt_bool(body, "negRisk", what),
         tick_size=None if tick is None else _tick(tick[1], "orderPriceMinTickSize", what),
@@ -288,7 +293,7 @@ def parse_clob_market(body: Any) -> list[MarketInfo]:
     min_size = _present(body, "minimum_order_size")
     maker = _present(body, "maker_base_fee")
     taker = _present(body, "taker_base_fee")
-    common = dict(
+    common: dict[str, Any] = dict(  # keyword arguments shared by every token's MarketInfo
         condition_id=condition_id,
         neg_risk=_opt_bool(body, "neg_risk", what),
         tick_size=None if tick is None else _tick(tick[1], "minimum_tick_size", what),
@@ -363,7 +368,7 @@ def parse_clob_market_compact(body: Any) -> list[MarketInfo]:
         maker_base_fee_bps=None if maker is None else _bps(maker[1], "mbf", what),
         taker_base_fee_bps=None if taker is None else _bps(taker[1], "tbf", what),
     )
-    common = dict(
+    common: dict[str, Any] = dict(  # keyword arguments shared by every token's MarketInfo
         condition_id=condition_id,
         neg_risk=_opt_bool(body, "nr", what),
         tick_size=None if tick is None else _tick(tick[1], "mts", what),

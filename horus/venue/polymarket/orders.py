@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
+from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 
@@ -328,7 +329,7 @@ def order_body(
     expiration: int = 0,
     post_only: bool = False,
     defer_exec: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """The JSON object for POST /order, in the shape and key order py-clob-client-v2 sends (notes 3.3).
     `expiration` travels in the body but is not signed (GTD only)."""
     if order_type not in ORDER_TYPES:
@@ -394,7 +395,7 @@ def _wire_side(value: object) -> int:
     if isinstance(value, str) and value.upper() in ("BUY", "SELL"):
         return 0 if value.upper() == "BUY" else 1
     if value in (0, 1) and not isinstance(value, bool):
-        return int(value)  # type: ignore[arg-type]
+        return int(value)
     raise ValueError(f'side must be "BUY", "SELL", 0 or 1, got {value!r}')
 
 
@@ -420,7 +421,7 @@ def order_fields_from_wire(data: object) -> OrderFields:
     )
 
 
-def stored_order(body: Mapping, signed: SignedOrder, domain: Domain) -> dict:
+def stored_order(body: Mapping[str, Any], signed: SignedOrder, domain: Domain) -> dict[str, Any]:
     """What the ledger keeps of a signed order: the order object of its POST body, its hash and its EIP-712
     domain, so a row can be re-sent and looked up byte for byte after any crash."""
     return {
@@ -430,7 +431,7 @@ def stored_order(body: Mapping, signed: SignedOrder, domain: Domain) -> dict:
     }
 
 
-def stored_amounts(stored: Mapping | None) -> tuple[int, int]:
+def stored_amounts(stored: Mapping[str, Any] | None) -> tuple[int, int]:
     """(maker amount, taker amount) of a stored signed order (0, 0 when there is none)."""
     order = stored or {}
     return int(order.get("makerAmount", 0)), int(order.get("takerAmount", 0))

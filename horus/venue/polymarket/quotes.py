@@ -19,7 +19,7 @@ from horus.domain.config import FollowerConfig
 from horus.domain.decide import FILLS_REMEMBERED_US, MAX_QUOTE_TTL_US
 from horus.domain.market import Balance, Quote
 from horus.venue.cache import SingleFlightCache
-from horus.venue.polymarket.clob import ClobHttp
+from horus.venue.polymarket.clob import ClobHttp, VenueReply
 
 # decide subtracts the fills newer than a balance read for FILLS_REMEMBERED_US: an older read (the last good
 # value while the venue fails) would count fills in between as not yet paid for
@@ -31,7 +31,7 @@ class QuoteError(ValueError):
     pass
 
 
-def _levels(body: Mapping, side: str, best_first_desc: bool) -> tuple[tuple[Decimal, int], ...]:
+def _levels(body: Mapping[str, Any], side: str, best_first_desc: bool) -> tuple[tuple[Decimal, int], ...]:
     raw = body.get(side) or []
     if not isinstance(raw, list):
         raise QuoteError(f"book: field {side} must be a list")
@@ -86,7 +86,7 @@ class QuoteSource:
         return await self.cache.get(token_id)
 
 
-def _balance_e6(reply) -> int:
+def _balance_e6(reply: VenueReply) -> int:
     if not reply.ok or not isinstance(reply.body, Mapping) or "balance" not in reply.body:
         raise QuoteError(reply.error or "balance-allowance: no balance in the reply")
     return int(json_decimal(reply.body["balance"]))  # the venue reports base units
@@ -113,7 +113,7 @@ class VenueBalances:
             self._load_token, ttl_s, name="token balances", refresh_ahead=REFRESH_AHEAD
         )
 
-    async def _read(self, follower: str, asset_type: str, token_id: str | None = None) -> int | None:
+    async def _read(self, follower: str, asset_type: str, token_id: str | None = None) -> int:
         account = await self._account(follower)
         reply = await self._clob.balance_allowance(
             account.creds, account.signer, asset_type, token_id, signature_type=account.signature_type
