@@ -1,5 +1,5 @@
-"""Leader fills from Polymarket exchange logs: decode one `OrderFilled` log, then aggregate fills into
-LeaderFill records (one per transaction, leader, outcome token and side).
+"""Leader fills from Polymarket exchange logs: decode one `OrderFilled` log into a DecodedFill (the domain sums them
+into LeaderFill records: horus/domain/fills.py).
 
 Facts used (platform notes, section 7, and the exchange sources they cite):
 
@@ -70,9 +70,6 @@ class NotOrderFilledError(LogDecodeError):
 
     def __init__(self, message: str):
         super().__init__(message, "not-order-filled")
-
-
-# --------------------------------------------------------------------------- the fill
 
 
 # --------------------------------------------------------------------------- log field access

@@ -13,6 +13,7 @@ from dataclasses import replace
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
+from horus.domain.amounts import E6
 from horus.domain.execute import Accepted, OrderState, ReplyFacts, TradePart, TradeState, VenueOrder
 
 # substrings of venue error texts (platform notes 3.8), lowercase
@@ -26,7 +27,7 @@ _KILLED = (
 )
 _RETRY_LATER = ("post-only mode", "market is not yet ready", "market_not_ready")  # engine restart aftermath
 
-_E6 = Decimal(1_000_000)
+
 _ACCEPTED = {a.value: a for a in Accepted if a is not Accepted.OTHER}  # POST /order `status`, any case
 # order record `status` (ORDER_STATUS_ prefix removed); a dead status may carry a suffix
 # (CANCELED_MARKET_RESOLVED), so dead ones match by prefix
@@ -52,7 +53,7 @@ def venue_decimal(value: Any) -> Decimal | None:
 def amount_e6(value: Any) -> int | None:
     """A venue decimal amount in 1e-6 units; None when absent, empty or unreadable: unknown, never 0."""
     number = venue_decimal(value)
-    return None if number is None else int((number * _E6).to_integral_value(ROUND_HALF_EVEN))
+    return None if number is None else int((number * E6).to_integral_value(ROUND_HALF_EVEN))
 
 
 def _error_text(body: Any, error: str | None) -> str:
