@@ -56,7 +56,7 @@ test-unit: setup
 MUTATION_MIN ?= 95
 mutation: setup
 	rm -rf mutants && mkdir mutants
-	start=$$SECONDS; $(BIN)/mutmut run --max-children 2 >mutants/run.log 2>&1 || { tail -50 mutants/run.log; exit 1; }; \
+	start=$$SECONDS; HYPOTHESIS_PROFILE=mutation $(BIN)/mutmut run --max-children 2 >mutants/run.log 2>&1 || { tail -50 mutants/run.log; exit 1; }; \
 	  seconds=$$((SECONDS - start)); $(BIN)/mutmut export-cicd-stats >/dev/null && $(BIN)/mutmut results && \
 	  $(BIN)/python -c 'import json, sys; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
 	    score = 100 * s["killed"] / s["total"]; \

@@ -21,6 +21,9 @@ pytest_plugins = ["tests.integration.projection_helpers", "tests.integration.ing
 # .ci/run sets HYPOTHESIS_PROFILE=ci: the property tests run a fixed sequence of examples there, so a verdict is
 # reproducible; elsewhere they explore new examples every run (a failure is saved in .hypothesis/ to replay)
 hypothesis_settings.register_profile("ci", derandomize=True)
+# `make mutation`: the same fixed examples for every mutant and no example database, so a failure Hypothesis saved
+# in one run cannot be replayed in the next mutant's and count it as killed (docs/decisions.md, mutation testing)
+hypothesis_settings.register_profile("mutation", derandomize=True, database=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
