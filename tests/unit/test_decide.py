@@ -510,6 +510,17 @@ def history_view(tick):
     return view(markets=markets, tokens=[(TOKEN, 10**6 * E6), (TOKEN2, 10**6 * E6)], balance=300 * E6)
 
 
+def _venue_held(settled: dict[str, dict], timeline: list, token: str) -> int:
+    """Shares of `token` the follower holds at the venue: what its settled BUYs filled less what its SELLs sold."""
+    decisions = {e[1]["intent_id"]: e[1] for e in timeline if e[0] == "decision" and e[1]["action"] == "COPY"}
+    held = 0
+    for intent, r in settled.items():
+        d = decisions[intent]
+        if d["token_id"] == token:
+            held += r["filled_shares_e6"] if d["side"] == "BUY" else -r["filled_shares_e6"]
+    return held
+
+
 def run_history(steps, tick, v=None, *, before_step=None, stamp_results=False):
     """Drive decide through `steps`; returns the state and the timeline of decisions ("decision", d, follow,
     follower, candidate) and results ("result", r, d). `before_step(i, now, state, timeline)` runs before each
@@ -533,6 +544,9 @@ def run_history(steps, tick, v=None, *, before_step=None, stamp_results=False):
                 r = dict(settled.get(d["intent_id"]) or {})  # a settled one comes again as it was: a redelivery
                 if not r:
                     ratio = Decimal(s[3]) if s[2] in ("FILLED", "PARTIAL") else Decimal(0)
+                    if d["side"] == "SELL":  # the venue sells only shares the follower holds (a BUY may have failed)
+                        held = max(_venue_held(settled, timeline, d["token_id"]), 0)
+                        ratio = min(ratio, Decimal(held) / d["size_e6"])
                     # fills from the venue's match are not final until settled on chain (a correction may follow)
                     r = result(d, s[2], ratio, final=ratio == 0)
                     if r["status"] in TERMINAL:
