@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from horus.domain.amounts import E6
+from horus.domain.amounts import E6, AmountError, json_decimal
 from horus.domain.execute import Accepted, OrderState, ReplyFacts, TradePart, TradeState, VenueOrder
 
 # substrings of venue error texts (platform notes 3.8), lowercase
@@ -37,17 +37,13 @@ _TRADE_STATES = {"CONFIRMED": TradeState.CONFIRMED, "FAILED": TradeState.FAILED}
 
 
 def venue_decimal(value: Any) -> Decimal | None:
-    """A venue decimal ("5.3", 5.3) as a finite Decimal >= 0; None when absent, empty or unreadable
-    ("1,000", "abc", "NaN", "-1")."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
+    """A venue decimal ("5.3", 5.3) as a finite Decimal >= 0 (read by the one JSON decimal reader); None when absent,
+    empty or unreadable ("1,000", "abc", "NaN", "-1"): evidence never guesses a number."""
     try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
+        number = json_decimal(value)
+    except AmountError:
         return None
-    if not number.is_finite() or number < 0:
-        return None
-    return number
+    return None if number < 0 else number
 
 
 def amount_e6(value: Any) -> int | None:
