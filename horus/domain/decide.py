@@ -373,10 +373,7 @@ def _copy(
 ) -> dict[str, Any]:
     _check_values(c)
     follow, follower = _configs(c, view)
-    market = view.market(c["token_id"])
-    _guards(c, follow, follower, market, now_us, view)
-    assert market is not None and market.tick_size is not None
-    tick = market.tick_size
+    market, tick = _guards(c, follow, view.market(c["token_id"]), now_us, view)
     side = c["side"]
     leader_price = Decimal(c["leader_price"])
     ref, ref_source, quote = _reference_price(c, side, leader_price, now_us, view)
@@ -419,7 +416,7 @@ def _copy(
         shares = _buy_size(c, book, follow, follower, market, worst, quote, now_us, view, inputs)
         reserved = buy_cost_e6(shares, worst, fee_per_share(market, worst))
     else:
-        shares = _sell_size(c, book, follow, market, worst, quote, view, inputs)
+        shares = _sell_size(c, book, follow, worst, quote, view, inputs)
         reserved = 0
     return {
         "action": "COPY",
@@ -461,13 +458,10 @@ def _market_tags(market: MarketInfo) -> set[str]:
 
 
 def _guards(
-    c: dict[str, Any],
-    follow: FollowConfig,
-    follower: FollowerConfig,
-    market: MarketInfo | None,
-    now_us: int,
-    view: DecideView,
-) -> None:
+    c: dict[str, Any], follow: FollowConfig, market: MarketInfo | None, now_us: int, view: DecideView
+) -> tuple[MarketInfo, Decimal]:
+    """SKIP when a switch, the fill's age, the market or the follow's filters forbid the copy; else (the market,
+    its tick size)."""
     control = view.control
     if control.killed:
         raise _Skip("KILL_SWITCH", control.reason("GLOBAL"))
@@ -498,6 +492,7 @@ def _guards(
     price = Decimal(c["leader_price"])
     if not follow.price_min <= price <= follow.price_max:
         raise _Skip("PRICE_OUT_OF_BAND", f"leader price {price} is outside [{follow.price_min}, {follow.price_max}]")
+    return market, market.tick_size
 
 
 def _reference_price(
@@ -634,7 +629,8 @@ def _binding_cap(caps: list[tuple[str, int]], target: int) -> tuple[str | None, 
 def _fit_to_budget(budget: int, worst: Decimal, fee: Decimal, step: int) -> int:
     """The most shares, in whole steps, whose cost at `worst` (fee included) stays within `budget`."""
     shares = floor_to(int(Decimal(max(budget, 0)) / (worst + fee)), step)
-    while shares > 0 and buy_cost_e6(shares, worst, fee) > budget:  # rounding up the fee can overshoot
+    # Decimal divides to 28 digits: a quotient a hair under a whole step can round up to it and cost a micro-unit more
+    while shares > 0 and buy_cost_e6(shares, worst, fee) > budget:
         shares -= step
     return shares
 
@@ -682,7 +678,6 @@ def _sell_size(
     c: dict[str, Any],
     book: FollowerBook,
     follow: FollowConfig,
-    market: MarketInfo,
     worst: Decimal,
     quote: Quote | None,
     view: DecideView,
