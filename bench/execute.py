@@ -197,15 +197,15 @@ class Probe:
         self.seen_to_sent.clear()
 
     def install(self) -> None:
-        from horus.execution import ledger, runner, submit
+        from horus.execution import executor, ledger, service
 
         probe = self
         wall_minus_mono = time.time() - time.monotonic()
         prepare, submit_one, write, emit = (
-            submit.Executor.prepare,
-            submit.Executor._submit,
+            executor.Executor.prepare,
+            executor.Executor._submit,
             ledger.GroupWriter.write,
-            runner.ExecuteService.emit,
+            service.ExecuteService.emit,
         )
 
         async def timed_prepare(self, decisions, seen_at=None):
@@ -215,12 +215,12 @@ class Probe:
                 probe.mark(w.intent_id, "prepared")
             return work
 
-        async def timed_submit(self, row, account, seen_at):  # decision consumed -> first POST leaves
+        async def timed_submit(self, row, account, seen_at, landed):  # decision consumed -> first POST leaves
             now = time.monotonic()
             probe.seen_to_sent.append(now - seen_at)
             probe.sent.append(now)
             probe.mark(row.idempotency_key, "sent")
-            result = await submit_one(self, row, account, seen_at)
+            result = await submit_one(self, row, account, seen_at, landed)
             probe.mark(row.idempotency_key, "replied")
             return result
 
@@ -234,8 +234,8 @@ class Probe:
             await emit(self, record)
             probe.mark(record["intent_id"], "acked")
 
-        submit.Executor.prepare, submit.Executor._submit = timed_prepare, timed_submit
-        ledger.GroupWriter.write, runner.ExecuteService.emit = timed_write, timed_emit
+        executor.Executor.prepare, executor.Executor._submit = timed_prepare, timed_submit
+        ledger.GroupWriter.write, service.ExecuteService.emit = timed_write, timed_emit
 
 
 # the benchmark script: its phases one after another, each printed as it ends
