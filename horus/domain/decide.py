@@ -413,8 +413,9 @@ def _copy(
                 f"the fee schedule of market {market.condition_id} is unknown (no fee "
                 "rate from Gamma or /clob-markets)",
             )
-        shares = _buy_size(c, book, follow, follower, market, worst, quote, now_us, view, inputs)
-        reserved = buy_cost_e6(shares, worst, fee_per_share(market, worst))
+        fee = fee_per_share(market, worst)
+        shares = _buy_size(c, book, follow, follower, market, worst, fee, quote, now_us, view, inputs)
+        reserved = buy_cost_e6(shares, worst, fee)
     else:
         shares = _sell_size(c, book, follow, worst, quote, view, inputs)
         reserved = 0
@@ -521,13 +522,15 @@ def _buy_size(
     follower: FollowerConfig,
     market: MarketInfo,
     worst: Decimal,
+    fee: Decimal,
     quote: Quote | None,
     now_us: int,
     view: DecideView,
     inputs: dict[str, Any],
 ) -> int:
-    """Shares to BUY: the follow's target, shrunk to the tightest cap, fitted in whole share steps to what is left
-    under it, held to the venue's $1 minimum and, for a FOK order, to the depth the book offers at `worst`."""
+    """Shares to BUY at `worst` plus a `fee` per share: the follow's target, shrunk to the tightest cap, fitted in
+    whole share steps to what is left under it, held to the venue's $1 minimum and, for a FOK order, to the depth
+    the book offers at `worst`."""
     collateral, available = _available_e6(c, book, now_us, view)
     inputs.update(balance_e6=collateral, available_e6=available)
     target = _target_e6(c, follow.sizing, available, inputs)
@@ -535,7 +538,6 @@ def _buy_size(
     inputs["caps_remaining_e6"] = {code: left for code, left in caps}
     _check_open_positions(c, book, follower)
     binding_code, budget = _binding_cap(caps, target)
-    fee = fee_per_share(market, worst)
     step = buy_share_step_e6(worst)
     shares = _fit_to_budget(budget, worst, fee, step)
     inputs.update(fee_per_share=_dec(fee), share_step_e6=step)
